@@ -1,0 +1,64 @@
+/*
+ * blas.c - the only file that calls cblas_*: ad_gemm over OpenBLAS, and its plain C
+ * reference kernel.
+ */
+#include "blas.h"
+
+#include <cblas.h>
+
+static int use_reference;
+
+void ad_blas_set_reference(int on)
+{
+    use_reference = on != 0;
+}
+
+int ad_blas_reference(void)
+{
+    return use_reference;
+}
+
+/* C[i,j] = beta*C[i,j] + alpha * sum_k op(A)[i,k] op(B)[k,j], terms added in increasing k. */
+static void gemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc)
+{
+    for (int j = 0; j < N; j++) {
+        float *c = C + (size_t)j * ldc;
+        if (beta == 0.0f) {
+            for (int i = 0; i < M; i++)
+                c[i] = 0.0f;
+        } else if (beta != 1.0f) {
+            for (int i = 0; i < M; i++)
+                c[i] *= beta;
+        }
+        for (int k = 0; k < K; k++) {
+            float bkj = tb ? B[j + (size_t)k * ldb] : B[k + (size_t)j * ldb];
+            bkj *= alpha;
+            if (!ta) {
+                const float *a = A + (size_t)k * lda;
+                for (int i = 0; i < M; i++)
+                    c[i] += a[i] * bkj;
+            } else {
+                for (int i = 0; i < M; i++)
+                    c[i] += A[k + (size_t)i * lda] * bkj;
+            }
+        }
+    }
+}
+
+void ad_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        gemm_ref(ta, tb, M, N, 0, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (use_reference) {
+        gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

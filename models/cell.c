@@ -1,0 +1,554 @@
+/*
+ * cell.c - the cell kinds' metadata and kernels: the streaming step of one layer and the
+ * batched sequence forward and backward of one layer (BPTT).
+ *
+ * The step and the sequence forward share the per-column activation code below and add
+ * product terms in the same order (bias, then Wx columns, then Wh columns), so with the
+ * reference product kernel (blas.h) they give bit-identical results.
+ */
+#include "cell.h"
+
+#include <string.h>
+
+#include "act.h"
+#include "blas.h"
+
+/*
+ * The hot entry points are compiled for AVX-512, AVX2 and baseline x86-64 and the best is
+ * picked at load time (GCC function multi-versioning), so one binary runs everywhere.
+ * With -ffp-contract=off every variant computes the same IEEE operations per element, so
+ * results are identical whichever is picked.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(AD_NO_CLONES)
+#define AD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define AD_CLONES
+#endif
+/* Kernels' helpers are forced inline so each variant gets its own vector code. */
+#define AD_INLINE inline __attribute__((always_inline))
+
+static const struct {
+    const char *name;
+    int gates, has_c, forget;
+} kinds[AD_CELL_NKINDS] = {
+    [AD_CELL_ELMAN] = {"elman", 1, 0, -1},   [AD_CELL_LSTM] = {"lstm", 4, 1, 1},
+    [AD_CELL_PEEPHOLE] = {"peephole", 4, 1, 1}, [AD_CELL_CIFG] = {"cifg", 3, 1, 0},
+    [AD_CELL_GRU] = {"gru", 3, 0, -1},       [AD_CELL_GRU_TORCH] = {"gru_torch", 3, 0, -1},
+};
+
+static int valid(ad_cell_kind kind)
+{
+    return (int)kind >= 0 && kind < AD_CELL_NKINDS;
+}
+
+int ad_cell_gates(ad_cell_kind kind)
+{
+    return valid(kind) ? kinds[kind].gates : 0;
+}
+
+int ad_cell_has_c(ad_cell_kind kind)
+{
+    return valid(kind) ? kinds[kind].has_c : 0;
+}
+
+size_t ad_cell_extra_size(ad_cell_kind kind, int H)
+{
+    if (kind == AD_CELL_PEEPHOLE)
+        return 3 * (size_t)H;
+    if (kind == AD_CELL_GRU_TORCH)
+        return (size_t)H;
+    return 0;
+}
+
+int ad_cell_forget_gate(ad_cell_kind kind)
+{
+    return valid(kind) ? kinds[kind].forget : -1;
+}
+
+const char *ad_cell_name(ad_cell_kind kind)
+{
+    return valid(kind) ? kinds[kind].name : NULL;
+}
+
+int ad_cell_from_name(const char *name)
+{
+    for (int k = 0; name && k < AD_CELL_NKINDS; k++)
+        if (strcmp(name, kinds[k].name) == 0)
+            return k;
+    return -1;
+}
+
+/* ---- activations, shared by the step and the sequence forward ----
+ *
+ * Gates are stored gate-major: gate g's values for n = H*B units lie contiguously at
+ * gp[g] (the step has B = 1). Each pass runs over all n values, so the loops vectorise
+ * and independent vectors overlap instead of waiting on one long dependency chain. */
+
+static AD_INLINE void vsig(float *restrict x, int n)
+{
+    for (int k = 0; k < n; k++)
+        x[k] = ad_sigmoidf(x[k]);
+}
+
+static AD_INLINE void vtanh(float *restrict x, int n)
+{
+    for (int k = 0; k < n; k++)
+        x[k] = ad_tanhf(x[k]);
+}
+
+/* x (H, B) += p (H) * v (H, B), p broadcast over the B columns */
+static AD_INLINE void add_peep(float *restrict x, const float *restrict p,
+                               const float *restrict v, int H, int B)
+{
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < H; k++)
+            x[(size_t)H * b + k] += p[k] * v[(size_t)H * b + k];
+}
+
+/* c = f*cp + i*g (LSTM kinds) or f*cp + (1-f)*g (CIFG, i == NULL) */
+static AD_INLINE void cell_update(int n, const float *restrict i, const float *restrict f,
+                                  const float *restrict g, const float *restrict cp,
+                                  float *restrict c)
+{
+    if (i) {
+        for (int k = 0; k < n; k++)
+            c[k] = f[k] * cp[k] + i[k] * g[k];
+    } else {
+        for (int k = 0; k < n; k++)
+            c[k] = f[k] * cp[k] + (1.0f - f[k]) * g[k];
+    }
+}
+
+/* tc = tanh(c); h = o*tc */
+static AD_INLINE void cell_out(int n, const float *restrict o, const float *restrict c,
+                               float *restrict tc, float *restrict h)
+{
+    for (int k = 0; k < n; k++)
+        tc[k] = ad_tanhf(c[k]);
+    for (int k = 0; k < n; k++)
+        h[k] = o[k] * tc[k];
+}
+
+/*
+ * Elman and the LSTM kinds: gp[g] (H, B) pre-activations become activated gates in place;
+ * cp is c_{t-1} (H, B); writes c, tc = tanh(c) and h. peep is the peephole vector or NULL.
+ */
+static AD_INLINE void gates_forward(ad_cell_kind kind, int H, int B, float *const *gp,
+                                    const float *cp, float *c, float *tc, float *h,
+                                    const float *peep)
+{
+    const int n = H * B;
+    switch (kind) {
+    case AD_CELL_ELMAN:
+        vtanh(gp[0], n);
+        memcpy(h, gp[0], (size_t)n * sizeof(float));
+        break;
+    case AD_CELL_LSTM: /* i, f, g, o */
+        vsig(gp[0], n);
+        vsig(gp[1], n);
+        vtanh(gp[2], n);
+        vsig(gp[3], n);
+        cell_update(n, gp[0], gp[1], gp[2], cp, c);
+        cell_out(n, gp[3], c, tc, h);
+        break;
+    case AD_CELL_PEEPHOLE: /* i, f see c_{t-1}; o sees c_t */
+        add_peep(gp[0], peep, cp, H, B);
+        add_peep(gp[1], peep + H, cp, H, B);
+        vsig(gp[0], n);
+        vsig(gp[1], n);
+        vtanh(gp[2], n);
+        cell_update(n, gp[0], gp[1], gp[2], cp, c);
+        add_peep(gp[3], peep + 2 * H, c, H, B);
+        vsig(gp[3], n);
+        cell_out(n, gp[3], c, tc, h);
+        break;
+    case AD_CELL_CIFG: /* f, g, o */
+        vsig(gp[0], n);
+        vtanh(gp[1], n);
+        vsig(gp[2], n);
+        cell_update(n, NULL, gp[0], gp[1], cp, c);
+        cell_out(n, gp[2], c, tc, h);
+        break;
+    default:
+        break;
+    }
+}
+
+/* GRU kinds, first half: r and z activated in place; for the course form rh = r*h_{t-1}. */
+static AD_INLINE void gru_rz(ad_cell_kind kind, int n, float *restrict r, float *restrict z,
+                             const float *restrict hp, float *restrict rh)
+{
+    vsig(r, n);
+    vsig(z, n);
+    if (kind == AD_CELL_GRU)
+        for (int k = 0; k < n; k++)
+            rh[k] = r[k] * hp[k];
+}
+
+/*
+ * GRU kinds, second half: nn holds the n pre-activation (course form: including
+ * Whn (r*h); PyTorch form: Wxn x + b_n only, with hn = Whn h + b_hn). Writes n in place
+ * and the new h.
+ */
+static AD_INLINE void gru_n(ad_cell_kind kind, int n, const float *restrict r,
+                            const float *restrict z, float *restrict nn,
+                            const float *restrict hp, const float *restrict hn,
+                            float *restrict h)
+{
+    if (kind == AD_CELL_GRU) {
+        for (int k = 0; k < n; k++)
+            nn[k] = ad_tanhf(nn[k]);
+        for (int k = 0; k < n; k++)
+            h[k] = (1.0f - z[k]) * hp[k] + z[k] * nn[k];
+    } else {
+        for (int k = 0; k < n; k++)
+            nn[k] = nn[k] + r[k] * hn[k];
+        for (int k = 0; k < n; k++)
+            nn[k] = ad_tanhf(nn[k]);
+        for (int k = 0; k < n; k++)
+            h[k] = (1.0f - z[k]) * nn[k] + z[k] * hp[k];
+    }
+}
+
+/*
+ * a (R) += W (R, C; column stride ld) * x (C), adding columns in increasing order (as the
+ * reference product kernel does). Rows go in blocks of 32 whose accumulators stay in
+ * registers across all columns, so the weights are streamed once and a is touched once.
+ */
+static AD_INLINE void matvec_add(float *restrict a, const float *restrict W, int R, int C,
+                                 int ld, const float *restrict x)
+{
+    int i0 = 0;
+    for (; i0 + 32 <= R; i0 += 32) {
+        float acc[32];
+        for (int i = 0; i < 32; i++)
+            acc[i] = a[i0 + i];
+        for (int k = 0; k < C; k++) {
+            const float *w = W + (size_t)k * ld + i0;
+            const float xk = x[k];
+            for (int i = 0; i < 32; i++)
+                acc[i] += w[i] * xk;
+        }
+        for (int i = 0; i < 32; i++)
+            a[i0 + i] = acc[i];
+    }
+    for (int k = 0; i0 < R && k < C; k++) {
+        const float *w = W + (size_t)k * ld;
+        const float xk = x[k];
+        for (int i = i0; i < R; i++)
+            a[i] += w[i] * xk;
+    }
+}
+
+AD_CLONES void ad_cell_step(ad_cell_kind kind, int Din, int H, const ad_layer_params *p,
+                            const float *x, float *h, float *c)
+{
+    const int G = ad_cell_gates(kind), GH = G * H;
+    float a[4 * AD_MAX_HIDDEN];
+    float hp[AD_MAX_HIDDEN], aux[AD_MAX_HIDDEN], tc[AD_MAX_HIDDEN], cp[AD_MAX_HIDDEN];
+    float *gp[4] = {a, a + H, a + 2 * H, a + 3 * H};
+
+    memcpy(a, p->b, (size_t)GH * sizeof(float));
+    matvec_add(a, p->wx, GH, Din, GH, x);
+    memcpy(hp, h, (size_t)H * sizeof(float));
+    if (kind == AD_CELL_GRU || kind == AD_CELL_GRU_TORCH) {
+        matvec_add(a, p->wh, 2 * H, H, GH, hp);
+        gru_rz(kind, H, gp[0], gp[1], hp, aux);
+        if (kind == AD_CELL_GRU) {
+            matvec_add(gp[2], p->wh + 2 * H, H, H, GH, aux);
+        } else {
+            memcpy(aux, p->extra, (size_t)H * sizeof(float));
+            matvec_add(aux, p->wh + 2 * H, H, H, GH, hp);
+        }
+        gru_n(kind, H, gp[0], gp[1], gp[2], hp, aux, h);
+        return;
+    }
+    matvec_add(a, p->wh, GH, H, GH, hp);
+    if (ad_cell_has_c(kind)) {
+        memcpy(cp, c, (size_t)H * sizeof(float));
+        gates_forward(kind, H, 1, gp, cp, c, tc, h, p->extra);
+    } else {
+        gates_forward(kind, H, 1, gp, NULL, NULL, NULL, h, NULL);
+    }
+}
+
+/* ---- sequences ----
+ * Gate values and their gradients are kept gate-major: gate g's (H, B*T) block at
+ * base + g*H*B*T, so one time step's (H, B) slice of a gate is contiguous. Products are
+ * made per gate (G calls of H rows), which is what makes that layout possible. */
+
+AD_CLONES void ad_cell_seq_forward(ad_cell_kind kind, int Din, int H, int T, int B,
+                                   const ad_layer_params *p, const float *x, ad_cell_cache *cc)
+{
+    const int G = ad_cell_gates(kind), GH = G * H, BT = B * T;
+    const size_t HB = (size_t)H * B, HBT = (size_t)H * BT;
+    const int has_c = ad_cell_has_c(kind);
+
+    /* all input products at once: gate g = b_g + Wx_g x  (H, B*T) */
+    for (int g = 0; g < G; g++) {
+        float *blk = cc->gates + g * HBT;
+        for (int j = 0; j < BT; j++)
+            memcpy(blk + (size_t)H * j, p->b + g * H, (size_t)H * sizeof(float));
+        ad_gemm(0, 0, H, BT, Din, 1.0f, p->wx + g * H, GH, x, Din, 1.0f, blk, H);
+    }
+    memset(cc->h, 0, HB * sizeof(float));
+    if (has_c)
+        memset(cc->c, 0, HB * sizeof(float));
+
+    for (int t = 0; t < T; t++) {
+        float *gp[4] = {NULL};
+        const float *hp = cc->h + HB * t; /* (H, B) h_{t-1} */
+        float *hc = cc->h + HB * (t + 1); /* (H, B) h_t */
+        for (int g = 0; g < G; g++)
+            gp[g] = cc->gates + g * HBT + HB * t;
+        if (kind == AD_CELL_GRU || kind == AD_CELL_GRU_TORCH) {
+            float *aux = cc->aux + HB * t;
+            for (int g = 0; g < 2; g++)
+                ad_gemm(0, 0, H, B, H, 1.0f, p->wh + g * H, GH, hp, H, 1.0f, gp[g], H);
+            gru_rz(kind, (int)HB, gp[0], gp[1], hp, aux);
+            if (kind == AD_CELL_GRU) {
+                ad_gemm(0, 0, H, B, H, 1.0f, p->wh + 2 * H, GH, aux, H, 1.0f, gp[2], H);
+            } else {
+                for (int b = 0; b < B; b++)
+                    memcpy(aux + (size_t)H * b, p->extra, (size_t)H * sizeof(float));
+                ad_gemm(0, 0, H, B, H, 1.0f, p->wh + 2 * H, GH, hp, H, 1.0f, aux, H);
+            }
+            gru_n(kind, (int)HB, gp[0], gp[1], gp[2], hp, aux, hc);
+            continue;
+        }
+        for (int g = 0; g < G; g++)
+            ad_gemm(0, 0, H, B, H, 1.0f, p->wh + g * H, GH, hp, H, 1.0f, gp[g], H);
+        if (has_c)
+            gates_forward(kind, H, B, gp, cc->c + HB * t, cc->c + HB * (t + 1), cc->tc + HB * t,
+                          hc, p->extra);
+        else
+            gates_forward(kind, H, B, gp, NULL, NULL, NULL, hc, NULL);
+    }
+}
+
+/* Elementwise backward loops, one function each so that restrict on every argument
+ * lets them vectorise. */
+
+static AD_INLINE void elman_backward(int n, const float *restrict h, const float *restrict dh,
+                                     float *restrict da)
+{
+    for (int k = 0; k < n; k++)
+        da[k] = dh[k] * (1.0f - h[k] * h[k]);
+}
+
+static AD_INLINE void lstm_backward(int n, const float *restrict i, const float *restrict f,
+                                    const float *restrict g, const float *restrict o,
+                                    const float *restrict cp, const float *restrict tc,
+                                    const float *restrict dh, float *restrict dc,
+                                    float *restrict di, float *restrict df,
+                                    float *restrict dg, float *restrict dout)
+{
+    for (int k = 0; k < n; k++) {
+        float dct = dc[k] + dh[k] * o[k] * (1.0f - tc[k] * tc[k]);
+        di[k] = dct * g[k] * i[k] * (1.0f - i[k]);
+        df[k] = dct * cp[k] * f[k] * (1.0f - f[k]);
+        dg[k] = dct * i[k] * (1.0f - g[k] * g[k]);
+        dout[k] = dh[k] * tc[k] * o[k] * (1.0f - o[k]);
+        dc[k] = dct * f[k];
+    }
+}
+
+static AD_INLINE void cifg_backward(int n, const float *restrict f, const float *restrict g,
+                                    const float *restrict o, const float *restrict cp,
+                                    const float *restrict tc, const float *restrict dh,
+                                    float *restrict dc, float *restrict df, float *restrict dg,
+                                    float *restrict dout)
+{
+    for (int k = 0; k < n; k++) {
+        float dct = dc[k] + dh[k] * o[k] * (1.0f - tc[k] * tc[k]);
+        df[k] = dct * (cp[k] - g[k]) * f[k] * (1.0f - f[k]);
+        dg[k] = dct * (1.0f - f[k]) * (1.0f - g[k] * g[k]);
+        dout[k] = dh[k] * tc[k] * o[k] * (1.0f - o[k]);
+        dc[k] = dct * f[k];
+    }
+}
+
+/* GRU (course form), first part: z's and n's gradients, and h_{t-1}'s direct term. */
+static AD_INLINE void gru_backward_zn(int n, const float *restrict z, const float *restrict nv,
+                                      const float *restrict hp, const float *restrict dh,
+                                      float *restrict dz, float *restrict dn,
+                                      float *restrict dhn)
+{
+    for (int k = 0; k < n; k++) {
+        dz[k] = dh[k] * (nv[k] - hp[k]) * z[k] * (1.0f - z[k]);
+        dn[k] = dh[k] * z[k] * (1.0f - nv[k] * nv[k]);
+        dhn[k] = dh[k] * (1.0f - z[k]);
+    }
+}
+
+/* GRU (course form), second part: r's gradient from d(r*h), and the h path through r*h. */
+static AD_INLINE void gru_backward_r(int n, const float *restrict r, const float *restrict hp,
+                                     const float *restrict drh, float *restrict dr,
+                                     float *restrict dhn)
+{
+    for (int k = 0; k < n; k++) {
+        dr[k] = drh[k] * hp[k] * r[k] * (1.0f - r[k]);
+        dhn[k] += drh[k] * r[k];
+    }
+}
+
+/* GRU (PyTorch form): all gates; dhh is the gradient into Whn h + b_hn. */
+static AD_INLINE void grut_backward(int n, const float *restrict r, const float *restrict z,
+                                    const float *restrict nv, const float *restrict hn,
+                                    const float *restrict hp, const float *restrict dh,
+                                    float *restrict dr, float *restrict dz, float *restrict dn,
+                                    float *restrict dhh, float *restrict dhn)
+{
+    for (int k = 0; k < n; k++) {
+        float dan = dh[k] * (1.0f - z[k]) * (1.0f - nv[k] * nv[k]);
+        dr[k] = dan * hn[k] * r[k] * (1.0f - r[k]);
+        dz[k] = dh[k] * (hp[k] - nv[k]) * z[k] * (1.0f - z[k]);
+        dn[k] = dan;
+        dhh[k] = dan * r[k];
+        dhn[k] = dh[k] * z[k];
+    }
+}
+
+/*
+ * Backward through the activations of the Elman/LSTM kinds at one step, for n = H*B
+ * values. gp: activated gates; dh: dLoss/dh_t; dc: in dLoss/dc_t from step t+1, out
+ * dLoss/dc_{t-1}; writes dp (the gates' pre-activation gradients) and adds peephole
+ * gradients into gpeep.
+ */
+static AD_INLINE void gates_backward(ad_cell_kind kind, int H, int B, float *const *gp,
+                                     const float *restrict cp, const float *restrict c,
+                                     const float *restrict tc, const float *restrict hv,
+                                     const float *restrict dh, float *restrict dc,
+                                     float *const *dp, const float *peep, float *gpeep)
+{
+    const int n = H * B;
+    switch (kind) {
+    case AD_CELL_ELMAN:
+        elman_backward(n, hv, dh, dp[0]);
+        break;
+    case AD_CELL_LSTM:
+        lstm_backward(n, gp[0], gp[1], gp[2], gp[3], cp, tc, dh, dc, dp[0], dp[1], dp[2], dp[3]);
+        break;
+    case AD_CELL_PEEPHOLE: {
+        const float *pi = peep, *pf = peep + H, *po = peep + 2 * H;
+        for (int b = 0; b < B; b++) {
+            const size_t o0 = (size_t)H * b;
+            const float *i = gp[0] + o0, *f = gp[1] + o0, *g = gp[2] + o0, *o = gp[3] + o0;
+            for (int k = 0; k < H; k++) {
+                const size_t q = o0 + k;
+                float dao = dh[q] * tc[q] * o[k] * (1.0f - o[k]);
+                float dct = dc[q] + dh[q] * o[k] * (1.0f - tc[q] * tc[q]) + dao * po[k];
+                float dai = dct * g[k] * i[k] * (1.0f - i[k]);
+                float daf = dct * cp[q] * f[k] * (1.0f - f[k]);
+                dp[0][q] = dai;
+                dp[1][q] = daf;
+                dp[2][q] = dct * i[k] * (1.0f - g[k] * g[k]);
+                dp[3][q] = dao;
+                gpeep[k] += dai * cp[q];
+                gpeep[H + k] += daf * cp[q];
+                gpeep[2 * H + k] += dao * c[q];
+                dc[q] = dct * f[k] + dai * pi[k] + daf * pf[k];
+            }
+        }
+        break;
+    }
+    case AD_CELL_CIFG:
+        cifg_backward(n, gp[0], gp[1], gp[2], cp, tc, dh, dc, dp[0], dp[1], dp[2]);
+        break;
+    default:
+        break;
+    }
+}
+
+/* d = a + b over n values */
+static AD_INLINE void add_into(float *restrict d, const float *restrict a,
+                               const float *restrict b, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        d[k] = a[k] + b[k];
+}
+
+/* db (R) += row sums of D (R, N). */
+static void add_row_sums(float *db, const float *D, int R, int N)
+{
+    for (int j = 0; j < N; j++) {
+        const float *d = D + (size_t)j * R;
+        for (int i = 0; i < R; i++)
+            db[i] += d[i];
+    }
+}
+
+AD_CLONES void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, int B,
+                                    const ad_layer_params *p, ad_layer_params *g,
+                                    const float *x, const ad_cell_cache *cc,
+                                    const float *dhout, float *dx, ad_cell_scratch *s)
+{
+    const int G = ad_cell_gates(kind), GH = G * H, BT = B * T;
+    const size_t HB = (size_t)H * B, HBT = (size_t)H * BT;
+    const int gru = kind == AD_CELL_GRU || kind == AD_CELL_GRU_TORCH;
+    /* the gradient into the recurrent products: dax itself except for GRU_TORCH */
+    float *dah = kind == AD_CELL_GRU_TORCH ? s->dah : s->dax;
+
+    memset(s->dhn, 0, HB * sizeof(float));
+    memset(s->dc, 0, HB * sizeof(float));
+
+    for (int t = T - 1; t >= 0; t--) {
+        float *gp[4] = {NULL}, *dp[4] = {NULL}, *dq[4] = {NULL};
+        const float *hp = cc->h + HB * t;
+        const float *hc = cc->h + HB * (t + 1);
+        const float *dho = dhout + HB * t;
+        float *dh = s->dh, *dhn = s->dhn;
+
+        for (int q = 0; q < G; q++) {
+            gp[q] = cc->gates + q * HBT + HB * t;
+            dp[q] = s->dax + q * HBT + HB * t;
+            dq[q] = dah + q * HBT + HB * t;
+        }
+        add_into(dh, dho, dhn, HB);
+
+        if (!gru) {
+            if (ad_cell_has_c(kind))
+                gates_backward(kind, H, B, gp, cc->c + HB * t, cc->c + HB * (t + 1),
+                               cc->tc + HB * t, hc, dh, s->dc, dp, p->extra, g->extra);
+            else
+                gates_backward(kind, H, B, gp, NULL, NULL, NULL, hc, dh, s->dc, dp, NULL,
+                               NULL);
+            for (int q = 0; q < G; q++)
+                ad_gemm(1, 0, H, B, H, 1.0f, p->wh + q * H, GH, dp[q], H, q ? 1.0f : 0.0f, dhn,
+                        H);
+            continue;
+        }
+
+        const int n = (int)HB;
+        if (kind == AD_CELL_GRU) {
+            gru_backward_zn(n, gp[1], gp[2], hp, dh, dp[1], dp[2], dhn);
+            /* d(r*h) = Whn^T dn; then r's gradient and the h path through r*h */
+            ad_gemm(1, 0, H, B, H, 1.0f, p->wh + 2 * H, GH, dp[2], H, 0.0f, s->tmp, H);
+            gru_backward_r(n, gp[0], hp, s->tmp, dp[0], dhn);
+            for (int q = 0; q < 2; q++)
+                ad_gemm(1, 0, H, B, H, 1.0f, p->wh + q * H, GH, dp[q], H, 1.0f, dhn, H);
+        } else {
+            grut_backward(n, gp[0], gp[1], gp[2], cc->aux + HB * t, hp, dh, dp[0], dp[1], dp[2],
+                          dq[2], dhn);
+            memcpy(dq[0], dp[0], HB * sizeof(float));
+            memcpy(dq[1], dp[1], HB * sizeof(float));
+            for (int q = 0; q < 3; q++)
+                ad_gemm(1, 0, H, B, H, 1.0f, p->wh + q * H, GH, dq[q], H, 1.0f, dhn, H);
+        }
+    }
+
+    /* parameter gradients over all steps at once, gate by gate */
+    for (int q = 0; q < G; q++) {
+        const float *daxq = s->dax + q * HBT, *dahq = dah + q * HBT;
+        /* the recurrent input of gate q: h_{t-1}, or r*h_{t-1} for the course GRU's n */
+        const float *hin = kind == AD_CELL_GRU && q == 2 ? cc->aux : cc->h;
+        ad_gemm(0, 1, H, Din, BT, 1.0f, daxq, H, x, Din, 1.0f, g->wx + q * H, GH);
+        add_row_sums(g->b + q * H, daxq, H, BT);
+        ad_gemm(0, 1, H, H, BT, 1.0f, dahq, H, hin, H, 1.0f, g->wh + q * H, GH);
+        if (dx)
+            ad_gemm(1, 0, Din, BT, H, 1.0f, p->wx + q * H, GH, daxq, H, q ? 1.0f : 0.0f, dx,
+                    Din);
+    }
+    if (kind == AD_CELL_GRU_TORCH)
+        add_row_sums(g->extra, s->dah + 2 * HBT, H, BT);
+}

@@ -1,0 +1,414 @@
+/*
+ * net.c - the network object (shapes, one flat parameter buffer), per-stream states, the
+ * streaming step through the layers and the head, and the sequence workspace that runs
+ * layers and head forward and backward for BPTT.
+ */
+#include "net.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "rng.h"
+
+#define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
+
+int ad_net_config_check(const ad_net_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg) {
+        ERR("no network configuration");
+        return -AD_EINVAL;
+    }
+    if (!ad_cell_name(cfg->kind)) {
+        ERR("unknown cell kind %d", (int)cfg->kind);
+        return -AD_EINVAL;
+    }
+    if (cfg->layers < 1 || cfg->layers > AD_MAX_LAYERS) {
+        ERR("layers must be 1..%d, got %d", AD_MAX_LAYERS, cfg->layers);
+        return -AD_EINVAL;
+    }
+    if (cfg->input < 1 || cfg->input > AD_MAX_INPUT) {
+        ERR("input size must be 1..%d, got %d", AD_MAX_INPUT, cfg->input);
+        return -AD_EINVAL;
+    }
+    if (cfg->hidden < 1 || cfg->hidden > AD_MAX_HIDDEN) {
+        ERR("hidden size must be 1..%d, got %d", AD_MAX_HIDDEN, cfg->hidden);
+        return -AD_EINVAL;
+    }
+    if (cfg->output < 1 || cfg->output > AD_MAX_OUTPUT) {
+        ERR("output size must be 1..%d, got %d", AD_MAX_OUTPUT, cfg->output);
+        return -AD_EINVAL;
+    }
+    return 0;
+}
+
+/* Walks the size table: carves flat (if not NULL) and returns the total float count. */
+static size_t layout(const ad_net_config *cfg, float *flat, ad_params *out)
+{
+    const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
+    const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
+    size_t off = 0;
+
+    if (out)
+        memset(out, 0, sizeof(*out));
+    for (int l = 0; l < cfg->layers; l++) {
+        size_t din = l == 0 ? (size_t)cfg->input : H;
+        if (out) {
+            out->layer[l].wx = flat + off;
+            out->layer[l].wh = flat + off + GH * din;
+            out->layer[l].b = flat + off + GH * (din + H);
+            out->layer[l].extra = extra ? flat + off + GH * (din + H + 1) : NULL;
+        }
+        off += GH * (din + H + 1) + extra;
+    }
+    if (out) {
+        out->wy = flat + off;
+        out->by = flat + off + (size_t)cfg->output * H;
+    }
+    off += (size_t)cfg->output * (H + 1);
+    return off;
+}
+
+size_t ad_net_param_count(const ad_net_config *cfg)
+{
+    if (ad_net_config_check(cfg, NULL, 0) != 0)
+        return 0;
+    return layout(cfg, NULL, NULL);
+}
+
+void ad_net_views(const ad_net_config *cfg, float *flat, ad_params *out)
+{
+    layout(cfg, flat, out);
+}
+
+void ad_net_init(ad_net *net, uint64_t seed)
+{
+    const ad_net_config *cfg = &net->cfg;
+    const int H = cfg->hidden, GH = ad_cell_gates(cfg->kind) * H;
+    const float k = 1.0f / sqrtf((float)H);
+    const int fg = ad_cell_forget_gate(cfg->kind);
+    ad_rng rng;
+
+    ad_rng_seed(&rng, seed);
+    memset(net->params, 0, net->nparams * sizeof(float));
+    for (int l = 0; l < cfg->layers; l++) {
+        ad_layer_params *p = &net->p.layer[l];
+        int din = l == 0 ? cfg->input : H;
+        for (size_t i = 0; i < (size_t)GH * din; i++)
+            p->wx[i] = k * (2.0f * ad_rng_uniform(&rng) - 1.0f);
+        for (size_t i = 0; i < (size_t)GH * H; i++)
+            p->wh[i] = k * (2.0f * ad_rng_uniform(&rng) - 1.0f);
+        if (fg >= 0)
+            for (int i = 0; i < H; i++)
+                p->b[fg * H + i] = 1.0f;
+        if (cfg->kind == AD_CELL_PEEPHOLE)
+            for (int i = 0; i < 3 * H; i++)
+                p->extra[i] = k * (2.0f * ad_rng_uniform(&rng) - 1.0f);
+    }
+    for (size_t i = 0; i < (size_t)cfg->output * H; i++)
+        net->p.wy[i] = k * (2.0f * ad_rng_uniform(&rng) - 1.0f);
+}
+
+int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *err,
+                  size_t errlen)
+{
+    int rc = ad_net_config_check(cfg, err, errlen);
+    ad_net *net;
+
+    *out = NULL;
+    if (rc)
+        return rc;
+    net = calloc(1, sizeof(*net));
+    if (!net)
+        goto out_nomem;
+    net->cfg = *cfg;
+    net->nparams = layout(cfg, NULL, NULL);
+    net->params = malloc(net->nparams * sizeof(*net->params));
+    if (!net->params)
+        goto out_free_net;
+    layout(cfg, net->params, &net->p);
+    ad_net_init(net, seed);
+    *out = net;
+    return 0;
+
+out_free_net:
+    free(net);
+out_nomem:
+    ERR("out of memory for a network");
+    return -AD_ENOMEM;
+}
+
+ad_net *ad_net_clone(const ad_net *src)
+{
+    ad_net *net;
+    if (ad_net_create(&src->cfg, 0, &net, NULL, 0) != 0)
+        return NULL;
+    memcpy(net->params, src->params, src->nparams * sizeof(float));
+    return net;
+}
+
+int ad_net_copy_params(ad_net *dst, const ad_net *src)
+{
+    if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0 || dst->nparams != src->nparams)
+        return -AD_EINVAL;
+    memcpy(dst->params, src->params, src->nparams * sizeof(float));
+    return 0;
+}
+
+void ad_net_free(ad_net *net)
+{
+    if (!net)
+        return;
+    free(net->params);
+    free(net);
+}
+
+size_t ad_net_bytes(const ad_net *net)
+{
+    return sizeof(*net) + net->nparams * sizeof(float);
+}
+
+/* ---- states ---- */
+
+ad_state *ad_state_create(const ad_net *net)
+{
+    const int L = net->cfg.layers, H = net->cfg.hidden;
+    const int has_c = ad_cell_has_c(net->cfg.kind);
+    size_t n = (size_t)L * H * (has_c ? 2 : 1);
+    ad_state *st = calloc(1, sizeof(*st) + n * sizeof(float));
+
+    if (!st)
+        return NULL;
+    st->layers = L;
+    st->hidden = H;
+    st->has_c = has_c;
+    st->h = (float *)(st + 1);
+    st->c = has_c ? st->h + (size_t)L * H : NULL;
+    return st;
+}
+
+void ad_state_reset(ad_state *st)
+{
+    memset(st->h, 0, (size_t)st->layers * st->hidden * (st->has_c ? 2 : 1) * sizeof(float));
+}
+
+void ad_state_free(ad_state *st)
+{
+    free(st);
+}
+
+size_t ad_state_bytes(const ad_state *st)
+{
+    return sizeof(*st) + (size_t)st->layers * st->hidden * (st->has_c ? 2 : 1) * sizeof(float);
+}
+
+void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y)
+{
+    const ad_net_config *cfg = &net->cfg;
+    const int H = cfg->hidden, O = cfg->output;
+    const float *in = x;
+
+    for (int l = 0; l < cfg->layers; l++) {
+        float *h = st->h + (size_t)l * H;
+        float *c = st->c ? st->c + (size_t)l * H : NULL;
+        ad_cell_step(cfg->kind, l == 0 ? cfg->input : H, H, &net->p.layer[l], in, h, c);
+        in = h;
+    }
+    /* head: y = by + Wy h, columns added in order (as the reference product kernel) */
+    memcpy(y, net->p.by, (size_t)O * sizeof(float));
+    for (int k = 0; k < H; k++) {
+        const float *w = net->p.wy + (size_t)k * O;
+        for (int o = 0; o < O; o++)
+            y[o] += w[o] * in[k];
+    }
+}
+
+/* ---- sequence workspace ---- */
+
+struct ad_seq {
+    ad_net_config cfg;
+    int tmax, bmax;    /* capacity */
+    int T, B;          /* shape of the last forward */
+    const float *x;    /* input of the last forward (caller's) */
+    ad_cell_cache cache[AD_MAX_LAYERS];
+    ad_cell_scratch scratch;
+    float *y;          /* (O, B*T) outputs */
+    float *dhout[2];   /* (H, B*T) gradients arriving at a layer's outputs, ping-pong */
+    float *grad;       /* (nparams) */
+    size_t nparams;
+    size_t bytes;
+    float *mem;        /* the one allocation */
+};
+
+/* Carves (or, with base NULL, measures) the workspace's buffers. */
+static size_t seq_layout(ad_seq *ws, float *base)
+{
+    const ad_net_config *cfg = &ws->cfg;
+    const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
+    const size_t BT = (size_t)ws->tmax * ws->bmax, B = (size_t)ws->bmax;
+    const int has_c = ad_cell_has_c(cfg->kind);
+    const int gru = cfg->kind == AD_CELL_GRU || cfg->kind == AD_CELL_GRU_TORCH;
+    size_t off = 0;
+#define TAKE(ptr, n)                                                                           \
+    do {                                                                                       \
+        if (base)                                                                              \
+            (ptr) = base + off;                                                                \
+        off += (n);                                                                            \
+    } while (0)
+
+    for (int l = 0; l < cfg->layers; l++) {
+        ad_cell_cache *cc = &ws->cache[l];
+        TAKE(cc->gates, GH * BT);
+        TAKE(cc->h, H * (BT + B));
+        if (has_c) {
+            TAKE(cc->c, H * (BT + B));
+            TAKE(cc->tc, H * BT);
+        }
+        if (gru)
+            TAKE(cc->aux, H * BT);
+    }
+    TAKE(ws->scratch.dax, GH * BT);
+    if (cfg->kind == AD_CELL_GRU_TORCH)
+        TAKE(ws->scratch.dah, GH * BT);
+    TAKE(ws->scratch.dh, H * B);
+    TAKE(ws->scratch.dhn, H * B);
+    TAKE(ws->scratch.dc, H * B);
+    TAKE(ws->scratch.tmp, H * B);
+    TAKE(ws->y, (size_t)cfg->output * BT);
+    TAKE(ws->dhout[0], H * BT);
+    TAKE(ws->dhout[1], H * BT);
+    TAKE(ws->grad, ws->nparams);
+#undef TAKE
+    return off;
+}
+
+int ad_seq_create(const ad_net *net, int T, int B, ad_seq **out, char *err, size_t errlen)
+{
+    ad_seq *ws;
+    size_t n;
+
+    *out = NULL;
+    if (T < 1 || B < 1 || (size_t)T * (size_t)B > ((size_t)1 << 24)) {
+        ERR("sequence workspace needs 1 <= T, 1 <= B and T*B <= 2^24 (got T=%d, B=%d)", T, B);
+        return -AD_EINVAL;
+    }
+    ws = calloc(1, sizeof(*ws));
+    if (!ws)
+        goto out_nomem;
+    ws->cfg = net->cfg;
+    ws->tmax = T;
+    ws->bmax = B;
+    ws->nparams = net->nparams;
+    n = seq_layout(ws, NULL);
+    ws->mem = calloc(n, sizeof(float));
+    if (!ws->mem)
+        goto out_free_ws;
+    seq_layout(ws, ws->mem);
+    ws->bytes = sizeof(*ws) + n * sizeof(float);
+    *out = ws;
+    return 0;
+
+out_free_ws:
+    free(ws);
+out_nomem:
+    ERR("out of memory for a T=%d, B=%d sequence workspace", T, B);
+    return -AD_ENOMEM;
+}
+
+void ad_seq_free(ad_seq *ws)
+{
+    if (!ws)
+        return;
+    free(ws->mem);
+    free(ws);
+}
+
+size_t ad_seq_bytes(const ad_seq *ws)
+{
+    return ws->bytes;
+}
+
+float *ad_seq_grad(ad_seq *ws)
+{
+    return ws->grad;
+}
+
+void ad_seq_zero_grad(ad_seq *ws)
+{
+    memset(ws->grad, 0, ws->nparams * sizeof(float));
+}
+
+const float *ad_seq_forward(const ad_net *net, ad_seq *ws, const float *x, int T, int B)
+{
+    const ad_net_config *cfg = &net->cfg;
+    const int H = cfg->hidden, O = cfg->output, BT = B * T;
+    const float *in = x;
+
+    if (T < 1 || B < 1 || T > ws->tmax || B > ws->bmax)
+        return NULL;
+    ws->T = T;
+    ws->B = B;
+    ws->x = x;
+    for (int l = 0; l < cfg->layers; l++) {
+        ad_cell_seq_forward(cfg->kind, l == 0 ? cfg->input : H, H, T, B, &net->p.layer[l], in,
+                            &ws->cache[l]);
+        in = ws->cache[l].h + (size_t)H * B; /* h_0 .. h_{T-1} */
+    }
+    for (int j = 0; j < BT; j++)
+        memcpy(ws->y + (size_t)j * O, net->p.by, (size_t)O * sizeof(float));
+    ad_gemm(0, 0, O, BT, H, 1.0f, net->p.wy, O, in, H, 1.0f, ws->y, O);
+    return ws->y;
+}
+
+void ad_seq_backward(const ad_net *net, ad_seq *ws, const float *dy, float *dx)
+{
+    const ad_net_config *cfg = &net->cfg;
+    const int H = cfg->hidden, O = cfg->output, T = ws->T, B = ws->B, BT = B * T;
+    const int top = cfg->layers - 1;
+    const float *htop = ws->cache[top].h + (size_t)H * B;
+    ad_params g;
+    int cur = 0;
+
+    ad_net_views(cfg, ws->grad, &g);
+    /* head */
+    ad_gemm(0, 1, O, H, BT, 1.0f, dy, O, htop, H, 1.0f, g.wy, O);
+    for (int j = 0; j < BT; j++)
+        for (int o = 0; o < O; o++)
+            g.by[o] += dy[(size_t)j * O + o];
+    ad_gemm(1, 0, H, BT, O, 1.0f, net->p.wy, O, dy, O, 0.0f, ws->dhout[cur], H);
+
+    for (int l = top; l >= 0; l--) {
+        const float *in = l == 0 ? ws->x : ws->cache[l - 1].h + (size_t)H * B;
+        float *din = l == 0 ? dx : ws->dhout[cur ^ 1];
+        ad_cell_seq_backward(cfg->kind, l == 0 ? cfg->input : H, H, T, B, &net->p.layer[l],
+                             &g.layer[l], in, &ws->cache[l], ws->dhout[cur], din,
+                             &ws->scratch);
+        cur ^= 1;
+    }
+}
+
+void ad_seq_final_state(const ad_seq *ws, int b, ad_state *st)
+{
+    const int H = ws->cfg.hidden, B = ws->B, T = ws->T;
+    for (int l = 0; l < ws->cfg.layers; l++) {
+        size_t off = (size_t)H * ((size_t)B * T + b);
+        memcpy(st->h + (size_t)l * H, ws->cache[l].h + off, (size_t)H * sizeof(float));
+        if (st->c)
+            memcpy(st->c + (size_t)l * H, ws->cache[l].c + off, (size_t)H * sizeof(float));
+    }
+}
+
+float ad_mse(const float *y, const float *target, size_t n, float *dy)
+{
+    double ss = 0.0;
+    const float s = 2.0f / (float)n;
+    for (size_t i = 0; i < n; i++) {
+        float d = y[i] - target[i];
+        ss += (double)d * d;
+        if (dy)
+            dy[i] = s * d;
+    }
+    return (float)(ss / (double)n);
+}

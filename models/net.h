@@ -1,0 +1,158 @@
+/*
+ * net.h - stacked recurrent networks with a linear head (the anomalyd models library).
+ *
+ * A network is 1..AD_MAX_LAYERS layers of one cell kind (cell.h), input size D, hidden
+ * size H, and a linear head mapping the top layer's h to O outputs (the prediction of
+ * the next value). The network object holds shapes and parameters only; every stream
+ * owns an ad_state (h, and c for the LSTM kinds, per layer), so one network's code and
+ * weights can serve many streams.
+ *
+ * Parameters live in one contiguous float buffer carved by a size table (llm.c style):
+ * per layer Wx (G*H, Din), Wh (G*H, H), b (G*H) and the kind's extra vector (cell.h),
+ * then the head Wy (O, H) and by (O). Matrices are column-major: element (r, c) of an
+ * (R, C) matrix is at [r + c*R].
+ *
+ * Two ways to run a network:
+ *  - ad_net_step(): one sample for one stream, O(parameters), no allocation.
+ *  - ad_seq_forward()/ad_seq_backward(): B windows of T steps at once, for truncated
+ *    BPTT, with matrix-matrix products (blas.h). Gradients accumulate into the
+ *    workspace's flat gradient buffer, laid out exactly like the parameters.
+ *
+ * With the reference product kernel selected (ad_blas_set_reference(1)) the sequence
+ * forward and the streaming step add in the same order and agree bit for bit; with
+ * OpenBLAS they agree to float rounding.
+ *
+ * No I/O, no globals but the product-kernel switch in blas.h.
+ */
+#ifndef AD_NET_H
+#define AD_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cell.h"
+
+#define AD_MAX_LAYERS 4
+#define AD_MAX_INPUT 64  /* D */
+#define AD_MAX_OUTPUT 64 /* O */
+/* AD_MAX_HIDDEN (H) is in cell.h */
+
+/* Errors returned (negated) by the models library. */
+enum ad_err {
+    AD_OK = 0,
+    AD_EINVAL = 1, /* bad argument or shape */
+    AD_ENOMEM = 2, /* allocation failed */
+    AD_EFORMAT = 3 /* a blob is damaged, of another version or of another shape */
+};
+
+typedef struct ad_net_config {
+    ad_cell_kind kind;
+    int layers; /* 1..AD_MAX_LAYERS */
+    int input;  /* D >= 1 */
+    int hidden; /* H >= 1 */
+    int output; /* O >= 1, usually 1 */
+} ad_net_config;
+
+/* Views of a whole network's parameters (or of a gradient buffer of the same shape). */
+typedef struct ad_params {
+    ad_layer_params layer[AD_MAX_LAYERS];
+    float *wy; /* (O, H) column-major */
+    float *by; /* (O) */
+} ad_params;
+
+typedef struct ad_net {
+    ad_net_config cfg;
+    size_t nparams; /* floats in params */
+    float *params;  /* (nparams) the one allocation */
+    ad_params p;    /* views into params */
+} ad_net;
+
+/* Per-stream rolling state. */
+typedef struct ad_state {
+    int layers, hidden, has_c;
+    float *h; /* (layers, H) */
+    float *c; /* (layers, H) for LSTM kinds, else NULL */
+} ad_state;
+
+/* Returns 0 if cfg is a valid shape, else -AD_EINVAL with a message in err. */
+int ad_net_config_check(const ad_net_config *cfg, char *err, size_t errlen);
+
+/* Number of parameters of a network of this shape (0 if the shape is invalid). */
+size_t ad_net_param_count(const ad_net_config *cfg);
+
+/* Carves a flat buffer laid out like a network of this shape into named views. */
+void ad_net_views(const ad_net_config *cfg, float *flat, ad_params *out);
+
+/*
+ * Allocates a network and initialises it deterministically from seed: weights uniform in
+ * [-1/sqrt(H), 1/sqrt(H)] (PyTorch's rule), biases 0 except the forget gate's bias 1 for
+ * the LSTM kinds. Returns 0 and *out, or a negative ad_err with a message.
+ */
+int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *err,
+                  size_t errlen);
+
+/* Re-initialises the parameters of an existing network from seed (as ad_net_create). */
+void ad_net_init(ad_net *net, uint64_t seed);
+
+/* Allocates a copy of src (shapes and parameters). Returns NULL on allocation failure. */
+ad_net *ad_net_clone(const ad_net *src);
+
+/* Copies parameters from src into dst; both must have the same shape (else -AD_EINVAL). */
+int ad_net_copy_params(ad_net *dst, const ad_net *src);
+
+void ad_net_free(ad_net *net);
+
+/* Bytes owned by a network (struct and parameters). */
+size_t ad_net_bytes(const ad_net *net);
+
+/* Allocates a zeroed state for streams of this network. NULL on allocation failure. */
+ad_state *ad_state_create(const ad_net *net);
+void ad_state_reset(ad_state *st);
+void ad_state_free(ad_state *st);
+size_t ad_state_bytes(const ad_state *st);
+
+/*
+ * Advances one stream by one sample: x (D) in, st updated, y (O) out.
+ * O(parameters), no allocation, no shared scratch (safe to call on different states of
+ * one network from different threads).
+ */
+void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y);
+
+/* ---- sequences: truncated BPTT over B windows of T steps ---- */
+
+typedef struct ad_seq ad_seq; /* workspace: activations cached for backward, gradients */
+
+/* Allocates a workspace for net's shape and up to T steps of B windows. */
+int ad_seq_create(const ad_net *net, int T, int B, ad_seq **out, char *err, size_t errlen);
+void ad_seq_free(ad_seq *ws);
+size_t ad_seq_bytes(const ad_seq *ws);
+
+/*
+ * Runs the network over B windows of T steps (T and B at most the workspace's), each
+ * starting from a zero state. x is time-major: (D, B) blocks for t = 0..T-1, i.e. element
+ * (d, b, t) at x[d + D*(b + B*t)]. Returns the outputs, laid out the same way with O
+ * rows: (O, B, T). The pointer stays valid until the next forward on ws.
+ */
+const float *ad_seq_forward(const ad_net *net, ad_seq *ws, const float *x, int T, int B);
+
+/*
+ * Backward pass for the last forward: dy (O, B, T) is dLoss/dy. ADDS the parameter
+ * gradients into ws's gradient buffer (zero it with ad_seq_zero_grad). If dx is not NULL
+ * it receives dLoss/dx (D, B, T).
+ */
+void ad_seq_backward(const ad_net *net, ad_seq *ws, const float *dy, float *dx);
+
+/* The flat gradient buffer (nparams floats, laid out like net->params). */
+float *ad_seq_grad(ad_seq *ws);
+void ad_seq_zero_grad(ad_seq *ws);
+
+/* Final state of window b after the last forward, copied into st (as if stepped). */
+void ad_seq_final_state(const ad_seq *ws, int b, ad_state *st);
+
+/*
+ * Mean squared error of y against target (both (O, B, T), n = O*B*T values) and, if dy
+ * is not NULL, its gradient 2*(y - target)/n. Returns the loss.
+ */
+float ad_mse(const float *y, const float *target, size_t n, float *dy);
+
+#endif

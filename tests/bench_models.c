@@ -1,0 +1,209 @@
+/*
+ * bench_models.c - the models benchmark: a program that prints figures (not a test).
+ *
+ * For each cell kind and hidden size (D = 1, O = 1, one layer) it prints one line:
+ *   ad kind=K H=N step_ns=..  streams1000_sps=..  bptt_tps=..  bytes=..  state_bytes=..
+ *  - step_ns: ns per ad_net_step for one stream (weights hot in cache);
+ *  - streams1000_sps: samples/s stepping 1000 streams that each own their weights,
+ *    visited round-robin one sample each (the daemon's pattern: weights come from memory);
+ *  - bptt_tps: BPTT timesteps/s at T=64, B=32 (forward, MSE, backward, clipping, Adam),
+ *    timesteps = T*B per iteration;
+ *  - bytes: bytes of one network (struct + parameters); state_bytes: one stream's state.
+ * Times are this thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so a busy shared machine
+ * that deschedules the benchmark does not count against it (cache and memory-bandwidth
+ * contention still do). Run with OPENBLAS_NUM_THREADS=1 for one-thread figures.
+ *
+ * Usage: bench_models [--quick] [--kind NAME] [--hidden N] [--streams N] [--only WHAT]
+ *   WHAT: step, streams or bptt (the others print -1)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "net.h"
+#include "optim.h"
+#include "rng.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double min_seconds = 0.5;
+static volatile float sink;
+
+static double bench_step(const ad_net_config *cfg)
+{
+    ad_net *net;
+    ad_state *st;
+    float x = 0.1f, y = 0.0f;
+    long iters = 0, chunk = 1000;
+    double t0, el;
+
+    if (ad_net_create(cfg, 1, &net, NULL, 0))
+        return -1.0;
+    st = ad_state_create(net);
+    for (int i = 0; i < 1000; i++) /* warm up */
+        ad_net_step(net, st, &x, &y);
+    t0 = now();
+    do {
+        for (long i = 0; i < chunk; i++) {
+            x = 0.5f * y + 0.1f;
+            ad_net_step(net, st, &x, &y);
+        }
+        iters += chunk;
+        el = now() - t0;
+    } while (el < min_seconds);
+    sink = y;
+    ad_state_free(st);
+    ad_net_free(net);
+    return 1e9 * el / (double)iters;
+}
+
+static double bench_streams(const ad_net_config *cfg, int nstreams)
+{
+    ad_net **nets = calloc((size_t)nstreams, sizeof(*nets));
+    ad_state **sts = calloc((size_t)nstreams, sizeof(*sts));
+    float *xs = malloc((size_t)nstreams * sizeof(*xs));
+    double t0, el, rate = -1.0;
+    long samples = 0;
+    float y = 0.0f;
+
+    if (!nets || !sts || !xs)
+        goto out;
+    for (int i = 0; i < nstreams; i++) {
+        if (ad_net_create(cfg, (uint64_t)i + 1, &nets[i], NULL, 0))
+            goto out;
+        sts[i] = ad_state_create(nets[i]);
+        if (!sts[i])
+            goto out;
+        xs[i] = 0.01f * (float)(i % 100);
+    }
+    for (int i = 0; i < nstreams; i++) /* one warm-up round */
+        ad_net_step(nets[i], sts[i], &xs[i], &y);
+    t0 = now();
+    do {
+        for (int i = 0; i < nstreams; i++) {
+            ad_net_step(nets[i], sts[i], &xs[i], &y);
+            xs[i] = 0.9f * xs[i] + 0.1f * y;
+        }
+        samples += nstreams;
+        el = now() - t0;
+    } while (el < min_seconds);
+    sink = y;
+    rate = (double)samples / el;
+out:
+    for (int i = 0; nets && i < nstreams; i++) {
+        ad_state_free(sts[i]);
+        ad_net_free(nets[i]);
+    }
+    free(nets);
+    free(sts);
+    free(xs);
+    return rate;
+}
+
+static double bench_bptt(const ad_net_config *cfg, int T, int B)
+{
+    ad_net *net = NULL;
+    ad_seq *ws = NULL;
+    ad_optim *opt = NULL;
+    size_t n = (size_t)T * B;
+    float *x = malloc(n * cfg->input * sizeof(*x)), *tg = malloc(n * sizeof(*tg));
+    float *dy = malloc(n * sizeof(*dy));
+    double t0, el, rate = -1.0;
+    long iters = 0;
+    ad_rng r;
+
+    if (!x || !tg || !dy || ad_net_create(cfg, 1, &net, NULL, 0) ||
+        ad_seq_create(net, T, B, &ws, NULL, 0))
+        goto out;
+    opt = ad_optim_create(AD_OPTIM_ADAM, net->nparams, 1e-3f);
+    if (!opt)
+        goto out;
+    ad_rng_seed(&r, 3);
+    for (size_t i = 0; i < n * cfg->input; i++)
+        x[i] = ad_rng_normal(&r);
+    for (size_t i = 0; i < n; i++)
+        tg[i] = ad_rng_normal(&r);
+    t0 = now();
+    do {
+        const float *y = ad_seq_forward(net, ws, x, T, B);
+        ad_mse(y, tg, n, dy);
+        ad_seq_zero_grad(ws);
+        ad_seq_backward(net, ws, dy, NULL);
+        ad_clip_grad_norm(ad_seq_grad(ws), net->nparams, 1.0f);
+        ad_optim_step(opt, net->params, ad_seq_grad(ws));
+        iters++;
+        el = now() - t0;
+    } while (el < min_seconds || iters < 3);
+    rate = (double)iters * (double)n / el;
+out:
+    ad_optim_free(opt);
+    ad_seq_free(ws);
+    ad_net_free(net);
+    free(x);
+    free(tg);
+    free(dy);
+    return rate;
+}
+
+int main(int argc, char **argv)
+{
+    const int hs[] = {16, 32, 64};
+    int only_kind = -1, only_h = 0, nstreams = 1000;
+    const char *only = "";
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            min_seconds = 0.1;
+        } else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc) {
+            only_kind = ad_cell_from_name(argv[++i]);
+            if (only_kind < 0) {
+                fprintf(stderr, "bench_models: unknown kind %s\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--hidden") == 0 && i + 1 < argc) {
+            only_h = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
+        } else if (strcmp(argv[i], "--streams") == 0 && i + 1 < argc) {
+            nstreams = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: bench_models [--quick] [--kind NAME] [--hidden N] "
+                            "[--streams N] [--only step|streams|bptt]\n");
+            return 2;
+        }
+    }
+    printf("# anomalyd models benchmark: D=1 O=1 one layer; streams=%d; BPTT T=64 B=32 Adam; "
+           "OPENBLAS_NUM_THREADS=%s\n",
+           nstreams, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset");
+    for (int k = 0; k < AD_CELL_NKINDS; k++) {
+        if (only_kind >= 0 && k != only_kind)
+            continue;
+        for (size_t j = 0; j < sizeof(hs) / sizeof(hs[0]); j++) {
+            if (only_h && hs[j] != only_h)
+                continue;
+            ad_net_config cfg = {(ad_cell_kind)k, 1, 1, hs[j], 1};
+            ad_net *net;
+            ad_state *st;
+            if (ad_net_create(&cfg, 1, &net, NULL, 0))
+                return 1;
+            st = ad_state_create(net);
+            size_t bytes = ad_net_bytes(net), sbytes = ad_state_bytes(st);
+            ad_state_free(st);
+            ad_net_free(net);
+            double step = !*only || !strcmp(only, "step") ? bench_step(&cfg) : -1.0;
+            double sps = !*only || !strcmp(only, "streams") ? bench_streams(&cfg, nstreams) : -1.0;
+            double tps = !*only || !strcmp(only, "bptt") ? bench_bptt(&cfg, 64, 32) : -1.0;
+            printf("ad kind=%s H=%d step_ns=%.1f streams%d_sps=%.0f bptt_tps=%.0f bytes=%zu "
+                   "state_bytes=%zu\n",
+                   ad_cell_name(cfg.kind), cfg.hidden, step, nstreams, sps, tps, bytes, sbytes);
+            fflush(stdout);
+        }
+    }
+    return 0;
+}

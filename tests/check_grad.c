@@ -1,0 +1,651 @@
+/*
+ * check_grad.c - gradient checks of the sequence forward/backward (net.h) for every
+ * cell kind (cell.h), with 1 and 2 layers, in both product modes (blas.h).
+ *
+ * The test carries its own forward pass, written from the equations in cell.h in double
+ * precision with libm's exp and tanh; it calls none of the library's kernels. It reads
+ * the parameters from the network's flat float buffer at the offsets ad_net_views gives
+ * (per layer Wx (G*H, Din), Wh (G*H, H), b (G*H), extra; head Wy (O, H), by (O); all
+ * column-major) and uses the loss of ad_mse: the mean of (y - target)^2 over O*B*T
+ * values. Against it the suite checks:
+ *
+ *  - forward: the library's float outputs equal the double reference's;
+ *  - gradients: ad_seq_backward's parameter gradients and dx equal central finite
+ *    differences of the double reference loss, element by element;
+ *  - the contract around them: backward adds into the gradient buffer and overwrites
+ *    dx, and a workspace larger than the batch gives the same answers;
+ *  - the checker itself: a gradient with one element planted wrong is refused.
+ *
+ * Sizes are tiny and pairwise distinct (D=2, H=3, O=4, T=6, B=5) so that a kernel that
+ * mixes up two dimensions or a row/column order cannot pass by coincidence.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "cell.h"
+#include "net.h"
+#include "rng.h"
+
+enum { ND = 2, NH = 3, NO = 4, NT = 6, NB = 5 };
+enum { NCASES = AD_CELL_NKINDS * 2 }; /* loop index i: kind i/2, layers 1 + i%2 */
+
+/*
+ * Finite differences: central, step GRAD_EPS = 1e-5, on the double reference loss.
+ * Truncation error is about EPS^2/6 * |L'''| ~ 1e-11 and rounding about
+ * 1e-16 * |L| / EPS ~ 1e-11, both far below what float arithmetic in the library can
+ * reach, so the finite differences serve as exact gradients here.
+ *
+ * The analytic gradients are float32 (library forward and backward, activations with up
+ * to 1e-6 relative error, act.h). Their error is rounding spread over the terms that
+ * make up each sum, so it scales with the size of those terms, i.e. with the largest
+ * gradient of the same tensor rather than with each (possibly cancelling) element. Each
+ * element must satisfy
+ *
+ *     |g - g_fd| <= GRAD_RTOL * max(GRAD_FLOOR, max over the tensor of |g_fd|)
+ *
+ * GRAD_RTOL = 2e-5 is about 170 float ulps of the tensor's scale, a few times the
+ * documented activation error carried through a step's chain of products, and 20 times
+ * the worst err/scale measured over every kind, layer count and both product modes
+ * (~1e-6). A wrong term in a backward (a dropped peephole, r applied to the wrong
+ * product, a missing step of BPTT, a bias gradient missing one step) moves the affected
+ * elements by 3e-2..1 of the scale, over a thousand times the tolerance (checked by
+ * mutating a scratch copy of cell.c); a single element planted 10 * GRAD_RTOL off is
+ * refused (test_checker_has_teeth). GRAD_FLOOR = 1e-4 (tensor scales here run from
+ * ~7e-4 to ~1) only keeps a tensor whose gradient is all but zero from demanding
+ * precision below float resolution.
+ */
+#define GRAD_EPS   1e-5
+#define GRAD_RTOL  2e-5
+#define GRAD_FLOOR 1e-4
+
+/*
+ * Forward: library float outputs against the double reference,
+ * |y - y_ref| <= FWD_TOL * max(1, |y_ref|). Outputs are O(1); float rounding (6e-8 per
+ * operation) and the activations' documented 1e-6 relative error, carried through T=6
+ * steps of 2 layers whose Jacobians have norm about 1, stay within ~1e-6 (measured:
+ * 1.2e-7). FWD_TOL = 5e-6 covers the documented activation error with margin; a wrong
+ * term in a forward shows as 1e-2 or more.
+ */
+#define FWD_TOL 5e-6
+
+/* Parameters are drawn uniform in [-PARAM_SCALE, PARAM_SCALE]: with D=2, H=3 and unit
+ * inputs the pre-activations span a few units, so gates are neither linear nor saturated
+ * (checked: the largest |pre-activation| must lie in (1.5, 6); measured 1.7..3.4). */
+#define PARAM_SCALE 0.8
+
+/* Offsets into the flat parameter buffer, from ad_net_views. */
+typedef struct layout {
+    ad_net_config cfg;
+    int G;
+    size_t n;
+    size_t wx[AD_MAX_LAYERS], wh[AD_MAX_LAYERS], b[AD_MAX_LAYERS], ex[AD_MAX_LAYERS];
+    size_t nex; /* floats in each layer's extra vector */
+    size_t wy, by;
+} layout;
+
+/* One named tensor of the layout, for reporting. */
+typedef struct tensor {
+    char name[32];
+    size_t off, n;
+} tensor;
+
+/* Everything one check needs: the network, its workspace, data and the library's
+ * results. */
+typedef struct gcase {
+    ad_net *net;
+    ad_seq *ws;
+    layout lo;
+    float x[ND * NB * NT];   /* (D, B, T) */
+    float tgt[NO * NB * NT]; /* (O, B, T) */
+    float y[NO * NB * NT];   /* library outputs */
+    float dy[NO * NB * NT];  /* from ad_mse */
+    float dx[ND * NB * NT];  /* library dLoss/dx */
+    float *g;                /* (n) copy of the library's gradient */
+    double *th;              /* (n) parameters in double */
+    double xd[ND * NB * NT];
+    double td[NO * NB * NT];
+    double yd[NO * NB * NT]; /* reference outputs */
+    double amax;             /* largest |pre-activation| seen by the reference */
+    float loss;              /* ad_mse of the library's outputs */
+    double lossd;            /* the reference loss */
+} gcase;
+
+/* ---- the double-precision reference ---- */
+
+static double sig(double a)
+{
+    return 1.0 / (1.0 + exp(-a));
+}
+
+static void note(double *amax, double a)
+{
+    if (fabs(a) > *amax)
+        *amax = fabs(a);
+}
+
+/*
+ * One step of one layer, straight from cell.h. wx (G*H, Din), wh (G*H, H), b (G*H),
+ * ex the extra vector; x (Din) in; h, c (H) the state, updated in place.
+ */
+static void ref_cell(ad_cell_kind kind, int G, int Din, const double *wx, const double *wh,
+                     const double *b, const double *ex, const double *x, double *h, double *c,
+                     double *amax)
+{
+    const int GH = G * NH;
+    double ax[4 * NH], ah[4 * NH], hn[NH], cn[NH];
+
+    for (int r = 0; r < GH; r++) {
+        ax[r] = b[r];
+        for (int k = 0; k < Din; k++)
+            ax[r] += wx[r + k * GH] * x[k];
+        ah[r] = 0.0;
+        for (int k = 0; k < NH; k++)
+            ah[r] += wh[r + k * GH] * h[k];
+    }
+    switch (kind) {
+    case AD_CELL_ELMAN:
+        for (int j = 0; j < NH; j++) {
+            note(amax, ax[j] + ah[j]);
+            hn[j] = tanh(ax[j] + ah[j]);
+        }
+        break;
+    case AD_CELL_LSTM:
+        for (int j = 0; j < NH; j++) {
+            double ai = ax[j] + ah[j], af = ax[NH + j] + ah[NH + j];
+            double ag = ax[2 * NH + j] + ah[2 * NH + j], ao = ax[3 * NH + j] + ah[3 * NH + j];
+            note(amax, ai), note(amax, af), note(amax, ag), note(amax, ao);
+            cn[j] = sig(af) * c[j] + sig(ai) * tanh(ag);
+            hn[j] = sig(ao) * tanh(cn[j]);
+        }
+        break;
+    case AD_CELL_PEEPHOLE:
+        for (int j = 0; j < NH; j++) {
+            double ai = ax[j] + ah[j] + ex[j] * c[j];
+            double af = ax[NH + j] + ah[NH + j] + ex[NH + j] * c[j];
+            double ag = ax[2 * NH + j] + ah[2 * NH + j];
+            cn[j] = sig(af) * c[j] + sig(ai) * tanh(ag);
+            double ao = ax[3 * NH + j] + ah[3 * NH + j] + ex[2 * NH + j] * cn[j];
+            note(amax, ai), note(amax, af), note(amax, ag), note(amax, ao);
+            hn[j] = sig(ao) * tanh(cn[j]);
+        }
+        break;
+    case AD_CELL_CIFG:
+        for (int j = 0; j < NH; j++) {
+            double af = ax[j] + ah[j], ag = ax[NH + j] + ah[NH + j];
+            double ao = ax[2 * NH + j] + ah[2 * NH + j];
+            note(amax, af), note(amax, ag), note(amax, ao);
+            double f = sig(af);
+            cn[j] = f * c[j] + (1.0 - f) * tanh(ag);
+            hn[j] = sig(ao) * tanh(cn[j]);
+        }
+        break;
+    case AD_CELL_GRU: {
+        double r[NH], z[NH], rh[NH];
+        for (int j = 0; j < NH; j++) {
+            note(amax, ax[j] + ah[j]), note(amax, ax[NH + j] + ah[NH + j]);
+            r[j] = sig(ax[j] + ah[j]);
+            z[j] = sig(ax[NH + j] + ah[NH + j]);
+            rh[j] = r[j] * h[j];
+        }
+        for (int j = 0; j < NH; j++) {
+            double an = ax[2 * NH + j]; /* Wxn x + b_n */
+            for (int k = 0; k < NH; k++)
+                an += wh[2 * NH + j + k * GH] * rh[k]; /* + Whn (r*h) */
+            note(amax, an);
+            hn[j] = (1.0 - z[j]) * h[j] + z[j] * tanh(an);
+        }
+        break;
+    }
+    case AD_CELL_GRU_TORCH:
+        for (int j = 0; j < NH; j++) {
+            double r = sig(ax[j] + ah[j]), z = sig(ax[NH + j] + ah[NH + j]);
+            double an = ax[2 * NH + j] + r * (ah[2 * NH + j] + ex[j]);
+            note(amax, ax[j] + ah[j]), note(amax, ax[NH + j] + ah[NH + j]), note(amax, an);
+            hn[j] = (1.0 - z) * tanh(an) + z * h[j];
+        }
+        break;
+    default:
+        ck_abort_msg("unknown kind %d", (int)kind);
+    }
+    memcpy(h, hn, sizeof(hn));
+    if (ad_cell_has_c(kind))
+        memcpy(c, cn, sizeof(cn));
+}
+
+/* Reference forward over B windows of T steps (each from a zero state) and its MSE loss.
+ * th (n) parameters, x (D, B, T), tgt (O, B, T); y (O, B, T) out. */
+static double ref_forward(const layout *lo, const double *th, const double *x, const double *tgt,
+                          double *y, double *amax)
+{
+    const ad_net_config *cfg = &lo->cfg;
+    double loss = 0.0;
+
+    for (int b = 0; b < NB; b++) {
+        double h[AD_MAX_LAYERS][NH] = {{0}}, c[AD_MAX_LAYERS][NH] = {{0}};
+        for (int t = 0; t < NT; t++) {
+            const double *in = x + ND * (b + NB * t);
+            int din = ND;
+            for (int l = 0; l < cfg->layers; l++) {
+                ref_cell(cfg->kind, lo->G, din, th + lo->wx[l], th + lo->wh[l], th + lo->b[l],
+                         lo->nex ? th + lo->ex[l] : NULL, in, h[l], c[l], amax);
+                in = h[l];
+                din = NH;
+            }
+            for (int o = 0; o < NO; o++) {
+                double v = th[lo->by + o];
+                for (int j = 0; j < NH; j++)
+                    v += th[lo->wy + o + j * NO] * in[j];
+                size_t i = o + NO * (b + NB * (size_t)t);
+                y[i] = v;
+                loss += (v - tgt[i]) * (v - tgt[i]);
+            }
+        }
+    }
+    return loss / (NO * NB * NT);
+}
+
+static double ref_loss(const gcase *gc, const double *th, const double *x)
+{
+    double y[NO * NB * NT], amax = 0.0;
+    return ref_forward(&gc->lo, th, x, gc->td, y, &amax);
+}
+
+/* Central difference of the reference loss w.r.t. v[i] (v is th or x of gc). */
+static double fd_at(const gcase *gc, double *th, double *x, double *v, size_t i)
+{
+    double v0 = v[i], lp, lm;
+    v[i] = v0 + GRAD_EPS;
+    lp = ref_loss(gc, th, x);
+    v[i] = v0 - GRAD_EPS;
+    lm = ref_loss(gc, th, x);
+    v[i] = v0;
+    return (lp - lm) / (2.0 * GRAD_EPS);
+}
+
+/* ---- setup ---- */
+
+static void layout_from_net(const ad_net *net, layout *lo)
+{
+    ad_params v;
+
+    memset(lo, 0, sizeof(*lo));
+    lo->cfg = net->cfg;
+    lo->G = ad_cell_gates(net->cfg.kind);
+    lo->n = net->nparams;
+    lo->nex = ad_cell_extra_size(net->cfg.kind, NH);
+    ad_net_views(&net->cfg, net->params, &v);
+    for (int l = 0; l < net->cfg.layers; l++) {
+        lo->wx[l] = (size_t)(v.layer[l].wx - net->params);
+        lo->wh[l] = (size_t)(v.layer[l].wh - net->params);
+        lo->b[l] = (size_t)(v.layer[l].b - net->params);
+        lo->ex[l] = v.layer[l].extra ? (size_t)(v.layer[l].extra - net->params) : 0;
+    }
+    lo->wy = (size_t)(v.wy - net->params);
+    lo->by = (size_t)(v.by - net->params);
+}
+
+/* The layout's tensors in order; returns how many. */
+static int layout_tensors(const layout *lo, tensor *ts)
+{
+    int n = 0;
+    for (int l = 0; l < lo->cfg.layers; l++) {
+        size_t din = l == 0 ? ND : NH, gh = (size_t)lo->G * NH;
+        snprintf(ts[n].name, sizeof(ts[n].name), "layer %d Wx", l);
+        ts[n].off = lo->wx[l], ts[n++].n = gh * din;
+        snprintf(ts[n].name, sizeof(ts[n].name), "layer %d Wh", l);
+        ts[n].off = lo->wh[l], ts[n++].n = gh * NH;
+        snprintf(ts[n].name, sizeof(ts[n].name), "layer %d b", l);
+        ts[n].off = lo->b[l], ts[n++].n = gh;
+        if (lo->nex) {
+            snprintf(ts[n].name, sizeof(ts[n].name), "layer %d extra", l);
+            ts[n].off = lo->ex[l], ts[n++].n = lo->nex;
+        }
+    }
+    snprintf(ts[n].name, sizeof(ts[n].name), "head Wy");
+    ts[n].off = lo->wy, ts[n++].n = (size_t)NO * NH;
+    snprintf(ts[n].name, sizeof(ts[n].name), "head by");
+    ts[n].off = lo->by, ts[n++].n = NO;
+    return n;
+}
+
+static void fill_uniform(ad_rng *r, float *v, size_t n, double scale)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)((2.0 * ad_rng_uniform(r) - 1.0) * scale);
+}
+
+static void fill_normal(ad_rng *r, float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = ad_rng_normal(r);
+}
+
+/*
+ * Builds the case for loop index i (kind i/2, layers 1 + i%2) with a workspace of Tws
+ * steps of Bws windows (at least T, B), runs the library's forward and backward once in
+ * product mode `reference`, and the double reference forward.
+ */
+static void gcase_setup(gcase *gc, int i, int reference, int Tws, int Bws)
+{
+    ad_net_config cfg = {.kind = (ad_cell_kind)(i / 2),
+                         .layers = 1 + i % 2,
+                         .input = ND,
+                         .hidden = NH,
+                         .output = NO};
+    char err[256] = "";
+    ad_rng r;
+
+    memset(gc, 0, sizeof(*gc));
+    ad_blas_set_reference(reference);
+    ck_assert_msg(ad_net_create(&cfg, 1000 + (uint64_t)i, &gc->net, err, sizeof(err)) == 0,
+                  "ad_net_create: %s", err);
+    ck_assert_msg(ad_seq_create(gc->net, Tws, Bws, &gc->ws, err, sizeof(err)) == 0,
+                  "ad_seq_create: %s", err);
+    layout_from_net(gc->net, &gc->lo);
+
+    /* Every parameter random, biases and extras too: the initial zero biases and zero
+     * peepholes / b_hn would hide the terms they multiply. */
+    ad_rng_seed(&r, 77 + (uint64_t)i);
+    fill_uniform(&r, gc->net->params, gc->net->nparams, PARAM_SCALE);
+    fill_normal(&r, gc->x, ND * NB * NT);
+    fill_normal(&r, gc->tgt, NO * NB * NT);
+
+    const float *y = ad_seq_forward(gc->net, gc->ws, gc->x, NT, NB);
+    ck_assert_ptr_nonnull(y);
+    memcpy(gc->y, y, sizeof(gc->y));
+    gc->loss = ad_mse(gc->y, gc->tgt, NO * NB * NT, gc->dy);
+    ad_seq_zero_grad(gc->ws);
+    for (size_t k = 0; k < ND * NB * NT; k++)
+        gc->dx[k] = 12345.0f; /* must be overwritten */
+    ad_seq_backward(gc->net, gc->ws, gc->dy, gc->dx);
+    gc->g = malloc(gc->lo.n * sizeof(*gc->g));
+    gc->th = malloc(gc->lo.n * sizeof(*gc->th));
+    ck_assert(gc->g && gc->th);
+    memcpy(gc->g, ad_seq_grad(gc->ws), gc->lo.n * sizeof(*gc->g));
+
+    for (size_t k = 0; k < gc->lo.n; k++)
+        gc->th[k] = gc->net->params[k];
+    for (size_t k = 0; k < ND * NB * NT; k++)
+        gc->xd[k] = gc->x[k];
+    for (size_t k = 0; k < NO * NB * NT; k++)
+        gc->td[k] = gc->tgt[k];
+    gc->lossd = ref_forward(&gc->lo, gc->th, gc->xd, gc->td, gc->yd, &gc->amax);
+    ck_assert_msg(gc->amax > 1.5 && gc->amax < 6.0,
+                  "%s: largest |pre-activation| %g: gates linear or saturated",
+                  ad_cell_name(cfg.kind), gc->amax);
+}
+
+static void gcase_teardown(gcase *gc)
+{
+    free(gc->g);
+    free(gc->th);
+    ad_seq_free(gc->ws);
+    ad_net_free(gc->net);
+}
+
+/* ---- the comparison ---- */
+
+/* The scale a tensor's errors are measured against: max(GRAD_FLOOR, max |fd|). */
+static double tensor_scale(const double *fd, size_t n)
+{
+    double scale = GRAD_FLOOR;
+    for (size_t k = 0; k < n; k++)
+        scale = fmax(scale, fabs(fd[k]));
+    return scale;
+}
+
+/*
+ * Compares g (n) with fd (n) under the rule above. Returns the number of elements out of
+ * tolerance and describes the worst one in msg; *worst gets the largest err/scale.
+ */
+static int compare(const char *what, const float *g, const double *fd, size_t n, double *worst,
+                   char *msg, size_t msglen)
+{
+    double scale = tensor_scale(fd, n), wr = -1.0;
+    size_t wi = 0;
+    int bad = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        double ratio = fabs((double)g[k] - fd[k]) / scale;
+        if (!(ratio <= GRAD_RTOL)) /* also catches NaN */
+            bad++;
+        if (!(ratio <= wr)) {
+            wr = ratio;
+            wi = k;
+        }
+    }
+    *worst = wr;
+    snprintf(msg, msglen,
+             "%.40s: %d of %zu out of tolerance; worst [%zu] analytic %.9g fd %.9g "
+             "(err/scale %.3g, tensor scale %.3g)",
+             what, bad, n, wi, (double)g[wi], fd[wi], wr, scale);
+    return bad;
+}
+
+static int verbose(void)
+{
+    const char *v = getenv("AD_CHECK_VERBOSE");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* Checks gc's parameter gradients and dx against finite differences. */
+static void check_grads(gcase *gc, const char *mode)
+{
+    tensor ts[4 * AD_MAX_LAYERS + 2];
+    int nt = layout_tensors(&gc->lo, ts), nbad = 0;
+    double *fd = malloc(gc->lo.n * sizeof(*fd)), worst, allworst = 0.0;
+    double fdx[ND * NB * NT];
+    char msg[512], first[512] = "";
+    const char *kname = ad_cell_name(gc->lo.cfg.kind);
+
+    ck_assert_ptr_nonnull(fd);
+    for (size_t k = 0; k < gc->lo.n; k++)
+        fd[k] = fd_at(gc, gc->th, gc->xd, gc->th, k);
+    for (size_t k = 0; k < ND * NB * NT; k++)
+        fdx[k] = fd_at(gc, gc->th, gc->xd, gc->xd, k);
+
+    for (int k = 0; k < nt; k++) {
+        int bad = compare(ts[k].name, gc->g + ts[k].off, fd + ts[k].off, ts[k].n, &worst, msg,
+                          sizeof(msg));
+        allworst = fmax(allworst, worst);
+        if (bad || verbose())
+            fprintf(stderr, "%s %d layers (%s): %s\n", kname, gc->lo.cfg.layers, mode, msg);
+        if (bad && !nbad++)
+            snprintf(first, sizeof(first), "%s", msg);
+    }
+    int bad = compare("dx", gc->dx, fdx, ND * NB * NT, &worst, msg, sizeof(msg));
+    allworst = fmax(allworst, worst);
+    if (bad || verbose())
+        fprintf(stderr, "%s %d layers (%s): %s\n", kname, gc->lo.cfg.layers, mode, msg);
+    if (bad && !nbad++)
+        snprintf(first, sizeof(first), "%s", msg);
+    if (verbose())
+        fprintf(stderr, "%s %d layers (%s): worst err/scale %.3g\n", kname, gc->lo.cfg.layers, mode,
+                allworst);
+    free(fd);
+    ck_assert_msg(nbad == 0, "%s, %d layers, %s gemm: %d tensors wrong; first: %s", kname,
+                  gc->lo.cfg.layers, mode, nbad, first);
+}
+
+static void check_forward(const gcase *gc, const char *mode)
+{
+    double worst = 0.0;
+    size_t wi = 0;
+    for (size_t k = 0; k < NO * NB * NT; k++) {
+        double e = fabs((double)gc->y[k] - gc->yd[k]) / fmax(1.0, fabs(gc->yd[k]));
+        if (!(e <= worst)) {
+            worst = e;
+            wi = k;
+        }
+    }
+    if (verbose())
+        fprintf(stderr,
+                "%s %d layers (%s): forward worst rel err %.3g, max |pre-activation| %.3g\n",
+                ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, worst, gc->amax);
+    ck_assert_msg(worst <= FWD_TOL,
+                  "%s, %d layers, %s gemm: output (o %zu, b %zu, t %zu) is %.9g, reference %.9g",
+                  ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, wi % NO, (wi / NO) % NB,
+                  wi / (NO * NB), (double)gc->y[wi], gc->yd[wi]);
+    ck_assert_msg(fabs(gc->loss - gc->lossd) <= FWD_TOL * fmax(1.0, gc->lossd),
+                  "%s, %d layers, %s gemm: ad_mse %.9g, reference loss %.9g",
+                  ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, (double)gc->loss,
+                  gc->lossd);
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_forward_reference_gemm)
+{
+    gcase gc;
+    gcase_setup(&gc, _i, 1, NT, NB);
+    check_forward(&gc, "reference");
+    gcase_teardown(&gc);
+}
+END_TEST
+
+START_TEST(test_forward_openblas)
+{
+    gcase gc;
+    gcase_setup(&gc, _i, 0, NT, NB);
+    check_forward(&gc, "OpenBLAS");
+    gcase_teardown(&gc);
+}
+END_TEST
+
+START_TEST(test_grad_reference_gemm)
+{
+    gcase gc;
+    gcase_setup(&gc, _i, 1, NT, NB);
+    check_grads(&gc, "reference");
+    gcase_teardown(&gc);
+}
+END_TEST
+
+START_TEST(test_grad_openblas)
+{
+    gcase gc;
+    gcase_setup(&gc, _i, 0, NT, NB);
+    check_grads(&gc, "OpenBLAS");
+    gcase_teardown(&gc);
+}
+END_TEST
+
+/* A workspace made for longer windows and more of them than are run. */
+START_TEST(test_grad_larger_workspace)
+{
+    gcase gc;
+    gcase_setup(&gc, _i, 0, NT + 3, NB + 2);
+    check_forward(&gc, "OpenBLAS, larger workspace");
+    check_grads(&gc, "OpenBLAS, larger workspace");
+    gcase_teardown(&gc);
+}
+END_TEST
+
+/* Backward adds into the gradient buffer (a second call doubles it) and overwrites dx. */
+START_TEST(test_backward_adds)
+{
+    gcase gc;
+    gcase_setup(&gc, _i, 1, NT, NB);
+    float dx2[ND * NB * NT];
+    for (size_t k = 0; k < ND * NB * NT; k++)
+        dx2[k] = -777.0f;
+    ad_seq_backward(gc.net, gc.ws, gc.dy, dx2);
+    const float *g2 = ad_seq_grad(gc.ws);
+    float scale = 1e-3f;
+    for (size_t k = 0; k < gc.lo.n; k++)
+        scale = fmaxf(scale, fabsf(gc.g[k]));
+    for (size_t k = 0; k < gc.lo.n; k++)
+        ck_assert_float_eq_tol(g2[k], 2.0f * gc.g[k], 1e-5f * scale);
+    for (size_t k = 0; k < ND * NB * NT; k++)
+        ck_assert_float_eq_tol(dx2[k], gc.dx[k], 1e-6f * (1.0f + fabsf(gc.dx[k])));
+    ad_seq_zero_grad(gc.ws);
+    for (size_t k = 0; k < gc.lo.n; k++)
+        ck_assert_float_eq(ad_seq_grad(gc.ws)[k], 0.0f);
+    gcase_teardown(&gc);
+}
+END_TEST
+
+/*
+ * The checker has teeth: the library's (correct) LSTM gradient passes, and the same
+ * gradient with one element of layer 0's Wh moved by 10 * GRAD_RTOL of the tensor's
+ * scale, or dx with one element off by as much, is refused.
+ */
+START_TEST(test_checker_has_teeth)
+{
+    gcase gc;
+    gcase_setup(&gc, 2 * AD_CELL_LSTM + 1, 1, NT, NB);
+    double *fd = malloc(gc.lo.n * sizeof(*fd)), worst, fdx[ND * NB * NT];
+    float *g = malloc(gc.lo.n * sizeof(*g)), dx[ND * NB * NT];
+    const size_t off = gc.lo.wh[0], len = 4 * NH * NH;
+    char msg[512];
+
+    ck_assert(fd && g);
+    for (size_t k = 0; k < gc.lo.n; k++)
+        fd[k] = fd_at(&gc, gc.th, gc.xd, gc.th, k);
+    for (size_t k = 0; k < ND * NB * NT; k++)
+        fdx[k] = fd_at(&gc, gc.th, gc.xd, gc.xd, k);
+
+    memcpy(g, gc.g, gc.lo.n * sizeof(*g));
+    ck_assert_int_eq(compare("Wh", g + off, fd + off, len, &worst, msg, sizeof(msg)), 0);
+    /* the element with the smallest gradient: an error there is the hardest to see */
+    size_t kmin = 0;
+    for (size_t k = 1; k < len; k++)
+        if (fabs(fd[off + k]) < fabs(fd[off + kmin]))
+            kmin = k;
+    g[off + kmin] += (float)(10.0 * GRAD_RTOL * tensor_scale(fd + off, len));
+    ck_assert_int_eq(compare("Wh", g + off, fd + off, len, &worst, msg, sizeof(msg)), 1);
+
+    memcpy(dx, gc.dx, sizeof(dx));
+    ck_assert_int_eq(compare("dx", dx, fdx, ND * NB * NT, &worst, msg, sizeof(msg)), 0);
+    dx[7] -= (float)(10.0 * GRAD_RTOL * tensor_scale(fdx, ND * NB * NT));
+    ck_assert_int_eq(compare("dx", dx, fdx, ND * NB * NT, &worst, msg, sizeof(msg)), 1);
+    free(fd);
+    free(g);
+    gcase_teardown(&gc);
+}
+END_TEST
+
+static Suite *grad_suite(void)
+{
+    Suite *s = suite_create("grad");
+    TCase *tc;
+
+    tc = tcase_create("forward");
+    tcase_add_loop_test(tc, test_forward_reference_gemm, 0, NCASES);
+    tcase_add_loop_test(tc, test_forward_openblas, 0, NCASES);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("grad_reference_gemm");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_grad_reference_gemm, 0, NCASES);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("grad_openblas");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_grad_openblas, 0, NCASES);
+    tcase_add_loop_test(tc, test_grad_larger_workspace, 0, NCASES);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("backward_contract");
+    tcase_add_loop_test(tc, test_backward_adds, 0, NCASES);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("checker");
+    tcase_add_test(tc, test_checker_has_teeth);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(grad_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
