@@ -16,6 +16,7 @@
  *  GRU_TORCH G=3 r,z,n      PyTorch's nn.GRU form: n = tanh(Wxn x + b_n + r*(Whn h + b_hn)),
  *                            h = (1-z)*n + z*h; extra b_hn (H)
  *
+ * Mind z: the course GRU keeps (1-z)*h of the old state, GRU_TORCH keeps z*h.
  * The LSTM kinds have a cell state c and start with forget-gate bias 1.
  */
 #ifndef AD_CELL_H

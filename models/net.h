@@ -138,7 +138,7 @@ const float *ad_seq_forward(const ad_net *net, ad_seq *ws, const float *x, int T
 /*
  * Backward pass for the last forward: dy (O, B, T) is dLoss/dy. ADDS the parameter
  * gradients into ws's gradient buffer (zero it with ad_seq_zero_grad). If dx is not NULL
- * it receives dLoss/dx (D, B, T).
+ * it is overwritten with dLoss/dx (D, B, T).
  */
 void ad_seq_backward(const ad_net *net, ad_seq *ws, const float *dy, float *dx);
 

@@ -9,7 +9,10 @@
 
 ad_optim *ad_optim_create(ad_optim_kind kind, size_t n, float lr)
 {
-    ad_optim *o = calloc(1, sizeof(*o));
+    ad_optim *o;
+    if (kind != AD_OPTIM_SGD && kind != AD_OPTIM_ADAM)
+        return NULL;
+    o = calloc(1, sizeof(*o));
     if (!o)
         return NULL;
     o->kind = kind;

@@ -25,7 +25,8 @@ typedef struct ad_optim {
     float *v;          /* (n) Adam second moments, NULL for SGD */
 } ad_optim;
 
-/* Allocates an optimiser for n parameters with the usual defaults. NULL on failure. */
+/* Allocates an optimiser for n parameters with the usual defaults. NULL on allocation
+ * failure or an unknown kind. */
 ad_optim *ad_optim_create(ad_optim_kind kind, size_t n, float lr);
 void ad_optim_free(ad_optim *o);
 /* Forgets the moments and the step count. */

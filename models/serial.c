@@ -105,6 +105,12 @@ static int check_savable(const ad_net *net, const ad_optim *opt, char *err, size
                 net->nparams, ad_net_param_count(&net->cfg));
         return -AD_EINVAL;
     }
+    for (size_t i = 0; i < net->nparams; i++) {
+        if (!isfinite(net->params[i])) {
+            set_err(err, errlen, "cannot save: parameter %zu is not finite", i);
+            return -AD_EINVAL;
+        }
+    }
     if (!opt)
         return 0;
     if (!optim_kind_valid((uint32_t)opt->kind)) {
@@ -123,6 +129,12 @@ static int check_savable(const ad_net *net, const ad_optim *opt, char *err, size
     if (opt->t < 0) {
         set_err(err, errlen, "cannot save: optimiser step count %lld is negative", opt->t);
         return -AD_EINVAL;
+    }
+    for (size_t i = 0; opt->kind == AD_OPTIM_ADAM && i < opt->n; i++) {
+        if (!isfinite(opt->m[i]) || !isfinite(opt->v[i]) || opt->v[i] < 0.0f) {
+            set_err(err, errlen, "cannot save: optimiser moment %zu is not finite", i);
+            return -AD_EINVAL;
+        }
     }
     return 0;
 }
@@ -178,6 +190,15 @@ static int add_size(size_t a, size_t b, size_t *out)
     return 0;
 }
 
+/* a * b into *out unless it overflows (returns -1). */
+static int mul_size(size_t a, size_t b, size_t *out)
+{
+    if (a && b > SIZE_MAX / a)
+        return -1;
+    *out = a * b;
+    return 0;
+}
+
 /* Checks an exact length: "truncated" if len < need, "trailing bytes" if len > need. */
 static int check_length(size_t len, size_t need, char *err, size_t errlen)
 {
@@ -186,8 +207,8 @@ static int check_length(size_t len, size_t need, char *err, size_t errlen)
         return -AD_EFORMAT;
     }
     if (len > need) {
-        set_err(err, errlen, "%zu trailing bytes: blob is %zu bytes, its header says %zu",
-                len - need, len, need);
+        set_err(err, errlen, "trailing bytes: blob is %zu bytes, its header says %zu (%zu extra)",
+                len, need, len - need);
         return -AD_EFORMAT;
     }
     return 0;
@@ -200,8 +221,9 @@ static int check_crc(const uint8_t *b, size_t len, char *err, size_t errlen)
     uint32_t stored = ad_get_u32(&r);
     uint32_t computed = ad_crc32(0, b, len - CRC_BYTES);
     if (stored != computed) {
-        set_err(err, errlen, "checksum mismatch: blob says 0x%08" PRIx32 ", bytes give 0x%08" PRIx32,
-                stored, computed);
+        set_err(err, errlen,
+                "checksum mismatch: blob says 0x%08" PRIx32 ", bytes give 0x%08" PRIx32, stored,
+                computed);
         return -AD_EFORMAT;
     }
     return 0;
@@ -258,8 +280,7 @@ static int check_frame(const uint8_t *b, size_t len, blob_info *bi, char *err, s
         return -AD_EFORMAT;
     }
     if (memcmp(b, AD_NET_BLOB_MAGIC, 4) != 0) {
-        set_err(err, errlen, "bad magic: not a network blob (expected \"%s\")",
-                AD_NET_BLOB_MAGIC);
+        set_err(err, errlen, "bad magic: not a network blob (expected \"%s\")", AD_NET_BLOB_MAGIC);
         return -AD_EFORMAT;
     }
     r.pos = 4;
@@ -270,8 +291,8 @@ static int check_frame(const uint8_t *b, size_t len, blob_info *bi, char *err, s
         return -AD_EFORMAT;
     }
     if (version != AD_NET_BLOB_VERSION) {
-        set_err(err, errlen, "unsupported blob version %u, expected version %u",
-                (unsigned)version, (unsigned)AD_NET_BLOB_VERSION);
+        set_err(err, errlen, "unsupported blob version %u, expected version %u", (unsigned)version,
+                (unsigned)AD_NET_BLOB_VERSION);
         return -AD_EFORMAT;
     }
     if (flags & ~FLAG_OPTIM) {
@@ -289,13 +310,14 @@ static int check_frame(const uint8_t *b, size_t len, blob_info *bi, char *err, s
      * what the bytes could hold before multiplying anything. */
     size_t room = len - HEADER_BYTES; /* >= 0: the header was read */
     if (np > room / 4) {
-        set_err(err, errlen,
-                "truncated: blob claims %" PRIu64 " parameters but is only %zu bytes", np, len);
+        set_err(err, errlen, "truncated: blob claims %" PRIu64 " parameters but is only %zu bytes",
+                np, len);
         return -AD_EFORMAT;
     }
     bi->nparams = (size_t)np;
     bi->params_off = HEADER_BYTES;
     size_t need = HEADER_BYTES + 4 * bi->nparams; /* <= len */
+    size_t extra;
     bi->has_optim = (flags & FLAG_OPTIM) != 0;
     if (bi->has_optim) {
         bi->optim_off = need;
@@ -318,21 +340,19 @@ static int check_frame(const uint8_t *b, size_t len, blob_info *bi, char *err, s
             return -AD_EFORMAT;
         }
         bi->optim_kind = (ad_optim_kind)ok;
-        size_t moments = moments_per_param(bi->optim_kind); /* floats per parameter */
-        /* room for the moments: (len - need - OPTIM_BYTES - CRC) / (4 * moments) */
-        if (moments && (len - need < OPTIM_BYTES + CRC_BYTES ||
-                        bi->nparams > (len - need - OPTIM_BYTES - CRC_BYTES) / (4 * moments))) {
-            set_err(err, errlen, "truncated: blob is %zu bytes, ends inside its optimiser state",
-                    len);
-            return -AD_EFORMAT;
-        }
-        if (add_size(need, OPTIM_BYTES + 4 * moments * bi->nparams, &need) != 0) {
-            set_err(err, errlen, "truncated: blob is %zu bytes", len);
+        /* the moments: 4 bytes per float per parameter; np <= len / 4, but be exact */
+        size_t moments = moments_per_param(bi->optim_kind);
+        if (mul_size(4 * moments, bi->nparams, &extra) != 0 ||
+            add_size(extra, OPTIM_BYTES, &extra) != 0 || add_size(need, extra, &need) != 0) {
+            set_err(err, errlen,
+                    "truncated: blob claims %zu parameters with Adam state but is only %zu bytes",
+                    bi->nparams, len);
             return -AD_EFORMAT;
         }
     }
     if (add_size(need, CRC_BYTES, &need) != 0) {
-        set_err(err, errlen, "truncated: blob is %zu bytes", len);
+        set_err(err, errlen, "truncated: blob claims %zu parameters but is only %zu bytes",
+                bi->nparams, len);
         return -AD_EFORMAT;
     }
     int rc = check_length(len, need, err, errlen);
@@ -381,8 +401,8 @@ static int check_expect(const ad_net_config *got, const ad_net_config *want, cha
 }
 
 /* Everything after the frame: shape, parameter count, expectation, optimiser, numbers. */
-static int check_contents(const uint8_t *b, size_t len, const ad_net_config *expect,
-                          blob_info *bi, char *err, size_t errlen)
+static int check_contents(const uint8_t *b, size_t len, const ad_net_config *expect, blob_info *bi,
+                          char *err, size_t errlen)
 {
     ad_rbuf r;
     ad_rbuf_init(&r, b, len);
@@ -399,8 +419,7 @@ static int check_contents(const uint8_t *b, size_t len, const ad_net_config *exp
     if (rc || !bi->has_optim)
         return rc;
     r.pos = bi->optim_off + 4; /* the kind was checked with the frame */
-    static const char *const hyper[] = {"learning rate", "beta1", "beta2", "eps",
-                                        "weight decay"};
+    static const char *const hyper[] = {"learning rate", "beta1", "beta2", "eps", "weight decay"};
     for (int i = 0; i < 5; i++) {
         float x = ad_get_f32(&r);
         if (!isfinite(x)) {

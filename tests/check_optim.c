@@ -80,6 +80,10 @@ START_TEST(test_create_defaults)
     ck_assert_ptr_null(s->v);
     ck_assert_uint_eq(ad_optim_bytes(s), sizeof(*s));
 
+    /* an unknown kind is refused rather than half-made */
+    ck_assert_ptr_null(ad_optim_create((ad_optim_kind)7, 5, 0.1f));
+    ck_assert_ptr_null(ad_optim_create((ad_optim_kind)-1, 5, 0.1f));
+
     ad_optim *z = ad_optim_create(AD_OPTIM_ADAM, 0, 0.1f); /* no parameters is fine */
     ck_assert_ptr_nonnull(z);
     ad_optim_step(z, NULL, NULL);
@@ -170,7 +174,7 @@ START_TEST(test_sgd_weight_decay)
     ck_assert_ptr_nonnull(o);
     o->weight_decay = 0.01f;
     memcpy(p, p0, sizeof(p));
-    ad_optim_step(o, p, grads[0]); /* p -= 0.1 (g + 0.01 p) */
+    ad_optim_step(o, p, grads[0]);                                       /* p -= 0.1 (g + 0.01 p) */
     ck_assert_float_eq_tol(p[0], 1.0f - 0.1f * (0.5f + 0.01f), 1e-7f);   /* 0.949 */
     ck_assert_float_eq_tol(p[1], -2.0f - 0.1f * (-1.0f - 0.02f), 1e-7f); /* -1.898 */
     ck_assert_float_eq_tol(p[2], 0.5f - 0.1f * 0.005f, 1e-7f);           /* decay alone */

@@ -19,14 +19,14 @@
 
 /* Offsets in a version-1 blob (serial.h). */
 #define OFF_VERSION 4
-#define OFF_FLAGS 6
-#define OFF_KIND 8
-#define OFF_LAYERS 12
-#define OFF_INPUT 16
-#define OFF_HIDDEN 20
-#define OFF_OUTPUT 24
+#define OFF_FLAGS   6
+#define OFF_KIND    8
+#define OFF_LAYERS  12
+#define OFF_INPUT   16
+#define OFF_HIDDEN  20
+#define OFF_OUTPUT  24
 #define OFF_NPARAMS 28
-#define OFF_PARAMS 36
+#define OFF_PARAMS  36
 
 enum { OPT_NONE = 0, OPT_SGD = 1, OPT_ADAM = 2, OPT_VARIANTS = 3 };
 
@@ -80,8 +80,8 @@ static ad_optim *make_opt(const ad_net *net, int variant, uint64_t seed)
 {
     if (variant == OPT_NONE)
         return NULL;
-    ad_optim *o = ad_optim_create(variant == OPT_ADAM ? AD_OPTIM_ADAM : AD_OPTIM_SGD,
-                                  net->nparams, 0.0125f);
+    ad_optim *o =
+        ad_optim_create(variant == OPT_ADAM ? AD_OPTIM_ADAM : AD_OPTIM_SGD, net->nparams, 0.0125f);
     ck_assert_ptr_nonnull(o);
     o->weight_decay = 1e-4f;
     o->beta1 = 0.85f;
@@ -115,8 +115,8 @@ static uint8_t *save_new(const ad_net *net, const ad_optim *opt, size_t *len)
  * Loads a blob that must be refused: returns -AD_EFORMAT with a message containing one
  * of the alternatives (separated by '|'), and leaves both outputs NULL.
  */
-static void expect_refused(const void *b, size_t len, const ad_net_config *expect,
-                           const char *alts, const char *what)
+static void expect_refused(const void *b, size_t len, const ad_net_config *expect, const char *alts,
+                           const char *what)
 {
     static int sentinel;
     ad_net *net = (ad_net *)&sentinel;
@@ -359,8 +359,8 @@ START_TEST(test_roundtrip_exact)
     ck_assert_uint_eq(get_le(b + OFF_VERSION, 2), AD_NET_BLOB_VERSION);
     ck_assert_uint_eq(get_le(b + OFF_FLAGS, 2), opt ? 1 : 0);
     ck_assert_uint_eq(get_le(b + OFF_NPARAMS, 8), net->nparams);
-    ck_assert_uint_eq(len, 36 + 4 * net->nparams + 4 +
-                               (opt ? 32 + (opt->m ? 8 * net->nparams : 0) : 0));
+    ck_assert_uint_eq(len,
+                      36 + 4 * net->nparams + 4 + (opt ? 32 + (opt->m ? 8 * net->nparams : 0) : 0));
 
     load_ok(b, len, &back, &oback);
     ck_assert_mem_eq(&back->cfg, &net->cfg, sizeof(net->cfg));
@@ -574,8 +574,7 @@ START_TEST(test_save_too_small)
         memset(b, 0xaa, need);
         len = 12345;
         err[0] = '\0';
-        ck_assert_int_eq(ad_net_save(net, opt, b, caps[k], &len, err, sizeof(err)),
-                         -AD_EINVAL);
+        ck_assert_int_eq(ad_net_save(net, opt, b, caps[k], &len, err, sizeof(err)), -AD_EINVAL);
         ck_assert_msg(strstr(err, "too small") != NULL, "message: %s", err);
         ck_assert_uint_eq(len, 0);
         for (size_t i = 0; i < need; i++) /* nothing written */
@@ -610,6 +609,30 @@ START_TEST(test_save_optim_mismatch)
     ck_assert_int_eq(ad_net_save(net, opt, b, sizeof(b), &len, err, sizeof(err)), -AD_EINVAL);
     ck_assert_msg(strstr(err, "optimiser") != NULL, "message: %s", err);
     ck_assert_uint_eq(len, 0);
+    ad_optim_free(opt);
+    ad_net_free(net);
+}
+END_TEST
+
+START_TEST(test_save_refuses_non_finite)
+{
+    ad_net *net = make_net(AD_CELL_GRU, 1, 1, 2, 1, 72);
+    ad_optim *opt = ad_optim_create(AD_OPTIM_ADAM, net->nparams, 0.1f);
+    uint8_t b[4096];
+    char err[128] = "";
+    size_t len = 1;
+
+    /* a blob that load would refuse is never written */
+    net->params[3] = NAN;
+    ck_assert_int_eq(ad_net_save(net, NULL, b, sizeof(b), &len, err, sizeof(err)), -AD_EINVAL);
+    ck_assert_msg(strstr(err, "parameter 3") != NULL, "message: %s", err);
+    ck_assert_uint_eq(len, 0);
+    net->params[3] = 0.5f;
+    opt->v[1] = INFINITY;
+    ck_assert_int_eq(ad_net_save(net, opt, b, sizeof(b), &len, err, sizeof(err)), -AD_EINVAL);
+    ck_assert_msg(strstr(err, "optimiser") != NULL, "message: %s", err);
+    opt->v[1] = 0.0f;
+    ck_assert_int_eq(ad_net_save(net, opt, b, sizeof(b), &len, err, sizeof(err)), 0);
     ad_optim_free(opt);
     ad_net_free(net);
 }
@@ -650,9 +673,11 @@ START_TEST(test_every_truncation)
     }
     /* one trailing byte, of any value */
     b[len] = 0;
-    expect_refused(b, len + 1, NULL, "1 trailing byte", "trailing byte");
+    expect_refused(b, len + 1, NULL, "trailing bytes", "trailing byte");
     b[len] = 0xff;
-    expect_refused(b, len + 1, NULL, "1 trailing byte", "trailing byte");
+    expect_refused(b, len + 1, NULL, "trailing bytes", "trailing byte");
+    b[len] = 0;
+    expect_refused(b, len + 1, NULL, "(1 extra)", "trailing byte count");
     free(b);
 }
 END_TEST
@@ -689,8 +714,8 @@ START_TEST(test_every_flip)
         for (int k = 0; k < 9; k++) {
             uint8_t mask = k < 8 ? (uint8_t)(1u << k) : 0xff;
             b[off] ^= mask;
-            snprintf(what, sizeof(what), "%s/%d: byte %zu of %zu ^ 0x%02x",
-                     ad_cell_name(kind), variant, off, len, mask);
+            snprintf(what, sizeof(what), "%s/%d: byte %zu of %zu ^ 0x%02x", ad_cell_name(kind),
+                     variant, off, len, mask);
             expect_refused(b, len, NULL, alts, what);
             b[off] ^= mask;
         }
@@ -894,8 +919,13 @@ START_TEST(test_nparams_lying)
     expect_refused(b, len, NULL, "blob has 0 parameters|trailing", "np = 0");
 
     /* huge claims must not overflow any size computation */
-    const uint64_t huge[] = {1ULL << 63, UINT64_MAX, UINT64_MAX / 4, UINT64_MAX / 4 + 1,
-                             (UINT64_MAX - 35) / 4, (1ULL << 62) + 1, SIZE_MAX / 12 + 1};
+    const uint64_t huge[] = {1ULL << 63,
+                             UINT64_MAX,
+                             UINT64_MAX / 4,
+                             UINT64_MAX / 4 + 1,
+                             (UINT64_MAX - 35) / 4,
+                             (1ULL << 62) + 1,
+                             SIZE_MAX / 12 + 1};
     for (size_t k = 0; k < sizeof(huge) / sizeof(huge[0]); k++) {
         put_le(b + OFF_NPARAMS, huge[k], 8);
         recrc(b, len);
@@ -971,6 +1001,7 @@ static Suite *serial_suite(void)
     tc = tcase_create("save");
     tcase_add_test(tc, test_save_too_small);
     tcase_add_test(tc, test_save_optim_mismatch);
+    tcase_add_test(tc, test_save_refuses_non_finite);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("damage");
