@@ -468,14 +468,19 @@ static AD_INLINE void add_into(float *restrict d, const float *restrict a,
         d[k] = a[k] + b[k];
 }
 
-/* db (R) += row sums of D (R, N). */
-static void add_row_sums(float *db, const float *D, int R, int N)
+/* db (R) += row sums of D (R, N; column stride ld). */
+static void add_row_sums_ld(float *restrict db, const float *restrict D, int R, int N, int ld)
 {
     for (int j = 0; j < N; j++) {
-        const float *d = D + (size_t)j * R;
+        const float *d = D + (size_t)j * ld;
         for (int i = 0; i < R; i++)
             db[i] += d[i];
     }
+}
+
+static void add_row_sums(float *db, const float *D, int R, int N)
+{
+    add_row_sums_ld(db, D, R, N, R);
 }
 
 AD_CLONES void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, int B,
@@ -486,6 +491,7 @@ AD_CLONES void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, in
     const int G = ad_cell_gates(kind), GH = G * H, BT = B * T;
     const size_t HB = (size_t)H * B, HBT = (size_t)H * BT;
     const int gru = kind == AD_CELL_GRU || kind == AD_CELL_GRU_TORCH;
+    const int has_c = ad_cell_has_c(kind);
     /* the gradient into the recurrent products: dax itself except for GRU_TORCH */
     float *dah = kind == AD_CELL_GRU_TORCH ? s->dah : s->dax;
 
@@ -493,62 +499,62 @@ AD_CLONES void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, in
     memset(s->dc, 0, HB * sizeof(float));
 
     for (int t = T - 1; t >= 0; t--) {
-        float *gp[4] = {NULL}, *dp[4] = {NULL}, *dq[4] = {NULL};
         const float *hp = cc->h + HB * t;
         const float *hc = cc->h + HB * (t + 1);
-        const float *dho = dhout + HB * t;
+        float *daxt = s->dax + (size_t)GH * B * t; /* (GH, B) stacked */
+        float *daht = dah + (size_t)GH * B * t;
         float *dh = s->dh, *dhn = s->dhn;
 
-        for (int q = 0; q < G; q++) {
-            gp[q] = cc->gates + q * HBT + HB * t;
-            dp[q] = s->dax + q * HBT + HB * t;
-            dq[q] = dah + q * HBT + HB * t;
+        add_into(dh, dhout + HB * t, dhn, HB);
+        /* column by column: gates read gate-major, gradients written stacked */
+        for (int b = 0; b < B; b++) {
+            const size_t o = (size_t)H * b, t0 = HB * t + o;
+            float *gp[4] = {NULL}, *dp[4] = {NULL};
+            for (int q = 0; q < G; q++) {
+                gp[q] = cc->gates + q * HBT + t0;
+                dp[q] = daxt + (size_t)GH * b + (size_t)q * H;
+            }
+            if (!gru) {
+                gates_backward(kind, H, 1, gp, has_c ? cc->c + t0 : NULL,
+                               has_c ? cc->c + t0 + HB : NULL, has_c ? cc->tc + t0 : NULL,
+                               hc + o, dh + o, s->dc + o, dp, p->extra, g->extra);
+            } else if (kind == AD_CELL_GRU) {
+                gru_backward_zn(H, gp[1], gp[2], hp + o, dh + o, dp[1], dp[2], dhn + o);
+            } else {
+                float *dhh = daht + (size_t)GH * b;
+                grut_backward(H, gp[0], gp[1], gp[2], cc->aux + t0, hp + o, dh + o, dp[0], dp[1],
+                              dp[2], dhh + 2 * H, dhn + o);
+                memcpy(dhh, dp[0], 2 * (size_t)H * sizeof(float));
+            }
         }
-        add_into(dh, dho, dhn, HB);
-
         if (!gru) {
-            if (ad_cell_has_c(kind))
-                gates_backward(kind, H, B, gp, cc->c + HB * t, cc->c + HB * (t + 1),
-                               cc->tc + HB * t, hc, dh, s->dc, dp, p->extra, g->extra);
-            else
-                gates_backward(kind, H, B, gp, NULL, NULL, NULL, hc, dh, s->dc, dp, NULL,
-                               NULL);
-            for (int q = 0; q < G; q++)
-                ad_gemm(1, 0, H, B, H, 1.0f, p->wh + q * H, GH, dp[q], H, q ? 1.0f : 0.0f, dhn,
-                        H);
-            continue;
-        }
-
-        const int n = (int)HB;
-        if (kind == AD_CELL_GRU) {
-            gru_backward_zn(n, gp[1], gp[2], hp, dh, dp[1], dp[2], dhn);
+            ad_gemm(1, 0, H, B, GH, 1.0f, p->wh, GH, daxt, GH, 0.0f, dhn, H);
+        } else if (kind == AD_CELL_GRU) {
             /* d(r*h) = Whn^T dn; then r's gradient and the h path through r*h */
-            ad_gemm(1, 0, H, B, H, 1.0f, p->wh + 2 * H, GH, dp[2], H, 0.0f, s->tmp, H);
-            gru_backward_r(n, gp[0], hp, s->tmp, dp[0], dhn);
-            for (int q = 0; q < 2; q++)
-                ad_gemm(1, 0, H, B, H, 1.0f, p->wh + q * H, GH, dp[q], H, 1.0f, dhn, H);
+            ad_gemm(1, 0, H, B, H, 1.0f, p->wh + 2 * H, GH, daxt + 2 * H, GH, 0.0f, s->tmp, H);
+            for (int b = 0; b < B; b++) {
+                const size_t o = (size_t)H * b;
+                gru_backward_r(H, cc->gates + HB * t + o, hp + o, s->tmp + o,
+                               daxt + (size_t)GH * b, dhn + o);
+            }
+            ad_gemm(1, 0, H, B, 2 * H, 1.0f, p->wh, GH, daxt, GH, 1.0f, dhn, H);
         } else {
-            grut_backward(n, gp[0], gp[1], gp[2], cc->aux + HB * t, hp, dh, dp[0], dp[1], dp[2],
-                          dq[2], dhn);
-            memcpy(dq[0], dp[0], HB * sizeof(float));
-            memcpy(dq[1], dp[1], HB * sizeof(float));
-            for (int q = 0; q < 3; q++)
-                ad_gemm(1, 0, H, B, H, 1.0f, p->wh + q * H, GH, dq[q], H, 1.0f, dhn, H);
+            ad_gemm(1, 0, H, B, GH, 1.0f, p->wh, GH, daht, GH, 1.0f, dhn, H);
         }
     }
 
-    /* parameter gradients over all steps at once, gate by gate */
-    for (int q = 0; q < G; q++) {
-        const float *daxq = s->dax + q * HBT, *dahq = dah + q * HBT;
-        /* the recurrent input of gate q: h_{t-1}, or r*h_{t-1} for the course GRU's n */
-        const float *hin = kind == AD_CELL_GRU && q == 2 ? cc->aux : cc->h;
-        ad_gemm(0, 1, H, Din, BT, 1.0f, daxq, H, x, Din, 1.0f, g->wx + q * H, GH);
-        add_row_sums(g->b + q * H, daxq, H, BT);
-        ad_gemm(0, 1, H, H, BT, 1.0f, dahq, H, hin, H, 1.0f, g->wh + q * H, GH);
-        if (dx)
-            ad_gemm(1, 0, Din, BT, H, 1.0f, p->wx + q * H, GH, daxq, H, q ? 1.0f : 0.0f, dx,
-                    Din);
+    /* parameter gradients over all steps at once */
+    ad_gemm(0, 1, GH, Din, BT, 1.0f, s->dax, GH, x, Din, 1.0f, g->wx, GH);
+    add_row_sums(g->b, s->dax, GH, BT);
+    if (kind == AD_CELL_GRU) {
+        /* the course GRU's n gate sees r*h_{t-1}, not h_{t-1} */
+        ad_gemm(0, 1, 2 * H, H, BT, 1.0f, s->dax, GH, cc->h, H, 1.0f, g->wh, GH);
+        ad_gemm(0, 1, H, H, BT, 1.0f, s->dax + 2 * H, GH, cc->aux, H, 1.0f, g->wh + 2 * H, GH);
+    } else {
+        ad_gemm(0, 1, GH, H, BT, 1.0f, dah, GH, cc->h, H, 1.0f, g->wh, GH);
     }
     if (kind == AD_CELL_GRU_TORCH)
-        add_row_sums(g->extra, s->dah + 2 * HBT, H, BT);
+        add_row_sums_ld(g->extra, s->dah + 2 * H, H, BT, GH);
+    if (dx)
+        ad_gemm(1, 0, Din, BT, GH, 1.0f, p->wx, GH, s->dax, GH, 0.0f, dx, Din);
 }

@@ -88,8 +88,8 @@ typedef struct ad_cell_cache {
 
 /* Scratch for a layer's backward, sized for the workspace's T and B. */
 typedef struct ad_cell_scratch {
-    float *dax;   /* (G, H, B*T) dLoss/d(pre-activations) through Wx and b, gate-major */
-    float *dah;   /* (G, H, B*T) dLoss/d(recurrent products), GRU_TORCH only */
+    float *dax;   /* (G*H, B*T) dLoss/d(pre-activations) through Wx and b, gates stacked */
+    float *dah;   /* (G*H, B*T) dLoss/d(recurrent products), GRU_TORCH only */
     float *dh;    /* (H, B) */
     float *dhn;   /* (H, B) gradient flowing to h_{t-1} */
     float *dc;    /* (H, B) */
