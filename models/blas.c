@@ -5,8 +5,22 @@
 #include "blas.h"
 
 #include <cblas.h>
+#include <stdio.h>
+
+/* OpenBLAS extensions (declared here: not every cblas.h has them) */
+char *openblas_get_config(void);
+char *openblas_get_corename(void);
 
 static int use_reference;
+
+const char *ad_blas_name(void)
+{
+    static char name[160];
+    if (!name[0]) /* the first call is made before any thread starts (benchmarks only) */
+        snprintf(name, sizeof(name), "%s, core %s", openblas_get_config(),
+                 openblas_get_corename());
+    return name;
+}
 
 void ad_blas_set_reference(int on)
 {

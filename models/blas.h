@@ -21,4 +21,7 @@ void ad_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 void ad_blas_set_reference(int on);
 int ad_blas_reference(void);
 
+/* The BLAS in use and the kernel it picked for this CPU, for benchmark reports. */
+const char *ad_blas_name(void);
+
 #endif

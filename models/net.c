@@ -170,6 +170,14 @@ size_t ad_net_bytes(const ad_net *net)
     return sizeof(*net) + net->nparams * sizeof(float);
 }
 
+void ad_net_prefetch(const ad_net *net)
+{
+    const char *p = (const char *)net->params;
+    const size_t n = net->nparams * sizeof(float);
+    for (size_t off = 0; off < n; off += 64)
+        __builtin_prefetch(p + off, 0, 3);
+}
+
 /* ---- states ---- */
 
 ad_state *ad_state_create(const ad_net *net)

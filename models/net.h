@@ -105,6 +105,14 @@ void ad_net_free(ad_net *net);
 /* Bytes owned by a network (struct and parameters). */
 size_t ad_net_bytes(const ad_net *net);
 
+/*
+ * Asks the CPU to start loading net's parameters into cache (no effect on results). A
+ * caller stepping many streams in turn prefetches the next stream's network while it
+ * steps the current one, so the step reads weights from cache rather than waiting on
+ * memory.
+ */
+void ad_net_prefetch(const ad_net *net);
+
 /* Allocates a zeroed state for streams of this network. NULL on allocation failure. */
 ad_state *ad_state_create(const ad_net *net);
 void ad_state_reset(ad_state *st);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "blas.h"
 #include "net.h"
 #include "optim.h"
 #include "rng.h"
@@ -33,6 +34,7 @@ static double now(void)
 }
 
 static double min_seconds = 0.5;
+static int prefetch = 1; /* prefetch the next stream's weights, as the daemon will */
 static volatile float sink;
 
 static double bench_step(const ad_net_config *cfg)
@@ -87,6 +89,8 @@ static double bench_streams(const ad_net_config *cfg, int nstreams)
     t0 = now();
     do {
         for (int i = 0; i < nstreams; i++) {
+            if (prefetch)
+                ad_net_prefetch(nets[i + 1 < nstreams ? i + 1 : 0]);
             ad_net_step(nets[i], sts[i], &xs[i], &y);
             xs[i] = 0.9f * xs[i] + 0.1f * y;
         }
@@ -168,6 +172,8 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--hidden") == 0 && i + 1 < argc) {
             only_h = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--no-prefetch") == 0) {
+            prefetch = 0;
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             only = argv[++i];
         } else if (strcmp(argv[i], "--streams") == 0 && i + 1 < argc) {
@@ -181,6 +187,9 @@ int main(int argc, char **argv)
     printf("# anomalyd models benchmark: D=1 O=1 one layer; streams=%d; BPTT T=64 B=32 Adam; "
            "OPENBLAS_NUM_THREADS=%s\n",
            nstreams, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset");
+    printf("# BLAS: %s; step kernels: %s; next-stream prefetch %s\n", ad_blas_name(),
+           __builtin_cpu_supports("avx512f") ? "avx512f" : __builtin_cpu_supports("avx2") ? "avx2" : "baseline",
+           prefetch ? "on" : "off");
     for (int k = 0; k < AD_CELL_NKINDS; k++) {
         if (only_kind >= 0 && k != only_kind)
             continue;
