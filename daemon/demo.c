@@ -20,8 +20,8 @@
 #include "rng.h"
 #include "train.h"
 
-#define N 3000
-#define NTRAIN 1200
+#define N         3000
+#define NTRAIN    1200
 #define THRESHOLD 0.95
 
 static const struct {
@@ -66,8 +66,7 @@ int main(int argc, char **argv)
     }
     cfg = (ad_net_config){(ad_cell_kind)kind, 1, 1, hidden, 1};
     make_series(s, seed);
-    if (ad_net_create(&cfg, seed, &net, err, sizeof(err)) ||
-        (ad_train_defaults(&o), 0) ||
+    if (ad_net_create(&cfg, seed, &net, err, sizeof(err)) || (ad_train_defaults(&o), 0) ||
         ad_seq_create(net, o.window, o.batch, &ws, err, sizeof(err))) {
         fprintf(stderr, "anomalyd-demo: %s\n", err);
         goto out;
@@ -80,8 +79,8 @@ int main(int argc, char **argv)
     }
     o.epochs = 15;
     o.stride = 8;
-    printf("anomalyd-demo: %s network, H=%d, %zu parameters; training on %d clean samples\n",
-           kname, hidden, net->nparams, NTRAIN);
+    printf("anomalyd-demo: %s network, H=%d, %zu parameters; training on %d clean samples\n", kname,
+           hidden, net->nparams, NTRAIN);
     if (ad_train(net, opt, ws, s, s + 1, NTRAIN - 1, &o, &loss, err, sizeof(err))) {
         fprintf(stderr, "anomalyd-demo: %s\n", err);
         goto out;

@@ -17,8 +17,7 @@ const char *ad_blas_name(void)
 {
     static char name[160];
     if (!name[0]) /* the first call is made before any thread starts (benchmarks only) */
-        snprintf(name, sizeof(name), "%s, core %s", openblas_get_config(),
-                 openblas_get_corename());
+        snprintf(name, sizeof(name), "%s, core %s", openblas_get_config(), openblas_get_corename());
     return name;
 }
 
@@ -73,6 +72,6 @@ void ad_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
         gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -31,9 +31,9 @@ static const struct {
     const char *name;
     int gates, has_c, forget;
 } kinds[AD_CELL_NKINDS] = {
-    [AD_CELL_ELMAN] = {"elman", 1, 0, -1},   [AD_CELL_LSTM] = {"lstm", 4, 1, 1},
+    [AD_CELL_ELMAN] = {"elman", 1, 0, -1},      [AD_CELL_LSTM] = {"lstm", 4, 1, 1},
     [AD_CELL_PEEPHOLE] = {"peephole", 4, 1, 1}, [AD_CELL_CIFG] = {"cifg", 3, 1, 0},
-    [AD_CELL_GRU] = {"gru", 3, 0, -1},       [AD_CELL_GRU_TORCH] = {"gru_torch", 3, 0, -1},
+    [AD_CELL_GRU] = {"gru", 3, 0, -1},          [AD_CELL_GRU_TORCH] = {"gru_torch", 3, 0, -1},
 };
 
 static int valid(ad_cell_kind kind)
@@ -97,8 +97,8 @@ static AD_INLINE void vtanh(float *restrict x, int n)
 }
 
 /* x (H, B) += p (H) * v (H, B), p broadcast over the B columns */
-static AD_INLINE void add_peep(float *restrict x, const float *restrict p,
-                               const float *restrict v, int H, int B)
+static AD_INLINE void add_peep(float *restrict x, const float *restrict p, const float *restrict v,
+                               int H, int B)
 {
     for (int b = 0; b < B; b++)
         for (int k = 0; k < H; k++)
@@ -191,9 +191,8 @@ static AD_INLINE void gru_rz(ad_cell_kind kind, int n, float *restrict r, float 
  * and the new h.
  */
 static AD_INLINE void gru_n(ad_cell_kind kind, int n, const float *restrict r,
-                            const float *restrict z, float *restrict nn,
-                            const float *restrict hp, const float *restrict hn,
-                            float *restrict h)
+                            const float *restrict z, float *restrict nn, const float *restrict hp,
+                            const float *restrict hn, float *restrict h)
 {
     if (kind == AD_CELL_GRU) {
         for (int k = 0; k < n; k++)
@@ -215,8 +214,8 @@ static AD_INLINE void gru_n(ad_cell_kind kind, int n, const float *restrict r,
  * reference product kernel does). Rows go in blocks of 32 whose accumulators stay in
  * registers across all columns, so the weights are streamed once and a is touched once.
  */
-static AD_INLINE void matvec_add(float *restrict a, const float *restrict W, int R, int C,
-                                 int ld, const float *restrict x)
+static AD_INLINE void matvec_add(float *restrict a, const float *restrict W, int R, int C, int ld,
+                                 const float *restrict x)
 {
     int i0 = 0;
     for (; i0 + 32 <= R; i0 += 32) {
@@ -319,8 +318,8 @@ AD_CLONES void ad_cell_seq_forward(ad_cell_kind kind, int Din, int H, int T, int
         for (int g = 0; g < G; g++)
             ad_gemm(0, 0, H, B, H, 1.0f, p->wh + g * H, GH, hp, H, 1.0f, gp[g], H);
         if (has_c)
-            gates_forward(kind, H, B, gp, cc->c + HB * t, cc->c + HB * (t + 1), cc->tc + HB * t,
-                          hc, p->extra);
+            gates_forward(kind, H, B, gp, cc->c + HB * t, cc->c + HB * (t + 1), cc->tc + HB * t, hc,
+                          p->extra);
         else
             gates_forward(kind, H, B, gp, NULL, NULL, NULL, hc, NULL);
     }
@@ -340,8 +339,8 @@ static AD_INLINE void lstm_backward(int n, const float *restrict i, const float 
                                     const float *restrict g, const float *restrict o,
                                     const float *restrict cp, const float *restrict tc,
                                     const float *restrict dh, float *restrict dc,
-                                    float *restrict di, float *restrict df,
-                                    float *restrict dg, float *restrict dout)
+                                    float *restrict di, float *restrict df, float *restrict dg,
+                                    float *restrict dout)
 {
     for (int k = 0; k < n; k++) {
         float dct = dc[k] + dh[k] * o[k] * (1.0f - tc[k] * tc[k]);
@@ -371,8 +370,7 @@ static AD_INLINE void cifg_backward(int n, const float *restrict f, const float 
 /* GRU (course form), first part: z's and n's gradients, and h_{t-1}'s direct term. */
 static AD_INLINE void gru_backward_zn(int n, const float *restrict z, const float *restrict nv,
                                       const float *restrict hp, const float *restrict dh,
-                                      float *restrict dz, float *restrict dn,
-                                      float *restrict dhn)
+                                      float *restrict dz, float *restrict dn, float *restrict dhn)
 {
     for (int k = 0; k < n; k++) {
         dz[k] = dh[k] * (nv[k] - hp[k]) * z[k] * (1.0f - z[k]);
@@ -418,8 +416,8 @@ static AD_INLINE void grut_backward(int n, const float *restrict r, const float 
 static AD_INLINE void gates_backward(ad_cell_kind kind, int H, int B, float *const *gp,
                                      const float *restrict cp, const float *restrict c,
                                      const float *restrict tc, const float *restrict hv,
-                                     const float *restrict dh, float *restrict dc,
-                                     float *const *dp, const float *peep, float *gpeep)
+                                     const float *restrict dh, float *restrict dc, float *const *dp,
+                                     const float *peep, float *gpeep)
 {
     const int n = H * B;
     switch (kind) {
@@ -461,8 +459,8 @@ static AD_INLINE void gates_backward(ad_cell_kind kind, int H, int B, float *con
 }
 
 /* d = a + b over n values */
-static AD_INLINE void add_into(float *restrict d, const float *restrict a,
-                               const float *restrict b, size_t n)
+static AD_INLINE void add_into(float *restrict d, const float *restrict a, const float *restrict b,
+                               size_t n)
 {
     for (size_t k = 0; k < n; k++)
         d[k] = a[k] + b[k];
@@ -484,9 +482,9 @@ static void add_row_sums(float *db, const float *D, int R, int N)
 }
 
 AD_CLONES void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, int B,
-                                    const ad_layer_params *p, ad_layer_params *g,
-                                    const float *x, const ad_cell_cache *cc,
-                                    const float *dhout, float *dx, ad_cell_scratch *s)
+                                    const ad_layer_params *p, ad_layer_params *g, const float *x,
+                                    const ad_cell_cache *cc, const float *dhout, float *dx,
+                                    ad_cell_scratch *s)
 {
     const int G = ad_cell_gates(kind), GH = G * H, BT = B * T;
     const size_t HB = (size_t)H * B, HBT = (size_t)H * BT;
@@ -516,8 +514,8 @@ AD_CLONES void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, in
             }
             if (!gru) {
                 gates_backward(kind, H, 1, gp, has_c ? cc->c + t0 : NULL,
-                               has_c ? cc->c + t0 + HB : NULL, has_c ? cc->tc + t0 : NULL,
-                               hc + o, dh + o, s->dc + o, dp, p->extra, g->extra);
+                               has_c ? cc->c + t0 + HB : NULL, has_c ? cc->tc + t0 : NULL, hc + o,
+                               dh + o, s->dc + o, dp, p->extra, g->extra);
             } else if (kind == AD_CELL_GRU) {
                 gru_backward_zn(H, gp[1], gp[2], hp + o, dh + o, dp[1], dp[2], dhn + o);
             } else {
@@ -534,8 +532,8 @@ AD_CLONES void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, in
             ad_gemm(1, 0, H, B, H, 1.0f, p->wh + 2 * H, GH, daxt + 2 * H, GH, 0.0f, s->tmp, H);
             for (int b = 0; b < B; b++) {
                 const size_t o = (size_t)H * b;
-                gru_backward_r(H, cc->gates + HB * t + o, hp + o, s->tmp + o,
-                               daxt + (size_t)GH * b, dhn + o);
+                gru_backward_r(H, cc->gates + HB * t + o, hp + o, s->tmp + o, daxt + (size_t)GH * b,
+                               dhn + o);
             }
             ad_gemm(1, 0, H, B, 2 * H, 1.0f, p->wh, GH, daxt, GH, 1.0f, dhn, H);
         } else {

@@ -88,25 +88,24 @@ typedef struct ad_cell_cache {
 
 /* Scratch for a layer's backward, sized for the workspace's T and B. */
 typedef struct ad_cell_scratch {
-    float *dax;   /* (G*H, B*T) dLoss/d(pre-activations) through Wx and b, gates stacked */
-    float *dah;   /* (G*H, B*T) dLoss/d(recurrent products), GRU_TORCH only */
-    float *dh;    /* (H, B) */
-    float *dhn;   /* (H, B) gradient flowing to h_{t-1} */
-    float *dc;    /* (H, B) */
-    float *tmp;   /* (H, B) */
+    float *dax; /* (G*H, B*T) dLoss/d(pre-activations) through Wx and b, gates stacked */
+    float *dah; /* (G*H, B*T) dLoss/d(recurrent products), GRU_TORCH only */
+    float *dh;  /* (H, B) */
+    float *dhn; /* (H, B) gradient flowing to h_{t-1} */
+    float *dc;  /* (H, B) */
+    float *tmp; /* (H, B) */
 } ad_cell_scratch;
 
 /* Forward over B windows of T steps from zero state: x (Din, B*T) in, cache filled. */
-void ad_cell_seq_forward(ad_cell_kind kind, int Din, int H, int T, int B,
-                         const ad_layer_params *p, const float *x, ad_cell_cache *cc);
+void ad_cell_seq_forward(ad_cell_kind kind, int Din, int H, int T, int B, const ad_layer_params *p,
+                         const float *x, ad_cell_cache *cc);
 
 /*
  * Backward of the last forward. dhout (H, B*T) is dLoss/dh_t from above (read only).
  * ADDS parameter gradients into g; writes dLoss/dx (Din, B*T) into dx unless NULL.
  */
-void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, int B,
-                          const ad_layer_params *p, ad_layer_params *g, const float *x,
-                          const ad_cell_cache *cc, const float *dhout, float *dx,
-                          ad_cell_scratch *s);
+void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, int B, const ad_layer_params *p,
+                          ad_layer_params *g, const float *x, const ad_cell_cache *cc,
+                          const float *dhout, float *dx, ad_cell_scratch *s);
 
 #endif

@@ -111,8 +111,7 @@ void ad_net_init(ad_net *net, uint64_t seed)
         net->p.wy[i] = k * (2.0f * ad_rng_uniform(&rng) - 1.0f);
 }
 
-int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *err,
-                  size_t errlen)
+int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *err, size_t errlen)
 {
     int rc = ad_net_config_check(cfg, err, errlen);
     ad_net *net;
@@ -237,17 +236,17 @@ void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y)
 
 struct ad_seq {
     ad_net_config cfg;
-    int tmax, bmax;    /* capacity */
-    int T, B;          /* shape of the last forward */
-    const float *x;    /* input of the last forward (caller's) */
+    int tmax, bmax; /* capacity */
+    int T, B;       /* shape of the last forward */
+    const float *x; /* input of the last forward (caller's) */
     ad_cell_cache cache[AD_MAX_LAYERS];
     ad_cell_scratch scratch;
-    float *y;          /* (O, B*T) outputs */
-    float *dhout[2];   /* (H, B*T) gradients arriving at a layer's outputs, ping-pong */
-    float *grad;       /* (nparams) */
+    float *y;        /* (O, B*T) outputs */
+    float *dhout[2]; /* (H, B*T) gradients arriving at a layer's outputs, ping-pong */
+    float *grad;     /* (nparams) */
     size_t nparams;
     size_t bytes;
-    float *mem;        /* the one allocation */
+    float *mem; /* the one allocation */
 };
 
 /* Carves (or, with base NULL, measures) the workspace's buffers. */
@@ -259,11 +258,11 @@ static size_t seq_layout(ad_seq *ws, float *base)
     const int has_c = ad_cell_has_c(cfg->kind);
     const int gru = cfg->kind == AD_CELL_GRU || cfg->kind == AD_CELL_GRU_TORCH;
     size_t off = 0;
-#define TAKE(ptr, n)                                                                           \
-    do {                                                                                       \
-        if (base)                                                                              \
-            (ptr) = base + off;                                                                \
-        off += (n);                                                                            \
+#define TAKE(ptr, n)                                                                               \
+    do {                                                                                           \
+        if (base)                                                                                  \
+            (ptr) = base + off;                                                                    \
+        off += (n);                                                                                \
     } while (0)
 
     for (int l = 0; l < cfg->layers; l++) {
@@ -391,8 +390,7 @@ void ad_seq_backward(const ad_net *net, ad_seq *ws, const float *dy, float *dx)
         const float *in = l == 0 ? ws->x : ws->cache[l - 1].h + (size_t)H * B;
         float *din = l == 0 ? dx : ws->dhout[cur ^ 1];
         ad_cell_seq_backward(cfg->kind, l == 0 ? cfg->input : H, H, T, B, &net->p.layer[l],
-                             &g.layer[l], in, &ws->cache[l], ws->dhout[cur], din,
-                             &ws->scratch);
+                             &g.layer[l], in, &ws->cache[l], ws->dhout[cur], din, &ws->scratch);
         cur ^= 1;
     }
 }

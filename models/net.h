@@ -33,7 +33,7 @@
 #include "cell.h"
 
 #define AD_MAX_LAYERS 4
-#define AD_MAX_INPUT 64  /* D */
+#define AD_MAX_INPUT  64 /* D */
 #define AD_MAX_OUTPUT 64 /* O */
 /* AD_MAX_HIDDEN (H) is in cell.h */
 
@@ -88,8 +88,7 @@ void ad_net_views(const ad_net_config *cfg, float *flat, ad_params *out);
  * [-1/sqrt(H), 1/sqrt(H)] (PyTorch's rule), biases 0 except the forget gate's bias 1 for
  * the LSTM kinds. Returns 0 and *out, or a negative ad_err with a message.
  */
-int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *err,
-                  size_t errlen);
+int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *err, size_t errlen);
 
 /* Re-initialises the parameters of an existing network from seed (as ad_net_create). */
 void ad_net_init(ad_net *net, uint64_t seed);

@@ -14,15 +14,15 @@ typedef enum ad_optim_kind { AD_OPTIM_SGD = 0, AD_OPTIM_ADAM = 1 } ad_optim_kind
 
 typedef struct ad_optim {
     ad_optim_kind kind;
-    size_t n;          /* parameters it updates */
-    float lr;          /* learning rate */
-    float beta1;       /* Adam first-moment decay (0.9) */
-    float beta2;       /* Adam second-moment decay (0.999) */
-    float eps;         /* Adam denominator guard (1e-8) */
-    float weight_decay;/* L2 added to the gradient (0 = off) */
-    long long t;       /* steps taken */
-    float *m;          /* (n) Adam first moments, NULL for SGD */
-    float *v;          /* (n) Adam second moments, NULL for SGD */
+    size_t n;           /* parameters it updates */
+    float lr;           /* learning rate */
+    float beta1;        /* Adam first-moment decay (0.9) */
+    float beta2;        /* Adam second-moment decay (0.999) */
+    float eps;          /* Adam denominator guard (1e-8) */
+    float weight_decay; /* L2 added to the gradient (0 = off) */
+    long long t;        /* steps taken */
+    float *m;           /* (n) Adam first moments, NULL for SGD */
+    float *v;           /* (n) Adam second moments, NULL for SGD */
 } ad_optim;
 
 /* Allocates an optimiser for n parameters with the usual defaults. NULL on allocation

@@ -21,7 +21,7 @@
 #include "net.h"
 #include "optim.h"
 
-#define AD_NET_BLOB_MAGIC "ADNN"
+#define AD_NET_BLOB_MAGIC   "ADNN"
 #define AD_NET_BLOB_VERSION 1
 
 /* Exact size in bytes of the blob ad_net_save would write (opt may be NULL). */

@@ -27,8 +27,8 @@ static void gather(float *dst, const float *src, int rows, const size_t *starts,
 {
     for (int t = 0; t < T; t++)
         for (int b = 0; b < B; b++)
-            memcpy(dst + (size_t)rows * (b + (size_t)B * t),
-                   src + (size_t)rows * (starts[b] + t), (size_t)rows * sizeof(float));
+            memcpy(dst + (size_t)rows * (b + (size_t)B * t), src + (size_t)rows * (starts[b] + t),
+                   (size_t)rows * sizeof(float));
 }
 
 int ad_train(ad_net *net, ad_optim *opt, ad_seq *ws, const float *x, const float *y, size_t n,

@@ -19,12 +19,12 @@
 #include "optim.h"
 
 typedef struct ad_train_opts {
-    int window;         /* T: steps per window (BPTT truncation) */
-    int batch;          /* B: windows per batch */
-    int stride;         /* samples between window starts (0 = window / 2) */
-    int epochs;         /* passes over the windows */
-    float clip;         /* max gradient L2 norm (0 = no clipping) */
-    uint64_t seed;      /* shuffling */
+    int window;    /* T: steps per window (BPTT truncation) */
+    int batch;     /* B: windows per batch */
+    int stride;    /* samples between window starts (0 = window / 2) */
+    int epochs;    /* passes over the windows */
+    float clip;    /* max gradient L2 norm (0 = no clipping) */
+    uint64_t seed; /* shuffling */
 } ad_train_opts;
 
 /* Sensible defaults: T=32, B=16, stride T/2, 10 epochs, clip 1, seed 1. */

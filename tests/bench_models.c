@@ -188,7 +188,9 @@ int main(int argc, char **argv)
            "OPENBLAS_NUM_THREADS=%s\n",
            nstreams, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset");
     printf("# BLAS: %s; step kernels: %s; next-stream prefetch %s\n", ad_blas_name(),
-           __builtin_cpu_supports("avx512f") ? "avx512f" : __builtin_cpu_supports("avx2") ? "avx2" : "baseline",
+           __builtin_cpu_supports("avx512f") ? "avx512f"
+           : __builtin_cpu_supports("avx2")  ? "avx2"
+                                             : "baseline",
            prefetch ? "on" : "off");
     for (int k = 0; k < AD_CELL_NKINDS; k++) {
         if (only_kind >= 0 && k != only_kind)

@@ -192,8 +192,7 @@ START_TEST(test_saturation)
         ck_assert_msg(isfinite(e_pos) && e_pos > 4e8f, "exp(%g) = %g", (double)x, (double)e_pos);
         /* tanh: exactly +-1, as correctly rounded tanhf is from x ~ 9.01 on */
         if (x >= 20.0f) {
-            ck_assert_msg(ad_tanhf(x) == 1.0f, "tanh(%g) = %.9g", (double)x,
-                          (double)ad_tanhf(x));
+            ck_assert_msg(ad_tanhf(x) == 1.0f, "tanh(%g) = %.9g", (double)x, (double)ad_tanhf(x));
             ck_assert(ad_tanhf(-x) == -ad_tanhf(x));
         }
         /* sigmoid: inside [0, 1], 1 on the right, 0-ish on the left */

@@ -15,7 +15,7 @@
 #include "train.h"
 
 #define NTRAIN 2000
-#define NTEST 600
+#define NTEST  600
 
 /* s[t] = sin(2 pi t / 23) + 0.5 sin(2 pi t / 7) + N(0, 0.1^2) */
 static void noisy_sine(float *s, size_t n, uint64_t seed)
@@ -58,8 +58,7 @@ START_TEST(test_learns_noisy_sine)
     ck_assert_int_eq(ad_seq_create(net, o.window, o.batch, &ws, err, sizeof(err)), 0);
     opt = ad_optim_create(AD_OPTIM_ADAM, net->nparams, 0.01f);
     ck_assert_ptr_nonnull(opt);
-    ck_assert_int_eq(ad_train(net, opt, ws, s, s + 1, NTRAIN - 1, &o, &loss, err, sizeof(err)),
-                     0);
+    ck_assert_int_eq(ad_train(net, opt, ws, s, s + 1, NTRAIN - 1, &o, &loss, err, sizeof(err)), 0);
     ck_assert(isfinite(loss));
 
     st = ad_state_create(net);
@@ -96,8 +95,7 @@ START_TEST(test_two_layers_learn)
     ad_optim *opt = ad_optim_create(AD_OPTIM_ADAM, net->nparams, 0.01f);
     ad_state *st = ad_state_create(net);
     double before = ad_eval_mse(net, st, s, s + 1, NTRAIN + NTEST - 1, NTRAIN);
-    ck_assert_int_eq(ad_train(net, opt, ws, s, s + 1, NTRAIN - 1, &o, NULL, err, sizeof(err)),
-                     0);
+    ck_assert_int_eq(ad_train(net, opt, ws, s, s + 1, NTRAIN - 1, &o, NULL, err, sizeof(err)), 0);
     double after = ad_eval_mse(net, st, s, s + 1, NTRAIN + NTEST - 1, NTRAIN);
     double base = last_value_mse(s + NTRAIN - 1, NTEST + 1);
     ck_assert_msg(after < before && after <= 0.5 * base, "before %g after %g base %g", before,
@@ -156,19 +154,16 @@ START_TEST(test_train_refuses_bad_input)
     ad_optim *opt = ad_optim_create(AD_OPTIM_SGD, net->nparams, 0.1f);
     ad_optim *wrong = ad_optim_create(AD_OPTIM_SGD, net->nparams + 1, 0.1f);
     /* too short for one window */
-    ck_assert_int_eq(ad_train(net, opt, ws, s, s + 1, 9, &o, NULL, err, sizeof(err)),
-                     -AD_EINVAL);
+    ck_assert_int_eq(ad_train(net, opt, ws, s, s + 1, 9, &o, NULL, err, sizeof(err)), -AD_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "window"));
     /* window bigger than the workspace */
     o.window = 8;
     o.batch = 2;
-    ck_assert_int_eq(ad_train(net, opt, ws, s, s + 1, 9, &o, NULL, err, sizeof(err)),
-                     -AD_EINVAL);
+    ck_assert_int_eq(ad_train(net, opt, ws, s, s + 1, 9, &o, NULL, err, sizeof(err)), -AD_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "workspace"));
     /* optimiser of another size */
     o.window = 4;
-    ck_assert_int_eq(ad_train(net, wrong, ws, s, s + 1, 9, &o, NULL, err, sizeof(err)),
-                     -AD_EINVAL);
+    ck_assert_int_eq(ad_train(net, wrong, ws, s, s + 1, 9, &o, NULL, err, sizeof(err)), -AD_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "optimiser"));
     ad_optim_free(wrong);
     ad_optim_free(opt);
