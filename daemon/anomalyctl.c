@@ -1,0 +1,377 @@
+/*
+ * anomalyctl.c - the command-line client. Today: `anomalyctl score`, offline scoring of a
+ * CSV through exactly the detector code the daemon runs (models/detector.h).
+ *
+ *   anomalyctl score [OPTIONS] [FILE|-]
+ *
+ * Input: CSV with a header line and rows `timestamp,value` (NAB's format). A timestamp is
+ * `YYYY-MM-DD HH:MM:SS[.frac]` (UTC) or seconds since the epoch. Output (stdout): CSV
+ * `timestamp,value,anomaly_score,flag,predicted,error,warming_up`, one row per input row
+ * in the same order; a row that cannot be scored (unparsable, NaN, infinite, out of
+ * range, time going backwards) keeps its place with score 0 and empty prediction, and is
+ * reported on stderr with its line number and reason. Progress goes to stderr every
+ * 100000 rows. Exit status: 0, 1 on I/O or configuration errors, 2 on usage errors.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "detector.h"
+
+#define MAX_LINE 4096
+#define MAX_REPORTED 20
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: anomalyctl score [OPTIONS] [FILE|-]\n"
+            "\n"
+            "Scores a CSV of timestamp,value rows through the anomalyd detector and writes\n"
+            "timestamp,value,anomaly_score,flag,predicted,error,warming_up rows to stdout.\n"
+            "\n"
+            "model:\n"
+            "  --kind K            elman lstm peephole cifg gru gru_torch (lstm)\n"
+            "  --hidden N          hidden size (16)\n"
+            "  --layers N          stacked layers (1)\n"
+            "  --features LIST     comma list of tod,dow,gap (none)\n"
+            "  --seed N            initialisation and shuffling seed (1)\n"
+            "training:\n"
+            "  --history N         samples kept for retraining (1500)\n"
+            "  --train-after N     first training after N samples (400)\n"
+            "  --train-every N     then every N samples, 0 = never (2000)\n"
+            "  --window N          BPTT window (32)     --batch N    windows per batch (16)\n"
+            "  --epochs N          at most N epochs (30) --patience N early stopping (4)\n"
+            "  --lr X              Adam learning rate (0.01)\n"
+            "  --val-frac X        validation tail fraction (0.2)\n"
+            "  --input-clip X      clip normalised inputs to +-X (8)\n"
+            "  --relearn N         flags in a row before values count as normal (64)\n"
+            "scoring:\n"
+            "  --scorer S          likelihood dynamic static (likelihood)\n"
+            "  --threshold X       flag at score >= X (0.5)\n"
+            "  --scorer-window N   error history of the scorer (1000)\n"
+            "  --short-window N    likelihood: errors averaged (10)\n"
+            "  --min-samples N     scorer: score 0 until N errors seen (100)\n"
+            "  --k X               static: error scoring 0.5 (4)\n"
+            "  --alpha X           dynamic: EWMA smoothing (0.3)\n"
+            "  --quiet             no progress or per-row messages on stderr\n");
+}
+
+/* Seconds since the epoch from "YYYY-MM-DD HH:MM:SS[.frac]" (UTC) or a number. */
+static int parse_time(const char *s, double *out)
+{
+    int Y, M, D, h, m;
+    double sec;
+    char *end;
+    if (sscanf(s, "%4d-%2d-%2d%*[ T]%2d:%2d:%lf", &Y, &M, &D, &h, &m, &sec) == 6) {
+        struct tm tm;
+        if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec < 0 || sec >= 61)
+            return -1;
+        memset(&tm, 0, sizeof(tm));
+        tm.tm_year = Y - 1900;
+        tm.tm_mon = M - 1;
+        tm.tm_mday = D;
+        tm.tm_hour = h;
+        tm.tm_min = m;
+        time_t t = timegm(&tm);
+        *out = (double)t + (sec - floor(sec)) + floor(sec);
+        return 0;
+    }
+    errno = 0;
+    *out = strtod(s, &end);
+    if (end == s || errno == ERANGE)
+        return -1;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    return *end ? -1 : 0;
+}
+
+/* Splits "a,b" into two fields in place; trims spaces and a trailing CR. */
+static int split2(char *line, char **a, char **b)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    char *comma = strchr(line, ',');
+    if (!comma || strchr(comma + 1, ','))
+        return -1;
+    *comma = '\0';
+    *a = line;
+    *b = comma + 1;
+    while (**a == ' ')
+        (*a)++;
+    while (**b == ' ')
+        (*b)++;
+    return 0;
+}
+
+static int parse_features(const char *s, unsigned *out)
+{
+    char buf[128];
+    *out = 0;
+    if (strlen(s) >= sizeof(buf))
+        return -1;
+    strcpy(buf, s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (!strcmp(tok, "tod"))
+            *out |= AD_FEAT_TIME_OF_DAY;
+        else if (!strcmp(tok, "dow"))
+            *out |= AD_FEAT_DAY_OF_WEEK;
+        else if (!strcmp(tok, "gap"))
+            *out |= AD_FEAT_GAP;
+        else if (strcmp(tok, "none"))
+            return -1;
+    }
+    return 0;
+}
+
+/* Parses a number option; exits with a usage error if it is not one. */
+static double num(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v)) {
+        fprintf(stderr, "anomalyctl score: --%s needs a number, got '%s'\n", opt, s);
+        exit(2);
+    }
+    return v;
+}
+
+enum {
+    O_KIND = 256, O_HIDDEN, O_LAYERS, O_FEATURES, O_SEED, O_HISTORY, O_TRAIN_AFTER,
+    O_TRAIN_EVERY, O_WINDOW, O_BATCH, O_EPOCHS, O_PATIENCE, O_LR, O_VAL_FRAC, O_INPUT_CLIP,
+    O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
+    O_ALPHA, O_QUIET, O_HELP
+};
+
+static const struct option long_opts[] = {
+    {"kind", 1, 0, O_KIND},           {"hidden", 1, 0, O_HIDDEN},
+    {"layers", 1, 0, O_LAYERS},       {"features", 1, 0, O_FEATURES},
+    {"seed", 1, 0, O_SEED},           {"history", 1, 0, O_HISTORY},
+    {"train-after", 1, 0, O_TRAIN_AFTER}, {"train-every", 1, 0, O_TRAIN_EVERY},
+    {"window", 1, 0, O_WINDOW},       {"batch", 1, 0, O_BATCH},
+    {"epochs", 1, 0, O_EPOCHS},       {"patience", 1, 0, O_PATIENCE},
+    {"lr", 1, 0, O_LR},               {"val-frac", 1, 0, O_VAL_FRAC},
+    {"input-clip", 1, 0, O_INPUT_CLIP}, {"relearn", 1, 0, O_RELEARN},
+    {"scorer", 1, 0, O_SCORER},       {"threshold", 1, 0, O_THRESHOLD},
+    {"scorer-window", 1, 0, O_SCORER_WINDOW}, {"short-window", 1, 0, O_SHORT_WINDOW},
+    {"min-samples", 1, 0, O_MIN_SAMPLES}, {"k", 1, 0, O_K},
+    {"alpha", 1, 0, O_ALPHA},         {"quiet", 0, 0, O_QUIET},
+    {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
+
+/* Applies one option to c; returns 0, or -1 for an unknown option. */
+static int apply_option(int o, const char *arg, ad_detector_config *c, int *quiet)
+{
+    ad_scorer_config *s = &c->scorer;
+    const char *name = NULL;
+    for (const struct option *lo = long_opts; lo->name; lo++)
+        if (lo->val == o)
+            name = lo->name;
+    switch (o) {
+    case O_KIND: {
+        int k = ad_cell_from_name(arg);
+        if (k < 0) {
+            fprintf(stderr, "anomalyctl score: unknown --kind '%s'\n", arg);
+            exit(2);
+        }
+        c->kind = (ad_cell_kind)k;
+        return 0;
+    }
+    case O_SCORER: {
+        /* keep the scorer's own defaults for the new kind, then the shared settings */
+        int k = ad_scorer_from_name(arg);
+        if (k < 0) {
+            fprintf(stderr, "anomalyctl score: unknown --scorer '%s'\n", arg);
+            exit(2);
+        }
+        ad_scorer_config nc;
+        ad_scorer_defaults(&nc, (ad_scorer_kind)k);
+        nc.threshold = s->threshold;
+        nc.window = s->window;
+        nc.min_samples = s->min_samples;
+        *s = nc;
+        return 0;
+    }
+    case O_FEATURES:
+        if (parse_features(arg, &c->features)) {
+            fprintf(stderr, "anomalyctl score: --features takes tod,dow,gap, got '%s'\n", arg);
+            exit(2);
+        }
+        return 0;
+    case O_QUIET:
+        *quiet = 1;
+        return 0;
+    case O_HIDDEN: c->hidden = (int)num(name, arg); return 0;
+    case O_LAYERS: c->layers = (int)num(name, arg); return 0;
+    case O_SEED: c->seed = (uint64_t)num(name, arg); return 0;
+    case O_HISTORY: c->history = (int)num(name, arg); return 0;
+    case O_TRAIN_AFTER: c->train_after = (int)num(name, arg); return 0;
+    case O_TRAIN_EVERY: c->train_every = (int)num(name, arg); return 0;
+    case O_WINDOW: c->window = (int)num(name, arg); return 0;
+    case O_BATCH: c->batch = (int)num(name, arg); return 0;
+    case O_EPOCHS: c->epochs = (int)num(name, arg); return 0;
+    case O_PATIENCE: c->patience = (int)num(name, arg); return 0;
+    case O_LR: c->lr = (float)num(name, arg); return 0;
+    case O_VAL_FRAC: c->val_frac = (float)num(name, arg); return 0;
+    case O_INPUT_CLIP: c->input_clip = (float)num(name, arg); return 0;
+    case O_RELEARN: c->relearn = (int)num(name, arg); return 0;
+    case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
+    case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;
+    case O_SHORT_WINDOW: s->short_window = (int)num(name, arg); return 0;
+    case O_MIN_SAMPLES: s->min_samples = (int)num(name, arg); return 0;
+    case O_K: s->k = (float)num(name, arg); return 0;
+    case O_ALPHA: s->ewma_alpha = (float)num(name, arg); return 0;
+    default:
+        return -1;
+    }
+}
+
+static void print_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+}
+
+static int cmd_score(int argc, char **argv)
+{
+    ad_detector_config cfg;
+    ad_detector *det = NULL;
+    const char *path = "-";
+    FILE *in = stdin;
+    char line[MAX_LINE], err[256];
+    int quiet = 0, o, rc = 1;
+    unsigned long long lineno = 0, rows = 0, bad = 0, refused = 0, flagged = 0, reported = 0;
+
+    ad_detector_defaults(&cfg);
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+        if (o == O_HELP || o == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        if (apply_option(o, optarg, &cfg, &quiet)) {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc)
+        path = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "anomalyctl score: one input file at most\n");
+        return 2;
+    }
+    if (ad_detector_create(&cfg, &det, err, sizeof(err))) {
+        fprintf(stderr, "anomalyctl score: bad configuration: %s\n", err);
+        return 1;
+    }
+    if (strcmp(path, "-") != 0) {
+        in = fopen(path, "r");
+        if (!in) {
+            fprintf(stderr, "anomalyctl score: %s: %s\n", path, strerror(errno));
+            goto out;
+        }
+    }
+
+    printf("timestamp,value,anomaly_score,flag,predicted,error,warming_up\n");
+    while (fgets(line, sizeof(line), in)) {
+        char *ts_s = (char *)"", *v_s = (char *)"", *end;
+        double ts, v;
+        ad_result r;
+        const char *why = NULL;
+        size_t n = strlen(line);
+
+        lineno++;
+        if (n == sizeof(line) - 1 && line[n - 1] != '\n') { /* giant line: skip the rest */
+            int ch;
+            while ((ch = fgetc(in)) != EOF && ch != '\n')
+                ;
+            why = "line too long";
+        }
+        if (lineno == 1 && !why && strstr(line, "timestamp"))
+            continue; /* header */
+        if (!why && (line[0] == '\n' || line[0] == '\r' || line[0] == '\0'))
+            continue; /* blank line */
+        if (!why && split2(line, &ts_s, &v_s))
+            why = "not two comma-separated fields";
+        if (!why && parse_time(ts_s, &ts))
+            why = "bad timestamp";
+        if (!why) {
+            errno = 0;
+            v = strtod(v_s, &end);
+            if (end == v_s || *end)
+                why = "value is not a number";
+        }
+        rows++;
+        if (why) {
+            bad++;
+            if (!quiet && reported++ < MAX_REPORTED)
+                fprintf(stderr, "anomalyctl score: %s:%llu: %s\n", path, lineno, why);
+            printf("%s,,0,0,,,%d\n", ts_s, 0);
+            continue;
+        }
+        ad_detector_stats before = *ad_detector_get_stats(det);
+        if (ad_detector_observe(det, ts, v, &r) != 0) {
+            const ad_detector_stats *now = ad_detector_get_stats(det);
+            int reason = 0;
+            for (int i = 0; i < AD_REFUSE_NREASONS; i++)
+                if (now->refused[i] != before.refused[i])
+                    reason = i;
+            refused++;
+            if (!quiet && reported++ < MAX_REPORTED)
+                fprintf(stderr, "anomalyctl score: %s:%llu: value refused (%s)\n", path,
+                        lineno, ad_refusal_name(reason));
+            printf("%s,%s,0,0,,,%d\n", ts_s, v_s, now->trainings == 0);
+            continue;
+        }
+        flagged += (unsigned long long)r.flagged;
+        printf("%s,%s,%.6f,%d,", ts_s, v_s, (double)r.score, r.flagged);
+        print_num(stdout, r.predicted);
+        putchar(',');
+        print_num(stdout, r.error);
+        printf(",%d\n", r.warming_up);
+        if (r.train_due && ad_detector_train(det, err, sizeof(err)) != 0 && !quiet)
+            fprintf(stderr, "anomalyctl score: %s:%llu: training failed: %s\n", path, lineno,
+                    err);
+        if (!quiet && rows % 100000 == 0)
+            fprintf(stderr, "anomalyctl score: %s: %llu rows\n", path, rows);
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "anomalyctl score: %s: read error: %s\n", path, strerror(errno));
+        goto out;
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "anomalyctl score: write error: %s\n", strerror(errno));
+        goto out;
+    }
+    if (!quiet) {
+        const ad_detector_stats *s = ad_detector_get_stats(det);
+        fprintf(stderr,
+                "anomalyctl score: %s: %llu rows, %llu flagged, %llu unparsable, %llu refused, "
+                "%llu trainings\n",
+                path, rows, flagged, bad, refused, (unsigned long long)s->trainings);
+    }
+    rc = 0;
+out:
+    if (in && in != stdin)
+        fclose(in);
+    ad_detector_free(det);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fprintf(argc < 2 ? stderr : stdout,
+                "usage: anomalyctl COMMAND [ARGS]\n\ncommands:\n"
+                "  score     score a timestamp,value CSV offline (anomalyctl score --help)\n");
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "score"))
+        return cmd_score(argc - 1, argv + 1);
+    fprintf(stderr, "anomalyctl: unknown command '%s' (try --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,875 @@
+/*
+ * detector.c - one stream's detector (detector.h): observe, the snapshot/train/install
+ * split of retraining, and the detector blob.
+ */
+#include "detector.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blob.h"
+#include "optim.h"
+#include "serial.h"
+#include "train.h"
+
+#define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
+
+#define DET_MAGIC "ADDT"
+#define DET_VERSION 1
+#define MAX_MAGNITUDE 1e30
+#define TWO_PI 6.283185307179586
+
+struct ad_detector {
+    ad_detector_config cfg;
+    int D;              /* network input size */
+    ad_net *net;
+    ad_state *st;
+    ad_scorer *sc;
+    /* normaliser (from the last training) */
+    double center, scale;
+    int trained;
+    /* warm-up fallback: running mean and variance of accepted values (Welford) */
+    double w_mean, w_m2;
+    uint64_t w_n;
+    /* the network's prediction for the next value, in normalised units */
+    float pred_norm;
+    int has_pred;
+    /* history ring, chronological from (pos - n): training values (flagged ones replaced
+     * by their prediction), flags, and timestamps when features need them */
+    float *hv;
+    uint8_t *hf;
+    double *hts;
+    int hcap, hn, hpos;
+    double last_ts;
+    int has_ts;
+    uint64_t since_train;
+    int flag_run;
+    ad_detector_stats stats;
+};
+
+struct ad_train_job {
+    ad_detector_config cfg;
+    int D, n;
+    float *values;   /* (n) chronological */
+    double *ts;      /* (n) or NULL */
+    ad_net *net;     /* starts as the detector's network (or fresh), ends trained */
+    double center, scale;
+    int ran, epochs;
+    float train_loss, val_loss;
+};
+
+static const char *const refusal_names[AD_REFUSE_NREASONS] = {
+    "nan", "inf", "out_of_range", "time_backwards", "bad_timestamp"};
+
+const char *ad_refusal_name(int reason)
+{
+    return reason >= 0 && reason < AD_REFUSE_NREASONS ? refusal_names[reason] : NULL;
+}
+
+void ad_detector_defaults(ad_detector_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->kind = AD_CELL_LSTM;
+    c->layers = 1;
+    c->hidden = 16;
+    c->features = 0;
+    c->history = 1500;
+    c->train_after = 400;
+    c->train_every = 2000;
+    c->window = 32;
+    c->batch = 16;
+    c->epochs = 30;
+    c->patience = 4;
+    c->val_frac = 0.2f;
+    c->lr = 0.01f;
+    c->clip = 1.0f;
+    c->input_clip = 8.0f;
+    c->prime = 256;
+    c->relearn = 64;
+    c->seed = 1;
+    ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
+}
+
+int ad_detector_input_size(unsigned features)
+{
+    return 1 + ((features & AD_FEAT_TIME_OF_DAY) ? 2 : 0) +
+           ((features & AD_FEAT_DAY_OF_WEEK) ? 2 : 0) + ((features & AD_FEAT_GAP) ? 1 : 0);
+}
+
+int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errlen)
+{
+    ad_net_config nc = {c->kind, c->layers, ad_detector_input_size(c->features), c->hidden, 1};
+    int rc = ad_net_config_check(&nc, err, errlen);
+    if (rc)
+        return rc;
+#define RANGE(field, lo, hi)                                                                   \
+    do {                                                                                       \
+        if (!(c->field >= (lo) && c->field <= (hi))) {                                         \
+            ERR("%s must be %g..%g, got %g", #field, (double)(lo), (double)(hi),              \
+                (double)c->field);                                                             \
+            return -AD_EINVAL;                                                                 \
+        }                                                                                      \
+    } while (0)
+    if (c->features & ~(unsigned)(AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK | AD_FEAT_GAP)) {
+        ERR("unknown feature bits 0x%x", c->features);
+        return -AD_EINVAL;
+    }
+    RANGE(window, 2, 4096);
+    RANGE(batch, 1, 4096);
+    RANGE(history, 2 * c->window, 10000000);
+    RANGE(train_after, 2 * c->window, 1000000000);
+    RANGE(train_every, 0, 1000000000);
+    RANGE(epochs, 1, 100000);
+    RANGE(patience, 1, 100000);
+    RANGE(val_frac, 0.0, 0.5);
+    RANGE(lr, 1e-7, 1.0);
+    RANGE(clip, 0.0, 1e6);
+    RANGE(input_clip, 1.0, 1e6);
+    RANGE(prime, 0, 10000000);
+    RANGE(relearn, 0, 1000000000);
+#undef RANGE
+    return ad_scorer_config_check(&c->scorer, err, errlen);
+}
+
+int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err,
+                       size_t errlen)
+{
+    int rc = ad_detector_config_check(c, err, errlen);
+    ad_detector *d;
+
+    *out = NULL;
+    if (rc)
+        return rc;
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        goto out_nomem;
+    d->cfg = *c;
+    d->D = ad_detector_input_size(c->features);
+    ad_net_config nc = {c->kind, c->layers, d->D, c->hidden, 1};
+    rc = ad_net_create(&nc, c->seed, &d->net, err, errlen);
+    if (rc)
+        goto out_free;
+    rc = ad_scorer_create(&c->scorer, &d->sc, err, errlen);
+    if (rc)
+        goto out_free;
+    d->st = ad_state_create(d->net);
+    d->hcap = c->history;
+    d->hv = malloc((size_t)d->hcap * sizeof(*d->hv));
+    d->hf = calloc((size_t)d->hcap, sizeof(*d->hf));
+    if (c->features)
+        d->hts = malloc((size_t)d->hcap * sizeof(*d->hts));
+    if (!d->st || !d->hv || !d->hf || (c->features && !d->hts)) {
+        rc = -AD_ENOMEM;
+        ERR("out of memory for a detector");
+        goto out_free;
+    }
+    d->scale = 1.0;
+    *out = d;
+    return 0;
+
+out_free:
+    ad_detector_free(d);
+    return rc;
+out_nomem:
+    ERR("out of memory for a detector");
+    return -AD_ENOMEM;
+}
+
+void ad_detector_free(ad_detector *d)
+{
+    if (!d)
+        return;
+    ad_net_free(d->net);
+    ad_state_free(d->st);
+    ad_scorer_free(d->sc);
+    free(d->hv);
+    free(d->hf);
+    free(d->hts);
+    free(d);
+}
+
+size_t ad_detector_bytes(const ad_detector *d)
+{
+    return sizeof(*d) + ad_net_bytes(d->net) + ad_state_bytes(d->st) + ad_scorer_bytes(d->sc) +
+           (size_t)d->hcap * (sizeof(*d->hv) + sizeof(*d->hf) + (d->hts ? sizeof(double) : 0));
+}
+
+const ad_detector_config *ad_detector_get_config(const ad_detector *d)
+{
+    return &d->cfg;
+}
+
+const ad_detector_stats *ad_detector_get_stats(const ad_detector *d)
+{
+    return &d->stats;
+}
+
+const ad_net *ad_detector_net(const ad_detector *d)
+{
+    return d->net;
+}
+
+/* ---- inputs ---- */
+
+static float clipf(double x, float lim)
+{
+    return (float)(x > lim ? lim : x < -lim ? -lim : x);
+}
+
+/* The network input for a value v at time ts after a sample at prev_ts (has_prev). */
+static void make_input(const ad_detector_config *c, double center, double scale, double v,
+                       double ts, double prev_ts, int has_prev, float *x)
+{
+    int k = 0;
+    x[k++] = clipf((v - center) / scale, c->input_clip);
+    if (c->features & AD_FEAT_TIME_OF_DAY) {
+        double ph = TWO_PI * (fmod(ts, 86400.0) / 86400.0);
+        x[k++] = (float)sin(ph);
+        x[k++] = (float)cos(ph);
+    }
+    if (c->features & AD_FEAT_DAY_OF_WEEK) {
+        /* 1970-01-01 was a Thursday; day 0 of the week is Monday */
+        double day = fmod(floor(ts / 86400.0) + 3.0, 7.0);
+        double ph = TWO_PI * ((day + fmod(ts, 86400.0) / 86400.0) / 7.0);
+        x[k++] = (float)sin(ph);
+        x[k++] = (float)cos(ph);
+    }
+    if (c->features & AD_FEAT_GAP) {
+        double gap = has_prev && ts > prev_ts ? ts - prev_ts : 0.0;
+        x[k++] = (float)(log1p(gap) / 10.0);
+    }
+}
+
+/* ---- observing ---- */
+
+static int refuse(ad_detector *d, int reason)
+{
+    d->stats.refused[reason]++;
+    return -AD_EINVAL;
+}
+
+static int training_due(const ad_detector *d)
+{
+    if (!d->trained)
+        return d->stats.samples >= (uint64_t)d->cfg.train_after &&
+               d->hn >= 2 * d->cfg.window;
+    return d->cfg.train_every > 0 && d->since_train >= (uint64_t)d->cfg.train_every;
+}
+
+/* Prediction and error for v: from the network once trained, else the running mean. */
+static void predict(const ad_detector *d, double v, double *pred, double *error, int *has)
+{
+    if (d->trained) {
+        *has = d->has_pred;
+        *pred = d->center + d->scale * (double)d->pred_norm;
+        *error = (v - *pred) / d->scale;
+        return;
+    }
+    /* a spread needs two values: until then there is a prediction but no score */
+    *has = d->w_n > 1;
+    if (!*has) {
+        *pred = d->w_n ? d->w_mean : NAN;
+        *error = 0.0;
+        return;
+    }
+    double sd = d->w_n > 1 ? sqrt(d->w_m2 / (double)(d->w_n - 1)) : 0.0;
+    double floor = 1e-6 * fmax(1.0, fabs(d->w_mean));
+    *pred = d->w_mean;
+    *error = (v - d->w_mean) / (sd > floor ? sd : floor);
+}
+
+int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
+{
+    const ad_detector_config *c = &d->cfg;
+    double pred, error;
+    int has_pred;
+    float x[AD_MAX_INPUT], y;
+
+    if (isnan(value))
+        return refuse(d, AD_REFUSE_NAN);
+    if (isinf(value))
+        return refuse(d, AD_REFUSE_INF);
+    if (fabs(value) > MAX_MAGNITUDE)
+        return refuse(d, AD_REFUSE_RANGE);
+    if (!isfinite(ts))
+        return refuse(d, AD_REFUSE_BADTIME);
+    if (d->has_ts && ts < d->last_ts)
+        return refuse(d, AD_REFUSE_BACKWARDS);
+
+    predict(d, value, &pred, &error, &has_pred);
+    float score = has_pred ? ad_scorer_score(d->sc, (float)error) : 0.0f;
+    int flagged = has_pred && score >= c->scorer.threshold;
+    d->flag_run = flagged ? d->flag_run + 1 : 0;
+    /* excluded: kept out of statistics, training and the rolling state */
+    int excluded = flagged && (c->relearn == 0 || d->flag_run <= c->relearn);
+    if (has_pred)
+        ad_scorer_commit(d->sc, excluded);
+    double kept = excluded ? pred : value;
+
+    if (!excluded) { /* Welford */
+        d->w_n++;
+        double delta = value - d->w_mean;
+        d->w_mean += delta / (double)d->w_n;
+        d->w_m2 += delta * (value - d->w_mean);
+    }
+
+    /* history */
+    d->hv[d->hpos] = (float)kept;
+    d->hf[d->hpos] = (uint8_t)flagged;
+    if (d->hts)
+        d->hts[d->hpos] = ts;
+    d->hpos = d->hpos + 1 == d->hcap ? 0 : d->hpos + 1;
+    if (d->hn < d->hcap)
+        d->hn++;
+
+    /* step the network on what it should remember, predicting t+1 */
+    if (d->trained) {
+        make_input(c, d->center, d->scale, kept, ts, d->last_ts, d->has_ts, x);
+        ad_net_step(d->net, d->st, x, &y);
+        d->pred_norm = y;
+        d->has_pred = 1;
+    }
+    d->last_ts = ts;
+    d->has_ts = 1;
+    d->stats.samples++;
+    d->stats.flagged += (uint64_t)flagged;
+    d->since_train++;
+
+    res->value = value;
+    res->predicted = pred;
+    res->error = error;
+    res->score = score;
+    res->flagged = flagged;
+    res->warming_up = !d->trained;
+    res->train_due = training_due(d);
+    return 0;
+}
+
+/* ---- training ---- */
+
+/* Index in the ring of the i-th oldest sample held. */
+static int hist_index(const ad_detector *d, int i)
+{
+    int k = d->hpos - d->hn + i;
+    return k < 0 ? k + d->hcap : k;
+}
+
+int ad_detector_snapshot(const ad_detector *d, ad_train_job **out, char *err, size_t errlen)
+{
+    ad_train_job *job;
+
+    *out = NULL;
+    if (d->hn < 2 * d->cfg.window) {
+        ERR("history holds %d samples, training needs at least %d", d->hn, 2 * d->cfg.window);
+        return -AD_EINVAL;
+    }
+    job = calloc(1, sizeof(*job));
+    if (!job)
+        goto out_nomem;
+    job->cfg = d->cfg;
+    job->cfg.seed = d->cfg.seed + 7919 * d->stats.trainings; /* a new shuffle each time */
+    job->D = d->D;
+    job->n = d->hn;
+    job->values = malloc((size_t)job->n * sizeof(*job->values));
+    job->ts = d->hts ? malloc((size_t)job->n * sizeof(*job->ts)) : NULL;
+    job->net = ad_net_clone(d->net);
+    if (!job->values || (d->hts && !job->ts) || !job->net)
+        goto out_free;
+    for (int i = 0; i < job->n; i++) {
+        int k = hist_index(d, i);
+        job->values[i] = d->hv[k];
+        if (job->ts)
+            job->ts[i] = d->hts[k];
+    }
+    *out = job;
+    return 0;
+
+out_free:
+    ad_train_job_free(job);
+out_nomem:
+    ERR("out of memory for a training job");
+    return -AD_ENOMEM;
+}
+
+void ad_train_job_free(ad_train_job *job)
+{
+    if (!job)
+        return;
+    free(job->values);
+    free(job->ts);
+    ad_net_free(job->net);
+    free(job);
+}
+
+void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss,
+                         float *val_loss)
+{
+    if (epochs)
+        *epochs = job->epochs;
+    if (train_loss)
+        *train_loss = job->train_loss;
+    if (val_loss)
+        *val_loss = job->val_loss;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median and scale (1.4826 MAD, else the standard deviation, else a floor) of v (n). */
+static int fit_normaliser(const float *v, int n, double *center, double *scale)
+{
+    double *tmp = malloc((size_t)n * sizeof(*tmp));
+    double mean = 0.0, m2 = 0.0;
+    if (!tmp)
+        return -AD_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        tmp[i] = v[i];
+        double delta = v[i] - mean;
+        mean += delta / (i + 1);
+        m2 += delta * (v[i] - mean);
+    }
+    qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
+    double med = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+    for (int i = 0; i < n; i++)
+        tmp[i] = fabs(tmp[i] - med);
+    qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
+    double mad = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+    double sd = n > 1 ? sqrt(m2 / (n - 1)) : 0.0;
+    double floor = 1e-6 * fmax(1.0, fabs(med));
+    double s = 1.4826 * mad;
+    if (!(s > floor))
+        s = sd;
+    if (!(s > floor))
+        s = floor;
+    free(tmp);
+    *center = med;
+    *scale = s;
+    return 0;
+}
+
+int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
+{
+    const ad_detector_config *c = &job->cfg;
+    const int D = job->D, n = job->n, steps = n - 1;
+    const int nval = (int)((float)steps * c->val_frac);
+    const int ntr = steps - nval;
+    float *x = NULL, *y = NULL, *best = NULL;
+    ad_seq *ws = NULL;
+    ad_optim *opt = NULL;
+    ad_state *st = NULL;
+    double best_val = INFINITY;
+    int rc, since_best = 0;
+
+    rc = fit_normaliser(job->values, n, &job->center, &job->scale);
+    if (rc)
+        goto out_nomem;
+    x = malloc((size_t)D * steps * sizeof(*x));
+    y = malloc((size_t)steps * sizeof(*y));
+    best = malloc(job->net->nparams * sizeof(*best));
+    opt = ad_optim_create(AD_OPTIM_ADAM, job->net->nparams, c->lr);
+    st = ad_state_create(job->net);
+    if (!x || !y || !best || !opt || !st)
+        goto out_nomem;
+    for (int i = 0; i < steps; i++) {
+        double ts = job->ts ? job->ts[i] : 0.0, prev = job->ts && i ? job->ts[i - 1] : 0.0;
+        make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0, x + (size_t)D * i);
+        y[i] = clipf((job->values[i + 1] - job->center) / job->scale, c->input_clip);
+    }
+    if (ntr < c->window) {
+        ERR("%d training steps are fewer than one window of %d", ntr, c->window);
+        rc = -AD_EINVAL;
+        goto out_free;
+    }
+    rc = ad_seq_create(job->net, c->window, c->batch, &ws, err, errlen);
+    if (rc)
+        goto out_free;
+
+    ad_train_opts o;
+    ad_train_defaults(&o);
+    o.window = c->window;
+    o.batch = c->batch;
+    o.stride = c->window / 4 > 0 ? c->window / 4 : 1;
+    o.epochs = 1;
+    o.clip = c->clip;
+    memcpy(best, job->net->params, job->net->nparams * sizeof(*best));
+    job->epochs = 0;
+    for (int e = 0; e < c->epochs; e++) {
+        float loss;
+        o.seed = c->seed + (uint64_t)e;
+        rc = ad_train(job->net, opt, ws, x, y, (size_t)ntr, &o, &loss, err, errlen);
+        if (rc)
+            goto out_free;
+        job->epochs = e + 1;
+        job->train_loss = loss;
+        if (nval == 0) {
+            memcpy(best, job->net->params, job->net->nparams * sizeof(*best));
+            best_val = loss;
+            continue;
+        }
+        /* validation: run over everything, measure the held-out tail */
+        double val = ad_eval_mse(job->net, st, x, y, (size_t)steps, (size_t)ntr);
+        if (val < best_val) {
+            best_val = val;
+            since_best = 0;
+            memcpy(best, job->net->params, job->net->nparams * sizeof(*best));
+        } else if (++since_best >= c->patience) {
+            break;
+        }
+    }
+    memcpy(job->net->params, best, job->net->nparams * sizeof(*best));
+    job->val_loss = (float)best_val;
+    job->ran = 1;
+    rc = 0;
+    goto out_free;
+
+out_nomem:
+    ERR("out of memory for training");
+    rc = -AD_ENOMEM;
+out_free:
+    ad_state_free(st);
+    ad_optim_free(opt);
+    ad_seq_free(ws);
+    free(x);
+    free(y);
+    free(best);
+    return rc;
+}
+
+/*
+ * Rebuilds the rolling state, the pending prediction and the scorer's statistics by
+ * running the current network over the newest samples of the history.
+ */
+static void reprime(ad_detector *d)
+{
+    const ad_detector_config *c = &d->cfg;
+    const int sw = c->scorer.kind == AD_SCORER_STATIC ? 0 : c->scorer.window;
+    const int P = d->hn < (c->prime > sw ? c->prime : sw) ? d->hn : (c->prime > sw ? c->prime : sw);
+    const int burn = c->window < P / 4 ? c->window : P / 4; /* state still settling */
+    float x[AD_MAX_INPUT], y = 0.0f;
+
+    ad_state_reset(d->st);
+    ad_scorer_reset(d->sc);
+    d->has_pred = 0;
+    for (int i = d->hn - P; i < d->hn; i++) {
+        int k = hist_index(d, i);
+        double v = d->hv[k];
+        if (d->has_pred && i - (d->hn - P) >= burn) {
+            double e = (v - (d->center + d->scale * (double)y)) / d->scale;
+            ad_scorer_score(d->sc, (float)e);
+            ad_scorer_commit(d->sc, 0);
+        }
+        double ts = d->hts ? d->hts[k] : 0.0;
+        double prev = d->hts && i > 0 ? d->hts[hist_index(d, i - 1)] : 0.0;
+        make_input(c, d->center, d->scale, v, ts, prev, i > 0, x);
+        ad_net_step(d->net, d->st, x, &y);
+        d->has_pred = 1;
+    }
+    d->pred_norm = y;
+}
+
+int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size_t errlen)
+{
+    if (!job->ran) {
+        ERR("training job has not run");
+        return -AD_EINVAL;
+    }
+    if (ad_net_copy_params(d->net, job->net) != 0) {
+        ERR("training job is for a network of another shape");
+        return -AD_EINVAL;
+    }
+    d->center = job->center;
+    d->scale = job->scale;
+    d->trained = 1;
+    d->since_train = 0;
+    d->stats.trainings++;
+    d->stats.epochs = job->epochs;
+    d->stats.train_loss = job->train_loss;
+    d->stats.val_loss = job->val_loss;
+    reprime(d);
+    return 0;
+}
+
+int ad_detector_train(ad_detector *d, char *err, size_t errlen)
+{
+    ad_train_job *job;
+    int rc = ad_detector_snapshot(d, &job, err, errlen);
+    if (rc)
+        return rc;
+    rc = ad_train_job_run(job, err, errlen);
+    if (!rc)
+        rc = ad_detector_install(d, job, err, errlen);
+    ad_train_job_free(job);
+    return rc;
+}
+
+/* ---- serialisation ---- */
+
+static void put_config(ad_wbuf *w, const ad_detector_config *c)
+{
+    ad_put_u32(w, (uint32_t)c->kind);
+    ad_put_u32(w, (uint32_t)c->layers);
+    ad_put_u32(w, (uint32_t)c->hidden);
+    ad_put_u32(w, c->features);
+    ad_put_u32(w, (uint32_t)c->history);
+    ad_put_u32(w, (uint32_t)c->train_after);
+    ad_put_u32(w, (uint32_t)c->train_every);
+    ad_put_u32(w, (uint32_t)c->window);
+    ad_put_u32(w, (uint32_t)c->batch);
+    ad_put_u32(w, (uint32_t)c->epochs);
+    ad_put_u32(w, (uint32_t)c->patience);
+    ad_put_f32(w, c->val_frac);
+    ad_put_f32(w, c->lr);
+    ad_put_f32(w, c->clip);
+    ad_put_f32(w, c->input_clip);
+    ad_put_u32(w, (uint32_t)c->prime);
+    ad_put_u32(w, (uint32_t)c->relearn);
+    ad_put_u64(w, c->seed);
+    const ad_scorer_config *s = &c->scorer;
+    ad_put_u32(w, (uint32_t)s->kind);
+    ad_put_f32(w, s->threshold);
+    ad_put_u32(w, (uint32_t)s->window);
+    ad_put_u32(w, (uint32_t)s->short_window);
+    ad_put_u32(w, (uint32_t)s->min_samples);
+    ad_put_f32(w, s->ewma_alpha);
+    ad_put_f32(w, s->z_min);
+    ad_put_f32(w, s->z_max);
+    ad_put_f32(w, s->prune);
+    ad_put_u32(w, (uint32_t)s->refit);
+    ad_put_f32(w, s->k);
+}
+
+static void get_config(ad_rbuf *r, ad_detector_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->kind = (ad_cell_kind)ad_get_u32(r);
+    c->layers = (int)ad_get_u32(r);
+    c->hidden = (int)ad_get_u32(r);
+    c->features = ad_get_u32(r);
+    c->history = (int)ad_get_u32(r);
+    c->train_after = (int)ad_get_u32(r);
+    c->train_every = (int)ad_get_u32(r);
+    c->window = (int)ad_get_u32(r);
+    c->batch = (int)ad_get_u32(r);
+    c->epochs = (int)ad_get_u32(r);
+    c->patience = (int)ad_get_u32(r);
+    c->val_frac = ad_get_f32(r);
+    c->lr = ad_get_f32(r);
+    c->clip = ad_get_f32(r);
+    c->input_clip = ad_get_f32(r);
+    c->prime = (int)ad_get_u32(r);
+    c->relearn = (int)ad_get_u32(r);
+    c->seed = ad_get_u64(r);
+    ad_scorer_config *s = &c->scorer;
+    s->kind = (ad_scorer_kind)ad_get_u32(r);
+    s->threshold = ad_get_f32(r);
+    s->window = (int)ad_get_u32(r);
+    s->short_window = (int)ad_get_u32(r);
+    s->min_samples = (int)ad_get_u32(r);
+    s->ewma_alpha = ad_get_f32(r);
+    s->z_min = ad_get_f32(r);
+    s->z_max = ad_get_f32(r);
+    s->prune = ad_get_f32(r);
+    s->refit = (int)ad_get_u32(r);
+    s->k = ad_get_f32(r);
+}
+
+/* Everything after the header, through the scorer; the CRC follows. */
+static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
+{
+    const ad_detector_stats *s = &d->stats;
+    put_config(w, &d->cfg);
+    ad_put_u64(w, s->samples);
+    ad_put_u64(w, s->flagged);
+    for (int i = 0; i < AD_REFUSE_NREASONS; i++)
+        ad_put_u64(w, s->refused[i]);
+    ad_put_u64(w, s->trainings);
+    ad_put_f32(w, s->train_loss);
+    ad_put_f32(w, s->val_loss);
+    ad_put_u32(w, (uint32_t)s->epochs);
+    ad_put_f64(w, d->center);
+    ad_put_f64(w, d->scale);
+    ad_put_u32(w, (uint32_t)d->trained);
+    ad_put_f64(w, d->w_mean);
+    ad_put_f64(w, d->w_m2);
+    ad_put_u64(w, d->w_n);
+    ad_put_f32(w, d->pred_norm);
+    ad_put_u32(w, (uint32_t)d->has_pred);
+    ad_put_f64(w, d->last_ts);
+    ad_put_u32(w, (uint32_t)d->has_ts);
+    ad_put_u64(w, d->since_train);
+    ad_put_u32(w, (uint32_t)d->flag_run);
+    ad_put_u32(w, (uint32_t)d->hn);
+    ad_put_u32(w, (uint32_t)d->hpos);
+    ad_put_f32v(w, d->hv, (size_t)d->hcap);
+    ad_put_bytes(w, d->hf, (size_t)d->hcap);
+    for (int i = 0; d->hts && i < d->hcap; i++)
+        ad_put_f64(w, d->hts[i]);
+    const int L = d->st->layers, H = d->st->hidden;
+    ad_put_f32v(w, d->st->h, (size_t)L * H);
+    if (d->st->c)
+        ad_put_f32v(w, d->st->c, (size_t)L * H);
+    /* the network as its own blob (serial.h), length-prefixed */
+    ad_put_u64(w, (uint64_t)netlen);
+    if (w->p && !w->err && w->cap - w->len >= netlen) {
+        size_t got = 0;
+        ad_net_save(d->net, NULL, w->p + w->len, netlen, &got, NULL, 0);
+        w->len += netlen;
+    } else {
+        ad_put_bytes(w, NULL, netlen);
+    }
+    ad_scorer_save(d->sc, w);
+}
+
+size_t ad_detector_blob_size(const ad_detector *d)
+{
+    ad_wbuf w;
+    ad_wbuf_init(&w, NULL, 0);
+    ad_put_bytes(&w, DET_MAGIC, 4);
+    ad_put_u32(&w, DET_VERSION);
+    write_body(&w, d, ad_net_blob_size(d->net, NULL));
+    ad_put_u32(&w, 0);
+    return w.err ? 0 : w.len;
+}
+
+int ad_detector_save(const ad_detector *d, void *buf, size_t cap, size_t *len, char *err,
+                     size_t errlen)
+{
+    size_t need = ad_detector_blob_size(d);
+    ad_wbuf w;
+
+    if (len)
+        *len = 0;
+    if (!buf || cap < need) {
+        ERR("buffer too small: detector blob needs %zu bytes, buffer has %zu", need,
+            buf ? cap : 0);
+        return -AD_EINVAL;
+    }
+    for (size_t i = 0; i < d->net->nparams; i++) {
+        if (!isfinite(d->net->params[i])) {
+            ERR("cannot save: network parameter %zu is not finite", i);
+            return -AD_EINVAL;
+        }
+    }
+    ad_wbuf_init(&w, buf, cap);
+    ad_put_bytes(&w, DET_MAGIC, 4);
+    ad_put_u32(&w, DET_VERSION);
+    write_body(&w, d, ad_net_blob_size(d->net, NULL));
+    ad_put_u32(&w, ad_crc32(0, buf, w.len));
+    if (w.err || w.len != need) {
+        ERR("internal error: detector blob size changed while writing");
+        return -AD_EINVAL;
+    }
+    if (len)
+        *len = w.len;
+    return 0;
+}
+
+int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, size_t errlen)
+{
+    const uint8_t *b = buf;
+    ad_detector_config c;
+    ad_detector *d = NULL;
+    ad_net *net = NULL;
+    char why[200];
+    ad_rbuf r;
+    int rc;
+
+    *out = NULL;
+    if (!buf || len < 12) {
+        ERR("detector blob truncated: %zu bytes", buf ? len : 0);
+        return -AD_EFORMAT;
+    }
+    if (memcmp(b, DET_MAGIC, 4) != 0) {
+        ERR("not a detector blob (bad magic)");
+        return -AD_EFORMAT;
+    }
+    ad_rbuf_init(&r, b + 4, len - 4);
+    uint32_t version = ad_get_u32(&r);
+    if (version != DET_VERSION) {
+        ERR("detector blob version %u, expected %u", version, DET_VERSION);
+        return -AD_EFORMAT;
+    }
+    uint32_t crc = (uint32_t)b[len - 4] | (uint32_t)b[len - 3] << 8 |
+                   (uint32_t)b[len - 2] << 16 | (uint32_t)b[len - 1] << 24;
+    if (ad_crc32(0, b, len - 4) != crc) {
+        ERR("detector blob fails its checksum (damaged or truncated)");
+        return -AD_EFORMAT;
+    }
+    r.len = len - 4 - 4; /* body only: the CRC is not part of it */
+    get_config(&r, &c);
+    if (r.err || ad_detector_config_check(&c, why, sizeof(why)) != 0) {
+        ERR("detector blob has an invalid configuration: %s", r.err ? "truncated" : why);
+        return -AD_EFORMAT;
+    }
+    rc = ad_detector_create(&c, &d, err, errlen);
+    if (rc)
+        return rc;
+    ad_detector_stats *s = &d->stats;
+    s->samples = ad_get_u64(&r);
+    s->flagged = ad_get_u64(&r);
+    for (int i = 0; i < AD_REFUSE_NREASONS; i++)
+        s->refused[i] = ad_get_u64(&r);
+    s->trainings = ad_get_u64(&r);
+    s->train_loss = ad_get_f32(&r);
+    s->val_loss = ad_get_f32(&r);
+    s->epochs = (int)ad_get_u32(&r);
+    d->center = ad_get_f64(&r);
+    d->scale = ad_get_f64(&r);
+    d->trained = (int)ad_get_u32(&r);
+    d->w_mean = ad_get_f64(&r);
+    d->w_m2 = ad_get_f64(&r);
+    d->w_n = ad_get_u64(&r);
+    d->pred_norm = ad_get_f32(&r);
+    d->has_pred = (int)ad_get_u32(&r);
+    d->last_ts = ad_get_f64(&r);
+    d->has_ts = (int)ad_get_u32(&r);
+    d->since_train = ad_get_u64(&r);
+    d->flag_run = (int)ad_get_u32(&r);
+    uint32_t hn = ad_get_u32(&r), hpos = ad_get_u32(&r);
+    ad_get_f32v(&r, d->hv, (size_t)d->hcap);
+    ad_get_bytes(&r, d->hf, (size_t)d->hcap);
+    for (int i = 0; d->hts && i < d->hcap; i++)
+        d->hts[i] = ad_get_f64(&r);
+    const int L = d->st->layers, H = d->st->hidden;
+    ad_get_f32v(&r, d->st->h, (size_t)L * H);
+    if (d->st->c)
+        ad_get_f32v(&r, d->st->c, (size_t)L * H);
+    uint64_t netlen = ad_get_u64(&r);
+    if (r.err || hn > (uint32_t)d->hcap || hpos >= (uint32_t)d->hcap ||
+        netlen > ad_rbuf_left(&r) || !(d->scale > 0.0) || !isfinite(d->center) ||
+        d->flag_run < 0) {
+        ERR("detector blob is truncated or inconsistent");
+        goto out_format;
+    }
+    d->hn = (int)hn;
+    d->hpos = (int)hpos;
+    ad_net_config expect = d->net->cfg;
+    rc = ad_net_load(r.p + r.pos, (size_t)netlen, &expect, &net, NULL, why, sizeof(why));
+    if (rc) {
+        ERR("detector blob's network: %s", why);
+        goto out_format;
+    }
+    ad_net_copy_params(d->net, net);
+    ad_net_free(net);
+    r.pos += (size_t)netlen;
+    rc = ad_scorer_load(d->sc, &r, why, sizeof(why));
+    if (rc) {
+        ERR("detector blob's scorer: %s", why);
+        goto out_format;
+    }
+    if (ad_rbuf_left(&r) != 0) {
+        ERR("detector blob has %zu unexpected bytes before its checksum", ad_rbuf_left(&r));
+        goto out_format;
+    }
+    *out = d;
+    return 0;
+
+out_format:
+    ad_detector_free(d);
+    return -AD_EFORMAT;
+}

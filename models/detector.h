@@ -1,0 +1,169 @@
+/*
+ * detector.h - one stream's anomaly detector: normaliser, history ring, network with its
+ * rolling state, scorer, retraining policy, counters. Pure computation, no I/O.
+ *
+ * For each observed value (ad_detector_observe):
+ *   1. refuse it, counted by reason, if it is NaN, infinite, beyond +-1e30, or its
+ *      timestamp is earlier than the previous one (equal timestamps are accepted);
+ *   2. score it against the prediction made at t-1: error = (value - predicted) / scale
+ *      in the normaliser's units; before the first training (warming up) the prediction
+ *      is the running mean of the values so far and the scale their standard deviation,
+ *      a simple statistical fallback, so a stream gets scores from its second sample on;
+ *   3. the scorer (scorer.h) turns the error into a score in [0, 1] and a flag; flagged
+ *      values stay out of the scorer's statistics and are replaced by their prediction in
+ *      the history used for training and in what the network reads next (so neither
+ *      retraining nor the rolling state learns the anomaly), until `relearn` flags in a
+ *      row say the series has moved to a new normal;
+ *   4. the network steps on the normalised value (clipped to +-input_clip so one spike
+ *      cannot wreck the hidden state) and the optional time features, predicting t+1;
+ *   5. when a training is due (first after train_after samples, then every train_every)
+ *      the result says so.
+ *
+ * Training is split so the daemon can run it off its event loop:
+ *   ad_detector_snapshot()  copies what training needs into a job (loop thread);
+ *   ad_train_job_run()      fits the normaliser (median and MAD of the history) and
+ *                           trains the network by BPTT with early stopping on a
+ *                           validation tail: a pure function of the job, safe on any
+ *                           thread;
+ *   ad_detector_install()   swaps the new weights and normaliser in (loop thread), then
+ *                           re-primes: runs the new network over the last samples of the
+ *                           history to rebuild the rolling state, the pending prediction
+ *                           and the scorer's statistics.
+ * ad_detector_train() does all three in a row (offline scoring, tests).
+ *
+ * Constant series: the scale falls back from 1.4826*MAD to the standard deviation and
+ * then to 1e-6*max(1, |median|), so a constant series scores 0 and its first change
+ * scores high. Gaps in time are seen by the network only through the GAP feature.
+ *
+ * A detector saves to a versioned, checksummed blob (magic "ADDT") holding everything:
+ * configuration, network, rolling state, pending prediction, normaliser, scorer, history
+ * and counters; continuing after a load gives bit-identical results.
+ */
+#ifndef AD_DETECTOR_H
+#define AD_DETECTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+#include "scorer.h"
+
+/* Optional inputs beyond the value (bit flags). */
+enum ad_feature {
+    AD_FEAT_TIME_OF_DAY = 1, /* sin and cos of the time of day (UTC) */
+    AD_FEAT_DAY_OF_WEEK = 2, /* sin and cos of the day of the week (UTC) */
+    AD_FEAT_GAP = 4          /* log1p(seconds since the previous sample) / 10 */
+};
+
+/* Why a value was refused. */
+enum ad_refusal {
+    AD_REFUSE_NAN = 0,       /* value is NaN */
+    AD_REFUSE_INF = 1,       /* value is infinite */
+    AD_REFUSE_RANGE = 2,     /* |value| > 1e30 */
+    AD_REFUSE_BACKWARDS = 3, /* timestamp earlier than the previous sample's */
+    AD_REFUSE_BADTIME = 4,   /* timestamp is not finite */
+    AD_REFUSE_NREASONS = 5
+};
+
+typedef struct ad_detector_config {
+    ad_cell_kind kind;      /* the network's cell kind */
+    int layers;             /* 1..AD_MAX_LAYERS */
+    int hidden;             /* H */
+    unsigned features;      /* AD_FEAT_* */
+    int history;            /* samples kept for retraining (>= 2 * window) */
+    int train_after;        /* first training after this many samples (>= 2 * window) */
+    int train_every;        /* then every this many samples (0 = never again) */
+    int window;             /* BPTT window T */
+    int batch;              /* windows per batch B */
+    int epochs;             /* at most this many passes */
+    int patience;           /* stop after this many epochs without a better validation loss */
+    float val_frac;         /* fraction of the history held out for validation, [0, 0.5] */
+    float lr;               /* Adam learning rate */
+    float clip;             /* gradient-norm clip */
+    float input_clip;       /* |normalised value| fed to the network is clipped to this */
+    int prime;              /* samples re-read after an install to rebuild the state */
+    int relearn;            /* after this many flags in a row the values count as the new
+                               normal again (0 = never) */
+    uint64_t seed;          /* initialisation and shuffling */
+    ad_scorer_config scorer;
+} ad_detector_config;
+
+/* What observing one value gave. */
+typedef struct ad_result {
+    double value;     /* the value observed */
+    double predicted; /* the prediction made for it at t-1 (NAN for the first sample) */
+    double error;     /* (value - predicted) / scale */
+    float score;      /* [0, 1] */
+    int flagged;      /* score >= the scorer's threshold */
+    int warming_up;   /* scored by the statistical fallback (no training yet) */
+    int train_due;    /* a training is due: snapshot, train, install */
+} ad_result;
+
+typedef struct ad_detector_stats {
+    uint64_t samples;                       /* values accepted */
+    uint64_t flagged;                       /* values flagged */
+    uint64_t refused[AD_REFUSE_NREASONS];   /* values refused, by reason */
+    uint64_t trainings;                     /* installs done */
+    float train_loss, val_loss;             /* of the last training */
+    int epochs;                             /* run by the last training */
+} ad_detector_stats;
+
+typedef struct ad_detector ad_detector;
+typedef struct ad_train_job ad_train_job;
+
+/* Defaults: LSTM, 1 layer, H=16, no features, history 1500, train after 400 then every
+ * 2000, T=32, B=16, 30 epochs, patience 4, val 0.2, lr 0.01, clip 1, input clip 8,
+ * prime 256, relearn 64, likelihood scorer. */
+void ad_detector_defaults(ad_detector_config *c);
+
+/* Returns 0 if c is valid, else -AD_EINVAL with a message naming the field. */
+int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errlen);
+
+/* Network input size for a feature set (1 + 2 + 2 + 1 at most). */
+int ad_detector_input_size(unsigned features);
+
+int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err,
+                       size_t errlen);
+void ad_detector_free(ad_detector *d);
+size_t ad_detector_bytes(const ad_detector *d);
+const ad_detector_config *ad_detector_get_config(const ad_detector *d);
+const ad_detector_stats *ad_detector_get_stats(const ad_detector *d);
+/* The detector's network (for inspection; shapes never change). */
+const ad_net *ad_detector_net(const ad_detector *d);
+
+/*
+ * Observes one value at time ts (seconds since the epoch; any monotone clock works when
+ * no time features are used). Returns 0 and fills *res, or -AD_EINVAL if the value is
+ * refused (the reason is counted and nothing else changes; *res is untouched).
+ * No allocation.
+ */
+int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res);
+
+/* Copies what a training needs into a new job. -AD_ENOMEM on allocation failure,
+ * -AD_EINVAL if the history is shorter than two windows. */
+int ad_detector_snapshot(const ad_detector *d, ad_train_job **job, char *err, size_t errlen);
+
+/* Runs the job: pure, touches nothing but the job. 0 or a negative ad_err. */
+int ad_train_job_run(ad_train_job *job, char *err, size_t errlen);
+
+/* Installs a job that ran (a job from another detector of another shape is refused). */
+int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size_t errlen);
+
+/* The job's outcome: epochs run, last training and best validation loss. */
+void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss,
+                         float *val_loss);
+void ad_train_job_free(ad_train_job *job);
+
+/* Snapshot, run and install in a row. */
+int ad_detector_train(ad_detector *d, char *err, size_t errlen);
+
+/* Exact size of the blob ad_detector_save writes. */
+size_t ad_detector_blob_size(const ad_detector *d);
+int ad_detector_save(const ad_detector *d, void *buf, size_t cap, size_t *len, char *err,
+                     size_t errlen);
+/* Refuses a truncated, corrupted or other-version blob with a message; nothing leaks. */
+int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, size_t errlen);
+
+const char *ad_refusal_name(int reason);
+
+#endif

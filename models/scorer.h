@@ -1,0 +1,94 @@
+/*
+ * scorer.h - turning prediction errors into calibrated anomaly scores in [0, 1].
+ *
+ * A scorer sees one prediction error per sample (in units of the detector's normaliser
+ * scale) and returns a score in [0, 1]; the sample is flagged when the score reaches
+ * the configured threshold. Values that are flagged stay out of the scorer's statistics
+ * (the caller reports the flag back with ad_scorer_commit), so an anomaly does not
+ * teach the scorer that anomalies are normal.
+ *
+ *  LIKELIHOOD  Numenta's anomaly likelihood: the mean of the last `short_window`
+ *              absolute errors is compared with a Gaussian fitted to that moving
+ *              average over the last `window` samples; the score is the Gaussian's tail
+ *              probability on a log scale: score = log(1 - L) / log(1e-10), with L the
+ *              probability that the average is this high or lower, so 0.5 means
+ *              L = 1 - 1e-5 and 1.0 means L >= 1 - 1e-10.
+ *  DYNAMIC     NASA JPL telemanom's nonparametric dynamic threshold: errors are
+ *              EWMA-smoothed; every `refit` samples the threshold mu + z*sigma over the
+ *              last `window` smoothed errors is re-chosen, z in [z_min, z_max] maximising
+ *              (dmu/mu + dsigma/sigma) / (n_above + n_sequences^2); a value above the
+ *              threshold whose excess over the window's largest normal smoothed error is
+ *              less than `prune` (fraction) is pruned. Score = e / (e + threshold) (0.5 at
+ *              the threshold), 0 when pruned.
+ *  STATIC      a fixed threshold k on the absolute normalised error:
+ *              score = |e| / (|e| + k), 0.5 at |e| = k.
+ *
+ * Fixed-size state sized at creation (rings of `window` floats); no allocation per
+ * sample; serialisable (ad_scorer_save / ad_scorer_load) for exact restores.
+ */
+#ifndef AD_SCORER_H
+#define AD_SCORER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blob.h"
+
+typedef enum ad_scorer_kind {
+    AD_SCORER_LIKELIHOOD = 0,
+    AD_SCORER_DYNAMIC = 1,
+    AD_SCORER_STATIC = 2,
+    AD_SCORER_NKINDS = 3
+} ad_scorer_kind;
+
+typedef struct ad_scorer_config {
+    ad_scorer_kind kind;
+    float threshold;   /* flag when score >= threshold, in (0, 1] */
+    int window;        /* LIKELIHOOD, DYNAMIC: samples of history (>= 16) */
+    int short_window;  /* LIKELIHOOD: errors averaged (>= 1) */
+    int min_samples;   /* LIKELIHOOD, DYNAMIC: score 0 until this many samples */
+    float ewma_alpha;  /* DYNAMIC: smoothing of errors, (0, 1] */
+    float z_min, z_max;/* DYNAMIC: range of z tried, step 0.5 */
+    float prune;       /* DYNAMIC: minimum excess over the largest normal error */
+    int refit;         /* DYNAMIC: samples between threshold re-fits (>= 1) */
+    float k;           /* STATIC: error at which the score is 0.5 */
+} ad_scorer_config;
+
+typedef struct ad_scorer ad_scorer;
+
+/* Defaults for a kind (likelihood: window 1000, short 10, min 100, threshold 0.5). */
+void ad_scorer_defaults(ad_scorer_config *c, ad_scorer_kind kind);
+
+/* Returns 0 if c is valid, else -AD_EINVAL with a message naming the field. */
+int ad_scorer_config_check(const ad_scorer_config *c, char *err, size_t errlen);
+
+/* Allocates a scorer. Returns 0, or a negative ad_err with a message. */
+int ad_scorer_create(const ad_scorer_config *c, ad_scorer **out, char *err, size_t errlen);
+void ad_scorer_free(ad_scorer *s);
+void ad_scorer_reset(ad_scorer *s);
+size_t ad_scorer_bytes(const ad_scorer *s);
+const ad_scorer_config *ad_scorer_get_config(const ad_scorer *s);
+
+/*
+ * Scores one error (finite, in normaliser units; the sign is ignored). Does not change
+ * the statistics: call ad_scorer_commit next with the flag the caller decided on.
+ * Returns the score in [0, 1].
+ */
+float ad_scorer_score(ad_scorer *s, float err);
+
+/* Records the last scored error into the statistics, unless flagged. */
+void ad_scorer_commit(ad_scorer *s, int flagged);
+
+/* The threshold in error units for the last score (DYNAMIC: mu + z*sigma of smoothed
+ * errors; STATIC: k; LIKELIHOOD: NAN, it has none). */
+float ad_scorer_error_threshold(const ad_scorer *s);
+
+/* Serialisation into a blob writer / from a reader (the detector's blob embeds it). The
+ * loaded scorer must have been created with the same configuration (else -AD_EFORMAT). */
+void ad_scorer_save(const ad_scorer *s, ad_wbuf *w);
+int ad_scorer_load(ad_scorer *s, ad_rbuf *r, char *err, size_t errlen);
+
+const char *ad_scorer_name(ad_scorer_kind kind);
+int ad_scorer_from_name(const char *name);
+
+#endif
