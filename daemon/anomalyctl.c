@@ -49,6 +49,8 @@ static void usage(FILE *f)
             "  --val-frac X        validation tail fraction (0.2)\n"
             "  --input-clip X      clip normalised inputs to +-X (8)\n"
             "  --relearn N         flags in a row before values count as normal (64)\n"
+            "  --max-exclude X     exclude flagged values only below this recent rate (0.02)\n"
+            "  --cooldown N        damp the score for N samples after an alert (0)\n"
             "scoring:\n"
             "  --scorer S          likelihood dynamic static (likelihood)\n"
             "  --threshold X       flag at score >= X (0.5)\n"
@@ -145,7 +147,7 @@ enum {
     O_KIND = 256, O_HIDDEN, O_LAYERS, O_FEATURES, O_SEED, O_HISTORY, O_TRAIN_AFTER,
     O_TRAIN_EVERY, O_WINDOW, O_BATCH, O_EPOCHS, O_PATIENCE, O_LR, O_VAL_FRAC, O_INPUT_CLIP,
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
-    O_ALPHA, O_QUIET, O_HELP
+    O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_QUIET, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -160,7 +162,9 @@ static const struct option long_opts[] = {
     {"scorer", 1, 0, O_SCORER},       {"threshold", 1, 0, O_THRESHOLD},
     {"scorer-window", 1, 0, O_SCORER_WINDOW}, {"short-window", 1, 0, O_SHORT_WINDOW},
     {"min-samples", 1, 0, O_MIN_SAMPLES}, {"k", 1, 0, O_K},
-    {"alpha", 1, 0, O_ALPHA},         {"quiet", 0, 0, O_QUIET},
+    {"alpha", 1, 0, O_ALPHA},         {"max-exclude", 1, 0, O_MAX_EXCLUDE},
+    {"cooldown", 1, 0, O_COOLDOWN},
+    {"quiet", 0, 0, O_QUIET},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
 
 /* Applies one option to c; returns 0, or -1 for an unknown option. */
@@ -219,6 +223,8 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_VAL_FRAC: c->val_frac = (float)num(name, arg); return 0;
     case O_INPUT_CLIP: c->input_clip = (float)num(name, arg); return 0;
     case O_RELEARN: c->relearn = (int)num(name, arg); return 0;
+    case O_MAX_EXCLUDE: c->max_exclude = (float)num(name, arg); return 0;
+    case O_COOLDOWN: c->cooldown = (int)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
     case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;
     case O_SHORT_WINDOW: s->short_window = (int)num(name, arg); return 0;
@@ -328,7 +334,7 @@ static int cmd_score(int argc, char **argv)
             continue;
         }
         flagged += (unsigned long long)r.flagged;
-        printf("%s,%s,%.6f,%d,", ts_s, v_s, (double)r.score, r.flagged);
+        printf("%s,%s,%.9g,%d,", ts_s, v_s, (double)r.score, r.flagged);
         print_num(stdout, r.predicted);
         putchar(',');
         print_num(stdout, r.error);

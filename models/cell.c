@@ -276,8 +276,9 @@ AD_CLONES void ad_cell_step(ad_cell_kind kind, int Din, int H, const ad_layer_pa
  * base + g*H*B*T, so one time step's (H, B) slice of a gate is contiguous. Products are
  * made per gate (G calls of H rows), which is what makes that layout possible. */
 
-AD_CLONES void ad_cell_seq_forward(ad_cell_kind kind, int Din, int H, int T, int B,
-                                   const ad_layer_params *p, const float *x, ad_cell_cache *cc)
+AD_CLONES void ad_cell_seq_forward_init(ad_cell_kind kind, int Din, int H, int T, int B,
+                                        const ad_layer_params *p, const float *x, const float *h0,
+                                        const float *c0, ad_cell_cache *cc)
 {
     const int G = ad_cell_gates(kind), GH = G * H, BT = B * T;
     const size_t HB = (size_t)H * B, HBT = (size_t)H * BT;
@@ -290,8 +291,14 @@ AD_CLONES void ad_cell_seq_forward(ad_cell_kind kind, int Din, int H, int T, int
             memcpy(blk + (size_t)H * j, p->b + g * H, (size_t)H * sizeof(float));
         ad_gemm(0, 0, H, BT, Din, 1.0f, p->wx + g * H, GH, x, Din, 1.0f, blk, H);
     }
-    memset(cc->h, 0, HB * sizeof(float));
-    if (has_c)
+    /* the initial state h_{-1}, c_{-1}: given, or zero */
+    if (h0)
+        memcpy(cc->h, h0, HB * sizeof(float));
+    else
+        memset(cc->h, 0, HB * sizeof(float));
+    if (has_c && c0)
+        memcpy(cc->c, c0, HB * sizeof(float));
+    else if (has_c)
         memset(cc->c, 0, HB * sizeof(float));
 
     for (int t = 0; t < T; t++) {
@@ -323,6 +330,12 @@ AD_CLONES void ad_cell_seq_forward(ad_cell_kind kind, int Din, int H, int T, int
         else
             gates_forward(kind, H, B, gp, NULL, NULL, NULL, hc, NULL);
     }
+}
+
+void ad_cell_seq_forward(ad_cell_kind kind, int Din, int H, int T, int B, const ad_layer_params *p,
+                         const float *x, ad_cell_cache *cc)
+{
+    ad_cell_seq_forward_init(kind, Din, H, T, B, p, x, NULL, NULL, cc);
 }
 
 /* Elementwise backward loops, one function each so that restrict on every argument
@@ -481,10 +494,12 @@ static void add_row_sums(float *db, const float *D, int R, int N)
     add_row_sums_ld(db, D, R, N, R);
 }
 
-AD_CLONES void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, int B,
-                                    const ad_layer_params *p, ad_layer_params *g, const float *x,
-                                    const ad_cell_cache *cc, const float *dhout, float *dx,
-                                    ad_cell_scratch *s)
+AD_CLONES void ad_cell_seq_backward_init(ad_cell_kind kind, int Din, int H, int T, int B,
+                                         const ad_layer_params *p, ad_layer_params *g,
+                                         const float *x, const ad_cell_cache *cc,
+                                         const float *dhout, float *dx, ad_cell_scratch *s,
+                                         const float *dhT, const float *dcT, float *dh0,
+                                         float *dc0)
 {
     const int G = ad_cell_gates(kind), GH = G * H, BT = B * T;
     const size_t HB = (size_t)H * B, HBT = (size_t)H * BT;
@@ -493,8 +508,15 @@ AD_CLONES void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, in
     /* the gradient into the recurrent products: dax itself except for GRU_TORCH */
     float *dah = kind == AD_CELL_GRU_TORCH ? s->dah : s->dax;
 
-    memset(s->dhn, 0, HB * sizeof(float));
-    memset(s->dc, 0, HB * sizeof(float));
+    /* gradients arriving from beyond the window at h_{T-1}, c_{T-1}: given, or zero */
+    if (dhT)
+        memcpy(s->dhn, dhT, HB * sizeof(float));
+    else
+        memset(s->dhn, 0, HB * sizeof(float));
+    if (has_c && dcT)
+        memcpy(s->dc, dcT, HB * sizeof(float));
+    else
+        memset(s->dc, 0, HB * sizeof(float));
 
     for (int t = T - 1; t >= 0; t--) {
         const float *hp = cc->h + HB * t;
@@ -555,4 +577,16 @@ AD_CLONES void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, in
         add_row_sums_ld(g->extra, s->dah + 2 * H, H, BT, GH);
     if (dx)
         ad_gemm(1, 0, Din, BT, GH, 1.0f, p->wx, GH, s->dax, GH, 0.0f, dx, Din);
+    /* after step 0, dhn and dc hold dLoss/dh_{-1} and dLoss/dc_{-1} */
+    if (dh0)
+        memcpy(dh0, s->dhn, HB * sizeof(float));
+    if (dc0 && has_c)
+        memcpy(dc0, s->dc, HB * sizeof(float));
+}
+
+void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, int B, const ad_layer_params *p,
+                          ad_layer_params *g, const float *x, const ad_cell_cache *cc,
+                          const float *dhout, float *dx, ad_cell_scratch *s)
+{
+    ad_cell_seq_backward_init(kind, Din, H, T, B, p, g, x, cc, dhout, dx, s, NULL, NULL, NULL, NULL);
 }

@@ -80,8 +80,8 @@ void ad_cell_step(ad_cell_kind kind, int Din, int H, const ad_layer_params *p, c
  */
 typedef struct ad_cell_cache {
     float *gates; /* (G, H, B*T) activated gates, gate-major */
-    float *h;     /* (H, B*(T+1)) h_{-1} = 0, then h_0 .. h_{T-1} */
-    float *c;     /* (H, B*(T+1)) c_{-1} = 0, then c_t (LSTM kinds) */
+    float *h;     /* (H, B*(T+1)) h_{-1} (initial state, default 0), then h_0 .. h_{T-1} */
+    float *c;     /* (H, B*(T+1)) c_{-1} (likewise), then c_t (LSTM kinds) */
     float *tc;    /* (H, B*T) tanh(c_t) (LSTM kinds) */
     float *aux;   /* (H, B*T) GRU: r*h_{t-1}; GRU_TORCH: Whn h_{t-1} + b_hn */
 } ad_cell_cache;
@@ -101,11 +101,35 @@ void ad_cell_seq_forward(ad_cell_kind kind, int Din, int H, int T, int B, const 
                          const float *x, ad_cell_cache *cc);
 
 /*
+ * As ad_cell_seq_forward, but each window starts from a given state: h0 (H, B) is
+ * h_{-1}, c0 (H, B) is c_{-1} (LSTM kinds; ignored by the others). NULL means zero.
+ * Both are copied into the cache, so they need not outlive the call.
+ */
+void ad_cell_seq_forward_init(ad_cell_kind kind, int Din, int H, int T, int B,
+                              const ad_layer_params *p, const float *x, const float *h0,
+                              const float *c0, ad_cell_cache *cc);
+
+/*
  * Backward of the last forward. dhout (H, B*T) is dLoss/dh_t from above (read only).
  * ADDS parameter gradients into g; writes dLoss/dx (Din, B*T) into dx unless NULL.
  */
 void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, int B, const ad_layer_params *p,
                           ad_layer_params *g, const float *x, const ad_cell_cache *cc,
                           const float *dhout, float *dx, ad_cell_scratch *s);
+
+/*
+ * As ad_cell_seq_backward, with the window's two ends in play (for a forward started by
+ * ad_cell_seq_forward_init, or not):
+ *  - dhT, dcT (H, B): dLoss/dh_{T-1} and dLoss/dc_{T-1} arriving from beyond the window
+ *    (a later consumer of the final state), added to what comes from dhout; NULL = 0.
+ *    dcT is ignored by kinds without c.
+ *  - dh0, dc0 (H, B): if not NULL, overwritten with dLoss/dh_{-1} and dLoss/dc_{-1}, the
+ *    gradient w.r.t. the initial state. dc0 is left untouched by kinds without c.
+ */
+void ad_cell_seq_backward_init(ad_cell_kind kind, int Din, int H, int T, int B,
+                               const ad_layer_params *p, ad_layer_params *g, const float *x,
+                               const ad_cell_cache *cc, const float *dhout, float *dx,
+                               ad_cell_scratch *s, const float *dhT, const float *dcT, float *dh0,
+                               float *dc0);
 
 #endif

@@ -20,6 +20,7 @@
 #define DET_VERSION 1
 #define MAX_MAGNITUDE 1e30
 #define TWO_PI 6.283185307179586
+#define EXCL_HORIZON 1000.0f /* samples over which the excluded fraction is averaged */
 
 struct ad_detector {
     ad_detector_config cfg;
@@ -46,6 +47,8 @@ struct ad_detector {
     int has_ts;
     uint64_t since_train;
     int flag_run;
+    uint64_t since_alert; /* samples since the last alert */
+    float excl_rate; /* moving average of the excluded indicator (EXCL_HORIZON) */
     ad_detector_stats stats;
 };
 
@@ -88,6 +91,8 @@ void ad_detector_defaults(ad_detector_config *c)
     c->input_clip = 8.0f;
     c->prime = 256;
     c->relearn = 64;
+    c->max_exclude = 0.02f;
+    c->cooldown = 0;
     c->seed = 1;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
 }
@@ -129,6 +134,8 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(input_clip, 1.0, 1e6);
     RANGE(prime, 0, 10000000);
     RANGE(relearn, 0, 1000000000);
+    RANGE(max_exclude, 0.0, 1.0);
+    RANGE(cooldown, 0, 100000000);
 #undef RANGE
     return ad_scorer_config_check(&c->scorer, err, errlen);
 }
@@ -166,6 +173,7 @@ int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err
         goto out_free;
     }
     d->scale = 1.0;
+    d->since_alert = UINT64_MAX / 2;
     *out = d;
     return 0;
 
@@ -218,12 +226,27 @@ static float clipf(double x, float lim)
     return (float)(x > lim ? lim : x < -lim ? -lim : x);
 }
 
+/*
+ * The normalised value: asinh((v - center) / scale), linear within a scale of the centre
+ * and logarithmic beyond, so heavy-tailed series (bursts 1e5 times the baseline) stay in
+ * a range the network and the scorer can work with.
+ */
+static double norm_value(double v, double center, double scale)
+{
+    return asinh((v - center) / scale);
+}
+
+static double denorm_value(double z, double center, double scale)
+{
+    return center + scale * sinh(z);
+}
+
 /* The network input for a value v at time ts after a sample at prev_ts (has_prev). */
 static void make_input(const ad_detector_config *c, double center, double scale, double v,
                        double ts, double prev_ts, int has_prev, float *x)
 {
     int k = 0;
-    x[k++] = clipf((v - center) / scale, c->input_clip);
+    x[k++] = clipf(norm_value(v, center, scale), c->input_clip);
     if (c->features & AD_FEAT_TIME_OF_DAY) {
         double ph = TWO_PI * (fmod(ts, 86400.0) / 86400.0);
         x[k++] = (float)sin(ph);
@@ -263,8 +286,8 @@ static void predict(const ad_detector *d, double v, double *pred, double *error,
 {
     if (d->trained) {
         *has = d->has_pred;
-        *pred = d->center + d->scale * (double)d->pred_norm;
-        *error = (v - *pred) / d->scale;
+        *pred = denorm_value((double)d->pred_norm, d->center, d->scale);
+        *error = norm_value(v, d->center, d->scale) - (double)d->pred_norm;
         return;
     }
     /* a spread needs two values: until then there is a prediction but no score */
@@ -277,7 +300,7 @@ static void predict(const ad_detector *d, double v, double *pred, double *error,
     double sd = d->w_n > 1 ? sqrt(d->w_m2 / (double)(d->w_n - 1)) : 0.0;
     double floor = 1e-6 * fmax(1.0, fabs(d->w_mean));
     *pred = d->w_mean;
-    *error = (v - d->w_mean) / (sd > floor ? sd : floor);
+    *error = asinh((v - d->w_mean) / (sd > floor ? sd : floor));
 }
 
 int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
@@ -299,11 +322,20 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
         return refuse(d, AD_REFUSE_BACKWARDS);
 
     predict(d, value, &pred, &error, &has_pred);
-    float score = has_pred ? ad_scorer_score(d->sc, (float)error) : 0.0f;
+    float raw = has_pred ? ad_scorer_score(d->sc, (float)error) : 0.0f;
+    int anomalous = has_pred && raw >= c->scorer.threshold;
+    /* alerts: within `cooldown` samples of the last one the score is damped, rising
+     * linearly back to the raw score, so one incident raises one alert */
+    float score = raw;
+    if (c->cooldown > 0 && d->since_alert < (uint64_t)c->cooldown)
+        score = raw * (float)d->since_alert / (float)c->cooldown;
     int flagged = has_pred && score >= c->scorer.threshold;
-    d->flag_run = flagged ? d->flag_run + 1 : 0;
+    d->since_alert = flagged ? 0 : d->since_alert + 1;
+    d->flag_run = anomalous ? d->flag_run + 1 : 0;
     /* excluded: kept out of statistics, training and the rolling state */
-    int excluded = flagged && (c->relearn == 0 || d->flag_run <= c->relearn);
+    int excluded = anomalous && (c->relearn == 0 || d->flag_run <= c->relearn) &&
+                   d->excl_rate < c->max_exclude;
+    d->excl_rate += ((float)excluded - d->excl_rate) * (1.0f / EXCL_HORIZON);
     if (has_pred)
         ad_scorer_commit(d->sc, excluded);
     double kept = excluded ? pred : value;
@@ -317,7 +349,7 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
 
     /* history */
     d->hv[d->hpos] = (float)kept;
-    d->hf[d->hpos] = (uint8_t)flagged;
+    d->hf[d->hpos] = (uint8_t)anomalous;
     if (d->hts)
         d->hts[d->hpos] = ts;
     d->hpos = d->hpos + 1 == d->hcap ? 0 : d->hpos + 1;
@@ -341,7 +373,9 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
     res->predicted = pred;
     res->error = error;
     res->score = score;
+    res->raw_score = raw;
     res->flagged = flagged;
+    res->anomalous = anomalous;
     res->warming_up = !d->trained;
     res->train_due = training_due(d);
     return 0;
@@ -478,7 +512,7 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
     for (int i = 0; i < steps; i++) {
         double ts = job->ts ? job->ts[i] : 0.0, prev = job->ts && i ? job->ts[i - 1] : 0.0;
         make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0, x + (size_t)D * i);
-        y[i] = clipf((job->values[i + 1] - job->center) / job->scale, c->input_clip);
+        y[i] = clipf(norm_value(job->values[i + 1], job->center, job->scale), c->input_clip);
     }
     if (ntr < c->window) {
         ERR("%d training steps are fewer than one window of %d", ntr, c->window);
@@ -559,7 +593,7 @@ static void reprime(ad_detector *d)
         int k = hist_index(d, i);
         double v = d->hv[k];
         if (d->has_pred && i - (d->hn - P) >= burn) {
-            double e = (v - (d->center + d->scale * (double)y)) / d->scale;
+            double e = norm_value(v, d->center, d->scale) - (double)y;
             ad_scorer_score(d->sc, (float)e);
             ad_scorer_commit(d->sc, 0);
         }
@@ -628,6 +662,8 @@ static void put_config(ad_wbuf *w, const ad_detector_config *c)
     ad_put_f32(w, c->input_clip);
     ad_put_u32(w, (uint32_t)c->prime);
     ad_put_u32(w, (uint32_t)c->relearn);
+    ad_put_f32(w, c->max_exclude);
+    ad_put_u32(w, (uint32_t)c->cooldown);
     ad_put_u64(w, c->seed);
     const ad_scorer_config *s = &c->scorer;
     ad_put_u32(w, (uint32_t)s->kind);
@@ -663,6 +699,8 @@ static void get_config(ad_rbuf *r, ad_detector_config *c)
     c->input_clip = ad_get_f32(r);
     c->prime = (int)ad_get_u32(r);
     c->relearn = (int)ad_get_u32(r);
+    c->max_exclude = ad_get_f32(r);
+    c->cooldown = (int)ad_get_u32(r);
     c->seed = ad_get_u64(r);
     ad_scorer_config *s = &c->scorer;
     s->kind = (ad_scorer_kind)ad_get_u32(r);
@@ -703,6 +741,8 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_u32(w, (uint32_t)d->has_ts);
     ad_put_u64(w, d->since_train);
     ad_put_u32(w, (uint32_t)d->flag_run);
+    ad_put_f32(w, d->excl_rate);
+    ad_put_u64(w, d->since_alert);
     ad_put_u32(w, (uint32_t)d->hn);
     ad_put_u32(w, (uint32_t)d->hpos);
     ad_put_f32v(w, d->hv, (size_t)d->hcap);
@@ -830,6 +870,8 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
     d->has_ts = (int)ad_get_u32(&r);
     d->since_train = ad_get_u64(&r);
     d->flag_run = (int)ad_get_u32(&r);
+    d->excl_rate = ad_get_f32(&r);
+    d->since_alert = ad_get_u64(&r);
     uint32_t hn = ad_get_u32(&r), hpos = ad_get_u32(&r);
     ad_get_f32v(&r, d->hv, (size_t)d->hcap);
     ad_get_bytes(&r, d->hf, (size_t)d->hcap);
@@ -842,7 +884,7 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
     uint64_t netlen = ad_get_u64(&r);
     if (r.err || hn > (uint32_t)d->hcap || hpos >= (uint32_t)d->hcap ||
         netlen > ad_rbuf_left(&r) || !(d->scale > 0.0) || !isfinite(d->center) ||
-        d->flag_run < 0) {
+        d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f)) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;
     }

@@ -5,15 +5,18 @@
  * For each observed value (ad_detector_observe):
  *   1. refuse it, counted by reason, if it is NaN, infinite, beyond +-1e30, or its
  *      timestamp is earlier than the previous one (equal timestamps are accepted);
- *   2. score it against the prediction made at t-1: error = (value - predicted) / scale
- *      in the normaliser's units; before the first training (warming up) the prediction
- *      is the running mean of the values so far and the scale their standard deviation,
- *      a simple statistical fallback, so a stream gets scores from its second sample on;
+ *   2. score it against the prediction made at t-1: error = norm(value) - norm(predicted)
+ *      in the normaliser's units (below); before the first training (warming up) the
+ *      prediction is the running mean of the values so far and the error
+ *      asinh((value - mean) / sd), a simple statistical fallback, so a stream gets scores
+ *      from its third sample on;
  *   3. the scorer (scorer.h) turns the error into a score in [0, 1] and a flag; flagged
  *      values stay out of the scorer's statistics and are replaced by their prediction in
  *      the history used for training and in what the network reads next (so neither
  *      retraining nor the rolling state learns the anomaly), until `relearn` flags in a
- *      row say the series has moved to a new normal;
+ *      row say the series has moved to a new normal, or the excluded values pass
+ *      `max_exclude` of the recent ones (a detector that flags that often is
+ *      miscalibrated, and excluding more would keep it so);
  *   4. the network steps on the normalised value (clipped to +-input_clip so one spike
  *      cannot wreck the hidden state) and the optional time features, predicting t+1;
  *   5. when a training is due (first after train_after samples, then every train_every)
@@ -31,9 +34,11 @@
  *                           and the scorer's statistics.
  * ad_detector_train() does all three in a row (offline scoring, tests).
  *
- * Constant series: the scale falls back from 1.4826*MAD to the standard deviation and
- * then to 1e-6*max(1, |median|), so a constant series scores 0 and its first change
- * scores high. Gaps in time are seen by the network only through the GAP feature.
+ * Normalised values are asinh((v - median) / scale): linear within a scale of the median,
+ * logarithmic beyond, so heavy-tailed series stay workable; errors are differences of
+ * normalised values. Constant series: the scale falls back from 1.4826*MAD to the
+ * standard deviation and then to 1e-6*max(1, |median|), so a constant series scores 0
+ * and its first change scores high. Gaps in time are seen by the network only through the GAP feature.
  *
  * A detector saves to a versioned, checksummed blob (magic "ADDT") holding everything:
  * configuration, network, rolling state, pending prediction, normaliser, scorer, history
@@ -84,6 +89,11 @@ typedef struct ad_detector_config {
     int prime;              /* samples re-read after an install to rebuild the state */
     int relearn;            /* after this many flags in a row the values count as the new
                                normal again (0 = never) */
+    float max_exclude;      /* flagged values are excluded only while fewer than this
+                               fraction of the last ~1000 samples were, [0, 1] */
+    int cooldown;           /* after an alert, the score is damped for this many samples
+                               (rising linearly back), so one incident raises one alert
+                               (0 = off) */
     uint64_t seed;          /* initialisation and shuffling */
     ad_scorer_config scorer;
 } ad_detector_config;
@@ -92,9 +102,12 @@ typedef struct ad_detector_config {
 typedef struct ad_result {
     double value;     /* the value observed */
     double predicted; /* the prediction made for it at t-1 (NAN for the first sample) */
-    double error;     /* (value - predicted) / scale */
-    float score;      /* [0, 1] */
-    int flagged;      /* score >= the scorer's threshold */
+    double error;     /* norm(value) - norm(predicted) (warming up: asinh z-score) */
+    float score;      /* [0, 1]: the raw score, damped within `cooldown` of an alert */
+    float raw_score;  /* [0, 1]: the scorer's score */
+    int flagged;      /* an alert: score >= the scorer's threshold */
+    int anomalous;    /* raw_score >= the threshold (excluded from statistics and
+                         training while the budget allows), alert or not */
     int warming_up;   /* scored by the statistical fallback (no training yet) */
     int train_due;    /* a training is due: snapshot, train, install */
 } ad_result;
@@ -113,7 +126,7 @@ typedef struct ad_train_job ad_train_job;
 
 /* Defaults: LSTM, 1 layer, H=16, no features, history 1500, train after 400 then every
  * 2000, T=32, B=16, 30 epochs, patience 4, val 0.2, lr 0.01, clip 1, input clip 8,
- * prime 256, relearn 64, likelihood scorer. */
+ * prime 256, relearn 64, max_exclude 0.02, cooldown 0, likelihood scorer. */
 void ad_detector_defaults(ad_detector_config *c);
 
 /* Returns 0 if c is valid, else -AD_EINVAL with a message naming the field. */

@@ -349,6 +349,12 @@ void ad_seq_zero_grad(ad_seq *ws)
 
 const float *ad_seq_forward(const ad_net *net, ad_seq *ws, const float *x, int T, int B)
 {
+    return ad_seq_forward_init(net, ws, x, T, B, NULL, NULL);
+}
+
+const float *ad_seq_forward_init(const ad_net *net, ad_seq *ws, const float *x, int T, int B,
+                                 const float *h0, const float *c0)
+{
     const ad_net_config *cfg = &net->cfg;
     const int H = cfg->hidden, O = cfg->output, BT = B * T;
     const float *in = x;
@@ -359,8 +365,9 @@ const float *ad_seq_forward(const ad_net *net, ad_seq *ws, const float *x, int T
     ws->B = B;
     ws->x = x;
     for (int l = 0; l < cfg->layers; l++) {
-        ad_cell_seq_forward(cfg->kind, l == 0 ? cfg->input : H, H, T, B, &net->p.layer[l], in,
-                            &ws->cache[l]);
+        const size_t so = (size_t)H * B * l; /* layer l's block of a state batch */
+        ad_cell_seq_forward_init(cfg->kind, l == 0 ? cfg->input : H, H, T, B, &net->p.layer[l], in,
+                                 h0 ? h0 + so : NULL, c0 ? c0 + so : NULL, &ws->cache[l]);
         in = ws->cache[l].h + (size_t)H * B; /* h_0 .. h_{T-1} */
     }
     for (int j = 0; j < BT; j++)
@@ -371,6 +378,12 @@ const float *ad_seq_forward(const ad_net *net, ad_seq *ws, const float *x, int T
 
 void ad_seq_backward(const ad_net *net, ad_seq *ws, const float *dy, float *dx)
 {
+    ad_seq_backward_init(net, ws, dy, dx, NULL, NULL, NULL, NULL);
+}
+
+void ad_seq_backward_init(const ad_net *net, ad_seq *ws, const float *dy, float *dx,
+                          const float *dhT, const float *dcT, float *dh0, float *dc0)
+{
     const ad_net_config *cfg = &net->cfg;
     const int H = cfg->hidden, O = cfg->output, T = ws->T, B = ws->B, BT = B * T;
     const int top = cfg->layers - 1;
@@ -380,17 +393,24 @@ void ad_seq_backward(const ad_net *net, ad_seq *ws, const float *dy, float *dx)
 
     ad_net_views(cfg, ws->grad, &g);
     /* head */
-    ad_gemm(0, 1, O, H, BT, 1.0f, dy, O, htop, H, 1.0f, g.wy, O);
-    for (int j = 0; j < BT; j++)
-        for (int o = 0; o < O; o++)
-            g.by[o] += dy[(size_t)j * O + o];
-    ad_gemm(1, 0, H, BT, O, 1.0f, net->p.wy, O, dy, O, 0.0f, ws->dhout[cur], H);
+    if (dy) {
+        ad_gemm(0, 1, O, H, BT, 1.0f, dy, O, htop, H, 1.0f, g.wy, O);
+        for (int j = 0; j < BT; j++)
+            for (int o = 0; o < O; o++)
+                g.by[o] += dy[(size_t)j * O + o];
+        ad_gemm(1, 0, H, BT, O, 1.0f, net->p.wy, O, dy, O, 0.0f, ws->dhout[cur], H);
+    } else {
+        memset(ws->dhout[cur], 0, (size_t)H * BT * sizeof(float));
+    }
 
     for (int l = top; l >= 0; l--) {
         const float *in = l == 0 ? ws->x : ws->cache[l - 1].h + (size_t)H * B;
         float *din = l == 0 ? dx : ws->dhout[cur ^ 1];
-        ad_cell_seq_backward(cfg->kind, l == 0 ? cfg->input : H, H, T, B, &net->p.layer[l],
-                             &g.layer[l], in, &ws->cache[l], ws->dhout[cur], din, &ws->scratch);
+        const size_t so = (size_t)H * B * l; /* layer l's block of a state batch */
+        ad_cell_seq_backward_init(cfg->kind, l == 0 ? cfg->input : H, H, T, B, &net->p.layer[l],
+                                  &g.layer[l], in, &ws->cache[l], ws->dhout[cur], din,
+                                  &ws->scratch, dhT ? dhT + so : NULL, dcT ? dcT + so : NULL,
+                                  dh0 ? dh0 + so : NULL, dc0 ? dc0 + so : NULL);
         cur ^= 1;
     }
 }
@@ -403,6 +423,16 @@ void ad_seq_final_state(const ad_seq *ws, int b, ad_state *st)
         memcpy(st->h + (size_t)l * H, ws->cache[l].h + off, (size_t)H * sizeof(float));
         if (st->c)
             memcpy(st->c + (size_t)l * H, ws->cache[l].c + off, (size_t)H * sizeof(float));
+    }
+}
+
+void ad_seq_final_states(const ad_seq *ws, float *h, float *c)
+{
+    const size_t HB = (size_t)ws->cfg.hidden * ws->B, last = HB * ws->T;
+    for (int l = 0; l < ws->cfg.layers; l++) {
+        memcpy(h + HB * l, ws->cache[l].h + last, HB * sizeof(float));
+        if (c && ws->cache[l].c)
+            memcpy(c + HB * l, ws->cache[l].c + last, HB * sizeof(float));
     }
 }
 

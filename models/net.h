@@ -149,6 +149,39 @@ const float *ad_seq_forward(const ad_net *net, ad_seq *ws, const float *x, int T
  */
 void ad_seq_backward(const ad_net *net, ad_seq *ws, const float *dy, float *dx);
 
+/*
+ * Initial and final states of a batch of windows (for an encoder handing its state to a
+ * decoder): a state batch is (H, B, layers), element (j, b, l) at [j + H*(b + B*l)], so
+ * each layer's (H, B) block is contiguous. c batches are for the LSTM kinds only; other
+ * kinds ignore them.
+ */
+
+/*
+ * As ad_seq_forward, but window b starts from the state (h0, c0)[:, b, :] instead of
+ * zero. h0 and c0 are state batches as above, copied (they need not outlive the call);
+ * either may be NULL for a zero start. ad_seq_forward(...) is
+ * ad_seq_forward_init(..., NULL, NULL).
+ */
+const float *ad_seq_forward_init(const ad_net *net, ad_seq *ws, const float *x, int T, int B,
+                                 const float *h0, const float *c0);
+
+/*
+ * As ad_seq_backward, with the windows' two ends in play:
+ *  - dy may be NULL: no gradient arrives through the head (its gradients stay as they
+ *    are), only through dhT/dcT;
+ *  - dhT, dcT (state batches): dLoss/d(final h), dLoss/d(final c) of every layer, from a
+ *    consumer of the final state (NULL = 0);
+ *  - dh0, dc0 (state batches): if not NULL, overwritten with dLoss/dh0, dLoss/dc0, the
+ *    gradient w.r.t. the initial state of the last forward (dc0 untouched without c).
+ * ad_seq_backward(net, ws, dy, dx) is ad_seq_backward_init(net, ws, dy, dx, NULL x4).
+ */
+void ad_seq_backward_init(const ad_net *net, ad_seq *ws, const float *dy, float *dx,
+                          const float *dhT, const float *dcT, float *dh0, float *dc0);
+
+/* Final states of all B windows of the last forward into state batches h and c (c only
+ * for LSTM kinds; may be NULL). */
+void ad_seq_final_states(const ad_seq *ws, float *h, float *c);
+
 /* The flat gradient buffer (nparams floats, laid out like net->params). */
 float *ad_seq_grad(ad_seq *ws);
 void ad_seq_zero_grad(ad_seq *ws);

@@ -269,12 +269,18 @@ static float likelihood_score(ad_scorer *s, float a)
     double mean = ring_mean(&s->win), var = ring_var(&s->win);
     /* a variance floor relative to the mean keeps a near-constant error history from
      * turning rounding noise into certainty */
-    double floor = 1e-4 * mean * mean + 1e-12;
+    double sdf = 0.1 * mean > 0.05 ? 0.1 * mean : 0.05;
+    double floor = sdf * sdf;
     double sd = sqrt(var > floor ? var : floor);
     double z = ((double)s->pending - mean) / sd;
-    double tail = 0.5 * erfc(z / sqrt(2.0)); /* one-sided: small errors are not anomalous */
-    double score = log(tail + 1e-10) / log(1e-10);
-    return (float)(score < 0.0 ? 0.0 : score > 1.0 ? 1.0 : score);
+    /* -log10 of the one-sided tail (small errors are not anomalous), accurate far out */
+    double tail = 0.5 * erfc(z / sqrt(2.0)), L;
+    if (tail > 1e-300)
+        L = -log10(tail);
+    else /* Mills ratio: ln Q(z) ~ -z^2/2 - ln(z sqrt(2 pi)) */
+        L = (0.5 * z * z + log(z * 2.5066282746310002)) / log(10.0);
+    /* squashed so it never saturates: 0.5 at a tail of 1e-5, 2/3 at 1e-10 */
+    return (float)(L / (L + 5.0));
 }
 
 /* ---- dynamic threshold ---- */

@@ -9,10 +9,10 @@
  *
  *  LIKELIHOOD  Numenta's anomaly likelihood: the mean of the last `short_window`
  *              absolute errors is compared with a Gaussian fitted to that moving
- *              average over the last `window` samples; the score is the Gaussian's tail
- *              probability on a log scale: score = log(1 - L) / log(1e-10), with L the
- *              probability that the average is this high or lower, so 0.5 means
- *              L = 1 - 1e-5 and 1.0 means L >= 1 - 1e-10.
+ *              average over the last `window` samples; the score is the Gaussian's
+ *              (one-sided) tail probability q on a log scale, squashed into [0, 1)
+ *              without saturating: with t = -log10(q), score = t / (t + 5), so 0.5 means
+ *              q = 1e-5 and 2/3 means q = 1e-10; ever smaller tails keep ranking higher.
  *  DYNAMIC     NASA JPL telemanom's nonparametric dynamic threshold: errors are
  *              EWMA-smoothed; every `refit` samples the threshold mu + z*sigma over the
  *              last `window` smoothed errors is re-chosen, z in [z_min, z_max] maximising
