@@ -498,8 +498,7 @@ AD_CLONES void ad_cell_seq_backward_init(ad_cell_kind kind, int Din, int H, int 
                                          const ad_layer_params *p, ad_layer_params *g,
                                          const float *x, const ad_cell_cache *cc,
                                          const float *dhout, float *dx, ad_cell_scratch *s,
-                                         const float *dhT, const float *dcT, float *dh0,
-                                         float *dc0)
+                                         const float *dhT, const float *dcT, float *dh0, float *dc0)
 {
     const int G = ad_cell_gates(kind), GH = G * H, BT = B * T;
     const size_t HB = (size_t)H * B, HBT = (size_t)H * BT;
@@ -588,5 +587,6 @@ void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, int B, const
                           ad_layer_params *g, const float *x, const ad_cell_cache *cc,
                           const float *dhout, float *dx, ad_cell_scratch *s)
 {
-    ad_cell_seq_backward_init(kind, Din, H, T, B, p, g, x, cc, dhout, dx, s, NULL, NULL, NULL, NULL);
+    ad_cell_seq_backward_init(kind, Din, H, T, B, p, g, x, cc, dhout, dx, s, NULL, NULL, NULL,
+                              NULL);
 }

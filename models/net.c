@@ -408,8 +408,8 @@ void ad_seq_backward_init(const ad_net *net, ad_seq *ws, const float *dy, float 
         float *din = l == 0 ? dx : ws->dhout[cur ^ 1];
         const size_t so = (size_t)H * B * l; /* layer l's block of a state batch */
         ad_cell_seq_backward_init(cfg->kind, l == 0 ? cfg->input : H, H, T, B, &net->p.layer[l],
-                                  &g.layer[l], in, &ws->cache[l], ws->dhout[cur], din,
-                                  &ws->scratch, dhT ? dhT + so : NULL, dcT ? dcT + so : NULL,
+                                  &g.layer[l], in, &ws->cache[l], ws->dhout[cur], din, &ws->scratch,
+                                  dhT ? dhT + so : NULL, dcT ? dcT + so : NULL,
                                   dh0 ? dh0 + so : NULL, dc0 ? dc0 + so : NULL);
         cur ^= 1;
     }

@@ -79,8 +79,7 @@ void ad_s2s_init(ad_s2s *m, uint64_t seed)
     ad_net_init(&m->dec, seed + UINT64_C(0x9E3779B97F4A7C15));
 }
 
-int ad_s2s_create(const ad_s2s_config *cfg, uint64_t seed, ad_s2s **out, char *err,
-                  size_t errlen)
+int ad_s2s_create(const ad_s2s_config *cfg, uint64_t seed, ad_s2s **out, char *err, size_t errlen)
 {
     int rc = ad_s2s_config_check(cfg, err, errlen);
     ad_net_config e, d;
@@ -210,8 +209,8 @@ int ad_s2s_ws_create(const ad_s2s *m, int B, ad_s2s_ws **out, char *err, size_t 
     ws->dh = p, p += S;
     ws->dc = p, p += S;
     ws->grad = p;
-    ws->bytes = sizeof(*ws) + nfloats * sizeof(float) + ad_seq_bytes(ws->enc) +
-                ad_seq_bytes(ws->dec);
+    ws->bytes =
+        sizeof(*ws) + nfloats * sizeof(float) + ad_seq_bytes(ws->enc) + ad_seq_bytes(ws->dec);
     *out = ws;
     return 0;
 
@@ -336,8 +335,8 @@ int ad_s2s_train(ad_s2s *m, ad_optim *opt, ad_s2s_ws *ws, const float *x, size_t
         return -AD_EINVAL;
     }
     if (B < 1 || B > ws->bmax || o->epochs < 0) {
-        ERR("seq2seq: batch must be 1..%d (the workspace's), epochs >= 0; got %d, %d", ws->bmax,
-            B, o->epochs);
+        ERR("seq2seq: batch must be 1..%d (the workspace's), epochs >= 0; got %d, %d", ws->bmax, B,
+            o->epochs);
         return -AD_EINVAL;
     }
     if (n < (size_t)L) {
@@ -386,8 +385,7 @@ int ad_s2s_train(ad_s2s *m, ad_optim *opt, ad_s2s_ws *ws, const float *x, size_t
     return 0;
 }
 
-int ad_s2s_eval(const ad_s2s *m, ad_s2s_ws *ws, const float *x, size_t n, int stride,
-                double *mse)
+int ad_s2s_eval(const ad_s2s *m, ad_s2s_ws *ws, const float *x, size_t n, int stride, double *mse)
 {
     const int L = m->cfg.window;
     const size_t DL = (size_t)m->cfg.input * L;

@@ -69,8 +69,7 @@ size_t ad_s2s_param_count(const ad_s2s_config *cfg);
  * Allocates a model and initialises it from seed (ad_s2s_init). Returns 0 and *out, or a
  * negative ad_err with a message.
  */
-int ad_s2s_create(const ad_s2s_config *cfg, uint64_t seed, ad_s2s **out, char *err,
-                  size_t errlen);
+int ad_s2s_create(const ad_s2s_config *cfg, uint64_t seed, ad_s2s **out, char *err, size_t errlen);
 
 /* Re-initialises the parameters: the encoder as ad_net_init(enc, seed), the decoder as
  * ad_net_init(dec, seed + 0x9E3779B97F4A7C15) (so the halves differ). */
@@ -134,8 +133,7 @@ int ad_s2s_train(ad_s2s *m, ad_optim *opt, ad_s2s_ws *ws, const float *x, size_t
  * (stride >= 1), in batches of ws's size: for validation. Returns 0 and *mse, or
  * -AD_EINVAL (n < L, stride < 1, ws of another shape).
  */
-int ad_s2s_eval(const ad_s2s *m, ad_s2s_ws *ws, const float *x, size_t n, int stride,
-                double *mse);
+int ad_s2s_eval(const ad_s2s *m, ad_s2s_ws *ws, const float *x, size_t n, int stride, double *mse);
 
 /* ---- scoring one window: the anomaly signal ---- */
 

@@ -14,7 +14,13 @@
  *    differences of the double reference loss, element by element;
  *  - the contract around them: backward adds into the gradient buffer and overwrites
  *    dx, and a workspace larger than the batch gives the same answers;
- *  - the checker itself: a gradient with one element planted wrong is refused.
+ *  - the checker itself: a gradient with one element planted wrong is refused;
+ *  - the windows' ends (ad_seq_forward_init, ad_seq_backward_init): each window starts
+ *    from a given random state (h0, and c0 for the LSTM kinds, every layer) and the loss
+ *    adds a random linear function of the final states (sum wh*h_final + wc*c_final), so
+ *    that dLoss/d(final state) = (wh, wc) is fed in as dhT/dcT; the final states match
+ *    the reference's, and dLoss/dh0, dLoss/dc0 match central finite differences w.r.t.
+ *    h0 and c0 (along with every parameter and dx), for every kind.
  *
  * Sizes are tiny and pairwise distinct (D=2, H=3, O=4, T=6, B=5) so that a kernel that
  * mixes up two dimensions or a row/column order cannot pass by coincidence.
@@ -32,6 +38,7 @@
 #include "rng.h"
 
 enum { ND = 2, NH = 3, NO = 4, NT = 6, NB = 5 };
+enum { NS = NH * NB * 2 };            /* a state batch (H, B, layers) of up to 2 layers */
 enum { NCASES = AD_CELL_NKINDS * 2 }; /* loop index i: kind i/2, layers 1 + i%2 */
 
 /*
@@ -51,7 +58,9 @@ enum { NCASES = AD_CELL_NKINDS * 2 }; /* loop index i: kind i/2, layers 1 + i%2 
  * GRAD_RTOL = 2e-5 is about 170 float ulps of the tensor's scale, a few times the
  * documented activation error carried through a step's chain of products, and 20 times
  * the worst err/scale measured over every kind, layer count and both product modes
- * (~1e-6). A wrong term in a backward (a dropped peephole, r applied to the wrong
+ * (~1e-6; the initial-state cases reach 2.7e-6, the 2-layer Elman's layer-1 bias, a sum
+ * over B*T cancelling terms, where the two product modes differ from each other by as
+ * much). A wrong term in a backward (a dropped peephole, r applied to the wrong
  * product, a missing step of BPTT, a bias gradient missing one step) moves the affected
  * elements by 3e-2..1 of the scale, over a thousand times the tolerance (checked by
  * mutating a scratch copy of cell.c); a single element planted 10 * GRAD_RTOL off is
@@ -94,6 +103,21 @@ typedef struct tensor {
     size_t off, n;
 } tensor;
 
+/*
+ * The windows' ends in the reference: initial states h0, c0 and the weights wh, wc of the
+ * final states in the loss, all state batches (H, B, layers) as net.h lays them out:
+ * element (j, b, l) at [j + H*(b + B*l)]. A NULL member means zero.
+ */
+typedef struct ends {
+    const double *h0, *c0, *wh, *wc;
+} ends;
+
+/* Initial states are drawn uniform in [-STATE_SCALE, STATE_SCALE] (h0 and c0), the
+ * final-state loss weights uniform in [-FINAL_W, FINAL_W]: the final-state term's
+ * gradient is then of the same order as the MSE's (2/(O*B*T) times residuals of ~1). */
+#define STATE_SCALE 0.9
+#define FINAL_W     0.1
+
 /* Everything one check needs: the network, its workspace, data and the library's
  * results. */
 typedef struct gcase {
@@ -111,8 +135,18 @@ typedef struct gcase {
     double td[NO * NB * NT];
     double yd[NO * NB * NT]; /* reference outputs */
     double amax;             /* largest |pre-activation| seen by the reference */
-    float loss;              /* ad_mse of the library's outputs */
+    float loss;              /* ad_mse of the library's outputs (+ final-state term) */
     double lossd;            /* the reference loss */
+    /* the windows' ends (init == 1 only; state batches (H, B, layers)) */
+    int init;                /* initial states given, final states in the loss */
+    ends en;                 /* points at h0d, c0d (NULL without c), whd, wcd (likewise) */
+    float h0[NS], c0[NS];    /* initial states */
+    float wh[NS], wc[NS];    /* final-state loss weights = dLoss/d(final state) */
+    float dh0[NS], dc0[NS];  /* library dLoss/dh0, dLoss/dc0 */
+    float hT[NS], cT[NS];    /* library final states */
+    double h0d[NS], c0d[NS]; /* the same in double */
+    double whd[NS], wcd[NS];
+    double hTd[NS], cTd[NS]; /* reference final states */
 } gcase;
 
 /* ---- the double-precision reference ---- */
@@ -217,16 +251,28 @@ static void ref_cell(ad_cell_kind kind, int G, int Din, const double *wx, const 
         memcpy(c, cn, sizeof(cn));
 }
 
-/* Reference forward over B windows of T steps (each from a zero state) and its MSE loss.
- * th (n) parameters, x (D, B, T), tgt (O, B, T); y (O, B, T) out. */
+/*
+ * Reference forward over B windows of T steps and its loss: the MSE of the outputs plus,
+ * if en gives wh/wc, sum wh*h_final + wc*c_final over every layer and window. Windows
+ * start from en's h0/c0 (zero without en). th (n) parameters, x (D, B, T),
+ * tgt (O, B, T); y (O, B, T) out; the final states into hT, cT (state batches) if not
+ * NULL.
+ */
 static double ref_forward(const layout *lo, const double *th, const double *x, const double *tgt,
-                          double *y, double *amax)
+                          const ends *en, double *y, double *hT, double *cT, double *amax)
 {
     const ad_net_config *cfg = &lo->cfg;
-    double loss = 0.0;
+    const int has_c = ad_cell_has_c(cfg->kind);
+    double loss = 0.0, fin = 0.0;
 
     for (int b = 0; b < NB; b++) {
         double h[AD_MAX_LAYERS][NH] = {{0}}, c[AD_MAX_LAYERS][NH] = {{0}};
+        for (int l = 0; l < cfg->layers; l++)
+            for (int j = 0; j < NH; j++) {
+                const size_t q = j + NH * (b + NB * (size_t)l);
+                h[l][j] = en && en->h0 ? en->h0[q] : 0.0;
+                c[l][j] = en && en->c0 && has_c ? en->c0[q] : 0.0;
+            }
         for (int t = 0; t < NT; t++) {
             const double *in = x + ND * (b + NB * t);
             int din = ND;
@@ -245,17 +291,30 @@ static double ref_forward(const layout *lo, const double *th, const double *x, c
                 loss += (v - tgt[i]) * (v - tgt[i]);
             }
         }
+        for (int l = 0; l < cfg->layers; l++)
+            for (int j = 0; j < NH; j++) {
+                const size_t q = j + NH * (b + NB * (size_t)l);
+                if (hT)
+                    hT[q] = h[l][j];
+                if (cT && has_c)
+                    cT[q] = c[l][j];
+                if (en && en->wh)
+                    fin += en->wh[q] * h[l][j];
+                if (en && en->wc && has_c)
+                    fin += en->wc[q] * c[l][j];
+            }
     }
-    return loss / (NO * NB * NT);
+    return loss / (NO * NB * NT) + fin;
 }
 
 static double ref_loss(const gcase *gc, const double *th, const double *x)
 {
     double y[NO * NB * NT], amax = 0.0;
-    return ref_forward(&gc->lo, th, x, gc->td, y, &amax);
+    return ref_forward(&gc->lo, th, x, gc->td, gc->init ? &gc->en : NULL, y, NULL, NULL, &amax);
 }
 
-/* Central difference of the reference loss w.r.t. v[i] (v is th or x of gc). */
+/* Central difference of the reference loss w.r.t. v[i] (v is th or x, or gc's h0d or
+ * c0d). */
 static double fd_at(const gcase *gc, double *th, double *x, double *v, size_t i)
 {
     double v0 = v[i], lp, lm;
@@ -328,9 +387,10 @@ static void fill_normal(ad_rng *r, float *v, size_t n)
 /*
  * Builds the case for loop index i (kind i/2, layers 1 + i%2) with a workspace of Tws
  * steps of Bws windows (at least T, B), runs the library's forward and backward once in
- * product mode `reference`, and the double reference forward.
+ * product mode `reference`, and the double reference forward. With init, windows start
+ * from random states and the loss has the final-state term (the *_init functions run).
  */
-static void gcase_setup(gcase *gc, int i, int reference, int Tws, int Bws)
+static void gcase_setup_ends(gcase *gc, int i, int reference, int Tws, int Bws, int init)
 {
     ad_net_config cfg = {.kind = (ad_cell_kind)(i / 2),
                          .layers = 1 + i % 2,
@@ -354,15 +414,44 @@ static void gcase_setup(gcase *gc, int i, int reference, int Tws, int Bws)
     fill_uniform(&r, gc->net->params, gc->net->nparams, PARAM_SCALE);
     fill_normal(&r, gc->x, ND * NB * NT);
     fill_normal(&r, gc->tgt, NO * NB * NT);
+    gc->init = init;
+    if (init) {
+        const int has_c = ad_cell_has_c(cfg.kind);
+        const size_t ns = (size_t)NH * NB * cfg.layers;
+        fill_uniform(&r, gc->h0, ns, STATE_SCALE);
+        fill_uniform(&r, gc->c0, ns, STATE_SCALE);
+        fill_uniform(&r, gc->wh, ns, FINAL_W);
+        fill_uniform(&r, gc->wc, ns, FINAL_W);
+        for (size_t k = 0; k < ns; k++) {
+            gc->h0d[k] = gc->h0[k], gc->c0d[k] = gc->c0[k];
+            gc->whd[k] = gc->wh[k], gc->wcd[k] = gc->wc[k];
+            gc->dh0[k] = gc->dc0[k] = 12345.0f; /* must be overwritten */
+        }
+        gc->en.h0 = gc->h0d;
+        gc->en.c0 = has_c ? gc->c0d : NULL;
+        gc->en.wh = gc->whd;
+        gc->en.wc = has_c ? gc->wcd : NULL;
+    }
 
-    const float *y = ad_seq_forward(gc->net, gc->ws, gc->x, NT, NB);
+    const float *y = init ? ad_seq_forward_init(gc->net, gc->ws, gc->x, NT, NB, gc->h0, gc->c0)
+                          : ad_seq_forward(gc->net, gc->ws, gc->x, NT, NB);
     ck_assert_ptr_nonnull(y);
     memcpy(gc->y, y, sizeof(gc->y));
     gc->loss = ad_mse(gc->y, gc->tgt, NO * NB * NT, gc->dy);
     ad_seq_zero_grad(gc->ws);
     for (size_t k = 0; k < ND * NB * NT; k++)
         gc->dx[k] = 12345.0f; /* must be overwritten */
-    ad_seq_backward(gc->net, gc->ws, gc->dy, gc->dx);
+    if (init) {
+        const int has_c = ad_cell_has_c(cfg.kind);
+        double fin = 0.0;
+        ad_seq_final_states(gc->ws, gc->hT, has_c ? gc->cT : NULL);
+        for (size_t k = 0; k < (size_t)NH * NB * cfg.layers; k++)
+            fin += (double)gc->wh[k] * gc->hT[k] + (has_c ? (double)gc->wc[k] * gc->cT[k] : 0.0);
+        gc->loss += (float)fin;
+        ad_seq_backward_init(gc->net, gc->ws, gc->dy, gc->dx, gc->wh, gc->wc, gc->dh0, gc->dc0);
+    } else {
+        ad_seq_backward(gc->net, gc->ws, gc->dy, gc->dx);
+    }
     gc->g = malloc(gc->lo.n * sizeof(*gc->g));
     gc->th = malloc(gc->lo.n * sizeof(*gc->th));
     ck_assert(gc->g && gc->th);
@@ -374,10 +463,16 @@ static void gcase_setup(gcase *gc, int i, int reference, int Tws, int Bws)
         gc->xd[k] = gc->x[k];
     for (size_t k = 0; k < NO * NB * NT; k++)
         gc->td[k] = gc->tgt[k];
-    gc->lossd = ref_forward(&gc->lo, gc->th, gc->xd, gc->td, gc->yd, &gc->amax);
+    gc->lossd = ref_forward(&gc->lo, gc->th, gc->xd, gc->td, init ? &gc->en : NULL, gc->yd, gc->hTd,
+                            gc->cTd, &gc->amax);
     ck_assert_msg(gc->amax > 1.5 && gc->amax < 6.0,
                   "%s: largest |pre-activation| %g: gates linear or saturated",
                   ad_cell_name(cfg.kind), gc->amax);
+}
+
+static void gcase_setup(gcase *gc, int i, int reference, int Tws, int Bws)
+{
+    gcase_setup_ends(gc, i, reference, Tws, Bws, 0);
 }
 
 static void gcase_teardown(gcase *gc)
@@ -464,6 +559,20 @@ static void check_grads(gcase *gc, const char *mode)
         fprintf(stderr, "%s %d layers (%s): %s\n", kname, gc->lo.cfg.layers, mode, msg);
     if (bad && !nbad++)
         snprintf(first, sizeof(first), "%s", msg);
+    /* the initial states: dh0 always, dc0 for the LSTM kinds */
+    for (int w = 0; gc->init && w < (ad_cell_has_c(gc->lo.cfg.kind) ? 2 : 1); w++) {
+        const size_t ns = (size_t)NH * NB * gc->lo.cfg.layers;
+        double fds[NS];
+        double *v = w ? gc->c0d : gc->h0d;
+        for (size_t k = 0; k < ns; k++)
+            fds[k] = fd_at(gc, gc->th, gc->xd, v, k);
+        bad = compare(w ? "dc0" : "dh0", w ? gc->dc0 : gc->dh0, fds, ns, &worst, msg, sizeof(msg));
+        allworst = fmax(allworst, worst);
+        if (bad || verbose())
+            fprintf(stderr, "%s %d layers (%s): %s\n", kname, gc->lo.cfg.layers, mode, msg);
+        if (bad && !nbad++)
+            snprintf(first, sizeof(first), "%s", msg);
+    }
     if (verbose())
         fprintf(stderr, "%s %d layers (%s): worst err/scale %.3g\n", kname, gc->lo.cfg.layers, mode,
                 allworst);
@@ -495,6 +604,18 @@ static void check_forward(const gcase *gc, const char *mode)
                   "%s, %d layers, %s gemm: ad_mse %.9g, reference loss %.9g",
                   ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, (double)gc->loss,
                   gc->lossd);
+    /* final states (ad_seq_final_states), same tolerance: h and c are O(1) */
+    for (size_t k = 0; gc->init && k < (size_t)NH * NB * gc->lo.cfg.layers; k++) {
+        ck_assert_msg(fabs(gc->hT[k] - gc->hTd[k]) <= FWD_TOL * fmax(1.0, fabs(gc->hTd[k])),
+                      "%s, %d layers, %s gemm: final h[%zu] %.9g, reference %.9g",
+                      ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, k, (double)gc->hT[k],
+                      gc->hTd[k]);
+        if (ad_cell_has_c(gc->lo.cfg.kind))
+            ck_assert_msg(fabs(gc->cT[k] - gc->cTd[k]) <= FWD_TOL * fmax(1.0, fabs(gc->cTd[k])),
+                          "%s, %d layers, %s gemm: final c[%zu] %.9g, reference %.9g",
+                          ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, k,
+                          (double)gc->cT[k], gc->cTd[k]);
+    }
 }
 
 /* ---- tests ---- */
@@ -571,6 +692,53 @@ START_TEST(test_backward_adds)
 END_TEST
 
 /*
+ * The windows' ends: random initial states, final states in the loss (see the file's
+ * opening comment). Forward, final states, every gradient and dh0/dc0, both product
+ * modes.
+ */
+START_TEST(test_init_state_reference_gemm)
+{
+    gcase gc;
+    gcase_setup_ends(&gc, _i, 1, NT, NB, 1);
+    check_forward(&gc, "reference, initial state");
+    check_grads(&gc, "reference, initial state");
+    gcase_teardown(&gc);
+}
+END_TEST
+
+START_TEST(test_init_state_openblas)
+{
+    gcase gc;
+    gcase_setup_ends(&gc, _i, 0, NT + 3, NB + 2, 1);
+    check_forward(&gc, "OpenBLAS, initial state, larger workspace");
+    check_grads(&gc, "OpenBLAS, initial state, larger workspace");
+    gcase_teardown(&gc);
+}
+END_TEST
+
+/*
+ * The initial state is not ignored: the same windows from zero states (ad_seq_forward)
+ * and from the random states (ad_seq_forward_init) give different outputs, and
+ * ad_seq_forward_init with NULL states is ad_seq_forward bit for bit.
+ */
+START_TEST(test_init_state_matters)
+{
+    gcase gc;
+    gcase_setup_ends(&gc, _i, 1, NT, NB, 1);
+    float y0[NO * NB * NT], y1[NO * NB * NT];
+    memcpy(y0, ad_seq_forward(gc.net, gc.ws, gc.x, NT, NB), sizeof(y0));
+    memcpy(y1, ad_seq_forward_init(gc.net, gc.ws, gc.x, NT, NB, NULL, NULL), sizeof(y1));
+    ck_assert_int_eq(memcmp(y0, y1, sizeof(y0)), 0);
+    double diff = 0.0;
+    for (size_t k = 0; k < NO * NB; k++) /* first step: the initial state's effect is full */
+        diff = fmax(diff, fabs((double)y0[k] - gc.y[k]));
+    ck_assert_msg(diff > 1e-2, "%s: initial state changes the first outputs by only %g",
+                  ad_cell_name(gc.lo.cfg.kind), diff);
+    gcase_teardown(&gc);
+}
+END_TEST
+
+/*
  * The checker has teeth: the library's (correct) LSTM gradient passes, and the same
  * gradient with one element of layer 0's Wh moved by 10 * GRAD_RTOL of the tensor's
  * scale, or dx with one element off by as much, is refused.
@@ -633,6 +801,13 @@ static Suite *grad_suite(void)
 
     tc = tcase_create("backward_contract");
     tcase_add_loop_test(tc, test_backward_adds, 0, NCASES);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("initial_state");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_init_state_reference_gemm, 0, NCASES);
+    tcase_add_loop_test(tc, test_init_state_openblas, 0, NCASES);
+    tcase_add_loop_test(tc, test_init_state_matters, 0, NCASES);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("checker");
