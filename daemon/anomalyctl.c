@@ -51,6 +51,7 @@ static void usage(FILE *f)
             "  --relearn N         flags in a row before values count as normal (64)\n"
             "  --max-exclude X     exclude flagged values only below this recent rate (0.02)\n"
             "  --cooldown N        damp the score for N samples after an alert (0)\n"
+            "  --asinh 0|1         normalise with asinh, for heavy-tailed series (0)\n"
             "scoring:\n"
             "  --scorer S          likelihood dynamic static (likelihood)\n"
             "  --threshold X       flag at score >= X (0.5)\n"
@@ -58,6 +59,7 @@ static void usage(FILE *f)
             "  --short-window N    likelihood: errors averaged (10)\n"
             "  --min-samples N     scorer: score 0 until N errors seen (100)\n"
             "  --k X               static: error scoring 0.5 (4)\n"
+            "  --min-sd X          likelihood: floor on the averaged errors' deviation (0.001)\n"
             "  --alpha X           dynamic: EWMA smoothing (0.3)\n"
             "  --quiet             no progress or per-row messages on stderr\n");
 }
@@ -147,7 +149,7 @@ enum {
     O_KIND = 256, O_HIDDEN, O_LAYERS, O_FEATURES, O_SEED, O_HISTORY, O_TRAIN_AFTER,
     O_TRAIN_EVERY, O_WINDOW, O_BATCH, O_EPOCHS, O_PATIENCE, O_LR, O_VAL_FRAC, O_INPUT_CLIP,
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
-    O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_QUIET, O_HELP
+    O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_QUIET, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -163,7 +165,8 @@ static const struct option long_opts[] = {
     {"scorer-window", 1, 0, O_SCORER_WINDOW}, {"short-window", 1, 0, O_SHORT_WINDOW},
     {"min-samples", 1, 0, O_MIN_SAMPLES}, {"k", 1, 0, O_K},
     {"alpha", 1, 0, O_ALPHA},         {"max-exclude", 1, 0, O_MAX_EXCLUDE},
-    {"cooldown", 1, 0, O_COOLDOWN},
+    {"cooldown", 1, 0, O_COOLDOWN},   {"asinh", 1, 0, O_ASINH},
+    {"min-sd", 1, 0, O_MIN_SD},
     {"quiet", 0, 0, O_QUIET},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
 
@@ -197,6 +200,7 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
         nc.threshold = s->threshold;
         nc.window = s->window;
         nc.min_samples = s->min_samples;
+        nc.min_sd = s->min_sd;
         *s = nc;
         return 0;
     }
@@ -225,6 +229,8 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_RELEARN: c->relearn = (int)num(name, arg); return 0;
     case O_MAX_EXCLUDE: c->max_exclude = (float)num(name, arg); return 0;
     case O_COOLDOWN: c->cooldown = (int)num(name, arg); return 0;
+    case O_ASINH: c->asinh = (int)num(name, arg); return 0;
+    case O_MIN_SD: s->min_sd = (float)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
     case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;
     case O_SHORT_WINDOW: s->short_window = (int)num(name, arg); return 0;

@@ -17,9 +17,10 @@
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
 #define DET_MAGIC "ADDT"
-#define DET_VERSION 1
+#define DET_VERSION 2
 #define MAX_MAGNITUDE 1e30
 #define TWO_PI 6.283185307179586
+#define WARM_MIN 16 /* values before the warm-up fallback scores */
 #define EXCL_HORIZON 1000.0f /* samples over which the excluded fraction is averaged */
 
 struct ad_detector {
@@ -93,6 +94,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->relearn = 64;
     c->max_exclude = 0.02f;
     c->cooldown = 0;
+    c->asinh = 0;
     c->seed = 1;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
 }
@@ -136,6 +138,7 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(relearn, 0, 1000000000);
     RANGE(max_exclude, 0.0, 1.0);
     RANGE(cooldown, 0, 100000000);
+    RANGE(asinh, 0, 1);
 #undef RANGE
     return ad_scorer_config_check(&c->scorer, err, errlen);
 }
@@ -227,18 +230,18 @@ static float clipf(double x, float lim)
 }
 
 /*
- * The normalised value: asinh((v - center) / scale), linear within a scale of the centre
- * and logarithmic beyond, so heavy-tailed series (bursts 1e5 times the baseline) stay in
- * a range the network and the scorer can work with.
+ * The normalised value: (v - center) / scale, or with `asinh` set asinh of it, linear
+ * within a scale of the centre and logarithmic beyond, so heavy-tailed series (bursts
+ * 1e5 times the baseline) stay in a range the network can work with.
  */
-static double norm_value(double v, double center, double scale)
+static double norm_value(const ad_detector_config *c, double v, double center, double scale)
 {
-    return asinh((v - center) / scale);
+    return c->asinh ? asinh((v - center) / scale) : (v - center) / scale;
 }
 
-static double denorm_value(double z, double center, double scale)
+static double denorm_value(const ad_detector_config *c, double z, double center, double scale)
 {
-    return center + scale * sinh(z);
+    return center + scale * (c->asinh ? sinh(z) : z);
 }
 
 /* The network input for a value v at time ts after a sample at prev_ts (has_prev). */
@@ -246,7 +249,7 @@ static void make_input(const ad_detector_config *c, double center, double scale,
                        double ts, double prev_ts, int has_prev, float *x)
 {
     int k = 0;
-    x[k++] = clipf(norm_value(v, center, scale), c->input_clip);
+    x[k++] = clipf(norm_value(c, v, center, scale), c->input_clip);
     if (c->features & AD_FEAT_TIME_OF_DAY) {
         double ph = TWO_PI * (fmod(ts, 86400.0) / 86400.0);
         x[k++] = (float)sin(ph);
@@ -286,12 +289,12 @@ static void predict(const ad_detector *d, double v, double *pred, double *error,
 {
     if (d->trained) {
         *has = d->has_pred;
-        *pred = denorm_value((double)d->pred_norm, d->center, d->scale);
-        *error = norm_value(v, d->center, d->scale) - (double)d->pred_norm;
+        *pred = denorm_value(&d->cfg, (double)d->pred_norm, d->center, d->scale);
+        *error = norm_value(&d->cfg, v, d->center, d->scale) - (double)d->pred_norm;
         return;
     }
-    /* a spread needs two values: until then there is a prediction but no score */
-    *has = d->w_n > 1;
+    /* a spread needs a few values: until then there is a prediction but no score */
+    *has = d->w_n >= WARM_MIN;
     if (!*has) {
         *pred = d->w_n ? d->w_mean : NAN;
         *error = 0.0;
@@ -300,7 +303,9 @@ static void predict(const ad_detector *d, double v, double *pred, double *error,
     double sd = d->w_n > 1 ? sqrt(d->w_m2 / (double)(d->w_n - 1)) : 0.0;
     double floor = 1e-6 * fmax(1.0, fabs(d->w_mean));
     *pred = d->w_mean;
-    *error = asinh((v - d->w_mean) / (sd > floor ? sd : floor));
+    *error = (v - d->w_mean) / (sd > floor ? sd : floor);
+    if (d->cfg.asinh)
+        *error = asinh(*error);
 }
 
 int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
@@ -356,9 +361,10 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
     if (d->hn < d->hcap)
         d->hn++;
 
-    /* step the network on what it should remember, predicting t+1 */
+    /* step the network on the value as it came (clipped), predicting t+1; feeding it its
+     * own predictions instead would let it drift in closed loop through long runs */
     if (d->trained) {
-        make_input(c, d->center, d->scale, kept, ts, d->last_ts, d->has_ts, x);
+        make_input(c, d->center, d->scale, value, ts, d->last_ts, d->has_ts, x);
         ad_net_step(d->net, d->st, x, &y);
         d->pred_norm = y;
         d->has_pred = 1;
@@ -512,7 +518,8 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
     for (int i = 0; i < steps; i++) {
         double ts = job->ts ? job->ts[i] : 0.0, prev = job->ts && i ? job->ts[i - 1] : 0.0;
         make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0, x + (size_t)D * i);
-        y[i] = clipf(norm_value(job->values[i + 1], job->center, job->scale), c->input_clip);
+        y[i] = clipf(norm_value(c, job->values[i + 1], job->center, job->scale),
+                     c->input_clip);
     }
     if (ntr < c->window) {
         ERR("%d training steps are fewer than one window of %d", ntr, c->window);
@@ -575,25 +582,31 @@ out_free:
 }
 
 /*
- * Rebuilds the rolling state, the pending prediction and the scorer's statistics by
- * running the current network over the newest samples of the history.
+ * Rebuilds the rolling state and the pending prediction by running the current network
+ * over the newest samples of the history; with refill (the first training: until then
+ * the errors were the warm-up fallback's) it also rebuilds the scorer's statistics from
+ * the new network's errors there. A retraining keeps the scorer's statistics: they hold
+ * out-of-sample errors, where errors on the history just trained on would be too small
+ * and make the scorer jumpy.
  */
-static void reprime(ad_detector *d)
+static void reprime(ad_detector *d, int refill)
 {
     const ad_detector_config *c = &d->cfg;
     const int sw = c->scorer.kind == AD_SCORER_STATIC ? 0 : c->scorer.window;
-    const int P = d->hn < (c->prime > sw ? c->prime : sw) ? d->hn : (c->prime > sw ? c->prime : sw);
+    const int want = refill && sw > c->prime ? sw : c->prime;
+    const int P = d->hn < want ? d->hn : want;
     const int burn = c->window < P / 4 ? c->window : P / 4; /* state still settling */
     float x[AD_MAX_INPUT], y = 0.0f;
 
     ad_state_reset(d->st);
-    ad_scorer_reset(d->sc);
+    if (refill)
+        ad_scorer_reset(d->sc);
     d->has_pred = 0;
     for (int i = d->hn - P; i < d->hn; i++) {
         int k = hist_index(d, i);
         double v = d->hv[k];
-        if (d->has_pred && i - (d->hn - P) >= burn) {
-            double e = norm_value(v, d->center, d->scale) - (double)y;
+        if (refill && d->has_pred && i - (d->hn - P) >= burn) {
+            double e = norm_value(c, v, d->center, d->scale) - (double)y;
             ad_scorer_score(d->sc, (float)e);
             ad_scorer_commit(d->sc, 0);
         }
@@ -612,10 +625,12 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
         ERR("training job has not run");
         return -AD_EINVAL;
     }
-    if (ad_net_copy_params(d->net, job->net) != 0) {
-        ERR("training job is for a network of another shape");
+    if (job->cfg.features != d->cfg.features || job->cfg.asinh != d->cfg.asinh ||
+        ad_net_copy_params(d->net, job->net) != 0) {
+        ERR("training job is for a detector of another shape or inputs");
         return -AD_EINVAL;
     }
+    int first = !d->trained;
     d->center = job->center;
     d->scale = job->scale;
     d->trained = 1;
@@ -624,7 +639,7 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
     d->stats.epochs = job->epochs;
     d->stats.train_loss = job->train_loss;
     d->stats.val_loss = job->val_loss;
-    reprime(d);
+    reprime(d, first);
     return 0;
 }
 
@@ -664,6 +679,7 @@ static void put_config(ad_wbuf *w, const ad_detector_config *c)
     ad_put_u32(w, (uint32_t)c->relearn);
     ad_put_f32(w, c->max_exclude);
     ad_put_u32(w, (uint32_t)c->cooldown);
+    ad_put_u32(w, (uint32_t)c->asinh);
     ad_put_u64(w, c->seed);
     const ad_scorer_config *s = &c->scorer;
     ad_put_u32(w, (uint32_t)s->kind);
@@ -677,6 +693,7 @@ static void put_config(ad_wbuf *w, const ad_detector_config *c)
     ad_put_f32(w, s->prune);
     ad_put_u32(w, (uint32_t)s->refit);
     ad_put_f32(w, s->k);
+    ad_put_f32(w, s->min_sd);
 }
 
 static void get_config(ad_rbuf *r, ad_detector_config *c)
@@ -701,6 +718,7 @@ static void get_config(ad_rbuf *r, ad_detector_config *c)
     c->relearn = (int)ad_get_u32(r);
     c->max_exclude = ad_get_f32(r);
     c->cooldown = (int)ad_get_u32(r);
+    c->asinh = (int)ad_get_u32(r);
     c->seed = ad_get_u64(r);
     ad_scorer_config *s = &c->scorer;
     s->kind = (ad_scorer_kind)ad_get_u32(r);
@@ -714,6 +732,7 @@ static void get_config(ad_rbuf *r, ad_detector_config *c)
     s->prune = ad_get_f32(r);
     s->refit = (int)ad_get_u32(r);
     s->k = ad_get_f32(r);
+    s->min_sd = ad_get_f32(r);
 }
 
 /* Everything after the header, through the scorer; the CRC follows. */
@@ -809,6 +828,19 @@ int ad_detector_save(const ad_detector *d, void *buf, size_t cap, size_t *len, c
     return 0;
 }
 
+/* Whether the loaded history, timestamps and rolling state are all finite. */
+static int finite_state(const ad_detector *d)
+{
+    const size_t n = (size_t)d->st->layers * d->st->hidden;
+    for (int i = 0; i < d->hcap; i++)
+        if (!isfinite(d->hv[i]) || (d->hts && !isfinite(d->hts[i])))
+            return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(d->st->h[i]) || (d->st->c && !isfinite(d->st->c[i])))
+            return 0;
+    return 1;
+}
+
 int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, size_t errlen)
 {
     const uint8_t *b = buf;
@@ -883,7 +915,9 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
         ad_get_f32v(&r, d->st->c, (size_t)L * H);
     uint64_t netlen = ad_get_u64(&r);
     if (r.err || hn > (uint32_t)d->hcap || hpos >= (uint32_t)d->hcap ||
-        netlen > ad_rbuf_left(&r) || !(d->scale > 0.0) || !isfinite(d->center) ||
+        netlen > ad_rbuf_left(&r) || !(d->scale > 0.0 && isfinite(d->scale)) ||
+        !isfinite(d->center) || !isfinite(d->pred_norm) || !isfinite(d->w_mean) ||
+        !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) || !finite_state(d) ||
         d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f)) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;

@@ -8,17 +8,20 @@
  *   2. score it against the prediction made at t-1: error = norm(value) - norm(predicted)
  *      in the normaliser's units (below); before the first training (warming up) the
  *      prediction is the running mean of the values so far and the error
- *      asinh((value - mean) / sd), a simple statistical fallback, so a stream gets scores
- *      from its third sample on;
- *   3. the scorer (scorer.h) turns the error into a score in [0, 1] and a flag; flagged
- *      values stay out of the scorer's statistics and are replaced by their prediction in
- *      the history used for training and in what the network reads next (so neither
- *      retraining nor the rolling state learns the anomaly), until `relearn` flags in a
- *      row say the series has moved to a new normal, or the excluded values pass
- *      `max_exclude` of the recent ones (a detector that flags that often is
- *      miscalibrated, and excluding more would keep it so);
- *   4. the network steps on the normalised value (clipped to +-input_clip so one spike
- *      cannot wreck the hidden state) and the optional time features, predicting t+1;
+ *      (value - mean) / sd (asinh of it with `asinh`), a simple statistical fallback, so
+ *      a stream gets scores from its third sample on;
+ *   3. the scorer (scorer.h) turns the error into a raw score in [0, 1]; a value whose
+ *      raw score reaches the threshold is anomalous and is excluded: kept out of the
+ *      scorer's statistics and replaced by its prediction in the history used for
+ *      training (so neither learns the anomaly), until `relearn` anomalies in a row say
+ *      the series has moved to a new normal, or excluded values pass `max_exclude` of
+ *      the recent ones (a detector that flags that often is miscalibrated, and excluding
+ *      more would keep it so); the reported score is the raw score damped for
+ *      `cooldown` samples after an alert, and an alert (flag) is a reported score at
+ *      the threshold, so one incident raises one alert;
+ *   4. the network steps on the normalised value as it came, clipped to +-input_clip so
+ *      one spike cannot wreck the hidden state, and the optional time features,
+ *      predicting t+1;
  *   5. when a training is due (first after train_after samples, then every train_every)
  *      the result says so.
  *
@@ -34,9 +37,9 @@
  *                           and the scorer's statistics.
  * ad_detector_train() does all three in a row (offline scoring, tests).
  *
- * Normalised values are asinh((v - median) / scale): linear within a scale of the median,
- * logarithmic beyond, so heavy-tailed series stay workable; errors are differences of
- * normalised values. Constant series: the scale falls back from 1.4826*MAD to the
+ * Normalised values are (v - median) / scale, or with `asinh` set asinh of that: linear
+ * within a scale of the median, logarithmic beyond, for heavy-tailed series; errors are
+ * differences of normalised values. Constant series: the scale falls back from 1.4826*MAD to the
  * standard deviation and then to 1e-6*max(1, |median|), so a constant series scores 0
  * and its first change scores high. Gaps in time are seen by the network only through the GAP feature.
  *
@@ -91,6 +94,8 @@ typedef struct ad_detector_config {
                                normal again (0 = never) */
     float max_exclude;      /* flagged values are excluded only while fewer than this
                                fraction of the last ~1000 samples were, [0, 1] */
+    int asinh;              /* 1: normalise with asinh((v - median) / scale), for
+                               heavy-tailed series; 0: linear (v - median) / scale */
     int cooldown;           /* after an alert, the score is damped for this many samples
                                (rising linearly back), so one incident raises one alert
                                (0 = off) */
@@ -102,7 +107,7 @@ typedef struct ad_detector_config {
 typedef struct ad_result {
     double value;     /* the value observed */
     double predicted; /* the prediction made for it at t-1 (NAN for the first sample) */
-    double error;     /* norm(value) - norm(predicted) (warming up: asinh z-score) */
+    double error;     /* norm(value) - norm(predicted) (warming up: the z-score) */
     float score;      /* [0, 1]: the raw score, damped within `cooldown` of an alert */
     float raw_score;  /* [0, 1]: the scorer's score */
     int flagged;      /* an alert: score >= the scorer's threshold */

@@ -69,6 +69,7 @@ void ad_scorer_defaults(ad_scorer_config *c, ad_scorer_kind kind)
     c->prune = 0.13f;
     c->refit = 100;
     c->k = 4.0f;
+    c->min_sd = 1e-3f;
 }
 
 int ad_scorer_config_check(const ad_scorer_config *c, char *err, size_t errlen)
@@ -90,6 +91,10 @@ int ad_scorer_config_check(const ad_scorer_config *c, char *err, size_t errlen)
     }
     if (c->window < 16 || c->window > 1000000) {
         ERR("scorer window must be 16..1000000, got %d", c->window);
+        return -AD_EINVAL;
+    }
+    if (!(c->min_sd >= 0.0f && c->min_sd <= 1e6f)) {
+        ERR("scorer min_sd must be 0..1e6, got %g", (double)c->min_sd);
         return -AD_EINVAL;
     }
     if (c->min_samples < 1 || c->min_samples > c->window) {
@@ -267,11 +272,10 @@ static float likelihood_score(ad_scorer *s, float a)
     if (s->count < (uint64_t)s->cfg.min_samples)
         return 0.0f;
     double mean = ring_mean(&s->win), var = ring_var(&s->win);
-    /* a variance floor relative to the mean keeps a near-constant error history from
-     * turning rounding noise into certainty */
-    double sdf = 0.1 * mean > 0.05 ? 0.1 * mean : 0.05;
-    double floor = sdf * sdf;
-    double sd = sqrt(var > floor ? var : floor);
+    /* a floor on the deviation (relative to the mean, and absolute: min_sd) keeps a
+     * near-constant error history from turning rounding noise into certainty */
+    double sdf = 0.01 * mean > s->cfg.min_sd ? 0.01 * mean : s->cfg.min_sd;
+    double sd = sqrt(var > sdf * sdf ? var : sdf * sdf);
     double z = ((double)s->pending - mean) / sd;
     /* -log10 of the one-sided tail (small errors are not anomalous), accurate far out */
     double tail = 0.5 * erfc(z / sqrt(2.0)), L;
@@ -375,9 +379,9 @@ void ad_scorer_commit(ad_scorer *s, int flagged)
         s->count++;
         return;
     case AD_SCORER_DYNAMIC:
-        s->es = s->pending; /* the smoothed signal always continues */
         if (flagged)
-            return;
+            return; /* kept out: the smoothing goes on from the last normal value */
+        s->es = s->pending;
         ring_push(&s->win, s->pending);
         s->count++;
         if (s->count >= (uint64_t)s->cfg.min_samples &&
@@ -412,6 +416,9 @@ static int load_ring(ring *r, ad_rbuf *rb)
         pushes > (uint32_t)r->cap || !isfinite(r->sum) || !isfinite(r->sumsq))
         return -1;
     ad_get_f32v(rb, r->v, (size_t)r->cap);
+    for (int i = 0; i < r->cap; i++)
+        if (!isfinite(r->v[i]))
+            return -1;
     r->n = (int)n;
     r->pos = (int)pos;
     r->pushes = (int)pushes;
@@ -433,6 +440,7 @@ void ad_scorer_save(const ad_scorer *s, ad_wbuf *w)
     ad_put_f32(w, c->prune);
     ad_put_u32(w, (uint32_t)c->refit);
     ad_put_f32(w, c->k);
+    ad_put_f32(w, c->min_sd);
     ad_put_u64(w, s->count);
     ad_put_f32(w, s->pending);
     ad_put_f32(w, s->pending_abs);
@@ -464,6 +472,7 @@ int ad_scorer_load(ad_scorer *s, ad_rbuf *r, char *err, size_t errlen)
     c.prune = ad_get_f32(r);
     c.refit = (int)ad_get_u32(r);
     c.k = ad_get_f32(r);
+    c.min_sd = ad_get_f32(r);
     if (r->err || memcmp(&c, &s->cfg, sizeof(c)) != 0) {
         ERR("scorer state is for another scorer configuration");
         return -AD_EFORMAT;
@@ -476,7 +485,9 @@ int ad_scorer_load(ad_scorer *s, ad_rbuf *r, char *err, size_t errlen)
     s->max_normal = ad_get_f32(r);
     s->since_refit = (int)ad_get_u32(r);
     s->last_thr = ad_get_f32(r);
-    if (r->err || load_ring(&s->win, r) || load_ring(&s->shortr, r) || s->since_refit < 0) {
+    if (r->err || load_ring(&s->win, r) || load_ring(&s->shortr, r) || s->since_refit < 0 ||
+        !isfinite(s->pending) || !isfinite(s->pending_abs) || !isfinite(s->es) ||
+        isnan(s->eps) || !isfinite(s->max_normal)) {
         ad_scorer_reset(s);
         ERR("scorer state is truncated or inconsistent");
         return -AD_EFORMAT;

@@ -9,12 +9,14 @@
  *
  *  LIKELIHOOD  Numenta's anomaly likelihood: the mean of the last `short_window`
  *              absolute errors is compared with a Gaussian fitted to that moving
- *              average over the last `window` samples; the score is the Gaussian's
+ *              average over the last `window` samples (its deviation floored at
+ *              max(min_sd, 1% of the mean)); the score is the Gaussian's
  *              (one-sided) tail probability q on a log scale, squashed into [0, 1)
  *              without saturating: with t = -log10(q), score = t / (t + 5), so 0.5 means
  *              q = 1e-5 and 2/3 means q = 1e-10; ever smaller tails keep ranking higher.
  *  DYNAMIC     NASA JPL telemanom's nonparametric dynamic threshold: errors are
- *              EWMA-smoothed; every `refit` samples the threshold mu + z*sigma over the
+ *              EWMA-smoothed (a flagged value's smoothed error is scored but the
+ *              smoothing then goes on from the last normal one); every `refit` samples the threshold mu + z*sigma over the
  *              last `window` smoothed errors is re-chosen, z in [z_min, z_max] maximising
  *              (dmu/mu + dsigma/sigma) / (n_above + n_sequences^2); a value above the
  *              threshold whose excess over the window's largest normal smoothed error is
@@ -52,6 +54,8 @@ typedef struct ad_scorer_config {
     float prune;       /* DYNAMIC: minimum excess over the largest normal error */
     int refit;         /* DYNAMIC: samples between threshold re-fits (>= 1) */
     float k;           /* STATIC: error at which the score is 0.5 */
+    float min_sd;      /* LIKELIHOOD: floor on the deviation of the averaged errors
+                          (also at least 1% of their mean), in error units */
 } ad_scorer_config;
 
 typedef struct ad_scorer ad_scorer;
