@@ -10,22 +10,22 @@
 #include <string.h>
 
 #include "blob.h"
+#include "inputs.h"
 #include "optim.h"
 #include "serial.h"
 #include "train.h"
 
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
-#define DET_MAGIC "ADDT"
-#define DET_VERSION 2
+#define DET_MAGIC     "ADDT"
+#define DET_VERSION   2
 #define MAX_MAGNITUDE 1e30
-#define TWO_PI 6.283185307179586
-#define WARM_MIN 16 /* values before the warm-up fallback scores */
-#define EXCL_HORIZON 1000.0f /* samples over which the excluded fraction is averaged */
+#define WARM_MIN      16      /* values before the warm-up fallback scores */
+#define EXCL_HORIZON  1000.0f /* samples over which the excluded fraction is averaged */
 
 struct ad_detector {
     ad_detector_config cfg;
-    int D;              /* network input size */
+    int D; /* network input size */
     ad_net *net;
     ad_state *st;
     ad_scorer *sc;
@@ -49,102 +49,30 @@ struct ad_detector {
     uint64_t since_train;
     int flag_run;
     uint64_t since_alert; /* samples since the last alert */
-    float excl_rate; /* moving average of the excluded indicator (EXCL_HORIZON) */
+    float excl_rate;      /* moving average of the excluded indicator (EXCL_HORIZON) */
     ad_detector_stats stats;
 };
 
 struct ad_train_job {
     ad_detector_config cfg;
     int D, n;
-    float *values;   /* (n) chronological */
-    double *ts;      /* (n) or NULL */
-    ad_net *net;     /* starts as the detector's network (or fresh), ends trained */
+    float *values; /* (n) chronological */
+    double *ts;    /* (n) or NULL */
+    ad_net *net;   /* starts as the detector's network (or fresh), ends trained */
     double center, scale;
     int ran, epochs;
     float train_loss, val_loss;
 };
 
-static const char *const refusal_names[AD_REFUSE_NREASONS] = {
-    "nan", "inf", "out_of_range", "time_backwards", "bad_timestamp"};
+static const char *const refusal_names[AD_REFUSE_NREASONS] = {"nan", "inf", "out_of_range",
+                                                              "time_backwards", "bad_timestamp"};
 
 const char *ad_refusal_name(int reason)
 {
     return reason >= 0 && reason < AD_REFUSE_NREASONS ? refusal_names[reason] : NULL;
 }
 
-void ad_detector_defaults(ad_detector_config *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->kind = AD_CELL_LSTM;
-    c->layers = 1;
-    c->hidden = 16;
-    c->features = 0;
-    c->history = 1500;
-    c->train_after = 400;
-    c->train_every = 2000;
-    c->window = 32;
-    c->batch = 16;
-    c->epochs = 30;
-    c->patience = 4;
-    c->val_frac = 0.2f;
-    c->lr = 0.01f;
-    c->clip = 1.0f;
-    c->input_clip = 8.0f;
-    c->prime = 256;
-    c->relearn = 64;
-    c->max_exclude = 0.02f;
-    c->cooldown = 0;
-    c->asinh = 0;
-    c->seed = 1;
-    ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
-}
-
-int ad_detector_input_size(unsigned features)
-{
-    return 1 + ((features & AD_FEAT_TIME_OF_DAY) ? 2 : 0) +
-           ((features & AD_FEAT_DAY_OF_WEEK) ? 2 : 0) + ((features & AD_FEAT_GAP) ? 1 : 0);
-}
-
-int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errlen)
-{
-    ad_net_config nc = {c->kind, c->layers, ad_detector_input_size(c->features), c->hidden, 1};
-    int rc = ad_net_config_check(&nc, err, errlen);
-    if (rc)
-        return rc;
-#define RANGE(field, lo, hi)                                                                   \
-    do {                                                                                       \
-        if (!(c->field >= (lo) && c->field <= (hi))) {                                         \
-            ERR("%s must be %g..%g, got %g", #field, (double)(lo), (double)(hi),              \
-                (double)c->field);                                                             \
-            return -AD_EINVAL;                                                                 \
-        }                                                                                      \
-    } while (0)
-    if (c->features & ~(unsigned)(AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK | AD_FEAT_GAP)) {
-        ERR("unknown feature bits 0x%x", c->features);
-        return -AD_EINVAL;
-    }
-    RANGE(window, 2, 4096);
-    RANGE(batch, 1, 4096);
-    RANGE(history, 2 * c->window, 10000000);
-    RANGE(train_after, 2 * c->window, 1000000000);
-    RANGE(train_every, 0, 1000000000);
-    RANGE(epochs, 1, 100000);
-    RANGE(patience, 1, 100000);
-    RANGE(val_frac, 0.0, 0.5);
-    RANGE(lr, 1e-7, 1.0);
-    RANGE(clip, 0.0, 1e6);
-    RANGE(input_clip, 1.0, 1e6);
-    RANGE(prime, 0, 10000000);
-    RANGE(relearn, 0, 1000000000);
-    RANGE(max_exclude, 0.0, 1.0);
-    RANGE(cooldown, 0, 100000000);
-    RANGE(asinh, 0, 1);
-#undef RANGE
-    return ad_scorer_config_check(&c->scorer, err, errlen);
-}
-
-int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err,
-                       size_t errlen)
+int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err, size_t errlen)
 {
     int rc = ad_detector_config_check(c, err, errlen);
     ad_detector *d;
@@ -224,50 +152,6 @@ const ad_net *ad_detector_net(const ad_detector *d)
 
 /* ---- inputs ---- */
 
-static float clipf(double x, float lim)
-{
-    return (float)(x > lim ? lim : x < -lim ? -lim : x);
-}
-
-/*
- * The normalised value: (v - center) / scale, or with `asinh` set asinh of it, linear
- * within a scale of the centre and logarithmic beyond, so heavy-tailed series (bursts
- * 1e5 times the baseline) stay in a range the network can work with.
- */
-static double norm_value(const ad_detector_config *c, double v, double center, double scale)
-{
-    return c->asinh ? asinh((v - center) / scale) : (v - center) / scale;
-}
-
-static double denorm_value(const ad_detector_config *c, double z, double center, double scale)
-{
-    return center + scale * (c->asinh ? sinh(z) : z);
-}
-
-/* The network input for a value v at time ts after a sample at prev_ts (has_prev). */
-static void make_input(const ad_detector_config *c, double center, double scale, double v,
-                       double ts, double prev_ts, int has_prev, float *x)
-{
-    int k = 0;
-    x[k++] = clipf(norm_value(c, v, center, scale), c->input_clip);
-    if (c->features & AD_FEAT_TIME_OF_DAY) {
-        double ph = TWO_PI * (fmod(ts, 86400.0) / 86400.0);
-        x[k++] = (float)sin(ph);
-        x[k++] = (float)cos(ph);
-    }
-    if (c->features & AD_FEAT_DAY_OF_WEEK) {
-        /* 1970-01-01 was a Thursday; day 0 of the week is Monday */
-        double day = fmod(floor(ts / 86400.0) + 3.0, 7.0);
-        double ph = TWO_PI * ((day + fmod(ts, 86400.0) / 86400.0) / 7.0);
-        x[k++] = (float)sin(ph);
-        x[k++] = (float)cos(ph);
-    }
-    if (c->features & AD_FEAT_GAP) {
-        double gap = has_prev && ts > prev_ts ? ts - prev_ts : 0.0;
-        x[k++] = (float)(log1p(gap) / 10.0);
-    }
-}
-
 /* ---- observing ---- */
 
 static int refuse(ad_detector *d, int reason)
@@ -279,8 +163,7 @@ static int refuse(ad_detector *d, int reason)
 static int training_due(const ad_detector *d)
 {
     if (!d->trained)
-        return d->stats.samples >= (uint64_t)d->cfg.train_after &&
-               d->hn >= 2 * d->cfg.window;
+        return d->stats.samples >= (uint64_t)d->cfg.train_after && d->hn >= 2 * d->cfg.window;
     return d->cfg.train_every > 0 && d->since_train >= (uint64_t)d->cfg.train_every;
 }
 
@@ -289,8 +172,8 @@ static void predict(const ad_detector *d, double v, double *pred, double *error,
 {
     if (d->trained) {
         *has = d->has_pred;
-        *pred = denorm_value(&d->cfg, (double)d->pred_norm, d->center, d->scale);
-        *error = norm_value(&d->cfg, v, d->center, d->scale) - (double)d->pred_norm;
+        *pred = ad_norm_inverse(&d->cfg, (double)d->pred_norm, d->center, d->scale);
+        *error = ad_norm_value(&d->cfg, v, d->center, d->scale) - (double)d->pred_norm;
         return;
     }
     /* a spread needs a few values: until then there is a prediction but no score */
@@ -364,7 +247,7 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
     /* step the network on the value as it came (clipped), predicting t+1; feeding it its
      * own predictions instead would let it drift in closed loop through long runs */
     if (d->trained) {
-        make_input(c, d->center, d->scale, value, ts, d->last_ts, d->has_ts, x);
+        ad_make_input(c, d->center, d->scale, value, ts, d->last_ts, d->has_ts, x);
         ad_net_step(d->net, d->st, x, &y);
         d->pred_norm = y;
         d->has_pred = 1;
@@ -443,8 +326,7 @@ void ad_train_job_free(ad_train_job *job)
     free(job);
 }
 
-void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss,
-                         float *val_loss)
+void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss, float *val_loss)
 {
     if (epochs)
         *epochs = job->epochs;
@@ -452,44 +334,6 @@ void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss
         *train_loss = job->train_loss;
     if (val_loss)
         *val_loss = job->val_loss;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median and scale (1.4826 MAD, else the standard deviation, else a floor) of v (n). */
-static int fit_normaliser(const float *v, int n, double *center, double *scale)
-{
-    double *tmp = malloc((size_t)n * sizeof(*tmp));
-    double mean = 0.0, m2 = 0.0;
-    if (!tmp)
-        return -AD_ENOMEM;
-    for (int i = 0; i < n; i++) {
-        tmp[i] = v[i];
-        double delta = v[i] - mean;
-        mean += delta / (i + 1);
-        m2 += delta * (v[i] - mean);
-    }
-    qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
-    double med = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
-    for (int i = 0; i < n; i++)
-        tmp[i] = fabs(tmp[i] - med);
-    qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
-    double mad = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
-    double sd = n > 1 ? sqrt(m2 / (n - 1)) : 0.0;
-    double floor = 1e-6 * fmax(1.0, fabs(med));
-    double s = 1.4826 * mad;
-    if (!(s > floor))
-        s = sd;
-    if (!(s > floor))
-        s = floor;
-    free(tmp);
-    *center = med;
-    *scale = s;
-    return 0;
 }
 
 int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
@@ -505,7 +349,7 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
     double best_val = INFINITY;
     int rc, since_best = 0;
 
-    rc = fit_normaliser(job->values, n, &job->center, &job->scale);
+    rc = ad_norm_fit(job->values, n, &job->center, &job->scale);
     if (rc)
         goto out_nomem;
     x = malloc((size_t)D * steps * sizeof(*x));
@@ -517,9 +361,10 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
         goto out_nomem;
     for (int i = 0; i < steps; i++) {
         double ts = job->ts ? job->ts[i] : 0.0, prev = job->ts && i ? job->ts[i - 1] : 0.0;
-        make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0, x + (size_t)D * i);
-        y[i] = clipf(norm_value(c, job->values[i + 1], job->center, job->scale),
-                     c->input_clip);
+        ad_make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0,
+                      x + (size_t)D * i);
+        y[i] =
+            ad_clipf(ad_norm_value(c, job->values[i + 1], job->center, job->scale), c->input_clip);
     }
     if (ntr < c->window) {
         ERR("%d training steps are fewer than one window of %d", ntr, c->window);
@@ -606,13 +451,13 @@ static void reprime(ad_detector *d, int refill)
         int k = hist_index(d, i);
         double v = d->hv[k];
         if (refill && d->has_pred && i - (d->hn - P) >= burn) {
-            double e = norm_value(c, v, d->center, d->scale) - (double)y;
+            double e = ad_norm_value(c, v, d->center, d->scale) - (double)y;
             ad_scorer_score(d->sc, (float)e);
             ad_scorer_commit(d->sc, 0);
         }
         double ts = d->hts ? d->hts[k] : 0.0;
         double prev = d->hts && i > 0 ? d->hts[hist_index(d, i - 1)] : 0.0;
-        make_input(c, d->center, d->scale, v, ts, prev, i > 0, x);
+        ad_make_input(c, d->center, d->scale, v, ts, prev, i > 0, x);
         ad_net_step(d->net, d->st, x, &y);
         d->has_pred = 1;
     }
@@ -658,88 +503,11 @@ int ad_detector_train(ad_detector *d, char *err, size_t errlen)
 
 /* ---- serialisation ---- */
 
-static void put_config(ad_wbuf *w, const ad_detector_config *c)
-{
-    ad_put_u32(w, (uint32_t)c->kind);
-    ad_put_u32(w, (uint32_t)c->layers);
-    ad_put_u32(w, (uint32_t)c->hidden);
-    ad_put_u32(w, c->features);
-    ad_put_u32(w, (uint32_t)c->history);
-    ad_put_u32(w, (uint32_t)c->train_after);
-    ad_put_u32(w, (uint32_t)c->train_every);
-    ad_put_u32(w, (uint32_t)c->window);
-    ad_put_u32(w, (uint32_t)c->batch);
-    ad_put_u32(w, (uint32_t)c->epochs);
-    ad_put_u32(w, (uint32_t)c->patience);
-    ad_put_f32(w, c->val_frac);
-    ad_put_f32(w, c->lr);
-    ad_put_f32(w, c->clip);
-    ad_put_f32(w, c->input_clip);
-    ad_put_u32(w, (uint32_t)c->prime);
-    ad_put_u32(w, (uint32_t)c->relearn);
-    ad_put_f32(w, c->max_exclude);
-    ad_put_u32(w, (uint32_t)c->cooldown);
-    ad_put_u32(w, (uint32_t)c->asinh);
-    ad_put_u64(w, c->seed);
-    const ad_scorer_config *s = &c->scorer;
-    ad_put_u32(w, (uint32_t)s->kind);
-    ad_put_f32(w, s->threshold);
-    ad_put_u32(w, (uint32_t)s->window);
-    ad_put_u32(w, (uint32_t)s->short_window);
-    ad_put_u32(w, (uint32_t)s->min_samples);
-    ad_put_f32(w, s->ewma_alpha);
-    ad_put_f32(w, s->z_min);
-    ad_put_f32(w, s->z_max);
-    ad_put_f32(w, s->prune);
-    ad_put_u32(w, (uint32_t)s->refit);
-    ad_put_f32(w, s->k);
-    ad_put_f32(w, s->min_sd);
-}
-
-static void get_config(ad_rbuf *r, ad_detector_config *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->kind = (ad_cell_kind)ad_get_u32(r);
-    c->layers = (int)ad_get_u32(r);
-    c->hidden = (int)ad_get_u32(r);
-    c->features = ad_get_u32(r);
-    c->history = (int)ad_get_u32(r);
-    c->train_after = (int)ad_get_u32(r);
-    c->train_every = (int)ad_get_u32(r);
-    c->window = (int)ad_get_u32(r);
-    c->batch = (int)ad_get_u32(r);
-    c->epochs = (int)ad_get_u32(r);
-    c->patience = (int)ad_get_u32(r);
-    c->val_frac = ad_get_f32(r);
-    c->lr = ad_get_f32(r);
-    c->clip = ad_get_f32(r);
-    c->input_clip = ad_get_f32(r);
-    c->prime = (int)ad_get_u32(r);
-    c->relearn = (int)ad_get_u32(r);
-    c->max_exclude = ad_get_f32(r);
-    c->cooldown = (int)ad_get_u32(r);
-    c->asinh = (int)ad_get_u32(r);
-    c->seed = ad_get_u64(r);
-    ad_scorer_config *s = &c->scorer;
-    s->kind = (ad_scorer_kind)ad_get_u32(r);
-    s->threshold = ad_get_f32(r);
-    s->window = (int)ad_get_u32(r);
-    s->short_window = (int)ad_get_u32(r);
-    s->min_samples = (int)ad_get_u32(r);
-    s->ewma_alpha = ad_get_f32(r);
-    s->z_min = ad_get_f32(r);
-    s->z_max = ad_get_f32(r);
-    s->prune = ad_get_f32(r);
-    s->refit = (int)ad_get_u32(r);
-    s->k = ad_get_f32(r);
-    s->min_sd = ad_get_f32(r);
-}
-
 /* Everything after the header, through the scorer; the CRC follows. */
 static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
 {
     const ad_detector_stats *s = &d->stats;
-    put_config(w, &d->cfg);
+    ad_detector_config_write(w, &d->cfg);
     ad_put_u64(w, s->samples);
     ad_put_u64(w, s->flagged);
     for (int i = 0; i < AD_REFUSE_NREASONS; i++)
@@ -804,8 +572,7 @@ int ad_detector_save(const ad_detector *d, void *buf, size_t cap, size_t *len, c
     if (len)
         *len = 0;
     if (!buf || cap < need) {
-        ERR("buffer too small: detector blob needs %zu bytes, buffer has %zu", need,
-            buf ? cap : 0);
+        ERR("buffer too small: detector blob needs %zu bytes, buffer has %zu", need, buf ? cap : 0);
         return -AD_EINVAL;
     }
     for (size_t i = 0; i < d->net->nparams; i++) {
@@ -866,14 +633,14 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
         ERR("detector blob version %u, expected %u", version, DET_VERSION);
         return -AD_EFORMAT;
     }
-    uint32_t crc = (uint32_t)b[len - 4] | (uint32_t)b[len - 3] << 8 |
-                   (uint32_t)b[len - 2] << 16 | (uint32_t)b[len - 1] << 24;
+    uint32_t crc = (uint32_t)b[len - 4] | (uint32_t)b[len - 3] << 8 | (uint32_t)b[len - 2] << 16 |
+                   (uint32_t)b[len - 1] << 24;
     if (ad_crc32(0, b, len - 4) != crc) {
         ERR("detector blob fails its checksum (damaged or truncated)");
         return -AD_EFORMAT;
     }
     r.len = len - 4 - 4; /* body only: the CRC is not part of it */
-    get_config(&r, &c);
+    ad_detector_config_read(&r, &c);
     if (r.err || ad_detector_config_check(&c, why, sizeof(why)) != 0) {
         ERR("detector blob has an invalid configuration: %s", r.err ? "truncated" : why);
         return -AD_EFORMAT;
@@ -914,11 +681,10 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
     if (d->st->c)
         ad_get_f32v(&r, d->st->c, (size_t)L * H);
     uint64_t netlen = ad_get_u64(&r);
-    if (r.err || hn > (uint32_t)d->hcap || hpos >= (uint32_t)d->hcap ||
-        netlen > ad_rbuf_left(&r) || !(d->scale > 0.0 && isfinite(d->scale)) ||
-        !isfinite(d->center) || !isfinite(d->pred_norm) || !isfinite(d->w_mean) ||
-        !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) || !finite_state(d) ||
-        d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f)) {
+    if (r.err || hn > (uint32_t)d->hcap || hpos >= (uint32_t)d->hcap || netlen > ad_rbuf_left(&r) ||
+        !(d->scale > 0.0 && isfinite(d->scale)) || !isfinite(d->center) ||
+        !isfinite(d->pred_norm) || !isfinite(d->w_mean) || !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) ||
+        !finite_state(d) || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f)) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;
     }

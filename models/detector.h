@@ -41,7 +41,8 @@
  * within a scale of the median, logarithmic beyond, for heavy-tailed series; errors are
  * differences of normalised values. Constant series: the scale falls back from 1.4826*MAD to the
  * standard deviation and then to 1e-6*max(1, |median|), so a constant series scores 0
- * and its first change scores high. Gaps in time are seen by the network only through the GAP feature.
+ * and its first change scores high. Gaps in time are seen by the network only through the GAP
+ * feature.
  *
  * A detector saves to a versioned, checksummed blob (magic "ADDT") holding everything:
  * configuration, network, rolling state, pending prediction, normaliser, scorer, history
@@ -53,15 +54,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "detector_config.h"
 #include "net.h"
 #include "scorer.h"
-
-/* Optional inputs beyond the value (bit flags). */
-enum ad_feature {
-    AD_FEAT_TIME_OF_DAY = 1, /* sin and cos of the time of day (UTC) */
-    AD_FEAT_DAY_OF_WEEK = 2, /* sin and cos of the day of the week (UTC) */
-    AD_FEAT_GAP = 4          /* log1p(seconds since the previous sample) / 10 */
-};
 
 /* Why a value was refused. */
 enum ad_refusal {
@@ -72,36 +67,6 @@ enum ad_refusal {
     AD_REFUSE_BADTIME = 4,   /* timestamp is not finite */
     AD_REFUSE_NREASONS = 5
 };
-
-typedef struct ad_detector_config {
-    ad_cell_kind kind;      /* the network's cell kind */
-    int layers;             /* 1..AD_MAX_LAYERS */
-    int hidden;             /* H */
-    unsigned features;      /* AD_FEAT_* */
-    int history;            /* samples kept for retraining (>= 2 * window) */
-    int train_after;        /* first training after this many samples (>= 2 * window) */
-    int train_every;        /* then every this many samples (0 = never again) */
-    int window;             /* BPTT window T */
-    int batch;              /* windows per batch B */
-    int epochs;             /* at most this many passes */
-    int patience;           /* stop after this many epochs without a better validation loss */
-    float val_frac;         /* fraction of the history held out for validation, [0, 0.5] */
-    float lr;               /* Adam learning rate */
-    float clip;             /* gradient-norm clip */
-    float input_clip;       /* |normalised value| fed to the network is clipped to this */
-    int prime;              /* samples re-read after an install to rebuild the state */
-    int relearn;            /* after this many flags in a row the values count as the new
-                               normal again (0 = never) */
-    float max_exclude;      /* flagged values are excluded only while fewer than this
-                               fraction of the last ~1000 samples were, [0, 1] */
-    int asinh;              /* 1: normalise with asinh((v - median) / scale), for
-                               heavy-tailed series; 0: linear (v - median) / scale */
-    int cooldown;           /* after an alert, the score is damped for this many samples
-                               (rising linearly back), so one incident raises one alert
-                               (0 = off) */
-    uint64_t seed;          /* initialisation and shuffling */
-    ad_scorer_config scorer;
-} ad_detector_config;
 
 /* What observing one value gave. */
 typedef struct ad_result {
@@ -118,30 +83,18 @@ typedef struct ad_result {
 } ad_result;
 
 typedef struct ad_detector_stats {
-    uint64_t samples;                       /* values accepted */
-    uint64_t flagged;                       /* values flagged */
-    uint64_t refused[AD_REFUSE_NREASONS];   /* values refused, by reason */
-    uint64_t trainings;                     /* installs done */
-    float train_loss, val_loss;             /* of the last training */
-    int epochs;                             /* run by the last training */
+    uint64_t samples;                     /* values accepted */
+    uint64_t flagged;                     /* values flagged */
+    uint64_t refused[AD_REFUSE_NREASONS]; /* values refused, by reason */
+    uint64_t trainings;                   /* installs done */
+    float train_loss, val_loss;           /* of the last training */
+    int epochs;                           /* run by the last training */
 } ad_detector_stats;
 
 typedef struct ad_detector ad_detector;
 typedef struct ad_train_job ad_train_job;
 
-/* Defaults: LSTM, 1 layer, H=16, no features, history 1500, train after 400 then every
- * 2000, T=32, B=16, 30 epochs, patience 4, val 0.2, lr 0.01, clip 1, input clip 8,
- * prime 256, relearn 64, max_exclude 0.02, cooldown 0, likelihood scorer. */
-void ad_detector_defaults(ad_detector_config *c);
-
-/* Returns 0 if c is valid, else -AD_EINVAL with a message naming the field. */
-int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errlen);
-
-/* Network input size for a feature set (1 + 2 + 2 + 1 at most). */
-int ad_detector_input_size(unsigned features);
-
-int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err,
-                       size_t errlen);
+int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err, size_t errlen);
 void ad_detector_free(ad_detector *d);
 size_t ad_detector_bytes(const ad_detector *d);
 const ad_detector_config *ad_detector_get_config(const ad_detector *d);
@@ -168,8 +121,7 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen);
 int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size_t errlen);
 
 /* The job's outcome: epochs run, last training and best validation loss. */
-void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss,
-                         float *val_loss);
+void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss, float *val_loss);
 void ad_train_job_free(ad_train_job *job);
 
 /* Snapshot, run and install in a row. */

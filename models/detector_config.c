@@ -1,0 +1,159 @@
+/*
+ * detector_config.c - a detector's settings: defaults, bounds, and serialisation.
+ */
+#include "detector_config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "net.h"
+
+#define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
+
+void ad_detector_defaults(ad_detector_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->kind = AD_CELL_LSTM;
+    c->layers = 1;
+    c->hidden = 16;
+    c->features = 0;
+    c->history = 1500;
+    c->train_after = 400;
+    c->train_every = 2000;
+    c->window = 32;
+    c->batch = 16;
+    c->epochs = 30;
+    c->patience = 4;
+    c->val_frac = 0.2f;
+    c->lr = 0.01f;
+    c->clip = 1.0f;
+    c->input_clip = 8.0f;
+    c->prime = 256;
+    c->relearn = 64;
+    c->max_exclude = 0.02f;
+    c->cooldown = 0;
+    c->asinh = 0;
+    c->seed = 1;
+    ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
+}
+
+int ad_detector_input_size(unsigned features)
+{
+    return 1 + ((features & AD_FEAT_TIME_OF_DAY) ? 2 : 0) +
+           ((features & AD_FEAT_DAY_OF_WEEK) ? 2 : 0) + ((features & AD_FEAT_GAP) ? 1 : 0);
+}
+
+int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errlen)
+{
+    ad_net_config nc = {c->kind, c->layers, ad_detector_input_size(c->features), c->hidden, 1};
+    int rc = ad_net_config_check(&nc, err, errlen);
+    if (rc)
+        return rc;
+#define RANGE(field, lo, hi)                                                                       \
+    do {                                                                                           \
+        if (!(c->field >= (lo) && c->field <= (hi))) {                                             \
+            ERR("%s must be %g..%g, got %g", #field, (double)(lo), (double)(hi),                   \
+                (double)c->field);                                                                 \
+            return -AD_EINVAL;                                                                     \
+        }                                                                                          \
+    } while (0)
+    if (c->features & ~(unsigned)(AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK | AD_FEAT_GAP)) {
+        ERR("unknown feature bits 0x%x", c->features);
+        return -AD_EINVAL;
+    }
+    RANGE(window, 2, 4096);
+    RANGE(batch, 1, 4096);
+    RANGE(history, 2 * c->window, 10000000);
+    RANGE(train_after, 2 * c->window, 1000000000);
+    RANGE(train_every, 0, 1000000000);
+    RANGE(epochs, 1, 100000);
+    RANGE(patience, 1, 100000);
+    RANGE(val_frac, 0.0, 0.5);
+    RANGE(lr, 1e-7, 1.0);
+    RANGE(clip, 0.0, 1e6);
+    RANGE(input_clip, 1.0, 1e6);
+    RANGE(prime, 0, 10000000);
+    RANGE(relearn, 0, 1000000000);
+    RANGE(max_exclude, 0.0, 1.0);
+    RANGE(cooldown, 0, 100000000);
+    RANGE(asinh, 0, 1);
+#undef RANGE
+    return ad_scorer_config_check(&c->scorer, err, errlen);
+}
+
+void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
+{
+    ad_put_u32(w, (uint32_t)c->kind);
+    ad_put_u32(w, (uint32_t)c->layers);
+    ad_put_u32(w, (uint32_t)c->hidden);
+    ad_put_u32(w, c->features);
+    ad_put_u32(w, (uint32_t)c->history);
+    ad_put_u32(w, (uint32_t)c->train_after);
+    ad_put_u32(w, (uint32_t)c->train_every);
+    ad_put_u32(w, (uint32_t)c->window);
+    ad_put_u32(w, (uint32_t)c->batch);
+    ad_put_u32(w, (uint32_t)c->epochs);
+    ad_put_u32(w, (uint32_t)c->patience);
+    ad_put_f32(w, c->val_frac);
+    ad_put_f32(w, c->lr);
+    ad_put_f32(w, c->clip);
+    ad_put_f32(w, c->input_clip);
+    ad_put_u32(w, (uint32_t)c->prime);
+    ad_put_u32(w, (uint32_t)c->relearn);
+    ad_put_f32(w, c->max_exclude);
+    ad_put_u32(w, (uint32_t)c->cooldown);
+    ad_put_u32(w, (uint32_t)c->asinh);
+    ad_put_u64(w, c->seed);
+    const ad_scorer_config *s = &c->scorer;
+    ad_put_u32(w, (uint32_t)s->kind);
+    ad_put_f32(w, s->threshold);
+    ad_put_u32(w, (uint32_t)s->window);
+    ad_put_u32(w, (uint32_t)s->short_window);
+    ad_put_u32(w, (uint32_t)s->min_samples);
+    ad_put_f32(w, s->ewma_alpha);
+    ad_put_f32(w, s->z_min);
+    ad_put_f32(w, s->z_max);
+    ad_put_f32(w, s->prune);
+    ad_put_u32(w, (uint32_t)s->refit);
+    ad_put_f32(w, s->k);
+    ad_put_f32(w, s->min_sd);
+}
+
+void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->kind = (ad_cell_kind)ad_get_u32(r);
+    c->layers = (int)ad_get_u32(r);
+    c->hidden = (int)ad_get_u32(r);
+    c->features = ad_get_u32(r);
+    c->history = (int)ad_get_u32(r);
+    c->train_after = (int)ad_get_u32(r);
+    c->train_every = (int)ad_get_u32(r);
+    c->window = (int)ad_get_u32(r);
+    c->batch = (int)ad_get_u32(r);
+    c->epochs = (int)ad_get_u32(r);
+    c->patience = (int)ad_get_u32(r);
+    c->val_frac = ad_get_f32(r);
+    c->lr = ad_get_f32(r);
+    c->clip = ad_get_f32(r);
+    c->input_clip = ad_get_f32(r);
+    c->prime = (int)ad_get_u32(r);
+    c->relearn = (int)ad_get_u32(r);
+    c->max_exclude = ad_get_f32(r);
+    c->cooldown = (int)ad_get_u32(r);
+    c->asinh = (int)ad_get_u32(r);
+    c->seed = ad_get_u64(r);
+    ad_scorer_config *s = &c->scorer;
+    s->kind = (ad_scorer_kind)ad_get_u32(r);
+    s->threshold = ad_get_f32(r);
+    s->window = (int)ad_get_u32(r);
+    s->short_window = (int)ad_get_u32(r);
+    s->min_samples = (int)ad_get_u32(r);
+    s->ewma_alpha = ad_get_f32(r);
+    s->z_min = ad_get_f32(r);
+    s->z_max = ad_get_f32(r);
+    s->prune = ad_get_f32(r);
+    s->refit = (int)ad_get_u32(r);
+    s->k = ad_get_f32(r);
+    s->min_sd = ad_get_f32(r);
+}

@@ -1,0 +1,69 @@
+/*
+ * detector_config.h - a detector's settings: the table of what can be set, its defaults
+ * and bounds, and its place in the detector's blob. Every field is documented here; the
+ * behaviour they drive is in detector.h. No I/O.
+ */
+#ifndef AD_DETECTOR_CONFIG_H
+#define AD_DETECTOR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blob.h"
+#include "cell.h"
+#include "scorer.h"
+
+/* Optional inputs beyond the value (bit flags). */
+enum ad_feature {
+    AD_FEAT_TIME_OF_DAY = 1, /* sin and cos of the time of day (UTC) */
+    AD_FEAT_DAY_OF_WEEK = 2, /* sin and cos of the day of the week (UTC) */
+    AD_FEAT_GAP = 4          /* log1p(seconds since the previous sample) / 10 */
+};
+
+typedef struct ad_detector_config {
+    ad_cell_kind kind; /* the network's cell kind */
+    int layers;        /* 1..AD_MAX_LAYERS */
+    int hidden;        /* H */
+    unsigned features; /* AD_FEAT_* */
+    int history;       /* samples kept for retraining (>= 2 * window) */
+    int train_after;   /* first training after this many samples (>= 2 * window) */
+    int train_every;   /* then every this many samples (0 = never again) */
+    int window;        /* BPTT window T */
+    int batch;         /* windows per batch B */
+    int epochs;        /* at most this many passes */
+    int patience;      /* stop after this many epochs without a better validation loss */
+    float val_frac;    /* fraction of the history held out for validation, [0, 0.5] */
+    float lr;          /* Adam learning rate */
+    float clip;        /* gradient-norm clip */
+    float input_clip;  /* |normalised value| fed to the network is clipped to this */
+    int prime;         /* samples re-read after an install to rebuild the state */
+    int relearn;       /* after this many flags in a row the values count as the new
+                          normal again (0 = never) */
+    float max_exclude; /* flagged values are excluded only while fewer than this
+                          fraction of the last ~1000 samples were, [0, 1] */
+    int asinh;         /* 1: normalise with asinh((v - median) / scale), for
+                          heavy-tailed series; 0: linear (v - median) / scale */
+    int cooldown;      /* after an alert, the score is damped for this many samples
+                          (rising linearly back), so one incident raises one alert
+                          (0 = off) */
+    uint64_t seed;     /* initialisation and shuffling */
+    ad_scorer_config scorer;
+} ad_detector_config;
+
+/* Defaults: LSTM, 1 layer, H=16, no features, history 1500, train after 400 then every
+ * 2000, T=32, B=16, 30 epochs, patience 4, val 0.2, lr 0.01, clip 1, input clip 8,
+ * prime 256, relearn 64, max_exclude 0.02, cooldown 0, likelihood scorer. */
+void ad_detector_defaults(ad_detector_config *c);
+
+/* Returns 0 if c is valid, else -AD_EINVAL with a message naming the field. */
+int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errlen);
+
+/* Network input size for a feature set (1 + 2 + 2 + 1 at most). */
+int ad_detector_input_size(unsigned features);
+
+/* The configuration into a blob writer / from a reader (fields in a fixed order). The
+ * read configuration is not checked: call ad_detector_config_check. */
+void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c);
+void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * inputs.c - the detector's normaliser and network inputs (inputs.h).
+ */
+#include "inputs.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "net.h" /* ad_err */
+
+#define TWO_PI 6.283185307179586
+
+float ad_clipf(double x, float lim)
+{
+    return (float)(x > lim ? lim : x < -lim ? -lim : x);
+}
+
+/*
+ * The normalised value: (v - center) / scale, or with `asinh` set asinh of it, linear
+ * within a scale of the centre and logarithmic beyond, so heavy-tailed series (bursts
+ * 1e5 times the baseline) stay in a range the network can work with.
+ */
+double ad_norm_value(const ad_detector_config *c, double v, double center, double scale)
+{
+    return c->asinh ? asinh((v - center) / scale) : (v - center) / scale;
+}
+
+double ad_norm_inverse(const ad_detector_config *c, double z, double center, double scale)
+{
+    return center + scale * (c->asinh ? sinh(z) : z);
+}
+
+/* The network input for a value v at time ts after a sample at prev_ts (has_prev). */
+void ad_make_input(const ad_detector_config *c, double center, double scale, double v, double ts,
+                   double prev_ts, int has_prev, float *x)
+{
+    int k = 0;
+    x[k++] = ad_clipf(ad_norm_value(c, v, center, scale), c->input_clip);
+    if (c->features & AD_FEAT_TIME_OF_DAY) {
+        double ph = TWO_PI * (fmod(ts, 86400.0) / 86400.0);
+        x[k++] = (float)sin(ph);
+        x[k++] = (float)cos(ph);
+    }
+    if (c->features & AD_FEAT_DAY_OF_WEEK) {
+        /* 1970-01-01 was a Thursday; day 0 of the week is Monday */
+        double day = fmod(floor(ts / 86400.0) + 3.0, 7.0);
+        double ph = TWO_PI * ((day + fmod(ts, 86400.0) / 86400.0) / 7.0);
+        x[k++] = (float)sin(ph);
+        x[k++] = (float)cos(ph);
+    }
+    if (c->features & AD_FEAT_GAP) {
+        double gap = has_prev && ts > prev_ts ? ts - prev_ts : 0.0;
+        x[k++] = (float)(log1p(gap) / 10.0);
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median and scale (1.4826 MAD, else the standard deviation, else a floor) of v (n). */
+int ad_norm_fit(const float *v, int n, double *center, double *scale)
+{
+    double *tmp = malloc((size_t)n * sizeof(*tmp));
+    double mean = 0.0, m2 = 0.0;
+    if (!tmp)
+        return -AD_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        tmp[i] = v[i];
+        double delta = v[i] - mean;
+        mean += delta / (i + 1);
+        m2 += delta * (v[i] - mean);
+    }
+    qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
+    double med = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+    for (int i = 0; i < n; i++)
+        tmp[i] = fabs(tmp[i] - med);
+    qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
+    double mad = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+    double sd = n > 1 ? sqrt(m2 / (n - 1)) : 0.0;
+    double floor = 1e-6 * fmax(1.0, fabs(med));
+    double s = 1.4826 * mad;
+    if (!(s > floor))
+        s = sd;
+    if (!(s > floor))
+        s = floor;
+    free(tmp);
+    *center = med;
+    *scale = s;
+    return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * inputs.h - what the detector's network reads: the normaliser (a robust centre and
+ * scale fitted on the history at each training, and the optional asinh compression) and
+ * the optional time features built from timestamps. Pure functions, no I/O.
+ */
+#ifndef AD_INPUTS_H
+#define AD_INPUTS_H
+
+#include "detector_config.h"
+
+/* x clipped to [-lim, lim]. */
+float ad_clipf(double x, float lim);
+
+/* The normalised value: (v - center) / scale, asinh of it when c->asinh is set. */
+double ad_norm_value(const ad_detector_config *c, double v, double center, double scale);
+
+/* The inverse of ad_norm_value. */
+double ad_norm_inverse(const ad_detector_config *c, double z, double center, double scale);
+
+/*
+ * Fits the normaliser on v (n > 0): center = median, scale = 1.4826 * MAD, falling back
+ * to the standard deviation and then to 1e-6 * max(1, |median|) (constant series).
+ * Returns 0 or -AD_ENOMEM (it sorts a copy).
+ */
+int ad_norm_fit(const float *v, int n, double *center, double *scale);
+
+/*
+ * The network input (ad_detector_input_size(c->features) floats) for a value v at time
+ * ts, after a sample at prev_ts if has_prev: the normalised value clipped to
+ * +-c->input_clip, then sin/cos of the time of day, sin/cos of the position in the week
+ * (UTC, Monday = 0), log1p(gap in seconds) / 10, as c->features asks.
+ */
+void ad_make_input(const ad_detector_config *c, double center, double scale, double v, double ts,
+                   double prev_ts, int has_prev, float *x);
+
+#endif
