@@ -34,6 +34,8 @@ static void usage(FILE *f)
             "timestamp,value,anomaly_score,flag,predicted,error,warming_up rows to stdout.\n"
             "\n"
             "model:\n"
+            "  --model M           predict (next value) or seq2seq (reconstruction) (predict)\n"
+            "  --s2s-window N      seq2seq: values per reconstructed window (32)\n"
             "  --kind K            elman lstm peephole cifg gru gru_torch (lstm)\n"
             "  --hidden N          hidden size (16)\n"
             "  --layers N          stacked layers (1)\n"
@@ -149,7 +151,8 @@ enum {
     O_KIND = 256, O_HIDDEN, O_LAYERS, O_FEATURES, O_SEED, O_HISTORY, O_TRAIN_AFTER,
     O_TRAIN_EVERY, O_WINDOW, O_BATCH, O_EPOCHS, O_PATIENCE, O_LR, O_VAL_FRAC, O_INPUT_CLIP,
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
-    O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_QUIET, O_HELP
+    O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_QUIET,
+    O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -166,7 +169,8 @@ static const struct option long_opts[] = {
     {"min-samples", 1, 0, O_MIN_SAMPLES}, {"k", 1, 0, O_K},
     {"alpha", 1, 0, O_ALPHA},         {"max-exclude", 1, 0, O_MAX_EXCLUDE},
     {"cooldown", 1, 0, O_COOLDOWN},   {"asinh", 1, 0, O_ASINH},
-    {"min-sd", 1, 0, O_MIN_SD},
+    {"min-sd", 1, 0, O_MIN_SD},       {"model", 1, 0, O_MODEL},
+    {"s2s-window", 1, 0, O_S2S_WINDOW},
     {"quiet", 0, 0, O_QUIET},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
 
@@ -204,6 +208,17 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
         *s = nc;
         return 0;
     }
+    case O_MODEL:
+        if (!strcmp(arg, "predict")) {
+            c->model = AD_MODEL_PREDICT;
+        } else if (!strcmp(arg, "seq2seq")) {
+            c->model = AD_MODEL_SEQ2SEQ;
+        } else {
+            fprintf(stderr, "anomalyctl score: --model takes predict or seq2seq, got '%s'\n",
+                    arg);
+            exit(2);
+        }
+        return 0;
     case O_FEATURES:
         if (parse_features(arg, &c->features)) {
             fprintf(stderr, "anomalyctl score: --features takes tod,dow,gap, got '%s'\n", arg);
@@ -231,6 +246,7 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_COOLDOWN: c->cooldown = (int)num(name, arg); return 0;
     case O_ASINH: c->asinh = (int)num(name, arg); return 0;
     case O_MIN_SD: s->min_sd = (float)num(name, arg); return 0;
+    case O_S2S_WINDOW: c->s2s_window = (int)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
     case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;
     case O_SHORT_WINDOW: s->short_window = (int)num(name, arg); return 0;

@@ -11,6 +11,7 @@
 
 #include "blob.h"
 #include "inputs.h"
+#include "seq2seq.h"
 #include "optim.h"
 #include "serial.h"
 #include "train.h"
@@ -50,6 +51,12 @@ struct ad_detector {
     int flag_run;
     uint64_t since_alert; /* samples since the last alert */
     float excl_rate;      /* moving average of the excluded indicator (EXCL_HORIZON) */
+    /* SEQ2SEQ: the model, its one-window scorer, the window of the last L inputs
+     * (D, L) oldest first with win_n of them filled, and the reconstruction buffer */
+    ad_s2s *s2s;
+    ad_s2s_scorer *s2sc;
+    float *win, *recon;
+    int win_n;
     ad_detector_stats stats;
 };
 
@@ -59,6 +66,7 @@ struct ad_train_job {
     float *values; /* (n) chronological */
     double *ts;    /* (n) or NULL */
     ad_net *net;   /* starts as the detector's network (or fresh), ends trained */
+    ad_s2s *s2s;   /* SEQ2SEQ: the same for the encoder-decoder (net is then unused) */
     double center, scale;
     int ran, epochs;
     float train_loss, val_loss;
@@ -93,6 +101,21 @@ int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err
     if (rc)
         goto out_free;
     d->st = ad_state_create(d->net);
+    if (c->model == AD_MODEL_SEQ2SEQ) {
+        ad_s2s_config sc = {c->kind, c->layers, d->D, c->hidden, c->s2s_window};
+        rc = ad_s2s_create(&sc, c->seed, &d->s2s, err, errlen);
+        if (!rc)
+            rc = ad_s2s_scorer_create(d->s2s, &d->s2sc, err, errlen);
+        if (rc)
+            goto out_free;
+        d->win = calloc((size_t)d->D * c->s2s_window, sizeof(*d->win));
+        d->recon = calloc((size_t)d->D * c->s2s_window, sizeof(*d->recon));
+        if (!d->win || !d->recon) {
+            rc = -AD_ENOMEM;
+            ERR("out of memory for a detector");
+            goto out_free;
+        }
+    }
     d->hcap = c->history;
     d->hv = malloc((size_t)d->hcap * sizeof(*d->hv));
     d->hf = calloc((size_t)d->hcap, sizeof(*d->hf));
@@ -123,6 +146,10 @@ void ad_detector_free(ad_detector *d)
     ad_net_free(d->net);
     ad_state_free(d->st);
     ad_scorer_free(d->sc);
+    ad_s2s_scorer_free(d->s2sc);
+    ad_s2s_free(d->s2s);
+    free(d->win);
+    free(d->recon);
     free(d->hv);
     free(d->hf);
     free(d->hts);
@@ -131,7 +158,12 @@ void ad_detector_free(ad_detector *d)
 
 size_t ad_detector_bytes(const ad_detector *d)
 {
-    return sizeof(*d) + ad_net_bytes(d->net) + ad_state_bytes(d->st) + ad_scorer_bytes(d->sc) +
+    size_t s2s = 0;
+    if (d->s2s)
+        s2s = ad_s2s_bytes(d->s2s) + ad_s2s_scorer_bytes(d->s2sc) +
+              2 * (size_t)d->D * d->cfg.s2s_window * sizeof(float);
+    return sizeof(*d) + s2s + ad_net_bytes(d->net) + ad_state_bytes(d->st) +
+           ad_scorer_bytes(d->sc) +
            (size_t)d->hcap * (sizeof(*d->hv) + sizeof(*d->hf) + (d->hts ? sizeof(double) : 0));
 }
 
@@ -191,6 +223,26 @@ static void predict(const ad_detector *d, double v, double *pred, double *error,
         *error = asinh(*error);
 }
 
+/*
+ * SEQ2SEQ: slides the value (as it came, clipped) into the window and, once the window
+ * is full, reconstructs it: the newest value's reconstruction is the "prediction" its
+ * error is measured against.
+ */
+static void s2s_push(ad_detector *d, double value, double ts, double prev_ts, int has_prev)
+{
+    const int D = d->D, L = d->cfg.s2s_window;
+    memmove(d->win, d->win + D, (size_t)D * (L - 1) * sizeof(*d->win));
+    ad_make_input(&d->cfg, d->center, d->scale, value, ts, prev_ts, has_prev,
+                  d->win + (size_t)D * (L - 1));
+    if (d->win_n < L)
+        d->win_n++;
+    d->has_pred = d->win_n == L;
+    if (d->has_pred) {
+        ad_s2s_score(d->s2s, d->s2sc, d->win, d->recon, NULL, NULL);
+        d->pred_norm = d->recon[(size_t)D * (L - 1)];
+    }
+}
+
 int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
 {
     const ad_detector_config *c = &d->cfg;
@@ -209,6 +261,8 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
     if (d->has_ts && ts < d->last_ts)
         return refuse(d, AD_REFUSE_BACKWARDS);
 
+    if (d->s2s && d->trained)
+        s2s_push(d, value, ts, d->last_ts, d->has_ts);
     predict(d, value, &pred, &error, &has_pred);
     float raw = has_pred ? ad_scorer_score(d->sc, (float)error) : 0.0f;
     int anomalous = has_pred && raw >= c->scorer.threshold;
@@ -246,7 +300,7 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
 
     /* step the network on the value as it came (clipped), predicting t+1; feeding it its
      * own predictions instead would let it drift in closed loop through long runs */
-    if (d->trained) {
+    if (d->trained && !d->s2s) {
         ad_make_input(c, d->center, d->scale, value, ts, d->last_ts, d->has_ts, x);
         ad_net_step(d->net, d->st, x, &y);
         d->pred_norm = y;
@@ -298,7 +352,8 @@ int ad_detector_snapshot(const ad_detector *d, ad_train_job **out, char *err, si
     job->values = malloc((size_t)job->n * sizeof(*job->values));
     job->ts = d->hts ? malloc((size_t)job->n * sizeof(*job->ts)) : NULL;
     job->net = ad_net_clone(d->net);
-    if (!job->values || (d->hts && !job->ts) || !job->net)
+    job->s2s = d->s2s ? ad_s2s_clone(d->s2s) : NULL;
+    if (!job->values || (d->hts && !job->ts) || !job->net || (d->s2s && !job->s2s))
         goto out_free;
     for (int i = 0; i < job->n; i++) {
         int k = hist_index(d, i);
@@ -323,6 +378,7 @@ void ad_train_job_free(ad_train_job *job)
     free(job->values);
     free(job->ts);
     ad_net_free(job->net);
+    ad_s2s_free(job->s2s);
     free(job);
 }
 
@@ -336,8 +392,97 @@ void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss
         *val_loss = job->val_loss;
 }
 
+/*
+ * SEQ2SEQ training: windows of L inputs every L/4 samples of the first (1 - val_frac) of
+ * the history, early stopping on the reconstruction MSE of the windows of the tail.
+ */
+static int s2s_job_run(ad_train_job *job, char *err, size_t errlen)
+{
+    const ad_detector_config *c = &job->cfg;
+    const int D = job->D, n = job->n, L = c->s2s_window;
+    const int nval = (int)((float)n * c->val_frac);
+    const int ntr = n - nval, vlen = nval > L ? nval : L;
+    ad_s2s *m = job->s2s;
+    float *x = NULL, *best = NULL;
+    ad_s2s_ws *ws = NULL;
+    ad_optim *opt = NULL;
+    double best_val = INFINITY;
+    int rc, since_best = 0;
+
+    if (ntr < L) {
+        ERR("%d training samples are fewer than one window of %d", ntr, L);
+        return -AD_EINVAL;
+    }
+    rc = ad_norm_fit(job->values, n, &job->center, &job->scale);
+    if (rc)
+        goto out_nomem;
+    x = malloc((size_t)D * n * sizeof(*x));
+    best = malloc(m->nparams * sizeof(*best));
+    opt = ad_optim_create(AD_OPTIM_ADAM, m->nparams, c->lr);
+    if (!x || !best || !opt)
+        goto out_nomem;
+    for (int i = 0; i < n; i++) {
+        double ts = job->ts ? job->ts[i] : 0.0, prev = job->ts && i ? job->ts[i - 1] : 0.0;
+        ad_make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0,
+                      x + (size_t)D * i);
+    }
+    rc = ad_s2s_ws_create(m, c->batch, &ws, err, errlen);
+    if (rc)
+        goto out_free;
+    ad_train_opts o;
+    ad_train_defaults(&o);
+    o.window = L;
+    o.batch = c->batch;
+    o.stride = L / 4 > 0 ? L / 4 : 1;
+    o.epochs = 1;
+    o.clip = c->clip;
+    memcpy(best, m->params, m->nparams * sizeof(*best));
+    for (int e = 0; e < c->epochs; e++) {
+        float loss;
+        double val;
+        o.seed = c->seed + (uint64_t)e;
+        rc = ad_s2s_train(m, opt, ws, x, (size_t)ntr, &o, &loss, err, errlen);
+        if (rc)
+            goto out_free;
+        job->epochs = e + 1;
+        job->train_loss = loss;
+        if (nval == 0) {
+            memcpy(best, m->params, m->nparams * sizeof(*best));
+            best_val = loss;
+            continue;
+        }
+        rc = ad_s2s_eval(m, ws, x + (size_t)D * (n - vlen), (size_t)vlen, o.stride, &val);
+        if (rc)
+            goto out_free;
+        if (val < best_val) {
+            best_val = val;
+            since_best = 0;
+            memcpy(best, m->params, m->nparams * sizeof(*best));
+        } else if (++since_best >= c->patience) {
+            break;
+        }
+    }
+    memcpy(m->params, best, m->nparams * sizeof(*best));
+    job->val_loss = (float)best_val;
+    job->ran = 1;
+    rc = 0;
+    goto out_free;
+
+out_nomem:
+    ERR("out of memory for training");
+    rc = -AD_ENOMEM;
+out_free:
+    ad_optim_free(opt);
+    ad_s2s_ws_free(ws);
+    free(x);
+    free(best);
+    return rc;
+}
+
 int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
 {
+    if (job->s2s)
+        return s2s_job_run(job, err, errlen);
     const ad_detector_config *c = &job->cfg;
     const int D = job->D, n = job->n, steps = n - 1;
     const int nval = (int)((float)steps * c->val_frac);
@@ -434,6 +579,27 @@ out_free:
  * out-of-sample errors, where errors on the history just trained on would be too small
  * and make the scorer jumpy.
  */
+/* SEQ2SEQ re-priming: refills the window from the newest P samples (scoring them into
+ * the scorer with refill). */
+static void reprime_s2s(ad_detector *d, int refill, int P)
+{
+    const ad_detector_config *c = &d->cfg;
+    if (P > d->hn)
+        P = d->hn;
+    d->win_n = 0;
+    for (int i = d->hn - P; i < d->hn; i++) {
+        int k = hist_index(d, i);
+        double ts = d->hts ? d->hts[k] : 0.0;
+        double prev = d->hts && i > 0 ? d->hts[hist_index(d, i - 1)] : 0.0;
+        s2s_push(d, d->hv[k], ts, prev, i > 0);
+        if (refill && d->has_pred) {
+            double e = ad_norm_value(c, d->hv[k], d->center, d->scale) - (double)d->pred_norm;
+            ad_scorer_score(d->sc, (float)e);
+            ad_scorer_commit(d->sc, 0);
+        }
+    }
+}
+
 static void reprime(ad_detector *d, int refill)
 {
     const ad_detector_config *c = &d->cfg;
@@ -447,6 +613,10 @@ static void reprime(ad_detector *d, int refill)
     if (refill)
         ad_scorer_reset(d->sc);
     d->has_pred = 0;
+    if (d->s2s) {
+        reprime_s2s(d, refill, P > c->s2s_window ? P : c->s2s_window);
+        return;
+    }
     for (int i = d->hn - P; i < d->hn; i++) {
         int k = hist_index(d, i);
         double v = d->hv[k];
@@ -471,7 +641,8 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
         return -AD_EINVAL;
     }
     if (job->cfg.features != d->cfg.features || job->cfg.asinh != d->cfg.asinh ||
-        ad_net_copy_params(d->net, job->net) != 0) {
+        job->cfg.model != d->cfg.model || ad_net_copy_params(d->net, job->net) != 0 ||
+        (d->s2s && (!job->s2s || ad_s2s_copy_params(d->s2s, job->s2s) != 0))) {
         ERR("training job is for a detector of another shape or inputs");
         return -AD_EINVAL;
     }
@@ -548,6 +719,12 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
         w->len += netlen;
     } else {
         ad_put_bytes(w, NULL, netlen);
+    }
+    if (d->s2s) { /* SEQ2SEQ: the encoder-decoder's parameters and the window */
+        ad_put_u64(w, (uint64_t)d->s2s->nparams);
+        ad_put_f32v(w, d->s2s->params, d->s2s->nparams);
+        ad_put_u32(w, (uint32_t)d->win_n);
+        ad_put_f32v(w, d->win, (size_t)d->D * d->cfg.s2s_window);
     }
     ad_scorer_save(d->sc, w);
 }
@@ -699,6 +876,24 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
     ad_net_copy_params(d->net, net);
     ad_net_free(net);
     r.pos += (size_t)netlen;
+    if (d->s2s) {
+        const size_t nw = (size_t)d->D * d->cfg.s2s_window;
+        int bad = ad_get_u64(&r) != (uint64_t)d->s2s->nparams;
+        if (!bad)
+            ad_get_f32v(&r, d->s2s->params, d->s2s->nparams);
+        uint32_t wn = ad_get_u32(&r);
+        if (!bad)
+            ad_get_f32v(&r, d->win, nw);
+        for (size_t i = 0; !bad && i < d->s2s->nparams; i++)
+            bad = !isfinite(d->s2s->params[i]);
+        for (size_t i = 0; !bad && i < nw; i++)
+            bad = !isfinite(d->win[i]);
+        if (bad || r.err || wn > (uint32_t)d->cfg.s2s_window) {
+            ERR("detector blob's encoder-decoder is truncated or inconsistent");
+            goto out_format;
+        }
+        d->win_n = (int)wn;
+    }
     rc = ad_scorer_load(d->sc, &r, why, sizeof(why));
     if (rc) {
         ERR("detector blob's scorer: %s", why);

@@ -13,6 +13,8 @@
 void ad_detector_defaults(ad_detector_config *c)
 {
     memset(c, 0, sizeof(*c));
+    c->model = AD_MODEL_PREDICT;
+    c->s2s_window = 32;
     c->kind = AD_CELL_LSTM;
     c->layers = 1;
     c->hidden = 16;
@@ -61,9 +63,11 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
         ERR("unknown feature bits 0x%x", c->features);
         return -AD_EINVAL;
     }
+    RANGE(model, 0, 1);
+    RANGE(s2s_window, 2, 1024);
     RANGE(window, 2, 4096);
     RANGE(batch, 1, 4096);
-    RANGE(history, 2 * c->window, 10000000);
+    RANGE(history, 2 * (c->window > c->s2s_window ? c->window : c->s2s_window), 10000000);
     RANGE(train_after, 2 * c->window, 1000000000);
     RANGE(train_every, 0, 1000000000);
     RANGE(epochs, 1, 100000);
@@ -83,6 +87,8 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
 
 void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
 {
+    ad_put_u32(w, (uint32_t)c->model);
+    ad_put_u32(w, (uint32_t)c->s2s_window);
     ad_put_u32(w, (uint32_t)c->kind);
     ad_put_u32(w, (uint32_t)c->layers);
     ad_put_u32(w, (uint32_t)c->hidden);
@@ -122,6 +128,8 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
 void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c)
 {
     memset(c, 0, sizeof(*c));
+    c->model = (int)ad_get_u32(r);
+    c->s2s_window = (int)ad_get_u32(r);
     c->kind = (ad_cell_kind)ad_get_u32(r);
     c->layers = (int)ad_get_u32(r);
     c->hidden = (int)ad_get_u32(r);

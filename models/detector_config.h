@@ -20,7 +20,16 @@ enum ad_feature {
     AD_FEAT_GAP = 4          /* log1p(seconds since the previous sample) / 10 */
 };
 
+/* What the network does. */
+enum ad_model {
+    AD_MODEL_PREDICT = 0, /* predicts the next value; the error is value - prediction */
+    AD_MODEL_SEQ2SEQ = 1  /* encoder-decoder over the last s2s_window values (seq2seq.h);
+                             the error is the newest value's reconstruction error */
+};
+
 typedef struct ad_detector_config {
+    int model;              /* enum ad_model */
+    int s2s_window;         /* SEQ2SEQ: values per window L, 2..1024 */
     ad_cell_kind kind; /* the network's cell kind */
     int layers;        /* 1..AD_MAX_LAYERS */
     int hidden;        /* H */

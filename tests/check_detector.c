@@ -1460,6 +1460,113 @@ START_TEST(test_rechecksummed_fuzz)
 }
 END_TEST
 
+/* ---- the seq2seq model kind ---- */
+
+static void s2s_config(ad_detector_config *c)
+{
+    ad_detector_defaults(c);
+    c->model = AD_MODEL_SEQ2SEQ;
+    c->s2s_window = 16;
+    c->hidden = 12;
+    c->epochs = 15;
+}
+
+START_TEST(test_seq2seq_flags_spike)
+{
+    ad_detector_config c;
+    s2s_config(&c);
+    ad_detector *d = make(&c);
+    int first = -1, before = 0;
+    ad_rng r;
+
+    ad_rng_seed(&r, 77);
+    for (int t = 0; t < 1200; t++) {
+        double v = noisy_sine(t, &r) + (t == ONSET ? 2.0 : 0.0);
+        ad_result res = observe(d, t, v);
+        if (res.train_due)
+            train(d);
+        if (t > c.train_after && t < ONSET)
+            before += res.flagged;
+        if (res.flagged && t >= ONSET && first < 0)
+            first = t;
+        if (t > c.train_after + c.s2s_window)
+            ck_assert_msg(!res.warming_up && isfinite(res.predicted), "t %d", t);
+    }
+    fprintf(stderr, "seq2seq: spike at %d first flagged at %+d, %d flags before it\n", ONSET,
+            first - ONSET, before);
+    ck_assert_msg(first >= ONSET && first <= ONSET + 10, "spike flagged at %d", first);
+    ck_assert_int_eq(before, 0);
+    ck_assert_uint_ge(ad_detector_get_stats(d)->trainings, 1);
+    ad_detector_free(d);
+}
+END_TEST
+
+START_TEST(test_seq2seq_save_load_continues)
+{
+    ad_detector_config c;
+    s2s_config(&c);
+    c.train_every = 300;
+    ad_detector *a = make(&c), *b = NULL;
+    ad_rng r;
+    size_t len;
+
+    ad_rng_seed(&r, 78);
+    for (int t = 0; t < 900; t++) {
+        ad_result res = observe(a, t, noisy_sine(t, &r));
+        if (res.train_due)
+            train(a);
+    }
+    uint8_t *buf = save(a, &len);
+    b = load(buf, len);
+    free(buf);
+    for (int t = 900; t < 1600; t++) { /* through a retraining */
+        double v = noisy_sine(t, &r) + (t % 97 == 0 ? 1.5 : 0.0);
+        ad_result ra = observe(a, t, v), rb = observe(b, t, v);
+        assert_same_result(&ra, &rb, "seq2seq after load", t);
+        if (ra.train_due) {
+            train(a);
+            train(b);
+        }
+    }
+    /* a truncated blob is refused */
+    buf = save(a, &len);
+    ad_detector *x = NULL;
+    char err[256] = "";
+    ck_assert_int_eq(ad_detector_load(buf, len - 9, &x, err, sizeof(err)), -AD_EFORMAT);
+    ck_assert_ptr_null(x);
+    free(buf);
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
+START_TEST(test_seq2seq_job_mismatch_refused)
+{
+    ad_detector_config c, p;
+    s2s_config(&c);
+    ad_detector_defaults(&p);
+    p.hidden = c.hidden; /* same network shape, another model kind */
+    ad_detector *a = make(&c), *b = make(&p);
+    ad_train_job *job = NULL;
+    char err[256] = "";
+    ad_rng r;
+
+    ad_rng_seed(&r, 79);
+    for (int t = 0; t < 500; t++) {
+        double v = noisy_sine(t, &r);
+        observe(a, t, v);
+        observe(b, t, v);
+    }
+    ck_assert_int_eq(ad_detector_snapshot(b, &job, err, sizeof(err)), 0);
+    ck_assert_int_eq(ad_train_job_run(job, err, sizeof(err)), 0);
+    ck_assert_int_eq(ad_detector_install(a, job, err, sizeof(err)), -AD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "another"));
+    ad_train_job_free(job);
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
 static Suite *detector_suite(void)
 {
     Suite *s = suite_create("detector");
@@ -1508,6 +1615,13 @@ static Suite *detector_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_time_features);
     tcase_add_loop_test(tc, test_huge_magnitudes, 0, 4);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("seq2seq");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_seq2seq_flags_spike);
+    tcase_add_test(tc, test_seq2seq_save_load_continues);
+    tcase_add_test(tc, test_seq2seq_job_mismatch_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("serial");
