@@ -2,9 +2,10 @@
  * check_grad.c - gradient checks of the sequence forward/backward (net.h) for every
  * cell kind (cell.h), with 1 and 2 layers, in both product modes (blas.h).
  *
- * The test carries its own forward pass, written from the equations in cell.h in double
- * precision with libm's exp and tanh; it calls none of the library's kernels. It reads
- * the parameters from the network's flat float buffer at the offsets ad_net_views gives
+ * The test carries its own forward pass: the double-precision reference of the cells and
+ * networks in refnet.h (written from the equations in cell.h with libm's exp and tanh; it
+ * calls none of the library's kernels), run here over windows of T steps. It reads the
+ * parameters from the network's flat float buffer at the offsets ad_net_views gives
  * (per layer Wx (G*H, Din), Wh (G*H, H), b (G*H), extra; head Wy (O, H), by (O); all
  * column-major) and uses the loss of ad_mse: the mean of (y - target)^2 over O*B*T
  * values. Against it the suite checks:
@@ -35,6 +36,7 @@
 #include "blas.h"
 #include "cell.h"
 #include "net.h"
+#include "refnet.h"
 #include "rng.h"
 
 enum { ND = 2, NH = 3, NO = 4, NT = 6, NB = 5 };
@@ -42,7 +44,7 @@ enum { NS = NH * NB * 2 };            /* a state batch (H, B, layers) of up to 2
 enum { NCASES = AD_CELL_NKINDS * 2 }; /* loop index i: kind i/2, layers 1 + i%2 */
 
 /*
- * Finite differences: central, step GRAD_EPS = 1e-5, on the double reference loss.
+ * Finite differences: central, step REF_GRAD_EPS = 1e-5, on the double reference loss.
  * Truncation error is about EPS^2/6 * |L'''| ~ 1e-11 and rounding about
  * 1e-16 * |L| / EPS ~ 1e-11, both far below what float arithmetic in the library can
  * reach, so the finite differences serve as exact gradients here.
@@ -51,11 +53,11 @@ enum { NCASES = AD_CELL_NKINDS * 2 }; /* loop index i: kind i/2, layers 1 + i%2 
  * to 1e-6 relative error, act.h). Their error is rounding spread over the terms that
  * make up each sum, so it scales with the size of those terms, i.e. with the largest
  * gradient of the same tensor rather than with each (possibly cancelling) element. Each
- * element must satisfy
+ * element must satisfy (ref_compare, refnet.h)
  *
- *     |g - g_fd| <= GRAD_RTOL * max(GRAD_FLOOR, max over the tensor of |g_fd|)
+ *     |g - g_fd| <= REF_GRAD_RTOL * max(REF_GRAD_FLOOR, max over the tensor of |g_fd|)
  *
- * GRAD_RTOL = 2e-5 is about 170 float ulps of the tensor's scale, a few times the
+ * REF_GRAD_RTOL = 2e-5 is about 170 float ulps of the tensor's scale, a few times the
  * documented activation error carried through a step's chain of products, and 20 times
  * the worst err/scale measured over every kind, layer count and both product modes
  * (~1e-6; the initial-state cases reach 2.7e-6, the 2-layer Elman's layer-1 bias, a sum
@@ -63,14 +65,11 @@ enum { NCASES = AD_CELL_NKINDS * 2 }; /* loop index i: kind i/2, layers 1 + i%2 
  * much). A wrong term in a backward (a dropped peephole, r applied to the wrong
  * product, a missing step of BPTT, a bias gradient missing one step) moves the affected
  * elements by 3e-2..1 of the scale, over a thousand times the tolerance (checked by
- * mutating a scratch copy of cell.c); a single element planted 10 * GRAD_RTOL off is
- * refused (test_checker_has_teeth). GRAD_FLOOR = 1e-4 (tensor scales here run from
+ * mutating a scratch copy of cell.c); a single element planted 10 * REF_GRAD_RTOL off is
+ * refused (test_checker_has_teeth). REF_GRAD_FLOOR = 1e-4 (tensor scales here run from
  * ~7e-4 to ~1) only keeps a tensor whose gradient is all but zero from demanding
  * precision below float resolution.
  */
-#define GRAD_EPS   1e-5
-#define GRAD_RTOL  2e-5
-#define GRAD_FLOOR 1e-4
 
 /*
  * Forward: library float outputs against the double reference,
@@ -86,22 +85,6 @@ enum { NCASES = AD_CELL_NKINDS * 2 }; /* loop index i: kind i/2, layers 1 + i%2 
  * inputs the pre-activations span a few units, so gates are neither linear nor saturated
  * (checked: the largest |pre-activation| must lie in (1.5, 6); measured 1.7..3.4). */
 #define PARAM_SCALE 0.8
-
-/* Offsets into the flat parameter buffer, from ad_net_views. */
-typedef struct layout {
-    ad_net_config cfg;
-    int G;
-    size_t n;
-    size_t wx[AD_MAX_LAYERS], wh[AD_MAX_LAYERS], b[AD_MAX_LAYERS], ex[AD_MAX_LAYERS];
-    size_t nex; /* floats in each layer's extra vector */
-    size_t wy, by;
-} layout;
-
-/* One named tensor of the layout, for reporting. */
-typedef struct tensor {
-    char name[32];
-    size_t off, n;
-} tensor;
 
 /*
  * The windows' ends in the reference: initial states h0, c0 and the weights wh, wc of the
@@ -123,7 +106,7 @@ typedef struct ends {
 typedef struct gcase {
     ad_net *net;
     ad_seq *ws;
-    layout lo;
+    ref_net lo;              /* offsets into the flat parameters, from ad_net_views */
     float x[ND * NB * NT];   /* (D, B, T) */
     float tgt[NO * NB * NT]; /* (O, B, T) */
     float y[NO * NB * NT];   /* library outputs */
@@ -149,107 +132,7 @@ typedef struct gcase {
     double hTd[NS], cTd[NS]; /* reference final states */
 } gcase;
 
-/* ---- the double-precision reference ---- */
-
-static double sig(double a)
-{
-    return 1.0 / (1.0 + exp(-a));
-}
-
-static void note(double *amax, double a)
-{
-    if (fabs(a) > *amax)
-        *amax = fabs(a);
-}
-
-/*
- * One step of one layer, straight from cell.h. wx (G*H, Din), wh (G*H, H), b (G*H),
- * ex the extra vector; x (Din) in; h, c (H) the state, updated in place.
- */
-static void ref_cell(ad_cell_kind kind, int G, int Din, const double *wx, const double *wh,
-                     const double *b, const double *ex, const double *x, double *h, double *c,
-                     double *amax)
-{
-    const int GH = G * NH;
-    double ax[4 * NH], ah[4 * NH], hn[NH], cn[NH];
-
-    for (int r = 0; r < GH; r++) {
-        ax[r] = b[r];
-        for (int k = 0; k < Din; k++)
-            ax[r] += wx[r + k * GH] * x[k];
-        ah[r] = 0.0;
-        for (int k = 0; k < NH; k++)
-            ah[r] += wh[r + k * GH] * h[k];
-    }
-    switch (kind) {
-    case AD_CELL_ELMAN:
-        for (int j = 0; j < NH; j++) {
-            note(amax, ax[j] + ah[j]);
-            hn[j] = tanh(ax[j] + ah[j]);
-        }
-        break;
-    case AD_CELL_LSTM:
-        for (int j = 0; j < NH; j++) {
-            double ai = ax[j] + ah[j], af = ax[NH + j] + ah[NH + j];
-            double ag = ax[2 * NH + j] + ah[2 * NH + j], ao = ax[3 * NH + j] + ah[3 * NH + j];
-            note(amax, ai), note(amax, af), note(amax, ag), note(amax, ao);
-            cn[j] = sig(af) * c[j] + sig(ai) * tanh(ag);
-            hn[j] = sig(ao) * tanh(cn[j]);
-        }
-        break;
-    case AD_CELL_PEEPHOLE:
-        for (int j = 0; j < NH; j++) {
-            double ai = ax[j] + ah[j] + ex[j] * c[j];
-            double af = ax[NH + j] + ah[NH + j] + ex[NH + j] * c[j];
-            double ag = ax[2 * NH + j] + ah[2 * NH + j];
-            cn[j] = sig(af) * c[j] + sig(ai) * tanh(ag);
-            double ao = ax[3 * NH + j] + ah[3 * NH + j] + ex[2 * NH + j] * cn[j];
-            note(amax, ai), note(amax, af), note(amax, ag), note(amax, ao);
-            hn[j] = sig(ao) * tanh(cn[j]);
-        }
-        break;
-    case AD_CELL_CIFG:
-        for (int j = 0; j < NH; j++) {
-            double af = ax[j] + ah[j], ag = ax[NH + j] + ah[NH + j];
-            double ao = ax[2 * NH + j] + ah[2 * NH + j];
-            note(amax, af), note(amax, ag), note(amax, ao);
-            double f = sig(af);
-            cn[j] = f * c[j] + (1.0 - f) * tanh(ag);
-            hn[j] = sig(ao) * tanh(cn[j]);
-        }
-        break;
-    case AD_CELL_GRU: {
-        double r[NH], z[NH], rh[NH];
-        for (int j = 0; j < NH; j++) {
-            note(amax, ax[j] + ah[j]), note(amax, ax[NH + j] + ah[NH + j]);
-            r[j] = sig(ax[j] + ah[j]);
-            z[j] = sig(ax[NH + j] + ah[NH + j]);
-            rh[j] = r[j] * h[j];
-        }
-        for (int j = 0; j < NH; j++) {
-            double an = ax[2 * NH + j]; /* Wxn x + b_n */
-            for (int k = 0; k < NH; k++)
-                an += wh[2 * NH + j + k * GH] * rh[k]; /* + Whn (r*h) */
-            note(amax, an);
-            hn[j] = (1.0 - z[j]) * h[j] + z[j] * tanh(an);
-        }
-        break;
-    }
-    case AD_CELL_GRU_TORCH:
-        for (int j = 0; j < NH; j++) {
-            double r = sig(ax[j] + ah[j]), z = sig(ax[NH + j] + ah[NH + j]);
-            double an = ax[2 * NH + j] + r * (ah[2 * NH + j] + ex[j]);
-            note(amax, ax[j] + ah[j]), note(amax, ax[NH + j] + ah[NH + j]), note(amax, an);
-            hn[j] = (1.0 - z) * tanh(an) + z * h[j];
-        }
-        break;
-    default:
-        ck_abort_msg("unknown kind %d", (int)kind);
-    }
-    memcpy(h, hn, sizeof(hn));
-    if (ad_cell_has_c(kind))
-        memcpy(c, cn, sizeof(cn));
-}
+/* ---- the double-precision reference (refnet.h) over windows ---- */
 
 /*
  * Reference forward over B windows of T steps and its loss: the MSE of the outputs plus,
@@ -258,82 +141,71 @@ static void ref_cell(ad_cell_kind kind, int G, int Din, const double *wx, const 
  * tgt (O, B, T); y (O, B, T) out; the final states into hT, cT (state batches) if not
  * NULL.
  */
-static double ref_forward(const layout *lo, const double *th, const double *x, const double *tgt,
+static double ref_forward(const ref_net *lo, const double *th, const double *x, const double *tgt,
                           const ends *en, double *y, double *hT, double *cT, double *amax)
 {
-    const ad_net_config *cfg = &lo->cfg;
-    const int has_c = ad_cell_has_c(cfg->kind);
+    const int has_c = ref_cell_has_c(lo->kind);
     double loss = 0.0, fin = 0.0;
 
     for (int b = 0; b < NB; b++) {
-        double h[AD_MAX_LAYERS][NH] = {{0}}, c[AD_MAX_LAYERS][NH] = {{0}};
-        for (int l = 0; l < cfg->layers; l++)
+        double h[AD_MAX_LAYERS * NH] = {0}, c[AD_MAX_LAYERS * NH] = {0}; /* (H, layers) */
+        for (int l = 0; l < lo->layers; l++)
             for (int j = 0; j < NH; j++) {
                 const size_t q = j + NH * (b + NB * (size_t)l);
-                h[l][j] = en && en->h0 ? en->h0[q] : 0.0;
-                c[l][j] = en && en->c0 && has_c ? en->c0[q] : 0.0;
+                h[NH * l + j] = en && en->h0 ? en->h0[q] : 0.0;
+                c[NH * l + j] = en && en->c0 && has_c ? en->c0[q] : 0.0;
             }
         for (int t = 0; t < NT; t++) {
-            const double *in = x + ND * (b + NB * t);
-            int din = ND;
-            for (int l = 0; l < cfg->layers; l++) {
-                ref_cell(cfg->kind, lo->G, din, th + lo->wx[l], th + lo->wh[l], th + lo->b[l],
-                         lo->nex ? th + lo->ex[l] : NULL, in, h[l], c[l], amax);
-                in = h[l];
-                din = NH;
-            }
-            for (int o = 0; o < NO; o++) {
-                double v = th[lo->by + o];
-                for (int j = 0; j < NH; j++)
-                    v += th[lo->wy + o + j * NO] * in[j];
-                size_t i = o + NO * (b + NB * (size_t)t);
-                y[i] = v;
-                loss += (v - tgt[i]) * (v - tgt[i]);
-            }
+            double *yt = y + NO * (b + NB * (size_t)t);
+            const double *tt = tgt + NO * (b + NB * (size_t)t);
+            if (ref_net_step(lo, th, x + ND * (b + NB * t), h, c, yt, amax) != 0)
+                ck_abort_msg("reference: bad network (kind %d)", (int)lo->kind);
+            for (int o = 0; o < NO; o++)
+                loss += (yt[o] - tt[o]) * (yt[o] - tt[o]);
         }
-        for (int l = 0; l < cfg->layers; l++)
+        for (int l = 0; l < lo->layers; l++)
             for (int j = 0; j < NH; j++) {
                 const size_t q = j + NH * (b + NB * (size_t)l);
                 if (hT)
-                    hT[q] = h[l][j];
+                    hT[q] = h[NH * l + j];
                 if (cT && has_c)
-                    cT[q] = c[l][j];
+                    cT[q] = c[NH * l + j];
                 if (en && en->wh)
-                    fin += en->wh[q] * h[l][j];
+                    fin += en->wh[q] * h[NH * l + j];
                 if (en && en->wc && has_c)
-                    fin += en->wc[q] * c[l][j];
+                    fin += en->wc[q] * c[NH * l + j];
             }
     }
     return loss / (NO * NB * NT) + fin;
 }
 
-static double ref_loss(const gcase *gc, const double *th, const double *x)
+/* The reference loss of a case (a gcase *) at its th, xd and (with init) h0d, c0d: the
+ * ref_loss_fn that ref_fd differentiates. */
+static double ref_loss(void *ctx)
 {
+    const gcase *gc = ctx;
     double y[NO * NB * NT], amax = 0.0;
-    return ref_forward(&gc->lo, th, x, gc->td, gc->init ? &gc->en : NULL, y, NULL, NULL, &amax);
+    return ref_forward(&gc->lo, gc->th, gc->xd, gc->td, gc->init ? &gc->en : NULL, y, NULL, NULL,
+                       &amax);
 }
 
-/* Central difference of the reference loss w.r.t. v[i] (v is th or x, or gc's h0d or
- * c0d). */
-static double fd_at(const gcase *gc, double *th, double *x, double *v, size_t i)
+/* Central difference of the reference loss w.r.t. v[i] (v is gc's th, xd, h0d or c0d). */
+static double fd_at(gcase *gc, double *v, size_t i)
 {
-    double v0 = v[i], lp, lm;
-    v[i] = v0 + GRAD_EPS;
-    lp = ref_loss(gc, th, x);
-    v[i] = v0 - GRAD_EPS;
-    lm = ref_loss(gc, th, x);
-    v[i] = v0;
-    return (lp - lm) / (2.0 * GRAD_EPS);
+    return ref_fd(ref_loss, gc, v, i);
 }
 
 /* ---- setup ---- */
 
-static void layout_from_net(const ad_net *net, layout *lo)
+/* The offsets of net's tensors, from the library's views (ad_net_views). */
+static void layout_from_net(const ad_net *net, ref_net *lo)
 {
     ad_params v;
 
     memset(lo, 0, sizeof(*lo));
-    lo->cfg = net->cfg;
+    lo->kind = net->cfg.kind;
+    lo->layers = net->cfg.layers;
+    lo->input = net->cfg.input, lo->hidden = net->cfg.hidden, lo->output = net->cfg.output;
     lo->G = ad_cell_gates(net->cfg.kind);
     lo->n = net->nparams;
     lo->nex = ad_cell_extra_size(net->cfg.kind, NH);
@@ -346,42 +218,6 @@ static void layout_from_net(const ad_net *net, layout *lo)
     }
     lo->wy = (size_t)(v.wy - net->params);
     lo->by = (size_t)(v.by - net->params);
-}
-
-/* The layout's tensors in order; returns how many. */
-static int layout_tensors(const layout *lo, tensor *ts)
-{
-    int n = 0;
-    for (int l = 0; l < lo->cfg.layers; l++) {
-        size_t din = l == 0 ? ND : NH, gh = (size_t)lo->G * NH;
-        snprintf(ts[n].name, sizeof(ts[n].name), "layer %d Wx", l);
-        ts[n].off = lo->wx[l], ts[n++].n = gh * din;
-        snprintf(ts[n].name, sizeof(ts[n].name), "layer %d Wh", l);
-        ts[n].off = lo->wh[l], ts[n++].n = gh * NH;
-        snprintf(ts[n].name, sizeof(ts[n].name), "layer %d b", l);
-        ts[n].off = lo->b[l], ts[n++].n = gh;
-        if (lo->nex) {
-            snprintf(ts[n].name, sizeof(ts[n].name), "layer %d extra", l);
-            ts[n].off = lo->ex[l], ts[n++].n = lo->nex;
-        }
-    }
-    snprintf(ts[n].name, sizeof(ts[n].name), "head Wy");
-    ts[n].off = lo->wy, ts[n++].n = (size_t)NO * NH;
-    snprintf(ts[n].name, sizeof(ts[n].name), "head by");
-    ts[n].off = lo->by, ts[n++].n = NO;
-    return n;
-}
-
-static void fill_uniform(ad_rng *r, float *v, size_t n, double scale)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = (float)((2.0 * ad_rng_uniform(r) - 1.0) * scale);
-}
-
-static void fill_normal(ad_rng *r, float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = ad_rng_normal(r);
 }
 
 /*
@@ -411,17 +247,17 @@ static void gcase_setup_ends(gcase *gc, int i, int reference, int Tws, int Bws, 
     /* Every parameter random, biases and extras too: the initial zero biases and zero
      * peepholes / b_hn would hide the terms they multiply. */
     ad_rng_seed(&r, 77 + (uint64_t)i);
-    fill_uniform(&r, gc->net->params, gc->net->nparams, PARAM_SCALE);
-    fill_normal(&r, gc->x, ND * NB * NT);
-    fill_normal(&r, gc->tgt, NO * NB * NT);
+    ref_fill_uniform(&r, gc->net->params, gc->net->nparams, PARAM_SCALE);
+    ref_fill_normal(&r, gc->x, ND * NB * NT);
+    ref_fill_normal(&r, gc->tgt, NO * NB * NT);
     gc->init = init;
     if (init) {
         const int has_c = ad_cell_has_c(cfg.kind);
         const size_t ns = (size_t)NH * NB * cfg.layers;
-        fill_uniform(&r, gc->h0, ns, STATE_SCALE);
-        fill_uniform(&r, gc->c0, ns, STATE_SCALE);
-        fill_uniform(&r, gc->wh, ns, FINAL_W);
-        fill_uniform(&r, gc->wc, ns, FINAL_W);
+        ref_fill_uniform(&r, gc->h0, ns, STATE_SCALE);
+        ref_fill_uniform(&r, gc->c0, ns, STATE_SCALE);
+        ref_fill_uniform(&r, gc->wh, ns, FINAL_W);
+        ref_fill_uniform(&r, gc->wc, ns, FINAL_W);
         for (size_t k = 0; k < ns; k++) {
             gc->h0d[k] = gc->h0[k], gc->c0d[k] = gc->c0[k];
             gc->whd[k] = gc->wh[k], gc->wcd[k] = gc->wc[k];
@@ -483,138 +319,69 @@ static void gcase_teardown(gcase *gc)
     ad_net_free(gc->net);
 }
 
-/* ---- the comparison ---- */
-
-/* The scale a tensor's errors are measured against: max(GRAD_FLOOR, max |fd|). */
-static double tensor_scale(const double *fd, size_t n)
-{
-    double scale = GRAD_FLOOR;
-    for (size_t k = 0; k < n; k++)
-        scale = fmax(scale, fabs(fd[k]));
-    return scale;
-}
-
-/*
- * Compares g (n) with fd (n) under the rule above. Returns the number of elements out of
- * tolerance and describes the worst one in msg; *worst gets the largest err/scale.
- */
-static int compare(const char *what, const float *g, const double *fd, size_t n, double *worst,
-                   char *msg, size_t msglen)
-{
-    double scale = tensor_scale(fd, n), wr = -1.0;
-    size_t wi = 0;
-    int bad = 0;
-
-    for (size_t k = 0; k < n; k++) {
-        double ratio = fabs((double)g[k] - fd[k]) / scale;
-        if (!(ratio <= GRAD_RTOL)) /* also catches NaN */
-            bad++;
-        if (!(ratio <= wr)) {
-            wr = ratio;
-            wi = k;
-        }
-    }
-    *worst = wr;
-    snprintf(msg, msglen,
-             "%.40s: %d of %zu out of tolerance; worst [%zu] analytic %.9g fd %.9g "
-             "(err/scale %.3g, tensor scale %.3g)",
-             what, bad, n, wi, (double)g[wi], fd[wi], wr, scale);
-    return bad;
-}
-
-static int verbose(void)
-{
-    const char *v = getenv("AD_CHECK_VERBOSE");
-    return v && *v && strcmp(v, "0") != 0;
-}
+/* ---- the comparison (ref_compare, refnet.h) ---- */
 
 /* Checks gc's parameter gradients and dx against finite differences. */
 static void check_grads(gcase *gc, const char *mode)
 {
-    tensor ts[4 * AD_MAX_LAYERS + 2];
-    int nt = layout_tensors(&gc->lo, ts), nbad = 0;
-    double *fd = malloc(gc->lo.n * sizeof(*fd)), worst, allworst = 0.0;
+    ref_tensor ts[REF_MAX_TENSORS];
+    int nt = ref_net_tensors(&gc->lo, NULL, ts);
+    double *fd = malloc(gc->lo.n * sizeof(*fd));
     double fdx[ND * NB * NT];
-    char msg[512], first[512] = "";
-    const char *kname = ad_cell_name(gc->lo.cfg.kind);
+    const char *kname = ad_cell_name(gc->lo.kind);
+    ref_tally t;
 
     ck_assert_ptr_nonnull(fd);
     for (size_t k = 0; k < gc->lo.n; k++)
-        fd[k] = fd_at(gc, gc->th, gc->xd, gc->th, k);
+        fd[k] = fd_at(gc, gc->th, k);
     for (size_t k = 0; k < ND * NB * NT; k++)
-        fdx[k] = fd_at(gc, gc->th, gc->xd, gc->xd, k);
+        fdx[k] = fd_at(gc, gc->xd, k);
 
-    for (int k = 0; k < nt; k++) {
-        int bad = compare(ts[k].name, gc->g + ts[k].off, fd + ts[k].off, ts[k].n, &worst, msg,
-                          sizeof(msg));
-        allworst = fmax(allworst, worst);
-        if (bad || verbose())
-            fprintf(stderr, "%s %d layers (%s): %s\n", kname, gc->lo.cfg.layers, mode, msg);
-        if (bad && !nbad++)
-            snprintf(first, sizeof(first), "%s", msg);
-    }
-    int bad = compare("dx", gc->dx, fdx, ND * NB * NT, &worst, msg, sizeof(msg));
-    allworst = fmax(allworst, worst);
-    if (bad || verbose())
-        fprintf(stderr, "%s %d layers (%s): %s\n", kname, gc->lo.cfg.layers, mode, msg);
-    if (bad && !nbad++)
-        snprintf(first, sizeof(first), "%s", msg);
+    ref_tally_init(&t, kname, gc->lo.layers, mode);
+    for (int k = 0; k < nt; k++)
+        ref_tally_add(&t, ts[k].name, gc->g + ts[k].off, fd + ts[k].off, ts[k].n);
+    ref_tally_add(&t, "dx", gc->dx, fdx, ND * NB * NT);
     /* the initial states: dh0 always, dc0 for the LSTM kinds */
-    for (int w = 0; gc->init && w < (ad_cell_has_c(gc->lo.cfg.kind) ? 2 : 1); w++) {
-        const size_t ns = (size_t)NH * NB * gc->lo.cfg.layers;
+    for (int w = 0; gc->init && w < (ad_cell_has_c(gc->lo.kind) ? 2 : 1); w++) {
+        const size_t ns = (size_t)NH * NB * gc->lo.layers;
         double fds[NS];
         double *v = w ? gc->c0d : gc->h0d;
         for (size_t k = 0; k < ns; k++)
-            fds[k] = fd_at(gc, gc->th, gc->xd, v, k);
-        bad = compare(w ? "dc0" : "dh0", w ? gc->dc0 : gc->dh0, fds, ns, &worst, msg, sizeof(msg));
-        allworst = fmax(allworst, worst);
-        if (bad || verbose())
-            fprintf(stderr, "%s %d layers (%s): %s\n", kname, gc->lo.cfg.layers, mode, msg);
-        if (bad && !nbad++)
-            snprintf(first, sizeof(first), "%s", msg);
+            fds[k] = fd_at(gc, v, k);
+        ref_tally_add(&t, w ? "dc0" : "dh0", w ? gc->dc0 : gc->dh0, fds, ns);
     }
-    if (verbose())
-        fprintf(stderr, "%s %d layers (%s): worst err/scale %.3g\n", kname, gc->lo.cfg.layers, mode,
-                allworst);
+    ref_tally_report(&t);
     free(fd);
-    ck_assert_msg(nbad == 0, "%s, %d layers, %s gemm: %d tensors wrong; first: %s", kname,
-                  gc->lo.cfg.layers, mode, nbad, first);
+    ck_assert_msg(t.nbad == 0, "%s, %d layers, %s gemm: %d tensors wrong; first: %s", kname,
+                  gc->lo.layers, mode, t.nbad, t.first);
 }
 
 static void check_forward(const gcase *gc, const char *mode)
 {
-    double worst = 0.0;
-    size_t wi = 0;
-    for (size_t k = 0; k < NO * NB * NT; k++) {
-        double e = fabs((double)gc->y[k] - gc->yd[k]) / fmax(1.0, fabs(gc->yd[k]));
-        if (!(e <= worst)) {
-            worst = e;
-            wi = k;
-        }
-    }
-    if (verbose())
+    size_t wi;
+    double worst = ref_worst_rel(gc->y, gc->yd, NO * NB * NT, &wi);
+    if (ref_verbose())
         fprintf(stderr,
                 "%s %d layers (%s): forward worst rel err %.3g, max |pre-activation| %.3g\n",
-                ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, worst, gc->amax);
+                ad_cell_name(gc->lo.kind), gc->lo.layers, mode, worst, gc->amax);
     ck_assert_msg(worst <= FWD_TOL,
                   "%s, %d layers, %s gemm: output (o %zu, b %zu, t %zu) is %.9g, reference %.9g",
-                  ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, wi % NO, (wi / NO) % NB,
+                  ad_cell_name(gc->lo.kind), gc->lo.layers, mode, wi % NO, (wi / NO) % NB,
                   wi / (NO * NB), (double)gc->y[wi], gc->yd[wi]);
     ck_assert_msg(fabs(gc->loss - gc->lossd) <= FWD_TOL * fmax(1.0, gc->lossd),
                   "%s, %d layers, %s gemm: ad_mse %.9g, reference loss %.9g",
-                  ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, (double)gc->loss,
-                  gc->lossd);
+                  ad_cell_name(gc->lo.kind), gc->lo.layers, mode, (double)gc->loss, gc->lossd);
     /* final states (ad_seq_final_states), same tolerance: h and c are O(1) */
-    for (size_t k = 0; gc->init && k < (size_t)NH * NB * gc->lo.cfg.layers; k++) {
+    for (size_t k = 0; gc->init && k < (size_t)NH * NB * gc->lo.layers; k++) {
         ck_assert_msg(fabs(gc->hT[k] - gc->hTd[k]) <= FWD_TOL * fmax(1.0, fabs(gc->hTd[k])),
                       "%s, %d layers, %s gemm: final h[%zu] %.9g, reference %.9g",
-                      ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, k, (double)gc->hT[k],
+                      ad_cell_name(gc->lo.kind), gc->lo.layers, mode, k, (double)gc->hT[k],
                       gc->hTd[k]);
-        if (ad_cell_has_c(gc->lo.cfg.kind))
+        if (ad_cell_has_c(gc->lo.kind))
             ck_assert_msg(fabs(gc->cT[k] - gc->cTd[k]) <= FWD_TOL * fmax(1.0, fabs(gc->cTd[k])),
                           "%s, %d layers, %s gemm: final c[%zu] %.9g, reference %.9g",
-                          ad_cell_name(gc->lo.cfg.kind), gc->lo.cfg.layers, mode, k,
-                          (double)gc->cT[k], gc->cTd[k]);
+                          ad_cell_name(gc->lo.kind), gc->lo.layers, mode, k, (double)gc->cT[k],
+                          gc->cTd[k]);
     }
 }
 
@@ -733,14 +500,14 @@ START_TEST(test_init_state_matters)
     for (size_t k = 0; k < NO * NB; k++) /* first step: the initial state's effect is full */
         diff = fmax(diff, fabs((double)y0[k] - gc.y[k]));
     ck_assert_msg(diff > 1e-2, "%s: initial state changes the first outputs by only %g",
-                  ad_cell_name(gc.lo.cfg.kind), diff);
+                  ad_cell_name(gc.lo.kind), diff);
     gcase_teardown(&gc);
 }
 END_TEST
 
 /*
  * The checker has teeth: the library's (correct) LSTM gradient passes, and the same
- * gradient with one element of layer 0's Wh moved by 10 * GRAD_RTOL of the tensor's
+ * gradient with one element of layer 0's Wh moved by 10 * REF_GRAD_RTOL of the tensor's
  * scale, or dx with one element off by as much, is refused.
  */
 START_TEST(test_checker_has_teeth)
@@ -754,24 +521,24 @@ START_TEST(test_checker_has_teeth)
 
     ck_assert(fd && g);
     for (size_t k = 0; k < gc.lo.n; k++)
-        fd[k] = fd_at(&gc, gc.th, gc.xd, gc.th, k);
+        fd[k] = fd_at(&gc, gc.th, k);
     for (size_t k = 0; k < ND * NB * NT; k++)
-        fdx[k] = fd_at(&gc, gc.th, gc.xd, gc.xd, k);
+        fdx[k] = fd_at(&gc, gc.xd, k);
 
     memcpy(g, gc.g, gc.lo.n * sizeof(*g));
-    ck_assert_int_eq(compare("Wh", g + off, fd + off, len, &worst, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(ref_compare("Wh", g + off, fd + off, len, &worst, msg, sizeof(msg)), 0);
     /* the element with the smallest gradient: an error there is the hardest to see */
     size_t kmin = 0;
     for (size_t k = 1; k < len; k++)
         if (fabs(fd[off + k]) < fabs(fd[off + kmin]))
             kmin = k;
-    g[off + kmin] += (float)(10.0 * GRAD_RTOL * tensor_scale(fd + off, len));
-    ck_assert_int_eq(compare("Wh", g + off, fd + off, len, &worst, msg, sizeof(msg)), 1);
+    g[off + kmin] += (float)(10.0 * REF_GRAD_RTOL * ref_tensor_scale(fd + off, len));
+    ck_assert_int_eq(ref_compare("Wh", g + off, fd + off, len, &worst, msg, sizeof(msg)), 1);
 
     memcpy(dx, gc.dx, sizeof(dx));
-    ck_assert_int_eq(compare("dx", dx, fdx, ND * NB * NT, &worst, msg, sizeof(msg)), 0);
-    dx[7] -= (float)(10.0 * GRAD_RTOL * tensor_scale(fdx, ND * NB * NT));
-    ck_assert_int_eq(compare("dx", dx, fdx, ND * NB * NT, &worst, msg, sizeof(msg)), 1);
+    ck_assert_int_eq(ref_compare("dx", dx, fdx, ND * NB * NT, &worst, msg, sizeof(msg)), 0);
+    dx[7] -= (float)(10.0 * REF_GRAD_RTOL * ref_tensor_scale(fdx, ND * NB * NT));
+    ck_assert_int_eq(ref_compare("dx", dx, fdx, ND * NB * NT, &worst, msg, sizeof(msg)), 1);
     free(fd);
     free(g);
     gcase_teardown(&gc);

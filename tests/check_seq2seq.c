@@ -2,12 +2,13 @@
  * check_seq2seq.c - the encoder-decoder (seq2seq.h).
  *
  * The suite carries its own model: a double-precision forward of the whole
- * encoder-decoder written from the equations (cell.h's kinds and gate orders, net.h's
- * parameter layout, seq2seq.h's wiring: the encoder's final state of every layer starts
- * the decoder, which reconstructs the window newest first, fed 0 and then the true
- * values), using libm's exp and tanh and none of the library's kernels. The layout
- * offsets are computed here from net.h's description and the library's views are checked
- * against them. Against that reference:
+ * encoder-decoder written from the equations (cell.h's kinds and gate orders and net.h's
+ * parameter layout, in the reference of refnet.h; seq2seq.h's wiring here: the encoder's
+ * final state of every layer starts the decoder, which reconstructs the window newest
+ * first, fed 0 and then the true values), using libm's exp and tanh and none of the
+ * library's kernels. The layout offsets are computed from net.h's description
+ * (ref_net_describe) and the library's views are checked against them. Against that
+ * reference:
  *
  *  - layout: one flat buffer, encoder then decoder, each as net.h lays a network out;
  *  - forward: ad_s2s_forward's reconstructions and loss equal the reference's;
@@ -38,38 +39,37 @@
 #include "cell.h"
 #include "net.h"
 #include "optim.h"
+#include "refnet.h"
 #include "rng.h"
 #include "seq2seq.h"
 #include "train.h"
 
 enum { ND = 2, NH = 3, NL = 5, NB = 4 };
-enum { NX = ND * NB * NL };                  /* floats in a batch of windows */
-enum { NCASES = AD_CELL_NKINDS * 2 };        /* loop index i: kind i/2, layers 1 + i%2 */
-enum { MAXT = 2 * (4 * AD_MAX_LAYERS + 2) }; /* tensors of both halves */
+enum { NX = ND * NB * NL };           /* floats in a batch of windows */
+enum { NCASES = AD_CELL_NKINDS * 2 }; /* loop index i: kind i/2, layers 1 + i%2 */
+enum { MAXT = 2 * REF_MAX_TENSORS };  /* tensors of both halves */
 
 /*
- * Finite differences and tolerances, as in check_grad.c. Central differences with step
- * GRAD_EPS = 1e-5 of the double reference loss: truncation (EPS^2/6 |L'''| ~ 1e-11) and
- * rounding (1e-16 |L| / EPS ~ 1e-11) are far below float resolution, so they serve as
- * the exact gradient. The library's gradients are float32; their error is rounding
- * spread over the terms of each sum, so it scales with the largest gradient of the same
- * tensor, not with each (possibly cancelling) element. Each element must satisfy
+ * Finite differences and tolerances, as in check_grad.c (refnet.h). Central differences
+ * with step REF_GRAD_EPS = 1e-5 of the double reference loss: truncation
+ * (EPS^2/6 |L'''| ~ 1e-11) and rounding (1e-16 |L| / EPS ~ 1e-11) are far below float
+ * resolution, so they serve as the exact gradient. The library's gradients are float32;
+ * their error is rounding spread over the terms of each sum, so it scales with the
+ * largest gradient of the same tensor, not with each (possibly cancelling) element. Each
+ * element must satisfy (ref_compare)
  *
- *     |g - g_fd| <= GRAD_RTOL * max(GRAD_FLOOR, max over the tensor of |g_fd|)
+ *     |g - g_fd| <= REF_GRAD_RTOL * max(REF_GRAD_FLOOR, max over the tensor of |g_fd|)
  *
- * GRAD_RTOL = 2e-5 (about 170 float ulps of the tensor's scale). The encoder-decoder
+ * REF_GRAD_RTOL = 2e-5 (about 170 float ulps of the tensor's scale). The encoder-decoder
  * chains 2L = 10 steps, twice check_grad's 6; measured worst err/scale over every kind,
  * layer count and both product modes is printed with AD_CHECK_VERBOSE=1 (about 1e-6, so
  * a margin of ~20). A wrong term (the decoder fed the wrong time step, the encoder's
  * c not handed over, a layer's state gradient dropped) moves the affected tensors by
- * 1e-2 of their scale or more; a single element planted 10 * GRAD_RTOL off is refused
- * (test_checker_has_teeth). GRAD_FLOOR = 1e-4 keeps a tensor whose gradient is all but
- * zero from demanding precision below float resolution; the encoder's unused head has
- * an exact zero gradient and must get |g| <= 2e-9.
+ * 1e-2 of their scale or more; a single element planted 10 * REF_GRAD_RTOL off is
+ * refused (test_checker_has_teeth). REF_GRAD_FLOOR = 1e-4 keeps a tensor whose gradient
+ * is all but zero from demanding precision below float resolution; the encoder's unused
+ * head has an exact zero gradient and must get |g| <= 2e-9.
  */
-#define GRAD_EPS   1e-5
-#define GRAD_RTOL  2e-5
-#define GRAD_FLOOR 1e-4
 
 /* Forward: |r - r_ref| <= FWD_TOL * max(1, |r_ref|); float rounding and the activations'
  * 1e-6 relative error through 10 steps of 2 layers (measured a few 1e-7). */
@@ -85,165 +85,34 @@ enum { MAXT = 2 * (4 * AD_MAX_LAYERS + 2) }; /* tensors of both halves */
 
 /* ---- the layout, from net.h's description ---- */
 
-/* Gates per kind and extra floats per H, as cell.h documents them. */
-static const int kind_gates[AD_CELL_NKINDS] = {1, 4, 4, 3, 3, 3};
-static const int kind_extra[AD_CELL_NKINDS] = {0, 0, 3, 0, 0, 1};
-static const int kind_has_c[AD_CELL_NKINDS] = {0, 1, 1, 1, 0, 0};
-
-/* Offsets of one half (a network) in the flat buffer. */
-typedef struct half {
-    size_t wx[AD_MAX_LAYERS], wh[AD_MAX_LAYERS], b[AD_MAX_LAYERS], ex[AD_MAX_LAYERS];
-    size_t wy, by;
-    int O;
-    size_t n; /* floats in this half */
-} half;
-
+/* Both halves in one flat buffer, each a network as net.h lays it out (ref_net). */
 typedef struct layout {
     ad_s2s_config cfg;
-    int G;
-    size_t nex; /* extra floats per layer */
-    half enc, dec;
+    ref_net enc, dec; /* offsets from the start of the whole buffer */
     size_t n;
 } layout;
-
-/* net.h: per layer Wx (G*H, Din), Wh (G*H, H), b (G*H), extra; then Wy (O, H), by (O). */
-static void half_layout(const ad_s2s_config *cfg, int O, size_t base, half *hf)
-{
-    const size_t G = (size_t)kind_gates[cfg->kind], H = (size_t)cfg->hidden;
-    const size_t nex = (size_t)kind_extra[cfg->kind] * H;
-    size_t off = base;
-
-    memset(hf, 0, sizeof(*hf));
-    for (int l = 0; l < cfg->layers; l++) {
-        size_t din = l == 0 ? (size_t)cfg->input : H;
-        hf->wx[l] = off, off += G * H * din;
-        hf->wh[l] = off, off += G * H * H;
-        hf->b[l] = off, off += G * H;
-        hf->ex[l] = off, off += nex;
-    }
-    hf->wy = off, off += (size_t)O * H;
-    hf->by = off, off += (size_t)O;
-    hf->O = O;
-    hf->n = off - base;
-}
 
 /* seq2seq.h: the encoder (one unused output) first, then the decoder (D outputs). */
 static void make_layout(const ad_s2s_config *cfg, layout *lo)
 {
     memset(lo, 0, sizeof(*lo));
     lo->cfg = *cfg;
-    lo->G = kind_gates[cfg->kind];
-    lo->nex = (size_t)kind_extra[cfg->kind] * cfg->hidden;
-    half_layout(cfg, 1, 0, &lo->enc);
-    half_layout(cfg, cfg->input, lo->enc.n, &lo->dec);
+    ck_assert_int_eq(
+        ref_net_describe(cfg->kind, cfg->layers, cfg->input, cfg->hidden, 1, 0, &lo->enc), 0);
+    ck_assert_int_eq(ref_net_describe(cfg->kind, cfg->layers, cfg->input, cfg->hidden, cfg->input,
+                                      lo->enc.n, &lo->dec),
+                     0);
     lo->n = lo->enc.n + lo->dec.n;
 }
 
-/* ---- the double-precision reference ---- */
+/* ---- the double-precision reference (refnet.h) of the whole model ---- */
 
-static double sig(double a)
+/* One time step of a half (ref_net_step); h, c (H, layers). */
+static void ref_half_step(const ref_net *hf, const double *th, const double *x, double *h,
+                          double *c, double *y, double *amax)
 {
-    return 1.0 / (1.0 + exp(-a));
-}
-
-static void note(double *amax, double a)
-{
-    if (fabs(a) > *amax)
-        *amax = fabs(a);
-}
-
-/* One step of one layer, from cell.h: x (Din) in, h and c (H) updated in place. */
-static void ref_cell(ad_cell_kind kind, int G, int Din, const double *wx, const double *wh,
-                     const double *b, const double *ex, const double *x, double *h, double *c,
-                     double *amax)
-{
-    const int GH = G * NH;
-    double ax[4 * NH], ah[4 * NH], hn[NH], cn[NH];
-
-    for (int r = 0; r < GH; r++) {
-        ax[r] = b[r];
-        for (int k = 0; k < Din; k++)
-            ax[r] += wx[r + k * GH] * x[k];
-        ah[r] = 0.0;
-        for (int k = 0; k < NH; k++)
-            ah[r] += wh[r + k * GH] * h[k];
-    }
-    for (int j = 0; j < NH; j++) {
-        switch (kind) {
-        case AD_CELL_ELMAN:
-            note(amax, ax[j] + ah[j]);
-            hn[j] = tanh(ax[j] + ah[j]);
-            break;
-        case AD_CELL_LSTM: { /* i, f, g, o */
-            double ai = ax[j] + ah[j], af = ax[NH + j] + ah[NH + j];
-            double ag = ax[2 * NH + j] + ah[2 * NH + j], ao = ax[3 * NH + j] + ah[3 * NH + j];
-            note(amax, ai), note(amax, af), note(amax, ag), note(amax, ao);
-            cn[j] = sig(af) * c[j] + sig(ai) * tanh(ag);
-            hn[j] = sig(ao) * tanh(cn[j]);
-            break;
-        }
-        case AD_CELL_PEEPHOLE: { /* i, f see c_prev; o sees the new c; p = (p_i, p_f, p_o) */
-            double ai = ax[j] + ah[j] + ex[j] * c[j];
-            double af = ax[NH + j] + ah[NH + j] + ex[NH + j] * c[j];
-            double ag = ax[2 * NH + j] + ah[2 * NH + j];
-            cn[j] = sig(af) * c[j] + sig(ai) * tanh(ag);
-            double ao = ax[3 * NH + j] + ah[3 * NH + j] + ex[2 * NH + j] * cn[j];
-            note(amax, ai), note(amax, af), note(amax, ag), note(amax, ao);
-            hn[j] = sig(ao) * tanh(cn[j]);
-            break;
-        }
-        case AD_CELL_CIFG: { /* f, g, o */
-            double af = ax[j] + ah[j], ag = ax[NH + j] + ah[NH + j];
-            double ao = ax[2 * NH + j] + ah[2 * NH + j], f = sig(af);
-            note(amax, af), note(amax, ag), note(amax, ao);
-            cn[j] = f * c[j] + (1.0 - f) * tanh(ag);
-            hn[j] = sig(ao) * tanh(cn[j]);
-            break;
-        }
-        case AD_CELL_GRU: { /* r, z, n; n = tanh(Wxn x + b_n + Whn (r*h)) */
-            double rh[NH], an = ax[2 * NH + j], z = sig(ax[NH + j] + ah[NH + j]);
-            for (int k = 0; k < NH; k++)
-                rh[k] = sig(ax[k] + ah[k]) * h[k];
-            for (int k = 0; k < NH; k++)
-                an += wh[2 * NH + j + k * GH] * rh[k];
-            note(amax, ax[j] + ah[j]), note(amax, ax[NH + j] + ah[NH + j]), note(amax, an);
-            hn[j] = (1.0 - z) * h[j] + z * tanh(an);
-            break;
-        }
-        case AD_CELL_GRU_TORCH: { /* n = tanh(Wxn x + b_n + r*(Whn h + b_hn)); keeps z*h */
-            double r = sig(ax[j] + ah[j]), z = sig(ax[NH + j] + ah[NH + j]);
-            double an = ax[2 * NH + j] + r * (ah[2 * NH + j] + ex[j]);
-            note(amax, ax[j] + ah[j]), note(amax, ax[NH + j] + ah[NH + j]), note(amax, an);
-            hn[j] = (1.0 - z) * tanh(an) + z * h[j];
-            break;
-        }
-        default:
-            ck_abort_msg("unknown kind %d", (int)kind);
-        }
-    }
-    memcpy(h, hn, sizeof(hn));
-    if (kind_has_c[kind])
-        memcpy(c, cn, sizeof(cn));
-}
-
-/* One time step of a half: every layer, then (if y) the head's O outputs. */
-static void ref_half_step(const layout *lo, const half *hf, const double *th, const double *x,
-                          double h[][NH], double c[][NH], double *y, double *amax)
-{
-    const double *in = x;
-    int din = ND;
-
-    for (int l = 0; l < lo->cfg.layers; l++) {
-        ref_cell(lo->cfg.kind, lo->G, din, th + hf->wx[l], th + hf->wh[l], th + hf->b[l],
-                 lo->nex ? th + hf->ex[l] : NULL, in, h[l], c[l], amax);
-        in = h[l];
-        din = NH;
-    }
-    for (int o = 0; y && o < hf->O; o++) {
-        y[o] = th[hf->by + o];
-        for (int j = 0; j < NH; j++)
-            y[o] += th[hf->wy + o + j * hf->O] * in[j];
-    }
+    if (ref_net_step(hf, th, x, h, c, y, amax) != 0)
+        ck_abort_msg("reference: bad network (kind %d)", (int)hf->kind);
 }
 
 /*
@@ -259,14 +128,14 @@ static double ref_forward(const layout *lo, const double *th, const double *x, d
     double loss = 0.0;
 
     for (int b = 0; b < NB; b++) {
-        double h[AD_MAX_LAYERS][NH] = {{0}}, c[AD_MAX_LAYERS][NH] = {{0}};
+        double h[AD_MAX_LAYERS * NH] = {0}, c[AD_MAX_LAYERS * NH] = {0}; /* (H, layers) */
         for (int t = 0; t < NL; t++)
-            ref_half_step(lo, &lo->enc, th, x + ND * (b + NB * t), h, c, NULL, amax);
+            ref_half_step(&lo->enc, th, x + ND * (b + NB * t), h, c, NULL, amax);
         for (int s = 0; s < NL; s++) {
             const int t = NL - 1 - s;
             const double *in = s == 0 ? zero : x + ND * (b + NB * (t + 1));
             double *y = rec + ND * (b + NB * t);
-            ref_half_step(lo, &lo->dec, th, in, h, c, y, amax);
+            ref_half_step(&lo->dec, th, in, h, c, y, amax);
             for (int d = 0; d < ND; d++) {
                 double e = y[d] - x[ND * (b + NB * t) + d];
                 loss += e * e;
@@ -293,18 +162,6 @@ typedef struct scase {
     double lossd;
     double amax;
 } scase;
-
-static void fill_uniform(ad_rng *r, float *v, size_t n, double scale)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = (float)((2.0 * ad_rng_uniform(r) - 1.0) * scale);
-}
-
-static void fill_normal(ad_rng *r, float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = ad_rng_normal(r);
-}
 
 static ad_s2s_config case_config(int i)
 {
@@ -335,8 +192,8 @@ static void scase_setup(scase *sc, int i, int reference, int Bws)
 
     /* every parameter random: zero biases, peepholes or b_hn would hide their terms */
     ad_rng_seed(&r, 99 + (uint64_t)i);
-    fill_uniform(&r, sc->m->params, sc->m->nparams, PARAM_SCALE);
-    fill_normal(&r, sc->x, NX);
+    ref_fill_uniform(&r, sc->m->params, sc->m->nparams, PARAM_SCALE);
+    ref_fill_normal(&r, sc->x, NX);
 
     const float *rec = ad_s2s_forward(sc->m, sc->ws, sc->x, NB);
     ck_assert_ptr_nonnull(rec);
@@ -366,117 +223,37 @@ static void scase_teardown(scase *sc)
     ad_s2s_free(sc->m);
 }
 
-/* ---- comparison ---- */
+/* ---- comparison (ref_compare, refnet.h) ---- */
 
-typedef struct tensor {
-    char name[40];
-    size_t off, n;
-} tensor;
-
-static int half_tensors(const layout *lo, const half *hf, const char *who, tensor *ts)
+/* The reference loss of a case (an scase *) at its th: the ref_loss_fn of ref_fd. */
+static double ref_loss(void *ctx)
 {
-    const size_t GH = (size_t)lo->G * NH;
-    int n = 0;
-    for (int l = 0; l < lo->cfg.layers; l++) {
-        size_t din = l == 0 ? ND : NH;
-        snprintf(ts[n].name, sizeof(ts[n].name), "%s layer %d Wx", who, l);
-        ts[n].off = hf->wx[l], ts[n++].n = GH * din;
-        snprintf(ts[n].name, sizeof(ts[n].name), "%s layer %d Wh", who, l);
-        ts[n].off = hf->wh[l], ts[n++].n = GH * NH;
-        snprintf(ts[n].name, sizeof(ts[n].name), "%s layer %d b", who, l);
-        ts[n].off = hf->b[l], ts[n++].n = GH;
-        if (lo->nex) {
-            snprintf(ts[n].name, sizeof(ts[n].name), "%s layer %d extra", who, l);
-            ts[n].off = hf->ex[l], ts[n++].n = lo->nex;
-        }
-    }
-    snprintf(ts[n].name, sizeof(ts[n].name), "%s head Wy", who);
-    ts[n].off = hf->wy, ts[n++].n = (size_t)hf->O * NH;
-    snprintf(ts[n].name, sizeof(ts[n].name), "%s head by", who);
-    ts[n].off = hf->by, ts[n++].n = (size_t)hf->O;
-    return n;
-}
-
-static double tensor_scale(const double *fd, size_t n)
-{
-    double scale = GRAD_FLOOR;
-    for (size_t k = 0; k < n; k++)
-        scale = fmax(scale, fabs(fd[k]));
-    return scale;
-}
-
-/* Elements of g (n) out of tolerance against fd (n); the worst described in msg. */
-static int compare(const char *what, const float *g, const double *fd, size_t n, double *worst,
-                   char *msg, size_t msglen)
-{
-    double scale = tensor_scale(fd, n), wr = -1.0;
-    size_t wi = 0;
-    int bad = 0;
-
-    for (size_t k = 0; k < n; k++) {
-        double ratio = fabs((double)g[k] - fd[k]) / scale;
-        if (!(ratio <= GRAD_RTOL)) /* also catches NaN */
-            bad++;
-        if (!(ratio <= wr)) {
-            wr = ratio;
-            wi = k;
-        }
-    }
-    *worst = wr;
-    snprintf(msg, msglen,
-             "%.40s: %d of %zu out of tolerance; worst [%zu] analytic %.9g fd %.9g "
-             "(err/scale %.3g, tensor scale %.3g)",
-             what, bad, n, wi, (double)g[wi], fd[wi], wr, scale);
-    return bad;
-}
-
-static int verbose(void)
-{
-    const char *v = getenv("AD_CHECK_VERBOSE");
-    return v && *v && strcmp(v, "0") != 0;
-}
-
-static double ref_loss(const scase *sc, const double *th)
-{
+    const scase *sc = ctx;
     double rec[NX], amax = 0.0;
-    return ref_forward(&sc->lo, th, sc->xd, rec, &amax);
+    return ref_forward(&sc->lo, sc->th, sc->xd, rec, &amax);
 }
 
 /* Central differences of the reference loss w.r.t. every parameter, into fd (n). */
-static void fd_all(const scase *sc, double *fd)
+static void fd_all(scase *sc, double *fd)
 {
-    for (size_t k = 0; k < sc->lo.n; k++) {
-        double v0 = sc->th[k], lp, lm;
-        sc->th[k] = v0 + GRAD_EPS;
-        lp = ref_loss(sc, sc->th);
-        sc->th[k] = v0 - GRAD_EPS;
-        lm = ref_loss(sc, sc->th);
-        sc->th[k] = v0;
-        fd[k] = (lp - lm) / (2.0 * GRAD_EPS);
-    }
+    for (size_t k = 0; k < sc->lo.n; k++)
+        fd[k] = ref_fd(ref_loss, sc, sc->th, k);
 }
 
 static void check_grads(scase *sc, const char *mode)
 {
-    tensor ts[MAXT];
-    int nt = half_tensors(&sc->lo, &sc->lo.enc, "encoder", ts);
-    nt += half_tensors(&sc->lo, &sc->lo.dec, "decoder", ts + nt);
-    double *fd = malloc(sc->lo.n * sizeof(*fd)), worst, allworst = 0.0;
+    ref_tensor ts[MAXT];
+    int nt = ref_net_tensors(&sc->lo.enc, "encoder", ts);
+    nt += ref_net_tensors(&sc->lo.dec, "decoder", ts + nt);
+    double *fd = malloc(sc->lo.n * sizeof(*fd));
     const char *kname = ad_cell_name(sc->lo.cfg.kind);
-    char msg[512], first[512] = "";
-    int nbad = 0;
+    ref_tally t;
 
     ck_assert_ptr_nonnull(fd);
     fd_all(sc, fd);
-    for (int k = 0; k < nt; k++) {
-        int bad = compare(ts[k].name, sc->g + ts[k].off, fd + ts[k].off, ts[k].n, &worst, msg,
-                          sizeof(msg));
-        allworst = fmax(allworst, worst);
-        if (bad || verbose())
-            fprintf(stderr, "%s %d layers (%s): %s\n", kname, sc->lo.cfg.layers, mode, msg);
-        if (bad && !nbad++)
-            snprintf(first, sizeof(first), "%s", msg);
-    }
+    ref_tally_init(&t, kname, sc->lo.cfg.layers, mode);
+    for (int k = 0; k < nt; k++)
+        ref_tally_add(&t, ts[k].name, sc->g + ts[k].off, fd + ts[k].off, ts[k].n);
     /* the encoder's head is not part of the model: exactly zero */
     for (size_t k = 0; k <= (size_t)NH; k++) {
         size_t q = sc->lo.enc.wy + k;
@@ -484,26 +261,17 @@ static void check_grads(scase *sc, const char *mode)
                       "%s: encoder head gradient [%zu] is %g (fd %g), must be 0", kname, k,
                       (double)sc->g[q], fd[q]);
     }
-    if (verbose())
-        fprintf(stderr, "%s %d layers (%s): worst err/scale %.3g\n", kname, sc->lo.cfg.layers, mode,
-                allworst);
+    ref_tally_report(&t);
     free(fd);
-    ck_assert_msg(nbad == 0, "%s, %d layers, %s gemm: %d tensors wrong; first: %s", kname,
-                  sc->lo.cfg.layers, mode, nbad, first);
+    ck_assert_msg(t.nbad == 0, "%s, %d layers, %s gemm: %d tensors wrong; first: %s", kname,
+                  sc->lo.cfg.layers, mode, t.nbad, t.first);
 }
 
 static void check_forward(const scase *sc, const char *mode)
 {
-    double worst = 0.0;
-    size_t wi = 0;
-    for (size_t k = 0; k < NX; k++) {
-        double e = fabs((double)sc->rec[k] - sc->recd[k]) / fmax(1.0, fabs(sc->recd[k]));
-        if (!(e <= worst)) {
-            worst = e;
-            wi = k;
-        }
-    }
-    if (verbose())
+    size_t wi;
+    double worst = ref_worst_rel(sc->rec, sc->recd, NX, &wi);
+    if (ref_verbose())
         fprintf(stderr, "%s %d layers (%s): forward worst rel err %.3g, max |pre-act| %.3g\n",
                 ad_cell_name(sc->lo.cfg.kind), sc->lo.cfg.layers, mode, worst, sc->amax);
     ck_assert_msg(worst <= FWD_TOL,
@@ -539,16 +307,16 @@ START_TEST(test_layout)
     ck_assert_int_eq(m->dec.cfg.output, ND);
     const struct {
         const ad_net *net;
-        const half *hf;
+        const ref_net *hf;
     } halves[2] = {{&m->enc, &lo.enc}, {&m->dec, &lo.dec}};
     for (int w = 0; w < 2; w++) {
         const ad_params *p = &halves[w].net->p;
-        const half *hf = halves[w].hf;
+        const ref_net *hf = halves[w].hf;
         for (int l = 0; l < cfg.layers; l++) {
             ck_assert_ptr_eq(p->layer[l].wx, m->params + hf->wx[l]);
             ck_assert_ptr_eq(p->layer[l].wh, m->params + hf->wh[l]);
             ck_assert_ptr_eq(p->layer[l].b, m->params + hf->b[l]);
-            if (lo.nex)
+            if (hf->nex)
                 ck_assert_ptr_eq(p->layer[l].extra, m->params + hf->ex[l]);
         }
         ck_assert_ptr_eq(p->wy, m->params + hf->wy);
@@ -616,8 +384,8 @@ START_TEST(test_backward_adds)
 }
 END_TEST
 
-/* The checker refuses one element of the decoder's layer-0 Wh planted 10 * GRAD_RTOL of
- * the tensor's scale off (at its smallest element), and one of the encoder's. */
+/* The checker refuses one element of the decoder's layer-0 Wh planted 10 * REF_GRAD_RTOL
+ * of the tensor's scale off (at its smallest element), and one of the encoder's. */
 START_TEST(test_checker_has_teeth)
 {
     scase sc;
@@ -633,12 +401,12 @@ START_TEST(test_checker_has_teeth)
         const size_t off = w ? sc.lo.dec.wh[0] : sc.lo.enc.wh[0];
         size_t kmin = 0;
         memcpy(g, sc.g, sc.lo.n * sizeof(*g));
-        ck_assert_int_eq(compare("Wh", g + off, fd + off, len, &worst, msg, sizeof(msg)), 0);
+        ck_assert_int_eq(ref_compare("Wh", g + off, fd + off, len, &worst, msg, sizeof(msg)), 0);
         for (size_t k = 1; k < len; k++)
             if (fabs(fd[off + k]) < fabs(fd[off + kmin]))
                 kmin = k;
-        g[off + kmin] += (float)(10.0 * GRAD_RTOL * tensor_scale(fd + off, len));
-        ck_assert_int_eq(compare("Wh", g + off, fd + off, len, &worst, msg, sizeof(msg)), 1);
+        g[off + kmin] += (float)(10.0 * REF_GRAD_RTOL * ref_tensor_scale(fd + off, len));
+        ck_assert_int_eq(ref_compare("Wh", g + off, fd + off, len, &worst, msg, sizeof(msg)), 1);
     }
     free(fd);
     free(g);
@@ -737,8 +505,8 @@ START_TEST(test_eval_is_mean_of_scores)
     ck_assert_int_eq(ad_s2s_ws_create(m, 3, &ws, err, sizeof(err)), 0);
     ck_assert_int_eq(ad_s2s_scorer_create(m, &scr, err, sizeof(err)), 0);
     ad_rng_seed(&r, 12);
-    fill_uniform(&r, m->params, m->nparams, PARAM_SCALE);
-    fill_normal(&r, x, ND * N);
+    ref_fill_uniform(&r, m->params, m->nparams, PARAM_SCALE);
+    ref_fill_normal(&r, x, ND * N);
     ck_assert_int_eq(ad_s2s_eval(m, ws, x, N, STRIDE, &mse), 0);
     for (int st = 0; st + NL <= N; st += STRIDE, nwin++) {
         ck_assert_int_eq(ad_s2s_score(m, scr, x + ND * st, NULL, NULL, &mean), 0);
@@ -813,7 +581,7 @@ START_TEST(test_spike_reconstructs_badly)
         ck_assert_int_eq(ad_s2s_score(m, scr, w, NULL, e, &mean), 0);
         spike_mean = fmin(spike_mean, mean);
     }
-    if (verbose())
+    if (ref_verbose())
         fprintf(stderr,
                 "%s: train loss %g, held-out MSE %g -> %g; newest error clean max %g, spiked "
                 "min %g (x%.0f); window mean clean max %g, spiked min %g (x%.0f)\n",
@@ -842,7 +610,7 @@ START_TEST(test_train_deterministic)
     char err[256] = "";
 
     ad_rng_seed(&r, 4);
-    fill_normal(&r, x, 2 * 60);
+    ref_fill_normal(&r, x, 2 * 60);
     for (int k = 0; k < 2; k++) {
         ad_s2s_ws *ws;
         ad_optim *opt;
@@ -882,7 +650,7 @@ START_TEST(test_init_clone_copy)
     ck_assert(memcmp(a->params, c->params, a->nparams * sizeof(float)) != 0);
     /* the two halves are initialised differently */
     ck_assert(memcmp(a->enc.p.layer[0].wh, a->dec.p.layer[0].wh,
-                     (size_t)kind_gates[cfg.kind] * NH * NH * sizeof(float)) != 0);
+                     (size_t)ref_cell_gates(cfg.kind) * NH * NH * sizeof(float)) != 0);
     /* forget-gate biases start at 1 in both halves (net.h's init) */
     if (cfg.kind == AD_CELL_LSTM) {
         ck_assert_float_eq(a->enc.p.layer[0].b[NH], 1.0f);
