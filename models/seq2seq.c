@@ -356,14 +356,7 @@ int ad_s2s_train(ad_s2s *m, ad_optim *opt, ad_s2s_ws *ws, const float *x, size_t
     ad_rng_seed(&rng, o->seed);
     for (int e = 0; e < o->epochs; e++) {
         size_t batches = 0;
-        for (size_t i = 0; i < nwin; i++)
-            starts[i] = i * stride;
-        for (size_t i = nwin; i > 1; i--) { /* Fisher-Yates */
-            size_t j = ad_rng_below(&rng, (uint32_t)i);
-            size_t tmp = starts[i - 1];
-            starts[i - 1] = starts[j];
-            starts[j] = tmp;
-        }
+        ad_shuffled_starts(starts, nwin, stride, &rng);
         epoch_loss = 0.0;
         for (size_t i = 0; i < nwin; i += (size_t)B) {
             const int bn = nwin - i < (size_t)B ? (int)(nwin - i) : B;

@@ -22,6 +22,18 @@ void ad_train_defaults(ad_train_opts *o)
     o->seed = 1;
 }
 
+void ad_shuffled_starts(size_t *starts, size_t nwin, size_t stride, ad_rng *rng)
+{
+    for (size_t i = 0; i < nwin; i++)
+        starts[i] = i * stride;
+    for (size_t i = nwin; i > 1; i--) { /* Fisher-Yates */
+        size_t j = ad_rng_below(rng, (uint32_t)i);
+        size_t tmp = starts[i - 1];
+        starts[i - 1] = starts[j];
+        starts[j] = tmp;
+    }
+}
+
 /* Copies windows starts[0..B) of (rows, n) data into time-major (rows, B, T) blocks. */
 static void gather(float *dst, const float *src, int rows, const size_t *starts, int B, int T)
 {
@@ -63,14 +75,7 @@ int ad_train(ad_net *net, ad_optim *opt, ad_seq *ws, const float *x, const float
     ad_rng_seed(&rng, o->seed);
     for (int e = 0; e < o->epochs; e++) {
         size_t batches = 0;
-        for (size_t i = 0; i < nwin; i++)
-            starts[i] = i * stride;
-        for (size_t i = nwin; i > 1; i--) { /* Fisher-Yates */
-            size_t j = ad_rng_below(&rng, (uint32_t)i);
-            size_t tmp = starts[i - 1];
-            starts[i - 1] = starts[j];
-            starts[j] = tmp;
-        }
+        ad_shuffled_starts(starts, nwin, stride, &rng);
         epoch_loss = 0.0;
         for (size_t i = 0; i < nwin; i += (size_t)B) {
             int bn = nwin - i < (size_t)B ? (int)(nwin - i) : B;

@@ -17,6 +17,7 @@
 
 #include "net.h"
 #include "optim.h"
+#include "rng.h"
 
 typedef struct ad_train_opts {
     int window;    /* T: steps per window (BPTT truncation) */
@@ -26,6 +27,10 @@ typedef struct ad_train_opts {
     float clip;    /* max gradient L2 norm (0 = no clipping) */
     uint64_t seed; /* shuffling */
 } ad_train_opts;
+
+/* The window starts 0, stride, 2*stride, ... (nwin of them) in an order shuffled by rng:
+ * one epoch's order, for ad_train and the seq2seq trainer. */
+void ad_shuffled_starts(size_t *starts, size_t nwin, size_t stride, ad_rng *rng);
 
 /* Sensible defaults: T=32, B=16, stride T/2, 10 epochs, clip 1, seed 1. */
 void ad_train_defaults(ad_train_opts *o);
