@@ -1,0 +1,144 @@
+"""test_anomalyctl.py - `anomalyctl score` as a user runs it: the real binary on real files.
+
+Every bad input gets a clear message on stderr and loses nothing: the output keeps one
+row per input row, in order. Run by ctest as
+    python3 -m unittest -v test_anomalyctl   (ANOMALYCTL=path/to/anomalyctl)
+Python standard library only.
+"""
+
+import csv
+import io
+import math
+import os
+import subprocess
+import tempfile
+import unittest
+
+BIN = os.environ.get("ANOMALYCTL", "")
+HEADER = "timestamp,value,anomaly_score,flag,predicted,error,warming_up"
+
+
+def run(args, stdin=None):
+    p = subprocess.run([BIN] + args, input=stdin, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def sine_csv(n, start=1_600_000_000, step=300, spike_at=None):
+    lines = ["timestamp,value"]
+    for t in range(n):
+        v = math.sin(2 * math.pi * t / 48) + 0.05 * math.sin(7.3 * t)
+        if t == spike_at:
+            v += 6.0
+        lines.append(f"{start + step * t},{v:.6f}")
+    return "\n".join(lines) + "\n"
+
+
+@unittest.skipUnless(BIN and os.access(BIN, os.X_OK), "ANOMALYCTL not set to the binary")
+class ScoreCLI(unittest.TestCase):
+    def test_one_row_per_input_row_and_spike_flagged(self):
+        rc, out, err = run(["score", "--train-after", "300", "--cooldown", "50", "-"],
+                           sine_csv(1500, spike_at=1200))
+        self.assertEqual(rc, 0, err)
+        rows = list(csv.DictReader(io.StringIO(out)))
+        self.assertEqual(out.splitlines()[0], HEADER)
+        self.assertEqual(len(rows), 1500)
+        flagged = [i for i, r in enumerate(rows) if r["flag"] == "1"]
+        self.assertIn(1200, flagged, f"flags at {flagged}")
+        for r in rows:
+            s = float(r["anomaly_score"])
+            self.assertTrue(0.0 <= s <= 1.0)
+        self.assertEqual(rows[-1]["warming_up"], "0")
+        self.assertIn("1500 rows", err)
+        self.assertIn("trainings", err)
+
+    def test_nab_timestamps(self):
+        data = "timestamp,value\n" + "".join(
+            f"2014-07-01 {h:02d}:{m:02d}:00,{10 + (h * 60 + m) % 7}\n"
+            for h in range(24) for m in range(0, 60, 5))
+        rc, out, err = run(["score", "-"], data)
+        self.assertEqual(rc, 0, err)
+        rows = list(csv.DictReader(io.StringIO(out)))
+        self.assertEqual(len(rows), 288)
+        self.assertEqual(rows[5]["timestamp"], "2014-07-01 00:25:00")
+
+    def test_bad_rows_are_reported_and_keep_their_place(self):
+        good = sine_csv(60).splitlines()[1:]
+        bad = [
+            "not a row",                      # 1 field
+            "1600000100,abc",                 # not a number
+            "1600000100,nan",                 # refused: nan
+            "1600000100,inf",                 # refused: inf
+            "1600000100,-inf",                # refused: inf
+            "1600000100,1e31",                # refused: out of range
+            "2014-13-01 00:00:00,1",          # bad month
+            "1,2,3",                          # three fields
+            "1599999000,1.0",                 # time going backwards
+            "1600000100," + "9" * 5000,       # a giant line
+            "",                               # blank: skipped, no row
+        ]
+        lines = ["timestamp,value"] + good[:30] + bad + good[30:]
+        data = "\r\n".join(lines)  # CRLF, and no newline at the very end (truncated file)
+        rc, out, err = run(["score", "-"], data)
+        self.assertEqual(rc, 0, err)
+        rows = list(csv.DictReader(io.StringIO(out)))
+        self.assertEqual(len(rows), 60 + len(bad) - 1)  # every row but the blank line
+        # line numbers count the header: the first bad row is line 32
+        for line, word in [(32, "not two comma-separated"), (33, "value is not a number"),
+                           (34, "value refused (nan)"), (35, "value refused (inf)"),
+                           (36, "value refused (inf)"), (37, "value refused (out_of_range)"),
+                           (38, "bad timestamp"), (39, "not two comma-separated"),
+                           (40, "value refused (time_backwards)"), (41, "line too long")]:
+            self.assertIn(f"-:{line}: {word}", err)
+        for k in range(30, 40):  # the bad rows score 0, unflagged
+            self.assertEqual(rows[k]["anomaly_score"], "0", rows[k])
+            self.assertEqual(rows[k]["flag"], "0")
+        # the last good row survived the damage, with its value intact
+        self.assertEqual(rows[-1]["value"], good[-1].split(",")[1])
+        self.assertIn("unparsable", err)
+
+    def test_file_and_stdin_agree(self):
+        data = sine_csv(700)
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+            f.write(data)
+            path = f.name
+        try:
+            rc1, out1, _ = run(["score", "--quiet", path])
+            rc2, out2, _ = run(["score", "--quiet", "-"], data)
+        finally:
+            os.unlink(path)
+        self.assertEqual((rc1, rc2), (0, 0))
+        self.assertEqual(out1, out2)
+
+    def test_quiet_is_quiet(self):
+        rc, _, err = run(["score", "--quiet", "-"], "timestamp,value\nx\n1,nan\n")
+        self.assertEqual(rc, 0)
+        self.assertEqual(err, "")
+
+    def test_usage_and_config_errors(self):
+        rc, out, _ = run(["score", "--help"])
+        self.assertEqual(rc, 0)
+        self.assertIn("--scorer", out)
+        rc, _, err = run(["score", "--kind", "transformer", "-"], "")
+        self.assertEqual(rc, 2)
+        self.assertIn("unknown --kind 'transformer'", err)
+        rc, _, err = run(["score", "--hidden", "abc", "-"], "")
+        self.assertEqual(rc, 2)
+        self.assertIn("--hidden needs a number", err)
+        rc, _, err = run(["score", "--hidden", "0", "-"], "")
+        self.assertEqual(rc, 1)
+        self.assertIn("bad configuration: hidden size", err)
+        rc, _, err = run(["score", "--window", "64", "--history", "100", "-"], "")
+        self.assertEqual(rc, 1)
+        self.assertIn("history", err)
+        rc, _, err = run(["score", "/nonexistent/file.csv"])
+        self.assertEqual(rc, 1)
+        self.assertIn("/nonexistent/file.csv: No such file", err)
+        rc, _, err = run(["frobnicate"])
+        self.assertEqual(rc, 2)
+        self.assertIn("unknown command", err)
+        rc, _, _ = run([])
+        self.assertEqual(rc, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
