@@ -22,6 +22,7 @@
 #define DET_VERSION   2
 #define MAX_MAGNITUDE 1e30
 #define WARM_MIN      16      /* values before the warm-up fallback scores */
+#define RANGE_MIN     100     /* values seen before the range check speaks */
 #define EXCL_HORIZON  1000.0f /* samples over which the excluded fraction is averaged */
 
 struct ad_detector {
@@ -51,6 +52,7 @@ struct ad_detector {
     int flag_run;
     uint64_t since_alert; /* samples since the last alert */
     float excl_rate;      /* moving average of the excluded indicator (EXCL_HORIZON) */
+    double vmin, vmax;    /* range of the values seen (range check) */
     /* SEQ2SEQ: the model, its one-window scorer, the window of the last L inputs
      * (D, L) oldest first with win_n of them filled, and the reconstruction buffer */
     ad_s2s *s2s;
@@ -117,10 +119,10 @@ int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err
         }
     }
     d->hcap = c->history;
-    d->hv = malloc((size_t)d->hcap * sizeof(*d->hv));
+    d->hv = calloc((size_t)d->hcap, sizeof(*d->hv));
     d->hf = calloc((size_t)d->hcap, sizeof(*d->hf));
     if (c->features)
-        d->hts = malloc((size_t)d->hcap * sizeof(*d->hts));
+        d->hts = calloc((size_t)d->hcap, sizeof(*d->hts));
     if (!d->st || !d->hv || !d->hf || (c->features && !d->hts)) {
         rc = -AD_ENOMEM;
         ERR("out of memory for a detector");
@@ -243,6 +245,32 @@ static void s2s_push(ad_detector *d, double value, double ts, double prev_ts, in
     }
 }
 
+/*
+ * Range check (range_tolerance > 0): a value beyond everything seen so far by more than
+ * the tolerance times the seen range scores at least the threshold, growing with the
+ * excess, whatever the network predicted (Numenta's "spatial anomaly"). The range then
+ * takes the value in.
+ */
+static float range_check(ad_detector *d, double v, float raw)
+{
+    const float tol = d->cfg.range_tolerance;
+    if (tol > 0.0f && d->stats.samples >= RANGE_MIN) {
+        double span = d->vmax - d->vmin, lim = tol * span;
+        double excess = v > d->vmax + lim ? v - d->vmax : v < d->vmin - lim ? d->vmin - v : 0.0;
+        if (excess > 0.0 && span > 0.0) {
+            float r = (float)(0.5 * (1.0 + excess / (excess + span)));
+            float thr = d->cfg.scorer.threshold;
+            r = thr + (1.0f - thr) * (2.0f * r - 1.0f); /* at least the threshold */
+            raw = r > raw ? r : raw;
+        }
+    }
+    if (d->stats.samples == 0 || v > d->vmax)
+        d->vmax = v;
+    if (d->stats.samples == 0 || v < d->vmin)
+        d->vmin = v;
+    return raw;
+}
+
 int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
 {
     const ad_detector_config *c = &d->cfg;
@@ -265,6 +293,7 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
         s2s_push(d, value, ts, d->last_ts, d->has_ts);
     predict(d, value, &pred, &error, &has_pred);
     float raw = has_pred ? ad_scorer_score(d->sc, (float)error) : 0.0f;
+    raw = range_check(d, value, raw);
     int anomalous = has_pred && raw >= c->scorer.threshold;
     /* alerts: within `cooldown` samples of the last one the score is damped, rising
      * linearly back to the raw score, so one incident raises one alert */
@@ -701,6 +730,8 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_u32(w, (uint32_t)d->flag_run);
     ad_put_f32(w, d->excl_rate);
     ad_put_u64(w, d->since_alert);
+    ad_put_f64(w, d->vmin);
+    ad_put_f64(w, d->vmax);
     ad_put_u32(w, (uint32_t)d->hn);
     ad_put_u32(w, (uint32_t)d->hpos);
     ad_put_f32v(w, d->hv, (size_t)d->hcap);
@@ -848,6 +879,8 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
     d->flag_run = (int)ad_get_u32(&r);
     d->excl_rate = ad_get_f32(&r);
     d->since_alert = ad_get_u64(&r);
+    d->vmin = ad_get_f64(&r);
+    d->vmax = ad_get_f64(&r);
     uint32_t hn = ad_get_u32(&r), hpos = ad_get_u32(&r);
     ad_get_f32v(&r, d->hv, (size_t)d->hcap);
     ad_get_bytes(&r, d->hf, (size_t)d->hcap);

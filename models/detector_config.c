@@ -80,6 +80,7 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(relearn, 0, 1000000000);
     RANGE(max_exclude, 0.0, 1.0);
     RANGE(cooldown, 0, 100000000);
+    RANGE(range_tolerance, 0.0, 100.0);
     RANGE(asinh, 0, 1);
 #undef RANGE
     return ad_scorer_config_check(&c->scorer, err, errlen);
@@ -108,6 +109,7 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_u32(w, (uint32_t)c->relearn);
     ad_put_f32(w, c->max_exclude);
     ad_put_u32(w, (uint32_t)c->cooldown);
+    ad_put_f32(w, c->range_tolerance);
     ad_put_u32(w, (uint32_t)c->asinh);
     ad_put_u64(w, c->seed);
     const ad_scorer_config *s = &c->scorer;
@@ -149,6 +151,7 @@ void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c)
     c->relearn = (int)ad_get_u32(r);
     c->max_exclude = ad_get_f32(r);
     c->cooldown = (int)ad_get_u32(r);
+    c->range_tolerance = ad_get_f32(r);
     c->asinh = (int)ad_get_u32(r);
     c->seed = ad_get_u64(r);
     ad_scorer_config *s = &c->scorer;

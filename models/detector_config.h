@@ -52,6 +52,8 @@ typedef struct ad_detector_config {
                           fraction of the last ~1000 samples were, [0, 1] */
     int asinh;         /* 1: normalise with asinh((v - median) / scale), for
                           heavy-tailed series; 0: linear (v - median) / scale */
+    float range_tolerance;  /* > 0: a value beyond the range seen so far by more than this
+                               times the range is anomalous (0 = off) */
     int cooldown;      /* after an alert, the score is damped for this many samples
                           (rising linearly back), so one incident raises one alert
                           (0 = off) */

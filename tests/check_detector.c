@@ -1460,6 +1460,52 @@ START_TEST(test_rechecksummed_fuzz)
 }
 END_TEST
 
+/* ---- the range check ---- */
+
+START_TEST(test_range_check)
+{
+    /* a slow square wave between 0 and 1: values beyond the seen range by more than the
+     * tolerance are anomalous even where the network's error alone says little */
+    ad_detector_config c;
+    ad_detector_defaults(&c);
+    c.hidden = 8;
+    c.range_tolerance = _i ? 0.05f : 0.0f;
+    ad_detector *d = make(&c);
+    ad_rng r;
+    int flagged_at_new_max = 0, flagged_inside = 0;
+
+    ad_rng_seed(&r, 91);
+    for (int t = 0; t < 1200; t++) {
+        double v = ((t / 25) % 2 ? 1.0 : 0.0) + 0.01 * ad_rng_normal(&r);
+        if (t == 1100)
+            v = 1.12; /* 12% of the range above everything seen */
+        ad_result res = observe(d, t, v);
+        if (res.train_due)
+            train(d);
+        if (t == 1100)
+            flagged_at_new_max = res.anomalous;
+        else if (t > 600)
+            flagged_inside += res.anomalous;
+    }
+    fprintf(stderr, "range check %s: new maximum anomalous %d, %d anomalies inside the range\n",
+            _i ? "0.05" : "off", flagged_at_new_max, flagged_inside);
+    if (_i)
+        ck_assert_msg(flagged_at_new_max, "a new maximum beyond the tolerance was not anomalous");
+    ck_assert_int_le(flagged_inside, 2);
+    /* the range survives a save and load */
+    size_t len;
+    uint8_t *buf = save(d, &len);
+    ad_detector *e = load(buf, len);
+    ad_result ra = observe(d, 1200, 1.3), rb = observe(e, 1200, 1.3);
+    assert_same_result(&ra, &rb, "range after load", 1200);
+    if (_i)
+        ck_assert(ra.anomalous);
+    free(buf);
+    ad_detector_free(e);
+    ad_detector_free(d);
+}
+END_TEST
+
 /* ---- the seq2seq model kind ---- */
 
 static void s2s_config(ad_detector_config *c)
@@ -1615,6 +1661,10 @@ static Suite *detector_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_time_features);
     tcase_add_loop_test(tc, test_huge_magnitudes, 0, 4);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("range");
+    tcase_add_loop_test(tc, test_range_check, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("seq2seq");
