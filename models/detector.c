@@ -422,6 +422,23 @@ void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss
 }
 
 /*
+ * One epoch's early-stopping verdict. With a validation loss (has_val), params are kept
+ * in best when val beats *best_val, and 1 is returned once `patience` epochs in a row
+ * did not; without one, the latest params and loss are kept.
+ */
+static int early_stop(const float *params, float *best, size_t n, int has_val, double val,
+                      double *best_val, int *since_best, int patience)
+{
+    if (!has_val || val < *best_val) {
+        memcpy(best, params, n * sizeof(*best));
+        *best_val = val;
+        *since_best = 0;
+        return 0;
+    }
+    return ++*since_best >= patience;
+}
+
+/*
  * SEQ2SEQ training: windows of L inputs every L/4 samples of the first (1 - val_frac) of
  * the history, early stopping on the reconstruction MSE of the windows of the tail.
  */
@@ -475,21 +492,15 @@ static int s2s_job_run(ad_train_job *job, char *err, size_t errlen)
             goto out_free;
         job->epochs = e + 1;
         job->train_loss = loss;
-        if (nval == 0) {
-            memcpy(best, m->params, m->nparams * sizeof(*best));
-            best_val = loss;
-            continue;
+        val = loss;
+        if (nval > 0) {
+            rc = ad_s2s_eval(m, ws, x + (size_t)D * (n - vlen), (size_t)vlen, o.stride, &val);
+            if (rc)
+                goto out_free;
         }
-        rc = ad_s2s_eval(m, ws, x + (size_t)D * (n - vlen), (size_t)vlen, o.stride, &val);
-        if (rc)
-            goto out_free;
-        if (val < best_val) {
-            best_val = val;
-            since_best = 0;
-            memcpy(best, m->params, m->nparams * sizeof(*best));
-        } else if (++since_best >= c->patience) {
+        if (early_stop(m->params, best, m->nparams, nval > 0, val, &best_val, &since_best,
+                       c->patience))
             break;
-        }
     }
     memcpy(m->params, best, m->nparams * sizeof(*best));
     job->val_loss = (float)best_val;
@@ -566,20 +577,11 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
             goto out_free;
         job->epochs = e + 1;
         job->train_loss = loss;
-        if (nval == 0) {
-            memcpy(best, job->net->params, job->net->nparams * sizeof(*best));
-            best_val = loss;
-            continue;
-        }
         /* validation: run over everything, measure the held-out tail */
-        double val = ad_eval_mse(job->net, st, x, y, (size_t)steps, (size_t)ntr);
-        if (val < best_val) {
-            best_val = val;
-            since_best = 0;
-            memcpy(best, job->net->params, job->net->nparams * sizeof(*best));
-        } else if (++since_best >= c->patience) {
+        double val = nval > 0 ? ad_eval_mse(job->net, st, x, y, (size_t)steps, (size_t)ntr) : loss;
+        if (early_stop(job->net->params, best, job->net->nparams, nval > 0, val, &best_val,
+                       &since_best, c->patience))
             break;
-        }
     }
     memcpy(job->net->params, best, job->net->nparams * sizeof(*best));
     job->val_loss = (float)best_val;
