@@ -1,0 +1,157 @@
+/*
+ * config.h - the daemon's configuration: its defaults, and loading it from YAML (libyaml)
+ * with errors that name file:line:column.
+ *
+ * The file (config/anomalyd.yaml documents every key with its default and bounds):
+ *
+ *   log_level: info            # error | warn | info | debug
+ *   max_series: 100000         # 1..100000000; new series beyond it are refused
+ *   series_ttl: 86400          # seconds without a sample before a series is evicted;
+ *                              # 0 = never
+ *   max_line: 65536            # bytes per line, 64..16777216
+ *   max_connections: 10000     # concurrent stream connections, 1..1000000
+ *   recent: 256                # points per series kept for the HTTP API, 8..65536
+ *   state_dir: ./var           # where the store lives
+ *   listeners:                 # a list; these are the defaults when the key is absent
+ *     - {protocol: graphite, transport: tcp, address: 127.0.0.1, port: 2003}
+ *     - {protocol: graphite, transport: udp, address: 127.0.0.1, port: 2003}
+ *     - {protocol: influx,   transport: tcp, address: 127.0.0.1, port: 8094,
+ *        precision: ns}
+ *     - {protocol: statsd,   transport: udp, address: 127.0.0.1, port: 8125}
+ *     - {protocol: jsonl,    transport: tcp, address: 127.0.0.1, port: 8095}
+ *     - {protocol: jsonl,    transport: unix, path: ./var/anomalyd.sock}
+ *   statsd:
+ *     flush_interval: 10       # seconds, 0.1..3600
+ *     idle_flushes: 360        # quiet flushes before a counter is forgotten, 1..1e6
+ *   http:
+ *     enabled: true
+ *     address: 127.0.0.1
+ *     port: 8080               # 0 = any free port (tests)
+ *     token: ""                # bearer token required by /api when set
+ *     allow_unauthenticated: false  # needed to bind /api beyond loopback without token
+ *     max_body: 16777216       # bytes of a request body (POST /write), 1024..1073741824
+ *   events:
+ *     address: 127.0.0.1       # TCP subscribers ("" = none)
+ *     port: 8096
+ *     unix: ./var/events.sock  # Unix subscribers ("" = none)
+ *     file: ./var/events.jsonl # append-only JSON lines ("" = none)
+ *     buffer: 1048576          # bytes buffered per subscriber, 4096..1073741824
+ *   training:
+ *     threads: 1               # training jobs at once, 1..64
+ *     cpu_budget: 1.0          # cores' worth of CPU training may use on average,
+ *                              # 0.01..64
+ *     queue: 10000             # series waiting for training, 1..10000000
+ *   defaults:                  # detector settings for every series (models/)
+ *     model: lstm              # cell kind (elman lstm peephole cifg gru gru_torch), or
+ *                              # seq2seq (an LSTM encoder-decoder)
+ *     hidden: 16  layers: 1  features: [tod, dow]  history: 1500  train_after: 750
+ *     train_every: 2000  window: 32  batch: 16  epochs: 30  patience: 4  lr: 0.01
+ *     scorer: likelihood  threshold: 0.5  cooldown: 200  range_tolerance: 0.02 ...
+ *   series:                    # per-series overrides, first match wins
+ *     - match: "cpu.*"         # glob (fnmatch(3), no special meaning for '/' or '.')
+ *       hidden: 32
+ *     - match: "debug.*"
+ *       ignore: true
+ *
+ * Every key is optional. Unknown keys, wrong types and out-of-range values are errors.
+ */
+#ifndef AD_CONFIG_H
+#define AD_CONFIG_H
+
+#include <stddef.h>
+
+#include "detector_config.h"
+#include "sample.h"
+
+enum ad_log_level { AD_LOG_ERROR = 0, AD_LOG_WARN = 1, AD_LOG_INFO = 2, AD_LOG_DEBUG = 3 };
+
+typedef enum ad_transport {
+    AD_TRANSPORT_TCP = 0,
+    AD_TRANSPORT_UDP = 1,
+    AD_TRANSPORT_UNIX = 2
+} ad_transport;
+
+#define AD_ADDR_MAX 64   /* an IPv4 or IPv6 address as text */
+#define AD_PATH_MAX 4096 /* a file or Unix socket path */
+
+typedef struct ad_listener_config {
+    int protocol;             /* ad_proto */
+    int transport;            /* ad_transport */
+    char address[AD_ADDR_MAX]; /* TCP/UDP: address to bind */
+    int port;                 /* TCP/UDP: 0..65535 (0 = any free port) */
+    char path[AD_PATH_MAX];   /* UNIX: socket path */
+    int precision;            /* INFLUX: ad_influx_precision of timestamps */
+} ad_listener_config;
+
+typedef struct ad_series_rule {
+    char match[512];      /* glob on the series key */
+    int ignore;           /* 1: matching series are not modelled (samples dropped,
+                             counted) */
+    ad_detector_config det; /* the defaults with this rule's keys applied */
+    int line, column;     /* where the rule starts in the file (1-based) */
+} ad_series_rule;
+
+typedef struct ad_config {
+    char source[AD_PATH_MAX]; /* the file loaded ("" for defaults) */
+    int log_level;            /* enum ad_log_level */
+    size_t max_series;
+    double series_ttl;        /* seconds; 0 = never evict */
+    size_t max_line;
+    size_t max_connections;
+    int recent;
+    char state_dir[AD_PATH_MAX];
+
+    ad_listener_config *listeners; /* nlisteners entries, owned */
+    int nlisteners;
+
+    double statsd_flush;       /* seconds */
+    int statsd_idle_flushes;
+
+    int http_enabled;
+    char http_address[AD_ADDR_MAX];
+    int http_port;
+    char http_token[256];
+    int http_allow_unauthenticated;
+    size_t http_max_body;
+
+    char events_address[AD_ADDR_MAX]; /* "" = no TCP subscribers */
+    int events_port;
+    char events_unix[AD_PATH_MAX];    /* "" = no Unix subscribers */
+    char events_file[AD_PATH_MAX];    /* "" = no file */
+    size_t events_buffer;
+
+    int train_threads;
+    double train_cpu_budget;
+    size_t train_queue;
+
+    ad_detector_config defaults; /* for series no rule matches */
+    ad_series_rule *rules;       /* nrules entries, owned, in file order */
+    int nrules;
+} ad_config;
+
+/* Fills c with the defaults above (the default listeners included). Returns 0 or
+ * -AD_ENOMEM. Free with ad_config_free. */
+int ad_config_defaults(ad_config *c);
+
+/* Loads a YAML file over the defaults. Returns 0, or a negative ad_err with a message
+ * "file:line:column: what is wrong" in err (c is then left freed, ready for another
+ * load). -AD_EIO when the file cannot be read. */
+int ad_config_load(const char *path, ad_config *c, char *err, size_t errlen);
+
+/* The same from text in memory; `name` stands for the file in messages. */
+int ad_config_parse(const char *text, size_t len, const char *name, ad_config *c, char *err,
+                    size_t errlen);
+
+/* Frees what c owns; c can be loaded again. */
+void ad_config_free(ad_config *c);
+
+/* The detector settings for a series key: the first rule whose glob matches, else the
+ * defaults. *ignore is set when that rule says ignore. Returns the rule's index, or -1
+ * for the defaults. */
+int ad_config_match(const ad_config *c, const char *key, const ad_detector_config **det,
+                    int *ignore);
+
+/* "error", "warn", "info", "debug". */
+const char *ad_log_level_name(int level);
+
+#endif
