@@ -21,6 +21,10 @@ void ad_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 void ad_blas_set_reference(int on);
 int ad_blas_reference(void);
 
+/* Threads OpenBLAS may use inside one product (the daemon's training workers use 1: the
+ * work is already spread over workers). */
+void ad_blas_set_threads(int n);
+
 /* The BLAS in use and the kernel it picked for this CPU, for benchmark reports. */
 const char *ad_blas_name(void);
 

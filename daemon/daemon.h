@@ -1,0 +1,99 @@
+/*
+ * daemon.h - the daemon: one libuv loop and everything hanging off it.
+ *
+ * ad_daemon owns the configuration, the series table, the listeners, the StatsD
+ * aggregator and its flush timer, the trainer, the event sinks, the HTTP server, the
+ * eviction timer and the signal handlers. Every line a listener (or POST /write)
+ * receives goes through ad_daemon_line: parsed by its protocol's parser into samples;
+ * each sample finds or creates its series (first sight; refused above max_series;
+ * dropped when an `ignore` rule matches) and is observed by the series' detector; a
+ * flagged value becomes an event; a due training goes to the trainer. Everything is
+ * counted for /metrics.
+ *
+ * The struct is public so the HTTP API and /metrics (api.c, metrics.c) can read it; only
+ * daemon.c changes it.
+ */
+#ifndef AD_DAEMON_H
+#define AD_DAEMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "events.h"
+#include "http.h"
+#include "listener.h"
+#include "series.h"
+#include "statsd_agg.h"
+#include "trainer.h"
+
+#define AD_KEY_MAX 1024 /* longest canonical series key, bytes */
+
+/* One anomaly kept for GET /api/v1/anomalies. */
+typedef struct ad_anomaly {
+    double ts;       /* the sample's timestamp */
+    char *series;    /* owned copy of the key */
+    double value, predicted, score;
+} ad_anomaly;
+
+typedef struct ad_daemon {
+    uv_loop_t *loop;
+    ad_config cfg;
+    double started;                 /* wall clock at start, seconds */
+
+    ad_series_table *series;
+    ad_listeners *listeners;
+    ad_statsd_agg *statsd;
+    ad_trainer *trainer;
+    ad_events *events;
+    ad_http_server *http;
+
+    uv_timer_t statsd_timer;        /* flushes the StatsD aggregator */
+    uv_timer_t sweep_timer;         /* evicts idle series */
+    uv_signal_t sig_int, sig_term, sig_hup;
+    int handles;                    /* own handles still open (timers, signals) */
+    int parts;                      /* parts still closing at stop */
+    int stopping;
+    int exit_code;
+
+    char keybuf[AD_KEY_MAX];        /* parsers write keys here */
+    int cur_proto;                  /* protocol of the line being parsed */
+
+    ad_anomaly *anomalies;          /* ring of the last anomaly_cap anomalies */
+    int anomaly_cap, anomaly_len, anomaly_head;
+
+    /* counters for /metrics */
+    uint64_t samples[AD_PROTO_N];   /* samples parsed, by protocol */
+    uint64_t parse_errors[AD_PROTO_N][AD_PE_NREASONS];
+    uint64_t refused[AD_REFUSE_NREASONS]; /* values detectors refused */
+    uint64_t series_created, series_evicted, series_refused, series_failed;
+    uint64_t ignored;               /* samples of ignored series */
+    uint64_t statsd_full;           /* StatsD metrics refused: aggregator full */
+    uint64_t anomalies_total;
+    uint64_t trainings_failed;
+    double last_parse_warn[AD_PROTO_N]; /* wall clock of the last parse-error warning */
+    double last_full_warn;
+} ad_daemon;
+
+/* Starts the daemon on a loop with a loaded configuration (copied; the daemon frees its
+ * copy): binds every socket, starts the timers and signal handlers. Returns 0, or a
+ * negative ad_err with a message; either way *out is set: on failure call
+ * ad_daemon_stop, run the loop until it ends, then ad_daemon_free. */
+int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, ad_daemon **out, char *err,
+                    size_t errlen);
+
+/* One line from a client, as a listener of protocol `proto` received it. */
+void ad_daemon_line(ad_daemon *d, int proto, int precision, const char *line, size_t len);
+
+/* Graceful stop: stops accepting, delivers what the parsers hold, flushes StatsD, lets
+ * running trainings come back, closes every handle. The loop then ends by itself. */
+void ad_daemon_stop(ad_daemon *d);
+
+/* Frees the daemon once the loop has ended. */
+void ad_daemon_free(ad_daemon *d);
+
+/* Wall clock, seconds since the epoch. */
+double ad_wall_now(void);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * listener.h - the ingestion sockets: TCP, UDP and Unix stream listeners, one per
+ * configured entry, each speaking one protocol.
+ *
+ * Stream connections (TCP, Unix) are split into lines by a per-connection line buffer
+ * (linebuf.h) of max_line bytes; each UDP datagram is split into lines on its own. Every
+ * line is handed to the sink with the listener's protocol; the sink parses it. Lines
+ * over max_line are dropped and reported to the sink as AD_PE_TOO_LONG; the connection
+ * goes on. A client that closes cleanly after a last line without a newline still has
+ * that line delivered; one whose connection fails mid-line loses only that partial line
+ * (counted as truncated). Beyond max_connections open stream connections a new one is
+ * accepted and closed at once (counted).
+ */
+#ifndef AD_LISTENER_H
+#define AD_LISTENER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+
+typedef struct ad_ingest_sink {
+    /* One line from a client of a listener speaking `proto` (precision: Influx's). */
+    void (*line)(void *ctx, int proto, int precision, const char *line, size_t len);
+    /* A line refused before parsing (reason: AD_PE_TOO_LONG). */
+    void (*error)(void *ctx, int proto, int reason);
+    void *ctx;
+} ad_ingest_sink;
+
+typedef struct ad_listener_stats {
+    uint64_t accepted;   /* stream connections accepted */
+    uint64_t refused;    /* over max_connections */
+    uint64_t truncated;  /* partial lines lost to a failed connection */
+    size_t open;         /* stream connections open now */
+    uint64_t bytes[AD_PROTO_N];     /* received, by protocol */
+    uint64_t datagrams[AD_PROTO_N]; /* UDP datagrams received, by protocol */
+} ad_listener_stats;
+
+typedef struct ad_listeners ad_listeners;
+
+/* Binds every configured listener. Returns 0, or a negative ad_err with a message naming
+ * the listener that failed (nothing stays bound then; run the loop to let the handles
+ * close). */
+int ad_listeners_start(uv_loop_t *loop, const ad_config *c, const ad_ingest_sink *sink,
+                       ad_listeners **out, char *err, size_t errlen);
+
+/* The port listener i (in configuration order) is bound to; 0 for Unix sockets. */
+int ad_listeners_port(const ad_listeners *ls, int i);
+
+const ad_listener_stats *ad_listeners_get_stats(const ad_listeners *ls);
+
+/* Stops accepting and reading: closes every listener and connection. A partial line
+ * waiting in a connection is delivered first (the client's bytes are not lost at
+ * stop). Frees itself once every handle is closed, then calls done(arg). */
+void ad_listeners_close(ad_listeners *ls, void (*done)(void *arg), void *arg);
+
+#endif

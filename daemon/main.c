@@ -1,0 +1,179 @@
+/*
+ * main.c - anomalyd's entry point: options, configuration, the loop. The only place that
+ * exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "blas.h"
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: anomalyd [options]\n"
+            "Streaming time-series anomaly detector: metrics in over Graphite, InfluxDB line\n"
+            "protocol, StatsD and JSON lines; anomalies out as events, /metrics and an API.\n"
+            "\n"
+            "  -c, --config FILE        configuration (YAML); without it, the built-in\n"
+            "                           defaults (the same as config/anomalyd.yaml)\n"
+            "      --check-config FILE  check a configuration and exit (0 if valid)\n"
+            "  -l, --log-level LEVEL    error, warn, info or debug (overrides the file)\n"
+            "  -f, --foreground         stay in the foreground (the default and only mode:\n"
+            "                           anomalyd never forks; systemd and shells both want it)\n"
+            "  -h, --help               this help\n"
+            "  -V, --version            print the version\n");
+}
+
+/* mkdir -p for the state directory. */
+static int make_dirs(const char *path)
+{
+    char p[AD_PATH_MAX];
+    size_t n = strlen(path);
+
+    if (n == 0 || n >= sizeof(p))
+        return n == 0 ? 0 : -1;
+    memcpy(p, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] == '/' || p[i] == '\0') {
+            char c = p[i];
+
+            p[i] = '\0';
+            if (mkdir(p, 0750) < 0 && errno != EEXIST)
+                return -1;
+            p[i] = c;
+        }
+    }
+    return 0;
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", required_argument, NULL, 'C'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *check_path = NULL, *level_name = NULL;
+    char err[1024];
+    ad_config cfg;
+    ad_daemon *d = NULL;
+    uv_loop_t loop;
+    int o, r, level = -1, code;
+
+    while ((o = getopt_long(argc, argv, "c:l:fhV", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'C':
+            check_path = optarg;
+            break;
+        case 'l':
+            level_name = optarg;
+            break;
+        case 'f':
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("anomalyd %s\n", AD_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "anomalyd: unexpected argument '%s' (try --help)\n", argv[optind]);
+        return 2;
+    }
+    if (level_name) {
+        for (int i = AD_LOG_ERROR; i <= AD_LOG_DEBUG; i++)
+            if (!strcmp(level_name, ad_log_level_name(i)))
+                level = i;
+        if (level < 0) {
+            fprintf(stderr, "anomalyd: --log-level takes error, warn, info or debug, got '%s'\n",
+                    level_name);
+            return 2;
+        }
+    }
+    if (check_path) {
+        if (ad_config_load(check_path, &cfg, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        ad_config_free(&cfg);
+        printf("%s: ok\n", check_path);
+        return 0;
+    }
+    if (config_path) {
+        r = ad_config_load(config_path, &cfg, err, sizeof(err));
+    } else {
+        r = ad_config_defaults(&cfg);
+        snprintf(err, sizeof(err), "out of memory");
+    }
+    if (r < 0) {
+        fprintf(stderr, "anomalyd: %s\n", err);
+        return 1;
+    }
+    ad_log_init(level >= 0 ? level : cfg.log_level);
+    if (!config_path)
+        ad_log_info("no --config given: running on the built-in defaults");
+
+    /* Training jobs run on libuv's pool: enough threads for them, one BLAS thread each. */
+    if (!getenv("UV_THREADPOOL_SIZE")) {
+        char n[16];
+
+        snprintf(n, sizeof(n), "%d", cfg.train_threads);
+        setenv("UV_THREADPOOL_SIZE", n, 1);
+    }
+    ad_blas_set_threads(1);
+    if (make_dirs(cfg.state_dir) < 0) {
+        ad_log_error("cannot create the state directory %s: %s", cfg.state_dir,
+                     strerror(errno));
+        ad_config_free(&cfg);
+        return 1;
+    }
+
+    uv_loop_init(&loop);
+    r = ad_daemon_start(&loop, &cfg, &d, err, sizeof(err));
+    if (r < 0) {
+        ad_log_error("cannot start: %s", err);
+        if (d)
+            ad_daemon_stop(d);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    code = r < 0 ? 1 : 0;
+    ad_daemon_free(d);
+    ad_config_free(&cfg); /* empty when the daemon took it */
+    if (uv_loop_close(&loop) == UV_EBUSY) {
+        /* Should not happen: every module closes its handles. Close what is left. */
+        ad_log_warn("handles left open at exit");
+        uv_walk(&loop, walk_close, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+    }
+    if (code == 0)
+        ad_log_info("stopped");
+    return code;
+}

@@ -1,0 +1,300 @@
+/*
+ * metrics.c - the Prometheus text exposition of the daemon's counters and series.
+ */
+#include "metrics.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+    int err;
+} buf;
+
+static void reserve(buf *b, size_t n)
+{
+    size_t cap;
+    char *p;
+
+    if (b->err || b->len + n + 1 <= b->cap)
+        return;
+    cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    p = realloc(b->p, cap);
+    if (!p) {
+        b->err = 1;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->err = 1;
+        return;
+    }
+    reserve(b, (size_t)n);
+    if (b->err)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* A label value escaped as the exposition format wants: \\, \" and \n. */
+static void put_label(buf *b, const char *s)
+{
+    reserve(b, 2 * strlen(s));
+    if (b->err)
+        return;
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"') {
+            b->p[b->len++] = '\\';
+            b->p[b->len++] = *s;
+        } else if (*s == '\n') {
+            b->p[b->len++] = '\\';
+            b->p[b->len++] = 'n';
+        } else {
+            b->p[b->len++] = *s;
+        }
+    }
+    b->p[b->len] = '\0';
+}
+
+/* A sample value: Prometheus spells non-finite values NaN, +Inf, -Inf. */
+static void put_value(buf *b, double v)
+{
+    if (isnan(v))
+        put(b, " NaN\n");
+    else if (isinf(v))
+        put(b, v > 0 ? " +Inf\n" : " -Inf\n");
+    else
+        put(b, " %.17g\n", v);
+}
+
+static void family(buf *b, const char *name, const char *type, const char *help)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void scalar(buf *b, const char *name, const char *type, const char *help, double v)
+{
+    family(b, name, type, help);
+    put(b, "%s", name);
+    put_value(b, v);
+}
+
+typedef double (*series_value_fn)(const ad_series *s);
+
+static double sv_score(const ad_series *s)
+{
+    return s->have_last ? s->last.score : NAN;
+}
+static double sv_value(const ad_series *s)
+{
+    return s->have_last ? s->last.value : NAN;
+}
+static double sv_predicted(const ad_series *s)
+{
+    return s->have_last ? s->last.predicted : NAN;
+}
+static double sv_error(const ad_series *s)
+{
+    return s->have_last ? s->last.error : NAN;
+}
+static double sv_anomalies(const ad_series *s)
+{
+    return (double)s->anomalies;
+}
+static double sv_warming(const ad_series *s)
+{
+    return s->have_last ? s->last.warming_up : 1;
+}
+static double sv_trainings(const ad_series *s)
+{
+    return (double)ad_detector_get_stats(s->det)->trainings;
+}
+static double sv_training(const ad_series *s)
+{
+    return s->training;
+}
+static double sv_samples(const ad_series *s)
+{
+    return (double)ad_detector_get_stats(s->det)->samples;
+}
+static double sv_bytes(const ad_series *s)
+{
+    return (double)ad_series_bytes(s);
+}
+
+static void per_series(buf *b, const ad_daemon *d, const char *name, const char *type,
+                       const char *help, series_value_fn fn)
+{
+    ad_series_iter it;
+    ad_series *s;
+
+    family(b, name, type, help);
+    ad_series_iter_start(&it);
+    while ((s = ad_series_iter_next(d->series, &it))) {
+        put(b, "%s{series=\"", name);
+        put_label(b, s->key);
+        put(b, "\"}");
+        put_value(b, fn(s));
+    }
+}
+
+int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
+{
+    buf b = {0};
+    const ad_trainer_stats *ts = d->trainer ? ad_trainer_get_stats(d->trainer) : NULL;
+    const ad_events_stats *es = d->events ? ad_events_get_stats(d->events) : NULL;
+    const ad_listener_stats *ls = d->listeners ? ad_listeners_get_stats(d->listeners) : NULL;
+    const ad_http_stats *hs = d->http ? ad_http_server_stats(d->http) : NULL;
+    int p, r;
+
+    family(&b, "anomalyd_build_info", "gauge", "Version of the running anomalyd.");
+    put(&b, "anomalyd_build_info{version=\"%s\"} 1\n", AD_VERSION);
+    scalar(&b, "anomalyd_uptime_seconds", "gauge", "Seconds since the daemon started.",
+           ad_wall_now() - d->started);
+
+    family(&b, "anomalyd_samples_total", "counter", "Samples parsed, by protocol.");
+    for (p = 0; p < AD_PROTO_N; p++)
+        put(&b, "anomalyd_samples_total{protocol=\"%s\"} %llu\n", ad_proto_name(p),
+            (unsigned long long)d->samples[p]);
+    family(&b, "anomalyd_parse_errors_total", "counter",
+           "Lines refused by the protocol parsers, by protocol and reason.");
+    for (p = 0; p < AD_PROTO_N; p++)
+        for (r = 1; r < AD_PE_NREASONS; r++)
+            put(&b, "anomalyd_parse_errors_total{protocol=\"%s\",reason=\"%s\"} %llu\n",
+                ad_proto_name(p), ad_parse_error_name(r),
+                (unsigned long long)d->parse_errors[p][r]);
+    family(&b, "anomalyd_values_refused_total", "counter",
+           "Values the detectors refused, by reason.");
+    for (r = 0; r < AD_REFUSE_NREASONS; r++)
+        put(&b, "anomalyd_values_refused_total{reason=\"%s\"} %llu\n", ad_refusal_name(r),
+            (unsigned long long)d->refused[r]);
+    if (ls) {
+        family(&b, "anomalyd_received_bytes_total", "counter",
+               "Bytes received by the listeners, by protocol.");
+        for (p = 0; p < AD_PROTO_N; p++)
+            put(&b, "anomalyd_received_bytes_total{protocol=\"%s\"} %llu\n", ad_proto_name(p),
+                (unsigned long long)ls->bytes[p]);
+        scalar(&b, "anomalyd_connections_open", "gauge", "Stream connections open.",
+               (double)ls->open);
+        scalar(&b, "anomalyd_connections_total", "counter", "Stream connections accepted.",
+               (double)ls->accepted);
+        scalar(&b, "anomalyd_connections_refused_total", "counter",
+               "Stream connections refused: over max_connections.", (double)ls->refused);
+        scalar(&b, "anomalyd_lines_truncated_total", "counter",
+               "Partial lines lost to connections that failed mid-line.",
+               (double)ls->truncated);
+    }
+    scalar(&b, "anomalyd_series", "gauge", "Series in the table.",
+           (double)ad_series_table_size(d->series));
+    scalar(&b, "anomalyd_series_max", "gauge", "The max_series limit.",
+           (double)ad_series_table_max(d->series));
+    scalar(&b, "anomalyd_series_created_total", "counter", "Series created.",
+           (double)d->series_created);
+    scalar(&b, "anomalyd_series_evicted_total", "counter", "Series evicted after series_ttl.",
+           (double)d->series_evicted);
+    scalar(&b, "anomalyd_series_refused_total", "counter",
+           "Samples of new series refused: max_series reached.", (double)d->series_refused);
+    scalar(&b, "anomalyd_ignored_samples_total", "counter",
+           "Samples of series an ignore rule matches.", (double)d->ignored);
+    scalar(&b, "anomalyd_statsd_refused_total", "counter",
+           "StatsD metrics refused: the aggregator is full.", (double)d->statsd_full);
+    scalar(&b, "anomalyd_anomalies_total", "counter", "Anomalies flagged, all series.",
+           (double)d->anomalies_total);
+    if (ts) {
+        scalar(&b, "anomalyd_training_queue_depth", "gauge", "Series waiting for training.",
+               (double)ts->queued);
+        scalar(&b, "anomalyd_training_running", "gauge", "Training jobs running.",
+               (double)ts->running);
+        family(&b, "anomalyd_training_jobs_total", "counter", "Training jobs, by result.");
+        put(&b, "anomalyd_training_jobs_total{result=\"installed\"} %llu\n",
+            (unsigned long long)ts->done);
+        put(&b, "anomalyd_training_jobs_total{result=\"failed\"} %llu\n",
+            (unsigned long long)ts->failed);
+        scalar(&b, "anomalyd_training_dropped_total", "counter",
+               "Trainings not queued: the queue was full.", (double)ts->dropped);
+        scalar(&b, "anomalyd_training_cpu_seconds_total", "counter",
+               "Thread CPU seconds spent training.", ts->cpu_seconds);
+        scalar(&b, "anomalyd_training_deferred_total", "counter",
+               "Times a training waited for the CPU budget.", (double)ts->deferred);
+        family(&b, "anomalyd_training_duration_seconds", "histogram",
+               "Wall time of training jobs, from snapshot to install.");
+        for (int i = 0; i < AD_TRAIN_BUCKETS; i++) {
+            double le = ad_trainer_bucket_le(i);
+
+            if (isinf(le))
+                put(&b, "anomalyd_training_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long)ts->wall_hist[i]);
+            else
+                put(&b, "anomalyd_training_duration_seconds_bucket{le=\"%g\"} %llu\n", le,
+                    (unsigned long long)ts->wall_hist[i]);
+        }
+        put(&b, "anomalyd_training_duration_seconds_sum %.9g\n", ts->wall_sum);
+        put(&b, "anomalyd_training_duration_seconds_count %llu\n",
+            (unsigned long long)ts->wall_hist[AD_TRAIN_BUCKETS - 1]);
+    }
+    if (es) {
+        scalar(&b, "anomalyd_events_total", "counter", "Anomaly events published.",
+               (double)es->published);
+        scalar(&b, "anomalyd_events_dropped_total", "counter",
+               "Events dropped from slow subscribers' buffers.", (double)es->dropped);
+        scalar(&b, "anomalyd_event_subscribers", "gauge", "Event subscribers connected.",
+               (double)es->subscribers);
+        scalar(&b, "anomalyd_events_file_errors_total", "counter",
+               "Events the events file could not take.", (double)es->file_errors);
+    }
+    if (hs) {
+        scalar(&b, "anomalyd_http_requests_total", "counter", "HTTP requests handled.",
+               (double)hs->requests);
+        scalar(&b, "anomalyd_http_bad_requests_total", "counter",
+               "HTTP requests refused as malformed or too large.", (double)hs->bad_requests);
+    }
+
+    per_series(&b, d, "anomalyd_series_score", "gauge",
+               "Anomaly score of the series' last value, [0, 1].", sv_score);
+    per_series(&b, d, "anomalyd_series_value", "gauge", "The series' last value.", sv_value);
+    per_series(&b, d, "anomalyd_series_predicted", "gauge",
+               "What the model predicted for the last value.", sv_predicted);
+    per_series(&b, d, "anomalyd_series_error", "gauge",
+               "Prediction error of the last value, in normalised units.", sv_error);
+    per_series(&b, d, "anomalyd_series_anomalies_total", "counter",
+               "Anomalies flagged in the series.", sv_anomalies);
+    per_series(&b, d, "anomalyd_series_samples_total", "counter",
+               "Values the series' detector accepted.", sv_samples);
+    per_series(&b, d, "anomalyd_series_warming_up", "gauge",
+               "1 while the series is scored by the statistical fallback (not trained yet).",
+               sv_warming);
+    per_series(&b, d, "anomalyd_series_trainings_total", "counter",
+               "Trainings installed for the series.", sv_trainings);
+    per_series(&b, d, "anomalyd_series_training", "gauge",
+               "1 while a training job of the series is running.", sv_training);
+    per_series(&b, d, "anomalyd_series_bytes", "gauge",
+               "Bytes the series holds: detector, network, history and recent points.",
+               sv_bytes);
+    if (b.err) {
+        free(b.p);
+        return -AD_ENOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}

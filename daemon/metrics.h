@@ -1,0 +1,24 @@
+/*
+ * metrics.h - the daemon's Prometheus text exposition (format 0.0.4), as GET /metrics
+ * serves it.
+ *
+ * Daemon-wide: samples by protocol, parse errors by protocol and reason, values refused
+ * by reason, series (now, max, created, evicted, refused), connections, bytes received,
+ * training queue depth, jobs, CPU seconds and a duration histogram, events published and
+ * dropped, subscribers, HTTP requests, uptime, build info. Per series (label
+ * series="<key>"): last score, value, prediction and error, anomalies total, warming up,
+ * trainings total and bytes held. Counters end in _total; every family has HELP and
+ * TYPE lines, so `promtool check metrics` accepts it.
+ */
+#ifndef AD_METRICS_H
+#define AD_METRICS_H
+
+#include <stddef.h>
+
+#include "daemon.h"
+
+/* Renders the exposition into a malloc'd buffer (*out, *len). Returns 0 or
+ * -AD_ENOMEM. */
+int ad_metrics_render(const ad_daemon *d, char **out, size_t *len);
+
+#endif
