@@ -1,0 +1,374 @@
+"""test_daemon.py - the real anomalyd on loopback, driven by a real client per protocol.
+
+Run by ctest (ANOMALYD, PROMTOOL and COLLECTD name the binaries). Python stdlib only.
+"""
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from daemon_harness import ANOMALYD, Daemon, config_text, DETECTOR
+
+PROMTOOL = os.environ.get("PROMTOOL") or shutil.which("promtool")
+COLLECTD = os.environ.get("COLLECTD") or shutil.which("collectd") or "/usr/sbin/collectd"
+T0 = 1700000000
+
+
+class Protocols(unittest.TestCase):
+    """One daemon; each protocol's real client; bad input of every kind."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon()
+        cls.d.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.d.stop()
+        cls.d.__exit__(None, None, None)
+        assert code == 0, "exit status %s" % code
+
+    def samples(self, key):
+        s = self.d.series(key)
+        return s["samples"] if s else 0
+
+    def test_graphite_tcp_split_lines(self):
+        # One line split over three sends, then two in one send, the last without newline.
+        s = self.d.send_tcp("graphite", "gt.a 1 %d\ngt." % T0, close=False)
+        time.sleep(0.05)
+        s.sendall(b"a 2 ")
+        time.sleep(0.05)
+        s.sendall(b"%d\ngt.a 3 %d\r\ngt.a 4 %d" % (T0 + 1, T0 + 2, T0 + 3))
+        s.close()
+        self.d.wait(lambda: self.samples("gt.a") == 4, what="4 samples of gt.a")
+        pts = self.d.series("gt.a")["recent"]
+        self.assertEqual([p["value"] for p in pts], [1, 2, 3, 4])
+        self.assertEqual([p["ts"] for p in pts], [T0, T0 + 1, T0 + 2, T0 + 3])
+
+    def test_graphite_tagged_and_udp(self):
+        self.d.send_udp("graphite", "gu.b;z=1;a=2 5 %d\ngu.b;a=2;z=1 6 %d\n" % (T0, T0 + 1))
+        self.d.wait(lambda: self.samples("gu.b;a=2;z=1") == 2, what="tagged UDP series")
+
+    def test_influx_tcp_and_http_write(self):
+        self.d.send_tcp("influx", "cpu,host=h1,dc=eu user=1.5,sys=2i,ok=t,note=\"x\" %d\n" % T0)
+        self.d.wait(lambda: self.samples("cpu,dc=eu,host=h1 user") == 1, what="influx user")
+        self.assertEqual(self.samples("cpu,dc=eu,host=h1 sys"), 1)
+        self.assertEqual(self.samples("cpu,dc=eu,host=h1 ok"), 1)
+        self.assertIsNone(self.d.series("cpu,dc=eu,host=h1 note"))
+        body = "mem,host=h1 used=10 %d\nmem,host=h1 used=11 %d\n" % (T0 * 1000, (T0 + 1) * 1000)
+        status, _, _ = self.d.http("/write?precision=ms", "POST", body.encode())
+        self.assertEqual(status, 204)
+        s = self.d.series("mem,host=h1 used")
+        self.assertEqual(s["samples"], 2)
+        self.assertEqual(s["recent"][1]["ts"], T0 + 1)
+        status, _, err = self.d.http("/write", "POST", b"mem,host=h1 used=oops\n")
+        self.assertEqual(status, 400)
+        self.assertIn(b"line 1", err)
+        status, _, _ = self.d.http("/write?precision=fortnights", "POST", b"m v=1\n")
+        self.assertEqual(status, 400)
+
+    def test_statsd_aggregation(self):
+        self.d.send_udp("statsd", "req:1|c\nreq:2|c|@0.5\nlat:10|ms\nlat:20|ms|#route:a\n")
+        self.d.send_udp("statsd", "lat:30|ms\ngauge.x:5|g\ngauge.x:+2|g\n")
+        self.d.wait(lambda: self.samples("req") >= 1, what="statsd counter flush")
+        pts = self.d.series("req")["recent"]
+        self.assertEqual(pts[0]["value"], 5)  # 1 + 2 / 0.5
+        self.d.wait(lambda: self.samples("lat") >= 1, what="statsd timer flush")
+        self.assertEqual(self.d.series("lat")["recent"][0]["value"], 20)  # mean of 10, 30
+        self.assertEqual(self.d.series("lat;route=a")["recent"][0]["value"], 20)
+        self.assertEqual(self.d.series("gauge.x")["recent"][0]["value"], 7)
+
+    def test_jsonl_tcp_and_unix(self):
+        self.d.send_tcp("jsonl", json.dumps({"series": "js.a", "value": 1, "ts": T0,
+                                             "tags": {"k": "v"}}) + "\n")
+        self.d.send_unix(os.path.join(self.d.tmp, "jsonl.sock"),
+                         json.dumps({"name": "js.u", "value": 2.5}) + "\n")
+        self.d.wait(lambda: self.samples("js.a;k=v") == 1, what="jsonl tcp")
+        self.d.wait(lambda: self.samples("js.u") == 1, what="jsonl unix")
+
+    def test_bad_input_is_counted_and_service_goes_on(self):
+        before = self.d.metric("anomalyd_parse_errors_total", protocol="graphite",
+                               reason="line_too_long") or 0
+        s = socket.create_connection(("127.0.0.1", self.d.port("graphite")))
+        s.sendall(b"\x00\xff garbage\n")                # syntax
+        s.sendall(b"bad.nan nan %d\n" % T0)              # non finite
+        s.sendall(b"bad.val 12abc %d\n" % T0)            # bad value
+        s.sendall(b"x" * (70 * 1024) + b" 1 1\n")        # over max_line (64 KiB)
+        s.sendall(b"bad.after 1 %d\n" % T0)              # the connection goes on
+        s.close()
+        self.d.wait(lambda: self.samples("bad.after") == 1, what="line after the bad ones")
+        m = lambda r: self.d.metric("anomalyd_parse_errors_total", protocol="graphite", reason=r)
+        self.assertGreaterEqual(m("syntax"), 1)
+        self.assertGreaterEqual(m("non_finite"), 1)
+        self.assertGreaterEqual(m("bad_value"), 1)
+        self.assertEqual(m("line_too_long"), before + 1)
+        # A client that vanishes mid-line (reset): its half line is lost and counted; the
+        # others are served.
+        s = socket.create_connection(("127.0.0.1", self.d.port("graphite")))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.sendall(b"half.line 1")
+        time.sleep(0.1)
+        s.close()  # RST
+        self.d.send_tcp("graphite", "after.reset 1 %d\n" % T0)
+        self.d.wait(lambda: self.samples("after.reset") == 1, what="service after a reset")
+        self.d.wait(lambda: self.d.metric("anomalyd_lines_truncated_total") >= 1,
+                    what="truncated line counted")
+        self.assertIsNone(self.d.series("half.line"))
+        # Timestamps going backwards are refused by the detector, counted.
+        self.d.send_tcp("graphite", "back.ts 1 %d\nback.ts 2 %d\n" % (T0 + 10, T0))
+        self.d.wait(lambda: self.d.metric("anomalyd_values_refused_total",
+                                          reason="backwards") >= 1, what="backwards refused")
+        # Other protocols' garbage.
+        self.d.send_udp("statsd", "nocolon\nx:1|zz\n")
+        self.d.send_tcp("jsonl", "{not json\n[1,2]\n")
+        self.d.send_tcp("influx", "m,=x v=1\n")
+        self.d.wait(lambda: (self.d.metric("anomalyd_parse_errors_total", protocol="jsonl",
+                                           reason="syntax") or 0) >= 2, what="jsonl errors")
+        self.d.wait(lambda: sum(self.d.metric("anomalyd_parse_errors_total", protocol="statsd",
+                                              reason=r) or 0
+                                for r in ("syntax", "bad_type")) >= 2, what="statsd errors")
+        self.assertEqual(self.d.json("/healthz")[0], 200)
+
+    def test_many_connections(self):
+        socks = []
+        for i in range(1500):
+            socks.append(socket.create_connection(("127.0.0.1", self.d.port("graphite"))))
+        self.d.wait(lambda: self.d.metric("anomalyd_connections_open") >= 1500,
+                    what="1500 connections open")
+        for s in socks:
+            s.sendall(b"conn.many 1\n")  # no timestamp: stamped on receipt, in order
+        for s in socks:
+            s.close()
+        self.d.wait(lambda: self.samples("conn.many") == 1500, timeout=30,
+                    what="a line from each of 1500 connections")
+
+    def test_metrics_pass_promtool(self):
+        if not PROMTOOL:
+            self.skipTest("promtool not installed (scripts/setup installs prometheus)")
+        self.d.send_tcp("graphite", 'weird."quoted\\name 1 %d\n' % T0)
+        text = self.d.metrics()
+        p = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
+                           capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        self.assertIn('anomalyd_samples_total{protocol="graphite"}', text)
+        self.assertIn('anomalyd_series_score{series="weird.\\"quoted\\\\name"}', text)
+
+    def test_api(self):
+        self.d.send_tcp("graphite", "api.one 1 %d\napi.two 2 %d\n" % (T0, T0))
+        self.d.wait(lambda: self.samples("api.two") == 1, what="api series")
+        status, body = self.d.json("/api/v1/series?match=api.*")
+        self.assertEqual(status, 200)
+        self.assertEqual([s["key"] for s in body["series"]], ["api.one", "api.two"])
+        status, body = self.d.json("/api/v1/series/nope")
+        self.assertEqual(status, 404)
+        status, body = self.d.json("/api/v1/status")
+        self.assertEqual(status, 200)
+        self.assertGreater(body["series"], 0)
+        self.assertEqual(self.d.http("/nope")[0], 404)
+        self.assertEqual(self.d.http("/metrics", "POST", b"")[0], 405)
+
+
+def sine(t):
+    return 10 + 5 * math.sin(2 * math.pi * t / 50)
+
+
+class Detection(unittest.TestCase):
+    """A learnt signal, then a spike: the event reaches the subscribers, the file,
+    /metrics and the API."""
+
+    def test_spike_event_everywhere(self):
+        with Daemon() as d:
+            tcp = socket.create_connection(("127.0.0.1", d.port("events")))
+            uni = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            uni.connect(os.path.join(d.tmp, "events.sock"))
+            d.wait(lambda: d.metric("anomalyd_event_subscribers") == 2, what="2 subscribers")
+            lines = "".join("sig.a %.6f %d\n" % (sine(t), T0 + t) for t in range(400))
+            d.send_tcp("graphite", lines)
+            d.wait(lambda: (d.series("sig.a") or {}).get("trainings", 0) >= 1, timeout=60,
+                   what="a training installed")
+            self.assertEqual(d.metric("anomalyd_anomalies_total"), 0,
+                             "a clean sine raised alerts")
+            d.send_tcp("graphite", "".join("sig.a %.6f %d\n" % (sine(t), T0 + t)
+                                           for t in range(400, 420)))
+            d.send_tcp("graphite", "sig.a 100 %d\n" % (T0 + 420))
+            for sock in (tcp, uni):
+                sock.settimeout(10)
+                buf = b""
+                while b"\n" not in buf:
+                    chunk = sock.recv(4096)
+                    self.assertTrue(chunk, "subscriber closed")
+                    buf += chunk
+                ev = json.loads(buf.split(b"\n")[0])
+                self.assertEqual(ev["series"], "sig.a")
+                self.assertEqual(ev["value"], 100)
+                self.assertEqual(ev["ts"], T0 + 420)
+                for k in ("predicted", "error", "score", "threshold", "scorer", "model"):
+                    self.assertIn(k, ev)
+                self.assertGreaterEqual(ev["score"], ev["threshold"])
+            with open(os.path.join(d.tmp, "events.jsonl")) as f:
+                self.assertEqual(json.loads(f.readline())["series"], "sig.a")
+            self.assertEqual(d.metric("anomalyd_series_anomalies_total", series="sig.a"), 1)
+            status, body = d.json("/api/v1/anomalies?since=%d" % (T0 + 400))
+            self.assertEqual([a["series"] for a in body["anomalies"]], ["sig.a"])
+            status, body = d.json("/api/v1/anomalies?since=%d" % (T0 + 420))
+            self.assertEqual(body["anomalies"], [])
+            # SIGHUP reopens the file after rotation.
+            os.rename(os.path.join(d.tmp, "events.jsonl"), os.path.join(d.tmp, "events.1"))
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_log("reopening")
+            d.send_tcp("graphite", "sig.a -100 %d\n" % (T0 + 421))
+            d.wait(lambda: os.path.exists(os.path.join(d.tmp, "events.jsonl")) and
+                   os.path.getsize(os.path.join(d.tmp, "events.jsonl")) > 0, what="new file")
+            tcp.close()
+            uni.close()
+            self.assertEqual(d.stop(), 0)
+
+
+class Limits(unittest.TestCase):
+
+    def test_max_series_flood(self):
+        tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
+        try:
+            with Daemon(config_text(tmp, top="max_series: 50\n"), tmp=tmp) as d:
+                d.send_tcp("graphite", "old.one 1 %d\n" % T0)
+                d.wait(lambda: d.series("old.one"), what="old.one")
+                d.send_tcp("graphite", "".join("flood.%d 1 %d\n" % (i, T0) for i in range(200)))
+                d.wait(lambda: d.metric("anomalyd_series_refused_total") >= 151,
+                       what="refusals counted")
+                self.assertEqual(d.metric("anomalyd_series"), 50)
+                d.send_tcp("graphite", "old.one 2 %d\n" % (T0 + 1))
+                d.wait(lambda: d.series("old.one")["samples"] == 2, what="old series goes on")
+        finally:
+            shutil.rmtree(tmp)
+
+    def test_token_protects_api(self):
+        tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
+        try:
+            cfg = config_text(tmp).replace("http:\n  address: 127.0.0.1\n",
+                                           "http:\n  address: 127.0.0.1\n  token: s3cret\n")
+            with Daemon(cfg, tmp=tmp) as d:
+                self.assertEqual(d.http("/api/v1/status")[0], 401)
+                self.assertEqual(d.http("/api/v1/status", headers={
+                    "Authorization": "Bearer wrong"})[0], 401)
+                self.assertEqual(d.http("/api/v1/status", headers={
+                    "Authorization": "Bearer s3cret"})[0], 200)
+                self.assertEqual(d.http("/write", "POST", b"m v=1\n")[0], 401)
+                self.assertEqual(d.http("/metrics")[0], 200)
+                self.assertEqual(d.http("/healthz")[0], 200)
+        finally:
+            shutil.rmtree(tmp)
+
+    def test_sigterm_delivers_partial_line_and_exits_0(self):
+        with Daemon() as d:
+            s = d.send_tcp("graphite", "part.line 1 %d\npart.line 2" % T0, close=False)
+            d.wait(lambda: d.series("part.line"), what="first line")
+            self.assertEqual(d.stop(), 0)
+            s.close()
+            self.assertIn("stopped", d.log())
+
+
+class CommandLine(unittest.TestCase):
+
+    def run_ad(self, *args):
+        return subprocess.run([ANOMALYD] + list(args), capture_output=True, text=True)
+
+    def test_help_version(self):
+        p = self.run_ad("--help")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("--config", p.stdout)
+        p = self.run_ad("--version")
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, r"anomalyd \d+\.\d+")
+        self.assertEqual(self.run_ad("--bogus").returncode, 2)
+
+    def test_check_config(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            good = os.path.join(tmp, "good.yaml")
+            bad = os.path.join(tmp, "bad.yaml")
+            with open(good, "w") as f:
+                f.write("max_series: 10\n")
+            with open(bad, "w") as f:
+                f.write("max_series: 10\nhttp:\n  port: 70000\n")
+            p = self.run_ad("--check-config", good)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            p = self.run_ad("--check-config", bad)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(bad + ":3:9:", p.stderr)
+            p = self.run_ad("-c", bad)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(bad + ":3:9:", p.stderr)
+
+    def test_port_in_use(self):
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = os.path.join(tmp, "c.yaml")
+            with open(cfg, "w") as f:
+                f.write("state_dir: %s\nlisteners:\n  - {protocol: graphite, transport: tcp, "
+                        "address: 127.0.0.1, port: %d}\nhttp: {port: 0}\n"
+                        "events: {port: 0, unix: '', file: ''}\n" % (tmp, port))
+            p = subprocess.run([ANOMALYD, "-c", cfg], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("address already in use", p.stderr)
+        blocker.close()
+
+
+class Collectd(unittest.TestCase):
+    """collectd's write_graphite plugin pointed at the daemon."""
+
+    def test_collectd_write_graphite(self):
+        if not os.path.exists(COLLECTD):
+            self.skipTest("collectd not installed (scripts/setup installs collectd-core)")
+        with Daemon() as d:
+            conf = os.path.join(d.tmp, "collectd.conf")
+            with open(conf, "w") as f:
+                f.write("""Hostname "testhost"
+FQDNLookup false
+Interval 1
+BaseDir "%s"
+PIDFile "%s/collectd.pid"
+PluginDir "/usr/lib/collectd"
+LoadPlugin load
+LoadPlugin memory
+LoadPlugin cpu
+LoadPlugin write_graphite
+<Plugin write_graphite>
+  <Node "anomalyd">
+    Host "127.0.0.1"
+    Port "%d"
+    Protocol "tcp"
+    Prefix "collectd."
+    StoreRates true
+  </Node>
+</Plugin>
+""" % (d.tmp, d.tmp, d.port("graphite")))
+            c = subprocess.Popen([COLLECTD, "-f", "-C", conf], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+            try:
+                def found():
+                    st, body = d.json("/api/v1/series?match=collectd.testhost.*")
+                    keys = [s["key"] for s in body["series"]]
+                    return keys if any("load" in k for k in keys) else None
+                keys = d.wait(found, timeout=60, what="collectd series")
+                self.assertTrue(any(k.startswith("collectd.testhost.memory") for k in keys),
+                                keys)
+            finally:
+                c.terminate()
+                out = c.communicate(timeout=10)[0]
+            self.assertEqual(sum(d.metric("anomalyd_parse_errors_total", protocol="graphite",
+                                          reason=r) or 0
+                                 for r in ("syntax", "bad_value")), 0,
+                             out.decode(errors="replace"))
+
+
+if __name__ == "__main__":
+    unittest.main()
