@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "detector.h"
+#include "ctl_tail.h"
 
 #define MAX_LINE 4096
 #define MAX_REPORTED 20
@@ -397,11 +398,14 @@ int main(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fprintf(argc < 2 ? stderr : stdout,
                 "usage: anomalyctl COMMAND [ARGS]\n\ncommands:\n"
-                "  score     score a timestamp,value CSV offline (anomalyctl score --help)\n");
+                "  score     score a timestamp,value CSV offline (anomalyctl score --help)\n"
+                "  tail      follow the daemon's anomaly events (anomalyctl tail --help)\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "score"))
         return cmd_score(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tail"))
+        return ad_ctl_tail(argc - 1, argv + 1);
     fprintf(stderr, "anomalyctl: unknown command '%s' (try --help)\n", argv[1]);
     return 2;
 }

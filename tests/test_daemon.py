@@ -15,6 +15,7 @@ import unittest
 
 from daemon_harness import ANOMALYD, Daemon, config_text, DETECTOR
 
+ANOMALYCTL = os.environ.get("ANOMALYCTL", "anomalyctl")
 PROMTOOL = os.environ.get("PROMTOOL") or shutil.which("promtool")
 COLLECTD = os.environ.get("COLLECTD") or shutil.which("collectd") or "/usr/sbin/collectd"
 T0 = 1700000000
@@ -187,7 +188,10 @@ class Detection(unittest.TestCase):
             tcp = socket.create_connection(("127.0.0.1", d.port("events")))
             uni = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             uni.connect(os.path.join(d.tmp, "events.sock"))
-            d.wait(lambda: d.metric("anomalyd_event_subscribers") == 2, what="2 subscribers")
+            tail = subprocess.Popen([ANOMALYCTL, "tail", "--address",
+                                     "127.0.0.1:%d" % d.port("events"), "--count", "1"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            d.wait(lambda: d.metric("anomalyd_event_subscribers") == 3, what="3 subscribers")
             lines = "".join("sig.a %.6f %d\n" % (sine(t), T0 + t) for t in range(400))
             d.send_tcp("graphite", lines)
             d.wait(lambda: (d.series("sig.a") or {}).get("trainings", 0) >= 1, timeout=60,
@@ -211,6 +215,9 @@ class Detection(unittest.TestCase):
                 for k in ("predicted", "error", "score", "threshold", "scorer", "model"):
                     self.assertIn(k, ev)
                 self.assertGreaterEqual(ev["score"], ev["threshold"])
+            out, errs = tail.communicate(timeout=10)
+            self.assertEqual(tail.returncode, 0, errs)
+            self.assertRegex(out, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  sig.a  value 100  ")
             with open(os.path.join(d.tmp, "events.jsonl")) as f:
                 self.assertEqual(json.loads(f.readline())["series"], "sig.a")
             self.assertEqual(d.metric("anomalyd_series_anomalies_total", series="sig.a"), 1)
@@ -286,6 +293,12 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         self.assertRegex(p.stdout, r"anomalyd \d+\.\d+")
         self.assertEqual(self.run_ad("--bogus").returncode, 2)
+
+    def test_tail_without_daemon(self):
+        p = subprocess.run([ANOMALYCTL, "tail", "--address", "127.0.0.1:1"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is anomalyd running", p.stderr)
 
     def test_check_config(self):
         with tempfile.TemporaryDirectory() as tmp:
