@@ -294,6 +294,35 @@ class CommandLine(unittest.TestCase):
         self.assertRegex(p.stdout, r"anomalyd \d+\.\d+")
         self.assertEqual(self.run_ad("--bogus").returncode, 2)
 
+    def test_journal_priority_prefixes(self):
+        """Under systemd (JOURNAL_STREAM names stderr) lines carry <N> priorities."""
+        r, w = os.pipe()
+        st = os.fstat(w)
+        env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        p = subprocess.Popen([ANOMALYD, "--check-config", "/nonexistent.yaml"], stderr=w,
+                             env=env)
+        p.wait(10)
+        os.close(w)
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = os.path.join(tmp, "c.yaml")
+            with open(cfg, "w") as f:
+                f.write("state_dir: %s\nlisteners: []\nhttp: {port: 0}\n"
+                        "events: {port: 0, unix: '', file: ''}\n" % tmp)
+            r2, w2 = os.pipe()
+            st = os.fstat(w2)
+            env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+            p = subprocess.Popen([ANOMALYD, "-c", cfg], stderr=w2, env=env)
+            os.close(w2)
+            f = os.fdopen(r2)
+            first = f.readline()
+            p.send_signal(signal.SIGTERM)
+            rest = f.read()
+            self.assertEqual(p.wait(10), 0)
+        os.close(r)
+        self.assertRegex(first, r"^<6>")
+        self.assertNotRegex(first, r"^<6>\d{4}-")  # journald stamps lines itself
+        self.assertIn("<6>stopped", rest)
+
     def test_tail_without_daemon(self):
         p = subprocess.run([ANOMALYCTL, "tail", "--address", "127.0.0.1:1"],
                            capture_output=True, text=True)
