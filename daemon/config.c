@@ -11,7 +11,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <float.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <math.h>
@@ -210,7 +209,7 @@ static const ad_key detector_keys[] = {
     INT("scorer_window", D, scorer.window, 16, 1000000, NULL),
     INT("short_window", D, scorer.short_window, 1, 1000000, NULL),
     INT("min_samples", D, scorer.min_samples, 1, 1000000, NULL),
-    FLT("k", D, scorer.k, 0, FLT_MAX, F_LO_OPEN, NULL),
+    FLT("k", D, scorer.k, 0, 1e30, F_LO_OPEN, NULL),
     FLT("min_sd", D, scorer.min_sd, 0, 1e6, 0, NULL),
     FLT("alpha", D, scorer.ewma_alpha, 0, 1, F_LO_OPEN, NULL),
     FLT("z_min", D, scorer.z_min, 0, 100, F_LO_OPEN, NULL),

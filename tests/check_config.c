@@ -671,6 +671,81 @@ START_TEST(test_err_detector_check)
 }
 END_TEST
 
+/* The detector keys' own bounds (the rows repeat the models' simple ones so that an error
+ * points at the key) are accepted by the models' checks at both ends: the rows are no
+ * stricter than the models. Each bound is read back from the out-of-range message. */
+START_TEST(test_detector_bounds_agree_with_models)
+{
+    static const struct {
+        const char *key, *room; /* room: companion keys that make the bound reachable */
+    } keys[] = {
+        {"s2s_window", "history: 2048, model: seq2seq"},
+        {"hidden", ""},
+        {"layers", ""},
+        {"history", "window: 2, s2s_window: 2, train_after: 4"},
+        {"train_after", "window: 2"},
+        {"train_every", ""},
+        {"window", "history: 8192, train_after: 8192"},
+        {"batch", ""},
+        {"epochs", ""},
+        {"patience", ""},
+        {"lr", ""},
+        {"val_frac", ""},
+        {"input_clip", ""},
+        {"prime", ""},
+        {"relearn", ""},
+        {"max_exclude", ""},
+        {"cooldown", ""},
+        {"range_tolerance", ""},
+        {"threshold", ""},
+        {"scorer_window", "min_samples: 1, short_window: 1"},
+        {"short_window", "scorer_window: 1000000, min_samples: 1"},
+        {"min_samples", "scorer_window: 1000000"},
+        {"k", "scorer: static"},
+        {"min_sd", ""},
+        {"alpha", "scorer: dynamic"},
+        {"z_min", "scorer: dynamic, z_max: 100"},
+        {"z_max", "scorer: dynamic, z_min: 0.5"},
+        {"prune", "scorer: dynamic"},
+        {"refit", "scorer: dynamic"},
+    };
+    char text[512], err[ERRLEN];
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        ad_config c;
+        snprintf(text, sizeof(text), "defaults: {%s: 1e31}\n", keys[i].key);
+        ck_assert_int_eq(parse(text, &c, err), -AD_EINVAL);
+        const char *r = strstr(err, "out of range ");
+        if (!r) { /* an integer key: 1e31 is no integer */
+            snprintf(text, sizeof(text), "defaults: {%s: 2000000000}\n", keys[i].key);
+            ck_assert_int_eq(parse(text, &c, err), -AD_EINVAL);
+            r = strstr(err, "out of range ");
+        }
+        ck_assert_msg(r != NULL, "%s: %s", keys[i].key, err);
+        r += strlen("out of range ");
+        int lo_open = *r == '(', hi_open = 0;
+        char *end;
+        if (*r == '(' || *r == '[')
+            r++;
+        const char *sep = strstr(r, "..") ? strstr(r, "..") : strstr(r, ", ");
+        ck_assert_msg(sep != NULL, "%s: %s", keys[i].key, err);
+        double lo = strtod(r, &end); /* "1..4": strtod stops at "1." */
+        ck_assert_msg(end != r && end <= sep + 1, "%s: %s", keys[i].key, err);
+        r = sep + 2;
+        double hi = strtod(r, &end);
+        ck_assert_msg(end != r, "%s: %s", keys[i].key, err);
+        hi_open = *end == ')';
+        for (int side = 0; side < 2; side++) {
+            if (side ? hi_open : lo_open)
+                continue;
+            snprintf(text, sizeof(text), "defaults: {%s: %.17g%s%s}\n", keys[i].key, side ? hi : lo,
+                     *keys[i].room ? ", " : "", keys[i].room);
+            ck_assert_msg(parse(text, &c, err) == 0, "%s refused: %s", text, err);
+            ad_config_free(&c);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_err_listeners)
 {
     bad("listeners:\n  - {protocol: jsonl, transport: tcp, address: localhost, port: 1}\n",
@@ -897,6 +972,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_number);
     tcase_add_test(tc, test_booleans);
     tcase_add_test(tc, test_err_detector_check);
+    tcase_add_test(tc, test_detector_bounds_agree_with_models);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("listeners");
