@@ -7,12 +7,16 @@
  *   log_level: info            # error | warn | info | debug
  *   max_series: 100000         # 1..100000000; new series beyond it are refused
  *   series_ttl: 86400          # seconds without a sample before a series is evicted;
- *                              # 0 = never
+ *                              # 0 = never; 0..1e9
  *   max_line: 65536            # bytes per line, 64..16777216
  *   max_connections: 10000     # concurrent stream connections, 1..1000000
  *   recent: 256                # points per series kept for the HTTP API, 8..65536
  *   state_dir: ./var           # where the store lives
- *   listeners:                 # a list; these are the defaults when the key is absent
+ *   listeners:                 # a list; these are the defaults when the key is absent,
+ *                              # a given list ([] for none) replaces them. Each needs
+ *                              # protocol and transport; tcp/udp take address (default
+ *                              # 127.0.0.1) and port (required), unix takes path
+ *                              # (required), influx takes precision ns|us|ms|s
  *     - {protocol: graphite, transport: tcp, address: 127.0.0.1, port: 2003}
  *     - {protocol: graphite, transport: udp, address: 127.0.0.1, port: 2003}
  *     - {protocol: influx,   transport: tcp, address: 127.0.0.1, port: 8094,
@@ -32,7 +36,7 @@
  *     max_body: 16777216       # bytes of a request body (POST /write), 1024..1073741824
  *   events:
  *     address: 127.0.0.1       # TCP subscribers ("" = none)
- *     port: 8096
+ *     port: 8096               # 0..65535
  *     unix: ./var/events.sock  # Unix subscribers ("" = none)
  *     file: ./var/events.jsonl # append-only JSON lines ("" = none)
  *     buffer: 1048576          # bytes buffered per subscriber, 4096..1073741824
@@ -42,8 +46,8 @@
  *                              # 0.01..64
  *     queue: 10000             # series waiting for training, 1..10000000
  *   defaults:                  # detector settings for every series (models/)
- *     model: lstm              # cell kind (elman lstm peephole cifg gru gru_torch), or
- *                              # seq2seq (an LSTM encoder-decoder)
+ *     model: predict           # predict | seq2seq (an encoder-decoder)
+ *     cell: lstm               # elman lstm peephole cifg gru gru_torch
  *     hidden: 16  layers: 1  features: [tod, dow]  history: 1500  train_after: 750
  *     train_every: 2000  window: 32  batch: 16  epochs: 30  patience: 4  lr: 0.01
  *     scorer: likelihood  threshold: 0.5  cooldown: 200  range_tolerance: 0.02 ...
@@ -53,7 +57,11 @@
  *     - match: "debug.*"
  *       ignore: true
  *
- * Every key is optional. Unknown keys, wrong types and out-of-range values are errors.
+ * Every key is optional, but for a listener's protocol and transport and a rule's match.
+ * Unknown keys, duplicate keys, wrong types and out-of-range values are errors. The
+ * detector keys are anomalyctl's options (see config/anomalyd.yaml for the list);
+ * `scorer` resets the other scorer keys to that kind's defaults first, wherever it is
+ * in its map. A section left empty (`statsd:` with nothing under it) is an empty map.
  */
 #ifndef AD_CONFIG_H
 #define AD_CONFIG_H
@@ -134,9 +142,10 @@ typedef struct ad_config {
  * -AD_ENOMEM. Free with ad_config_free. */
 int ad_config_defaults(ad_config *c);
 
-/* Loads a YAML file over the defaults. Returns 0, or a negative ad_err with a message
+/* Loads a YAML file over the defaults. c need not be initialised: it is overwritten,
+ * not freed first. Returns 0, or a negative ad_err with a message
  * "file:line:column: what is wrong" in err (c is then left freed, ready for another
- * load). -AD_EIO when the file cannot be read. */
+ * load). -AD_EIO with "file: strerror" when the file cannot be read. */
 int ad_config_load(const char *path, ad_config *c, char *err, size_t errlen);
 
 /* The same from text in memory; `name` stands for the file in messages. */
@@ -152,7 +161,7 @@ void ad_config_free(ad_config *c);
 int ad_config_match(const ad_config *c, const char *key, const ad_detector_config **det,
                     int *ignore);
 
-/* "error", "warn", "info", "debug". */
+/* "error", "warn", "info", "debug"; NULL if out of range. */
 const char *ad_log_level_name(int level);
 
 #endif
