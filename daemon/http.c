@@ -38,13 +38,15 @@
 #define AD_HTTP_READ_BUF   (64 * 1024) /* the server's one read buffer */
 #define AD_HTTP_MAX_QUEUED (1 << 20)   /* reading pauses above this many unwritten bytes */
 #define AD_HTTP_FIELD_MAX  32          /* longer header names are of no interest */
+#define AD_HTTP_BODY_KEEP  (64 * 1024) /* a larger body buffer is freed between requests */
 
-enum { TOK_URL, TOK_AUTH, TOK_CTYPE, TOK_CENC, TOK_N, TOK_NONE = -1 };
+enum { TOK_URL, TOK_AUTH, TOK_CTYPE, TOK_CENC, TOK_EXPECT, TOK_N, TOK_NONE = -1 };
 
 static const char *const tok_names[TOK_N] = {
     [TOK_AUTH] = "authorization",
     [TOK_CTYPE] = "content-type",
     [TOK_CENC] = "content-encoding",
+    [TOK_EXPECT] = "expect", /* "100-continue" is answered before the body */
 };
 
 enum conn_state {
@@ -246,6 +248,25 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
+/* Queues an interim "100 Continue" (no body, the connection unchanged). */
+static int send_continue(ad_http_conn *c)
+{
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct wreq *w = malloc(sizeof(*w) + sizeof(msg));
+    if (!w)
+        return -AD_ENOMEM;
+    memcpy(w->bytes, msg, sizeof(msg) - 1);
+    w->owned = NULL;
+    w->bufs[0] = uv_buf_init(w->bytes, sizeof(msg) - 1);
+    w->req.data = w;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, 1, on_write);
+    if (rc < 0) {
+        free(w);
+        return -AD_EIO;
+    }
+    return 0;
+}
+
 /* Queues the response to the current request; closes after it if !c->keep_alive.
  * owned (if not NULL) is body and is freed once written, or here on failure. */
 static int send_response(ad_http_conn *c, int status, const char *ctype, const char *headers,
@@ -310,7 +331,7 @@ int ad_http_respond(ad_http_conn *conn, int status, const char *content_type,
                     const char *headers, const void *body, size_t len)
 {
     if (!conn || !conn->in_handler || conn->responded || (len && !body) || status < 100 ||
-        status > 999)
+        status > 999 || len > UINT32_MAX)
         return -AD_EINVAL;
     conn->responded = 1;
     return send_response(conn, status, content_type, headers, body, len, NULL);
@@ -320,7 +341,7 @@ int ad_http_respond_owned(ad_http_conn *conn, int status, const char *content_ty
                           const char *headers, char *body, size_t len)
 {
     if (!conn || !conn->in_handler || conn->responded || (len && !body) || status < 100 ||
-        status > 999) {
+        status > 999 || len > UINT32_MAX) {
         free(body);
         return -AD_EINVAL;
     }
@@ -417,6 +438,11 @@ static void req_reset(ad_http_conn *c)
     c->field_len = 0;
     c->last_was_value = 0;
     c->blen = 0;
+    if (c->bcap > AD_HTTP_BODY_KEEP) {
+        free(c->body);
+        c->body = NULL;
+        c->bcap = 0;
+    }
 }
 
 static int hbuf_append(ad_http_conn *c, const char *p, size_t n)
@@ -539,6 +565,11 @@ static int on_headers_complete(http_parser *p)
         c->fail_status = 413;
         return -1;
     }
+    const char *expect = c->tok_seen[TOK_EXPECT] ? c->hbuf + c->tok_off[TOK_EXPECT] : NULL;
+    if (expect && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1 &&
+        ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0)) &&
+        send_continue(c) < 0)
+        return -1;
     return 0;
 }
 

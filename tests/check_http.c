@@ -393,6 +393,38 @@ START_TEST(test_post_content_length)
 }
 END_TEST
 
+/* A large body grows its buffer from 1 KiB; the next request on the connection starts
+ * afresh. */
+START_TEST(test_large_body_keep_alive)
+{
+    enum { BIG = 300 * 1024 + 7 };
+    client c;
+    resp r;
+    char *req = malloc(BIG + 128);
+    ck_assert_ptr_nonnull(req);
+    srv_start(1 << 20, 16);
+    int n = sprintf(req, "PUT /big-body HTTP/1.1\r\nContent-Length: %d\r\n\r\n", BIG);
+    for (int i = 0; i < BIG; i++)
+        req[n + i] = (char)('a' + i % 26);
+    cl_open(&c);
+    cl_send(&c, req, (size_t)n + BIG);
+    ck_assert_int_eq(cl_read(&c, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(field(r.body, "len"), BIG);
+    const char *b = strstr(r.body, "body=") + 5;
+    ck_assert_int_eq(memcmp(b, req + n, BIG), 0);
+    resp_free(&r);
+    cl_sends(&c, "POST /small HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+    ck_assert_int_eq(cl_read(&c, &r), 0);
+    ck_assert_ptr_nonnull(strstr(r.body, "method=POST\npath=/small\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "len=2\nbody=hi\n"));
+    resp_free(&r);
+    cl_close(&c);
+    free(req);
+    srv_stop();
+}
+END_TEST
+
 START_TEST(test_chunked_body)
 {
     resp r;
@@ -429,6 +461,35 @@ START_TEST(test_byte_at_a_time)
     ck_assert_ptr_nonnull(strstr(r.body, "ctype=text/x\n"));
     ck_assert_ptr_nonnull(strstr(r.body, "body=abcde\n"));
     resp_free(&r);
+    cl_close(&c);
+    srv_stop();
+}
+END_TEST
+
+/* Expect: 100-continue is answered before the body is sent (as curl waits for it). */
+START_TEST(test_expect_continue)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    client c;
+    resp r;
+    srv_start(1024, 16);
+    cl_open(&c);
+    cl_sends(&c, "POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    while (c.len < sizeof(cont) - 1)
+        ck_assert_int_gt(cl_fill(&c), 0);
+    ck_assert_int_eq(memcmp(c.buf, cont, sizeof(cont) - 1), 0);
+    cl_consume(&c, sizeof(cont) - 1);
+    cl_sends(&c, "hello");
+    ck_assert_int_eq(cl_read(&c, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "body=hello\n"));
+    resp_free(&r);
+    /* too large: 413 instead of 100 */
+    cl_sends(&c, "POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n");
+    ck_assert_int_eq(cl_read(&c, &r), 0);
+    ck_assert_int_eq(r.status, 413);
+    resp_free(&r);
+    cl_expect_eof(&c);
     cl_close(&c);
     srv_stop();
 }
@@ -908,8 +969,10 @@ static Suite *http_suite(void)
     tcase_add_test(tc, test_get_query_path);
     tcase_add_test(tc, test_bad_escape_in_path);
     tcase_add_test(tc, test_post_content_length);
+    tcase_add_test(tc, test_large_body_keep_alive);
     tcase_add_test(tc, test_chunked_body);
     tcase_add_test(tc, test_byte_at_a_time);
+    tcase_add_test(tc, test_expect_continue);
     tcase_add_test(tc, test_authorization);
     tcase_add_test(tc, test_head_and_status);
     suite_add_tcase(s, tc);
