@@ -61,30 +61,30 @@ struct ad_http_conn {
     uv_shutdown_t shutdown_req; /* used once, when draining */
     ad_http_server *server;
     struct ad_http_conn *prev, *next; /* the server's list of connections */
-    int handles;                /* handles not yet through their close callback */
-    int counted;                /* counted in stats.open (not a refused connection) */
+    int handles;                      /* handles not yet through their close callback */
+    int counted;                      /* counted in stats.open (not a refused connection) */
     enum conn_state state;
-    int shut, eof;              /* draining: shutdown done, peer's EOF seen */
-    int read_paused;            /* reading stopped: too many unwritten bytes */
+    int shut, eof;   /* draining: shutdown done, peer's EOF seen */
+    int read_paused; /* reading stopped: too many unwritten bytes */
 
-    http_parser parser;         /* parser.data = this */
-    int complete;               /* on_message_complete ran for the current message */
-    int keep_alive;             /* the current message allows another after it */
-    int fail_status;            /* a callback's reason to stop: 400, 413 or 431 */
-    int in_headers;             /* before on_headers_complete (trailers are not) */
-    size_t head_bytes;          /* URL + header bytes of the current message */
+    http_parser parser; /* parser.data = this */
+    int complete;       /* on_message_complete ran for the current message */
+    int keep_alive;     /* the current message allows another after it */
+    int fail_status;    /* a callback's reason to stop: 400, 413 or 431 */
+    int in_headers;     /* before on_headers_complete (trailers are not) */
+    size_t head_bytes;  /* URL + header bytes of the current message */
 
-    char *hbuf;                 /* URL and values of interest, each NUL-terminated */
+    char *hbuf; /* URL and values of interest, each NUL-terminated */
     size_t hlen, hcap;
-    int cur_tok;                /* the token being appended to hbuf, or TOK_NONE */
-    size_t tok_off[TOK_N];      /* offsets into hbuf */
+    int cur_tok;           /* the token being appended to hbuf, or TOK_NONE */
+    size_t tok_off[TOK_N]; /* offsets into hbuf */
     size_t tok_len[TOK_N];
     int tok_seen[TOK_N];
     char field[AD_HTTP_FIELD_MAX + 1]; /* the header name being gathered */
     size_t field_len;                  /* > AD_HTTP_FIELD_MAX: too long, ignored */
     int last_was_value;
 
-    char *body;                 /* body bytes + NUL; capacity bcap */
+    char *body; /* body bytes + NUL; capacity bcap */
     size_t blen, bcap;
 
     int in_handler, responded, head_method;
@@ -93,7 +93,7 @@ struct ad_http_conn {
 
 struct ad_http_server {
     uv_loop_t *loop;
-    uv_tcp_t listener;          /* listener.data = this */
+    uv_tcp_t listener; /* listener.data = this */
     int listener_open;
     ad_http_handler fn;
     void *ctx;
@@ -107,14 +107,14 @@ struct ad_http_server {
     void (*done)(void *arg);
     void *done_arg;
     http_parser_settings settings;
-    int read_busy;              /* read_buf is lent to a read in progress */
+    int read_busy; /* read_buf is lent to a read in progress */
     char read_buf[AD_HTTP_READ_BUF];
 };
 
 /* A queued response: the uv_write_t, then the head, then (when copied) the body. */
 struct wreq {
-    uv_write_t req;             /* req.data = this */
-    char *owned;                /* a body to free, or NULL */
+    uv_write_t req; /* req.data = this */
+    char *owned;    /* a body to free, or NULL */
     uv_buf_t bufs[2];
     char bytes[];
 };
@@ -199,33 +199,39 @@ int ad_http_query_get(const char *query, const char *name, char *out, size_t out
 
 /* ---- responses ---- */
 
+static const struct {
+    int status;
+    const char *text;
+} reasons[] = {
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {304, "Not Modified"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {411, "Length Required"},
+    {413, "Payload Too Large"},
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {503, "Service Unavailable"},
+};
+
 static const char *reason(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Server Error";
-    }
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].status == status)
+            return reasons[i].text;
+    return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Server Error";
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -327,8 +333,8 @@ static int send_response(ad_http_conn *c, int status, const char *ctype, const c
     return 0;
 }
 
-int ad_http_respond(ad_http_conn *conn, int status, const char *content_type,
-                    const char *headers, const void *body, size_t len)
+int ad_http_respond(ad_http_conn *conn, int status, const char *content_type, const char *headers,
+                    const void *body, size_t len)
 {
     if (!conn || !conn->in_handler || conn->responded || (len && !body) || status < 100 ||
         status > 999 || len > UINT32_MAX)
@@ -470,8 +476,7 @@ static int tok_finish(ad_http_conn *c)
     int t = c->cur_tok;
     c->cur_tok = TOK_NONE;
     if (t != TOK_URL)
-        while (c->tok_len[t] &&
-               (c->hbuf[c->hlen - 1] == ' ' || c->hbuf[c->hlen - 1] == '\t')) {
+        while (c->tok_len[t] && (c->hbuf[c->hlen - 1] == ' ' || c->hbuf[c->hlen - 1] == '\t')) {
             c->hlen--;
             c->tok_len[t]--;
         }
@@ -602,8 +607,8 @@ static int on_message_complete(http_parser *p)
 {
     ad_http_conn *c = p->data;
     c->complete = 1;
-    c->keep_alive = http_should_keep_alive(p) && p->http_major == 1 && p->http_minor >= 1 &&
-                    !p->upgrade;
+    c->keep_alive =
+        http_should_keep_alive(p) && p->http_major == 1 && p->http_minor >= 1 && !p->upgrade;
     http_parser_pause(p, 1); /* execute returns here: one message at a time */
     return 0;
 }
@@ -703,9 +708,7 @@ static void conn_feed(ad_http_conn *c, const char *data, size_t len)
             continue;
         }
         if (e != HPE_OK) {
-            int status = c->fail_status ? c->fail_status
-                         : e == HPE_HEADER_OVERFLOW ? 431
-                                                    : 400;
+            int status = c->fail_status ? c->fail_status : e == HPE_HEADER_OVERFLOW ? 431 : 400;
             fail(c, status);
             return;
         }
@@ -813,8 +816,8 @@ static void on_connection(uv_stream_t *l, int status)
 /* ---- the server ---- */
 
 int ad_http_server_start(uv_loop_t *loop, const char *address, int port, size_t max_body,
-                         size_t max_conns, ad_http_handler fn, void *ctx,
-                         ad_http_server **out, char *err, size_t errlen)
+                         size_t max_conns, ad_http_handler fn, void *ctx, ad_http_server **out,
+                         char *err, size_t errlen)
 {
     struct sockaddr_storage addr;
     int rc;
@@ -867,9 +870,8 @@ int ad_http_server_start(uv_loop_t *loop, const char *address, int port, size_t 
         what = "getsockname";
         rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len);
         if (rc == 0)
-            s->port = ntohs(bound.ss_family == AF_INET6
-                                ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                : ((struct sockaddr_in *)&bound)->sin_port);
+            s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                        : ((struct sockaddr_in *)&bound)->sin_port);
     }
     if (rc < 0) {
         if (err)

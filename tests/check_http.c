@@ -32,12 +32,12 @@ void ad_http_test_set_idle_ms(ad_http_server *s, uint64_t ms);
 
 typedef struct fixture {
     uv_loop_t loop;
-    uv_async_t stop;          /* stop.data = this */
+    uv_async_t stop; /* stop.data = this */
     ad_http_server *srv;
     pthread_t thread;
     int port;
     int done_called;
-    ad_http_stats last;       /* the counters just before closing */
+    ad_http_stats last; /* the counters just before closing */
 } fixture;
 
 static fixture fx;
@@ -80,8 +80,7 @@ static void handler(void *ctx, const ad_http_req *req, ad_http_conn *conn)
                      req->content_type ? req->content_type : "(null)",
                      req->content_encoding ? req->content_encoding : "(null)", req->peer,
                      req->body_len, req->body);
-    ck_assert_int_eq(ad_http_respond_owned(conn, 200, "text/plain", "X-Test: 1\r\n", b,
-                                           (size_t)n),
+    ck_assert_int_eq(ad_http_respond_owned(conn, 200, "text/plain", "X-Test: 1\r\n", b, (size_t)n),
                      0);
 }
 
@@ -111,8 +110,8 @@ static void srv_start_idle(size_t max_body, size_t max_conns, uint64_t idle_ms)
     memset(&fx, 0, sizeof(fx));
     signal(SIGPIPE, SIG_IGN); /* as the daemon does: a vanished client is EPIPE */
     ck_assert_int_eq(uv_loop_init(&fx.loop), 0);
-    ck_assert_int_eq(ad_http_server_start(&fx.loop, "127.0.0.1", 0, max_body, max_conns,
-                                          handler, &fx, &fx.srv, err, sizeof(err)),
+    ck_assert_int_eq(ad_http_server_start(&fx.loop, "127.0.0.1", 0, max_body, max_conns, handler,
+                                          &fx, &fx.srv, err, sizeof(err)),
                      0);
     if (idle_ms)
         ad_http_test_set_idle_ms(fx.srv, idle_ms);
@@ -141,13 +140,13 @@ static void srv_stop(void)
 typedef struct client {
     int fd;
     char buf[1 << 16];
-    size_t len;               /* bytes received, not yet consumed */
+    size_t len; /* bytes received, not yet consumed */
 } client;
 
 typedef struct resp {
     int status;
     char head[4096];
-    char *body;               /* malloc'd, NUL-terminated */
+    char *body; /* malloc'd, NUL-terminated */
     size_t body_len;
 } resp;
 
@@ -895,19 +894,18 @@ START_TEST(test_start_errors)
     ad_http_server *s = NULL, *s2 = NULL;
     char err[128];
     ck_assert_int_eq(uv_loop_init(&loop), 0);
-    ck_assert_int_eq(ad_http_server_start(&loop, "not an address", 0, 1, 1, handler, NULL, &s,
-                                          err, sizeof(err)),
-                     -AD_EINVAL);
+    ck_assert_int_eq(
+        ad_http_server_start(&loop, "not an address", 0, 1, 1, handler, NULL, &s, err, sizeof(err)),
+        -AD_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "bad address"));
     ck_assert_int_eq(
         ad_http_server_start(&loop, "127.0.0.1", 0, 1, 0, handler, NULL, &s, err, sizeof(err)),
         -AD_EINVAL);
     ck_assert_int_eq(
-        ad_http_server_start(&loop, "127.0.0.1", 0, 1, 1, handler, NULL, &s, err, sizeof(err)),
-        0);
+        ad_http_server_start(&loop, "127.0.0.1", 0, 1, 1, handler, NULL, &s, err, sizeof(err)), 0);
     /* the same port again: refused with libuv's error name */
-    ck_assert_int_eq(ad_http_server_start(&loop, "127.0.0.1", ad_http_server_port(s), 1, 1,
-                                          handler, NULL, &s2, err, sizeof(err)),
+    ck_assert_int_eq(ad_http_server_start(&loop, "127.0.0.1", ad_http_server_port(s), 1, 1, handler,
+                                          NULL, &s2, err, sizeof(err)),
                      -AD_EIO);
     ck_assert_ptr_nonnull(strstr(err, "EADDRINUSE"));
     ck_assert_ptr_null(s2);
