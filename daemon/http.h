@@ -10,7 +10,8 @@
  * max_conns connections (the new one is closed at once, counted). A connection idle for
  * 60 s is closed. Bodies with Content-Length and chunked transfer encoding are gathered
  * whole before the handler runs. Bound by ad_http_server_start; closed (every connection
- * too) by ad_http_server_close.
+ * too) by ad_http_server_close. The process must ignore SIGPIPE (a client gone while
+ * its answer is written).
  */
 #ifndef AD_HTTP_H
 #define AD_HTTP_H
@@ -41,7 +42,7 @@ typedef struct ad_http_req {
 typedef void (*ad_http_handler)(void *ctx, const ad_http_req *req, ad_http_conn *conn);
 
 typedef struct ad_http_stats {
-    uint64_t connections;     /* accepted */
+    uint64_t connections;     /* accepted and served (the refused not included) */
     uint64_t refused;         /* closed at once: over max_conns */
     uint64_t requests;        /* handed to the handler */
     uint64_t bad_requests;    /* answered 400, 413 or 431 by the server itself */
@@ -50,7 +51,8 @@ typedef struct ad_http_stats {
 
 /* Binds address:port (port 0: any free port; see ad_http_server_port) and starts
  * accepting. Returns 0, or a negative ad_err with a message (a libuv error name when
- * bind or listen failed). */
+ * bind or listen failed). After a bind or listen failure the listening handle is left
+ * closing: run the loop (it frees itself) before uv_loop_close. max_conns >= 1. */
 int ad_http_server_start(uv_loop_t *loop, const char *address, int port, size_t max_body,
                          size_t max_conns, ad_http_handler fn, void *ctx,
                          ad_http_server **out, char *err, size_t errlen);
@@ -76,7 +78,8 @@ int ad_http_respond_owned(ad_http_conn *conn, int status, const char *content_ty
 
 /* Looks up `name` in a query string ("a=1&b=x%20y"), percent- and '+'-decoding its
  * value into out (outcap bytes, NUL-terminated). Returns the value's length, -1 if
- * absent, or -AD_EINVAL if it does not fit or is malformed. */
+ * absent, -AD_EFULL if it does not fit, or -AD_EFORMAT if it is malformed (a bad %XX).
+ * (-AD_EINVAL is -1: it would be mistaken for "absent".) */
 int ad_http_query_get(const char *query, const char *name, char *out, size_t outcap);
 
 #endif
