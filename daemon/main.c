@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,7 @@ int main(int argc, char **argv)
         setenv("UV_THREADPOOL_SIZE", n, 1);
     }
     ad_blas_set_threads(1);
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an error return, not a death */
     if (make_dirs(cfg.state_dir) < 0) {
         ad_log_error("cannot create the state directory %s: %s", cfg.state_dir,
                      strerror(errno));
