@@ -43,6 +43,13 @@ enum ad_parse_error {
  * out of range. Takes the positive code. */
 const char *ad_parse_error_name(int reason);
 
+/* Parses the number token p[0..len) (not NUL-terminated) as strtod does, on a bounded
+ * copy: decimal or exponent form only. Returns 0 with *out finite, -AD_PE_VALUE for an
+ * empty, over-long (> AD_NUMBER_MAX bytes), hex or partly numeric token, or
+ * -AD_PE_NONFINITE for NaN, infinities and overflow. Shared by the parsers. */
+#define AD_NUMBER_MAX 64
+int ad_parse_number(const char *p, size_t len, double *out);
+
 /* Which protocol a listener speaks. */
 typedef enum ad_proto {
     AD_PROTO_GRAPHITE = 0,
