@@ -126,6 +126,8 @@ int ad_graphite_parse(const char *line, size_t len, char *keybuf, size_t keycap,
     if (nf < 2)
         return -AD_PE_SYNTAX;
 
+    if (memchr(f[0], '\0', flen[0]))
+        return -AD_PE_SYNTAX; /* the key is a C string */
     tag tags[AD_GRAPHITE_MAX_TAGS];
     size_t name_len;
     int ntags = path_parse(f[0], flen[0], &name_len, tags);

@@ -201,7 +201,7 @@ static int fields_parse(const char *line, size_t len, size_t *i, ifield *fields)
             return -AD_PE_SYNTAX;
         ifield *f = &fields[n++];
         f->key = scan(line, len, i, ESC_TAG, ESC_TAG);
-        if (f->key.len == 0 || *i == len || line[*i] != '=')
+        if (f->key.len == 0 || *i == len || line[*i] != '=' || memchr(f->key.p, '\0', f->key.len))
             return -AD_PE_SYNTAX;
         (*i)++;
         size_t start = *i;
@@ -247,7 +247,8 @@ static int tags_parse(const char *line, size_t len, size_t *i, itag *tags)
             return -AD_PE_TAGS;
         (*i)++;
         cur.value = scan(line, len, i, ", ", ESC_TAG);
-        if (cur.value.len == 0)
+        if (cur.value.len == 0 || memchr(cur.key.p, '\0', cur.key.len) ||
+            memchr(cur.value.p, '\0', cur.value.len))
             return -AD_PE_TAGS;
         int j = n++;
         while (j > 0 && unesc_cmp(tags[j - 1].key, cur.key, ESC_TAG) > 0) {
@@ -274,8 +275,8 @@ int ad_influx_parse(const char *line, size_t len, ad_influx_precision prec, char
         return 0;
 
     span meas = scan(line, len, &i, ", ", ESC_MEAS);
-    if (meas.len == 0)
-        return -AD_PE_SYNTAX;
+    if (meas.len == 0 || memchr(meas.p, '\0', meas.len))
+        return -AD_PE_SYNTAX; /* the key is a C string */
     itag tags[AD_INFLUX_MAX_TAGS];
     int ntags = tags_parse(line, len, &i, tags);
     if (ntags < 0)
@@ -308,9 +309,16 @@ int ad_influx_parse(const char *line, size_t len, ad_influx_precision prec, char
     size_t base = canon(NULL, meas, ESC_MEAS) + 1;
     for (int t = 0; t < ntags; t++)
         base += 2 + canon(NULL, tags[t].key, ESC_TAG) + canon(NULL, tags[t].value, ESC_TAG);
-    for (int f = 0; f < nfields; f++)
-        if (fields[f].numeric && base + canon(NULL, fields[f].key, ESC_TAG) >= keycap)
+    int numeric = 0;
+    for (int f = 0; f < nfields; f++) {
+        if (!fields[f].numeric)
+            continue;
+        numeric++;
+        if (base + canon(NULL, fields[f].key, ESC_TAG) >= keycap)
             return -AD_PE_KEY_TOO_LONG;
+    }
+    if (numeric == 0)
+        return 0; /* strings only: keybuf untouched (it may be too small) */
 
     size_t k = canon(keybuf, meas, ESC_MEAS);
     for (int t = 0; t < ntags; t++) {

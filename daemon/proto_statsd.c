@@ -31,7 +31,8 @@ static int tag_cmp(const tag *a, const tag *b)
 }
 
 /* Parses `k:v,k2,...` into sorted tags. Returns the count or -AD_PE_TAGS. A name holds
- * no ';', '=' or blank; a value no ';', ',' or blank (the key's separators). */
+ * no ';', '=' or blank; a value no ';', ',' or blank (the key's separators); neither a
+ * NUL. */
 static int tags_parse(const char *p, size_t len, tag *tags)
 {
     const char *end = p + len;
@@ -44,7 +45,7 @@ static int tags_parse(const char *p, size_t len, tag *tags)
         if (ne == p || n == AD_STATSD_MAX_TAGS)
             return -AD_PE_TAGS;
         for (const char *c = p; c < te; c++)
-            if (*c == ';' || is_blank(*c) || (c < ne && *c == '='))
+            if (*c == ';' || *c == '\0' || is_blank(*c) || (c < ne && *c == '='))
                 return -AD_PE_TAGS;
         tag cur = {p, (size_t)(ne - p), colon ? colon + 1 : NULL,
                    colon ? (size_t)(te - colon - 1) : 0};
@@ -92,7 +93,7 @@ int ad_statsd_parse(const char *line, size_t len, char *keybuf, size_t keycap,
         return -AD_PE_SYNTAX;
     size_t name_len = (size_t)(colon - line);
     for (size_t i = 0; i < name_len; i++)
-        if (line[i] == ';' || is_blank(line[i]) || line[i] == '|')
+        if (line[i] == ';' || is_blank(line[i]) || line[i] == '|' || line[i] == '\0')
             return -AD_PE_SYNTAX;
 
     /* the sections: value|type[|@rate][|#tags], the last two in either order */

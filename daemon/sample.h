@@ -3,7 +3,8 @@
  *
  * A sample is one value of one series at one time. The key is the series' canonical
  * key (each parser's header says its form); it points into a buffer the caller gave the
- * parser and lives until the next call. Parsers return 0 for a sample, AD_PARSE_SKIP
+ * parser and lives until the next call; a line whose key would hold a NUL byte is refused
+ * (syntax, or bad_tags for a tag). Parsers return 0 for a sample, AD_PARSE_SKIP
  * for a line that carries nothing (blank, comment), or minus an ad_parse_error.
  */
 #ifndef AD_SAMPLE_H

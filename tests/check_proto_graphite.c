@@ -170,6 +170,9 @@ START_TEST(test_key_too_long)
     ck_assert_int_eq(parse("a 1", &s, kb, 1), -AD_PE_KEY_TOO_LONG);
     ck_assert_int_eq(parse("a 1", &s, kb, 0), -AD_PE_KEY_TOO_LONG);
     ck_assert_int_eq(parse("a 1", &s, kb, 2), 0);
+    /* a NUL byte cannot be in a C-string key */
+    ck_assert_int_eq(ad_graphite_parse("a\0b 1", 5, kb, sizeof(kb), &s), -AD_PE_SYNTAX);
+    ck_assert_int_eq(ad_graphite_parse("a;t=\0 1", 7, kb, sizeof(kb), &s), -AD_PE_SYNTAX);
 }
 END_TEST
 

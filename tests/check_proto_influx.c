@@ -260,6 +260,19 @@ START_TEST(test_key_too_long)
     ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 10, on_sample, &g),
                      -AD_PE_KEY_TOO_LONG);
     ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 11, on_sample, &g), 1);
+    /* a NUL byte cannot be in a C-string key */
+    ck_assert_int_eq(ad_influx_parse("m\0 f=1", 6, AD_PREC_NS, kb, 12, on_sample, &g),
+                     -AD_PE_SYNTAX);
+    ck_assert_int_eq(ad_influx_parse("m f\0=1", 6, AD_PREC_NS, kb, 12, on_sample, &g),
+                     -AD_PE_SYNTAX);
+    ck_assert_int_eq(ad_influx_parse("m,t=\0 f=1", 9, AD_PREC_NS, kb, 12, on_sample, &g),
+                     -AD_PE_TAGS);
+    /* strings only: nothing to key, the buffer untouched however small */
+    l = "measurement,tag=value s=\"x\"";
+    memset(kb, 'z', sizeof(kb));
+    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 2, on_sample, &g), 0);
+    for (size_t i = 0; i < sizeof(kb); i++)
+        ck_assert_int_eq(kb[i], 'z');
 }
 END_TEST
 

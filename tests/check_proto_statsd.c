@@ -185,6 +185,9 @@ START_TEST(test_key_too_long)
     ck_assert_str_eq(m.key, "req;bare=");
     ck_assert_int_eq(parse("req:1|c|#bare", &m, kb, 9), -AD_PE_KEY_TOO_LONG);
     ck_assert_int_eq(parse("r:1|c", &m, kb, 1), -AD_PE_KEY_TOO_LONG);
+    /* a NUL byte cannot be in a C-string key */
+    ck_assert_int_eq(ad_statsd_parse("a\0:1|c", 6, kb, sizeof(kb), &m), -AD_PE_SYNTAX);
+    ck_assert_int_eq(ad_statsd_parse("a:1|c|#k:\0", 10, kb, sizeof(kb), &m), -AD_PE_TAGS);
 }
 END_TEST
 
