@@ -16,7 +16,8 @@
 
 typedef struct ad_linebuf {
     char *buf;      /* caller's buffer, cap bytes: a line split across chunks */
-    size_t cap;     /* the longest line accepted, in bytes (without the newline) */
+    size_t cap;     /* the longest line accepted, in bytes (without the newline; a '\r'
+                       before it counts) */
     size_t len;     /* bytes of the partial line held in buf */
     int discarding; /* inside an over-long line: skipping to its newline */
 } ad_linebuf;

@@ -6,7 +6,8 @@
  *
  * Fields are separated by runs of spaces or tabs. The value is a decimal or exponent
  * number (NaN and infinities are refused as non_finite); the timestamp is seconds since
- * the epoch, integer or fractional, and may be absent or -1 (both mean "now": ts=NAN).
+ * the epoch, integer or fractional, in [0, 1e11) (a larger one is likely milliseconds:
+ * bad_timestamp), and may be absent or -1 (both mean "now": ts=NAN).
  * The canonical key is the path; for a tagged name, the name followed by its tags
  * sorted by tag name, `name;a=1;b=2`. A tag needs a non-empty name and value, without
  * ';', '=' (in the name), '~' or '!' at the value's start (Graphite's own rules);

@@ -12,8 +12,9 @@
  * absent means "now" (ts=NAN). Lines starting with '#' are comments.
  *
  * Canonical key: the measurement and its tags sorted by tag key, in escaped line-protocol
- * form, then a space and the escaped field key: `cpu,host=a,region=eu usage_user`. Up to
- * 64 tags and 256 fields per line. Pure: no I/O, no allocation.
+ * form, then a space and the escaped field key: `cpu,host=a,region=eu usage_user` (an
+ * unescaped '=' inside a tag value is taken as is and written `\=`). Up to 64 tags (more:
+ * bad_tags) and 256 fields (more: syntax) per line. Pure: no I/O, no allocation.
  */
 #ifndef AD_PROTO_INFLUX_H
 #define AD_PROTO_INFLUX_H

@@ -5,10 +5,11 @@
  *
  * The series name is "series" (or "name" or "metric"), a non-empty string; "value" a
  * finite JSON number (or a string holding one, as some senders write); the timestamp
- * "ts" (or "timestamp" or "time") seconds since the epoch as a number, absent or null
- * for "now" (ts=NAN); "tags" an optional object of string (or number) values. Other
- * members are ignored. Canonical key: as a tagged Graphite name, the name then its tags
- * sorted by name as `;k=v`. No I/O; cJSON allocates while parsing a line and frees it
+ * "ts" (or "timestamp" or "time") seconds since the epoch as a number in [0, 1e11), absent
+ * or null for "now" (ts=NAN); "tags" an optional object of string (or number: spelled
+ * as the shortest %g that reads back) values. Other members are ignored. Canonical key:
+ * as a tagged Graphite name, the name (no ';') then its tags sorted by name as `;k=v`
+ * (names non-empty without ';' or '=', values non-empty without ';'). No I/O; cJSON allocates while parsing a line and frees it
  * before returning.
  */
 #ifndef AD_PROTO_JSONL_H

@@ -8,8 +8,9 @@
  * refused as bad_type. The sample rate is in (0, 1]. DogStatsD tags are `k:v` or a bare
  * `k` (value empty). Canonical key: the name, then its tags sorted by tag name as
  * `;k=v` (a bare tag gives `;k=`), so `req:1|c|#b:2,a:1` is `req;a=1;b=2`. Up to 64
- * tags; duplicates are refused. A datagram holds one or more lines. Pure: no I/O, no
- * allocation.
+ * tags; duplicates are refused. The key's separators are kept out of it: a name with ';',
+ * '|' or a blank is syntax, a tag with ';' or a blank (or '=' in its name) bad_tags. A
+ * datagram holds one or more lines. Pure: no I/O, no allocation.
  */
 #ifndef AD_PROTO_STATSD_H
 #define AD_PROTO_STATSD_H

@@ -3,7 +3,8 @@
  *
  * A sample is one value of one series at one time. The key is the series' canonical
  * key (each parser's header says its form); it points into a buffer the caller gave the
- * parser and lives until the next call. Parsers return 0 for a sample, AD_PARSE_SKIP
+ * parser and lives until the next call; a line whose key would hold a NUL byte is refused
+ * (syntax, or bad_tags for a tag). Parsers return 0 for a sample, AD_PARSE_SKIP
  * for a line that carries nothing (blank, comment), or minus an ad_parse_error.
  */
 #ifndef AD_SAMPLE_H
@@ -42,6 +43,13 @@ enum ad_parse_error {
 /* A short snake_case name for a reason (for logs and metric labels), "unknown" if
  * out of range. Takes the positive code. */
 const char *ad_parse_error_name(int reason);
+
+/* Parses the number token p[0..len) (not NUL-terminated) as strtod does, on a bounded
+ * copy: decimal or exponent form only. Returns 0 with *out finite, -AD_PE_VALUE for an
+ * empty, over-long (> AD_NUMBER_MAX bytes), hex or partly numeric token, or
+ * -AD_PE_NONFINITE for NaN, infinities and overflow. Shared by the parsers. */
+#define AD_NUMBER_MAX 64
+int ad_parse_number(const char *p, size_t len, double *out);
 
 /* Which protocol a listener speaks. */
 typedef enum ad_proto {

@@ -1,0 +1,280 @@
+/*
+ * check_proto_graphite.c - proto_graphite.c: plain and tagged paths, canonical keys (tags
+ * sorted), values and timestamps (absent and -1 meaning now), blank lines, every refusal
+ * reason, the key buffer's bound, the 64-tag limit, and a whole stream parsed identically
+ * when fed through the line framer one byte at a time.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linebuf.h"
+#include "proto_graphite.h"
+
+/* ---- helpers ---- */
+
+static int parse(const char *line, ad_sample *s, char *key, size_t cap)
+{
+    return ad_graphite_parse(line, strlen(line), key, cap, s);
+}
+
+/* Parses line, which must succeed, and checks its key, value and timestamp. */
+static void ok(const char *line, const char *key, double value, double ts)
+{
+    char kb[256];
+    ad_sample s;
+    int rc = parse(line, &s, kb, sizeof(kb));
+    ck_assert_msg(rc == 0, "'%s': rc %d", line, rc);
+    ck_assert_str_eq(s.key, key);
+    ck_assert_ptr_eq(s.key, kb);
+    ck_assert_uint_eq(s.key_len, strlen(key));
+    ck_assert_double_eq(s.value, value);
+    if (isnan(ts))
+        ck_assert(isnan(s.ts));
+    else
+        ck_assert_double_eq(s.ts, ts);
+}
+
+/* Parses line, which must be refused with reason, leaving the sample untouched. */
+static void bad(const char *line, int reason)
+{
+    char kb[256];
+    ad_sample s = {.key = "sentinel", .key_len = 8, .ts = 1, .value = 2};
+    int rc = parse(line, &s, kb, sizeof(kb));
+    ck_assert_msg(rc == -reason, "'%s': rc %d, want %d", line, rc, -reason);
+    ck_assert_str_eq(s.key, "sentinel");
+    ck_assert_double_eq(s.value, 2);
+}
+
+/* What a stream gives: one record per line. */
+typedef struct rec {
+    int rc;
+    char key[64];
+    double value, ts;
+} rec;
+
+typedef struct recs {
+    int n;
+    rec r[32];
+} recs;
+
+static void on_line(void *ctx, const char *line, size_t len)
+{
+    recs *o = ctx;
+    ck_assert_int_lt(o->n, 32);
+    rec *r = &o->r[o->n++];
+    char kb[64];
+    ad_sample s;
+    memset(r, 0, sizeof(*r));
+    r->rc = ad_graphite_parse(line, len, kb, sizeof(kb), &s);
+    if (r->rc == 0) {
+        memcpy(r->key, s.key, s.key_len + 1);
+        r->value = s.value;
+        r->ts = s.ts;
+    }
+}
+
+static void stream(const char *s, size_t step, recs *o)
+{
+    char buf[128];
+    ad_linebuf lb;
+    size_t n = strlen(s);
+    memset(o, 0, sizeof(*o));
+    ad_linebuf_init(&lb, buf, sizeof(buf));
+    if (step == 0)
+        step = n;
+    for (size_t i = 0; i < n; i += step)
+        ad_linebuf_feed(&lb, s + i, n - i < step ? n - i : step, on_line, o);
+    ad_linebuf_finish(&lb, 1, on_line, o);
+}
+
+/* ---- parsing ---- */
+
+START_TEST(test_plain)
+{
+    ok("cpu.host1.user 12.5 1700000000", "cpu.host1.user", 12.5, 1700000000);
+    ok("a 1", "a", 1, NAN);
+    ok("a -1e3 -1", "a", -1000, NAN);
+    ok("a .5 1700000000.25", "a", 0.5, 1700000000.25);
+    ok("\t a \t 0\t\t0 \t", "a", 0, 0); /* runs of blanks, leading and trailing */
+    ok("a=b.c 1e-2", "a=b.c", 0.01, NAN);
+    ok("a 1 -1.0", "a", 1, NAN);
+}
+END_TEST
+
+START_TEST(test_tagged)
+{
+    ok("cpu.user;host=h1;dc=eu 12.5 1700000000", "cpu.user;dc=eu;host=h1", 12.5, 1700000000);
+    ok("m;c=3;b=2;a=1 1", "m;a=1;b=2;c=3", 1, NAN);
+    ok("m;ab=1;a=2 1", "m;a=2;ab=1", 1, NAN); /* a prefix sorts first */
+    ok("m;k=a=b 1", "m;k=a=b", 1, NAN);       /* '=' inside a value */
+    ok("m;k=v~ 1", "m;k=v~", 1, NAN);         /* '~' only refused first */
+}
+END_TEST
+
+START_TEST(test_blank)
+{
+    char kb[8];
+    ad_sample s;
+    ck_assert_int_eq(ad_graphite_parse("", 0, kb, sizeof(kb), &s), AD_PARSE_SKIP);
+    ck_assert_int_eq(parse(" \t ", &s, kb, sizeof(kb)), AD_PARSE_SKIP);
+}
+END_TEST
+
+/* ---- refusals ---- */
+
+START_TEST(test_refusals)
+{
+    bad("a", AD_PE_SYNTAX);
+    bad("a 1 2 3", AD_PE_SYNTAX);
+    bad(";a=1 1", AD_PE_SYNTAX);
+    bad("# a comment", AD_PE_VALUE); /* Graphite has no comments */
+    bad("a b", AD_PE_VALUE);
+    bad("a 1x", AD_PE_VALUE);
+    bad("a 0x10", AD_PE_VALUE);
+    bad("a 0x1p3", AD_PE_VALUE);
+    bad("a 1,5", AD_PE_VALUE);
+    bad("a 11111111111111111111111111111111111111111111111111111111111111111", AD_PE_VALUE);
+    bad("a nan", AD_PE_NONFINITE);
+    bad("a -NaN", AD_PE_NONFINITE);
+    bad("a inf", AD_PE_NONFINITE);
+    bad("a -Infinity", AD_PE_NONFINITE);
+    bad("a 1e999", AD_PE_NONFINITE);
+    bad("a 1 x", AD_PE_TIMESTAMP);
+    bad("a 1 nan", AD_PE_TIMESTAMP);
+    bad("a 1 -2", AD_PE_TIMESTAMP);
+    bad("a 1 1e11", AD_PE_TIMESTAMP); /* milliseconds by mistake */
+    bad("a;b 1", AD_PE_TAGS);
+    bad("a; 1", AD_PE_TAGS);
+    bad("a;b=1; 1", AD_PE_TAGS);
+    bad("a;;b=1 1", AD_PE_TAGS);
+    bad("a;=1 1", AD_PE_TAGS);
+    bad("a;b= 1", AD_PE_TAGS);
+    bad("a;b=~x 1", AD_PE_TAGS);
+    bad("a;b=!x 1", AD_PE_TAGS);
+    bad("a;b=1;c=2;b=3 1", AD_PE_TAGS);
+    bad("a;b=1;b=1 1", AD_PE_TAGS);
+}
+END_TEST
+
+START_TEST(test_key_too_long)
+{
+    char kb[16];
+    ad_sample s;
+    /* 15 bytes fit with their NUL, 16 do not */
+    ck_assert_int_eq(parse("m;b=22222;a=111 1", &s, kb, 16), 0);
+    ck_assert_str_eq(s.key, "m;a=111;b=22222");
+    ck_assert_int_eq(parse("m;b=22222;a=1111 1", &s, kb, 16), -AD_PE_KEY_TOO_LONG);
+    ck_assert_int_eq(parse("a 1", &s, kb, 1), -AD_PE_KEY_TOO_LONG);
+    ck_assert_int_eq(parse("a 1", &s, kb, 0), -AD_PE_KEY_TOO_LONG);
+    ck_assert_int_eq(parse("a 1", &s, kb, 2), 0);
+    /* a NUL byte cannot be in a C-string key */
+    ck_assert_int_eq(ad_graphite_parse("a\0b 1", 5, kb, sizeof(kb), &s), -AD_PE_SYNTAX);
+    ck_assert_int_eq(ad_graphite_parse("a;t=\0 1", 7, kb, sizeof(kb), &s), -AD_PE_SYNTAX);
+}
+END_TEST
+
+START_TEST(test_tag_limit)
+{
+    char line[1024], kb[1024];
+    ad_sample s;
+    for (int ntags = 64; ntags <= 65; ntags++) {
+        int n = snprintf(line, sizeof(line), "m");
+        for (int t = ntags - 1; t >= 0; t--) /* reversed: the sort has work */
+            n += snprintf(line + n, sizeof(line) - (size_t)n, ";t%02d=%d", t, t);
+        snprintf(line + n, sizeof(line) - (size_t)n, " 1");
+        int rc = parse(line, &s, kb, sizeof(kb));
+        if (ntags == 64) {
+            ck_assert_int_eq(rc, 0);
+            ck_assert(!strncmp(s.key, "m;t00=0;t01=1;t02=2;", 20));
+            ck_assert(strstr(s.key, ";t62=62;t63=63") == s.key + s.key_len - 14);
+        } else {
+            ck_assert_int_eq(rc, -AD_PE_TAGS);
+        }
+    }
+}
+END_TEST
+
+/* ---- streams ---- */
+
+START_TEST(test_stream_bytewise)
+{
+    const char *in = "a.b 1 1700000000\r\n"
+                     "\n"
+                     "m;z=1;y=2 3.5\n"
+                     "bad line here x\n"
+                     "c nan\r\n"
+                     "d 2 -1   \t\n"
+                     "e 7";
+    recs whole, bytes;
+    stream(in, 0, &whole);
+    ck_assert_int_eq(whole.n, 7);
+    ck_assert_int_eq(whole.r[0].rc, 0);
+    ck_assert_str_eq(whole.r[0].key, "a.b");
+    ck_assert_double_eq(whole.r[0].ts, 1700000000);
+    ck_assert_int_eq(whole.r[1].rc, AD_PARSE_SKIP);
+    ck_assert_str_eq(whole.r[2].key, "m;y=2;z=1");
+    ck_assert_int_eq(whole.r[3].rc, -AD_PE_SYNTAX);
+    ck_assert_int_eq(whole.r[4].rc, -AD_PE_NONFINITE);
+    ck_assert_int_eq(whole.r[5].rc, 0);
+    ck_assert(isnan(whole.r[5].ts));
+    ck_assert_str_eq(whole.r[6].key, "e");
+    stream(in, 1, &bytes);
+    ck_assert_int_eq(bytes.n, whole.n);
+    for (int i = 0; i < whole.n; i++) {
+        ck_assert_int_eq(bytes.r[i].rc, whole.r[i].rc);
+        ck_assert_str_eq(bytes.r[i].key, whole.r[i].key);
+        ck_assert_double_eq(bytes.r[i].value, whole.r[i].value);
+        ck_assert(bytes.r[i].ts == whole.r[i].ts || (isnan(bytes.r[i].ts) && isnan(whole.r[i].ts)));
+    }
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    ck_assert_str_eq(ad_parse_error_name(AD_PE_TAGS), "bad_tags");
+    ck_assert_str_eq(ad_parse_error_name(AD_PE_NO_FIELDS), "no_fields");
+    ck_assert_str_eq(ad_parse_error_name(0), "unknown");
+    ck_assert_str_eq(ad_parse_error_name(AD_PE_NREASONS), "unknown");
+    ck_assert_str_eq(ad_proto_name(AD_PROTO_GRAPHITE), "graphite");
+    ck_assert_int_eq(ad_proto_from_name("jsonl"), AD_PROTO_JSONL);
+    ck_assert_int_eq(ad_proto_from_name("carbon"), -1);
+    ck_assert_ptr_null(ad_proto_name(AD_PROTO_N));
+}
+END_TEST
+
+static Suite *graphite_suite(void)
+{
+    Suite *s = suite_create("proto_graphite");
+    TCase *tc = tcase_create("parse");
+    tcase_add_test(tc, test_plain);
+    tcase_add_test(tc, test_tagged);
+    tcase_add_test(tc, test_blank);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("refuse");
+    tcase_add_test(tc, test_refusals);
+    tcase_add_test(tc, test_key_too_long);
+    tcase_add_test(tc, test_tag_limit);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("stream");
+    tcase_add_test(tc, test_stream_bytewise);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("names");
+    tcase_add_test(tc, test_names);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(graphite_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
