@@ -147,6 +147,7 @@ class Daemon:
                 raise AssertionError("anomalyd did not stop within %ds" % timeout)
         if self.proc:
             self._reader.join(5)
+            self.proc.stderr.close()
         return self.proc.returncode if self.proc else None
 
     # --- clients ---

@@ -124,7 +124,8 @@ class Protocols(unittest.TestCase):
         # Timestamps going backwards are refused by the detector, counted.
         self.d.send_tcp("graphite", "back.ts 1 %d\nback.ts 2 %d\n" % (T0 + 10, T0))
         self.d.wait(lambda: self.d.metric("anomalyd_values_refused_total",
-                                          reason="backwards") >= 1, what="backwards refused")
+                                          reason="time_backwards") >= 1,
+                    what="backwards refused")
         # Other protocols' garbage.
         self.d.send_udp("statsd", "nocolon\nx:1|zz\n")
         self.d.send_tcp("jsonl", "{not json\n[1,2]\n")
@@ -229,7 +230,10 @@ class Detection(unittest.TestCase):
             os.rename(os.path.join(d.tmp, "events.jsonl"), os.path.join(d.tmp, "events.1"))
             d.proc.send_signal(signal.SIGHUP)
             d.wait_log("reopening")
-            d.send_tcp("graphite", "sig.a -100 %d\n" % (T0 + 421))
+            # Past the alert cooldown (20 samples), another spike.
+            d.send_tcp("graphite", "".join("sig.a %.6f %d\n" % (sine(t), T0 + t)
+                                           for t in range(421, 460)))
+            d.send_tcp("graphite", "sig.a -100 %d\n" % (T0 + 460))
             d.wait(lambda: os.path.exists(os.path.join(d.tmp, "events.jsonl")) and
                    os.path.getsize(os.path.join(d.tmp, "events.jsonl")) > 0, what="new file")
             tcp.close()
@@ -308,8 +312,11 @@ class CommandLine(unittest.TestCase):
             os.close(w2)
             f = os.fdopen(r2)
             first = f.readline()
+            while "started" not in first and first:
+                first = f.readline()
             p.send_signal(signal.SIGTERM)
             rest = f.read()
+            f.close()
             self.assertEqual(p.wait(10), 0)
         self.assertRegex(first, r"^<6>")
         self.assertNotRegex(first, r"^<6>\d{4}-")  # journald stamps lines itself
