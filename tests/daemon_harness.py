@@ -42,6 +42,7 @@ state_dir: {tmp}/state
   - {{protocol: graphite, transport: tcp, address: 127.0.0.1, port: 0}}
   - {{protocol: graphite, transport: udp, address: 127.0.0.1, port: 0}}
   - {{protocol: influx, transport: tcp, address: 127.0.0.1, port: 0, precision: s}}
+  - {{protocol: influx, transport: udp, address: 127.0.0.1, port: 0, precision: ms}}
   - {{protocol: statsd, transport: udp, address: 127.0.0.1, port: 0}}
   - {{protocol: jsonl, transport: tcp, address: 127.0.0.1, port: 0}}
   - {{protocol: jsonl, transport: unix, path: {tmp}/jsonl.sock}}

@@ -73,6 +73,11 @@ class Protocols(unittest.TestCase):
         self.assertIn(b"line 1", err)
         status, _, _ = self.d.http("/write?precision=fortnights", "POST", b"m v=1\n")
         self.assertEqual(status, 400)
+        # UDP, milliseconds: several lines in one datagram, an escaped space in a tag.
+        self.d.send_udp("influx", "disk,path=/a\\ b free=1u %d\ndisk,path=/a\\ b free=2u %d\n"
+                        % (T0 * 1000, T0 * 1000 + 500))
+        self.d.wait(lambda: self.samples("disk,path=/a\\ b free") == 2, what="influx udp")
+        self.assertEqual(self.d.series("disk,path=/a\\ b free")["recent"][1]["ts"], T0 + 0.5)
 
     def test_statsd_aggregation(self):
         self.d.send_udp("statsd", "req:1|c\nreq:2|c|@0.5\nlat:10|ms\nlat:20|ms|#route:a\n")
