@@ -263,6 +263,30 @@ class Limits(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
+    def test_rules_ignore_and_eviction(self):
+        tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
+        try:
+            rules = ("series:\n  - match: 'noise.*'\n    ignore: true\n"
+                     "  - match: 'big.*'\n    hidden: 24\n    cell: gru\n")
+            with Daemon(config_text(tmp, top="series_ttl: 1\n") + rules, tmp=tmp) as d:
+                d.send_tcp("graphite", "noise.a 1 %d\nbig.a 1 %d\nother.a 1 %d\n" % (T0, T0, T0))
+                d.wait(lambda: d.series("other.a"), what="other.a")
+                self.assertIsNone(d.series("noise.a"))
+                self.assertEqual(d.metric("anomalyd_ignored_samples_total"), 1)
+                big = d.series("big.a")["model"]
+                self.assertEqual((big["hidden"], big["cell"]), (24, "gru"))
+                other = d.series("other.a")["model"]
+                self.assertEqual((other["hidden"], other["cell"]), (8, "lstm"))
+                # Idle for more than series_ttl (1 s): evicted, counted, and a new sample
+                # starts the series afresh.
+                d.wait(lambda: d.metric("anomalyd_series") == 0, timeout=10, what="eviction")
+                self.assertEqual(d.metric("anomalyd_series_evicted_total"), 2)
+                d.send_tcp("graphite", "big.a 2 %d\n" % (T0 + 1))
+                d.wait(lambda: d.series("big.a"), what="big.a again")
+                self.assertEqual(d.series("big.a")["samples"], 1)
+        finally:
+            shutil.rmtree(tmp)
+
     def test_token_protects_api(self):
         tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
         try:
