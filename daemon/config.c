@@ -150,6 +150,12 @@ static const ad_key training_keys[] = {
     SIZE("queue", C, train_queue, 1, 10000000, "10000"),
     END};
 
+static const ad_key store_keys[] = {
+    BOOL("enabled", C, store_enabled, "true"),
+    STR("path", C, store_path, 1, "./var/anomalyd.db"),
+    DBL("checkpoint_interval", C, store_interval, 1, 86400, "60"),
+    END};
+
 static const ad_key top_keys[] = {
     ENUM("log_level", C, log_level, ad_log_level_name, 0, "info"),
     SIZE("max_series", C, max_series, 1, 100000000, "100000"),
@@ -163,6 +169,7 @@ static const ad_key top_keys[] = {
     SPECIAL("http", K_SECTION, 0, http_keys),
     SPECIAL("events", K_SECTION, 0, events_keys),
     SPECIAL("training", K_SECTION, 0, training_keys),
+    SPECIAL("store", K_SECTION, 0, store_keys),
     SPECIAL("defaults", K_DETECTOR, F_LATE, NULL),
     SPECIAL("series", K_SERIES, F_LAST, NULL),
     END};

@@ -45,6 +45,11 @@
  *     cpu_budget: 1.0          # cores' worth of CPU training may use on average,
  *                              # 0.01..64
  *     queue: 10000             # series waiting for training, 1..10000000
+ *   store:
+ *     enabled: true            # keep series' trained states across restarts
+ *     path: ./var/anomalyd.db  # the SQLite database (its directory must exist or be
+ *                              # state_dir)
+ *     checkpoint_interval: 60  # seconds between checkpoints of changed series, 1..86400
  *   defaults:                  # detector settings for every series (models/)
  *     model: predict           # predict | seq2seq (an encoder-decoder)
  *     cell: lstm               # elman lstm peephole cifg gru gru_torch
@@ -132,6 +137,10 @@ typedef struct ad_config {
     int train_threads;
     double train_cpu_budget;
     size_t train_queue;
+
+    int store_enabled;              /* keep series' states in the SQLite store */
+    char store_path[AD_PATH_MAX];   /* the database file */
+    double store_interval;          /* seconds between checkpoints of changed series */
 
     ad_detector_config defaults; /* for series no rule matches */
     ad_series_rule *rules;       /* nrules entries, owned, in file order */

@@ -152,6 +152,9 @@ static void same_config(const ad_config *a, const ad_config *b)
     EQ_INT(train_threads);
     EQ_FLT(train_cpu_budget);
     EQ_INT(train_queue);
+    EQ_INT(store_enabled);
+    EQ_STR(store_path);
+    EQ_FLT(store_interval);
     same_detector(&a->defaults, &b->defaults);
     EQ_INT(nrules);
     for (int i = 0; i < a->nrules; i++) {
@@ -207,6 +210,9 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.train_threads, 1);
     ck_assert_double_eq(c.train_cpu_budget, 1.0);
     ck_assert_uint_eq(c.train_queue, 10000);
+    ck_assert_int_eq(c.store_enabled, 1);
+    ck_assert_str_eq(c.store_path, "./var/anomalyd.db");
+    ck_assert_double_eq(c.store_interval, 60);
     ck_assert_int_eq(c.nrules, 0);
     ck_assert_ptr_null(c.rules);
     /* the models' defaults but for the NAB configuration (scripts/nab) */
@@ -295,6 +301,7 @@ START_TEST(test_file_documents_every_key)
                                          "http: {zzzzzzzzzzzz: 1}\n",
                                          "events: {zzzzzzzzzzzz: 1}\n",
                                          "training: {zzzzzzzzzzzz: 1}\n",
+                                         "store: {zzzzzzzzzzzz: 1}\n",
                                          "listeners: [{zzzzzzzzzzzz: 1}]\n",
                                          "defaults: {zzzzzzzzzzzz: 1}\n",
                                          "series: [{zzzzzzzzzzzz: 1}]\n"};
@@ -318,7 +325,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 14 + 2 + 6 + 5 + 3 + 6 + 35 + 37);
+    ck_assert_int_eq(nkeys, 15 + 2 + 6 + 5 + 3 + 3 + 6 + 35 + 37);
 }
 END_TEST
 
@@ -347,6 +354,7 @@ static const char full_text[] =
     "  max_body: 2048\n"
     "events: {address: '', port: 1, unix: '', file: /tmp/e.jsonl, buffer: 8192}\n"
     "training: {threads: 4, cpu_budget: 0.25, queue: 7}\n"
+    "store: {enabled: false, path: /tmp/s.db, checkpoint_interval: 2.5}\n"
     "defaults:\n"
     "  model: seq2seq\n"
     "  s2s_window: 16\n"
@@ -431,6 +439,9 @@ START_TEST(test_full_file)
     ck_assert_int_eq(c.train_threads, 4);
     ck_assert_double_eq(c.train_cpu_budget, 0.25);
     ck_assert_uint_eq(c.train_queue, 7);
+    ck_assert_int_eq(c.store_enabled, 0);
+    ck_assert_str_eq(c.store_path, "/tmp/s.db");
+    ck_assert_double_eq(c.store_interval, 2.5);
     const ad_detector_config *d = &c.defaults;
     ck_assert_int_eq(d->model, AD_MODEL_SEQ2SEQ);
     ck_assert_int_eq(d->s2s_window, 16);
@@ -471,11 +482,11 @@ START_TEST(test_full_file)
     ck_assert_str_eq(c.rules[0].match, "cpu.*");
     ck_assert_int_eq(c.rules[0].ignore, 0);
     ck_assert_int_eq(c.rules[0].det.hidden, 4);
-    ck_assert_int_eq(c.rules[0].line, 61);
+    ck_assert_int_eq(c.rules[0].line, 62);
     ck_assert_int_eq(c.rules[0].column, 5);
     ck_assert_str_eq(c.rules[1].match, "debug.*");
     ck_assert_int_eq(c.rules[1].ignore, 1);
-    ck_assert_int_eq(c.rules[1].line, 64);
+    ck_assert_int_eq(c.rules[1].line, 65);
     ad_config_free(&c);
 }
 END_TEST
