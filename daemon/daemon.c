@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "persist.h"
 #include "proto_graphite.h"
 #include "proto_influx.h"
 #include "proto_jsonl.h"
@@ -101,6 +102,7 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
     s->rule = rule;
     s->proto = proto;
     s->created = ad_wall_now();
+    s->fingerprint = ad_persist_fingerprint(det);
     d->series_created++;
     ad_log_debug("new series %s (%s, rule %d)", key, model_name(det), rule);
     return s;
@@ -130,6 +132,7 @@ static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
     }
     s->last = r;
     s->have_last = 1;
+    s->dirty = 1;
     p.ts = ts;
     p.value = r.value;
     p.predicted = r.predicted;
@@ -154,7 +157,11 @@ static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
         s->anomalies++;
         d->anomalies_total++;
         remember_anomaly(d, s, &r, ts);
-        ad_events_publish(d->events, &e);
+        if (d->events)
+            ad_events_publish(d->events, &e);
+        else
+            ad_log_info("anomaly (no event sinks) series=%s value=%g score=%.3f", s->key,
+                        r.value, (double)r.score);
     }
     if (r.train_due && ad_trainer_submit(d->trainer, s) == -AD_EFULL)
         ad_log_debug("series %s: training queue full, training skipped", s->key);
@@ -255,6 +262,7 @@ static void evict(ad_daemon *d, ad_series *s)
 {
     ad_series_table_remove(d->series, s);
     ad_trainer_forget(d->trainer, s);
+    ad_persist_forget(d, s->key);
     d->series_evicted++;
     if (s->training)
         s->evicted = 1; /* freed when its job comes back (train_done) */
@@ -284,6 +292,7 @@ static void sweep_cb(uv_timer_t *t)
 static void train_done(void *ctx, ad_series *s, int status, const char *err, double wall)
 {
     ad_daemon *d = ctx;
+    const ad_detector_stats *st;
 
     if (s->evicted) {
         ad_series_free(s);
@@ -294,13 +303,43 @@ static void train_done(void *ctx, ad_series *s, int status, const char *err, dou
         ad_log_warn("series %s: training failed: %s", s->key, err);
         return;
     }
-    {
-        const ad_detector_stats *st = ad_detector_get_stats(s->det);
+    s->dirty = 1;
+    st = ad_detector_get_stats(s->det);
+    ad_log_debug("series %s: trained in %.3f s (%d epochs, train loss %.4g, validation loss "
+                 "%.4g)",
+                 s->key, wall, st->epochs, st->train_loss, st->val_loss);
+}
 
-        ad_log_debug("series %s: trained in %.3f s (%d epochs, train loss %.4g, validation "
-                     "loss %.4g)",
-                     s->key, wall, st->epochs, st->train_loss, st->val_loss);
-    }
+static void checkpoint_cb(uv_timer_t *t)
+{
+    ad_daemon *d = t->data;
+
+    ad_persist_checkpoint(d, NULL);
+}
+
+/* The STATUS= line systemd shows. */
+static void status_line(ad_daemon *d, char *buf, size_t len)
+{
+    uint64_t samples = 0;
+
+    for (int p = 0; p < AD_PROTO_N; p++)
+        samples += d->samples[p];
+    snprintf(buf, len, "%zu series, %llu samples, %llu anomalies, training %zu running %zu "
+             "queued",
+             ad_series_table_size(d->series), (unsigned long long)samples,
+             (unsigned long long)d->anomalies_total,
+             d->trainer ? ad_trainer_get_stats(d->trainer)->running : 0,
+             d->trainer ? ad_trainer_get_stats(d->trainer)->queued : 0);
+}
+
+static void watchdog_cb(uv_timer_t *t)
+{
+    ad_daemon *d = t->data;
+    char status[256];
+
+    ad_sd_watchdog();
+    status_line(d, status, sizeof(status));
+    ad_sd_status(status);
 }
 
 static void signal_cb(uv_signal_t *h, int signum)
@@ -308,9 +347,8 @@ static void signal_cb(uv_signal_t *h, int signum)
     ad_daemon *d = h->data;
 
     if (signum == SIGHUP) {
-        ad_log_info("SIGHUP: reopening the events file");
-        if (d->events)
-            ad_events_reopen(d->events);
+        ad_log_info("SIGHUP: reloading the configuration and reopening the events file");
+        ad_daemon_reload(d);
         return;
     }
     ad_log_info("%s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -337,11 +375,80 @@ static void close_own(uv_handle_t *h)
         uv_close(h, own_closed);
 }
 
-int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, ad_daemon **out, char *err,
-                    size_t errlen)
+/* Socket activation: the listening socket systemd passed under a name, or -1. */
+static int take_fd(void *ctx, const char *name)
+{
+    ad_daemon *d = ctx;
+
+    return ad_sd_take(&d->sd_fds, name);
+}
+
+static int start_http(ad_daemon *d, char *err, size_t errlen)
+{
+    char herr[256];
+    int fd = ad_sd_take(&d->sd_fds, "http"), r;
+
+    if (!d->cfg.http_enabled)
+        return 0;
+    if (fd >= 0)
+        r = ad_http_server_start_fd(d->loop, fd, d->cfg.http_address, d->cfg.http_max_body,
+                                    d->cfg.max_connections, ad_api_handle, d, &d->http, herr,
+                                    sizeof(herr));
+    else
+        r = ad_http_server_start(d->loop, d->cfg.http_address, d->cfg.http_port,
+                                 d->cfg.http_max_body, d->cfg.max_connections, ad_api_handle, d,
+                                 &d->http, herr, sizeof(herr));
+    if (r < 0) {
+        snprintf(err, errlen, "%s", herr);
+        d->http = NULL;
+        return r;
+    }
+    d->parts++;
+    ad_log_info("listening http tcp %s:%d%s", d->cfg.http_address, ad_http_server_port(d->http),
+                fd >= 0 ? " (passed)" : "");
+    return 0;
+}
+
+static int start_events(ad_daemon *d, char *err, size_t errlen)
+{
+    int r = ad_events_start(d->loop, &d->cfg, ad_sd_take(&d->sd_fds, "events-tcp"), &d->events,
+                            err, errlen);
+
+    if (r < 0) {
+        d->events = NULL; /* it closes itself */
+        return r;
+    }
+    d->parts++;
+    return 0;
+}
+
+static void start_timers(ad_daemon *d)
+{
+    uint64_t ms;
+
+    ms = (uint64_t)(d->cfg.statsd_flush * 1000);
+    uv_timer_start(&d->statsd_timer, statsd_flush_cb, ms, ms);
+    uv_timer_stop(&d->sweep_timer);
+    if (d->cfg.series_ttl > 0) {
+        double every = d->cfg.series_ttl / 4 < 60 ? d->cfg.series_ttl / 4 : 60;
+
+        ms = every < 0.1 ? 100 : (uint64_t)(every * 1000);
+        uv_timer_start(&d->sweep_timer, sweep_cb, ms, ms);
+    }
+    uv_timer_stop(&d->checkpoint_timer);
+    if (d->store) {
+        ms = (uint64_t)(d->cfg.store_interval * 1000);
+        uv_timer_start(&d->checkpoint_timer, checkpoint_cb, ms, ms);
+    }
+}
+
+int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
+                    ad_daemon **out, char *err, size_t errlen)
 {
     ad_daemon *d = calloc(1, sizeof(*d));
     ad_ingest_sink sink;
+    char status[256];
+    uint64_t wd;
     int r;
 
     if (!d) {
@@ -352,15 +459,19 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, ad_daemon **out, char *err,
     d->loop = loop;
     d->cfg = *cfg; /* the daemon owns the listeners and rules arrays from now on */
     memset(cfg, 0, sizeof(*cfg));
+    snprintf(d->config_path, sizeof(d->config_path), "%s", config_path ? config_path : "");
     d->started = ad_wall_now();
     uv_timer_init(loop, &d->statsd_timer);
     uv_timer_init(loop, &d->sweep_timer);
+    uv_timer_init(loop, &d->checkpoint_timer);
+    uv_timer_init(loop, &d->watchdog_timer);
     uv_signal_init(loop, &d->sig_int);
     uv_signal_init(loop, &d->sig_term);
     uv_signal_init(loop, &d->sig_hup);
-    d->statsd_timer.data = d->sweep_timer.data = d;
+    d->statsd_timer.data = d->sweep_timer.data = d->checkpoint_timer.data = d;
+    d->watchdog_timer.data = d;
     d->sig_int.data = d->sig_term.data = d->sig_hup.data = d;
-    d->handles = 5;
+    d->handles = 7;
     d->anomaly_cap = ANOMALY_RING;
     d->anomalies = calloc((size_t)d->anomaly_cap, sizeof(*d->anomalies));
     if (!d->anomalies || ad_series_table_create(d->cfg.max_series, &d->series) < 0 ||
@@ -371,54 +482,83 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, ad_daemon **out, char *err,
         return -AD_ENOMEM;
     }
     d->parts++; /* the trainer */
+    if (ad_sd_listen_fds(&d->sd_fds) < 0)
+        ad_log_warn("systemd: LISTEN_FDS is malformed: binding every socket myself");
+    else if (d->sd_fds.n)
+        ad_log_info("systemd passed %d sockets", d->sd_fds.n);
 
-
-    r = ad_events_start(loop, &d->cfg, &d->events, err, errlen);
-    if (r < 0) {
-        d->events = NULL; /* closes itself */
+    /* State first, then the sockets: READY means both. */
+    if ((r = ad_persist_restore(d)) < 0) {
+        snprintf(err, errlen, "out of memory restoring the store");
         return r;
     }
-    d->parts++;
+    if ((r = start_events(d, err, errlen)) < 0)
+        return r;
     sink.line = sink_line;
     sink.error = sink_error;
     sink.ctx = d;
-    r = ad_listeners_start(loop, &d->cfg, &sink, &d->listeners, err, errlen);
+    r = ad_listeners_start(loop, &d->cfg, &sink, take_fd, d, &d->listeners, err, errlen);
     if (r < 0) {
         d->listeners = NULL;
         return r;
     }
     d->parts++;
-    if (d->cfg.http_enabled) {
-        char herr[256];
-
-        r = ad_http_server_start(loop, d->cfg.http_address, d->cfg.http_port,
-                                 d->cfg.http_max_body, d->cfg.max_connections, ad_api_handle,
-                                 d, &d->http, herr, sizeof(herr));
-        if (r < 0) {
-            snprintf(err, errlen, "http: %s", herr);
-            d->http = NULL;
-            return r;
-        }
-        d->parts++;
-        ad_log_info("listening http tcp %s:%d", d->cfg.http_address,
-                    ad_http_server_port(d->http));
-    }
-    uv_timer_start(&d->statsd_timer, statsd_flush_cb, (uint64_t)(d->cfg.statsd_flush * 1000),
-                   (uint64_t)(d->cfg.statsd_flush * 1000));
-    if (d->cfg.series_ttl > 0) {
-        double every = d->cfg.series_ttl / 4 < 60 ? d->cfg.series_ttl / 4 : 60;
-        uint64_t ms = every < 0.1 ? 100 : (uint64_t)(every * 1000);
-
-        uv_timer_start(&d->sweep_timer, sweep_cb, ms, ms);
-    }
+    if ((r = start_http(d, err, errlen)) < 0)
+        return r;
+    for (int i = 0; i < d->sd_fds.n; i++)
+        if (!d->sd_fds.taken[i])
+            ad_log_warn("systemd passed a socket named '%s' that no listener uses",
+                        d->sd_fds.names[i]);
+    start_timers(d);
     uv_signal_start(&d->sig_int, signal_cb, SIGINT);
     uv_signal_start(&d->sig_term, signal_cb, SIGTERM);
     uv_signal_start(&d->sig_hup, signal_cb, SIGHUP);
-    ad_log_info("anomalyd %s started: %d listeners, max_series %zu, training threads %d, "
-                "cpu budget %.2f",
-                AD_VERSION, d->cfg.nlisteners, d->cfg.max_series, d->cfg.train_threads,
-                d->cfg.train_cpu_budget);
+    if ((wd = ad_sd_watchdog_usec()) > 0)
+        uv_timer_start(&d->watchdog_timer, watchdog_cb, wd / 2000, wd / 2000);
+    else
+        uv_timer_start(&d->watchdog_timer, watchdog_cb, 10000, 10000); /* STATUS= only */
+    ad_log_info("anomalyd %s started: %d listeners, %zu series restored, max_series %zu, "
+                "training threads %d, cpu budget %.2f",
+                AD_VERSION, d->cfg.nlisteners, ad_series_table_size(d->series),
+                d->cfg.max_series, d->cfg.train_threads, d->cfg.train_cpu_budget);
+    status_line(d, status, sizeof(status));
+    ad_sd_ready(status);
     return 0;
+}
+
+/* Stop, last step: the final checkpoint is written; close what is left. */
+static void stop_finish(ad_daemon *d)
+{
+    d->final_checkpoint = 2;
+    ad_persist_close(d);
+    if (d->events) {
+        ad_events_close(d->events, part_closed, d);
+        d->events = NULL;
+    }
+    close_own((uv_handle_t *)&d->checkpoint_timer);
+    close_own((uv_handle_t *)&d->watchdog_timer);
+}
+
+/* A periodic checkpoint was out when the trainer finished: the final one follows it. */
+static void stop_after_checkpoint(ad_daemon *d)
+{
+    if (ad_persist_checkpoint(d, stop_finish) < 0)
+        stop_finish(d); /* cannot happen (nothing is out now); do not hang */
+}
+
+/* Stop, second step: every training is back and installed; checkpoint everything. */
+static void stop_trainer_closed(void *arg)
+{
+    ad_daemon *d = arg;
+
+    d->parts--;
+    d->final_checkpoint = 1;
+    if (ad_persist_busy(d)) {
+        d->checkpoint_done = stop_after_checkpoint;
+        return;
+    }
+    if (ad_persist_checkpoint(d, stop_finish) < 0)
+        stop_finish(d);
 }
 
 void ad_daemon_stop(ad_daemon *d)
@@ -426,6 +566,7 @@ void ad_daemon_stop(ad_daemon *d)
     if (d->stopping)
         return;
     d->stopping = 1;
+    ad_sd_stopping("stopping: draining, checkpointing");
     /* Listeners first: their connections hand over any last partial line. */
     if (d->listeners) {
         ad_listeners_close(d->listeners, part_closed, d);
@@ -440,25 +581,147 @@ void ad_daemon_stop(ad_daemon *d)
         d->cur_proto = AD_PROTO_STATSD;
         ad_statsd_agg_flush(d->statsd, ad_wall_now(), sample_cb, d);
     }
-    if (d->trainer) {
-        ad_trainer_close(d->trainer, part_closed, d);
-        d->trainer = NULL;
-    }
-    if (d->events) {
-        ad_events_close(d->events, part_closed, d);
-        d->events = NULL;
-    }
     close_own((uv_handle_t *)&d->statsd_timer);
     close_own((uv_handle_t *)&d->sweep_timer);
     close_own((uv_handle_t *)&d->sig_int);
     close_own((uv_handle_t *)&d->sig_term);
     close_own((uv_handle_t *)&d->sig_hup);
+    uv_timer_stop(&d->checkpoint_timer);
+    if (d->trainer) {
+        ad_trainer_close(d->trainer, stop_trainer_closed, d);
+        d->trainer = NULL;
+    } else {
+        stop_trainer_closed(d);
+        d->parts++; /* stop_trainer_closed took one back */
+    }
+}
+
+static int same_http(const ad_config *a, const ad_config *b)
+{
+    return a->http_enabled == b->http_enabled && !strcmp(a->http_address, b->http_address) &&
+           a->http_port == b->http_port && a->http_max_body == b->http_max_body &&
+           a->max_connections == b->max_connections;
+}
+
+static int same_events(const ad_config *a, const ad_config *b)
+{
+    return !strcmp(a->events_address, b->events_address) && a->events_port == b->events_port &&
+           !strcmp(a->events_unix, b->events_unix) && !strcmp(a->events_file, b->events_file) &&
+           a->events_buffer == b->events_buffer;
+}
+
+/* Series whose settings the new configuration changes start afresh (they are evicted
+ * and come back with their next sample); those an ignore rule now matches go. */
+static void reapply_rules(ad_daemon *d, const ad_config *nc)
+{
+    ad_series_iter it;
+    ad_series *s;
+    size_t changed = 0, ignored = 0;
+
+    ad_series_iter_start(&it);
+    while ((s = ad_series_iter_next(d->series, &it))) {
+        const ad_detector_config *det;
+        int ignore, rule = ad_config_match(nc, s->key, &det, &ignore);
+
+        if (ignore) {
+            evict(d, s);
+            ignored++;
+        } else if (ad_persist_fingerprint(det) != s->fingerprint) {
+            evict(d, s);
+            changed++;
+        } else {
+            s->rule = rule;
+        }
+    }
+    if (changed || ignored)
+        ad_log_info("reload: %zu series start afresh with changed settings, %zu are now "
+                    "ignored",
+                    changed, ignored);
+}
+
+int ad_daemon_reload(ad_daemon *d)
+{
+    ad_config nc;
+    char err[1024], status[256];
+    int r, rc = 0;
+
+    ad_sd_reloading("reloading the configuration");
+    if (d->events)
+        ad_events_reopen(d->events);
+    if (!d->config_path[0]) {
+        ad_log_info("reload: running on the built-in defaults, no file to read again");
+        goto out_ready;
+    }
+    if (ad_config_load(d->config_path, &nc, err, sizeof(err)) < 0) {
+        d->reload_failures++;
+        ad_log_error("reload refused, the running configuration stays: %s", err);
+        rc = -AD_EINVAL;
+        goto out_ready;
+    }
+    /* What only a restart changes. */
+    if (nc.store_enabled != d->cfg.store_enabled || strcmp(nc.store_path, d->cfg.store_path) ||
+        strcmp(nc.state_dir, d->cfg.state_dir))
+        ad_log_warn("reload: state_dir and store.enabled/path take effect at the next restart");
+    nc.store_enabled = d->cfg.store_enabled;
+    memcpy(nc.store_path, d->cfg.store_path, sizeof(nc.store_path));
+    memcpy(nc.state_dir, d->cfg.state_dir, sizeof(nc.state_dir));
+
+    ad_log_set_level(nc.log_level);
+    if (d->listeners && ad_listeners_reconcile(d->listeners, &nc, err, sizeof(err)) < 0) {
+        ad_log_error("reload: %s (the other listeners are as configured)", err);
+        rc = -AD_EIO;
+    }
+    if (!same_http(&d->cfg, &nc)) {
+        if (d->http) {
+            ad_http_server_close(d->http, part_closed, d);
+            d->http = NULL;
+        }
+        d->cfg.http_enabled = nc.http_enabled;
+        memcpy(d->cfg.http_address, nc.http_address, sizeof(nc.http_address));
+        d->cfg.http_port = nc.http_port;
+        d->cfg.http_max_body = nc.http_max_body;
+        d->cfg.max_connections = nc.max_connections;
+        if ((r = start_http(d, err, sizeof(err))) < 0) {
+            ad_log_error("reload: http: %s (no HTTP API until fixed and reloaded)", err);
+            rc = r;
+        }
+    }
+    if (!same_events(&d->cfg, &nc)) {
+        if (d->events) {
+            ad_events_close(d->events, part_closed, d);
+            d->events = NULL;
+        }
+        if ((r = ad_events_start(d->loop, &nc, -1, &d->events, err, sizeof(err))) < 0) {
+            d->events = NULL;
+            ad_log_error("reload: events: %s (events go only to the log until fixed and "
+                         "reloaded)",
+                         err);
+            rc = r;
+        } else {
+            d->parts++;
+        }
+    }
+    if (d->trainer)
+        ad_trainer_set_limits(d->trainer, nc.train_threads, nc.train_cpu_budget, nc.train_queue);
+    ad_series_table_set_max(d->series, nc.max_series);
+    reapply_rules(d, &nc);
+    ad_config_free(&d->cfg);
+    d->cfg = nc;
+    start_timers(d);
+    d->reloads++;
+    ad_log_info("reloaded %s", d->config_path);
+
+out_ready:
+    status_line(d, status, sizeof(status));
+    ad_sd_ready(status);
+    return rc;
 }
 
 void ad_daemon_free(ad_daemon *d)
 {
     if (!d)
         return;
+    ad_persist_close(d);
     ad_series_table_free(d->series);
     ad_statsd_agg_free(d->statsd);
     for (int i = 0; i < d->anomaly_len; i++)

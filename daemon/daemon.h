@@ -24,8 +24,10 @@
 #include "events.h"
 #include "http.h"
 #include "listener.h"
+#include "sd.h"
 #include "series.h"
 #include "statsd_agg.h"
+#include "store.h"
 #include "trainer.h"
 
 #define AD_KEY_MAX 1024 /* longest canonical series key, bytes */
@@ -49,8 +51,14 @@ typedef struct ad_daemon {
     ad_events *events;
     ad_http_server *http;
 
+    ad_store *store;                /* NULL when store.enabled is false */
+    char config_path[AD_PATH_MAX];  /* the file loaded ("" for the built-in defaults) */
+    ad_sd_fds sd_fds;               /* sockets passed by systemd */
+
     uv_timer_t statsd_timer;        /* flushes the StatsD aggregator */
     uv_timer_t sweep_timer;         /* evicts idle series */
+    uv_timer_t checkpoint_timer;    /* checkpoints changed series to the store */
+    uv_timer_t watchdog_timer;      /* WATCHDOG=1 and STATUS= to systemd */
     uv_signal_t sig_int, sig_term, sig_hup;
     int handles;                    /* own handles still open (timers, signals) */
     int parts;                      /* parts still closing at stop */
@@ -74,14 +82,31 @@ typedef struct ad_daemon {
     uint64_t trainings_failed;
     double last_parse_warn[AD_PROTO_N]; /* wall clock of the last parse-error warning */
     double last_full_warn;
+
+    /* the store */
+    char **deletes;                 /* keys of evicted series to delete at the next
+                                       checkpoint (ndeletes of cap_deletes) */
+    size_t ndeletes, cap_deletes;
+    int final_checkpoint;           /* at stop: 0 not yet, 1 out, 2 done */
+    void (*checkpoint_done)(struct ad_daemon *d); /* called when the one out is over */
+    uint64_t restored;              /* series restored at start */
+    uint64_t restore_skipped[3];    /* rows not restored: damaged blob, changed
+                                       settings, no room or ignored */
+    uint64_t checkpoints_skipped;   /* a checkpoint was due while one was out */
+    double last_store_warn;
+    uint64_t reloads, reload_failures;
 } ad_daemon;
+
+/* Reloads the configuration file (SIGHUP): see docs/DAEMON.md. 0, or a negative ad_err
+ * with the message logged (the running configuration stays). */
+int ad_daemon_reload(ad_daemon *d);
 
 /* Starts the daemon on a loop with a loaded configuration (copied; the daemon frees its
  * copy): binds every socket, starts the timers and signal handlers. Returns 0, or a
  * negative ad_err with a message; either way *out is set: on failure call
  * ad_daemon_stop, run the loop until it ends, then ad_daemon_free. */
-int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, ad_daemon **out, char *err,
-                    size_t errlen);
+int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
+                    ad_daemon **out, char *err, size_t errlen);
 
 /* One line from a client, as a listener of protocol `proto` received it. */
 void ad_daemon_line(ad_daemon *d, int proto, int precision, const char *line, size_t len);

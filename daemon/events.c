@@ -309,8 +309,8 @@ static void listener_closed(uv_handle_t *h)
     handle_closed(h->data);
 }
 
-int ad_events_start(uv_loop_t *loop, const ad_config *c, ad_events **out, char *err,
-                    size_t errlen)
+int ad_events_start(uv_loop_t *loop, const ad_config *c, int tcp_fd, ad_events **out,
+                    char *err, size_t errlen)
 {
     ad_events *ev = calloc(1, sizeof(*ev));
     int r;
@@ -323,13 +323,13 @@ int ad_events_start(uv_loop_t *loop, const ad_config *c, ad_events **out, char *
     ev->fd = -1;
     ev->buffer = c->events_buffer;
     snprintf(ev->file_path, sizeof(ev->file_path), "%s", c->events_file);
-    if (c->events_address[0]) {
+    if (c->events_address[0] || tcp_fd >= 0) {
         struct sockaddr_storage sa;
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
         struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
         int namelen = sizeof(sa);
 
-        if (uv_ip4_addr(c->events_address, c->events_port, s4) < 0 &&
+        if (tcp_fd < 0 && uv_ip4_addr(c->events_address, c->events_port, s4) < 0 &&
             uv_ip6_addr(c->events_address, c->events_port, s6) < 0) {
             snprintf(err, errlen, "events.address: '%s' is not an IP address", c->events_address);
             free(ev);
@@ -339,7 +339,8 @@ int ad_events_start(uv_loop_t *loop, const ad_config *c, ad_events **out, char *
         ev->tcp.data = ev;
         ev->have_tcp = 1;
         ev->handles++;
-        r = uv_tcp_bind(&ev->tcp, (struct sockaddr *)&sa, 0);
+        r = tcp_fd >= 0 ? uv_tcp_open(&ev->tcp, tcp_fd)
+                        : uv_tcp_bind(&ev->tcp, (struct sockaddr *)&sa, 0);
         if (r == 0)
             r = uv_listen((uv_stream_t *)&ev->tcp, 128, on_connection);
         if (r < 0) {

@@ -41,10 +41,11 @@ typedef struct ad_events_stats {
 
 typedef struct ad_events ad_events;
 
-/* Binds the configured events sockets and opens the file. Returns 0 or a negative ad_err
- * with a message. */
-int ad_events_start(uv_loop_t *loop, const ad_config *c, ad_events **out, char *err,
-                    size_t errlen);
+/* Binds the configured events sockets and opens the file; tcp_fd >= 0 is a listening
+ * socket passed by the service manager, used instead of binding events.address. Returns
+ * 0 or a negative ad_err with a message. */
+int ad_events_start(uv_loop_t *loop, const ad_config *c, int tcp_fd, ad_events **out,
+                    char *err, size_t errlen);
 
 /* Formats an event as a JSON line into a malloc'd string (no newline); NULL on
  * allocation failure. */

@@ -815,9 +815,9 @@ static void on_connection(uv_stream_t *l, int status)
 
 /* ---- the server ---- */
 
-int ad_http_server_start(uv_loop_t *loop, const char *address, int port, size_t max_body,
-                         size_t max_conns, ad_http_handler fn, void *ctx, ad_http_server **out,
-                         char *err, size_t errlen)
+static int server_start(uv_loop_t *loop, const char *address, int port, int fd, size_t max_body,
+                        size_t max_conns, ad_http_handler fn, void *ctx, ad_http_server **out,
+                        char *err, size_t errlen)
 {
     struct sockaddr_storage addr;
     int rc;
@@ -829,7 +829,7 @@ int ad_http_server_start(uv_loop_t *loop, const char *address, int port, size_t 
             snprintf(err, errlen, "http: invalid argument");
         return -AD_EINVAL;
     }
-    if (uv_ip4_addr(address, port, (struct sockaddr_in *)&addr) != 0 &&
+    if (fd < 0 && uv_ip4_addr(address, port, (struct sockaddr_in *)&addr) != 0 &&
         uv_ip6_addr(address, port, (struct sockaddr_in6 *)&addr) != 0) {
         if (err)
             snprintf(err, errlen, "http: bad address '%s'", address);
@@ -858,8 +858,8 @@ int ad_http_server_start(uv_loop_t *loop, const char *address, int port, size_t 
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->listener_open = 1;
-    const char *what = "bind";
-    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+    const char *what = fd >= 0 ? "open passed socket" : "bind";
+    rc = fd >= 0 ? uv_tcp_open(&s->listener, fd) : uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
     if (rc == 0) {
         what = "listen";
         rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
@@ -885,6 +885,20 @@ out_close:
     /* freed by the listener's close callback; the caller runs the loop as usual */
     ad_http_server_close(s, NULL, NULL);
     return -AD_EIO;
+}
+
+int ad_http_server_start(uv_loop_t *loop, const char *address, int port, size_t max_body,
+                         size_t max_conns, ad_http_handler fn, void *ctx, ad_http_server **out,
+                         char *err, size_t errlen)
+{
+    return server_start(loop, address, port, -1, max_body, max_conns, fn, ctx, out, err, errlen);
+}
+
+int ad_http_server_start_fd(uv_loop_t *loop, int fd, const char *address, size_t max_body,
+                            size_t max_conns, ad_http_handler fn, void *ctx,
+                            ad_http_server **out, char *err, size_t errlen)
+{
+    return server_start(loop, address, 0, fd, max_body, max_conns, fn, ctx, out, err, errlen);
 }
 
 int ad_http_server_port(const ad_http_server *s)

@@ -57,6 +57,12 @@ int ad_http_server_start(uv_loop_t *loop, const char *address, int port, size_t 
                          size_t max_conns, ad_http_handler fn, void *ctx,
                          ad_http_server **out, char *err, size_t errlen);
 
+/* The same on a listening TCP socket already bound (socket activation); address is only
+ * for messages. */
+int ad_http_server_start_fd(uv_loop_t *loop, int fd, const char *address, size_t max_body,
+                            size_t max_conns, ad_http_handler fn, void *ctx,
+                            ad_http_server **out, char *err, size_t errlen);
+
 /* The port bound. */
 int ad_http_server_port(const ad_http_server *s);
 

@@ -23,7 +23,8 @@ typedef struct conn {
         uv_stream_t stream;
         uv_handle_t handle;
     } h;                  /* h.handle.data = the connection */
-    listener *l;
+    ad_listeners *ls;
+    listener *l;          /* its listener (closed before the listener is) */
     struct conn *prev, *next;
     ad_linebuf lb;
     char *buf;            /* max_line bytes, for lines split across reads */
@@ -40,13 +41,16 @@ struct listener {
     ad_listener_config cfg;
     int bound;            /* handle initialised (must be closed) */
     int port;
+    size_t dgram_cap;     /* UDP: bytes at dgram_buf */
     char *dgram_buf;      /* UDP: max_line bytes for the line framer */
 };
 
 struct ad_listeners {
     uv_loop_t *loop;
     ad_ingest_sink sink;
-    listener *ls;          /* n entries */
+    ad_fd_source fds;      /* socket activation, or NULL */
+    void *fds_ctx;
+    listener **v;          /* n running listeners, in configuration order */
     int n;
     conn *conns;           /* open stream connections */
     size_t max_line;
@@ -65,7 +69,7 @@ static void handle_closed(ad_listeners *ls)
         void (*done)(void *) = ls->close_done;
         void *arg = ls->close_arg;
 
-        free(ls->ls);
+        free(ls->v);
         free(ls);
         if (done)
             done(arg);
@@ -92,7 +96,7 @@ static void report_too_long(listener *l, size_t n)
 static void conn_closed(uv_handle_t *h)
 {
     conn *c = h->data;
-    ad_listeners *ls = c->l->ls;
+    ad_listeners *ls = c->ls;
 
     free(c->buf);
     free(c);
@@ -102,7 +106,7 @@ static void conn_closed(uv_handle_t *h)
 /* Closes a connection; a partial line is delivered when `deliver` (clean end). */
 static void conn_close(conn *c, int deliver)
 {
-    ad_listeners *ls = c->l->ls;
+    ad_listeners *ls = c->ls;
 
     if (uv_is_closing(&c->h.handle))
         return;
@@ -126,7 +130,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     if (h->type == UV_UDP)
         ls = ((listener *)h->data)->ls;
     else
-        ls = ((conn *)h->data)->l->ls;
+        ls = ((conn *)h->data)->ls;
     buf->base = ls->readbuf;
     buf->len = sizeof(ls->readbuf);
 }
@@ -152,6 +156,7 @@ static void refuse(ad_listeners *ls, uv_stream_t *server)
     ls->st.refused++;
     if (!c)
         return;
+    c->ls = ls;
     c->l = server->data;
     if (server->type == UV_TCP)
         uv_tcp_init(ls->loop, &c->h.tcp);
@@ -195,6 +200,7 @@ static void on_connection(uv_stream_t *server, int status)
         ad_log_warn("listener: out of memory accepting a connection");
         return;
     }
+    c->ls = ls;
     c->l = l;
     ad_linebuf_init(&c->lb, c->buf, ls->max_line);
     if (server->type == UV_TCP)
@@ -234,7 +240,7 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         ls->sink.error(ls->sink.ctx, l->cfg.protocol, AD_PE_TOO_LONG);
         return;
     }
-    ad_linebuf_init(&lb, l->dgram_buf, ls->max_line);
+    ad_linebuf_init(&lb, l->dgram_buf, l->dgram_cap);
     report_too_long(l, ad_linebuf_feed(&lb, buf->base, (size_t)nread, on_line, l));
     ad_linebuf_finish(&lb, 1, on_line, l);
 }
@@ -245,8 +251,29 @@ static void listener_closed(uv_handle_t *h)
     ad_listeners *ls = l->ls;
 
     free(l->dgram_buf);
-    l->dgram_buf = NULL;
+    free(l);
     handle_closed(ls);
+}
+
+/* Closes a listener: its connections first (partial lines delivered), then its socket;
+ * the listener is freed in its close callback. One never bound is freed at once. */
+static void listener_close(ad_listeners *ls, listener *l)
+{
+    for (conn *c = ls->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->l == l)
+            conn_close(c, 1);
+    }
+    if (!l->bound) {
+        free(l->dgram_buf);
+        free(l);
+        return;
+    }
+    if (l->cfg.transport == AD_TRANSPORT_UDP)
+        uv_udp_recv_stop(&l->h.udp);
+    if (l->cfg.transport == AD_TRANSPORT_UNIX)
+        unlink(l->cfg.path);
+    uv_close(&l->h.handle, listener_closed);
 }
 
 static int parse_addr(const char *address, int port, struct sockaddr_storage *sa)
@@ -269,115 +296,207 @@ static int bound_port(uv_handle_t *h, int udp)
     return ntohs(((struct sockaddr_in *)&sa)->sin_port);
 }
 
+static const char *const transport_names[] = {"tcp", "udp", "unix"};
+
+/* Binds (or adopts a socket passed by the service manager for) one listener. */
 static int start_one(ad_listeners *ls, listener *l, char *err, size_t errlen)
 {
     const ad_listener_config *c = &l->cfg;
-    struct sockaddr_storage sa;
     const char *proto = ad_proto_name(c->protocol);
-    int r;
+    const char *tname = transport_names[c->transport];
+    struct sockaddr_storage sa;
+    char name[32];
+    int fd = -1, r;
 
-    switch (c->transport) {
-    case AD_TRANSPORT_TCP:
-        if (parse_addr(c->address, c->port, &sa) < 0)
-            goto out_addr;
-        uv_tcp_init(ls->loop, &l->h.tcp);
-        break;
-    case AD_TRANSPORT_UDP:
-        if (parse_addr(c->address, c->port, &sa) < 0)
-            goto out_addr;
-        if (!(l->dgram_buf = malloc(ls->max_line))) {
+    snprintf(name, sizeof(name), "%s-%s", proto, tname);
+    if (ls->fds)
+        fd = ls->fds(ls->fds_ctx, name);
+    if (fd < 0 && c->transport != AD_TRANSPORT_UNIX && parse_addr(c->address, c->port, &sa) < 0) {
+        snprintf(err, errlen, "listener %s: '%s' is not an IP address", name, c->address);
+        return -AD_EINVAL;
+    }
+    if (c->transport == AD_TRANSPORT_UDP) {
+        l->dgram_cap = ls->max_line;
+        if (!(l->dgram_buf = malloc(l->dgram_cap))) {
             snprintf(err, errlen, "out of memory");
             return -AD_ENOMEM;
         }
-        uv_udp_init(ls->loop, &l->h.udp);
-        break;
-    default:
-        uv_pipe_init(ls->loop, &l->h.pipe, 0);
-        break;
     }
+    if (c->transport == AD_TRANSPORT_TCP)
+        uv_tcp_init(ls->loop, &l->h.tcp);
+    else if (c->transport == AD_TRANSPORT_UDP)
+        uv_udp_init(ls->loop, &l->h.udp);
+    else
+        uv_pipe_init(ls->loop, &l->h.pipe, 0);
     l->h.handle.data = l;
     l->bound = 1;
     ls->handles++;
-    switch (c->transport) {
-    case AD_TRANSPORT_TCP:
-        r = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&sa, 0);
-        if (r == 0)
-            r = uv_listen((uv_stream_t *)&l->h.tcp, BACKLOG, on_connection);
-        if (r == 0) {
-            l->port = bound_port(&l->h.handle, 0);
-            ad_log_info("listening %s tcp %s:%d", proto, c->address, l->port);
-        }
-        break;
-    case AD_TRANSPORT_UDP:
-        r = uv_udp_bind(&l->h.udp, (struct sockaddr *)&sa, UV_UDP_REUSEADDR);
-        if (r == 0)
-            r = uv_udp_recv_start(&l->h.udp, alloc_cb, udp_recv);
-        if (r == 0) {
-            int size = 4 << 20; /* bursts of datagrams wait in the kernel, not dropped */
 
-            uv_recv_buffer_size(&l->h.handle, &size);
-            l->port = bound_port(&l->h.handle, 1);
-            ad_log_info("listening %s udp %s:%d", proto, c->address, l->port);
-        }
-        break;
-    default:
+    if (fd >= 0) {
+        if (c->transport == AD_TRANSPORT_TCP)
+            r = uv_tcp_open(&l->h.tcp, fd);
+        else if (c->transport == AD_TRANSPORT_UDP)
+            r = uv_udp_open(&l->h.udp, fd);
+        else
+            r = uv_pipe_open(&l->h.pipe, fd);
+    } else if (c->transport == AD_TRANSPORT_TCP) {
+        r = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&sa, 0);
+    } else if (c->transport == AD_TRANSPORT_UDP) {
+        r = uv_udp_bind(&l->h.udp, (struct sockaddr *)&sa, UV_UDP_REUSEADDR);
+    } else {
         unlink(c->path); /* a stale socket from a previous run */
         r = uv_pipe_bind(&l->h.pipe, c->path);
-        if (r == 0)
-            r = uv_listen((uv_stream_t *)&l->h.pipe, BACKLOG, on_connection);
-        if (r == 0)
-            ad_log_info("listening %s unix %s", proto, c->path);
-        break;
+    }
+    if (r == 0) {
+        if (c->transport == AD_TRANSPORT_UDP) {
+            int size = 4 << 20; /* bursts of datagrams wait in the kernel, not dropped */
+
+            r = uv_udp_recv_start(&l->h.udp, alloc_cb, udp_recv);
+            uv_recv_buffer_size(&l->h.handle, &size);
+        } else {
+            r = uv_listen((uv_stream_t *)&l->h.handle, BACKLOG, on_connection);
+        }
     }
     if (r < 0) {
-        if (c->transport == AD_TRANSPORT_UNIX)
-            snprintf(err, errlen, "cannot listen (%s) on %s: %s", proto, c->path,
+        if (fd >= 0)
+            snprintf(err, errlen, "cannot use the socket passed as %s: %s", name,
                      uv_strerror(r));
+        else if (c->transport == AD_TRANSPORT_UNIX)
+            snprintf(err, errlen, "cannot listen (%s) on %s: %s", name, c->path, uv_strerror(r));
         else
-            snprintf(err, errlen, "cannot listen (%s %s) on %s:%d: %s", proto,
-                     c->transport == AD_TRANSPORT_UDP ? "udp" : "tcp", c->address, c->port,
+            snprintf(err, errlen, "cannot listen (%s) on %s:%d: %s", name, c->address, c->port,
                      uv_strerror(r));
         return -AD_EIO;
     }
+    if (c->transport == AD_TRANSPORT_UNIX) {
+        ad_log_info("listening %s unix %s%s", proto, c->path, fd >= 0 ? " (passed)" : "");
+    } else {
+        l->port = bound_port(&l->h.handle, c->transport == AD_TRANSPORT_UDP);
+        ad_log_info("listening %s %s %s:%d%s", proto, tname, c->address, l->port,
+                    fd >= 0 ? " (passed)" : "");
+    }
     return 0;
+}
 
-out_addr:
-    snprintf(err, errlen, "listener %s: '%s' is not an IP address", proto, c->address);
-    return -AD_EINVAL;
+/* A new listener for a configuration entry, started. NULL (and a message) on failure;
+ * a failed listener closes itself. */
+static listener *listener_new(ad_listeners *ls, const ad_listener_config *c, char *err,
+                              size_t errlen)
+{
+    listener *l = calloc(1, sizeof(*l));
+
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->ls = ls;
+    l->cfg = *c;
+    if (start_one(ls, l, err, errlen) < 0) {
+        listener_close(ls, l);
+        return NULL;
+    }
+    return l;
+}
+
+static int same_listener(const ad_listener_config *a, const ad_listener_config *b)
+{
+    return a->protocol == b->protocol && a->transport == b->transport &&
+           a->precision == b->precision &&
+           (a->transport == AD_TRANSPORT_UNIX
+                ? !strcmp(a->path, b->path)
+                : !strcmp(a->address, b->address) && a->port == b->port);
 }
 
 int ad_listeners_start(uv_loop_t *loop, const ad_config *c, const ad_ingest_sink *sink,
-                       ad_listeners **out, char *err, size_t errlen)
+                       ad_fd_source fds, void *fds_ctx, ad_listeners **out, char *err,
+                       size_t errlen)
 {
     ad_listeners *ls = calloc(1, sizeof(*ls));
-    int r = 0;
 
-    if (!ls || !(ls->ls = calloc((size_t)(c->nlisteners ? c->nlisteners : 1), sizeof(*ls->ls)))) {
+    if (!ls || !(ls->v = calloc((size_t)(c->nlisteners ? c->nlisteners : 1), sizeof(*ls->v)))) {
         free(ls);
         snprintf(err, errlen, "out of memory");
         return -AD_ENOMEM;
     }
     ls->loop = loop;
     ls->sink = *sink;
-    ls->n = c->nlisteners;
+    ls->fds = fds;
+    ls->fds_ctx = fds_ctx;
     ls->max_line = c->max_line;
     ls->max_connections = c->max_connections;
-    for (int i = 0; i < ls->n && r == 0; i++) {
-        ls->ls[i].ls = ls;
-        ls->ls[i].cfg = c->listeners[i];
-        r = start_one(ls, &ls->ls[i], err, errlen);
-    }
-    if (r < 0) {
-        ad_listeners_close(ls, NULL, NULL);
-        return r;
+    for (int i = 0; i < c->nlisteners; i++) {
+        listener *l = listener_new(ls, &c->listeners[i], err, errlen);
+
+        if (!l) {
+            ad_listeners_close(ls, NULL, NULL);
+            return -AD_EIO;
+        }
+        ls->v[ls->n++] = l;
     }
     *out = ls;
     return 0;
 }
 
+int ad_listeners_reconcile(ad_listeners *ls, const ad_config *c, char *err, size_t errlen)
+{
+    listener **v = calloc((size_t)(c->nlisteners ? c->nlisteners : 1), sizeof(*v));
+    int n = 0, rc = 0;
+
+    if (!v) {
+        snprintf(err, errlen, "out of memory");
+        return -AD_ENOMEM;
+    }
+    ls->max_line = c->max_line;
+    ls->max_connections = c->max_connections;
+    for (int i = 0; i < c->nlisteners; i++) {
+        listener *l = NULL;
+
+        for (int j = 0; j < ls->n; j++) {
+            if (ls->v[j] && same_listener(&ls->v[j]->cfg, &c->listeners[i])) {
+                l = ls->v[j];
+                ls->v[j] = NULL;
+                break;
+            }
+        }
+        if (!l) {
+            char e[512];
+
+            l = listener_new(ls, &c->listeners[i], e, sizeof(e));
+            if (!l) {
+                if (rc == 0)
+                    snprintf(err, errlen, "%s", e);
+                rc = -AD_EIO;
+                continue;
+            }
+        }
+        v[n++] = l;
+    }
+    for (int j = 0; j < ls->n; j++) {
+        if (ls->v[j]) {
+            const ad_listener_config *o = &ls->v[j]->cfg;
+
+            if (o->transport == AD_TRANSPORT_UNIX)
+                ad_log_info("closing listener %s unix %s", ad_proto_name(o->protocol), o->path);
+            else
+                ad_log_info("closing listener %s %s %s:%d", ad_proto_name(o->protocol),
+                            transport_names[o->transport], o->address, ls->v[j]->port);
+            listener_close(ls, ls->v[j]);
+        }
+    }
+    free(ls->v);
+    ls->v = v;
+    ls->n = n;
+    return rc;
+}
+
+int ad_listeners_count(const ad_listeners *ls)
+{
+    return ls->n;
+}
+
 int ad_listeners_port(const ad_listeners *ls, int i)
 {
-    return i >= 0 && i < ls->n ? ls->ls[i].port : 0;
+    return i >= 0 && i < ls->n ? ls->v[i]->port : 0;
 }
 
 const ad_listener_stats *ad_listeners_get_stats(const ad_listeners *ls)
@@ -390,23 +509,13 @@ void ad_listeners_close(ad_listeners *ls, void (*done)(void *arg), void *arg)
     ls->closing = 1;
     ls->close_done = done;
     ls->close_arg = arg;
-    while (ls->conns)
+    for (int i = 0; i < ls->n; i++)
+        listener_close(ls, ls->v[i]);
+    ls->n = 0;
+    while (ls->conns) /* refused connections not yet closed */
         conn_close(ls->conns, 1);
-    for (int i = 0; i < ls->n; i++) {
-        listener *l = &ls->ls[i];
-
-        if (!l->bound)
-            continue;
-        if (l->cfg.transport == AD_TRANSPORT_UDP)
-            uv_udp_recv_stop(&l->h.udp);
-        if (l->cfg.transport == AD_TRANSPORT_UNIX)
-            unlink(l->cfg.path);
-        uv_close(&l->h.handle, listener_closed);
-    }
     if (ls->handles == 0) {
-        for (int i = 0; i < ls->n; i++)
-            free(ls->ls[i].dgram_buf);
-        free(ls->ls);
+        free(ls->v);
         free(ls);
         if (done)
             done(arg);

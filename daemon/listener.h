@@ -39,13 +39,29 @@ typedef struct ad_listener_stats {
 
 typedef struct ad_listeners ad_listeners;
 
-/* Binds every configured listener. Returns 0, or a negative ad_err with a message naming
- * the listener that failed (nothing stays bound then; run the loop to let the handles
- * close). */
-int ad_listeners_start(uv_loop_t *loop, const ad_config *c, const ad_ingest_sink *sink,
-                       ad_listeners **out, char *err, size_t errlen);
+/* Takes a listening socket passed by the service manager for a name, or -1 (socket
+ * activation: see sd.h). A listener asks for "<protocol>-<transport>" (graphite-tcp,
+ * statsd-udp, jsonl-unix, ...); a socket taken this way is used instead of binding. */
+typedef int (*ad_fd_source)(void *ctx, const char *name);
 
-/* The port listener i (in configuration order) is bound to; 0 for Unix sockets. */
+/* Binds every configured listener (fds may be NULL: always bind). Returns 0, or a
+ * negative ad_err with a message naming the listener that failed (nothing stays bound
+ * then; run the loop to let the handles close). */
+int ad_listeners_start(uv_loop_t *loop, const ad_config *c, const ad_ingest_sink *sink,
+                       ad_fd_source fds, void *fds_ctx, ad_listeners **out, char *err,
+                       size_t errlen);
+
+/* Makes the running listeners those of a new configuration (reload): a listener whose
+ * settings are unchanged keeps its socket and connections; one no longer configured is
+ * closed with its connections (their partial lines delivered); a new one is bound.
+ * max_line and max_connections change for new connections. Returns 0, or a negative
+ * ad_err when a new listener cannot bind (the message names it; the others, old and
+ * new, stay as they are). */
+int ad_listeners_reconcile(ad_listeners *ls, const ad_config *c, char *err, size_t errlen);
+
+/* Listeners running, and the port listener i (in configuration order) is bound to; 0
+ * for Unix sockets. */
+int ad_listeners_count(const ad_listeners *ls);
 int ad_listeners_port(const ad_listeners *ls, int i);
 
 const ad_listener_stats *ad_listeners_get_stats(const ad_listeners *ls);

@@ -158,7 +158,7 @@ int main(int argc, char **argv)
     }
 
     uv_loop_init(&loop);
-    r = ad_daemon_start(&loop, &cfg, &d, err, sizeof(err));
+    r = ad_daemon_start(&loop, &cfg, config_path, &d, err, sizeof(err));
     if (r < 0) {
         ad_log_error("cannot start: %s", err);
         if (d)

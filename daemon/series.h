@@ -41,6 +41,9 @@ typedef struct ad_series {
     int have_last;
     uint64_t anomalies;   /* alerts raised */
 
+    int dirty;            /* changed since its last checkpoint */
+    uint64_t fingerprint; /* of its detector settings (ad_daemon_fingerprint) */
+
     int training;         /* a training job is out (uv_queue_work) */
     int queued;           /* waiting in the trainer's queue */
     int evicted;          /* removed from the table; free once its job is back */

@@ -137,7 +137,7 @@ START_TEST(test_subscribers_in_order)
     base_config(&c);
     snprintf(c.events_unix, sizeof(c.events_unix), "%s/ev.sock", tmpdir);
     uv_loop_init(&loop);
-    ck_assert_msg(ad_events_start(&loop, &c, &ev, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(ad_events_start(&loop, &c, -1, &ev, err, sizeof(err)) == 0, "%s", err);
     ck_assert_int_gt(ad_events_port(ev), 0);
     t = tcp_client(ad_events_port(ev));
     u = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -184,7 +184,7 @@ START_TEST(test_slow_subscriber_drops_oldest)
 
     base_config(&c);
     uv_loop_init(&loop);
-    ck_assert_msg(ad_events_start(&loop, &c, &ev, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(ad_events_start(&loop, &c, -1, &ev, err, sizeof(err)) == 0, "%s", err);
     t = tcp_client(ad_events_port(ev));
     setsockopt(t, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     spin(&loop, 20);
@@ -229,7 +229,7 @@ START_TEST(test_file_append_and_reopen)
     c.events_address[0] = '\0';
     snprintf(c.events_file, sizeof(c.events_file), "%s/events.jsonl", tmpdir);
     uv_loop_init(&loop);
-    ck_assert_msg(ad_events_start(&loop, &c, &ev, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(ad_events_start(&loop, &c, -1, &ev, err, sizeof(err)) == 0, "%s", err);
     ck_assert_int_eq(ad_events_port(ev), 0);
     ad_events_publish(ev, &e);
     ad_events_publish(ev, &e);
@@ -257,7 +257,7 @@ START_TEST(test_file_unwritable_is_counted)
     c.events_address[0] = '\0';
     snprintf(c.events_file, sizeof(c.events_file), "%s/no/such/dir/events.jsonl", tmpdir);
     uv_loop_init(&loop);
-    ck_assert_msg(ad_events_start(&loop, &c, &ev, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(ad_events_start(&loop, &c, -1, &ev, err, sizeof(err)) == 0, "%s", err);
     ck_assert_int_eq(ad_events_publish(ev, &e), 0);
     ck_assert_uint_eq(ad_events_get_stats(ev)->file_errors, 1);
     ck_assert_uint_eq(ad_events_get_stats(ev)->published, 1);
@@ -275,7 +275,7 @@ START_TEST(test_bind_failure)
     base_config(&c);
     snprintf(c.events_unix, sizeof(c.events_unix), "%s/no/such/dir/ev.sock", tmpdir);
     uv_loop_init(&loop);
-    ck_assert_int_lt(ad_events_start(&loop, &c, &ev, err, sizeof(err)), 0);
+    ck_assert_int_lt(ad_events_start(&loop, &c, -1, &ev, err, sizeof(err)), 0);
     ck_assert_msg(strstr(err, "ev.sock"), "%s", err);
     uv_run(&loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(uv_loop_close(&loop), 0);

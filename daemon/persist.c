@@ -1,0 +1,250 @@
+/*
+ * persist.c - restore at start, checkpoints and deletes: the daemon's side of the store.
+ */
+#include "persist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blob.h"
+#include "log.h"
+
+#define WARN_EVERY 60.0 /* seconds between repeated store warnings */
+
+enum { SKIP_DAMAGED = 0, SKIP_SETTINGS = 1, SKIP_NO_ROOM = 2 };
+
+uint64_t ad_persist_fingerprint(const ad_detector_config *c)
+{
+    uint8_t buf[1024];
+    ad_wbuf w;
+
+    ad_wbuf_init(&w, buf, sizeof(buf));
+    ad_detector_config_write(&w, c);
+    /* Two CRCs (forwards, and seeded) make a 64-bit fingerprint; the config is small
+     * and fixed-size, so a collision between settings one would really use is not a
+     * concern. */
+    return ((uint64_t)ad_crc32(0, buf, w.len) << 32) | ad_crc32(0x9e3779b9u, buf, w.len);
+}
+
+static int restore_row(void *ctx, const ad_store_row *row)
+{
+    ad_daemon *d = ctx;
+    const ad_detector_config *det;
+    char err[256];
+    ad_detector *dt = NULL;
+    ad_series *s;
+    int ignore, rule;
+
+    rule = ad_config_match(&d->cfg, row->key, &det, &ignore);
+    if (ignore) {
+        d->restore_skipped[SKIP_NO_ROOM]++;
+        ad_persist_forget(d, row->key);
+        return 0;
+    }
+    if (row->fingerprint != ad_persist_fingerprint(det)) {
+        d->restore_skipped[SKIP_SETTINGS]++;
+        ad_log_info("store: series %s: its settings changed since it was saved: it starts "
+                    "afresh", row->key);
+        return 0;
+    }
+    if (ad_detector_load(row->blob, row->blob_len, &dt, err, sizeof(err)) < 0) {
+        d->restore_skipped[SKIP_DAMAGED]++;
+        ad_log_warn("store: series %s: its saved state is refused (%s): it starts afresh",
+                    row->key, err);
+        return 0;
+    }
+    if (ad_series_table_add(d->series, row->key, row->key_len, d->cfg.recent, &s) < 0) {
+        ad_detector_free(dt);
+        d->restore_skipped[SKIP_NO_ROOM]++;
+        return 0;
+    }
+    s->det = dt;
+    s->rule = rule;
+    s->proto = row->protocol >= 0 && row->protocol < AD_PROTO_N ? row->protocol : 0;
+    s->created = row->created;
+    s->last_seen = ad_wall_now(); /* idle time counts from the restart, not the downtime */
+    s->anomalies = row->anomalies;
+    s->fingerprint = row->fingerprint;
+    d->restored++;
+    return 0;
+}
+
+int ad_persist_restore(ad_daemon *d)
+{
+    char err[512];
+    long n, skipped = 0;
+    int moved = 0;
+
+    if (!d->cfg.store_enabled)
+        return 0;
+    if (ad_store_open(d->cfg.store_path, &d->store, &moved, err, sizeof(err)) < 0) {
+        ad_log_error("store: cannot open %s: %s (running without it: states will not "
+                     "survive a restart)", d->cfg.store_path, err);
+        d->store = NULL;
+        return 0;
+    }
+    if (moved)
+        ad_log_warn("store: %s", err);
+    n = ad_store_load(d->store, restore_row, d, &skipped, err, sizeof(err));
+    if (n < 0) {
+        ad_log_error("store: reading %s failed: %s (series start afresh)", d->cfg.store_path,
+                     err);
+        return 0;
+    }
+    d->restore_skipped[SKIP_DAMAGED] += (uint64_t)skipped;
+    ad_log_info("store: %s: %llu series restored, %llu damaged, %llu with changed settings, "
+                "%llu ignored or without room",
+                d->cfg.store_path, (unsigned long long)d->restored,
+                (unsigned long long)d->restore_skipped[SKIP_DAMAGED],
+                (unsigned long long)d->restore_skipped[SKIP_SETTINGS],
+                (unsigned long long)d->restore_skipped[SKIP_NO_ROOM]);
+    return 0;
+}
+
+void ad_persist_forget(ad_daemon *d, const char *key)
+{
+    char *k;
+
+    if (!d->store)
+        return;
+    if (d->ndeletes == d->cap_deletes) {
+        size_t cap = d->cap_deletes ? 2 * d->cap_deletes : 64;
+        char **v = realloc(d->deletes, cap * sizeof(*v));
+
+        if (!v)
+            return; /* the row stays; it is refused or replaced when the series returns */
+        d->deletes = v;
+        d->cap_deletes = cap;
+    }
+    if ((k = strdup(key)))
+        d->deletes[d->ndeletes++] = k;
+}
+
+static void write_done(void *ctx, ad_store_batch *b, int status, const char *err)
+{
+    ad_daemon *d = ctx;
+    void (*done)(ad_daemon *) = d->checkpoint_done;
+
+    if (status < 0) {
+        double now = ad_wall_now();
+        size_t n = ad_store_batch_size(b);
+
+        /* Nothing was written: mark the series changed again and keep the deletes. */
+        for (size_t i = 0; i < n; i++) {
+            int put;
+            const char *key = ad_store_batch_key(b, i, &put);
+            ad_series *s = put ? ad_series_table_find(d->series, key, strlen(key)) : NULL;
+
+            if (s)
+                s->dirty = 1;
+            else if (!put)
+                ad_persist_forget(d, key);
+        }
+        if (now - d->last_store_warn >= WARN_EVERY) {
+            ad_log_error("store: checkpoint of %zu series failed: %s (detection goes on; "
+                         "retried at the next checkpoint)", n, err);
+            d->last_store_warn = now;
+        }
+    } else {
+        ad_log_debug("store: checkpoint of %zu changes written in %.3f s",
+                     ad_store_batch_size(b), ad_store_get_stats(d->store)->last_seconds);
+    }
+    ad_store_batch_free(b);
+    d->checkpoint_done = NULL;
+    if (done)
+        done(d);
+}
+
+int ad_persist_checkpoint(ad_daemon *d, void (*done)(ad_daemon *d))
+{
+    ad_store_batch *b;
+    ad_series_iter it;
+    ad_series *s;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int r;
+
+    if (!d->store) {
+        if (done)
+            done(d);
+        return 0;
+    }
+    if (ad_store_busy(d->store)) {
+        d->checkpoints_skipped++;
+        return -AD_EFULL;
+    }
+    if (!(b = ad_store_batch_new()))
+        return -AD_ENOMEM;
+    ad_series_iter_start(&it);
+    while ((s = ad_series_iter_next(d->series, &it))) {
+        size_t need, len;
+        char err[256];
+        ad_store_row row;
+
+        if (!s->dirty)
+            continue;
+        need = ad_detector_blob_size(s->det);
+        if (need > cap) {
+            uint8_t *nb = realloc(buf, need);
+
+            if (!nb)
+                break;
+            buf = nb;
+            cap = need;
+        }
+        if (ad_detector_save(s->det, buf, cap, &len, err, sizeof(err)) < 0) {
+            ad_log_warn("store: series %s cannot be saved: %s", s->key, err);
+            continue;
+        }
+        row.key = s->key;
+        row.key_len = s->key_len;
+        row.blob = buf;
+        row.blob_len = len;
+        row.fingerprint = s->fingerprint;
+        row.protocol = s->proto;
+        row.created = s->created;
+        row.last_seen = s->last_seen;
+        row.anomalies = s->anomalies;
+        if (ad_store_batch_put(b, &row) < 0)
+            break;
+        s->dirty = 0;
+    }
+    free(buf);
+    for (size_t i = 0; i < d->ndeletes; i++) {
+        ad_store_batch_delete(b, d->deletes[i], strlen(d->deletes[i]));
+        free(d->deletes[i]);
+    }
+    d->ndeletes = 0;
+    if (ad_store_batch_size(b) == 0) {
+        ad_store_batch_free(b);
+        if (done)
+            done(d);
+        return 0;
+    }
+    d->checkpoint_done = done;
+    r = ad_store_write_async(d->loop, d->store, b, write_done, d);
+    if (r < 0) {
+        /* Not out: undo as a failed write would. */
+        d->checkpoint_done = NULL;
+        write_done(d, b, r, "cannot start the write");
+        return r;
+    }
+    return 0;
+}
+
+int ad_persist_busy(const ad_daemon *d)
+{
+    return d->store && ad_store_busy(d->store);
+}
+
+void ad_persist_close(ad_daemon *d)
+{
+    for (size_t i = 0; i < d->ndeletes; i++)
+        free(d->deletes[i]);
+    free(d->deletes);
+    d->deletes = NULL;
+    d->ndeletes = d->cap_deletes = 0;
+    ad_store_close(d->store);
+    d->store = NULL;
+}
