@@ -269,6 +269,42 @@ int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
                "HTTP requests refused as malformed or too large.", (double)hs->bad_requests);
     }
 
+    if (d->store) {
+        const ad_store_stats *ss = ad_store_get_stats(d->store);
+
+        family(&b, "anomalyd_store_checkpoints_total", "counter",
+               "Checkpoints to the state store, by result.");
+        put(&b, "anomalyd_store_checkpoints_total{result=\"written\"} %llu\n",
+            (unsigned long long)ss->writes);
+        put(&b, "anomalyd_store_checkpoints_total{result=\"failed\"} %llu\n",
+            (unsigned long long)ss->write_errors);
+        scalar(&b, "anomalyd_store_checkpoints_skipped_total", "counter",
+               "Checkpoints due while the previous one was still being written.",
+               (double)d->checkpoints_skipped);
+        scalar(&b, "anomalyd_store_rows_written_total", "counter",
+               "Series states written to the store.", (double)ss->rows_put);
+        scalar(&b, "anomalyd_store_rows_deleted_total", "counter",
+               "Evicted series deleted from the store.", (double)ss->rows_deleted);
+        scalar(&b, "anomalyd_store_bytes_written_total", "counter",
+               "Detector blob bytes written to the store.", (double)ss->bytes);
+        scalar(&b, "anomalyd_store_last_checkpoint_seconds", "gauge",
+               "Wall time the last successful checkpoint took.", ss->last_seconds);
+    }
+    scalar(&b, "anomalyd_store_restored_series", "gauge",
+           "Series restored from the store at start.", (double)d->restored);
+    family(&b, "anomalyd_store_restore_skipped", "gauge",
+           "Saved series not restored at start, by reason.");
+    put(&b, "anomalyd_store_restore_skipped{reason=\"damaged\"} %llu\n",
+        (unsigned long long)d->restore_skipped[0]);
+    put(&b, "anomalyd_store_restore_skipped{reason=\"settings_changed\"} %llu\n",
+        (unsigned long long)d->restore_skipped[1]);
+    put(&b, "anomalyd_store_restore_skipped{reason=\"ignored_or_full\"} %llu\n",
+        (unsigned long long)d->restore_skipped[2]);
+    family(&b, "anomalyd_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
+    put(&b, "anomalyd_reloads_total{result=\"applied\"} %llu\n", (unsigned long long)d->reloads);
+    put(&b, "anomalyd_reloads_total{result=\"refused\"} %llu\n",
+        (unsigned long long)d->reload_failures);
+
     per_series(&b, d, "anomalyd_series_score", "gauge",
                "Anomaly score of the series' last value, [0, 1].", sv_score);
     per_series(&b, d, "anomalyd_series_value", "gauge", "The series' last value.", sv_value);
