@@ -1,0 +1,272 @@
+"""test_service.py - the daemon as a service that forgets nothing: restore after a stop,
+crash safety under SIGKILL, damaged rows, a full disk, reload on SIGHUP.
+
+The real anomalyd on loopback (daemon_harness.py), its real SQLite file inspected with
+Python's sqlite3 module. Python stdlib only.
+"""
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from daemon_harness import Daemon, config_text, DETECTOR
+
+T0 = 1700000000
+
+
+def sine(t, phase=0.0):
+    return 10 + 5 * math.sin(2 * math.pi * t / 50 + phase)
+
+
+def store_config(tmp, interval=1, extra_top="", defaults=DETECTOR):
+    return config_text(tmp, top=extra_top, defaults=defaults,
+                       extra="store:\n  path: %s/state/anomalyd.db\n  checkpoint_interval: %s\n"
+                       % (tmp, interval))
+
+
+def db_rows(path):
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        return {k: (fp, n) for k, fp, n in
+                con.execute("SELECT key, fingerprint, length(blob) FROM series")}
+    finally:
+        con.close()
+
+
+def integrity(path):
+    con = sqlite3.connect(path, timeout=10)
+    try:
+        return con.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        con.close()
+
+
+class Tmp(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="anomalyd-svc-")
+        os.makedirs(os.path.join(self.tmp, "state"))
+        self.db = os.path.join(self.tmp, "state", "anomalyd.db")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def train(self, d, keys, n=400):
+        lines = "".join("%s %.6f %d\n" % (k, sine(t, i), T0 + t)
+                        for t in range(n) for i, k in enumerate(keys))
+        d.send_tcp("graphite", lines)
+        for k in keys:
+            d.wait(lambda: (d.series(k) or {}).get("trainings", 0) >= 1, timeout=120,
+                   what="%s trained" % k)
+
+
+class Restore(Tmp):
+
+    def test_stop_and_restart_resumes_trained(self):
+        cfg = store_config(self.tmp, interval=60)
+        with Daemon(cfg, tmp=self.tmp) as d:
+            self.train(d, ["svc.a", "svc.b"])
+            before = d.series("svc.a")
+            self.assertEqual(d.stop(), 0)  # the final checkpoint writes them
+        self.assertEqual(integrity(self.db), "ok")
+        self.assertEqual(set(db_rows(self.db)), {"svc.a", "svc.b"})
+        with Daemon(cfg, tmp=self.tmp) as d:
+            after = d.series("svc.a")
+            self.assertIsNotNone(after)
+            self.assertFalse(after["warming_up"], "restored series must not warm up again")
+            self.assertEqual(after["trainings"], before["trainings"])
+            self.assertEqual(after["samples"], before["samples"])
+            self.assertEqual(d.metric("anomalyd_store_restored_series"), 2)
+            # It goes on from where it was: the next value is scored by the network.
+            d.send_tcp("graphite", "svc.a %.6f %d\n" % (sine(400), T0 + 400))
+            d.wait(lambda: d.series("svc.a")["samples"] == before["samples"] + 1, what="next")
+            self.assertFalse(d.series("svc.a")["recent"][-1]["warming_up"])
+
+    def test_damaged_row_is_skipped_and_retrains(self):
+        cfg = store_config(self.tmp, interval=60)
+        with Daemon(cfg, tmp=self.tmp) as d:
+            self.train(d, ["dmg.a", "dmg.b"])
+        con = sqlite3.connect(self.db)
+        blob = bytearray(con.execute("SELECT blob FROM series WHERE key='dmg.a'").fetchone()[0])
+        blob[len(blob) // 2] ^= 0x55
+        con.execute("UPDATE series SET blob=? WHERE key='dmg.a'", (bytes(blob),))
+        con.commit()
+        con.close()
+        with Daemon(cfg, tmp=self.tmp) as d:
+            self.assertIsNone(d.series("dmg.a"))
+            self.assertIsNotNone(d.series("dmg.b"))
+            self.assertEqual(d.metric("anomalyd_store_restore_skipped", reason="damaged"), 1)
+            self.assertRegex(d.log(), r"dmg\.a: its saved state is refused \(.*\)")
+
+    def test_changed_settings_start_afresh(self):
+        cfg = store_config(self.tmp, interval=60)
+        with Daemon(cfg, tmp=self.tmp) as d:
+            self.train(d, ["chg.a"])
+        cfg2 = store_config(self.tmp, interval=60, defaults=DETECTOR.replace("hidden: 8", "hidden: 12"))
+        with Daemon(cfg2, tmp=self.tmp) as d:
+            self.assertIsNone(d.series("chg.a"))
+            self.assertEqual(d.metric("anomalyd_store_restore_skipped", reason="settings_changed"), 1)
+
+    def test_garbage_database_moved_aside(self):
+        with open(self.db, "wb") as f:
+            f.write(os.urandom(8192))
+        with Daemon(store_config(self.tmp), tmp=self.tmp) as d:
+            d.send_tcp("graphite", "g.a 1 %d\n" % T0)
+            d.wait(lambda: d.series("g.a"), what="serving")
+        self.assertTrue(any(n.startswith("anomalyd.db.bad-") for n in os.listdir(
+            os.path.join(self.tmp, "state"))), os.listdir(os.path.join(self.tmp, "state")))
+        self.assertEqual(integrity(self.db), "ok")
+
+
+class CrashSafety(Tmp):
+    """Steady load; SIGKILL at random moments, several times; each restart finds a sound
+    store with every series checkpointed before the kill, trained ones still trained."""
+
+    def test_sigkill_under_load(self):
+        rnd = random.Random(int(os.environ.get("AD_TEST_SEED", "7")))
+        cfg = store_config(self.tmp, interval=1)
+        keys = ["crash.%d" % i for i in range(20)]
+        t = 0
+        for round_ in range(4):
+            d = Daemon(cfg, tmp=self.tmp)
+            d.start()
+            if round_ > 0:
+                self.assertEqual(d.metric("anomalyd_store_restore_skipped", reason="damaged"), 0)
+                for k in saved:
+                    s = d.series(k)
+                    self.assertIsNotNone(s, "round %d: %s was saved, not restored" % (round_, k))
+                    if k in trained_saved:
+                        self.assertGreaterEqual(s["trainings"], 1, "%s lost its training" % k)
+                        self.assertFalse(s["warming_up"])
+            stop = threading.Event()
+            sent = [t]
+
+            def load():
+                s = socket.create_connection(("127.0.0.1", d.port("graphite")))
+                try:
+                    while not stop.is_set():
+                        tt = sent[0]
+                        s.sendall("".join("%s %.6f %d\n" % (k, sine(tt, i), T0 + tt)
+                                          for i, k in enumerate(keys)).encode())
+                        sent[0] = tt + 1
+                        time.sleep(0.002)
+                except OSError:
+                    pass
+                finally:
+                    s.close()
+            th = threading.Thread(target=load)
+            th.start()
+            time.sleep(rnd.uniform(2.0, 5.0))
+            # What the store holds now, and which series were trained long enough ago to
+            # have been checkpointed trained (interval 1 s).
+            trained_now = {k for k in keys if (d.series(k) or {}).get("trainings", 0) >= 1}
+            time.sleep(2.5)
+            saved = set(db_rows(self.db)) if os.path.exists(self.db) else set()
+            trained_saved = trained_now & saved
+            time.sleep(rnd.uniform(0, 0.5))
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait()
+            stop.set()
+            th.join()
+            d.stop()
+            t = sent[0] + 1
+            self.assertEqual(integrity(self.db), "ok", "round %d" % round_)
+            con = sqlite3.connect(self.db)
+            n, distinct = con.execute("SELECT count(*), count(DISTINCT key) FROM series").fetchone()
+            con.close()
+            self.assertEqual(n, distinct)
+            self.assertTrue(set(db_rows(self.db)) >= saved)
+        d = Daemon(cfg, tmp=self.tmp)
+        d.start()
+        try:
+            for k in saved:
+                self.assertIsNotNone(d.series(k))
+            self.assertEqual(d.metric("anomalyd_store_restore_skipped", reason="damaged"), 0)
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+
+class FullDisk(Tmp):
+    """The state directory on a tiny tmpfs: checkpoints fail (logged, counted) while
+    detection goes on; once there is room, the next checkpoint succeeds."""
+
+    def setUp(self):
+        super().setUp()
+        self.mnt = os.path.join(self.tmp, "state")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", self.mnt],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a tmpfs here (%s): needs root" % r.stderr.strip())
+
+    def tearDown(self):
+        subprocess.run(["umount", "-l", self.mnt])
+        super().tearDown()
+
+    def test_full_disk_is_counted_and_retried(self):
+        big = DETECTOR.replace("hidden: 8", "hidden: 32").replace("history: 600", "history: 2000")
+        cfg = store_config(self.tmp, interval=1, defaults=big)
+        with Daemon(cfg, tmp=self.tmp) as d:
+            lines = "".join("full.%d %.3f %d\n" % (i, sine(t, i), T0 + t)
+                            for t in range(300) for i in range(40))
+            d.send_tcp("graphite", lines)
+            d.wait(lambda: (d.metric("anomalyd_store_checkpoints_total", result="failed") or 0) >= 1,
+                   timeout=30, what="a failed checkpoint")
+            self.assertRegex(d.log(), r"checkpoint of \d+ series failed: .*full")
+            n = d.series("full.0")["samples"]
+            d.send_tcp("graphite", "full.0 1 %d\n" % (T0 + 300))
+            d.wait(lambda: d.series("full.0")["samples"] == n + 1, what="detection goes on")
+            ok = d.metric("anomalyd_store_checkpoints_total", result="written") or 0
+            subprocess.run(["mount", "-o", "remount,size=64m", self.mnt], check=True)
+            d.wait(lambda: d.metric("anomalyd_store_checkpoints_total", result="written") > ok,
+                   timeout=30, what="a checkpoint after room was made")
+            self.assertEqual(d.stop(), 0)
+        self.assertEqual(len(db_rows(self.db)), 40)
+
+
+class Reload(Tmp):
+
+    def test_sighup_reload(self):
+        cfg = store_config(self.tmp, interval=60)
+        d = Daemon(cfg, tmp=self.tmp)
+        d.start()
+        try:
+            self.train(d, ["rl.a"])
+            old_graphite = d.port("graphite")
+            # A new JSON-lines Unix listener, the Graphite UDP one gone, a new rule for
+            # another family; rl.a keeps its state.
+            new = cfg.replace("  - {protocol: graphite, transport: udp, address: 127.0.0.1, port: 0}\n",
+                              "  - {protocol: jsonl, transport: unix, path: %s/new.sock}\n" % self.tmp)
+            new += "series:\n  - match: 'other.*'\n    hidden: 4\n"
+            with open(d.config_path, "w") as f:
+                f.write(new)
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait(lambda: d.metric("anomalyd_reloads_total", result="applied") == 1,
+                   what="reload applied")
+            self.assertTrue(os.path.exists(os.path.join(self.tmp, "new.sock")))
+            d.send_unix(os.path.join(self.tmp, "new.sock"), '{"series":"rl.u","value":1}\n')
+            d.wait(lambda: d.series("rl.u"), what="the new listener serves")
+            self.assertGreaterEqual(d.series("rl.a")["trainings"], 1, "state lost on reload")
+            s = socket.create_connection(("127.0.0.1", old_graphite))  # unchanged: same port
+            s.close()
+            # A bad file is refused and the running configuration stays.
+            with open(d.config_path, "w") as f:
+                f.write("max_series: -1\n")
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait(lambda: d.metric("anomalyd_reloads_total", result="refused") == 1,
+                   what="reload refused")
+            self.assertRegex(d.log(), r"reload refused.*anomalyd.yaml:1:13")
+            d.send_tcp("graphite", "rl.after 1 %d\n" % T0)
+            d.wait(lambda: d.series("rl.after"), what="still serving")
+        finally:
+            self.assertEqual(d.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
