@@ -55,6 +55,7 @@ static void usage(FILE *f)
             "  --max-exclude X     exclude flagged values only below this recent rate (0.02)\n"
             "  --cooldown N        damp the score for N samples after an alert (0)\n"
             "  --range-tolerance X values beyond the range seen by X times it are anomalous (0)\n"
+            "  --range-window N    the range seen: the last ~N values, 0 = all (0)\n"
             "  --asinh 0|1         normalise with asinh, for heavy-tailed series (0)\n"
             "scoring:\n"
             "  --scorer S          likelihood dynamic static (likelihood)\n"
@@ -64,6 +65,7 @@ static void usage(FILE *f)
             "  --min-samples N     scorer: score 0 until N errors seen (100)\n"
             "  --k X               static: error scoring 0.5 (4)\n"
             "  --min-sd X          likelihood: floor on the averaged errors' deviation (0.001)\n"
+            "  --error-bound X     likelihood: bound each |error| a to a/(a+X), 0 = off (0)\n"
             "  --alpha X           dynamic: EWMA smoothing (0.3)\n"
             "  --quiet             no progress or per-row messages on stderr\n");
 }
@@ -153,7 +155,7 @@ enum {
     O_KIND = 256, O_HIDDEN, O_LAYERS, O_FEATURES, O_SEED, O_HISTORY, O_TRAIN_AFTER,
     O_TRAIN_EVERY, O_WINDOW, O_BATCH, O_EPOCHS, O_PATIENCE, O_LR, O_VAL_FRAC, O_INPUT_CLIP,
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
-    O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_QUIET,
+    O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND, O_QUIET,
     O_HELP
 };
 
@@ -173,6 +175,7 @@ static const struct option long_opts[] = {
     {"cooldown", 1, 0, O_COOLDOWN},   {"asinh", 1, 0, O_ASINH},
     {"min-sd", 1, 0, O_MIN_SD},       {"model", 1, 0, O_MODEL},
     {"s2s-window", 1, 0, O_S2S_WINDOW}, {"range-tolerance", 1, 0, O_RANGE},
+    {"range-window", 1, 0, O_RANGE_WINDOW}, {"error-bound", 1, 0, O_ERROR_BOUND},
     {"quiet", 0, 0, O_QUIET},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
 
@@ -207,6 +210,7 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
         nc.window = s->window;
         nc.min_samples = s->min_samples;
         nc.min_sd = s->min_sd;
+        nc.error_bound = s->error_bound;
         *s = nc;
         return 0;
     }
@@ -250,6 +254,8 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_MIN_SD: s->min_sd = (float)num(name, arg); return 0;
     case O_S2S_WINDOW: c->s2s_window = (int)num(name, arg); return 0;
     case O_RANGE: c->range_tolerance = (float)num(name, arg); return 0;
+    case O_RANGE_WINDOW: c->range_window = (int)num(name, arg); return 0;
+    case O_ERROR_BOUND: s->error_bound = (float)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
     case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;
     case O_SHORT_WINDOW: s->short_window = (int)num(name, arg); return 0;

@@ -19,11 +19,12 @@
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   2
+#define DET_VERSION   3
 #define MAX_MAGNITUDE 1e30
 #define WARM_MIN      16      /* values before the warm-up fallback scores */
 #define RANGE_MIN     100     /* values seen before the range check speaks */
 #define EXCL_HORIZON  1000.0f /* samples over which the excluded fraction is averaged */
+#define RANGE_BLOCKS  16      /* blocks of the range check's sliding window */
 
 struct ad_detector {
     ad_detector_config cfg;
@@ -53,6 +54,11 @@ struct ad_detector {
     uint64_t since_alert; /* samples since the last alert */
     float excl_rate;      /* moving average of the excluded indicator (EXCL_HORIZON) */
     double vmin, vmax;    /* range of the values seen (range check) */
+    /* range_window > 0: the min and max of the last RANGE_BLOCKS - 1 full blocks of
+     * range_window / RANGE_BLOCKS values (a ring, rb_n held, next at rb_pos) and of the
+     * block being filled (rb_fill values) */
+    double rb_min[RANGE_BLOCKS], rb_max[RANGE_BLOCKS], rb_cmin, rb_cmax;
+    int rb_n, rb_pos, rb_fill;
     /* SEQ2SEQ: the model, its one-window scorer, the window of the last L inputs
      * (D, L) oldest first with win_n of them filled, and the reconstruction buffer */
     ad_s2s *s2s;
@@ -251,9 +257,53 @@ static void s2s_push(ad_detector *d, double value, double ts, double prev_ts, in
  * excess, whatever the network predicted (Numenta's "spatial anomaly"). The range then
  * takes the value in.
  */
+/* Size of one block of the range check's sliding window. */
+static int range_block(const ad_detector *d)
+{
+    int b = (d->cfg.range_window + RANGE_BLOCKS - 1) / RANGE_BLOCKS;
+    return b > 0 ? b : 1;
+}
+
+/* range_window > 0: the range of the last ~range_window values into vmin, vmax. */
+static void range_window_span(ad_detector *d)
+{
+    double lo = d->rb_cmin, hi = d->rb_cmax;
+    if (d->rb_fill == 0) {
+        lo = INFINITY;
+        hi = -INFINITY;
+    }
+    for (int i = 0; i < d->rb_n; i++) {
+        lo = d->rb_min[i] < lo ? d->rb_min[i] : lo;
+        hi = d->rb_max[i] > hi ? d->rb_max[i] : hi;
+    }
+    if (lo <= hi) {
+        d->vmin = lo;
+        d->vmax = hi;
+    }
+}
+
+/* range_window > 0: v into the block being filled; a full block joins the ring. */
+static void range_window_push(ad_detector *d, double v)
+{
+    if (d->rb_fill == 0 || v < d->rb_cmin)
+        d->rb_cmin = v;
+    if (d->rb_fill == 0 || v > d->rb_cmax)
+        d->rb_cmax = v;
+    if (++d->rb_fill < range_block(d))
+        return;
+    d->rb_min[d->rb_pos] = d->rb_cmin;
+    d->rb_max[d->rb_pos] = d->rb_cmax;
+    d->rb_pos = (d->rb_pos + 1) % (RANGE_BLOCKS - 1);
+    if (d->rb_n < RANGE_BLOCKS - 1)
+        d->rb_n++;
+    d->rb_fill = 0;
+}
+
 static float range_check(ad_detector *d, double v, float raw)
 {
     const float tol = d->cfg.range_tolerance;
+    if (d->cfg.range_window > 0)
+        range_window_span(d);
     if (tol > 0.0f && d->stats.samples >= RANGE_MIN) {
         double span = d->vmax - d->vmin, lim = tol * span;
         double excess = v > d->vmax + lim ? v - d->vmax : v < d->vmin - lim ? d->vmin - v : 0.0;
@@ -268,6 +318,8 @@ static float range_check(ad_detector *d, double v, float raw)
         d->vmax = v;
     if (d->stats.samples == 0 || v < d->vmin)
         d->vmin = v;
+    if (d->cfg.range_window > 0)
+        range_window_push(d, v);
     return raw;
 }
 
@@ -734,6 +786,15 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_u64(w, d->since_alert);
     ad_put_f64(w, d->vmin);
     ad_put_f64(w, d->vmax);
+    for (int i = 0; i < RANGE_BLOCKS; i++) {
+        ad_put_f64(w, d->rb_min[i]);
+        ad_put_f64(w, d->rb_max[i]);
+    }
+    ad_put_f64(w, d->rb_cmin);
+    ad_put_f64(w, d->rb_cmax);
+    ad_put_u32(w, (uint32_t)d->rb_n);
+    ad_put_u32(w, (uint32_t)d->rb_pos);
+    ad_put_u32(w, (uint32_t)d->rb_fill);
     ad_put_u32(w, (uint32_t)d->hn);
     ad_put_u32(w, (uint32_t)d->hpos);
     ad_put_f32v(w, d->hv, (size_t)d->hcap);
@@ -883,6 +944,21 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
     d->since_alert = ad_get_u64(&r);
     d->vmin = ad_get_f64(&r);
     d->vmax = ad_get_f64(&r);
+    int rb_bad = 0;
+    for (int i = 0; i < RANGE_BLOCKS; i++) {
+        d->rb_min[i] = ad_get_f64(&r);
+        d->rb_max[i] = ad_get_f64(&r);
+        rb_bad |= !isfinite(d->rb_min[i]) || !isfinite(d->rb_max[i]);
+    }
+    d->rb_cmin = ad_get_f64(&r);
+    d->rb_cmax = ad_get_f64(&r);
+    d->rb_n = (int)ad_get_u32(&r);
+    d->rb_pos = (int)ad_get_u32(&r);
+    d->rb_fill = (int)ad_get_u32(&r);
+    rb_bad |= !isfinite(d->rb_cmin) || !isfinite(d->rb_cmax) || !isfinite(d->vmin) ||
+              !isfinite(d->vmax) || d->rb_n < 0 || d->rb_n > RANGE_BLOCKS - 1 ||
+              d->rb_pos < 0 || d->rb_pos >= RANGE_BLOCKS - 1 || d->rb_fill < 0 ||
+              d->rb_fill >= range_block(d);
     uint32_t hn = ad_get_u32(&r), hpos = ad_get_u32(&r);
     ad_get_f32v(&r, d->hv, (size_t)d->hcap);
     ad_get_bytes(&r, d->hf, (size_t)d->hcap);
@@ -896,7 +972,7 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
     if (r.err || hn > (uint32_t)d->hcap || hpos >= (uint32_t)d->hcap || netlen > ad_rbuf_left(&r) ||
         !(d->scale > 0.0 && isfinite(d->scale)) || !isfinite(d->center) ||
         !isfinite(d->pred_norm) || !isfinite(d->w_mean) || !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) ||
-        !finite_state(d) || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f)) {
+        !finite_state(d) || rb_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f)) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;
     }

@@ -34,6 +34,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->relearn = 64;
     c->max_exclude = 0.02f;
     c->cooldown = 0;
+    c->range_window = 0;
     c->asinh = 0;
     c->seed = 1;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
@@ -81,6 +82,7 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(max_exclude, 0.0, 1.0);
     RANGE(cooldown, 0, 100000000);
     RANGE(range_tolerance, 0.0, 100.0);
+    RANGE(range_window, 0, 1000000000);
     RANGE(asinh, 0, 1);
 #undef RANGE
     return ad_scorer_config_check(&c->scorer, err, errlen);
@@ -110,6 +112,7 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_f32(w, c->max_exclude);
     ad_put_u32(w, (uint32_t)c->cooldown);
     ad_put_f32(w, c->range_tolerance);
+    ad_put_u32(w, (uint32_t)c->range_window);
     ad_put_u32(w, (uint32_t)c->asinh);
     ad_put_u64(w, c->seed);
     const ad_scorer_config *s = &c->scorer;
@@ -125,6 +128,7 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_u32(w, (uint32_t)s->refit);
     ad_put_f32(w, s->k);
     ad_put_f32(w, s->min_sd);
+    ad_put_f32(w, s->error_bound);
 }
 
 void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c)
@@ -152,6 +156,7 @@ void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c)
     c->max_exclude = ad_get_f32(r);
     c->cooldown = (int)ad_get_u32(r);
     c->range_tolerance = ad_get_f32(r);
+    c->range_window = (int)ad_get_u32(r);
     c->asinh = (int)ad_get_u32(r);
     c->seed = ad_get_u64(r);
     ad_scorer_config *s = &c->scorer;
@@ -167,4 +172,5 @@ void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c)
     s->refit = (int)ad_get_u32(r);
     s->k = ad_get_f32(r);
     s->min_sd = ad_get_f32(r);
+    s->error_bound = ad_get_f32(r);
 }

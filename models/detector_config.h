@@ -54,6 +54,8 @@ typedef struct ad_detector_config {
                           heavy-tailed series; 0: linear (v - median) / scale */
     float range_tolerance;  /* > 0: a value beyond the range seen so far by more than this
                                times the range is anomalous (0 = off) */
+    int range_window;  /* the range check's "seen so far": the last ~range_window values
+                          (16 blocks of range_window/16), 0 = every value since the start */
     int cooldown;      /* after an alert, the score is damped for this many samples
                           (rising linearly back), so one incident raises one alert
                           (0 = off) */

@@ -93,6 +93,10 @@ int ad_scorer_config_check(const ad_scorer_config *c, char *err, size_t errlen)
         ERR("scorer window must be 16..1000000, got %d", c->window);
         return -AD_EINVAL;
     }
+    if (!(c->error_bound >= 0.0f && c->error_bound <= 1e6f)) {
+        ERR("scorer error_bound must be 0..1e6, got %g", (double)c->error_bound);
+        return -AD_EINVAL;
+    }
     if (!(c->min_sd >= 0.0f && c->min_sd <= 1e6f)) {
         ERR("scorer min_sd must be 0..1e6, got %g", (double)c->min_sd);
         return -AD_EINVAL;
@@ -358,6 +362,8 @@ float ad_scorer_score(ad_scorer *s, float err)
     s->pending_abs = a;
     switch (s->cfg.kind) {
     case AD_SCORER_LIKELIHOOD:
+        if (s->cfg.error_bound > 0.0f)
+            s->pending_abs = a = a / (a + s->cfg.error_bound);
         return likelihood_score(s, a);
     case AD_SCORER_DYNAMIC:
         return dynamic_score(s, a);
@@ -441,6 +447,7 @@ void ad_scorer_save(const ad_scorer *s, ad_wbuf *w)
     ad_put_u32(w, (uint32_t)c->refit);
     ad_put_f32(w, c->k);
     ad_put_f32(w, c->min_sd);
+    ad_put_f32(w, c->error_bound);
     ad_put_u64(w, s->count);
     ad_put_f32(w, s->pending);
     ad_put_f32(w, s->pending_abs);
@@ -473,6 +480,7 @@ int ad_scorer_load(ad_scorer *s, ad_rbuf *r, char *err, size_t errlen)
     c.refit = (int)ad_get_u32(r);
     c.k = ad_get_f32(r);
     c.min_sd = ad_get_f32(r);
+    c.error_bound = ad_get_f32(r);
     if (r->err || memcmp(&c, &s->cfg, sizeof(c)) != 0) {
         ERR("scorer state is for another scorer configuration");
         return -AD_EFORMAT;

@@ -14,6 +14,9 @@
  *              (one-sided) tail probability q on a log scale, squashed into [0, 1)
  *              without saturating: with t = -log10(q), score = t / (t + 5), so 0.5 means
  *              q = 1e-5 and 2/3 means q = 1e-10; ever smaller tails keep ranking higher.
+ *              With error_bound b > 0 each absolute error a enters as a / (a + b), in
+ *              [0, 1) like Numenta's raw anomaly score: a single huge error then weighs
+ *              at most 1/short_window in the average, and only sustained surprise flags.
  *  DYNAMIC     NASA JPL telemanom's nonparametric dynamic threshold: errors are
  *              EWMA-smoothed (a flagged value's smoothed error is scored but the
  *              smoothing then goes on from the last normal one); every `refit` samples the threshold mu + z*sigma over the
@@ -56,6 +59,8 @@ typedef struct ad_scorer_config {
     float k;           /* STATIC: error at which the score is 0.5 */
     float min_sd;      /* LIKELIHOOD: floor on the deviation of the averaged errors
                           (also at least 1% of their mean), in error units */
+    float error_bound; /* LIKELIHOOD: > 0: each |error| a is bounded to a / (a + error_bound)
+                          before averaging, so one huge error cannot flag alone (0 = off) */
 } ad_scorer_config;
 
 typedef struct ad_scorer ad_scorer;

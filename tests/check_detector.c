@@ -1266,7 +1266,7 @@ static blob_layout find_layout(const ad_detector *d, const uint8_t *buf, size_t 
     o.window = c->window + 1; /* low byte differs */
     L.window = first_difference(c, &o);
     o = *c;
-    o.scorer.min_sd = nextafterf(c->scorer.min_sd, 1e9f); /* the config's last field */
+    o.scorer.error_bound = nextafterf(c->scorer.error_bound, 1e9f); /* the config's last field */
     L.stats = first_difference(c, &o) + 4;
     L.center = L.stats + 8 * (2 + AD_REFUSE_NREASONS + 1) + 4 * 3;
     L.scale = L.center + 8;
@@ -1329,8 +1329,8 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 3", "version", L.version, 0, 3},
-        {"version 1", "version", L.version, 0, 1},
+        {"version 4", "version", L.version, 0, 4},
+        {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
         {"window 1", "configuration", L.window, 0, 1},
         {"hn > history", "inconsistent", L.hn, 0, (double)hcap + 1},
@@ -1506,6 +1506,53 @@ START_TEST(test_range_check)
 }
 END_TEST
 
+/* The range check over a sliding window (range_window): an early spike widens the
+ * all-time range for good, so a later excursion above the recent range is anomalous only
+ * when the range forgets it; the blocks survive a save and load. */
+START_TEST(test_range_window)
+{
+    ad_detector_config c;
+    ad_detector_defaults(&c);
+    c.hidden = 8;
+    c.range_tolerance = 0.05f;
+    c.range_window = _i ? 400 : 0;
+    ad_detector *d = make(&c);
+    ad_rng r;
+    int at_excursion = 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ad_detector *e = NULL;
+
+    ad_rng_seed(&r, 93);
+    for (int t = 0; t < 1200; t++) {
+        double v = ((t / 25) % 2 ? 1.0 : 0.0) + 0.01 * ad_rng_normal(&r);
+        if (t == 150)
+            v = 5.0; /* an early spike */
+        if (t == 1100)
+            v = 1.5; /* half the recent range above it, well inside the all-time one */
+        ad_result res = observe(d, t, v);
+        if (res.train_due)
+            train(d);
+        if (t == 1100)
+            at_excursion = res.anomalous;
+        if (t == 1000) { /* the blocks survive a save and load mid-stream */
+            buf = save(d, &len);
+            e = load(buf, len);
+            ad_detector_free(d);
+            d = e;
+        }
+    }
+    fprintf(stderr, "range window %d: excursion above the recent range anomalous %d\n",
+            c.range_window, at_excursion);
+    if (_i)
+        ck_assert_msg(at_excursion, "an excursion above the recent range was not anomalous");
+    else
+        ck_assert_msg(!at_excursion, "the all-time range should include the early spike");
+    free(buf);
+    ad_detector_free(d);
+}
+END_TEST
+
 /* ---- the seq2seq model kind ---- */
 
 static void s2s_config(ad_detector_config *c)
@@ -1665,6 +1712,7 @@ static Suite *detector_suite(void)
 
     tc = tcase_create("range");
     tcase_add_loop_test(tc, test_range_check, 0, 2);
+    tcase_add_loop_test(tc, test_range_window, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("seq2seq");

@@ -141,6 +141,8 @@ static void refit_zero(ad_scorer_config *c) { c->refit = 0; }
 static void k_zero(ad_scorer_config *c) { c->k = 0.0f; }
 static void k_neg(ad_scorer_config *c) { c->k = -1.0f; }
 static void k_inf(ad_scorer_config *c) { c->k = INFINITY; }
+static void bound_neg(ad_scorer_config *c) { c->error_bound = -1.0f; }
+static void bound_nan(ad_scorer_config *c) { c->error_bound = NAN; }
 static void kind_three(ad_scorer_config *c) { c->kind = (ad_scorer_kind)3; }
 static void kind_neg(ad_scorer_config *c) { c->kind = (ad_scorer_kind)-1; }
 /* clang-format on */
@@ -170,6 +172,8 @@ static const bad_case bad_cases[] = {
     {AD_SCORER_STATIC, "k ", k_zero},
     {AD_SCORER_STATIC, "k ", k_neg},
     {AD_SCORER_STATIC, "k ", k_inf},
+    {AD_SCORER_LIKELIHOOD, "error_bound", bound_neg},
+    {AD_SCORER_LIKELIHOOD, "error_bound", bound_nan},
     {AD_SCORER_LIKELIHOOD, "kind", kind_three},
     {AD_SCORER_LIKELIHOOD, "kind", kind_neg},
 };
@@ -581,6 +585,35 @@ START_TEST(test_likelihood_sustained)
 }
 END_TEST
 
+/* With error_bound, one huge error among normal ones does not flag on its own (it
+ * does without), while a sustained run of large errors still flags. */
+START_TEST(test_likelihood_error_bound)
+{
+    ad_scorer_config c;
+    ad_scorer_defaults(&c, AD_SCORER_LIKELIHOOD);
+    c.error_bound = _i ? 3.0f : 0.0f;
+    ad_scorer *s = make(&c);
+    ad_rng r;
+    ad_rng_seed(&r, 12);
+    for (int i = 0; i < 1500; i++)
+        step(s, abs_normal(&r));
+    float spike = step(s, 1000.0f);
+    int run_flagged = 0;
+    for (int i = 0; i < 100; i++) /* the spike leaves the short window */
+        step(s, abs_normal(&r));
+    for (int i = 0; i < 30; i++)
+        run_flagged |= step(s, 20.0f + abs_normal(&r)) >= c.threshold;
+    fprintf(stderr, "error bound %g: one error of 1000 scores %.3f, a run of 20s %s\n",
+            (double)c.error_bound, (double)spike, run_flagged ? "flagged" : "not flagged");
+    if (_i)
+        ck_assert_msg(spike < c.threshold, "a single bounded error scored %g", (double)spike);
+    else
+        ck_assert_msg(spike >= c.threshold, "a single unbounded error scored %g", (double)spike);
+    ck_assert_msg(run_flagged, "a sustained run of large errors was not flagged");
+    ad_scorer_free(s);
+}
+END_TEST
+
 /* ---- serialisation ---- */
 
 START_TEST(test_save_load_roundtrip)
@@ -778,6 +811,7 @@ static Suite *scorer_suite(void)
     tcase_add_test(tc, test_static_formula);
     tcase_add_loop_test(tc, test_dynamic_threshold, 0, 2);
     tcase_add_test(tc, test_likelihood_sustained);
+    tcase_add_loop_test(tc, test_likelihood_error_bound, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("serial");
