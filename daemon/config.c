@@ -209,6 +209,7 @@ static const ad_key detector_keys[] = {
     FLT("max_exclude", D, max_exclude, 0, 1, 0, NULL),
     INT("cooldown", D, cooldown, 0, 100000000, NULL),
     FLT("range_tolerance", D, range_tolerance, 0, 100, 0, NULL),
+    INT("range_window", D, range_window, 0, 1000000000, NULL),
     BOOL("asinh", D, asinh, NULL),
     {"scorer", K_SCORER, OFF(D, scorer, ad_scorer_config), 0, 0, 0, F_EARLY, scorer_name, NULL,
      NULL},
@@ -218,6 +219,7 @@ static const ad_key detector_keys[] = {
     INT("min_samples", D, scorer.min_samples, 1, 1000000, NULL),
     FLT("k", D, scorer.k, 0, 1e30, F_LO_OPEN, NULL),
     FLT("min_sd", D, scorer.min_sd, 0, 1e6, 0, NULL),
+    FLT("error_bound", D, scorer.error_bound, 0, 1e6, 0, NULL),
     FLT("alpha", D, scorer.ewma_alpha, 0, 1, F_LO_OPEN, NULL),
     FLT("z_min", D, scorer.z_min, 0, 100, F_LO_OPEN, NULL),
     FLT("z_max", D, scorer.z_max, 0, 100, F_LO_OPEN, NULL),
@@ -255,11 +257,14 @@ static const struct {
 static void daemon_detector_defaults(ad_detector_config *d)
 {
     ad_detector_defaults(d);
-    d->cooldown = 200;
+    d->cooldown = 50;
     d->train_after = 750;
     d->train_every = 2000;
     d->features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK;
     d->range_tolerance = 0.02f;
+    d->range_window = 8000;
+    d->scorer.error_bound = 3.0f;
+    d->scorer.min_sd = 0.0173f;
 }
 
 /* ---- scalars: text into a field ---- */

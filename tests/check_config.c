@@ -103,6 +103,7 @@ static void same_detector(const ad_detector_config *a, const ad_detector_config 
     EQ_FLT(max_exclude);
     EQ_INT(asinh);
     EQ_FLT(range_tolerance);
+    EQ_INT(range_window);
     EQ_INT(cooldown);
     EQ_INT(seed);
     EQ_INT(scorer.kind);
@@ -117,6 +118,7 @@ static void same_detector(const ad_detector_config *a, const ad_detector_config 
     EQ_INT(scorer.refit);
     EQ_FLT(scorer.k);
     EQ_FLT(scorer.min_sd);
+    EQ_FLT(scorer.error_bound);
 }
 
 static void same_config(const ad_config *a, const ad_config *b)
@@ -217,11 +219,14 @@ START_TEST(test_defaults)
     ck_assert_ptr_null(c.rules);
     /* the models' defaults but for the NAB configuration (scripts/nab) */
     ad_detector_defaults(&d);
-    d.cooldown = 200;
+    d.cooldown = 50;
     d.train_after = 750;
     d.train_every = 2000;
     d.features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK;
     d.range_tolerance = 0.02f;
+    d.range_window = 8000;
+    d.scorer.error_bound = 3.0f;
+    d.scorer.min_sd = 0.0173f;
     same_detector(&c.defaults, &d);
     ck_assert_int_eq(ad_detector_config_check(&c.defaults, NULL, 0), 0);
     ad_config_free(&c);
@@ -325,7 +330,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 15 + 2 + 6 + 5 + 3 + 3 + 6 + 35 + 37);
+    ck_assert_int_eq(nkeys, 15 + 2 + 6 + 5 + 3 + 3 + 6 + 37 + 39);
 }
 END_TEST
 
@@ -708,12 +713,14 @@ START_TEST(test_detector_bounds_agree_with_models)
         {"max_exclude", ""},
         {"cooldown", ""},
         {"range_tolerance", ""},
+        {"range_window", ""},
         {"threshold", ""},
         {"scorer_window", "min_samples: 1, short_window: 1"},
         {"short_window", "scorer_window: 1000000, min_samples: 1"},
         {"min_samples", "scorer_window: 1000000"},
         {"k", "scorer: static"},
         {"min_sd", ""},
+        {"error_bound", ""},
         {"alpha", "scorer: dynamic"},
         {"z_min", "scorer: dynamic, z_max: 100"},
         {"z_max", "scorer: dynamic, z_min: 0.5"},
