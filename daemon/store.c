@@ -49,7 +49,7 @@ typedef struct result {
 } result;
 
 typedef struct wjob {
-    uv_work_t req;        /* req.data = the store */
+    uv_work_t req; /* req.data = the store */
     ad_store_batch *b;
     ad_store_done_fn fn;
     void *ctx;
@@ -61,7 +61,7 @@ typedef struct wjob {
 struct ad_store {
     sqlite3 *db;
     sqlite3_stmt *put, *del, *begin, *commit, *rollback;
-    int busy;             /* an async write is out (loop thread only) */
+    int busy; /* an async write is out (loop thread only) */
     wjob job;
     ad_store_stats st;
 };
@@ -84,13 +84,13 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 static const char *code_name(int rc)
 {
     static const char *const names[] = {
-        "SQLITE_OK",       "SQLITE_ERROR",    "SQLITE_INTERNAL", "SQLITE_PERM",
-        "SQLITE_ABORT",    "SQLITE_BUSY",     "SQLITE_LOCKED",   "SQLITE_NOMEM",
-        "SQLITE_READONLY", "SQLITE_INTERRUPT", "SQLITE_IOERR",   "SQLITE_CORRUPT",
-        "SQLITE_NOTFOUND", "SQLITE_FULL",     "SQLITE_CANTOPEN", "SQLITE_PROTOCOL",
-        "SQLITE_EMPTY",    "SQLITE_SCHEMA",   "SQLITE_TOOBIG",   "SQLITE_CONSTRAINT",
-        "SQLITE_MISMATCH", "SQLITE_MISUSE",   "SQLITE_NOLFS",    "SQLITE_AUTH",
-        "SQLITE_FORMAT",   "SQLITE_RANGE",    "SQLITE_NOTADB",   "SQLITE_NOTICE",
+        "SQLITE_OK",       "SQLITE_ERROR",     "SQLITE_INTERNAL", "SQLITE_PERM",
+        "SQLITE_ABORT",    "SQLITE_BUSY",      "SQLITE_LOCKED",   "SQLITE_NOMEM",
+        "SQLITE_READONLY", "SQLITE_INTERRUPT", "SQLITE_IOERR",    "SQLITE_CORRUPT",
+        "SQLITE_NOTFOUND", "SQLITE_FULL",      "SQLITE_CANTOPEN", "SQLITE_PROTOCOL",
+        "SQLITE_EMPTY",    "SQLITE_SCHEMA",    "SQLITE_TOOBIG",   "SQLITE_CONSTRAINT",
+        "SQLITE_MISMATCH", "SQLITE_MISUSE",    "SQLITE_NOLFS",    "SQLITE_AUTH",
+        "SQLITE_FORMAT",   "SQLITE_RANGE",     "SQLITE_NOTADB",   "SQLITE_NOTICE",
         "SQLITE_WARNING",
     };
     int p = rc & 0xff;
@@ -218,9 +218,8 @@ static enum verdict inspect(sqlite3 *db, int *fresh, char *err, size_t errlen)
         seterr(err, errlen, "schema version %lld, not %d", version, SCHEMA_VERSION);
         return V_BAD;
     }
-    rc = query_int(db,
-                   "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'series'",
-                   &series);
+    rc = query_int(
+        db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'series'", &series);
     if (rc != SQLITE_OK) {
         dberr(db, rc, err, errlen, "reading the schema");
         return V_FAIL;
@@ -269,8 +268,7 @@ static int setup(ad_store *s, int fresh, char *err, size_t errlen)
     wal = mode && strcmp(mode, "wal") == 0;
     if (!wal) {
         if (rc == SQLITE_ROW)
-            seterr(err, errlen, "journal_mode=WAL did not take (got %s)",
-                   mode ? mode : "(null)");
+            seterr(err, errlen, "journal_mode=WAL did not take (got %s)", mode ? mode : "(null)");
         else
             dberr(s->db, rc, err, errlen, "PRAGMA journal_mode");
         sqlite3_finalize(st);
@@ -283,12 +281,11 @@ static int setup(ad_store *s, int fresh, char *err, size_t errlen)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return rc;
     }
-#define PREP(stmt, sql)                                                                  \
-    do {                                                                                 \
-        int rc_ = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &(stmt), \
-                                     NULL);                                              \
-        if (rc_ != SQLITE_OK)                                                            \
-            return dberr(s->db, rc_, err, errlen, "preparing statements");              \
+#define PREP(stmt, sql)                                                                            \
+    do {                                                                                           \
+        int rc_ = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &(stmt), NULL);    \
+        if (rc_ != SQLITE_OK)                                                                      \
+            return dberr(s->db, rc_, err, errlen, "preparing statements");                         \
     } while (0)
     PREP(s->put, put_sql);
     PREP(s->del, "DELETE FROM series WHERE key = ?1");
@@ -328,8 +325,7 @@ static int foreign_header(const char *path)
 }
 
 /* One attempt at path: V_OK with s->db open and set up, else s->db closed. */
-static enum verdict attempt(ad_store *s, const char *path, int *code, char *err,
-                            size_t errlen)
+static enum verdict attempt(ad_store *s, const char *path, int *code, char *err, size_t errlen)
 {
     enum verdict v;
     int fresh = 0, rc;
@@ -340,8 +336,7 @@ static enum verdict attempt(ad_store *s, const char *path, int *code, char *err,
         return V_BAD;
     }
     rc = sqlite3_open_v2(path, &s->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                         NULL);
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
     if (rc != SQLITE_OK) {
         dberr(s->db, rc, err, errlen, path);
         v = V_FAIL;
@@ -400,8 +395,7 @@ static int move_aside(const char *path, char *dest, size_t destlen, char *err, s
     return 0;
 }
 
-int ad_store_open(const char *path, ad_store **out, int *moved_aside, char *err,
-                  size_t errlen)
+int ad_store_open(const char *path, ad_store **out, int *moved_aside, char *err, size_t errlen)
 {
     char why[512], dest[4200];
     ad_store *s;
@@ -432,8 +426,7 @@ int ad_store_open(const char *path, ad_store **out, int *moved_aside, char *err,
             code = -AD_EIO; /* a fresh file is not usable either */
             goto out_free;
         }
-        seterr(err, errlen, "%s: %s; moved aside to %s, starting a new database", path, why,
-               dest);
+        seterr(err, errlen, "%s: %s; moved aside to %s, starting a new database", path, why, dest);
     } else if (v == V_FAIL) {
         seterr(err, errlen, "%s", why);
         goto out_free;
@@ -476,8 +469,8 @@ static const char *type_name(int t)
 /* Fills row from the current result row; NULL, or why the row is unusable. */
 static const char *read_row(sqlite3_stmt *st, ad_store_row *row, char *why, size_t whylen)
 {
-    static const char *const col[] = {"key",      "blob",      "fingerprint", "protocol",
-                                      "created",  "last_seen", "anomalies"};
+    static const char *const col[] = {"key",     "blob",      "fingerprint", "protocol",
+                                      "created", "last_seen", "anomalies"};
     static const int want[] = {SQLITE_TEXT,  SQLITE_BLOB,  SQLITE_INTEGER, SQLITE_INTEGER,
                                SQLITE_FLOAT, SQLITE_FLOAT, SQLITE_INTEGER};
     sqlite3_int64 proto;
@@ -488,8 +481,7 @@ static const char *read_row(sqlite3_stmt *st, ad_store_row *row, char *why, size
 
         if (t == want[i] || (want[i] == SQLITE_FLOAT && t == SQLITE_INTEGER))
             continue;
-        snprintf(why, whylen, "column %s is %s, not %s", col[i], type_name(t),
-                 type_name(want[i]));
+        snprintf(why, whylen, "column %s is %s, not %s", col[i], type_name(t), type_name(want[i]));
         return why;
     }
     proto = sqlite3_column_int64(st, 3);
@@ -726,8 +718,7 @@ static int bind_put(sqlite3_stmt *st, const ad_store_row *r, double saved)
 }
 
 /* The transaction; touches neither the stats nor the busy flag. */
-static int write_batch(ad_store *s, const ad_store_batch *b, result *res, char *err,
-                       size_t errlen)
+static int write_batch(ad_store *s, const ad_store_batch *b, result *res, char *err, size_t errlen)
 {
     double t0 = mono_now(), saved = wall_now();
     char what[160];
@@ -747,14 +738,12 @@ static int write_batch(ad_store *s, const ad_store_batch *b, result *res, char *
         sqlite3_stmt *st = e->is_put ? s->put : s->del;
 
         rc = e->is_put ? bind_put(st, &e->row, saved)
-                       : sqlite3_bind_text(st, 1, e->row.key, (int)e->row.key_len,
-                                           SQLITE_STATIC);
+                       : sqlite3_bind_text(st, 1, e->row.key, (int)e->row.key_len, SQLITE_STATIC);
         if (rc == SQLITE_OK)
             rc = run(st);
         sqlite3_clear_bindings(st); /* the batch's memory is not ours to keep */
         if (rc != SQLITE_DONE) {
-            snprintf(what, sizeof(what), "%s \"%.100s\"", e->is_put ? "put" : "delete",
-                     e->row.key);
+            snprintf(what, sizeof(what), "%s \"%.100s\"", e->is_put ? "put" : "delete", e->row.key);
             goto out_rollback;
         }
         if (e->is_put) {

@@ -12,6 +12,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,8 +92,7 @@ static void sql(sqlite3 *db, const char *q)
 {
     char *msg = NULL;
 
-    ck_assert_msg(sqlite3_exec(db, q, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", q,
-                  msg ? msg : "?");
+    ck_assert_msg(sqlite3_exec(db, q, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", q, msg ? msg : "?");
 }
 
 static long long sql_int(sqlite3 *db, const char *q)
@@ -151,7 +151,7 @@ static void del(ad_store_batch *b, const char *key)
 #define MAXROWS 64
 typedef struct loaded {
     int n;
-    int stop_after;       /* fn returns 1 after this many (0: never) */
+    int stop_after; /* fn returns 1 after this many (0: never) */
     char key[MAXROWS][64];
     unsigned char blob[MAXROWS][512];
     size_t blob_len[MAXROWS];
@@ -195,8 +195,7 @@ static int find(const loaded *l, const char *key)
     return -1;
 }
 
-static void assert_row(const loaded *l, const char *key, const void *blob, size_t len,
-                       uint64_t fp)
+static void assert_row(const loaded *l, const char *key, const void *blob, size_t len, uint64_t fp)
 {
     ad_store_row want = mkrow(key, blob, len, fp);
     int i = find(l, key);
@@ -263,7 +262,7 @@ START_TEST(test_create_reopen)
 {
     ad_store *s = open_ok();
     ad_store_batch *b = ad_store_batch_new();
-    char mode[32];
+    char mode[32], walpath[256];
     sqlite3 *db;
     loaded l;
 
@@ -280,6 +279,8 @@ START_TEST(test_create_reopen)
     sqlite3_close(db);
     ad_store_close(s);
     ck_assert_int_eq(access(dbpath, F_OK), 0);
+    snprintf(walpath, sizeof(walpath), "%s-wal", dbpath);
+    ck_assert_msg(access(walpath, F_OK) < 0, "WAL left after close"); /* checkpointed */
 
     s = open_ok();
     ck_assert_int_eq(ad_store_count(s), 2);
@@ -425,7 +426,7 @@ START_TEST(test_later_op_wins)
     put(b, "a", blob_a, 1, 1);
     put(b, "a", blob_b, 5, 2); /* wins */
     put(b, "b", blob_a, 2, 3);
-    del(b, "b");               /* wins: b absent */
+    del(b, "b"); /* wins: b absent */
     del(b, "c");
     put(b, "c", blob_b, 4, 4); /* wins over the delete */
     ck_assert_uint_eq(ad_store_batch_size(b), 6);
@@ -676,25 +677,12 @@ START_TEST(test_other_version_moved_aside)
 }
 END_TEST
 
-START_TEST(test_damaged_moved_aside)
+/* Overwrites pages 2..9 of the file (b-tree pages of the series table) with garbage. */
+static void damage_pages(void)
 {
-    static unsigned char blob[1000];
-    ad_store *s = open_ok();
-    ad_store_batch *b = ad_store_batch_new();
-    char key[32], err[512] = "", bad[512];
     unsigned char page[4096];
-    int moved = 0;
     FILE *f;
 
-    for (int i = 0; i < 300; i++) {
-        snprintf(key, sizeof(key), "series-%03d", i);
-        put(b, key, blob, sizeof(blob), (uint64_t)i);
-    }
-    write_ok(s, b);
-    ad_store_batch_free(b);
-    ad_store_close(s); /* checkpointed into the main file */
-
-    /* overwrite pages 2..9 (b-tree pages of the series table) with garbage */
     memset(page, 0xa5, sizeof(page));
     f = fopen(dbpath, "r+b");
     ck_assert_ptr_nonnull(f);
@@ -703,6 +691,32 @@ START_TEST(test_damaged_moved_aside)
         ck_assert_uint_eq(fwrite(page, 1, sizeof(page), f), sizeof(page));
     }
     ck_assert_int_eq(fclose(f), 0);
+}
+
+/* 300 rows of 1000 bytes. */
+static void write_300(ad_store *s)
+{
+    static unsigned char blob[1000];
+    ad_store_batch *b = ad_store_batch_new();
+    char key[32];
+
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "series-%03d", i);
+        put(b, key, blob, sizeof(blob), (uint64_t)i);
+    }
+    write_ok(s, b);
+    ad_store_batch_free(b);
+}
+
+START_TEST(test_damaged_moved_aside)
+{
+    ad_store *s = open_ok();
+    char err[512] = "", bad[512];
+    int moved = 0;
+
+    write_300(s);
+    ad_store_close(s); /* checkpointed into the main file */
+    damage_pages();
 
     ck_assert_msg(ad_store_open(dbpath, &s, &moved, err, sizeof(err)) == 0, "%s", err);
     ck_assert_int_eq(moved, 1);
@@ -746,6 +760,21 @@ START_TEST(test_wrong_types_skipped)
     memset(&l, 0, sizeof(l));
     ck_assert_int_eq(ad_store_load(s, collect, &l, NULL, NULL, 0), 2);
     ad_store_batch_free(b);
+    ad_store_close(s);
+}
+END_TEST
+
+START_TEST(test_check_damaged)
+{
+    ad_store *s = open_ok();
+    char err[512] = "";
+
+    write_300(s);
+    test_exec(s, "PRAGMA wal_checkpoint(TRUNCATE)");
+    damage_pages();
+    test_exec(s, "PRAGMA shrink_memory"); /* forget the cached pages */
+    ck_assert_int_eq(ad_store_check(s, err, sizeof(err)), -AD_EFORMAT);
+    ck_assert_msg(strncmp(err, "integrity_check: ", 17) == 0 && !strstr(err, "***"), "%s", err);
     ad_store_close(s);
 }
 END_TEST
@@ -836,6 +865,24 @@ START_TEST(test_async_write)
     ad_store_close(s);
 }
 END_TEST
+
+#ifndef NDEBUG
+/* Closing with a write out is a bug the debug build catches (SIGABRT expected). */
+START_TEST(test_close_with_write_out_asserts)
+{
+    ad_store *s = open_ok();
+    ad_store_batch *b = ad_store_batch_new();
+    uv_loop_t loop;
+    actx c;
+
+    memset(&c, 0, sizeof(c));
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    put(b, "k", blob_a, 1, 1);
+    ck_assert_int_eq(ad_store_write_async(&loop, s, b, done_cb, &c), 0);
+    ad_store_close(s);
+}
+END_TEST
+#endif
 
 /* --- bulk --------------------------------------------------------------------------- */
 
@@ -928,8 +975,12 @@ static Suite *suite(void)
     tcase_add_test(tc, test_damaged_moved_aside);
     tcase_add_test(tc, test_wrong_types_skipped);
     tcase_add_test(tc, test_check_good);
+    tcase_add_test(tc, test_check_damaged);
     tc = tcase(s, "async");
     tcase_add_test(tc, test_async_write);
+#ifndef NDEBUG
+    tcase_add_test_raise_signal(tc, test_close_with_write_out_asserts, SIGABRT);
+#endif
     tc = tcase(s, "bulk");
     tcase_add_test(tc, test_bulk);
     return s;
