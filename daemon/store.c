@@ -373,8 +373,9 @@ static int move_file(const char *from, const char *to, const char *suffix)
 }
 
 /* Moves path (and its -wal, -shm) to "<path>.bad-<unix time>" (".<n>" appended if that
- * is taken). 0, or -AD_EIO with a message. */
-static int move_aside(const char *path, char *dest, size_t destlen, char *err, size_t errlen)
+ * is taken). 0, or -AD_EIO with a message saying why it was to be moved. */
+static int move_aside(const char *path, const char *why, char *dest, size_t destlen, char *err,
+                      size_t errlen)
 {
     long now = (long)time(NULL);
     int r, n;
@@ -389,7 +390,7 @@ static int move_aside(const char *path, char *dest, size_t destlen, char *err, s
     }
     if ((r = move_file(path, dest, "")) < 0 || (r = move_file(path, dest, "-wal")) < 0 ||
         (r = move_file(path, dest, "-shm")) < 0) {
-        seterr(err, errlen, "moving %s aside to %s: %s", path, dest, strerror(-r));
+        seterr(err, errlen, "%s: %s; moving it aside to %s: %s", path, why, dest, strerror(-r));
         return -AD_EIO;
     }
     return 0;
@@ -417,7 +418,7 @@ int ad_store_open(const char *path, ad_store **out, int *moved_aside, char *err,
     }
     v = attempt(s, path, &code, why, sizeof(why));
     if (v == V_BAD) {
-        if ((code = move_aside(path, dest, sizeof(dest), err, errlen)) < 0)
+        if ((code = move_aside(path, why, dest, sizeof(dest), err, errlen)) < 0)
             goto out_free;
         if (moved_aside)
             *moved_aside = 1;

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -638,6 +640,32 @@ START_TEST(test_garbage_moved_aside)
 }
 END_TEST
 
+/* When the file cannot be moved aside the open fails with -AD_EIO rather than start
+ * over next to it: here "<bad>-wal" names a non-empty directory, for the next seconds. */
+START_TEST(test_move_aside_fails)
+{
+    char err[512] = "", path[256], walpath[256];
+    ad_store *s = (ad_store *)&s;
+    long now = (long)time(NULL);
+    int moved = -1;
+
+    write_file(dbpath, "not a database, not at all", 26);
+    snprintf(walpath, sizeof(walpath), "%s-wal", dbpath);
+    write_file(walpath, "junk", 4);
+    for (long t = now; t < now + 10; t++) {
+        snprintf(path, sizeof(path), "%s.bad-%ld-wal", dbpath, t);
+        ck_assert_int_eq(mkdir(path, 0700), 0);
+        snprintf(path, sizeof(path), "%s.bad-%ld-wal/x", dbpath, t);
+        write_file(path, "x", 1);
+    }
+    ck_assert_int_eq(ad_store_open(dbpath, &s, &moved, err, sizeof(err)), -AD_EIO);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(moved, 0);
+    ck_assert_msg(strstr(err, "not an SQLite database") && strstr(err, "moving it aside"), "%s",
+                  err);
+}
+END_TEST
+
 START_TEST(test_other_version_moved_aside)
 {
     char err[512] = "", bad[512];
@@ -972,6 +1000,7 @@ static Suite *suite(void)
     tc = tcase(s, "damage");
     tcase_add_test(tc, test_garbage_moved_aside);
     tcase_add_test(tc, test_other_version_moved_aside);
+    tcase_add_test(tc, test_move_aside_fails);
     tcase_add_test(tc, test_damaged_moved_aside);
     tcase_add_test(tc, test_wrong_types_skipped);
     tcase_add_test(tc, test_check_good);
