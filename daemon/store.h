@@ -11,9 +11,10 @@
  * and leaves the database as it was; the caller retries later.
  *
  * Opening a database that is not SQLite, is corrupt (quick_check fails) or has another
- * schema version moves it aside as "<path>.bad-<unix time>" (with its -wal and -shm) and
- * starts a new one, with a message saying so, so the daemon still starts. Rows whose
- * columns have the wrong types are skipped by ad_store_load with a reason.
+ * schema version moves it aside as "<path>.bad-<unix time>" (".2", ".3"... appended if
+ * taken; its -wal and -shm follow as "<that>-wal", "<that>-shm") and starts a new one,
+ * with a message saying so, so the daemon still starts. Rows whose columns have the
+ * wrong types are skipped by ad_store_load with a reason.
  *
  * Schema (version 1, PRAGMA user_version):
  *   series(key TEXT PRIMARY KEY, blob BLOB NOT NULL, fingerprint INTEGER NOT NULL,
@@ -60,12 +61,14 @@ typedef struct ad_store_stats {
 int ad_store_open(const char *path, ad_store **out, int *moved_aside, char *err,
                   size_t errlen);
 
-/* Closes the database (checkpointing the WAL). NULL is fine. */
+/* Closes the database (checkpointing the WAL). NULL is fine. Must not be called while
+ * an async write is out (asserted in debug builds). */
 void ad_store_close(ad_store *s);
 
 /* Calls fn for every row (in key order). fn returns 0 to go on. A row with a column of
- * the wrong type is skipped and counted in *skipped (may be NULL). Returns the number of
- * rows given to fn, or a negative ad_err with a message. */
+ * the wrong type is skipped and counted in *skipped (may be NULL), the first one's reason
+ * left in err ("" when none was skipped). Returns the number of rows given to fn, or a
+ * negative ad_err with a message. */
 long ad_store_load(ad_store *s, int (*fn)(void *ctx, const ad_store_row *row), void *ctx,
                    long *skipped, char *err, size_t errlen);
 
@@ -104,6 +107,8 @@ int ad_store_write_async(uv_loop_t *loop, ad_store *s, ad_store_batch *b, ad_sto
 /* A write is out. */
 int ad_store_busy(const ad_store *s);
 
+/* The counters. Async writes are counted on the loop thread (in the after-work
+ * callback), so the loop may read them while a write is out. */
 const ad_store_stats *ad_store_get_stats(const ad_store *s);
 
 #endif
