@@ -1,40 +1,20 @@
 /*
  * proto_graphite.c - the Graphite plaintext parser: splits a line into path, value and
  * timestamp, checks and sorts the tags of a tagged path, and writes the canonical key.
- * Tags are kept as pointer + length pairs on the stack (at most AD_GRAPHITE_MAX_TAGS);
- * nothing is copied before the line is known to be good.
+ * Tags are kept as pointer + length pairs on the stack (an ad_tagset); nothing is
+ * copied before the line is known to be good.
  */
 #include "proto_graphite.h"
 
 #include <math.h>
 #include <string.h>
 
-#define AD_GRAPHITE_MAX_TAGS 64
-#define AD_GRAPHITE_TS_MAX   1e11 /* seconds; a larger stamp is likely milliseconds */
+#include "tagset.h"
 
-typedef struct tag {
-    const char *name;
-    size_t name_len;
-    size_t len; /* the whole `name=value` */
-} tag;
+#define AD_GRAPHITE_TS_MAX 1e11 /* seconds; a larger stamp is likely milliseconds */
 
-static int is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Bytewise order of tag names, the shorter first on a common prefix. */
-static int tag_cmp(const tag *a, const tag *b)
-{
-    size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-    int c = memcmp(a->name, b->name, n);
-    if (c)
-        return c;
-    return (a->name_len > b->name_len) - (a->name_len < b->name_len);
-}
-
-/* Checks one `name=value` tag (Graphite's rules) and records it. */
-static int tag_parse(const char *p, size_t len, tag *t)
+/* Checks one `name=value` tag (Graphite's rules) and inserts it. */
+static int tag_parse(const char *p, size_t len, ad_tagset *tags)
 {
     const char *eq = memchr(p, '=', len);
     if (!eq || eq == p || eq == p + len - 1)
@@ -42,44 +22,27 @@ static int tag_parse(const char *p, size_t len, tag *t)
     const char *v = eq + 1;
     if (*v == '~' || *v == '!')
         return -AD_PE_TAGS;
-    t->name = p;
-    t->name_len = (size_t)(eq - p);
-    t->len = len;
-    return 0;
+    return ad_tagset_add(tags, p, (size_t)(eq - p), v, (size_t)(p + len - v));
 }
 
-/* Splits path into name and sorted tags. Returns the tag count or -AD_PE_*. */
-static int path_parse(const char *path, size_t len, size_t *name_len, tag *tags)
+/* Splits path into name and sorted tags. Returns 0 or -AD_PE_*. */
+static int path_parse(const char *path, size_t len, size_t *name_len, ad_tagset *tags)
 {
     const char *semi = memchr(path, ';', len);
     *name_len = semi ? (size_t)(semi - path) : len;
     if (*name_len == 0)
         return -AD_PE_SYNTAX;
-    int n = 0;
+    ad_tagset_init(tags, NULL);
     const char *end = path + len;
     for (const char *p = semi; p;) {
         const char *t = p + 1;
         const char *next = memchr(t, ';', (size_t)(end - t));
-        size_t tlen = (size_t)((next ? next : end) - t);
-        if (n == AD_GRAPHITE_MAX_TAGS)
-            return -AD_PE_TAGS;
-        int rc = tag_parse(t, tlen, &tags[n]);
+        int rc = tag_parse(t, (size_t)((next ? next : end) - t), tags);
         if (rc < 0)
             return rc;
-        /* insertion sort: a few tags, already nearly sorted as senders write them */
-        int i = n++;
-        tag cur = tags[i];
-        while (i > 0 && tag_cmp(&tags[i - 1], &cur) > 0) {
-            tags[i] = tags[i - 1];
-            i--;
-        }
-        tags[i] = cur;
-        if ((i > 0 && tag_cmp(&tags[i - 1], &cur) == 0) ||
-            (i + 1 < n && tag_cmp(&tags[i + 1], &cur) == 0))
-            return -AD_PE_TAGS; /* duplicate name */
         p = next;
     }
-    return n;
+    return 0;
 }
 
 static int ts_parse(const char *p, size_t len, double *ts)
@@ -109,14 +72,14 @@ int ad_graphite_parse(const char *line, size_t len, char *keybuf, size_t keycap,
     size_t i = 0;
 
     for (;;) { /* fields: runs of spaces or tabs between them */
-        while (i < len && is_blank(line[i]))
+        while (i < len && ad_is_blank(line[i]))
             i++;
         if (i == len)
             break;
         if (nf == 3)
             return -AD_PE_SYNTAX;
         size_t start = i;
-        while (i < len && !is_blank(line[i]))
+        while (i < len && !ad_is_blank(line[i]))
             i++;
         f[nf] = line + start;
         flen[nf++] = i - start;
@@ -128,14 +91,14 @@ int ad_graphite_parse(const char *line, size_t len, char *keybuf, size_t keycap,
 
     if (memchr(f[0], '\0', flen[0]))
         return -AD_PE_SYNTAX; /* the key is a C string */
-    tag tags[AD_GRAPHITE_MAX_TAGS];
+    ad_tagset tags;
     size_t name_len;
-    int ntags = path_parse(f[0], flen[0], &name_len, tags);
-    if (ntags < 0)
-        return ntags;
+    int rc = path_parse(f[0], flen[0], &name_len, &tags);
+    if (rc < 0)
+        return rc;
 
     double value, ts;
-    int rc = ad_parse_number(f[1], flen[1], &value);
+    rc = ad_parse_number(f[1], flen[1], &value);
     if (rc < 0)
         return rc;
     rc = ts_parse(nf == 3 ? f[2] : NULL, nf == 3 ? flen[2] : 0, &ts);
@@ -143,17 +106,10 @@ int ad_graphite_parse(const char *line, size_t len, char *keybuf, size_t keycap,
         return rc;
 
     /* The canonical key has the path's length: the same name and tags, reordered. */
-    if (flen[0] >= keycap)
-        return -AD_PE_KEY_TOO_LONG;
-    memcpy(keybuf, f[0], name_len);
-    size_t k = name_len;
-    for (int t = 0; t < ntags; t++) {
-        keybuf[k++] = ';';
-        memcpy(keybuf + k, tags[t].name, tags[t].len);
-        k += tags[t].len;
-    }
-    keybuf[k] = '\0';
-
+    size_t k;
+    rc = ad_tagset_key(&tags, f[0], name_len, keybuf, keycap, &k);
+    if (rc < 0)
+        return rc;
     out->key = keybuf;
     out->key_len = k;
     out->ts = ts;

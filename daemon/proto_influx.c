@@ -11,7 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define AD_INFLUX_MAX_TAGS   64
+#include "tagset.h"
+
 #define AD_INFLUX_MAX_FIELDS 256
 
 /* What a backslash escapes: in measurements, and in tag keys, tag values, field keys. */
@@ -22,10 +23,6 @@ typedef struct span {
     const char *p; /* escaped, in the line */
     size_t len;
 } span;
-
-typedef struct itag {
-    span key, value;
-} itag;
 
 typedef struct ifield {
     span key;
@@ -233,43 +230,50 @@ static int fields_parse(const char *line, size_t len, size_t *i, ifield *fields)
     }
 }
 
-/* Parses `,key=value...` from *i into sorted tags. Returns the count or -AD_PE_TAGS. */
-static int tags_parse(const char *line, size_t len, size_t *i, itag *tags)
+static span tag_key(const ad_tag *t)
 {
-    int n = 0;
+    return (span){t->name, t->name_len};
+}
+
+static span tag_value(const ad_tag *t)
+{
+    return (span){t->value, t->value_len};
+}
+
+/* The order of two tags: their keys unescaped, bytewise. */
+static int tag_cmp(const ad_tag *a, const ad_tag *b)
+{
+    return unesc_cmp(tag_key(a), tag_key(b), ESC_TAG);
+}
+
+/* Parses `,key=value...` from *i into sorted tags (escaped spans of the line). Returns 0
+ * or -AD_PE_TAGS. */
+static int tags_parse(const char *line, size_t len, size_t *i, ad_tagset *tags)
+{
+    ad_tagset_init(tags, tag_cmp);
     while (*i < len && line[*i] == ',') {
         (*i)++;
-        if (n == AD_INFLUX_MAX_TAGS)
-            return -AD_PE_TAGS;
-        itag cur;
-        cur.key = scan(line, len, i, ESC_TAG, ESC_TAG);
-        if (cur.key.len == 0 || *i == len || line[*i] != '=')
+        span key = scan(line, len, i, ESC_TAG, ESC_TAG);
+        if (key.len == 0 || *i == len || line[*i] != '=')
             return -AD_PE_TAGS;
         (*i)++;
-        cur.value = scan(line, len, i, ", ", ESC_TAG);
-        if (cur.value.len == 0 || memchr(cur.key.p, '\0', cur.key.len) ||
-            memchr(cur.value.p, '\0', cur.value.len))
+        span value = scan(line, len, i, ", ", ESC_TAG);
+        if (value.len == 0 || memchr(key.p, '\0', key.len) || memchr(value.p, '\0', value.len))
             return -AD_PE_TAGS;
-        int j = n++;
-        while (j > 0 && unesc_cmp(tags[j - 1].key, cur.key, ESC_TAG) > 0) {
-            tags[j] = tags[j - 1];
-            j--;
-        }
-        tags[j] = cur;
-        if ((j > 0 && unesc_cmp(tags[j - 1].key, cur.key, ESC_TAG) == 0) ||
-            (j + 1 < n && unesc_cmp(tags[j + 1].key, cur.key, ESC_TAG) == 0))
-            return -AD_PE_TAGS;
+        int rc = ad_tagset_add(tags, key.p, key.len, value.p, value.len);
+        if (rc < 0)
+            return rc;
     }
-    return n;
+    return 0;
 }
 
 int ad_influx_parse(const char *line, size_t len, ad_influx_precision prec, char *keybuf,
                     size_t keycap, ad_sample_fn fn, void *ctx)
 {
     size_t i = 0;
-    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+    while (i < len && ad_is_blank(line[i]))
         i++;
-    while (len > i && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+    while (len > i && ad_is_blank(line[len - 1]))
         len--;
     if (i == len || line[i] == '#')
         return 0;
@@ -277,10 +281,10 @@ int ad_influx_parse(const char *line, size_t len, ad_influx_precision prec, char
     span meas = scan(line, len, &i, ", ", ESC_MEAS);
     if (meas.len == 0 || memchr(meas.p, '\0', meas.len))
         return -AD_PE_SYNTAX; /* the key is a C string */
-    itag tags[AD_INFLUX_MAX_TAGS];
-    int ntags = tags_parse(line, len, &i, tags);
-    if (ntags < 0)
-        return ntags;
+    ad_tagset tags;
+    int rc = tags_parse(line, len, &i, &tags);
+    if (rc < 0)
+        return rc;
     while (i < len && line[i] == ' ')
         i++;
     if (i == len)
@@ -296,19 +300,20 @@ int ad_influx_parse(const char *line, size_t len, ad_influx_precision prec, char
         i++;
     if (i < len) {
         size_t start = i;
-        while (i < len && line[i] != ' ' && line[i] != '\t')
+        while (i < len && !ad_is_blank(line[i]))
             i++;
         if (i < len)
             return -AD_PE_SYNTAX; /* a fourth section */
-        int rc = ts_parse(line + start, i - start, prec, &ts);
+        rc = ts_parse(line + start, i - start, prec, &ts);
         if (rc < 0)
             return rc;
     }
 
     /* the key: measurement, tags, a space, the field key; each must fit */
     size_t base = canon(NULL, meas, ESC_MEAS) + 1;
-    for (int t = 0; t < ntags; t++)
-        base += 2 + canon(NULL, tags[t].key, ESC_TAG) + canon(NULL, tags[t].value, ESC_TAG);
+    for (int t = 0; t < tags.n; t++)
+        base += 2 + canon(NULL, tag_key(&tags.tag[t]), ESC_TAG) +
+                canon(NULL, tag_value(&tags.tag[t]), ESC_TAG);
     int numeric = 0;
     for (int f = 0; f < nfields; f++) {
         if (!fields[f].numeric)
@@ -321,11 +326,11 @@ int ad_influx_parse(const char *line, size_t len, ad_influx_precision prec, char
         return 0; /* strings only: keybuf untouched (it may be too small) */
 
     size_t k = canon(keybuf, meas, ESC_MEAS);
-    for (int t = 0; t < ntags; t++) {
+    for (int t = 0; t < tags.n; t++) {
         keybuf[k++] = ',';
-        k += canon(keybuf + k, tags[t].key, ESC_TAG);
+        k += canon(keybuf + k, tag_key(&tags.tag[t]), ESC_TAG);
         keybuf[k++] = '=';
-        k += canon(keybuf + k, tags[t].value, ESC_TAG);
+        k += canon(keybuf + k, tag_value(&tags.tag[t]), ESC_TAG);
     }
     keybuf[k++] = ' ';
     int given = 0;

@@ -11,24 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AD_JSONL_MAX_TAGS 64
-#define AD_JSONL_TS_MAX   1e11 /* seconds, as Graphite's */
+#include "tagset.h"
 
-typedef struct tag {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-} tag;
-
-static int tag_cmp(const tag *a, const tag *b)
-{
-    size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-    int c = memcmp(a->name, b->name, n);
-    if (c)
-        return c;
-    return (a->name_len > b->name_len) - (a->name_len < b->name_len);
-}
+#define AD_JSONL_TS_MAX 1e11 /* seconds, as Graphite's */
 
 /* The first member of obj among names (a NULL-terminated list), or NULL. */
 static const cJSON *member(const cJSON *obj, const char *const *names)
@@ -54,39 +39,34 @@ static size_t format_number(double v, char *buf)
 }
 
 /* Reads the "tags" object into sorted tags; numbers are spelled into nums (32 bytes per
- * tag). Returns the count or -AD_PE_TAGS. */
-static int tags_parse(const cJSON *obj, tag *tags, char (*nums)[32])
+ * tag). Returns 0 or -AD_PE_TAGS. */
+static int tags_parse(const cJSON *obj, ad_tagset *tags, char (*nums)[32])
 {
-    int n = 0;
     const cJSON *t;
     cJSON_ArrayForEach(t, obj)
     {
-        if (n == AD_JSONL_MAX_TAGS || !t->string)
+        if (tags->n == AD_TAGSET_MAX || !t->string)
             return -AD_PE_TAGS;
-        tag cur = {t->string, strlen(t->string), NULL, 0};
+        const char *value;
+        size_t value_len;
         if (cJSON_IsString(t)) {
-            cur.value = t->valuestring;
-            cur.value_len = strlen(t->valuestring);
+            value = t->valuestring;
+            value_len = strlen(t->valuestring);
         } else if (cJSON_IsNumber(t) && isfinite(t->valuedouble)) {
-            cur.value = nums[n];
-            cur.value_len = format_number(t->valuedouble, nums[n]);
+            value = nums[tags->n];
+            value_len = format_number(t->valuedouble, nums[tags->n]);
         } else {
             return -AD_PE_TAGS;
         }
-        if (cur.name_len == 0 || cur.value_len == 0 || strpbrk(cur.name, ";=") ||
-            memchr(cur.value, ';', cur.value_len))
+        size_t name_len = strlen(t->string);
+        if (name_len == 0 || value_len == 0 || strpbrk(t->string, ";=") ||
+            memchr(value, ';', value_len))
             return -AD_PE_TAGS;
-        int i = n++;
-        while (i > 0 && tag_cmp(&tags[i - 1], &cur) > 0) {
-            tags[i] = tags[i - 1];
-            i--;
-        }
-        tags[i] = cur;
-        if ((i > 0 && tag_cmp(&tags[i - 1], &cur) == 0) ||
-            (i + 1 < n && tag_cmp(&tags[i + 1], &cur) == 0))
-            return -AD_PE_TAGS;
+        int rc = ad_tagset_add(tags, t->string, name_len, value, value_len);
+        if (rc < 0)
+            return rc;
     }
-    return n;
+    return 0;
 }
 
 static int value_parse(const cJSON *v, double *out)
@@ -145,15 +125,14 @@ int ad_jsonl_parse(const char *line, size_t len, char *keybuf, size_t keycap, ad
         goto out_free;
     size_t name_len = strlen(name->valuestring);
 
-    tag tags[AD_JSONL_MAX_TAGS];
-    char nums[AD_JSONL_MAX_TAGS][32];
-    int ntags = 0;
+    ad_tagset tags;
+    char nums[AD_TAGSET_MAX][32];
+    ad_tagset_init(&tags, NULL);
     const cJSON *tobj = cJSON_GetObjectItemCaseSensitive(root, "tags");
     if (tobj && !cJSON_IsNull(tobj)) {
-        rc = cJSON_IsObject(tobj) ? tags_parse(tobj, tags, nums) : -AD_PE_TAGS;
+        rc = cJSON_IsObject(tobj) ? tags_parse(tobj, &tags, nums) : -AD_PE_TAGS;
         if (rc < 0)
             goto out_free;
-        ntags = rc;
     }
 
     double value, ts;
@@ -164,23 +143,10 @@ int ad_jsonl_parse(const char *line, size_t len, char *keybuf, size_t keycap, ad
     if (rc < 0)
         goto out_free;
 
-    size_t klen = name_len;
-    for (int t = 0; t < ntags; t++)
-        klen += 2 + tags[t].name_len + tags[t].value_len;
-    rc = -AD_PE_KEY_TOO_LONG;
-    if (klen >= keycap)
+    size_t k;
+    rc = ad_tagset_key(&tags, name->valuestring, name_len, keybuf, keycap, &k);
+    if (rc < 0)
         goto out_free;
-    memcpy(keybuf, name->valuestring, name_len);
-    size_t k = name_len;
-    for (int t = 0; t < ntags; t++) {
-        keybuf[k++] = ';';
-        memcpy(keybuf + k, tags[t].name, tags[t].name_len);
-        k += tags[t].name_len;
-        keybuf[k++] = '=';
-        memcpy(keybuf + k, tags[t].value, tags[t].value_len);
-        k += tags[t].value_len;
-    }
-    keybuf[k] = '\0';
     out->key = keybuf;
     out->key_len = k;
     out->ts = ts;

@@ -1,65 +1,33 @@
 /*
  * proto_statsd.c - the StatsD parser: name, value, type, sample rate and DogStatsD tags
  * of one line, checked whole before the canonical key (`name;a=1;b=2`, tags sorted by
- * name) is written. Tags are kept as pointer + length pairs on the stack.
+ * name) is written. Tags are kept as pointer + length pairs on the stack (an ad_tagset).
  */
 #include "proto_statsd.h"
 
 #include <string.h>
 
-#define AD_STATSD_MAX_TAGS 64
+#include "tagset.h"
 
-typedef struct tag {
-    const char *name;
-    size_t name_len;
-    const char *value; /* NULL for a bare tag */
-    size_t value_len;
-} tag;
-
-static int is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static int tag_cmp(const tag *a, const tag *b)
-{
-    size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-    int c = memcmp(a->name, b->name, n);
-    if (c)
-        return c;
-    return (a->name_len > b->name_len) - (a->name_len < b->name_len);
-}
-
-/* Parses `k:v,k2,...` into sorted tags. Returns the count or -AD_PE_TAGS. A name holds
- * no ';', '=' or blank; a value no ';', ',' or blank (the key's separators); neither a
- * NUL. */
-static int tags_parse(const char *p, size_t len, tag *tags)
+/* Parses `k:v,k2,...` into sorted tags. Returns 0 or -AD_PE_TAGS. A name holds no ';',
+ * '=' or blank; a value no ';', ',' or blank (the key's separators); neither a NUL. */
+static int tags_parse(const char *p, size_t len, ad_tagset *tags)
 {
     const char *end = p + len;
-    int n = 0;
     for (;;) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *te = comma ? comma : end;
         const char *colon = memchr(p, ':', (size_t)(te - p));
         const char *ne = colon ? colon : te;
-        if (ne == p || n == AD_STATSD_MAX_TAGS)
+        if (ne == p)
             return -AD_PE_TAGS;
         for (const char *c = p; c < te; c++)
-            if (*c == ';' || *c == '\0' || is_blank(*c) || (c < ne && *c == '='))
+            if (*c == ';' || *c == '\0' || ad_is_blank(*c) || (c < ne && *c == '='))
                 return -AD_PE_TAGS;
-        tag cur = {p, (size_t)(ne - p), colon ? colon + 1 : NULL,
-                   colon ? (size_t)(te - colon - 1) : 0};
-        int i = n++;
-        while (i > 0 && tag_cmp(&tags[i - 1], &cur) > 0) {
-            tags[i] = tags[i - 1];
-            i--;
-        }
-        tags[i] = cur;
-        if ((i > 0 && tag_cmp(&tags[i - 1], &cur) == 0) ||
-            (i + 1 < n && tag_cmp(&tags[i + 1], &cur) == 0))
-            return -AD_PE_TAGS;
-        if (!comma)
-            return n;
+        int rc = ad_tagset_add(tags, p, (size_t)(ne - p), colon ? colon + 1 : NULL,
+                               colon ? (size_t)(te - colon - 1) : 0);
+        if (rc < 0 || !comma)
+            return rc;
         p = comma + 1;
     }
 }
@@ -78,11 +46,11 @@ static int type_parse(const char *p, size_t len)
 int ad_statsd_parse(const char *line, size_t len, char *keybuf, size_t keycap,
                     ad_statsd_metric *out)
 {
-    while (len > 0 && is_blank(line[0])) {
+    while (len > 0 && ad_is_blank(line[0])) {
         line++;
         len--;
     }
-    while (len > 0 && is_blank(line[len - 1]))
+    while (len > 0 && ad_is_blank(line[len - 1]))
         len--;
     if (len == 0)
         return AD_PARSE_SKIP;
@@ -93,7 +61,7 @@ int ad_statsd_parse(const char *line, size_t len, char *keybuf, size_t keycap,
         return -AD_PE_SYNTAX;
     size_t name_len = (size_t)(colon - line);
     for (size_t i = 0; i < name_len; i++)
-        if (line[i] == ';' || is_blank(line[i]) || line[i] == '|' || line[i] == '\0')
+        if (line[i] == ';' || ad_is_blank(line[i]) || line[i] == '|' || line[i] == '\0')
             return -AD_PE_SYNTAX;
 
     /* the sections: value|type[|@rate][|#tags], the last two in either order */
@@ -123,8 +91,9 @@ int ad_statsd_parse(const char *line, size_t len, char *keybuf, size_t keycap,
         return rc;
     int delta = type == AD_STATSD_GAUGE && (sec[0][0] == '+' || sec[0][0] == '-');
 
-    tag tags[AD_STATSD_MAX_TAGS];
-    int ntags = 0, have_rate = 0, have_tags = 0;
+    ad_tagset tags;
+    ad_tagset_init(&tags, NULL);
+    int have_rate = 0, have_tags = 0;
     for (int s = 2; s < ns; s++) {
         if (sec_len[s] > 0 && sec[s][0] == '@' && !have_rate) {
             have_rate = 1;
@@ -135,31 +104,18 @@ int ad_statsd_parse(const char *line, size_t len, char *keybuf, size_t keycap,
                 return -AD_PE_VALUE;
         } else if (sec_len[s] > 0 && sec[s][0] == '#' && !have_tags) {
             have_tags = 1;
-            ntags = tags_parse(sec[s] + 1, sec_len[s] - 1, tags);
-            if (ntags < 0)
-                return ntags;
+            rc = tags_parse(sec[s] + 1, sec_len[s] - 1, &tags);
+            if (rc < 0)
+                return rc;
         } else {
             return -AD_PE_SYNTAX;
         }
     }
 
-    size_t klen = name_len;
-    for (int t = 0; t < ntags; t++)
-        klen += 2 + tags[t].name_len + tags[t].value_len;
-    if (klen >= keycap)
-        return -AD_PE_KEY_TOO_LONG;
-    memcpy(keybuf, line, name_len);
-    size_t k = name_len;
-    for (int t = 0; t < ntags; t++) {
-        keybuf[k++] = ';';
-        memcpy(keybuf + k, tags[t].name, tags[t].name_len);
-        k += tags[t].name_len;
-        keybuf[k++] = '=';
-        if (tags[t].value_len)
-            memcpy(keybuf + k, tags[t].value, tags[t].value_len);
-        k += tags[t].value_len;
-    }
-    keybuf[k] = '\0';
+    size_t k;
+    rc = ad_tagset_key(&tags, line, name_len, keybuf, keycap, &k);
+    if (rc < 0)
+        return rc;
 
     out->key = keybuf;
     out->key_len = k;

@@ -51,6 +51,12 @@ const char *ad_parse_error_name(int reason);
 #define AD_NUMBER_MAX 64
 int ad_parse_number(const char *p, size_t len, double *out);
 
+/* A blank between a line's fields: space or tab. */
+static inline int ad_is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 /* Which protocol a listener speaks. */
 typedef enum ad_proto {
     AD_PROTO_GRAPHITE = 0,

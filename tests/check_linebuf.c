@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "linebuf.h"
+#include "proto_harness.h"
 
 /* ---- helpers ---- */
 
@@ -38,22 +39,8 @@ static void collect(void *ctx, const char *line, size_t len)
 static size_t run(const char *s, size_t n, size_t cap, size_t step, int deliver, lines *out,
                   int *finish_rc)
 {
-    char buf[256];
-    ad_linebuf lb;
-    ck_assert_uint_le(cap, sizeof(buf));
-    ad_linebuf_init(&lb, buf, cap);
     memset(out, 0, sizeof(*out));
-    size_t dropped = 0;
-    if (step == 0)
-        step = n ? n : 1;
-    for (size_t i = 0; i < n; i += step)
-        dropped += ad_linebuf_feed(&lb, s + i, n - i < step ? n - i : step, collect, out);
-    int rc = ad_linebuf_finish(&lb, deliver, collect, out);
-    if (finish_rc)
-        *finish_rc = rc;
-    ck_assert_uint_eq(lb.len, 0);
-    ck_assert_int_eq(lb.discarding, 0);
-    return dropped;
+    return ph_feed(s, n, cap, step, deliver, collect, out, finish_rc);
 }
 
 static void same_lines(const lines *a, const lines *b)

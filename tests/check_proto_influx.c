@@ -12,41 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linebuf.h"
+#include "proto_harness.h"
 #include "proto_influx.h"
 
 /* ---- helpers ---- */
 
-#define MAXS 300
-
-typedef struct got {
-    int n;
-    int stop_after; /* fn returns 1 on this call (1-based); 0 never */
-    char key[MAXS][96];
-    double value[MAXS], ts[MAXS];
-} got;
-
-static int on_sample(void *ctx, const ad_sample *s)
-{
-    got *g = ctx;
-    ck_assert_int_lt(g->n, MAXS);
-    ck_assert_uint_eq(strlen(s->key), s->key_len);
-    ck_assert_uint_lt(s->key_len, sizeof(g->key[0]));
-    memcpy(g->key[g->n], s->key, s->key_len + 1);
-    g->value[g->n] = s->value;
-    g->ts[g->n] = s->ts;
-    g->n++;
-    return g->n == g->stop_after;
-}
-
-static int parse_prec(const char *line, ad_influx_precision prec, got *g)
+static int parse_prec(const char *line, ad_influx_precision prec, ph_got *g)
 {
     char kb[96];
     memset(g, 0, sizeof(*g));
-    return ad_influx_parse(line, strlen(line), prec, kb, sizeof(kb), on_sample, g);
+    return ad_influx_parse(line, strlen(line), prec, kb, sizeof(kb), ph_got_sample, g);
 }
 
-static int parse(const char *line, got *g)
+static int parse(const char *line, ph_got *g)
 {
     return parse_prec(line, AD_PREC_NS, g);
 }
@@ -54,7 +32,7 @@ static int parse(const char *line, got *g)
 /* A line giving exactly one sample. */
 static void one(const char *line, const char *key, double value)
 {
-    got g;
+    ph_got g;
     int rc = parse(line, &g);
     ck_assert_msg(rc == 1, "'%s': rc %d", line, rc);
     ck_assert_int_eq(g.n, 1);
@@ -65,7 +43,7 @@ static void one(const char *line, const char *key, double value)
 
 static void bad(const char *line, int reason)
 {
-    got g;
+    ph_got g;
     int rc = parse(line, &g);
     ck_assert_msg(rc == -reason, "'%s': rc %d, want %d", line, rc, -reason);
     ck_assert_int_eq(g.n, 0);
@@ -75,7 +53,7 @@ static void bad(const char *line, int reason)
 
 START_TEST(test_fields_and_keys)
 {
-    got g;
+    ph_got g;
     ck_assert_int_eq(
         parse("cpu,region=eu,host=a usage_user=12.5,usage_sys=3i 1700000000000000000", &g), 2);
     ck_assert_str_eq(g.key[0], "cpu,host=a,region=eu usage_user");
@@ -141,7 +119,7 @@ END_TEST
 
 START_TEST(test_strings_skipped)
 {
-    got g;
+    ph_got g;
     ck_assert_int_eq(parse("m s=\"hi, there \\\"x\\\" \\\\\",v=2,u=\"a b\" 5000000000", &g), 1);
     ck_assert_str_eq(g.key[0], "m v");
     ck_assert_double_eq(g.value[0], 2);
@@ -154,7 +132,7 @@ END_TEST
 
 START_TEST(test_timestamps)
 {
-    got g;
+    ph_got g;
     ck_assert_int_eq(parse_prec("m f=1 1700000000123456789", AD_PREC_NS, &g), 1);
     ck_assert_double_eq_tol(g.ts[0], 1700000000.123456789, 1e-6);
     ck_assert_int_eq(parse_prec("m f=1 1700000000123456", AD_PREC_US, &g), 1);
@@ -180,9 +158,9 @@ END_TEST
 
 START_TEST(test_blank_and_comments)
 {
-    got g;
+    ph_got g;
     char kb[8];
-    ck_assert_int_eq(ad_influx_parse("", 0, AD_PREC_NS, kb, sizeof(kb), on_sample, &g), 0);
+    ck_assert_int_eq(ad_influx_parse("", 0, AD_PREC_NS, kb, sizeof(kb), ph_got_sample, &g), 0);
     ck_assert_int_eq(parse(" \t ", &g), 0);
     ck_assert_int_eq(parse("# cpu f=1", &g), 0);
     ck_assert_int_eq(parse("  #comment", &g), 0);
@@ -240,37 +218,37 @@ END_TEST
 
 START_TEST(test_key_too_long)
 {
-    got g;
+    ph_got g;
     char kb[12];
     /* "m,t=a fff" is 9 bytes: fits 10, not 9; only numeric fields need to fit */
     const char *l = "m,t=a fff=1,gggggggggggggg=\"s\"";
     memset(&g, 0, sizeof(g));
-    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 10, on_sample, &g), 1);
+    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 10, ph_got_sample, &g), 1);
     ck_assert_str_eq(g.key[0], "m,t=a fff");
     memset(&g, 0, sizeof(g));
-    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 9, on_sample, &g),
+    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 9, ph_got_sample, &g),
                      -AD_PE_KEY_TOO_LONG);
     ck_assert_int_eq(g.n, 0);
     /* escaping counts: "m a\ b" is 6 bytes */
     l = "m a\\ b=1";
-    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 7, on_sample, &g), 1);
-    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 6, on_sample, &g),
+    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 7, ph_got_sample, &g), 1);
+    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 6, ph_got_sample, &g),
                      -AD_PE_KEY_TOO_LONG);
     l = "m,t=a=b f=1"; /* the key has "a\=b": one byte longer than the line's "a=b" */
-    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 10, on_sample, &g),
+    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 10, ph_got_sample, &g),
                      -AD_PE_KEY_TOO_LONG);
-    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 11, on_sample, &g), 1);
+    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 11, ph_got_sample, &g), 1);
     /* a NUL byte cannot be in a C-string key */
-    ck_assert_int_eq(ad_influx_parse("m\0 f=1", 6, AD_PREC_NS, kb, 12, on_sample, &g),
+    ck_assert_int_eq(ad_influx_parse("m\0 f=1", 6, AD_PREC_NS, kb, 12, ph_got_sample, &g),
                      -AD_PE_SYNTAX);
-    ck_assert_int_eq(ad_influx_parse("m f\0=1", 6, AD_PREC_NS, kb, 12, on_sample, &g),
+    ck_assert_int_eq(ad_influx_parse("m f\0=1", 6, AD_PREC_NS, kb, 12, ph_got_sample, &g),
                      -AD_PE_SYNTAX);
-    ck_assert_int_eq(ad_influx_parse("m,t=\0 f=1", 9, AD_PREC_NS, kb, 12, on_sample, &g),
+    ck_assert_int_eq(ad_influx_parse("m,t=\0 f=1", 9, AD_PREC_NS, kb, 12, ph_got_sample, &g),
                      -AD_PE_TAGS);
     /* strings only: nothing to key, the buffer untouched however small */
     l = "measurement,tag=value s=\"x\"";
     memset(kb, 'z', sizeof(kb));
-    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 2, on_sample, &g), 0);
+    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, 2, ph_got_sample, &g), 0);
     for (size_t i = 0; i < sizeof(kb); i++)
         ck_assert_int_eq(kb[i], 'z');
 }
@@ -280,7 +258,7 @@ START_TEST(test_limits)
 {
     static char line[8192];
     static char kb[1024];
-    got *g = malloc(sizeof(*g));
+    ph_got *g = malloc(sizeof(*g));
     ck_assert_ptr_nonnull(g);
     for (int ntags = 64; ntags <= 65; ntags++) {
         int n = snprintf(line, sizeof(line), "m");
@@ -304,7 +282,7 @@ START_TEST(test_limits)
         for (int f = 0; f < nf; f++)
             n += snprintf(line + n, sizeof(line) - (size_t)n, "%sf%d=%d", f ? "," : "", f, f);
         memset(g, 0, sizeof(*g));
-        int rc = ad_influx_parse(line, strlen(line), AD_PREC_NS, kb, sizeof(kb), on_sample, g);
+        int rc = ad_influx_parse(line, strlen(line), AD_PREC_NS, kb, sizeof(kb), ph_got_sample, g);
         if (nf == 256) {
             ck_assert_int_eq(rc, 256);
             ck_assert_str_eq(g->key[255], "m f255");
@@ -320,12 +298,13 @@ END_TEST
 
 START_TEST(test_fn_stops)
 {
-    got g;
+    ph_got g;
     char kb[32];
     const char *l = "m a=1,s=\"x\",b=2,c=3";
     memset(&g, 0, sizeof(g));
     g.stop_after = 2;
-    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, sizeof(kb), on_sample, &g), 2);
+    ck_assert_int_eq(ad_influx_parse(l, strlen(l), AD_PREC_NS, kb, sizeof(kb), ph_got_sample, &g),
+                     2);
     ck_assert_int_eq(g.n, 2);
     ck_assert_str_eq(g.key[1], "m b");
 }
@@ -333,36 +312,11 @@ END_TEST
 
 /* ---- streams ---- */
 
-typedef struct rec {
-    int rc;
-    got g;
-} rec;
-
-typedef struct recs {
-    int n;
-    rec r[8];
-} recs;
-
-static void on_line(void *ctx, const char *line, size_t len)
+/* Records one line of a stream, in seconds. */
+static int record(const char *line, size_t len, ph_rec *r)
 {
-    recs *o = ctx;
     char kb[96];
-    ck_assert_int_lt(o->n, 8);
-    rec *r = &o->r[o->n++];
-    memset(&r->g, 0, sizeof(r->g));
-    r->rc = ad_influx_parse(line, len, AD_PREC_S, kb, sizeof(kb), on_sample, &r->g);
-}
-
-static void stream(const char *s, size_t step, recs *o)
-{
-    char buf[128];
-    ad_linebuf lb;
-    size_t n = strlen(s);
-    o->n = 0;
-    ad_linebuf_init(&lb, buf, sizeof(buf));
-    for (size_t i = 0; i < n; i += step)
-        ad_linebuf_feed(&lb, s + i, n - i < step ? n - i : step, on_line, o);
-    ad_linebuf_finish(&lb, 1, on_line, o);
+    return ad_influx_parse(line, len, AD_PREC_S, kb, sizeof(kb), ph_rec_sample, r);
 }
 
 START_TEST(test_stream_bytewise)
@@ -373,31 +327,18 @@ START_TEST(test_stream_bytewise)
                      "mem,b=1,a=2 free=3u,note=\"x y\" 1700000001 \n"
                      "bad,t f=1\n"
                      "disk used=0.5";
-    recs *whole = malloc(sizeof(*whole)), *bytes = malloc(sizeof(*bytes));
-    ck_assert(whole && bytes);
-    stream(in, strlen(in), whole);
-    ck_assert_int_eq(whole->n, 6);
-    ck_assert_int_eq(whole->r[0].rc, 0);
-    ck_assert_int_eq(whole->r[1].rc, 2);
-    ck_assert_str_eq(whole->r[1].g.key[1], "cpu,host=a sys");
-    ck_assert_int_eq(whole->r[2].rc, 0);
-    ck_assert_int_eq(whole->r[3].rc, 1);
-    ck_assert_str_eq(whole->r[3].g.key[0], "mem,a=2,b=1 free");
-    ck_assert_double_eq(whole->r[3].g.ts[0], 1700000001);
-    ck_assert_int_eq(whole->r[4].rc, -AD_PE_TAGS);
-    ck_assert_int_eq(whole->r[5].rc, 1);
-    stream(in, 1, bytes);
-    ck_assert_int_eq(bytes->n, whole->n);
-    for (int i = 0; i < whole->n; i++) {
-        ck_assert_int_eq(bytes->r[i].rc, whole->r[i].rc);
-        ck_assert_int_eq(bytes->r[i].g.n, whole->r[i].g.n);
-        for (int j = 0; j < whole->r[i].g.n; j++) {
-            ck_assert_str_eq(bytes->r[i].g.key[j], whole->r[i].g.key[j]);
-            ck_assert_double_eq(bytes->r[i].g.value[j], whole->r[i].g.value[j]);
-        }
-    }
-    free(whole);
-    free(bytes);
+    ph_recs whole;
+    ph_stream_bytewise(in, record, &whole); /* whole and one byte at a time: the same */
+    ck_assert_int_eq(whole.n, 6);
+    ck_assert_int_eq(whole.r[0].rc, 0);
+    ck_assert_int_eq(whole.r[1].rc, 2);
+    ck_assert_str_eq(whole.r[1].s[1].key, "cpu,host=a sys");
+    ck_assert_int_eq(whole.r[2].rc, 0);
+    ck_assert_int_eq(whole.r[3].rc, 1);
+    ck_assert_str_eq(whole.r[3].s[0].key, "mem,a=2,b=1 free");
+    ck_assert_double_eq(whole.r[3].s[0].ts, 1700000001);
+    ck_assert_int_eq(whole.r[4].rc, -AD_PE_TAGS);
+    ck_assert_int_eq(whole.r[5].rc, 1);
 }
 END_TEST
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linebuf.h"
+#include "proto_harness.h"
 #include "proto_jsonl.h"
 
 /* ---- helpers ---- */
@@ -23,28 +23,18 @@ static int parse(const char *line, ad_sample *s, char *key, size_t cap)
 
 static void ok(const char *line, const char *key, double value, double ts)
 {
-    char kb[256];
-    ad_sample s;
-    int rc = parse(line, &s, kb, sizeof(kb));
-    ck_assert_msg(rc == 0, "'%s': rc %d", line, rc);
-    ck_assert_ptr_eq(s.key, kb);
-    ck_assert_str_eq(s.key, key);
-    ck_assert_uint_eq(s.key_len, strlen(key));
-    ck_assert_double_eq(s.value, value);
-    if (isnan(ts))
-        ck_assert(isnan(s.ts));
-    else
-        ck_assert_double_eq(s.ts, ts);
+    ph_ok(ad_jsonl_parse, line, key, value, ts);
 }
 
 static void bad(const char *line, int reason)
 {
-    char kb[256];
-    ad_sample s = {.key = "sentinel", .key_len = 8, .ts = 1, .value = 2};
-    int rc = parse(line, &s, kb, sizeof(kb));
-    ck_assert_msg(rc == -reason, "'%s': rc %d, want %d", line, rc, -reason);
-    ck_assert_str_eq(s.key, "sentinel");
-    ck_assert_double_eq(s.value, 2);
+    ph_bad(ad_jsonl_parse, line, reason);
+}
+
+/* Records one line of a stream. */
+static int record(const char *line, size_t len, ph_rec *r)
+{
+    return ph_rec_parse(ad_jsonl_parse, line, len, r);
 }
 
 /* ---- parsing ---- */
@@ -167,45 +157,6 @@ END_TEST
 
 /* ---- streams ---- */
 
-typedef struct rec {
-    int rc;
-    char key[64];
-    double value, ts;
-} rec;
-
-typedef struct recs {
-    int n;
-    rec r[16];
-} recs;
-
-static void on_line(void *ctx, const char *line, size_t len)
-{
-    recs *o = ctx;
-    ck_assert_int_lt(o->n, 16);
-    rec *r = &o->r[o->n++];
-    char kb[64];
-    ad_sample s;
-    memset(r, 0, sizeof(*r));
-    r->rc = ad_jsonl_parse(line, len, kb, sizeof(kb), &s);
-    if (r->rc == 0) {
-        memcpy(r->key, s.key, s.key_len + 1);
-        r->value = s.value;
-        r->ts = s.ts;
-    }
-}
-
-static void stream(const char *s, size_t step, recs *o)
-{
-    char buf[256];
-    ad_linebuf lb;
-    size_t n = strlen(s);
-    memset(o, 0, sizeof(*o));
-    ad_linebuf_init(&lb, buf, sizeof(buf));
-    for (size_t i = 0; i < n; i += step)
-        ad_linebuf_feed(&lb, s + i, n - i < step ? n - i : step, on_line, o);
-    ad_linebuf_finish(&lb, 1, on_line, o);
-}
-
 START_TEST(test_stream_bytewise)
 {
     const char *in = "{\"series\":\"a\",\"value\":1,\"ts\":1700000000}\r\n"
@@ -214,23 +165,16 @@ START_TEST(test_stream_bytewise)
                      "{\"series\":\"c\",\n"
                      "\"value\":3}\n"
                      "{\"series\":\"d\",\"value\":4}";
-    recs whole, bytes;
-    stream(in, strlen(in), &whole);
+    ph_recs whole;
+    ph_stream_bytewise(in, record, &whole); /* whole and one byte at a time: the same */
     ck_assert_int_eq(whole.n, 6);
     ck_assert_int_eq(whole.r[0].rc, 0);
-    ck_assert_double_eq(whole.r[0].ts, 1700000000);
+    ck_assert_double_eq(whole.r[0].s[0].ts, 1700000000);
     ck_assert_int_eq(whole.r[1].rc, AD_PARSE_SKIP);
-    ck_assert_str_eq(whole.r[2].key, "b;y=q;z=1");
+    ck_assert_str_eq(whole.r[2].s[0].key, "b;y=q;z=1");
     ck_assert_int_eq(whole.r[3].rc, -AD_PE_SYNTAX); /* an object split over two lines */
     ck_assert_int_eq(whole.r[4].rc, -AD_PE_SYNTAX);
-    ck_assert_str_eq(whole.r[5].key, "d");
-    stream(in, 1, &bytes);
-    ck_assert_int_eq(bytes.n, whole.n);
-    for (int i = 0; i < whole.n; i++) {
-        ck_assert_int_eq(bytes.r[i].rc, whole.r[i].rc);
-        ck_assert_str_eq(bytes.r[i].key, whole.r[i].key);
-        ck_assert_double_eq(bytes.r[i].value, whole.r[i].value);
-    }
+    ck_assert_str_eq(whole.r[5].s[0].key, "d");
 }
 END_TEST
 

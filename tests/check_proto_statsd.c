@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linebuf.h"
+#include "proto_harness.h"
 #include "proto_statsd.h"
 
 /* ---- helpers ---- */
@@ -44,48 +44,19 @@ static void bad(const char *line, int reason)
     ck_assert_int_eq(m.type, 9);
 }
 
-typedef struct rec {
-    int rc;
-    char key[64];
-    double value, rate;
-    int type, delta;
-} rec;
-
-typedef struct recs {
-    int n;
-    rec r[32];
-} recs;
-
-static void on_line(void *ctx, const char *line, size_t len)
+/* Records one line of a datagram. */
+static int record(const char *line, size_t len, ph_rec *r)
 {
-    recs *o = ctx;
-    ck_assert_int_lt(o->n, 32);
-    rec *r = &o->r[o->n++];
     char kb[64];
     ad_statsd_metric m;
-    memset(r, 0, sizeof(*r));
-    r->rc = ad_statsd_parse(line, len, kb, sizeof(kb), &m);
-    if (r->rc == 0) {
-        memcpy(r->key, m.key, m.key_len + 1);
-        r->value = m.value;
-        r->rate = m.rate;
-        r->type = m.type;
-        r->delta = m.delta;
+    int rc = ad_statsd_parse(line, len, kb, sizeof(kb), &m);
+    if (rc == 0) {
+        ph_val *v = ph_rec_add(r, m.key, m.key_len, m.value, 0);
+        v->rate = m.rate;
+        v->type = m.type;
+        v->delta = m.delta;
     }
-}
-
-static void datagram(const char *s, size_t step, recs *o)
-{
-    char buf[128];
-    ad_linebuf lb;
-    size_t n = strlen(s);
-    memset(o, 0, sizeof(*o));
-    ad_linebuf_init(&lb, buf, sizeof(buf));
-    if (step == 0)
-        step = n;
-    for (size_t i = 0; i < n; i += step)
-        ad_linebuf_feed(&lb, s + i, n - i < step ? n - i : step, on_line, o);
-    ad_linebuf_finish(&lb, 1, on_line, o);
+    return rc;
 }
 
 /* ---- parsing ---- */
@@ -221,24 +192,14 @@ START_TEST(test_datagram_bytewise)
                      "\n"
                      "set:x|s\n"
                      "temp:-1|g";
-    recs whole, bytes;
-    datagram(in, 0, &whole);
+    ph_recs whole;
+    ph_stream_bytewise(in, record, &whole); /* whole and one byte at a time: the same */
     ck_assert_int_eq(whole.n, 5);
-    ck_assert_str_eq(whole.r[0].key, "req;a=1;b=2");
-    ck_assert_double_eq(whole.r[1].rate, 0.5);
+    ck_assert_str_eq(whole.r[0].s[0].key, "req;a=1;b=2");
+    ck_assert_double_eq(whole.r[1].s[0].rate, 0.5);
     ck_assert_int_eq(whole.r[2].rc, AD_PARSE_SKIP);
     ck_assert_int_eq(whole.r[3].rc, -AD_PE_TYPE);
-    ck_assert_int_eq(whole.r[4].delta, 1);
-    datagram(in, 1, &bytes);
-    ck_assert_int_eq(bytes.n, whole.n);
-    for (int i = 0; i < whole.n; i++) {
-        ck_assert_int_eq(bytes.r[i].rc, whole.r[i].rc);
-        ck_assert_str_eq(bytes.r[i].key, whole.r[i].key);
-        ck_assert_double_eq(bytes.r[i].value, whole.r[i].value);
-        ck_assert_double_eq(bytes.r[i].rate, whole.r[i].rate);
-        ck_assert_int_eq(bytes.r[i].type, whole.r[i].type);
-        ck_assert_int_eq(bytes.r[i].delta, whole.r[i].delta);
-    }
+    ck_assert_int_eq(whole.r[4].s[0].delta, 1);
 }
 END_TEST
 

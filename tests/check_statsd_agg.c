@@ -12,33 +12,11 @@
 #include <string.h>
 
 #include "net.h" /* ad_err */
+#include "proto_harness.h"
 #include "proto_statsd.h"
 #include "statsd_agg.h"
 
 /* ---- helpers ---- */
-
-#define MAXS 1100
-
-typedef struct got {
-    size_t n;
-    int stop_after; /* fn returns 1 on this call (1-based); 0 never */
-    char key[MAXS][32];
-    double value[MAXS], ts[MAXS];
-} got;
-
-static int on_sample(void *ctx, const ad_sample *s)
-{
-    got *g = ctx;
-    ck_assert_uint_lt(g->n, MAXS);
-    ck_assert_uint_eq(strlen(s->key), s->key_len);
-    ck_assert_uint_lt(s->key_len, sizeof(g->key[0]));
-    ck_assert(isfinite(s->value));
-    memcpy(g->key[g->n], s->key, s->key_len + 1);
-    g->value[g->n] = s->value;
-    g->ts[g->n] = s->ts;
-    g->n++;
-    return (int)g->n == g->stop_after;
-}
 
 static ad_statsd_agg *make(size_t max_keys, int idle)
 {
@@ -54,16 +32,16 @@ static int add(ad_statsd_agg *a, const char *key, double v, int type, double rat
     return ad_statsd_agg_add(a, &m);
 }
 
-static got *flush(ad_statsd_agg *a, double ts)
+static ph_got *flush(ad_statsd_agg *a, double ts)
 {
-    static got g;
+    static ph_got g;
     memset(&g, 0, sizeof(g));
-    ck_assert_uint_eq(ad_statsd_agg_flush(a, ts, on_sample, &g), g.n);
+    ck_assert_uint_eq(ad_statsd_agg_flush(a, ts, ph_got_sample, &g), g.n);
     return &g;
 }
 
 /* The value given for key, which must be there once. */
-static double value_of(const got *g, const char *key)
+static double value_of(const ph_got *g, const char *key)
 {
     int found = -1;
     for (size_t i = 0; i < g->n; i++)
@@ -83,7 +61,7 @@ START_TEST(test_counter_sum)
     ck_assert_int_eq(add(a, "req", 1, AD_STATSD_COUNTER, 0.5, 0), 0);
     ck_assert_int_eq(add(a, "req", 2, AD_STATSD_COUNTER, 1, 0), 0);
     ck_assert_int_eq(add(a, "req", -1, AD_STATSD_COUNTER, 1, 0), 0);
-    got *g = flush(a, 100);
+    ph_got *g = flush(a, 100);
     ck_assert_uint_eq(g->n, 1);
     ck_assert_str_eq(g->key[0], "req");
     ck_assert_double_eq(g->value[0], 3);
@@ -97,7 +75,7 @@ START_TEST(test_counter_idle)
     ad_statsd_agg *a = make(16, 2);
     add(a, "req", 5, AD_STATSD_COUNTER, 1, 0);
     ck_assert_double_eq(flush(a, 1)->value[0], 5);
-    got *g = flush(a, 2); /* quiet 1: 0 */
+    ph_got *g = flush(a, 2); /* quiet 1: 0 */
     ck_assert_uint_eq(g->n, 1);
     ck_assert_double_eq(g->value[0], 0);
     add(a, "req", 1, AD_STATSD_COUNTER, 1, 0); /* data again: the count starts over */
@@ -128,7 +106,7 @@ START_TEST(test_timer_mean)
     ad_statsd_agg *a = make(16, 3);
     ck_assert_int_eq(add(a, "lat", 10, AD_STATSD_TIMER, 0.5, 0), 0); /* weight 2 */
     ck_assert_int_eq(add(a, "lat", 40, AD_STATSD_TIMER, 1, 0), 0);   /* weight 1 */
-    got *g = flush(a, 1);
+    ph_got *g = flush(a, 1);
     ck_assert_uint_eq(g->n, 1);
     ck_assert_double_eq_tol(g->value[0], 20, 1e-12);
     ck_assert_uint_eq(flush(a, 2)->n, 0); /* nothing without data */
@@ -150,7 +128,7 @@ START_TEST(test_gauge)
     ck_assert_int_eq(add(a, "temp", 2, AD_STATSD_GAUGE, 1, 1), 0);
     ck_assert_int_eq(add(a, "temp", -1, AD_STATSD_GAUGE, 1, 1), 0);
     ck_assert_int_eq(add(a, "new", -3, AD_STATSD_GAUGE, 1, 1), 0); /* from 0 */
-    got *g = flush(a, 1);
+    ph_got *g = flush(a, 1);
     ck_assert_uint_eq(g->n, 2);
     ck_assert_double_eq(value_of(g, "temp"), 6);
     ck_assert_double_eq(value_of(g, "new"), -3);
@@ -174,7 +152,7 @@ START_TEST(test_type_clash)
     ck_assert_int_eq(add(a, "k", 1, AD_STATSD_GAUGE, 1, 0), -AD_EINVAL);
     ck_assert_int_eq(add(a, "k", 1, AD_STATSD_GAUGE, 1, 1), -AD_EINVAL);
     ck_assert_int_eq(add(a, "k", 1, AD_STATSD_TIMER, 1, 0), -AD_EINVAL);
-    got *g = flush(a, 1);
+    ph_got *g = flush(a, 1);
     ck_assert_uint_eq(g->n, 1);
     ck_assert_double_eq(g->value[0], 1);
     ad_statsd_agg_free(a);
@@ -212,7 +190,7 @@ START_TEST(test_full)
     ck_assert_int_eq(add(a, "c", 1, AD_STATSD_COUNTER, 1, 0), -AD_EFULL);
     ck_assert_int_eq(add(a, "a", 1, AD_STATSD_COUNTER, 1, 0), 0); /* existing ones go on */
     ck_assert_uint_eq(ad_statsd_agg_size(a), 2);
-    got *g = flush(a, 1);
+    ph_got *g = flush(a, 1);
     ck_assert_uint_eq(g->n, 2);
     ck_assert_double_eq(value_of(g, "a"), 2);
     flush(a, 2); /* both forgotten: room again */
@@ -231,7 +209,7 @@ START_TEST(test_key_owned)
     ad_statsd_metric m = {key, 5, 1, 1, AD_STATSD_COUNTER, 0}; /* the first 5 bytes only */
     ck_assert_int_eq(ad_statsd_agg_add(a, &m), 0);
     memset(key, 'x', sizeof(key) - 1);
-    got *g = flush(a, 1);
+    ph_got *g = flush(a, 1);
     ck_assert_uint_eq(g->n, 1);
     ck_assert_str_eq(g->key[0], "req;a");
     ad_statsd_agg_free(a);
@@ -249,7 +227,7 @@ START_TEST(test_many_keys)
         }
     ck_assert_uint_eq(ad_statsd_agg_size(a), 1000);
     ck_assert_int_eq(add(a, "one-more", 1, AD_STATSD_COUNTER, 1, 0), -AD_EFULL);
-    got *g = flush(a, 1);
+    ph_got *g = flush(a, 1);
     ck_assert_uint_eq(g->n, 1000);
     double total = 0;
     for (size_t i = 0; i < g->n; i++)
@@ -268,12 +246,12 @@ START_TEST(test_fn_stops)
     add(a, "a", 1, AD_STATSD_COUNTER, 1, 0);
     add(a, "b", 1, AD_STATSD_COUNTER, 1, 0);
     add(a, "c", 1, AD_STATSD_COUNTER, 1, 0);
-    got g;
+    ph_got g;
     memset(&g, 0, sizeof(g));
     g.stop_after = 1;
-    ck_assert_uint_eq(ad_statsd_agg_flush(a, 1, on_sample, &g), 1);
+    ck_assert_uint_eq(ad_statsd_agg_flush(a, 1, ph_got_sample, &g), 1);
     ck_assert_uint_eq(g.n, 1);
-    got *z = flush(a, 2); /* the interval ended all the same: zeros for all three */
+    ph_got *z = flush(a, 2); /* the interval ended all the same: zeros for all three */
     ck_assert_uint_eq(z->n, 3);
     ck_assert_double_eq(value_of(z, "a") + value_of(z, "b") + value_of(z, "c"), 0);
     ad_statsd_agg_free(a);
@@ -296,7 +274,7 @@ START_TEST(test_parsed_lines)
         ck_assert_int_eq(ad_statsd_parse(lines[i], strlen(lines[i]), kb, sizeof(kb), &m), 0);
         ck_assert_int_eq(ad_statsd_agg_add(a, &m), i == 6 ? -AD_EINVAL : 0);
     }
-    got *g = flush(a, 9);
+    ph_got *g = flush(a, 9);
     ck_assert_uint_eq(g->n, 3);
     ck_assert_double_eq_tol(value_of(g, "req;a=1;b=2"), 12, 1e-12);
     ck_assert_double_eq(value_of(g, "lat"), 15);

@@ -3,17 +3,21 @@
  * point, the framer's line cap and the key buffer's size; the rest is split into lines
  * by ad_linebuf three ways (one whole feed, two chunks cut at the chosen point, and a
  * plain reference splitter), and the target aborts unless all three agree. Each line is
- * then handed to the target's parser check. Static functions only: included by one
- * fuzz_*.c each.
+ * then handed to the target's parser check, and so is the whole stream as one line.
+ * Also the checks the targets share: the key buffer with its guard, the return codes,
+ * and the one-sample parsers' contract (fz_parse_sample). Static functions only:
+ * included by one fuzz_*.c each.
  */
 #ifndef AD_FUZZ_FRAME_H
 #define AD_FUZZ_FRAME_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "linebuf.h"
+#include "sample.h"
 
 #define FZ_MAX  4096 /* the longest input looked at (scripts/fuzz: -max_len=4096) */
 #define FZ_HEAD 4    /* bytes of parameters before the stream */
@@ -132,6 +136,24 @@ static void fz_each(const fz_lines *l,
     }
 }
 
+/* The fuzzer's entry, once the target's check_line is known: frames the input and runs
+ * fn on each line, then on the whole stream as one line, newlines and all. Returns 0
+ * when the input was too short or too long to run. */
+static int fz_run(const uint8_t *data, size_t size,
+                  void (*fn)(const char *line, size_t len, const fz_params *pa))
+{
+    static fz_lines lines;
+    fz_params pa;
+    size_t n;
+    const char *p = fz_begin(data, size, &pa, &n);
+    if (!p)
+        return 0;
+    fz_frame(p, n, &pa, &lines);
+    fz_each(&lines, fn, &pa);
+    fn(p, n, &pa);
+    return 1;
+}
+
 /* The key buffer given to a parser: keycap bytes, then a guard that must stay intact. */
 #define FZ_GUARD 16
 static char fz_keybuf[256 + FZ_GUARD];
@@ -155,6 +177,38 @@ static void fz_guard_check(size_t keycap)
     for (size_t i = keycap; i < sizeof(fz_keybuf); i++)
         if (fz_keybuf[i] != 0x5a)
             abort();
+}
+
+/* A parser's return is a skip or one of the refusal reasons. */
+static int fz_refusal(int rc)
+{
+    return rc == AD_PARSE_SKIP || (rc < 0 && rc > -AD_PE_NREASONS);
+}
+
+/* Runs a one-sample parser (Graphite, JSON lines) on line with fz_keybuf and the input's
+ * key cap, and aborts unless: nothing past the cap was written; on success the key is
+ * whole inside the cap, the value finite and the timestamp NAN or in [0, 1e11); on a
+ * skip or refusal the sample untouched; and no other return. Returns the parser's
+ * return, *s the sample. (inline: not every target uses it.) */
+static inline int fz_parse_sample(int (*parse)(const char *line, size_t len, char *keybuf,
+                                               size_t keycap, ad_sample *out),
+                                  const char *line, size_t len, const fz_params *pa, ad_sample *s)
+{
+    *s = (ad_sample){.key = "sentinel", .key_len = 8, .ts = 1, .value = 2};
+    fz_key_arm(pa->keycap);
+    int rc = parse(line, len, fz_keybuf, pa->keycap, s);
+    fz_guard_check(pa->keycap);
+    if (rc == 0) {
+        fz_key_check(s->key, s->key_len, pa->keycap);
+        if (!isfinite(s->value) || !(isnan(s->ts) || (s->ts >= 0 && s->ts < 1e11)))
+            abort();
+    } else if (fz_refusal(rc)) {
+        if (strcmp(s->key, "sentinel") != 0 || s->value != 2 || s->ts != 1)
+            abort();
+    } else {
+        abort();
+    }
+    return rc;
 }
 
 #endif

@@ -48,14 +48,6 @@ static void check_line(const char *line, size_t len, const fz_params *pa)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static fz_lines lines;
-    fz_params pa;
-    size_t n;
-    const char *p = fz_begin(data, size, &pa, &n);
-    if (!p)
-        return 0;
-    fz_frame(p, n, &pa, &lines);
-    fz_each(&lines, check_line, &pa);
-    check_line(p, n, &pa);
+    fz_run(data, size, check_line);
     return 0;
 }
