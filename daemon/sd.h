@@ -13,11 +13,16 @@
 
 #include <stdint.h>
 
+/* Each notification returns 0 when sent and when there is no $NOTIFY_SOCKET, or
+ * -AD_EIO (errno set) when it could not be sent. A status (NULL is "") is sent as one
+ * line: newlines become spaces, and it is cut at 511 bytes. */
+
 /* READY=1 with a STATUS= line. */
 int ad_sd_ready(const char *status);
 /* STATUS=... */
 int ad_sd_status(const char *status);
-/* RELOADING=1 (with MONOTONIC_USEC=, as systemd 253 wants) and STATUS= */
+/* RELOADING=1 (with MONOTONIC_USEC=, CLOCK_MONOTONIC now, as systemd 253 wants) and
+ * STATUS=; send ad_sd_ready once the reload is done. */
 int ad_sd_reloading(const char *status);
 /* STOPPING=1 and STATUS= */
 int ad_sd_stopping(const char *status);
@@ -36,8 +41,11 @@ typedef struct ad_sd_fds {
     int taken[64];  /* handed out by ad_sd_take */
 } ad_sd_fds;
 
-/* Collects the sockets systemd passed, if any (n = 0 otherwise), and unsets the
- * variables. Returns 0 or a negative ad_err (a malformed $LISTEN_FDS). */
+/* Collects the sockets systemd passed, if any (n = 0 otherwise: also when $LISTEN_PID
+ * is another process), and unsets the variables whatever the outcome. Returns 0, or
+ * -AD_EINVAL (n = 0) for a malformed $LISTEN_FDS or $LISTEN_FDNAMES, or -AD_EFULL
+ * (n = 0) for more than 64 sockets. The descriptors are close-on-exec; the ones never
+ * taken stay open (the caller closes them). */
 int ad_sd_listen_fds(ad_sd_fds *f);
 
 /* The descriptor passed under `name` not taken yet, marked taken; -1 if none. */
