@@ -1,6 +1,8 @@
 /*
- * anomalyctl.c - the command-line client. Today: `anomalyctl score`, offline scoring of a
- * CSV through exactly the detector code the daemon runs (models/detector.h).
+ * anomalyctl.c - the command-line client: `anomalyctl score`, offline scoring of a CSV
+ * through exactly the detector code the daemon runs (models/detector.h), here; the
+ * commands that talk to a running daemon each in their module: tail (ctl_tail.h),
+ * status and series (ctl_status.h, over ctl_http.h).
  *
  *   anomalyctl score [OPTIONS] [FILE|-]
  *
@@ -21,6 +23,7 @@
 #include <time.h>
 
 #include "detector.h"
+#include "ctl_status.h"
 #include "ctl_tail.h"
 
 #define MAX_LINE 4096
@@ -405,13 +408,22 @@ int main(int argc, char **argv)
         fprintf(argc < 2 ? stderr : stdout,
                 "usage: anomalyctl COMMAND [ARGS]\n\ncommands:\n"
                 "  score     score a timestamp,value CSV offline (anomalyctl score --help)\n"
-                "  tail      follow the daemon's anomaly events (anomalyctl tail --help)\n");
+                "  tail      follow the daemon's anomaly events (anomalyctl tail --help)\n"
+                "  status    what a running anomalyd is doing (anomalyctl status --help)\n"
+                "  series    its series as a table; series show KEY: one, with sparklines\n"
+                "\nstatus and series take --http HOST:PORT ($ANOMALYD_HTTP, 127.0.0.1:8080)\n"
+                "and --token T ($ANOMALYD_TOKEN). Exit status: 0, 1 on runtime errors (the\n"
+                "daemon not running, ...), 2 on usage errors.\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "score"))
         return cmd_score(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tail"))
         return ad_ctl_tail(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "status"))
+        return ad_ctl_status(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "series"))
+        return ad_ctl_series(argc - 1, argv + 1);
     fprintf(stderr, "anomalyctl: unknown command '%s' (try --help)\n", argv[1]);
     return 2;
 }

@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "metrics.h"
+#include "plot.h"
 #include "proto_influx.h"
 
 #define JSON "application/json"
@@ -247,6 +248,50 @@ static void get_series_one(ad_daemon *d, const char *key, ad_http_conn *conn)
     respond_json(conn, 200, o);
 }
 
+/* GET /api/v1/series/{key}/plot.svg: the recent points as a chart (plot.h). */
+static void get_series_plot(ad_series *s, ad_http_conn *conn)
+{
+    int n = s->recent_len;
+    ad_point *pts = malloc((n ? (size_t)n : 1) * sizeof(*pts));
+    char *svg;
+    size_t len;
+
+    if (!pts) {
+        respond_error(conn, 500, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        pts[i] = *ad_series_point(s, i);
+    if (ad_plot_svg(s->key, pts, n, ad_detector_get_config(s->det)->scorer.threshold, &svg,
+                    &len) < 0) {
+        free(pts);
+        respond_error(conn, 500, "out of memory");
+        return;
+    }
+    free(pts);
+    ad_http_respond_owned(conn, 200, "image/svg+xml", NULL, svg, len);
+}
+
+/* /api/v1/series/{rest}: the series named rest, or, when there is none, the plot of the
+ * series rest names before a "/plot.svg" suffix (a key may itself end in /plot.svg). */
+static void get_series_path(ad_daemon *d, const char *rest, ad_http_conn *conn)
+{
+    static const char suffix[] = "/plot.svg";
+    size_t n = strlen(rest), sn = sizeof(suffix) - 1;
+    ad_series *s;
+
+    if (ad_series_table_find(d->series, rest, n)) {
+        get_series_one(d, rest, conn);
+        return;
+    }
+    if (n > sn && !strcmp(rest + n - sn, suffix) &&
+        (s = ad_series_table_find(d->series, rest, n - sn))) {
+        get_series_plot(s, conn);
+        return;
+    }
+    respond_error(conn, 404, "no such series");
+}
+
 static void get_anomalies(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
 {
     char since_s[64], lim[32];
@@ -387,7 +432,7 @@ void ad_api_handle(void *ctx, const ad_http_req *req, ad_http_conn *conn)
     else if (!strcmp(path, "/api/v1/series"))
         get_series_list(d, req, conn);
     else if (!strncmp(path, prefix, sizeof(prefix) - 1) && path[sizeof(prefix) - 1])
-        get_series_one(d, path + sizeof(prefix) - 1, conn);
+        get_series_path(d, path + sizeof(prefix) - 1, conn);
     else if (!strcmp(path, "/api/v1/anomalies"))
         get_anomalies(d, req, conn);
     else

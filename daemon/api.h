@@ -7,6 +7,8 @@
  *   GET  /api/v1/series?match=GLOB&limit=N   series with their last score (sorted by key)
  *   GET  /api/v1/series/{key}           one series: settings, model, counters and its
  *                                       recent values, predictions, scores and flags
+ *   GET  /api/v1/series/{key}/plot.svg  its recent points as an SVG chart (plot.h); a
+ *                                       series whose key is the whole path wins
  *   GET  /api/v1/anomalies?since=TS&limit=N  recent anomalies after TS (seconds)
  *   POST /write?precision=ns|us|ms|s    InfluxDB line protocol (as InfluxDB 1.x's
  *                                       /write): 204 when every line was taken, 400

@@ -1,0 +1,71 @@
+/*
+ * ctl_http.h - anomalyctl's tiny blocking HTTP/1.1 client, and what its commands share:
+ * HOST:PORT addresses, connecting with a timeout, the common --http/--token settings.
+ *
+ * One request per connection ("Connection: close"): connect (getaddrinfo, every address
+ * tried in turn), send a GET with an optional "Authorization: Bearer", read until the
+ * server closes or the message is complete, and parse the status and body with
+ * nodejs' http-parser (Debian's libhttp-parser-dev). Every step is bounded by one
+ * deadline (AD_CTL_TIMEOUT seconds). Errors are negative ad_err codes (models/net.h)
+ * with a message meant for a person: -AD_EINVAL for a malformed address (a usage
+ * error), -AD_EIO for anything the network or the daemon did (not running, timed out),
+ * -AD_EFORMAT for an answer that is not HTTP or not the JSON expected.
+ */
+#ifndef AD_CTL_HTTP_H
+#define AD_CTL_HTTP_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#define AD_CTL_TIMEOUT 5.0            /* seconds, per request */
+#define AD_CTL_HTTP_DEFAULT "127.0.0.1:8080"
+#define AD_CTL_MAX_BODY (64u << 20)   /* bytes of a response body kept at most */
+
+/* The HTTP settings every command takes: --http HOST:PORT (else $ANOMALYD_HTTP, else
+ * AD_CTL_HTTP_DEFAULT) and --token T (else $ANOMALYD_TOKEN, else none). */
+typedef struct ad_ctl_http_opts {
+    const char *address; /* HOST:PORT */
+    const char *token;   /* NULL or "" for none */
+} ad_ctl_http_opts;
+
+/* Fills o from the environment (then the command's options override). */
+void ad_ctl_http_opts_init(ad_ctl_http_opts *o);
+
+/* A response. body is malloc'd and NUL-terminated (after body_len bytes). */
+typedef struct ad_ctl_http_resp {
+    int status;              /* 200, 404, ... */
+    char *body;
+    size_t body_len;
+    char content_type[128];  /* "" if none */
+} ad_ctl_http_resp;
+
+/* Splits "host:port", "[v6]:port" into host (hostcap bytes) and port (portcap bytes;
+ * 1..65535, digits). Returns 0 or -AD_EINVAL with a message naming `what` (e.g. "--http"). */
+int ad_ctl_split_address(const char *address, const char *what, char *host, size_t hostcap,
+                         char *port, size_t portcap, char *err, size_t errlen);
+
+/* Connects a socket of type socktype (SOCK_STREAM or SOCK_DGRAM) to address within
+ * timeout seconds. `hint` ends the "cannot connect" message (e.g. "is anomalyd
+ * running? ..."). Returns the descriptor, -AD_EINVAL (bad address) or -AD_EIO. */
+int ad_ctl_connect(const char *address, const char *what, int socktype, double timeout,
+                   const char *hint, char *err, size_t errlen);
+
+/* GET path (already percent-encoded) from address. On 0 the caller owns *out (free with
+ * ad_ctl_http_resp_free) whatever its status; else a negative ad_err and a message. */
+int ad_ctl_http_get(const ad_ctl_http_opts *o, const char *path, ad_ctl_http_resp *out,
+                    char *err, size_t errlen);
+
+void ad_ctl_http_resp_free(ad_ctl_http_resp *r);
+
+/* GET path and parse the body as JSON. A status other than 200 is an error (-AD_EIO)
+ * whose message carries the daemon's {"error": ...} when it sent one (and says the token
+ * is wrong or missing on 401). Returns 0 and *out (cJSON_Delete it) or a negative
+ * ad_err. */
+int ad_ctl_http_get_json(const ad_ctl_http_opts *o, const char *path, cJSON **out, char *err,
+                         size_t errlen);
+
+/* Percent-encodes s for a URL path segment or query value (unreserved bytes kept) into
+ * out (outcap bytes). Returns 0 or -AD_EFULL. */
+int ad_ctl_url_escape(const char *s, char *out, size_t outcap);
+
+#endif

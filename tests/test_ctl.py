@@ -1,0 +1,289 @@
+"""test_ctl.py - anomalyctl's daemon commands (status, series, series show) and the SVG
+plot, against the real anomalyd on loopback.
+
+Run by ctest with ANOMALYD and ANOMALYCTL naming the binaries. Python stdlib only.
+"""
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import unittest
+import urllib.request
+import xml.etree.ElementTree as ET
+
+from daemon_harness import Daemon, config_text
+
+ANOMALYCTL = os.environ.get("ANOMALYCTL", "anomalyctl")
+T0 = 1700000000
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def ctl(*args, env=None, timeout=60):
+    """(exit status, stdout, stderr) of anomalyctl with args; ANOMALYD_* unset unless given."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("ANOMALYD_")}
+    e.update(env or {})
+    r = subprocess.run([ANOMALYCTL] + list(args), capture_output=True, text=True, env=e,
+                       timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+def free_port():
+    """A loopback TCP port nothing listens on (bound, then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wave(n, spike_at=None, t0=T0, step=60):
+    """n (ts, value) rows of a sine, with one spike."""
+    rows = []
+    for i in range(n):
+        v = math.sin(i / 10.0) * 5 + 10
+        if i == spike_at:
+            v += 60
+        rows.append((t0 + step * i, v))
+    return rows
+
+
+class Commands(unittest.TestCase):
+    """One daemon fed a trained, flagged series and a few others."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon()
+        cls.d.start()
+        cls.http = "127.0.0.1:%d" % cls.d.port("http")
+        lines = "".join("ctl.wave %r %d\n" % (v, ts) for ts, v in wave(500, spike_at=420))
+        lines += "ctl.flat 7 %d\nother.one 1 %d\nother.one 2 %d\n" % (T0, T0, T0 + 1)
+        cls.d.send_tcp("graphite", lines)
+        cls.d.wait(lambda: (cls.d.series("ctl.wave") or {}).get("samples") == 500,
+                   what="500 samples of ctl.wave")
+        cls.d.wait(lambda: (cls.d.series("other.one") or {}).get("samples") == 2,
+                   what="other.one")
+        cls.d.wait(lambda: (cls.d.series("ctl.wave") or {}).get("anomalies", 0) >= 1,
+                   what="the spike flagged")
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.d.stop()
+        cls.d.__exit__(None, None, None)
+        assert code == 0, "exit status %s" % code
+
+    def run_ok(self, *args, env=None):
+        code, out, err = ctl(*args, env=env)
+        self.assertEqual(code, 0, "anomalyctl %s: %s" % (" ".join(args), err))
+        return out
+
+    def test_status(self):
+        out = self.run_ok("status", "--http", self.http)
+        self.assertRegex(out, r"^anomalyd \S+ at 127\.0\.0\.1:\d+, up \d+s\n")
+        self.assertRegex(out, r"series +\d+ / 100000")
+        self.assertRegex(out, r"samples +graphite (\d+), influx 0, statsd 0, jsonl 0 \(total \1\)")
+        self.assertRegex(out, r"anomalies +[1-9]")
+        self.assertRegex(out, r"training +queued \d+, running \d+, installed [1-9]\d*, failed 0")
+        self.assertRegex(out, r"events +published [1-9]\d*, dropped 0, subscribers 0")
+        j = json.loads(self.run_ok("status", "--json", "--http", self.http))
+        self.assertGreaterEqual(j["samples"]["graphite"], 503)
+        self.assertGreaterEqual(j["series"], 3)
+        # the environment names the daemon when --http does not
+        self.assertIn("graphite ", self.run_ok("status", env={"ANOMALYD_HTTP": self.http}))
+
+    def test_series_table(self):
+        out = self.run_ok("series", "--match", "[co]*", "--http", self.http).splitlines()
+        self.assertEqual(out[0].split(), ["KEY", "SAMPLES", "ANOMALIES", "VALUE", "PREDICTION",
+                                          "SCORE", "STATE"])
+        keys = [l.split()[0] for l in out[1:]]
+        self.assertEqual(keys, ["ctl.flat", "ctl.wave", "other.one"])
+        # aligned: each right-aligned number column ends where its header does
+        for name, col in (("SAMPLES", 1), ("ANOMALIES", 2), ("SCORE", 5)):
+            end = out[0].index(name) + len(name)
+            for l in out[1:]:
+                self.assertEqual(l[:end].split()[-1], l.split()[col], l)
+                self.assertEqual(l[end], " ", l)
+        row = dict((l.split()[0], l.split()) for l in out[1:])
+        self.assertEqual(row["ctl.wave"][1], "500")
+        self.assertGreaterEqual(int(row["ctl.wave"][2]), 1)
+        self.assertEqual(row["ctl.flat"][1:4], ["1", "0", "7"])
+        self.assertEqual(row["ctl.flat"][4], "-")  # no prediction yet
+        self.assertIn(row["ctl.flat"][6], ("warming", "trained"))
+        self.assertEqual(row["ctl.flat"][6], "warming")
+
+    def test_series_match_and_limit(self):
+        out = self.run_ok("series", "--match", "ctl.*", "--http", self.http).splitlines()
+        self.assertEqual([l.split()[0] for l in out[1:]], ["ctl.flat", "ctl.wave"])
+        out = self.run_ok("series", "--match", "[co]*", "--limit", "1", "--http",
+                          self.http).splitlines()
+        self.assertEqual(out[1].split()[0], "ctl.flat")
+        self.assertIn("1 of 3 series", out[-1])
+        out = self.run_ok("series", "--http", self.http).splitlines()
+        self.assertGreaterEqual(len(out), 4)
+        out = self.run_ok("series", "--match", "nothing*", "--http", self.http)
+        self.assertIn("no series", out)
+        self.assertEqual(ctl("series", "--limit", "-3", "--http", self.http)[0], 2)
+
+    def test_series_show(self):
+        out = self.run_ok("series", "show", "ctl.wave", "--width", "40", "--http", self.http)
+        lines = out.splitlines()
+        self.assertTrue(lines[0].startswith("ctl.wave  (graphite, "), lines[0])
+        self.assertRegex(out, r"counters +samples 500, anomalies [1-9]")
+        self.assertRegex(out, r"model +lstm predict, hidden 8")
+        i = next(k for k, l in enumerate(lines) if l.startswith("values"))
+        self.assertRegex(lines[i], r"\(min [\d.]+, max [\d.]+\)")
+        spark = lines[i + 1].strip()
+        self.assertEqual(len(spark), 40)
+        self.assertTrue(set(spark) <= set("▁▂▃▄▅▆▇█"), spark)
+        self.assertIn("█", spark)  # the spike is the maximum
+        marks = lines[i + 2]
+        self.assertIn("^", marks)
+        self.assertTrue(set(marks.strip()) <= set("^ "))
+        # the mark sits under the spike's column
+        self.assertEqual(spark.index("█"), marks.index("^") - 2)
+        j = next(k for k, l in enumerate(lines) if l.startswith("scores"))
+        self.assertEqual(len(lines[j + 1].strip()), 40)
+        out = self.run_ok("series", "show", "ctl.wave", "--ascii", "--http", self.http)
+        for l in out.splitlines():
+            l.encode("ascii")  # nothing but ASCII
+        self.assertIn("#", out)
+
+    def test_series_show_unknown_and_usage(self):
+        code, out, err = ctl("series", "show", "no.such", "--http", self.http)
+        self.assertEqual(code, 1)
+        self.assertIn("no such series", err)
+        self.assertEqual(ctl("series", "show", "--http", self.http)[0], 2)
+        self.assertEqual(ctl("series", "show", "a", "b", "--http", self.http)[0], 2)
+        self.assertEqual(ctl("series", "show", "a", "--width", "0", "--http", self.http)[0], 2)
+        self.assertEqual(ctl("status", "--bogus")[0], 2)
+
+    def test_plot_svg(self):
+        status, headers, body = self.d.http("/api/v1/series/ctl.wave/plot.svg")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Content-Type"], "image/svg+xml")
+        root = ET.fromstring(body)
+        self.assertEqual(root.tag, SVG + "svg")
+        self.assertEqual(root.find(SVG + "title").text, "ctl.wave")
+        lines = [e for e in root.iter(SVG + "polyline") if e.get("class") == "values"]
+        self.assertEqual(len(lines), 1)
+        recent = self.d.series("ctl.wave")["recent"]
+        self.assertEqual(len(lines[0].get("points").split()), len(recent))
+        flags = [e for e in root.iter(SVG + "circle") if e.get("class") == "flag"]
+        self.assertEqual(len(flags), sum(1 for p in recent if p["flagged"]))
+        self.assertGreaterEqual(len(flags), 1)
+        # predictions start after training: NaN ones are left out
+        pred = [e for e in root.iter(SVG + "polyline") if e.get("class") == "predicted"]
+        npred = sum(len(e.get("points").split()) for e in pred)
+        self.assertEqual(npred, sum(1 for p in recent if p["predicted"] is not None))
+        self.assertEqual(self.d.http("/api/v1/series/no.such/plot.svg")[0], 404)
+        self.assertEqual(self.d.http("/api/v1/series/ctl.wave/plot.png")[0], 404)
+
+    def test_plot_of_a_key_that_needs_escaping(self):
+        key = "x.pl<o>t&\"q\";a=1"
+        self.d.send_tcp("graphite", "%s 1 %d\n" % (key, T0))
+        canonical = 'x.pl<o>t&"q";a=1'
+        self.d.wait(lambda: self.d.series(canonical), what="the odd key")
+        status, _, body = self.d.http("/api/v1/series/%s/plot.svg"
+                                      % urllib.request.quote(canonical, safe=""))
+        self.assertEqual(status, 200)
+        root = ET.fromstring(body)
+        self.assertEqual(root.find(SVG + "title").text, canonical)
+        self.assertIn(b"&lt;o&gt;t&amp;&quot;q&quot;", body)
+        out = self.run_ok("series", "show", canonical, "--http", self.http)
+        self.assertTrue(out.startswith(canonical + "  ("))
+
+    def test_series_key_wins_over_plot_suffix(self):
+        self.d.send_tcp("graphite", "x.wave/plot.svg 5 %d\n" % T0)
+        self.d.wait(lambda: self.d.series("x.wave/plot.svg"), what="the key ending in plot.svg")
+        self.d.send_tcp("graphite", "x.wave 5 %d\n" % T0)
+        self.d.wait(lambda: self.d.series("x.wave"), what="x.wave")
+        status, headers, body = self.d.http("/api/v1/series/x.wave/plot.svg")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("application/json"))
+        self.assertEqual(json.loads(body)["key"], "x.wave/plot.svg")
+        # and its own plot is one suffix further
+        status, headers, _ = self.d.http("/api/v1/series/x.wave/plot.svg/plot.svg")
+        self.assertEqual((status, headers["Content-Type"]), (200, "image/svg+xml"))
+
+
+class Errors(unittest.TestCase):
+    """No daemon, a bad address, a token."""
+
+    def test_daemon_not_running(self):
+        port = free_port()
+        for args in (("status",), ("series",), ("series", "show", "x")):
+            code, out, err = ctl(*args, "--http", "127.0.0.1:%d" % port)
+            self.assertEqual(code, 1, err)
+            self.assertIn("cannot connect to 127.0.0.1:%d" % port, err)
+            self.assertIn("is anomalyd running?", err)
+            self.assertIn("http.port", err)
+        code, _, err = ctl("status", env={"ANOMALYD_HTTP": "127.0.0.1:%d" % port})
+        self.assertEqual(code, 1)
+        self.assertIn(":%d" % port, err)
+
+    def test_bad_http_value(self):
+        for bad in ("nonsense", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:99999",
+                    "127.0.0.1:80x", "::1:8080", ":8080"):
+            code, _, err = ctl("status", "--http", bad)
+            self.assertEqual(code, 2, bad)
+            self.assertIn("--http takes HOST:PORT", err)
+        self.assertEqual(ctl("status", env={"ANOMALYD_HTTP": "nope"})[0], 2)
+
+    def test_not_http(self):
+        # something that is not an HTTP server: a clear error, exit 1
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        p = subprocess.Popen([ANOMALYCTL, "status", "--http", "127.0.0.1:%d" % port],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        c, _ = srv.accept()
+        c.recv(4096)
+        c.sendall(b"SSH-2.0-OpenSSH\r\n")
+        c.close()
+        srv.close()
+        out, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not an HTTP answer", err)
+
+    def test_silent_server_times_out(self):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        try:
+            code, _, err = ctl("status", "--http", "127.0.0.1:%d" % srv.getsockname()[1],
+                               timeout=30)
+        finally:
+            srv.close()
+        self.assertEqual(code, 1)
+        self.assertIn("no answer within 5 s", err)
+
+    def test_token(self):
+        tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
+        try:
+            cfg = config_text(tmp).replace("http:\n  address: 127.0.0.1\n",
+                                           "http:\n  address: 127.0.0.1\n  token: s3cret\n")
+            with Daemon(cfg, tmp=tmp) as d:
+                http = "127.0.0.1:%d" % d.port("http")
+                code, _, err = ctl("status", "--http", http)
+                self.assertEqual(code, 1)
+                self.assertIn("401", err)
+                self.assertIn("--token", err)
+                code, _, err = ctl("status", "--http", http, "--token", "wrong")
+                self.assertEqual(code, 1)
+                self.assertIn("refused", err)
+                code, out, err = ctl("status", "--http", http, "--token", "s3cret")
+                self.assertEqual(code, 0, err)
+                self.assertIn("anomalyd ", out)
+                code, out, err = ctl("series", "--http", http,
+                                     env={"ANOMALYD_TOKEN": "s3cret"})
+                self.assertEqual(code, 0, err)
+                self.assertIn("KEY", out)
+        finally:
+            shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    unittest.main()
