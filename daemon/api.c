@@ -142,7 +142,7 @@ static cJSON *series_summary(const ad_series *s)
     add_num(o, "value", s->have_last ? s->last.value : NAN);
     add_num(o, "predicted", s->have_last ? s->last.predicted : NAN);
     add_num(o, "score", s->have_last ? s->last.score : NAN);
-    cJSON_AddBoolToObject(o, "warming_up", !s->have_last || s->last.warming_up);
+    cJSON_AddBoolToObject(o, "warming_up", st->trainings == 0); /* no network installed yet */
     cJSON_AddNumberToObject(o, "trainings", (double)st->trainings);
     cJSON_AddNumberToObject(o, "last_seen", s->last_seen);
     return o;

@@ -123,7 +123,7 @@ static double sv_anomalies(const ad_series *s)
 }
 static double sv_warming(const ad_series *s)
 {
-    return s->have_last ? s->last.warming_up : 1;
+    return ad_detector_get_stats(s->det)->trainings == 0;
 }
 static double sv_trainings(const ad_series *s)
 {
