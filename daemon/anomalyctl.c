@@ -2,7 +2,8 @@
  * anomalyctl.c - the command-line client: `anomalyctl score`, offline scoring of a CSV
  * through exactly the detector code the daemon runs (models/detector.h), here; the
  * commands that talk to a running daemon each in their module: tail (ctl_tail.h),
- * status and series (ctl_status.h, over ctl_http.h).
+ * status and series (ctl_status.h, over ctl_http.h), replay (ctl_replay.h); csv.h reads
+ * the rows score and replay take.
  *
  *   anomalyctl score [OPTIONS] [FILE|-]
  *
@@ -22,7 +23,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "csv.h"
 #include "detector.h"
+#include "ctl_replay.h"
 #include "ctl_status.h"
 #include "ctl_tail.h"
 
@@ -71,54 +74,6 @@ static void usage(FILE *f)
             "  --error-bound X     likelihood: bound each |error| a to a/(a+X), 0 = off (0)\n"
             "  --alpha X           dynamic: EWMA smoothing (0.3)\n"
             "  --quiet             no progress or per-row messages on stderr\n");
-}
-
-/* Seconds since the epoch from "YYYY-MM-DD HH:MM:SS[.frac]" (UTC) or a number. */
-static int parse_time(const char *s, double *out)
-{
-    int Y, M, D, h, m;
-    double sec;
-    char *end;
-    if (sscanf(s, "%4d-%2d-%2d%*[ T]%2d:%2d:%lf", &Y, &M, &D, &h, &m, &sec) == 6) {
-        struct tm tm;
-        if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec < 0 || sec >= 61)
-            return -1;
-        memset(&tm, 0, sizeof(tm));
-        tm.tm_year = Y - 1900;
-        tm.tm_mon = M - 1;
-        tm.tm_mday = D;
-        tm.tm_hour = h;
-        tm.tm_min = m;
-        time_t t = timegm(&tm);
-        *out = (double)t + (sec - floor(sec)) + floor(sec);
-        return 0;
-    }
-    errno = 0;
-    *out = strtod(s, &end);
-    if (end == s || errno == ERANGE)
-        return -1;
-    while (*end == ' ' || *end == '\t')
-        end++;
-    return *end ? -1 : 0;
-}
-
-/* Splits "a,b" into two fields in place; trims spaces and a trailing CR. */
-static int split2(char *line, char **a, char **b)
-{
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    char *comma = strchr(line, ',');
-    if (!comma || strchr(comma + 1, ','))
-        return -1;
-    *comma = '\0';
-    *a = line;
-    *b = comma + 1;
-    while (**a == ' ')
-        (*a)++;
-    while (**b == ' ')
-        (*b)++;
-    return 0;
 }
 
 static int parse_features(const char *s, unsigned *out)
@@ -331,13 +286,13 @@ static int cmd_score(int argc, char **argv)
                 ;
             why = "line too long";
         }
-        if (lineno == 1 && !why && strstr(line, "timestamp"))
+        if (lineno == 1 && !why && ad_csv_is_header(line))
             continue; /* header */
         if (!why && (line[0] == '\n' || line[0] == '\r' || line[0] == '\0'))
             continue; /* blank line */
-        if (!why && split2(line, &ts_s, &v_s))
+        if (!why && ad_csv_split2(line, &ts_s, &v_s))
             why = "not two comma-separated fields";
-        if (!why && parse_time(ts_s, &ts))
+        if (!why && ad_csv_parse_time(ts_s, &ts))
             why = "bad timestamp";
         if (!why) {
             errno = 0;
@@ -411,6 +366,7 @@ int main(int argc, char **argv)
                 "  tail      follow the daemon's anomaly events (anomalyctl tail --help)\n"
                 "  status    what a running anomalyd is doing (anomalyctl status --help)\n"
                 "  series    its series as a table; series show KEY: one, with sparklines\n"
+                "  replay    send a timestamp,value CSV to a listener (anomalyctl replay --help)\n"
                 "\nstatus and series take --http HOST:PORT ($ANOMALYD_HTTP, 127.0.0.1:8080)\n"
                 "and --token T ($ANOMALYD_TOKEN). Exit status: 0, 1 on runtime errors (the\n"
                 "daemon not running, ...), 2 on usage errors.\n");
@@ -424,6 +380,8 @@ int main(int argc, char **argv)
         return ad_ctl_status(argc - 1, argv + 1);
     if (!strcmp(argv[1], "series"))
         return ad_ctl_series(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "replay"))
+        return ad_ctl_replay(argc - 1, argv + 1);
     fprintf(stderr, "anomalyctl: unknown command '%s' (try --help)\n", argv[1]);
     return 2;
 }

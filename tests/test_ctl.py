@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -283,6 +284,122 @@ class Errors(unittest.TestCase):
                 self.assertIn("KEY", out)
         finally:
             shutil.rmtree(tmp)
+
+
+NAB_DATA = os.environ.get("AD_NAB_DATA", "/work/shared/nab/data")
+
+
+class Replay(unittest.TestCase):
+    """anomalyctl replay into each protocol's listener of one daemon."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon()
+        cls.d.start()
+        cls.tmp = tempfile.mkdtemp(prefix="anomalyctl-replay-")
+        cls.small = os.path.join(cls.tmp, "small.csv")
+        with open(cls.small, "w") as f:
+            f.write("timestamp,value\n"
+                    "2014-04-10 00:00:00,1.5\n"         # 2
+                    "2014-04-10 00:05:00,2\n"           # 3
+                    "garbage\n"                         # 4: one field
+                    "2014-13-10 00:10:00,3\n"           # 5: month 13
+                    "\n"                                # 6: blank, not an error
+                    "1397088900,4e1\n"                  # 7: epoch seconds
+                    "2014-04-10 00:20:00,not-a-number\n"  # 8
+                    "2014-04-10 00:25:00,nan\n"         # 9
+                    "2014-04-10T00:30:00,-7.25\r\n")   # 10: T and CRLF
+        cls.good = [(1397088000, 1.5), (1397088300, 2.0), (1397088900, 40.0),
+                    (1397089800, -7.25)]
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.d.stop()
+        cls.d.__exit__(None, None, None)
+        shutil.rmtree(cls.tmp)
+        assert code == 0, "exit status %s" % code
+
+    def to(self, what, transport="tcp"):
+        return "127.0.0.1:%d" % self.d.port(what, transport)
+
+    def points(self, key, n):
+        self.d.wait(lambda: (self.d.series(key) or {}).get("samples") == n,
+                    what="%d samples of %s" % (n, key))
+        return [(p["ts"], p["value"]) for p in self.d.series(key)["recent"]]
+
+    def test_graphite_small_file_bad_rows_and_pacing(self):
+        t = time.time()
+        code, out, err = ctl("replay", self.small, "--to", self.to("graphite"), "--rate", "20")
+        took = time.time() - t
+        self.assertEqual(code, 0, err)
+        self.assertIn("small.csv: 4 lines sent to %s (graphite over tcp)" % self.to("graphite"),
+                      out)
+        self.assertIn("4 bad rows skipped", out)
+        for n, why in ((4, "not two comma-separated fields"), (5, "bad timestamp"),
+                       (8, "value is not a number"), (9, "value is not finite")):
+            self.assertIn("small.csv:%d: %s; skipped" % (n, why), err)
+        self.assertNotIn(":6:", err)
+        self.assertGreaterEqual(took, 3 / 20.0)  # 4 lines at 20/s: the last 0.15 s after the first
+        self.assertEqual(self.points("small", 4), self.good)
+
+    def test_influx_jsonl_and_udp(self):
+        code, out, err = ctl("replay", self.small, "--to", self.to("influx"), "--protocol",
+                             "influx", "--precision", "s", "--series", "re play,x",
+                             "--as-fast-as-possible")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.points("re\\ play\\,x value", 4), self.good)  # escaped, as keys are
+        code, out, err = ctl("replay", self.small, "--to", self.to("jsonl"), "--protocol",
+                             "jsonl", "--series", "js\"on", "--as-fast-as-possible")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.points('js"on', 4), self.good)
+        code, out, err = ctl("replay", self.small, "--to", self.to("graphite", "udp"), "--udp",
+                             "--series", "over.udp", "--rate", "1000")
+        self.assertEqual(code, 0, err)
+        self.assertIn("(graphite over udp)", out)
+        self.assertEqual(self.points("over.udp", 4), self.good)
+        r = subprocess.run([ANOMALYCTL, "replay", "-", "--to", self.to("graphite"), "--series",
+                            "from.stdin"], input="timestamp,value\n100,1\n101,2\n",
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.points("from.stdin", 2), [(100, 1), (101, 2)])
+
+    def test_nab_file_as_fast_as_possible(self):
+        path = os.path.join(NAB_DATA, "artificialWithAnomaly", "art_daily_jumpsup.csv")
+        if not os.path.exists(path):
+            self.skipTest("no NAB data at %s" % NAB_DATA)
+        with open(path) as f:
+            rows = f.read().splitlines()[1:]
+        code, out, err = ctl("replay", path, "--to", self.to("graphite"),
+                             "--as-fast-as-possible")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(err, "")
+        self.assertIn("%d lines sent" % len(rows), out)
+        pts = self.points("art_daily_jumpsup", len(rows))
+        self.assertGreater(len(rows), 4000)
+        last = rows[-1].split(",")
+        self.assertEqual(pts[-1][1], float(last[1]))
+        code, out, err = ctl("series", "show", "art_daily_jumpsup", "--http", self.to("http"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("samples %d" % len(rows), out)
+
+    def test_usage_and_runtime_errors(self):
+        g = self.to("graphite")
+        for args in ((self.small,), (self.small, "--to", "nowhere"),
+                     (self.small, "--to", g, "--rate", "0"),
+                     (self.small, "--to", g, "--rate", "5", "--as-fast-as-possible"),
+                     (self.small, "--to", g, "--protocol", "smoke"),
+                     (self.small, "--to", g, "--series", "has space"),
+                     ("--to", g), (self.small, self.small, "--to", g)):
+            code, _, err = ctl("replay", *args)
+            self.assertEqual(code, 2, (args, err))
+        code, _, err = ctl("replay", os.path.join(self.tmp, "missing.csv"), "--to", g)
+        self.assertEqual(code, 1)
+        self.assertIn("No such file", err)
+        port = free_port()
+        code, out, err = ctl("replay", self.small, "--to", "127.0.0.1:%d" % port)
+        self.assertEqual(code, 1)
+        self.assertIn("cannot connect to 127.0.0.1:%d: Connection refused" % port, err)
+        self.assertIn("listeners", err)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,182 @@
+/*
+ * check_ctl.c - anomalyctl's pure pieces: sparklines (ctl_spark.c), CSV rows (csv.c),
+ * replay's protocol lines (ctl_replay.c), HOST:PORT and URL escaping (ctl_http.c).
+ * The commands themselves run against the real daemon in test_ctl.py.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+#include "ctl_http.h"
+#include "ctl_replay.h"
+#include "ctl_spark.h"
+#include "net.h"
+
+START_TEST(test_spark_levels)
+{
+    double v[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    char out[64];
+
+    ck_assert_int_eq(ad_spark_line(v, 8, 60, 0, 7, AD_SPARK_EXTREME, 0, out, sizeof(out)), 8);
+    ck_assert_str_eq(out, "▁▂▃▄▅▆▇█");
+    ck_assert_int_eq(ad_spark_line(v, 8, 60, 0, 7, AD_SPARK_EXTREME, 1, out, sizeof(out)), 8);
+    ck_assert_str_eq(out, "_.-:=+*#");
+    v[3] = NAN;
+    ad_spark_line(v, 8, 60, 0, 7, AD_SPARK_EXTREME, 1, out, sizeof(out));
+    ck_assert_str_eq(out, "_.- =+*#");
+    /* a constant: the middle; beyond the range: clamped */
+    ad_spark_line(v, 3, 60, 5, 5, AD_SPARK_EXTREME, 1, out, sizeof(out));
+    ck_assert_str_eq(out, "===");
+    ad_spark_line(v, 8, 60, 2, 4, AD_SPARK_MAX, 1, out, sizeof(out));
+    ck_assert_str_eq(out, "___ ####");
+    ck_assert_int_eq(ad_spark_line(v, 8, 60, 0, 7, AD_SPARK_EXTREME, 0, out, 10), -AD_EFULL);
+    ck_assert_int_eq(ad_spark_line(v, 0, 60, 0, 7, AD_SPARK_EXTREME, 0, out, 10), 0);
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
+START_TEST(test_spark_folding_keeps_spikes)
+{
+    double v[100];
+    unsigned char f[100] = {0};
+    char out[512], marks[64];
+
+    for (int i = 0; i < 100; i++)
+        v[i] = 10;
+    v[57] = 100;
+    f[57] = 1;
+    ck_assert_int_eq(ad_spark_line(v, 100, 10, 10, 100, AD_SPARK_EXTREME, 1, out, sizeof(out)),
+                     10);
+    ck_assert_str_eq(out, "_____#____"); /* a mean would have made it '.' */
+    ad_spark_line(v, 100, 10, 10, 100, AD_SPARK_MAX, 1, out, sizeof(out));
+    ck_assert_str_eq(out, "_____#____");
+    ck_assert_int_eq(ad_spark_marks(f, 100, 10, marks, sizeof(marks)), 1);
+    ck_assert_str_eq(marks, "     ^"); /* trailing spaces trimmed */
+    f[57] = 0;
+    ck_assert_int_eq(ad_spark_marks(f, 100, 10, marks, sizeof(marks)), 0);
+    ck_assert_str_eq(marks, "");
+    ck_assert_int_eq(ad_spark_marks(f, 100, 10, marks, 10), -AD_EFULL);
+    /* huge values do not overflow the scaling */
+    v[0] = -1.7e308;
+    v[1] = 1.7e308;
+    ad_spark_line(v, 2, 10, -1.7e308, 1.7e308, AD_SPARK_EXTREME, 1, out, sizeof(out));
+    ck_assert_str_eq(out, "_#");
+}
+END_TEST
+
+START_TEST(test_csv_rows)
+{
+    char line[64], *a, *b;
+    double t;
+
+    ck_assert_int_eq(ad_csv_parse_time("2014-04-10 00:02:00", &t), 0);
+    ck_assert_double_eq(t, 1397088120);
+    ck_assert_int_eq(ad_csv_parse_time("2014-04-10T00:02:00.5", &t), 0);
+    ck_assert_double_eq(t, 1397088120.5);
+    ck_assert_int_eq(ad_csv_parse_time("1397088120", &t), 0);
+    ck_assert_double_eq(t, 1397088120);
+    ck_assert_int_eq(ad_csv_parse_time("2014-13-10 00:02:00", &t), -1);
+    ck_assert_int_eq(ad_csv_parse_time("yesterday", &t), -1);
+    ck_assert_int_eq(ad_csv_parse_time("12 monkeys", &t), -1);
+    strcpy(line, "2014-04-10 00:02:00, 42.5\r\n");
+    ck_assert_int_eq(ad_csv_split2(line, &a, &b), 0);
+    ck_assert_str_eq(a, "2014-04-10 00:02:00");
+    ck_assert_str_eq(b, "42.5");
+    strcpy(line, "a,b,c\n");
+    ck_assert_int_eq(ad_csv_split2(line, &a, &b), -1);
+    strcpy(line, "abc\n");
+    ck_assert_int_eq(ad_csv_split2(line, &a, &b), -1);
+    ck_assert(ad_csv_is_header("timestamp,value\n"));
+    ck_assert(!ad_csv_is_header("2014-04-10 00:02:00,1\n"));
+}
+END_TEST
+
+START_TEST(test_replay_lines)
+{
+    char out[128];
+
+    ck_assert_int_eq(ad_replay_format(AD_REPLAY_GRAPHITE, "a.b", 1397088120, 42.5, 1, out,
+                                      sizeof(out)), 20);
+    ck_assert_str_eq(out, "a.b 42.5 1397088120\n");
+    ad_replay_format(AD_REPLAY_GRAPHITE, "a.b", 1397088120.25, 0.1, 1, out, sizeof(out));
+    ck_assert_str_eq(out, "a.b 0.10000000000000001 1397088120.25\n"); /* reads back exactly */
+    ad_replay_format(AD_REPLAY_INFLUX, "m\\ x", 1397088120, -3, 1e9, out, sizeof(out));
+    ck_assert_str_eq(out, "m\\ x value=-3 1397088120000000000\n");
+    ad_replay_format(AD_REPLAY_INFLUX, "m", 1397088120.5, 1, 1, out, sizeof(out));
+    ck_assert_str_eq(out, "m value=1 1397088121\n");
+    ad_replay_format(AD_REPLAY_JSONL, "\"j\\\"s\"", 100, 2, 1, out, sizeof(out));
+    ck_assert_str_eq(out, "{\"series\":\"j\\\"s\",\"value\":2,\"ts\":100}\n");
+    ck_assert_int_eq(ad_replay_format(AD_REPLAY_GRAPHITE, "a.b", 1, 1, 1, out, 8), -1);
+}
+END_TEST
+
+START_TEST(test_addresses)
+{
+    char host[64], port[16], err[256];
+
+    ck_assert_int_eq(ad_ctl_split_address("127.0.0.1:8080", "--http", host, sizeof(host), port,
+                                          sizeof(port), err, sizeof(err)), 0);
+    ck_assert_str_eq(host, "127.0.0.1");
+    ck_assert_str_eq(port, "8080");
+    ck_assert_int_eq(ad_ctl_split_address("[::1]:99", "--http", host, sizeof(host), port,
+                                          sizeof(port), err, sizeof(err)), 0);
+    ck_assert_str_eq(host, "::1");
+    ck_assert_str_eq(port, "99");
+    ck_assert_int_eq(ad_ctl_split_address("localhost:1", "--to", host, sizeof(host), port,
+                                          sizeof(port), err, sizeof(err)), 0);
+    ck_assert_str_eq(host, "localhost");
+    const char *bad[] = {"", "x", ":80", "h:", "h:0", "h:65536", "h:8x", "::1:80", "[::1]80",
+                         "[]:80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        ck_assert_int_eq(ad_ctl_split_address(bad[i], "--to", host, sizeof(host), port,
+                                              sizeof(port), err, sizeof(err)), -AD_EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "--to takes HOST:PORT"));
+    }
+}
+END_TEST
+
+START_TEST(test_url_escape)
+{
+    char out[64];
+
+    ck_assert_int_eq(ad_ctl_url_escape("cpu.user;host=a b/c%", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "cpu.user%3Bhost%3Da%20b%2Fc%25");
+    ck_assert_int_eq(ad_ctl_url_escape("\xc3\xa9-_~", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "%C3%A9-_~");
+    ck_assert_int_eq(ad_ctl_url_escape("abc", out, 3), -AD_EFULL);
+    ck_assert_int_eq(ad_ctl_url_escape("a/", out, 4), -AD_EFULL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("ctl");
+    TCase *tc = tcase_create("spark");
+
+    tcase_add_test(tc, test_spark_levels);
+    tcase_add_test(tc, test_spark_folding_keeps_spikes);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rows");
+    tcase_add_test(tc, test_csv_rows);
+    tcase_add_test(tc, test_replay_lines);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("http");
+    tcase_add_test(tc, test_addresses);
+    tcase_add_test(tc, test_url_escape);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
