@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "api.h"
 #include "log.h"
@@ -383,13 +386,39 @@ static int take_fd(void *ctx, const char *name)
     return ad_sd_take(&d->sd_fds, name);
 }
 
+/* Whether a passed listening socket is bound to a loopback address. */
+static int fd_is_loopback(int fd)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+        return 0;
+    if (sa.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa.ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr);
+    return 0;
+}
+
 static int start_http(ad_daemon *d, char *err, size_t errlen)
 {
     char herr[256];
-    int fd = ad_sd_take(&d->sd_fds, "http"), r;
+    int fd, r;
 
     if (!d->cfg.http_enabled)
         return 0;
+    fd = ad_sd_take(&d->sd_fds, "http");
+    /* The loopback-or-token rule (config.c) looked at http.address; a passed socket may
+     * be bound elsewhere, so it is checked here against its real address. */
+    if (fd >= 0 && !fd_is_loopback(fd) && !d->cfg.http_token[0] &&
+        !d->cfg.http_allow_unauthenticated) {
+        snprintf(err, errlen, "the socket passed as 'http' is not on a loopback address: set "
+                 "http.token, or http.allow_unauthenticated: true to serve the API without "
+                 "one");
+        close(fd);
+        return -AD_EINVAL;
+    }
     if (fd >= 0)
         r = ad_http_server_start_fd(d->loop, fd, d->cfg.http_address, d->cfg.http_max_body,
                                     d->cfg.max_connections, ad_api_handle, d, &d->http, herr,
@@ -505,10 +534,16 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
     d->parts++;
     if ((r = start_http(d, err, errlen)) < 0)
         return r;
-    for (int i = 0; i < d->sd_fds.n; i++)
-        if (!d->sd_fds.taken[i])
-            ad_log_warn("systemd passed a socket named '%s' that no listener uses",
+    for (int i = 0; i < d->sd_fds.n; i++) {
+        if (!d->sd_fds.taken[i]) {
+            /* Closed, so its clients are refused instead of waiting in its queue. */
+            ad_log_warn("systemd passed a socket named '%s' that nothing in the "
+                        "configuration uses: closing it",
                         d->sd_fds.names[i]);
+            close(d->sd_fds.fds[i]);
+            d->sd_fds.taken[i] = 1;
+        }
+    }
     start_timers(d);
     uv_signal_start(&d->sig_int, signal_cb, SIGINT);
     uv_signal_start(&d->sig_term, signal_cb, SIGTERM);

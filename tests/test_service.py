@@ -103,7 +103,7 @@ class Restore(Tmp):
             self.assertIsNone(d.series("dmg.a"))
             self.assertIsNotNone(d.series("dmg.b"))
             self.assertEqual(d.metric("anomalyd_store_restore_skipped", reason="damaged"), 1)
-            self.assertRegex(d.log(), r"dmg\.a: its saved state is refused \(.*\)")
+            d.wait_log(r"dmg\.a: its saved state is refused \(.*\)")
 
     def test_changed_settings_start_afresh(self):
         cfg = store_config(self.tmp, interval=60)
@@ -218,7 +218,7 @@ class FullDisk(Tmp):
             d.send_tcp("graphite", lines)
             d.wait(lambda: (d.metric("anomalyd_store_checkpoints_total", result="failed") or 0) >= 1,
                    timeout=30, what="a failed checkpoint")
-            self.assertRegex(d.log(), r"checkpoint of \d+ series failed: .*full")
+            d.wait_log(r"checkpoint of \d+ series failed: .*full")
             n = d.series("full.0")["samples"]
             d.send_tcp("graphite", "full.0 1 %d\n" % (T0 + 300))
             d.wait(lambda: d.series("full.0")["samples"] == n + 1, what="detection goes on")
@@ -261,7 +261,7 @@ class Reload(Tmp):
             d.proc.send_signal(signal.SIGHUP)
             d.wait(lambda: d.metric("anomalyd_reloads_total", result="refused") == 1,
                    what="reload refused")
-            self.assertRegex(d.log(), r"reload refused.*anomalyd.yaml:1:13")
+            d.wait_log(r"reload refused.*anomalyd.yaml:1:13")
             d.send_tcp("graphite", "rl.after 1 %d\n" % T0)
             d.wait(lambda: d.series("rl.after"), what="still serving")
         finally:
