@@ -364,6 +364,7 @@ static void post_write(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
         return;
     }
     before = after = influx_errors(d);
+    d->recv_hr = uv_hrtime();
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);

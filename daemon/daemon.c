@@ -111,6 +111,26 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
     return s;
 }
 
+static const double lat_le[AD_LAT_BUCKETS] = {
+    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3,
+    1e-2, 2e-2, 5e-2, 0.1,  1.0,  INFINITY};
+
+double ad_latency_le(int i)
+{
+    return lat_le[i];
+}
+
+static void record_latency(ad_daemon *d)
+{
+    double sec = (double)(uv_hrtime() - d->recv_hr) * 1e-9;
+    int i = 0;
+
+    while (i < AD_LAT_BUCKETS - 1 && sec > lat_le[i])
+        i++;
+    d->lat_hist[i]++;
+    d->lat_sum += sec;
+}
+
 static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
 {
     ad_series *s = ad_series_table_find(d->series, smp->key, smp->key_len);
@@ -166,8 +186,14 @@ static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
             ad_log_info("anomaly (no event sinks) series=%s value=%g score=%.3f", s->key,
                         r.value, (double)r.score);
     }
+    record_latency(d);
     if (r.train_due && ad_trainer_submit(d->trainer, s) == -AD_EFULL)
         ad_log_debug("series %s: training queue full, training skipped", s->key);
+}
+
+void ad_daemon_sample(ad_daemon *d, int proto, const ad_sample *s)
+{
+    on_sample(d, proto, s);
 }
 
 static int sample_cb(void *ctx, const ad_sample *s)
@@ -246,6 +272,13 @@ static void sink_line(void *ctx, int proto, int precision, const char *line, siz
     ad_daemon_line(ctx, proto, precision, line, len);
 }
 
+static void sink_received(void *ctx, uint64_t ns)
+{
+    ad_daemon *d = ctx;
+
+    d->recv_hr = ns;
+}
+
 static void sink_error(void *ctx, int proto, int reason)
 {
     ad_daemon *d = ctx;
@@ -258,6 +291,7 @@ static void statsd_flush_cb(uv_timer_t *t)
     ad_daemon *d = t->data;
 
     d->cur_proto = AD_PROTO_STATSD;
+    d->recv_hr = uv_hrtime();
     ad_statsd_agg_flush(d->statsd, ad_wall_now(), sample_cb, d);
 }
 
@@ -525,6 +559,7 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
         return r;
     sink.line = sink_line;
     sink.error = sink_error;
+    sink.received = sink_received;
     sink.ctx = d;
     r = ad_listeners_start(loop, &d->cfg, &sink, take_fd, d, &d->listeners, err, errlen);
     if (r < 0) {

@@ -31,6 +31,7 @@
 #include "trainer.h"
 
 #define AD_KEY_MAX 1024 /* longest canonical series key, bytes */
+#define AD_LAT_BUCKETS 18 /* receipt-to-score latency histogram, see ad_latency_le */
 
 /* One anomaly kept for GET /api/v1/anomalies. */
 typedef struct ad_anomaly {
@@ -95,7 +96,20 @@ typedef struct ad_daemon {
     uint64_t checkpoints_skipped;   /* a checkpoint was due while one was out */
     double last_store_warn;
     uint64_t reloads, reload_failures;
+
+    /* latency from receipt (a read, a datagram, a request, a StatsD flush) to score */
+    uint64_t recv_hr;               /* uv_hrtime() of the bytes being parsed */
+    uint64_t lat_hist[AD_LAT_BUCKETS]; /* per bucket (not cumulative) */
+    double lat_sum;                 /* seconds */
 } ad_daemon;
+
+/* Upper bound of latency bucket i in seconds (the last is +Inf). */
+double ad_latency_le(int i);
+
+/* One parsed sample into its series (created on first sight): what every protocol's
+ * lines become. Protocols other than the line listeners (HTTP bodies) call it too,
+ * after setting d->recv_hr. */
+void ad_daemon_sample(ad_daemon *d, int proto, const ad_sample *s);
 
 /* Reloads the configuration file (SIGHUP): see docs/DAEMON.md. 0, or a negative ad_err
  * with the message logged (the running configuration stays). */

@@ -141,6 +141,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     listener *l = c->l;
 
     if (nread > 0) {
+        if (l->ls->sink.received)
+            l->ls->sink.received(l->ls->sink.ctx, uv_hrtime());
         l->ls->st.bytes[l->cfg.protocol] += (uint64_t)nread;
         report_too_long(l, ad_linebuf_feed(&c->lb, buf->base, (size_t)nread, on_line, l));
     } else if (nread < 0) {
@@ -234,6 +236,8 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     (void)addr;
     if (nread <= 0)
         return; /* 0 with addr NULL: nothing more to read; errors: nothing to do */
+    if (ls->sink.received)
+        ls->sink.received(ls->sink.ctx, uv_hrtime());
     ls->st.bytes[l->cfg.protocol] += (uint64_t)nread;
     ls->st.datagrams[l->cfg.protocol]++;
     if (flags & UV_UDP_PARTIAL) {

@@ -25,6 +25,9 @@ typedef struct ad_ingest_sink {
     void (*line)(void *ctx, int proto, int precision, const char *line, size_t len);
     /* A line refused before parsing (reason: AD_PE_TOO_LONG). */
     void (*error)(void *ctx, int proto, int reason);
+    /* Bytes arrived (a read or a datagram) at uv_hrtime() `ns`; the lines they hold
+     * follow. For latency from receipt to score. May be NULL. */
+    void (*received)(void *ctx, uint64_t ns);
     void *ctx;
 } ad_ingest_sink;
 

@@ -269,6 +269,26 @@ int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
                "HTTP requests refused as malformed or too large.", (double)hs->bad_requests);
     }
 
+    family(&b, "anomalyd_ingest_latency_seconds", "histogram",
+           "Time from a sample's receipt (its read, datagram, request or StatsD flush) to "
+           "its score.");
+    {
+        uint64_t cum = 0;
+
+        for (int i = 0; i < AD_LAT_BUCKETS; i++) {
+            double le = ad_latency_le(i);
+
+            cum += d->lat_hist[i];
+            if (isinf(le))
+                put(&b, "anomalyd_ingest_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long)cum);
+            else
+                put(&b, "anomalyd_ingest_latency_seconds_bucket{le=\"%g\"} %llu\n", le,
+                    (unsigned long long)cum);
+        }
+        put(&b, "anomalyd_ingest_latency_seconds_sum %.9g\n", d->lat_sum);
+        put(&b, "anomalyd_ingest_latency_seconds_count %llu\n", (unsigned long long)cum);
+    }
     if (d->store) {
         const ad_store_stats *ss = ad_store_get_stats(d->store);
 
