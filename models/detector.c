@@ -30,6 +30,7 @@ struct ad_detector {
     ad_detector_config cfg;
     int D; /* network input size */
     ad_net *net;
+    int shared_net; /* net is a family's (ad_detector_create_member): not owned, not saved */
     ad_state *st;
     ad_scorer *sc;
     /* normaliser (from the last training) */
@@ -88,7 +89,9 @@ const char *ad_refusal_name(int reason)
     return reason >= 0 && reason < AD_REFUSE_NREASONS ? refusal_names[reason] : NULL;
 }
 
-int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err, size_t errlen)
+/* A detector with its own network, or (shared != NULL) using a family's. */
+static int detector_new(const ad_detector_config *c, ad_net *shared, ad_detector **out, char *err,
+                        size_t errlen)
 {
     int rc = ad_detector_config_check(c, err, errlen);
     ad_detector *d;
@@ -102,9 +105,19 @@ int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err
     d->cfg = *c;
     d->D = ad_detector_input_size(c->features);
     ad_net_config nc = {c->kind, c->layers, d->D, c->hidden, 1};
-    rc = ad_net_create(&nc, c->seed, &d->net, err, errlen);
-    if (rc)
-        goto out_free;
+    if (shared) {
+        if (c->model != AD_MODEL_PREDICT || memcmp(&shared->cfg, &nc, sizeof(nc)) != 0) {
+            ERR("a family member must predict with a network of the family's shape");
+            free(d);
+            return -AD_EINVAL;
+        }
+        d->net = shared;
+        d->shared_net = 1;
+    } else {
+        rc = ad_net_create(&nc, c->seed, &d->net, err, errlen);
+        if (rc)
+            goto out_free;
+    }
     rc = ad_scorer_create(&c->scorer, &d->sc, err, errlen);
     if (rc)
         goto out_free;
@@ -147,11 +160,28 @@ out_nomem:
     return -AD_ENOMEM;
 }
 
+int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err, size_t errlen)
+{
+    return detector_new(c, NULL, out, err, errlen);
+}
+
+int ad_detector_create_member(const ad_detector_config *c, ad_net *net, ad_detector **out,
+                              char *err, size_t errlen)
+{
+    if (!net) {
+        ERR("a family member needs its family's network");
+        *out = NULL;
+        return -AD_EINVAL;
+    }
+    return detector_new(c, net, out, err, errlen);
+}
+
 void ad_detector_free(ad_detector *d)
 {
     if (!d)
         return;
-    ad_net_free(d->net);
+    if (!d->shared_net)
+        ad_net_free(d->net);
     ad_state_free(d->st);
     ad_scorer_free(d->sc);
     ad_s2s_scorer_free(d->s2sc);
@@ -170,7 +200,7 @@ size_t ad_detector_bytes(const ad_detector *d)
     if (d->s2s)
         s2s = ad_s2s_bytes(d->s2s) + ad_s2s_scorer_bytes(d->s2sc) +
               2 * (size_t)d->D * d->cfg.s2s_window * sizeof(float);
-    return sizeof(*d) + s2s + ad_net_bytes(d->net) + ad_state_bytes(d->st) +
+    return sizeof(*d) + s2s + (d->shared_net ? 0 : ad_net_bytes(d->net)) + ad_state_bytes(d->st) +
            ad_scorer_bytes(d->sc) +
            (size_t)d->hcap * (sizeof(*d->hv) + sizeof(*d->hf) + (d->hts ? sizeof(double) : 0));
 }
@@ -202,6 +232,8 @@ static int refuse(ad_detector *d, int reason)
 
 static int training_due(const ad_detector *d)
 {
+    if (d->shared_net && d->trained)
+        return 0; /* a joined member: its family trains (ad_detector_join) */
     if (!d->trained)
         return d->stats.samples >= (uint64_t)d->cfg.train_after && d->hn >= 2 * d->cfg.window;
     return d->cfg.train_every > 0 && d->since_train >= (uint64_t)d->cfg.train_every;
@@ -806,8 +838,8 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     if (d->st->c)
         ad_put_f32v(w, d->st->c, (size_t)L * H);
     /* the network as its own blob (serial.h), length-prefixed */
-    ad_put_u64(w, (uint64_t)netlen);
-    if (w->p && !w->err && w->cap - w->len >= netlen) {
+    ad_put_u64(w, (uint64_t)netlen); /* 0: a family member's (the family saves it) */
+    if (netlen && w->p && !w->err && w->cap - w->len >= netlen) {
         size_t got = 0;
         ad_net_save(d->net, NULL, w->p + w->len, netlen, &got, NULL, 0);
         w->len += netlen;
@@ -829,7 +861,7 @@ size_t ad_detector_blob_size(const ad_detector *d)
     ad_wbuf_init(&w, NULL, 0);
     ad_put_bytes(&w, DET_MAGIC, 4);
     ad_put_u32(&w, DET_VERSION);
-    write_body(&w, d, ad_net_blob_size(d->net, NULL));
+    write_body(&w, d, d->shared_net ? 0 : ad_net_blob_size(d->net, NULL));
     ad_put_u32(&w, 0);
     return w.err ? 0 : w.len;
 }
@@ -855,7 +887,7 @@ int ad_detector_save(const ad_detector *d, void *buf, size_t cap, size_t *len, c
     ad_wbuf_init(&w, buf, cap);
     ad_put_bytes(&w, DET_MAGIC, 4);
     ad_put_u32(&w, DET_VERSION);
-    write_body(&w, d, ad_net_blob_size(d->net, NULL));
+    write_body(&w, d, d->shared_net ? 0 : ad_net_blob_size(d->net, NULL));
     ad_put_u32(&w, ad_crc32(0, buf, w.len));
     if (w.err || w.len != need) {
         ERR("internal error: detector blob size changed while writing");
@@ -879,7 +911,9 @@ static int finite_state(const ad_detector *d)
     return 1;
 }
 
-int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, size_t errlen)
+/* Loads a blob; member_net != NULL: a family member's, on that network. */
+static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detector **out,
+                       char *err, size_t errlen)
 {
     const uint8_t *b = buf;
     ad_detector_config c;
@@ -916,7 +950,7 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
         ERR("detector blob has an invalid configuration: %s", r.err ? "truncated" : why);
         return -AD_EFORMAT;
     }
-    rc = ad_detector_create(&c, &d, err, errlen);
+    rc = detector_new(&c, member_net, &d, err, errlen);
     if (rc)
         return rc;
     ad_detector_stats *s = &d->stats;
@@ -978,15 +1012,22 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
     }
     d->hn = (int)hn;
     d->hpos = (int)hpos;
-    ad_net_config expect = d->net->cfg;
-    rc = ad_net_load(r.p + r.pos, (size_t)netlen, &expect, &net, NULL, why, sizeof(why));
-    if (rc) {
-        ERR("detector blob's network: %s", why);
+    if ((netlen == 0) != (member_net != NULL)) {
+        ERR(netlen ? "detector blob has its own network: not a family member's"
+                   : "detector blob is a family member's: load it with its family's network");
         goto out_format;
     }
-    ad_net_copy_params(d->net, net);
-    ad_net_free(net);
-    r.pos += (size_t)netlen;
+    if (netlen) {
+        ad_net_config expect = d->net->cfg;
+        rc = ad_net_load(r.p + r.pos, (size_t)netlen, &expect, &net, NULL, why, sizeof(why));
+        if (rc) {
+            ERR("detector blob's network: %s", why);
+            goto out_format;
+        }
+        ad_net_copy_params(d->net, net);
+        ad_net_free(net);
+        r.pos += (size_t)netlen;
+    }
     if (d->s2s) {
         const size_t nw = (size_t)d->D * d->cfg.s2s_window;
         int bad = ad_get_u64(&r) != (uint64_t)d->s2s->nparams;
@@ -1020,4 +1061,89 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
 out_format:
     ad_detector_free(d);
     return -AD_EFORMAT;
+}
+
+int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, size_t errlen)
+{
+    return load_common(buf, len, NULL, out, err, errlen);
+}
+
+int ad_detector_load_member(const void *buf, size_t len, ad_net *net, ad_detector **out,
+                            char *err, size_t errlen)
+{
+    if (!net) {
+        *out = NULL;
+        ERR("a family member needs its family's network");
+        return -AD_EINVAL;
+    }
+    return load_common(buf, len, net, out, err, errlen);
+}
+
+/* ---- family members ---- */
+
+int ad_detector_is_member(const ad_detector *d)
+{
+    return d->shared_net;
+}
+
+int ad_detector_trained(const ad_detector *d)
+{
+    return d->trained;
+}
+
+void ad_detector_normaliser(const ad_detector *d, double *center, double *scale)
+{
+    *center = d->center;
+    *scale = d->scale;
+}
+
+int ad_detector_history(const ad_detector *d, float *values, double *ts, int max)
+{
+    int n = d->hn < max ? d->hn : max;
+
+    for (int i = 0; i < n; i++) {
+        int k = hist_index(d, d->hn - n + i);
+        values[i] = d->hv[k];
+        if (ts)
+            ts[i] = d->hts ? d->hts[k] : 0.0;
+    }
+    return n;
+}
+
+int ad_detector_join(ad_detector *d, char *err, size_t errlen)
+{
+    if (!d->shared_net) {
+        ERR("only a family member joins its family's network");
+        return -AD_EINVAL;
+    }
+    if (!d->trained) {
+        float *v;
+        int n = d->hn, rc;
+
+        if (n < 2 * d->cfg.window) {
+            ERR("%d values of history are fewer than two windows of %d", n, d->cfg.window);
+            return -AD_EINVAL;
+        }
+        v = malloc((size_t)n * sizeof(*v));
+        if (!v) {
+            ERR("out of memory");
+            return -AD_ENOMEM;
+        }
+        ad_detector_history(d, v, NULL, n);
+        rc = ad_norm_fit(v, n, &d->center, &d->scale);
+        free(v);
+        if (rc) {
+            ERR("out of memory");
+            return -AD_ENOMEM;
+        }
+        d->trained = 1;
+        d->since_train = 0;
+        d->stats.trainings++;
+        reprime(d, 1);
+        return 0;
+    }
+    /* The family's network changed: rebuild the rolling state on it. */
+    d->stats.trainings++;
+    reprime(d, 0);
+    return 0;
 }

@@ -136,4 +136,36 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
 
 const char *ad_refusal_name(int reason);
 
+/*
+ * Family members (shared models, family.h): a detector whose network is a family's,
+ * shared with the other members; it keeps its own rolling state, normaliser, scorer and
+ * history. It warms up like any detector; its first training_due asks its family (the
+ * caller) for a network: once the family's network is trained, ad_detector_join fits
+ * the member's normaliser on its own history and re-primes it on that network (the
+ * member is then "trained" and never due again: the family retrains, and after each
+ * family training ad_detector_join re-primes the member's state on the new weights).
+ * A member's blob does not hold the network (the family saves it once).
+ */
+
+/* Creates a member on a family's network (not owned: it must outlive the member). The
+ * network's shape must be what c gives (kind, layers, input size, hidden); predict
+ * model only. */
+int ad_detector_create_member(const ad_detector_config *c, ad_net *net, ad_detector **out,
+                              char *err, size_t errlen);
+/* Loads a member's blob onto its family's network. */
+int ad_detector_load_member(const void *buf, size_t len, ad_net *net, ad_detector **out,
+                            char *err, size_t errlen);
+/* Joins (first time: fits the normaliser, re-primes and refills the scorer; later:
+ * re-primes on the family's new weights). -AD_EINVAL when not a member, or the history
+ * is shorter than two windows on the first join. */
+int ad_detector_join(ad_detector *d, char *err, size_t errlen);
+int ad_detector_is_member(const ad_detector *d);
+/* Has a network been installed (or joined): its scores come from the network. */
+int ad_detector_trained(const ad_detector *d);
+/* The normaliser's centre and scale (from the last training or join). */
+void ad_detector_normaliser(const ad_detector *d, double *center, double *scale);
+/* Copies the newest min(max, held) history values (oldest first) and their timestamps
+ * (ts may be NULL; 0 when the detector keeps none). Returns how many. */
+int ad_detector_history(const ad_detector *d, float *values, double *ts, int max);
+
 #endif
