@@ -230,6 +230,7 @@ static const ad_key detector_keys[] = {
 static const ad_key rule_keys[] = {
     STR("match", R, match, 1, NULL),
     BOOL("ignore", R, ignore, NULL),
+    BOOL("shared", R, shared, NULL),
     END};
 
 // clang-format on
@@ -762,6 +763,10 @@ static int apply_series(walk *w, const yaml_node_t *n)
             return fail_at(w, m, "%s: a rule needs a match (a glob on the series key)", path);
         if ((rc = check_detector(w, m, &r->det, path)))
             return rc;
+        if (r->shared && r->det.model != AD_MODEL_PREDICT)
+            return fail_at(w, m, "%s: shared families predict: model must be predict", path);
+        if (r->shared && r->ignore)
+            return fail_at(w, m, "%s: a rule cannot both ignore and share", path);
     }
     return 0;
 }

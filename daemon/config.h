@@ -99,6 +99,7 @@ typedef struct ad_listener_config {
 
 typedef struct ad_series_rule {
     char match[512];      /* glob on the series key */
+    int shared;           /* 1: matching series form one family sharing a network */
     int ignore;           /* 1: matching series are not modelled (samples dropped,
                              counted) */
     ad_detector_config det; /* the defaults with this rule's keys applied */

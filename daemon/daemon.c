@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 
 #include "api.h"
+#include "families.h"
 #include "log.h"
 #include "persist.h"
 #include "proto_graphite.h"
@@ -64,10 +65,12 @@ static void remember_anomaly(ad_daemon *d, const ad_series *s, const ad_result *
     a->score = r->score;
 }
 
-/* A new series for a key: its settings by rule, a detector. NULL when refused. */
+/* A new series for a key: its settings by rule, a detector (a family member's under a
+ * shared rule). NULL when refused. */
 static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t len)
 {
     const ad_detector_config *det;
+    ad_fam *fam = NULL;
     char err[256];
     ad_series *s;
     int ignore, rule, r;
@@ -75,6 +78,14 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
     rule = ad_config_match(&d->cfg, key, &det, &ignore);
     if (ignore) {
         d->ignored++;
+        return NULL;
+    }
+    if (!strncmp(key, AD_FAMILY_PREFIX, strlen(AD_FAMILY_PREFIX))) {
+        d->series_failed++; /* the store's names for families */
+        return NULL;
+    }
+    if (rule >= 0 && d->cfg.rules[rule].shared && !(fam = ad_fam_get(d, rule))) {
+        d->series_failed++;
         return NULL;
     }
     r = ad_series_table_add(d->series, key, len, d->cfg.recent, &s);
@@ -94,7 +105,10 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
         d->series_failed++;
         return NULL;
     }
-    r = ad_detector_create(det, &s->det, err, sizeof(err));
+    if (fam)
+        r = ad_detector_create_member(det, fam->net, &s->det, err, sizeof(err));
+    else
+        r = ad_detector_create(det, &s->det, err, sizeof(err));
     if (r < 0) {
         ad_log_error("series %s: cannot create its detector: %s", key, err);
         ad_series_table_remove(d->series, s);
@@ -105,9 +119,13 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
     s->rule = rule;
     s->proto = proto;
     s->created = ad_wall_now();
-    s->fingerprint = ad_persist_fingerprint(det);
+    s->family = fam;
+    s->fingerprint = fam ? ad_fam_fingerprint(det) : ad_persist_fingerprint(det);
+    if (fam)
+        fam->members++;
     d->series_created++;
-    ad_log_debug("new series %s (%s, rule %d)", key, model_name(det), rule);
+    ad_log_debug("new series %s (%s, rule %d%s)", key, model_name(det), rule,
+                 fam ? ", shared" : "");
     return s;
 }
 
@@ -187,7 +205,9 @@ static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
                         r.value, (double)r.score);
     }
     record_latency(d);
-    if (r.train_due && ad_trainer_submit(d->trainer, s) == -AD_EFULL)
+    if (s->family)
+        ad_fam_observed(d, s, &r);
+    else if (r.train_due && ad_trainer_submit(d->trainer, s) == -AD_EFULL)
         ad_log_debug("series %s: training queue full, training skipped", s->key);
 }
 
@@ -300,6 +320,8 @@ static void evict(ad_daemon *d, ad_series *s)
     ad_series_table_remove(d->series, s);
     ad_trainer_forget(d->trainer, s);
     ad_persist_forget(d, s->key);
+    if (s->family)
+        s->family->members--;
     d->series_evicted++;
     if (s->training)
         s->evicted = 1; /* freed when its job comes back (train_done) */
@@ -331,6 +353,15 @@ static void train_done(void *ctx, ad_series *s, int status, const char *err, dou
     ad_daemon *d = ctx;
     const ad_detector_stats *st;
 
+    if (s->family && !s->det) { /* a family's training */
+        if (status < 0) {
+            d->trainings_failed++;
+            ad_log_warn("family %s: training failed: %s", s->key, err);
+        } else {
+            ad_log_debug("family %s: trained in %.3f s", s->key, wall);
+        }
+        return;
+    }
     if (s->evicted) {
         ad_series_free(s);
         return;
@@ -545,6 +576,7 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
         return -AD_ENOMEM;
     }
     d->parts++; /* the trainer */
+    ad_trainer_set_ops(d->trainer, &ad_fam_trainer_ops, d);
     if (ad_sd_listen_fds(&d->sd_fds) < 0)
         ad_log_warn("systemd: LISTEN_FDS is malformed: binding every socket myself");
     else if (d->sd_fds.n)
@@ -692,11 +724,13 @@ static void reapply_rules(ad_daemon *d, const ad_config *nc)
     while ((s = ad_series_iter_next(d->series, &it))) {
         const ad_detector_config *det;
         int ignore, rule = ad_config_match(nc, s->key, &det, &ignore);
+        int shared = rule >= 0 && nc->rules[rule].shared;
 
         if (ignore) {
             evict(d, s);
             ignored++;
-        } else if (ad_persist_fingerprint(det) != s->fingerprint) {
+        } else if ((shared ? ad_fam_fingerprint(det) : ad_persist_fingerprint(det)) !=
+                   s->fingerprint) {
             evict(d, s);
             changed++;
         } else {
@@ -793,6 +827,7 @@ void ad_daemon_free(ad_daemon *d)
         return;
     ad_persist_close(d);
     ad_series_table_free(d->series);
+    ad_fam_free_all(d); /* after the members, which use the families' networks */
     ad_statsd_agg_free(d->statsd);
     for (int i = 0; i < d->anomaly_len; i++)
         free(d->anomalies[(d->anomaly_head + i) % d->anomaly_cap].series);

@@ -53,6 +53,7 @@ typedef struct ad_daemon {
     ad_http_server *http;
 
     ad_store *store;                /* NULL when store.enabled is false */
+    struct ad_fam *families;        /* shared families (families.h) */
     char config_path[AD_PATH_MAX];  /* the file loaded ("" for the built-in defaults) */
     ad_sd_fds sd_fds;               /* sockets passed by systemd */
 

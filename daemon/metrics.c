@@ -3,6 +3,8 @@
  */
 #include "metrics.h"
 
+#include "families.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -269,6 +271,27 @@ int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
                "HTTP requests refused as malformed or too large.", (double)hs->bad_requests);
     }
 
+    scalar(&b, "anomalyd_families", "gauge", "Shared families (rules with shared: true in use).",
+           (double)ad_fam_count(d));
+    family(&b, "anomalyd_family_members", "gauge", "Series in a shared family.");
+    for (const ad_fam *f = d->families; f; f = f->next) {
+        put(&b, "anomalyd_family_members{family=\"");
+        put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
+        put(&b, "\"} %zu\n", f->members);
+    }
+    family(&b, "anomalyd_family_trainings_total", "counter",
+           "Trainings of a shared family's network installed.");
+    for (const ad_fam *f = d->families; f; f = f->next) {
+        put(&b, "anomalyd_family_trainings_total{family=\"");
+        put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
+        put(&b, "\"} %llu\n", (unsigned long long)f->trainings);
+    }
+    family(&b, "anomalyd_family_bytes", "gauge", "Bytes of a shared family's network.");
+    for (const ad_fam *f = d->families; f; f = f->next) {
+        put(&b, "anomalyd_family_bytes{family=\"");
+        put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
+        put(&b, "\"} %zu\n", ad_net_bytes(f->net));
+    }
     family(&b, "anomalyd_ingest_latency_seconds", "histogram",
            "Time from a sample's receipt (its read, datagram, request or StatsD flush) to "
            "its score.");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "blob.h"
+#include "families.h"
 #include "log.h"
 
 #define WARN_EVERY 60.0 /* seconds between repeated store warnings */
@@ -27,31 +28,70 @@ uint64_t ad_persist_fingerprint(const ad_detector_config *c)
     return ((uint64_t)ad_crc32(0, buf, w.len) << 32) | ad_crc32(0x9e3779b9u, buf, w.len);
 }
 
+static int is_family_key(const char *key)
+{
+    return !strncmp(key, AD_FAMILY_PREFIX, strlen(AD_FAMILY_PREFIX));
+}
+
+/* Pass 1: the families' networks. */
+static int restore_family(void *ctx, const ad_store_row *row)
+{
+    ad_daemon *d = ctx;
+    char err[256];
+
+    if (!is_family_key(row->key))
+        return 0;
+    if (ad_fam_restore(d, row->key, row->fingerprint, row->blob, row->blob_len, err,
+                       sizeof(err)) < 0) {
+        d->restore_skipped[SKIP_SETTINGS]++;
+        ad_log_info("store: %s not restored (%s): its members start afresh", row->key, err);
+        ad_persist_forget(d, row->key);
+    }
+    return 0;
+}
+
+/* Pass 2: the series. */
 static int restore_row(void *ctx, const ad_store_row *row)
 {
     ad_daemon *d = ctx;
     const ad_detector_config *det;
     char err[256];
     ad_detector *dt = NULL;
+    ad_fam *fam = NULL;
     ad_series *s;
-    int ignore, rule;
+    int ignore, rule, shared;
 
+    if (is_family_key(row->key))
+        return 0;
     rule = ad_config_match(&d->cfg, row->key, &det, &ignore);
+    shared = rule >= 0 && d->cfg.rules[rule].shared;
     if (ignore) {
         d->restore_skipped[SKIP_NO_ROOM]++;
         ad_persist_forget(d, row->key);
         return 0;
     }
-    if (row->fingerprint != ad_persist_fingerprint(det)) {
+    if (row->fingerprint != (shared ? ad_fam_fingerprint(det) : ad_persist_fingerprint(det))) {
         d->restore_skipped[SKIP_SETTINGS]++;
         ad_log_info("store: series %s: its settings changed since it was saved: it starts "
                     "afresh", row->key);
         return 0;
     }
-    if (ad_detector_load(row->blob, row->blob_len, &dt, err, sizeof(err)) < 0) {
+    if (shared && !(fam = ad_fam_get(d, rule))) {
+        d->restore_skipped[SKIP_NO_ROOM]++;
+        return 0;
+    }
+    if ((fam ? ad_detector_load_member(row->blob, row->blob_len, fam->net, &dt, err,
+                                       sizeof(err))
+             : ad_detector_load(row->blob, row->blob_len, &dt, err, sizeof(err))) < 0) {
         d->restore_skipped[SKIP_DAMAGED]++;
         ad_log_warn("store: series %s: its saved state is refused (%s): it starts afresh",
                     row->key, err);
+        return 0;
+    }
+    if (fam && ad_detector_trained(dt) && !fam->trained) {
+        /* its family's network was not restored: a joined member cannot go on */
+        ad_detector_free(dt);
+        d->restore_skipped[SKIP_SETTINGS]++;
         return 0;
     }
     if (ad_series_table_add(d->series, row->key, row->key_len, d->cfg.recent, &s) < 0) {
@@ -60,6 +100,9 @@ static int restore_row(void *ctx, const ad_store_row *row)
         return 0;
     }
     s->det = dt;
+    s->family = fam;
+    if (fam)
+        fam->members++;
     s->rule = rule;
     s->proto = row->protocol >= 0 && row->protocol < AD_PROTO_N ? row->protocol : 0;
     s->created = row->created;
@@ -86,7 +129,9 @@ int ad_persist_restore(ad_daemon *d)
     }
     if (moved)
         ad_log_warn("store: %s", err);
-    n = ad_store_load(d->store, restore_row, d, &skipped, err, sizeof(err));
+    n = ad_store_load(d->store, restore_family, d, NULL, err, sizeof(err));
+    if (n >= 0)
+        n = ad_store_load(d->store, restore_row, d, &skipped, err, sizeof(err));
     if (n < 0) {
         ad_log_error("store: reading %s failed: %s (series start afresh)", d->cfg.store_path,
                      err);
@@ -138,6 +183,12 @@ static void write_done(void *ctx, ad_store_batch *b, int status, const char *err
 
             if (s)
                 s->dirty = 1;
+            else if (put && is_family_key(key)) {
+                for (ad_fam *f = d->families; f; f = f->next) {
+                    if (!strcmp(f->name, key))
+                        f->dirty = 1;
+                }
+            }
             else if (!put)
                 ad_persist_forget(d, key);
         }
@@ -211,6 +262,22 @@ int ad_persist_checkpoint(ad_daemon *d, void (*done)(ad_daemon *d))
         s->dirty = 0;
     }
     free(buf);
+    for (ad_fam *f = d->families; f; f = f->next) {
+        ad_store_row row = {0};
+        void *blob;
+
+        if (!f->dirty || !(blob = ad_fam_save(f, &row.blob_len)))
+            continue;
+        row.key = f->name;
+        row.key_len = strlen(f->name);
+        row.blob = blob;
+        row.fingerprint = f->fingerprint;
+        row.protocol = 0; /* not a series: unused */
+        row.created = row.last_seen = ad_wall_now();
+        if (ad_store_batch_put(b, &row) == 0)
+            f->dirty = 0;
+        free(blob);
+    }
     for (size_t i = 0; i < d->ndeletes; i++) {
         ad_store_batch_delete(b, d->deletes[i], strlen(d->deletes[i]));
         free(d->deletes[i]);

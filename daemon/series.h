@@ -26,13 +26,16 @@ typedef struct ad_point {
     uint8_t warming_up;
 } ad_point;
 
+struct ad_fam; /* families.h */
+
 typedef struct ad_series {
     char *key;            /* NUL-terminated, owned */
     size_t key_len;
     uint64_t hash;
     struct ad_series *next; /* hash chain */
 
-    ad_detector *det;     /* owned by the daemon */
+    ad_detector *det;     /* owned by the daemon; NULL for a family's training entry */
+    struct ad_fam *family; /* the shared family it belongs to, or NULL */
     int rule;             /* config rule index, -1 for the defaults */
     int proto;            /* protocol of the first sample (ad_proto) */
     double created;       /* wall clock, seconds */

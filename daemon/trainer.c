@@ -17,7 +17,7 @@ typedef struct job {
     uv_work_t req;        /* req.data = the job */
     ad_trainer *t;
     ad_series *s;
-    ad_train_job *tj;
+    void *tj;             /* the ops' job */
     int status;
     char err[256];
     double cpu_seconds;   /* measured in the worker */
@@ -38,8 +38,40 @@ struct ad_trainer {
     void *close_arg;
     ad_trainer_done_fn fn;
     void *ctx;
+    ad_trainer_ops ops;
+    void *ops_ctx;
     ad_trainer_stats st;
 };
+
+static int det_snapshot(void *ctx, ad_series *s, void **out, char *err, size_t errlen)
+{
+    (void)ctx;
+    return ad_detector_snapshot(s->det, (ad_train_job **)out, err, errlen);
+}
+
+static int det_run(void *tj, char *err, size_t errlen)
+{
+    return ad_train_job_run(tj, err, errlen);
+}
+
+static int det_install(void *ctx, ad_series *s, void *tj, char *err, size_t errlen)
+{
+    (void)ctx;
+    return ad_detector_install(s->det, tj, err, errlen);
+}
+
+static void det_free(void *tj)
+{
+    ad_train_job_free(tj);
+}
+
+static const ad_trainer_ops detector_ops = {det_snapshot, det_run, det_install, det_free};
+
+void ad_trainer_set_ops(ad_trainer *t, const ad_trainer_ops *ops, void *ctx)
+{
+    t->ops = *ops;
+    t->ops_ctx = ctx;
+}
 
 static const double bucket_le[AD_TRAIN_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                    0.5,   1,    2.5,   5,    10,  INFINITY};
@@ -75,6 +107,7 @@ int ad_trainer_create(uv_loop_t *loop, int threads, double cpu_budget, size_t qu
     t->loop = loop;
     t->fn = fn;
     t->ctx = ctx;
+    t->ops = detector_ops;
     ad_trainer_set_limits(t, threads, cpu_budget, queue_max);
     t->credit = 0;
     t->credit_at = uv_now(loop);
@@ -107,7 +140,7 @@ static void work_cb(uv_work_t *req)
     job *j = req->data;
     double c0 = thread_cpu();
 
-    j->status = ad_train_job_run(j->tj, j->err, sizeof(j->err));
+    j->status = j->t->ops.run(j->tj, j->err, sizeof(j->err));
     j->cpu_seconds = thread_cpu() - c0;
 }
 
@@ -132,7 +165,7 @@ static void after_cb(uv_work_t *req, int status)
         j->status = -AD_EINVAL;
         snprintf(j->err, sizeof(j->err), "series evicted during training");
     } else if (j->status == 0) {
-        j->status = ad_detector_install(s->det, j->tj, j->err, sizeof(j->err));
+        j->status = t->ops.install(t->ops_ctx, s, j->tj, j->err, sizeof(j->err));
     }
     if (j->status == 0)
         t->st.done++;
@@ -142,7 +175,7 @@ static void after_cb(uv_work_t *req, int status)
     for (i = 0; i < AD_TRAIN_BUCKETS; i++)
         if (wall <= bucket_le[i])
             t->st.wall_hist[i]++;
-    ad_train_job_free(j->tj);
+    t->ops.free(j->tj);
     t->fn(t->ctx, s, j->status, j->err, wall);
     free(j);
     dispatch(t);
@@ -209,13 +242,13 @@ static void dispatch(ad_trainer *t)
         j->t = t;
         j->s = s;
         j->req.data = j;
-        r = ad_detector_snapshot(s->det, &j->tj, j->err, sizeof(j->err));
+        r = t->ops.snapshot(t->ops_ctx, s, &j->tj, j->err, sizeof(j->err));
         if (r == 0) {
             j->started = wall_now();
             r = uv_queue_work(t->loop, &j->req, work_cb, after_cb);
             if (r < 0) {
                 snprintf(j->err, sizeof(j->err), "uv_queue_work: %s", uv_strerror(r));
-                ad_train_job_free(j->tj);
+                t->ops.free(j->tj);
                 r = -AD_EIO;
             }
         }

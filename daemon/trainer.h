@@ -50,9 +50,22 @@ typedef void (*ad_trainer_done_fn)(void *ctx, ad_series *s, int status, const ch
 
 typedef struct ad_trainer ad_trainer;
 
+/* How a queued series is trained. Without ops (the default) a series' own detector:
+ * ad_detector_snapshot, ad_train_job_run, ad_detector_install. The daemon's ops also
+ * train shared families (a family's entry in the queue is a series of its own). */
+typedef struct ad_trainer_ops {
+    int (*snapshot)(void *ctx, ad_series *s, void **job, char *err, size_t errlen);
+    int (*run)(void *job, char *err, size_t errlen); /* on a pool thread: pure */
+    int (*install)(void *ctx, ad_series *s, void *job, char *err, size_t errlen);
+    void (*free)(void *job);
+} ad_trainer_ops;
+
 /* Returns 0 or -AD_ENOMEM. */
 int ad_trainer_create(uv_loop_t *loop, int threads, double cpu_budget, size_t queue_max,
                       ad_trainer_done_fn fn, void *ctx, ad_trainer **out);
+
+/* Sets how series are trained (ops copied; ctx passed to snapshot and install). */
+void ad_trainer_set_ops(ad_trainer *t, const ad_trainer_ops *ops, void *ctx);
 
 /* Changes the limits (reload). */
 void ad_trainer_set_limits(ad_trainer *t, int threads, double cpu_budget, size_t queue_max);

@@ -330,7 +330,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 15 + 2 + 6 + 5 + 3 + 3 + 6 + 37 + 39);
+    ck_assert_int_eq(nkeys, 15 + 2 + 6 + 5 + 3 + 3 + 6 + 37 + 40);
 }
 END_TEST
 
@@ -585,6 +585,10 @@ START_TEST(test_err_range)
     bad("recent: 65537\n", "t.yaml:1:9: ", "recent: 65537 is out of range 8..65536");
     bad("statsd:\n  flush_interval: 0.05\n",
         "t.yaml:2:19: ", "statsd.flush_interval: 0.05 is out of range 0.1..3600");
+    bad("series:\n  - match: a\n    shared: true\n    model: seq2seq\n", "t.yaml:2:5: ",
+        "shared families predict");
+    bad("series:\n  - match: a\n    shared: true\n    ignore: true\n", "t.yaml:2:5: ",
+        "cannot both ignore and share");
     bad("training: {cpu_budget: 65}\n", "t.yaml:1:24: ", "out of range 0.01..64");
     bad("defaults: {threshold: 0}\n",
         "t.yaml:1:23: ", "defaults.threshold: 0 is out of range (0, 1]");

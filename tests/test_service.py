@@ -230,6 +230,59 @@ class FullDisk(Tmp):
         self.assertEqual(len(db_rows(self.db)), 40)
 
 
+class SharedFamilies(Tmp):
+    """A shared rule: one network for the family, trained on the members' pooled
+    histories; members join without trainings of their own, hold far fewer bytes, and
+    come back with the family after a restart."""
+
+    def test_family_trains_once_members_join(self):
+        rule = ("series:\n  - match: 'fam.*'\n    shared: true\n    history: 64\n"
+                "    train_after: 64\n    train_every: 0\n    prime: 32\n")
+        cfg = store_config(self.tmp, interval=60) + rule
+        members = ["fam.%d" % i for i in range(8)]
+        with Daemon(cfg, tmp=self.tmp) as d:
+            lines = "".join("%s %.6f %d\n" % (k, sine(t, i), T0 + t)
+                            for t in range(120) for i, k in enumerate(members))
+            lines += "".join("own.a %.6f %d\n" % (sine(t), T0 + t) for t in range(400))
+            d.send_tcp("graphite", lines)
+            d.wait(lambda: all(not (d.series(k) or {"warming_up": True})["warming_up"]
+                               for k in members), timeout=60, what="members joined")
+            d.wait(lambda: (d.series("own.a") or {}).get("trainings", 0) >= 1, timeout=60,
+                   what="own.a trained")
+            self.assertEqual(d.metric("anomalyd_families"), 1)
+            self.assertEqual(d.metric("anomalyd_family_members", family="fam.*"), 8)
+            self.assertEqual(d.metric("anomalyd_family_trainings_total", family="fam.*"), 1)
+            member_bytes = d.metric("anomalyd_series_bytes", series="fam.3")
+            own_bytes = d.metric("anomalyd_series_bytes", series="own.a")
+            net_bytes = d.metric("anomalyd_family_bytes", family="fam.*")
+            self.assertGreater(net_bytes, 1000)
+            # the member does not hold the network (and its history is shorter)
+            self.assertLess(member_bytes, own_bytes - net_bytes, (member_bytes, own_bytes))
+            # A late member joins after two windows of its own, without a training.
+            d.send_tcp("graphite", "".join("fam.late %.6f %d\n" % (sine(t, 3.3), T0 + t)
+                                           for t in range(40)))
+            d.wait(lambda: not (d.series("fam.late") or {"warming_up": True})["warming_up"],
+                   what="the late member joined")
+            self.assertEqual(d.metric("anomalyd_family_trainings_total", family="fam.*"), 1)
+            # A spike in one member is flagged by the shared network.
+            d.send_tcp("graphite", "fam.2 %.6f %d\nfam.2 500 %d\n" % (sine(120, 2), T0 + 120,
+                                                                        T0 + 121))
+            d.wait(lambda: d.metric("anomalyd_series_anomalies_total", series="fam.2") == 1,
+                   what="the spike flagged")
+            self.assertEqual(d.stop(), 0)
+        rows = db_rows(self.db)
+        self.assertIn("@family/fam.*", rows)
+        with Daemon(cfg, tmp=self.tmp) as d:
+            self.assertEqual(d.metric("anomalyd_store_restore_skipped", reason="damaged"), 0)
+            for k in members + ["fam.late"]:
+                s = d.series(k)
+                self.assertIsNotNone(s, k)
+                self.assertFalse(s["warming_up"], k)
+            d.send_tcp("graphite", "fam.1 %.6f %d\n" % (sine(120, 1), T0 + 120))
+            d.wait(lambda: d.series("fam.1")["samples"] == 121, what="goes on")
+            self.assertFalse(d.series("fam.1")["recent"][-1]["warming_up"])
+
+
 class Reload(Tmp):
 
     def test_sighup_reload(self):

@@ -1,0 +1,257 @@
+/*
+ * families.c - the daemon's shared families: registry, training through the trainer,
+ * members joining, and the family's network in the store.
+ */
+#include "families.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "family.h"
+#include "log.h"
+#include "persist.h"
+#include "serial.h"
+
+#define PER_MEMBER 4      /* windows each member gives a family training, at most */
+#define MAX_WINDOWS 4096  /* windows one family training pools, at most */
+
+uint64_t ad_fam_fingerprint(const ad_detector_config *c)
+{
+    return ad_persist_fingerprint(c) ^ 0x5348415245440001ull; /* "SHARED" */
+}
+
+static ad_fam *find(ad_daemon *d, const char *match, uint64_t fp)
+{
+    for (ad_fam *f = d->families; f; f = f->next)
+        if (f->fingerprint == fp && !strcmp(f->name + strlen(AD_FAMILY_PREFIX), match))
+            return f;
+    return NULL;
+}
+
+static ad_fam *fam_new(ad_daemon *d, const char *match, const ad_detector_config *det)
+{
+    ad_net_config nc = {det->kind, det->layers, ad_detector_input_size(det->features),
+                        det->hidden, 1};
+    ad_fam *f = calloc(1, sizeof(*f));
+    char err[256];
+
+    if (!f)
+        return NULL;
+    f->name = malloc(strlen(AD_FAMILY_PREFIX) + strlen(match) + 1);
+    if (!f->name || ad_net_create(&nc, det->seed, &f->net, err, sizeof(err)) < 0) {
+        free(f->name);
+        free(f);
+        return NULL;
+    }
+    strcpy(f->name, AD_FAMILY_PREFIX);
+    strcat(f->name, match);
+    f->det = *det;
+    f->fingerprint = ad_fam_fingerprint(det);
+    f->pseudo.key = f->name;
+    f->pseudo.key_len = strlen(f->name);
+    f->pseudo.family = f;
+    f->pseudo.rule = -1;
+    f->next = d->families;
+    d->families = f;
+    ad_log_info("family %s: %s H=%d, shared by the series its rule matches", f->name,
+                ad_cell_name(det->kind), det->hidden);
+    return f;
+}
+
+ad_fam *ad_fam_get(ad_daemon *d, int rule)
+{
+    const ad_series_rule *r = &d->cfg.rules[rule];
+    ad_fam *f = find(d, r->match, ad_fam_fingerprint(&r->det));
+
+    return f ? f : fam_new(d, r->match, &r->det);
+}
+
+static void join(ad_series *s)
+{
+    char err[256];
+
+    if (ad_detector_join(s->det, err, sizeof(err)) == 0)
+        s->dirty = 1;
+}
+
+void ad_fam_observed(ad_daemon *d, ad_series *s, const ad_result *r)
+{
+    ad_fam *f = s->family;
+    const ad_detector_config *c = &f->det;
+
+    f->samples_since++;
+    if (!ad_detector_trained(s->det)) {
+        if (f->trained) {
+            if (ad_detector_get_stats(s->det)->samples >= (uint64_t)(2 * c->window))
+                join(s);
+        } else if (r->train_due) {
+            ad_trainer_submit(d->trainer, &f->pseudo);
+        }
+        return;
+    }
+    if (c->train_every > 0 &&
+        f->samples_since >= (uint64_t)c->train_every * (f->members ? f->members : 1))
+        ad_trainer_submit(d->trainer, &f->pseudo);
+}
+
+/* ---- the trainer's ops ---- */
+
+typedef struct tjob {
+    int family;
+    void *job; /* ad_family_job or ad_train_job */
+} tjob;
+
+static int ops_snapshot(void *ctx, ad_series *s, void **out, char *err, size_t errlen)
+{
+    ad_daemon *d = ctx;
+    tjob *t = calloc(1, sizeof(*t));
+    int r;
+
+    if (!t)
+        return -AD_ENOMEM;
+    if (!s->family || s->det) {
+        r = ad_detector_snapshot(s->det, (ad_train_job **)&t->job, err, errlen);
+    } else {
+        ad_fam *f = s->family;
+        ad_detector **m = malloc((f->members ? f->members : 1) * sizeof(*m));
+        ad_series_iter it;
+        ad_series *x;
+        int n = 0;
+
+        if (!m) {
+            free(t);
+            return -AD_ENOMEM;
+        }
+        ad_series_iter_start(&it);
+        while ((x = ad_series_iter_next(d->series, &it)) && (size_t)n < f->members)
+            if (x->family == f && x->det)
+                m[n++] = x->det;
+        t->family = 1;
+        r = ad_family_snapshot(f->net, &f->det, m, n, PER_MEMBER, MAX_WINDOWS,
+                               (ad_family_job **)&t->job, err, errlen);
+        free(m);
+    }
+    if (r < 0) {
+        free(t);
+        return r;
+    }
+    *out = t;
+    return 0;
+}
+
+static int ops_run(void *job, char *err, size_t errlen)
+{
+    tjob *t = job;
+
+    return t->family ? ad_family_job_run(t->job, err, errlen)
+                     : ad_train_job_run(t->job, err, errlen);
+}
+
+static int ops_install(void *ctx, ad_series *s, void *job, char *err, size_t errlen)
+{
+    ad_daemon *d = ctx;
+    tjob *t = job;
+    ad_fam *f = s->family;
+    ad_series_iter it;
+    ad_series *x;
+    int r, windows, members;
+
+    if (!t->family)
+        return ad_detector_install(s->det, t->job, err, errlen);
+    r = ad_family_install(f->net, t->job, err, errlen);
+    if (r < 0)
+        return r;
+    f->trained = 1;
+    f->samples_since = 0;
+    f->trainings++;
+    f->dirty = 1;
+    /* Every member re-primes on the new weights; those with enough history join. */
+    ad_series_iter_start(&it);
+    while ((x = ad_series_iter_next(d->series, &it)))
+        if (x->family == f && x->det &&
+            (ad_detector_trained(x->det) ||
+             ad_detector_get_stats(x->det)->samples >= (uint64_t)(2 * f->det.window)))
+            join(x);
+    ad_family_job_result(t->job, &windows, &members, NULL, NULL, NULL);
+    ad_log_debug("family %s trained on %d windows of %d members", f->name, windows, members);
+    return 0;
+}
+
+static void ops_free(void *job)
+{
+    tjob *t = job;
+
+    if (!t)
+        return;
+    if (t->family)
+        ad_family_job_free(t->job);
+    else
+        ad_train_job_free(t->job);
+    free(t);
+}
+
+const ad_trainer_ops ad_fam_trainer_ops = {ops_snapshot, ops_run, ops_install, ops_free};
+
+/* ---- the store ---- */
+
+void *ad_fam_save(const ad_fam *f, size_t *len)
+{
+    size_t n = ad_net_blob_size(f->net, NULL);
+    void *buf = malloc(n);
+
+    if (buf && ad_net_save(f->net, NULL, buf, n, len, NULL, 0) < 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int ad_fam_restore(ad_daemon *d, const char *key, uint64_t fingerprint, const void *blob,
+                   size_t len, char *err, size_t errlen)
+{
+    const char *match = key + strlen(AD_FAMILY_PREFIX);
+    ad_net *net = NULL;
+    ad_fam *f;
+
+    for (int i = 0; i < d->cfg.nrules; i++) {
+        const ad_series_rule *r = &d->cfg.rules[i];
+
+        if (!r->shared || strcmp(r->match, match) ||
+            ad_fam_fingerprint(&r->det) != fingerprint)
+            continue;
+        if (!(f = ad_fam_get(d, i))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        if (ad_net_load(blob, len, &f->net->cfg, &net, NULL, err, errlen) < 0)
+            return -1;
+        ad_net_copy_params(f->net, net);
+        ad_net_free(net);
+        f->trained = 1;
+        return 0;
+    }
+    snprintf(err, errlen, "no shared rule with this glob and these settings");
+    return -1;
+}
+
+size_t ad_fam_count(const ad_daemon *d)
+{
+    size_t n = 0;
+
+    for (const ad_fam *f = d->families; f; f = f->next)
+        n++;
+    return n;
+}
+
+void ad_fam_free_all(ad_daemon *d)
+{
+    while (d->families) {
+        ad_fam *f = d->families;
+
+        d->families = f->next;
+        ad_net_free(f->net);
+        free(f->name);
+        free(f);
+    }
+}
