@@ -242,8 +242,10 @@ def measure(d, n, args, round0, phase):
     ts_min = 1700000000.0 + round0
     t0 = time.time()
     extra = ["--round0", round0, "--seconds", args.seconds]
+    if args.rate > 0:
+        extra += ["--rate", args.rate, "--chunk", args.chunk]
     if args.inject > 0:
-        extra += ["--inject", args.inject, "--inject-at-from", 0.2 * args.seconds,
+        extra += ["--inject", args.inject, "--inject-offset", 1 + phase * 7, "--inject-at-from", 0.2 * args.seconds,
                   "--inject-at-to", 0.8 * args.seconds, "--inject-file", inj_file]
     g = loadgen(d, n, args, extra)
     want = samples(st0) + g["samples"]
@@ -313,6 +315,14 @@ def run_one(n, args):
               "(%.1f ms per training)" % (n, rounds, wsec, tr["installed"], tr["cpu_seconds"],
                                           1e3 * tr["cpu_seconds"] / max(1, tr["installed"])),
               flush=True)
+        adv = args.advance if args.advance >= 0 else (
+            TRAIN_AFTER + 2000 - 60 if n <= 10000 and not args.quick else 0)
+        if adv > rounds:
+            t0 = time.time()
+            rounds = loadgen(d, n, args, ["--rounds", adv - rounds, "--round0", rounds])["round_end"]
+            print("# N=%d advanced to round %d in %.0f s so the measured phases see the "
+                  "retraining due at round %d (train_every 2000)"
+                  % (n, rounds, time.time() - t0, TRAIN_AFTER + 2000), flush=True)
         out = []
         for ph in range(args.repeat):
             r = measure(d, n, args, rounds, ph)
@@ -358,6 +368,14 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--inject", type=int, default=10)
     ap.add_argument("--conns", type=int, default=1)
+    ap.add_argument("--rate", type=float, default=0,
+                    help="total samples/s the generator paces itself to (0: as fast as taken)")
+    ap.add_argument("--chunk", type=int, default=16384,
+                    help="bytes per generator write() when paced (--rate)")
+    ap.add_argument("--advance", type=int, default=-1,
+                    help="send rounds up to this one before measuring (default: just before "
+                         "the retraining due at train_after + 2000 for N <= 10k, none for "
+                         "larger N or --quick)")
     ap.add_argument("--torch-max", type=int, default=100000)
     ap.add_argument("--torch-seconds", type=float, default=3)
     ap.add_argument("--no-torch", action="store_true")
@@ -370,8 +388,10 @@ def main():
             args.series = "1000,10000"
         args.seconds, args.repeat, args.torch_seconds = 5, 2, 1
     ns = [int(float(x.replace("k", "e3"))) for x in args.series.split(",")]
-    print("# anomalyd end-to-end: Graphite over loopback TCP (%d connection%s), %s"
-          % (args.conns, "" if args.conns == 1 else "s", STATED), flush=True)
+    print("# anomalyd end-to-end: Graphite over loopback TCP (%d connection%s, %s), %s"
+          % (args.conns, "" if args.conns == 1 else "s",
+             "paced to %g samples/s in %d-byte writes" % (args.rate, args.chunk) if args.rate
+             else "as fast as the daemon takes them", STATED), flush=True)
     rows = []
     for n in ns:
         rs = run_one(n, args)

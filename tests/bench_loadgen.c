@@ -8,7 +8,7 @@
  *
  *   bench_loadgen --port P [--host 127.0.0.1] --series N [--conns C]
  *                 [--rounds R | --seconds S] [--round0 R0] [--rate SPS]
- *                 [--t0 TS] [--step S] [--prefix bench.s] [--seed N]
+ *                 [--t0 TS] [--step S] [--prefix bench.s] [--seed N] [--chunk BYTES]
  *                 [--inject K (--inject-from R1 --inject-to R2 | --inject-at-from S1
  *                  --inject-at-to S2) --inject-file PATH]
  *
@@ -19,7 +19,12 @@
  * thread at the first round boundary after S seconds, --rounds after R rounds
  * (starting at --round0, so a second run continues the first one's timestamps).
  *
- * Injection: K series spread over 0..N-1 each get one spike of offset + 25 * amp
+ * --chunk: bytes formatted before each write() (default 1 MiB; a paced run wants less,
+ * so the daemon sees a steady trickle rather than bursts).
+ *
+ * Injection: K series spread over 0..N-1 (shifted by --inject-offset: a series that
+ * had a spike already has it in the range it has seen, so a second one of the same
+ * size is no surprise to it) each get one spike of offset + 25 * amp
  * (over a thousand noise sigmas, far outside the range seen) at a round in
  * [inject-from, inject-to), spread evenly, or (--inject-at-*) in the first round that
  * starts at least S seconds after the thread started, S spread evenly over [S1, S2)
@@ -42,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHUNK (1u << 20) /* bytes per write() */
+#define CHUNK_DEFAULT (1u << 20) /* bytes per write() */
 #define LINE_MAX_BYTES 96
 #define SIN_TABLE 4096
 
@@ -57,6 +62,8 @@ typedef struct series {
 typedef struct opts {
     const char *host, *prefix, *inject_file;
     int port, conns;
+    size_t chunk; /* bytes per write() */
+    long inject_offset;
     long nseries, rounds, round0, inject, inject_from, inject_to;
     double seconds, rate, t0, step, inject_at_from, inject_at_to;
     uint64_t seed;
@@ -184,7 +191,7 @@ static void *run(void *arg)
 {
     worker *w = arg;
     const opts *o = w->o;
-    char *buf = malloc(CHUNK + LINE_MAX_BYTES * 2);
+    char *buf = malloc(o->chunk + LINE_MAX_BYTES * 2);
     size_t len = 0;
     long nmine = o->nseries / o->conns + (w->idx < o->nseries % o->conns);
     double rate = o->rate > 0 ? o->rate / o->conns : 0, start;
@@ -234,7 +241,7 @@ static void *run(void *arg)
             p += tslen;
             len = (size_t)(p - buf);
             w->sent++;
-            if (len >= CHUNK) {
+            if (len >= o->chunk) {
                 if (write_all(w->fd, buf, len) < 0) {
                     w->err = errno;
                     goto out;
@@ -255,7 +262,7 @@ static void *run(void *arg)
         }
         w->rounds_done++;
         /* at a low rate a round may be far below a chunk: flush each round then */
-        if (rate > 0 && len > 0 && (double)len < CHUNK && rate < 2e5) {
+        if (rate > 0 && len > 0 && (double)len < (double)o->chunk && rate < 2e5) {
             if (write_all(w->fd, buf, len) < 0) {
                 w->err = errno;
                 goto out;
@@ -286,7 +293,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_loadgen --port P [--host H] --series N [--conns C] "
             "[--rounds R | --seconds S] [--round0 R0] [--rate SPS] [--t0 TS] [--step S] "
-            "[--prefix P] [--seed N] [--inject K (--inject-from R1 --inject-to R2 | "
+            "[--prefix P] [--seed N] [--chunk BYTES] [--inject-offset J] [--inject K (--inject-from R1 --inject-to R2 | "
             "--inject-at-from S1 --inject-at-to S2) --inject-file PATH]\n");
     exit(2);
 }
@@ -340,6 +347,10 @@ int main(int argc, char **argv)
             o.inject_at_from = atof(v);
         else if (ARG("--inject-at-to"))
             o.inject_at_to = atof(v);
+        else if (ARG("--inject-offset"))
+            o.inject_offset = atol(v);
+        else if (ARG("--chunk"))
+            o.chunk = (size_t)atol(v);
         else if (ARG("--inject-file"))
             o.inject_file = v;
         else
@@ -348,6 +359,8 @@ int main(int argc, char **argv)
     }
     if (o.port <= 0 || o.nseries <= 0 || o.conns <= 0 || (o.rounds <= 0 && o.seconds <= 0))
         usage();
+    if (o.chunk < 256)
+        o.chunk = CHUNK_DEFAULT;
     if (o.conns > o.nseries)
         o.conns = (int)o.nseries;
     if (o.inject > o.nseries)
@@ -375,7 +388,8 @@ int main(int argc, char **argv)
         sv[i].inject_at = -1;
     }
     for (long j = 0; j < o.inject; j++) {
-        long i = (long)((double)j * (double)o.nseries / (double)o.inject);
+        long i = ((long)((double)j * (double)o.nseries / (double)o.inject) + o.inject_offset) %
+                 o.nseries;
 
         if (o.inject_at_to > o.inject_at_from)
             sv[i].inject_at = o.inject_at_from + (o.inject_at_to - o.inject_at_from) *
