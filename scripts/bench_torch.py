@@ -19,6 +19,17 @@ Prints the torch version and thread count, then one line per kind and hidden siz
   - bytes: parameter count * 4 of one network (cell + head; PyTorch keeps two bias
     vectors, bias_ih and bias_hh, where anomalyd keeps one).
 
+--peer N runs only the end-to-end peer of scripts/bench_ingest instead: N streams that
+each own an nn.LSTMCell(D, H) and nn.Linear(H, 1) (--peer-hidden, default 32;
+--peer-inputs, default 5: the value and the daemon's default tod and dow features),
+visited round-robin one sample each for --peer-seconds of thread CPU time, inputs
+pre-made (no parsing, no normalising: optimistic for PyTorch). Prints
+
+    torch-peer kind=lstm H=32 D=5 streams=N sps=.. build_s=.. bytes_per_stream=..
+
+with bytes_per_stream the growth of the process's RSS over building the N streams
+(parameters, their gradients' absence, module objects) divided by N.
+
 Kinds are named as anomalyd's ad_cell_name() so the lines join bench_models' output:
 elman, lstm, and gru_torch (nn.GRU's equations are exactly AD_CELL_GRU_TORCH's).
 Times are this thread's CPU time (time.thread_time_ns), as bench_models measures, so a
@@ -147,14 +158,64 @@ def param_bytes(seq_cls, H):
     return 4 * sum(p.numel() for p in net.parameters())
 
 
+def rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def peer(nstreams, H, D_in, seconds):
+    """The end-to-end peer: samples/s of nstreams own-weight LSTM streams."""
+    torch.manual_seed(4)
+    rss0, t0 = rss_bytes(), time.perf_counter()
+    with torch.no_grad():
+        cells = [nn.LSTMCell(D_in, H) for _ in range(nstreams)]
+        heads = [nn.Linear(H, O) for _ in range(nstreams)]
+        states = [(torch.zeros(1, H), torch.zeros(1, H)) for _ in range(nstreams)]
+        xs = [torch.randn(1, D_in) for _ in range(nstreams)]
+    build = time.perf_counter() - t0
+    per_stream = (rss_bytes() - rss0) / nstreams
+    n, y = 0, None
+    with torch.no_grad():
+        t0 = now()
+        while True:
+            for i in range(nstreams):
+                st = cells[i](xs[i], states[i])
+                states[i] = st
+                y = heads[i](st[0])
+                n += 1
+                if (n & 1023) == 0 and now() - t0 >= seconds:
+                    break
+            else:
+                continue
+            break
+        el = now() - t0
+    assert torch.isfinite(y).all()
+    print("torch-peer kind=lstm H=%d D=%d streams=%d sps=%.0f build_s=%.1f bytes_per_stream=%.0f"
+          % (H, D_in, nstreams, n / el, build, per_stream))
+    sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter timings (about 4x)")
     ap.add_argument("--streams", type=int, default=1000, help="streams for streams_sps")
+    ap.add_argument("--peer", type=int, default=0, metavar="N",
+                    help="only the end-to-end peer of scripts/bench_ingest, N streams")
+    ap.add_argument("--peer-hidden", type=int, default=32)
+    ap.add_argument("--peer-inputs", type=int, default=5)
+    ap.add_argument("--peer-seconds", type=float, default=3.0)
     args = ap.parse_args()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet when piped into head
 
     torch.set_num_threads(1)
+    if args.peer > 0:
+        print("# torch version=%s threads=%d; times are thread CPU time"
+              % (torch.__version__, torch.get_num_threads()))
+        peer(args.peer, args.peer_hidden, args.peer_inputs, args.peer_seconds)
+        return
     min_s = 0.1 if args.quick else 0.5
     max_rounds = 5 if args.quick else 20
     print("# torch version=%s threads=%d interop_threads=%d D=%d O=%d streams=%d "
