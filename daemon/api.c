@@ -365,6 +365,7 @@ static void post_write(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
     }
     before = after = influx_errors(d);
     d->recv_hr = uv_hrtime();
+    d->recv_wall = ad_wall_now();
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);

@@ -152,7 +152,7 @@ static void record_latency(ad_daemon *d)
 static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
 {
     ad_series *s = ad_series_table_find(d->series, smp->key, smp->key_len);
-    double now = ad_wall_now();
+    double now = d->recv_wall; /* the receipt time of the bytes being parsed */
     double ts = isnan(smp->ts) ? now : smp->ts;
     ad_result r;
     ad_point p;
@@ -297,6 +297,7 @@ static void sink_received(void *ctx, uint64_t ns)
     ad_daemon *d = ctx;
 
     d->recv_hr = ns;
+    d->recv_wall = ad_wall_now();
 }
 
 static void sink_error(void *ctx, int proto, int reason)
@@ -312,7 +313,8 @@ static void statsd_flush_cb(uv_timer_t *t)
 
     d->cur_proto = AD_PROTO_STATSD;
     d->recv_hr = uv_hrtime();
-    ad_statsd_agg_flush(d->statsd, ad_wall_now(), sample_cb, d);
+    d->recv_wall = ad_wall_now();
+    ad_statsd_agg_flush(d->statsd, d->recv_wall, sample_cb, d);
 }
 
 static void evict(ad_daemon *d, ad_series *s)
@@ -681,7 +683,9 @@ void ad_daemon_stop(ad_daemon *d)
     /* What StatsD gathered in the interval so far still counts. */
     if (d->statsd) {
         d->cur_proto = AD_PROTO_STATSD;
-        ad_statsd_agg_flush(d->statsd, ad_wall_now(), sample_cb, d);
+        d->recv_hr = uv_hrtime();
+        d->recv_wall = ad_wall_now();
+        ad_statsd_agg_flush(d->statsd, d->recv_wall, sample_cb, d);
     }
     close_own((uv_handle_t *)&d->statsd_timer);
     close_own((uv_handle_t *)&d->sweep_timer);

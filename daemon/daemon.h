@@ -100,6 +100,8 @@ typedef struct ad_daemon {
 
     /* latency from receipt (a read, a datagram, a request, a StatsD flush) to score */
     uint64_t recv_hr;               /* uv_hrtime() of the bytes being parsed */
+    double recv_wall;               /* wall clock of the same moment (stamps samples
+                                       without a timestamp, and last_seen) */
     uint64_t lat_hist[AD_LAT_BUCKETS]; /* per bucket (not cumulative) */
     double lat_sum;                 /* seconds */
 } ad_daemon;
@@ -109,7 +111,7 @@ double ad_latency_le(int i);
 
 /* One parsed sample into its series (created on first sight): what every protocol's
  * lines become. Protocols other than the line listeners (HTTP bodies) call it too,
- * after setting d->recv_hr. */
+ * after setting d->recv_hr = uv_hrtime() and d->recv_wall = ad_wall_now(). */
 void ad_daemon_sample(ad_daemon *d, int proto, const ad_sample *s);
 
 /* Reloads the configuration file (SIGHUP): see docs/DAEMON.md. 0, or a negative ad_err

@@ -221,7 +221,9 @@ static void dispatch(ad_trainer *t)
         return;
     }
     refill(t);
-    while ((int)t->st.running < t->threads && t->head) {
+    /* One job more than the threads waits in the pool's queue, so a worker that finishes
+     * starts the next job at once instead of when the (busy) loop gets to after_cb. */
+    while ((int)t->st.running < t->threads + 1 && t->head) {
         ad_series *s;
         job *j;
         int r;

@@ -7,7 +7,9 @@
  * detector on the loop thread, runs the training on libuv's thread pool
  * (uv_queue_work), and installs the result on the loop thread in the after-work
  * callback, then tells the owner through a callback. Ingestion never waits: the loop
- * only copies and installs.
+ * only copies and installs. One more job than `threads` is handed to the pool, where it
+ * waits for a worker: the pool runs `threads` at once (UV_THREADPOOL_SIZE, set by main),
+ * and a worker that finishes starts the next job without waiting for a busy loop.
  *
  * CPU budget: training may use on average `cpu_budget` cores' worth of CPU. The trainer
  * keeps a credit of CPU seconds that grows with wall time at cpu_budget per second (at
@@ -35,7 +37,7 @@ typedef struct ad_trainer_stats {
     uint64_t failed;      /* jobs that failed (snapshot, training or install) */
     uint64_t dropped;     /* refused: queue full */
     size_t queued;        /* waiting now */
-    size_t running;       /* jobs out now */
+    size_t running;       /* jobs out now (running, or waiting in the pool) */
     double cpu_seconds;   /* thread CPU time spent training, total */
     double wall_sum;      /* wall seconds of finished jobs (histogram sum) */
     uint64_t wall_hist[AD_TRAIN_BUCKETS]; /* finished jobs by wall duration, cumulative

@@ -98,12 +98,15 @@ START_TEST(test_install_and_fifo)
         s[i] = make_series(key, 2, 0);
         ck_assert_int_eq(ad_trainer_submit(t, s[i]), 0);
     }
-    /* One thread: the first is out, the others wait; queuing again changes nothing. */
+    /* One thread: the first runs, the second waits in the pool (threads + 1 are out), the
+     * third waits in the queue; queuing again changes nothing. */
     ck_assert_int_eq(s[0]->training, 1);
-    ck_assert_int_eq(s[1]->queued, 1);
+    ck_assert_int_eq(s[1]->training, 1);
+    ck_assert_int_eq(s[2]->queued, 1);
+    ck_assert_int_eq(ad_trainer_submit(t, s[2]), 0);
     ck_assert_int_eq(ad_trainer_submit(t, s[1]), 0);
-    ck_assert_uint_eq(ad_trainer_get_stats(t)->queued, 2);
-    ck_assert_uint_eq(ad_trainer_get_stats(t)->running, 1);
+    ck_assert_uint_eq(ad_trainer_get_stats(t)->queued, 1);
+    ck_assert_uint_eq(ad_trainer_get_stats(t)->running, 2);
     uv_run(&loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(c.n, 3);
     for (int i = 0; i < 3; i++) {
@@ -131,12 +134,13 @@ START_TEST(test_queue_bound_and_forget)
     ad_trainer *t;
     ctx c = {0};
     ad_series *a = make_series("a", 1, 0), *b = make_series("b", 1, 0),
-              *x = make_series("x", 1, 0);
+              *x = make_series("x", 1, 0), *y = make_series("y", 1, 0);
     int closed = 0;
 
     uv_loop_init(&loop);
     ck_assert_int_eq(ad_trainer_create(&loop, 1, 64, 1, done_cb, &c, &t), 0);
     ck_assert_int_eq(ad_trainer_submit(t, a), 0); /* out at once */
+    ck_assert_int_eq(ad_trainer_submit(t, y), 0); /* out: waits in the pool */
     ck_assert_int_eq(ad_trainer_submit(t, b), 0); /* queued: the queue is full */
     ck_assert_int_eq(ad_trainer_submit(t, x), -AD_EFULL);
     ck_assert_uint_eq(ad_trainer_get_stats(t)->dropped, 1);
@@ -145,8 +149,9 @@ START_TEST(test_queue_bound_and_forget)
     ck_assert_int_eq(b->queued, 0);
     ck_assert_uint_eq(ad_trainer_get_stats(t)->queued, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(c.n, 1);
+    ck_assert_int_eq(c.n, 2);
     ck_assert_ptr_eq(c.order[0], a);
+    ck_assert_ptr_eq(c.order[1], y);
     ck_assert_uint_eq(ad_detector_get_stats(b->det)->trainings, 0);
     ad_trainer_close(t, closed_cb, &closed);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -154,6 +159,7 @@ START_TEST(test_queue_bound_and_forget)
     ad_series_free(a);
     ad_series_free(b);
     ad_series_free(x);
+    ad_series_free(y);
 }
 END_TEST
 
@@ -182,28 +188,31 @@ START_TEST(test_evicted_while_training)
 END_TEST
 
 /* A budget of 0.01 cores: after the first job the credit is negative and the second
- * waits for it (deferred), yet both finish. */
+ * waits for it (deferred), yet all finish. (Two start at once: threads + 1 are out.) */
 START_TEST(test_cpu_budget_defers)
 {
     uv_loop_t loop;
     ad_trainer *t;
     ctx c = {0};
-    ad_series *a = make_series("a", 3, 0), *b = make_series("b", 1, 0);
+    ad_series *a = make_series("a", 3, 0), *b = make_series("b", 1, 0),
+              *e = make_series("e", 1, 0);
     int closed = 0;
 
     uv_loop_init(&loop);
     ck_assert_int_eq(ad_trainer_create(&loop, 1, 0.01, 4, done_cb, &c, &t), 0);
     ck_assert_int_eq(ad_trainer_submit(t, a), 0);
     ck_assert_int_eq(ad_trainer_submit(t, b), 0);
+    ck_assert_int_eq(ad_trainer_submit(t, e), 0);
     uv_run(&loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(c.n, 2);
+    ck_assert_int_eq(c.n, 3);
     ck_assert_uint_gt(ad_trainer_get_stats(t)->deferred, 0);
-    ck_assert_uint_eq(ad_trainer_get_stats(t)->done, 2);
+    ck_assert_uint_eq(ad_trainer_get_stats(t)->done, 3);
     ad_trainer_close(t, closed_cb, &closed);
     uv_run(&loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
     ad_series_free(a);
     ad_series_free(b);
+    ad_series_free(e);
 }
 END_TEST
 
@@ -262,28 +271,33 @@ START_TEST(test_ingestion_goes_on)
 END_TEST
 
 /* Closing with a job out and others queued: the queued ones are dropped, the one out comes
- * back and is installed, then the trainer frees itself. */
+ * back and is installed, then the trainer frees itself. */ 
 START_TEST(test_close_with_jobs_out)
 {
     uv_loop_t loop;
     ad_trainer *t;
     ctx c = {0};
-    ad_series *a = make_series("a", 2, 0), *b = make_series("b", 2, 0);
+    ad_series *a = make_series("a", 2, 0), *b = make_series("b", 2, 0),
+              *e = make_series("e", 2, 0);
     int closed = 0;
 
     uv_loop_init(&loop);
     ck_assert_int_eq(ad_trainer_create(&loop, 1, 64, 4, done_cb, &c, &t), 0);
     ck_assert_int_eq(ad_trainer_submit(t, a), 0);
     ck_assert_int_eq(ad_trainer_submit(t, b), 0);
+    ck_assert_int_eq(ad_trainer_submit(t, e), 0);
     ad_trainer_close(t, closed_cb, &closed);
-    ck_assert_int_eq(b->queued, 0);
+    ck_assert_int_eq(e->queued, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(closed, 1);
-    ck_assert_int_eq(c.n, 1);
+    ck_assert_int_eq(c.n, 2);
     ck_assert_ptr_eq(c.order[0], a);
+    ck_assert_ptr_eq(c.order[1], b);
+    ck_assert_uint_eq(ad_detector_get_stats(e->det)->trainings, 0);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
     ad_series_free(a);
     ad_series_free(b);
+    ad_series_free(e);
 }
 END_TEST
 
@@ -308,8 +322,13 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
+    SRunner *sr;
     int failed;
+
+    /* As the daemon runs it (main sets it to training.threads): one worker, so the jobs
+     * handed to the pool finish in the order they were handed. */
+    setenv("UV_THREADPOOL_SIZE", "1", 1);
+    sr = srunner_create(suite());
 
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
