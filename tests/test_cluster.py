@@ -10,7 +10,9 @@ What it shows, with the real binaries:
   - an instance killed with SIGKILL: what the relay does with its series' points while it
     is away (measured and printed; only what carbon-c-relay guarantees is asserted:
     nothing goes to another member);
-  - anomalyctl status/series against the three addresses at once.
+  - anomalyctl status/series against the three addresses at once;
+  - a fourth member added (relay reloaded with SIGHUP): only its share of the series
+    moves, all of it to the new member, where those series start afresh.
 
 The hash is fnv1a_ch with an explicit instance key per member (HOST:PORT=KEY) and no
 `dynamic`: placement depends on the keys alone, so a member that restarts (even on
@@ -440,6 +442,54 @@ class Cluster(unittest.TestCase):
                            capture_output=True, text=True, env=env, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("127.0.0.1:%d" % self.member(self.where[k]).http, r.stdout)
+
+
+    def test_5_adding_a_member_moves_only_its_share(self):
+        keys = [key(i) for i in range(NSERIES)]
+        before = {m.name: self.samples(m) for m in self.members}
+        d = Member("anomalyd-d")
+        d.start()
+        type(self).members = self.members + [d]
+        self.relay.members = self.members
+        with open(self.relay.conf, "w") as f:
+            f.write(self.relay.config_text(self.relay.port))
+        self.relay.proc.send_signal(signal.SIGHUP)  # carbon-c-relay reloads its config
+        wait_for(lambda: "SIGHUP handler complete" in self.relay.text(), 20, "the reload")
+        predicted = self.relay.predict(keys)
+        moved = {k for k in keys if predicted[k] != self.where[k]}
+        print("\nadding a fourth member moved %d of %d series" % (len(moved), NSERIES))
+        # consistent hashing: only the new member's share moves, none between old members
+        self.assertEqual({predicted[k] for k in moved}, {"anomalyd-d"})
+        self.assertGreater(len(moved), NSERIES // 10)
+        self.assertLess(len(moved), NSERIES // 2)
+        self.tick(keys, 1)
+        wait_for(lambda: d.keys() == moved, 60, "the moved series on anomalyd-d")
+        for k in moved:  # they start afresh there
+            wait_for(lambda: d.d.series(k)["samples"] == 1, 30, k)
+            self.assertTrue(d.d.series(k)["warming_up"], k)
+        # the others got their point where they were; the moved ones' old copies are no
+        # longer fed (series_ttl evicts them)
+        for m in self.members[:3]:
+            mine = {k for k, n in self.where.items() if n == m.name}
+            self.assertEqual(m.keys(), mine)
+            wait_for(lambda: all(self.samples(m)[k] == before[m.name][k] + 1
+                                 for k in mine - moved), 60, "%s fed" % m.name)
+            now = self.samples(m)
+            for k in mine & moved:
+                self.assertEqual(now[k], before[m.name][k], k)
+            self.assertEqual(m.d.metric("anomalyd_values_refused_total",
+                                        reason="time_backwards"), 0, m.name)
+        # anomalyctl finds the live copy and names the stale one
+        k = sorted(moved)[0]
+        addrs = ",".join("127.0.0.1:%d" % m.http for m in self.members)
+        r = subprocess.run([ANOMALYCTL, "series", "show", k, "--http", addrs],
+                           capture_output=True, text=True, timeout=60,
+                           env={e: v for e, v in os.environ.items()
+                                if not e.startswith("ANOMALYD_")})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("instance    127.0.0.1:%d\n" % d.http, r.stdout)
+        self.assertIn("%s is also on 127.0.0.1:%d" % (k, self.member(self.where[k]).http),
+                      r.stderr)
 
 
 if __name__ == "__main__":
