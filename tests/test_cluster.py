@@ -23,7 +23,6 @@ Skipped with a message when carbon-c-relay is not installed (scripts/setup insta
 Python stdlib only.
 """
 import collections
-import json
 import math
 import os
 import re
@@ -99,8 +98,7 @@ class Member:
         self.http = self.d.port("http")
 
     def stop(self, sig=signal.SIGTERM):
-        code = self.d.stop(sig)
-        return code
+        return self.d.stop(sig)
 
     def keys(self):
         status, body = self.d.json("/api/v1/series?match=*&limit=100000")
