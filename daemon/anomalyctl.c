@@ -367,9 +367,11 @@ int main(int argc, char **argv)
                 "  status    what a running anomalyd is doing (anomalyctl status --help)\n"
                 "  series    its series as a table; series show KEY: one, with sparklines\n"
                 "  replay    send a timestamp,value CSV to a listener (anomalyctl replay --help)\n"
-                "\nstatus and series take --http HOST:PORT ($ANOMALYD_HTTP, 127.0.0.1:8080)\n"
-                "and --token T ($ANOMALYD_TOKEN). Exit status: 0, 1 on runtime errors (the\n"
-                "daemon not running, ...), 2 on usage errors.\n");
+                "\nstatus and series take --http HOST:PORT ($ANOMALYD_HTTP, 127.0.0.1:8080),\n"
+                "or a comma-separated list of them to ask every instance of a cluster\n"
+                "(docs/SCALING.md), and --token T ($ANOMALYD_TOKEN). Exit status: 0, 1 on\n"
+                "runtime errors (the daemon not running; with several instances: none\n"
+                "answered), 2 on usage errors.\n");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "score"))

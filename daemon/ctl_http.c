@@ -352,12 +352,22 @@ void ad_ctl_http_resp_free(ad_ctl_http_resp *r)
 int ad_ctl_http_get_json(const ad_ctl_http_opts *o, const char *path, cJSON **out, char *err,
                          size_t errlen)
 {
+    int status;
+
+    return ad_ctl_http_get_json_status(o, path, out, &status, err, errlen);
+}
+
+int ad_ctl_http_get_json_status(const ad_ctl_http_opts *o, const char *path, cJSON **out,
+                                int *status, char *err, size_t errlen)
+{
     ad_ctl_http_resp resp;
     cJSON *j;
     int r = ad_ctl_http_get(o, path, &resp, err, errlen);
 
+    *status = 0;
     if (r < 0)
         return r;
+    *status = resp.status;
     j = cJSON_ParseWithLength(resp.body, resp.body_len);
     if (resp.status != 200) {
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
@@ -406,4 +416,72 @@ int ad_ctl_url_escape(const char *s, char *out, size_t outcap)
     }
     out[n] = '\0';
     return 0;
+}
+
+void ad_ctl_addrs_free(ad_ctl_addrs *a)
+{
+    free(a->v);
+    free(a->buf);
+    memset(a, 0, sizeof(*a));
+}
+
+int ad_ctl_addrs_parse(ad_ctl_addrs *a, const char *list, const char *what, char *err,
+                       size_t errlen)
+{
+    char host[256], port[16];
+    size_t cap = 1;
+    char *p;
+    int r;
+
+    memset(a, 0, sizeof(*a));
+    for (const char *c = list; *c; c++)
+        cap += *c == ',';
+    if (cap > AD_CTL_MAX_INSTANCES) {
+        snprintf(err, errlen, "%s takes at most %d addresses, got %zu", what,
+                 AD_CTL_MAX_INSTANCES, cap);
+        return -AD_EINVAL;
+    }
+    a->buf = strdup(list);
+    a->v = calloc(cap, sizeof(*a->v));
+    if (!a->buf || !a->v) {
+        ad_ctl_addrs_free(a);
+        snprintf(err, errlen, "out of memory");
+        return -AD_ENOMEM;
+    }
+    p = a->buf;
+    for (;;) {
+        char *comma = strchr(p, ','), *end;
+
+        if (comma)
+            *comma = '\0';
+        while (*p == ' ' || *p == '\t')
+            p++;
+        end = p + strlen(p);
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (!*p) {
+            snprintf(err, errlen, "%s: an empty address in '%s' (HOST:PORT,HOST:PORT,...)",
+                     what, list);
+            r = -AD_EINVAL;
+            goto fail;
+        }
+        r = ad_ctl_split_address(p, what, host, sizeof(host), port, sizeof(port), err,
+                                 errlen);
+        if (r < 0)
+            goto fail;
+        for (int i = 0; i < a->n; i++)
+            if (!strcmp(a->v[i], p)) {
+                snprintf(err, errlen, "%s names %s twice", what, p);
+                r = -AD_EINVAL;
+                goto fail;
+            }
+        a->v[a->n++] = p;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return 0;
+fail:
+    ad_ctl_addrs_free(a);
+    return r;
 }

@@ -22,11 +22,30 @@
 #define AD_CTL_MAX_BODY (64u << 20)   /* bytes of a response body kept at most */
 
 /* The HTTP settings every command takes: --http HOST:PORT (else $ANOMALYD_HTTP, else
- * AD_CTL_HTTP_DEFAULT) and --token T (else $ANOMALYD_TOKEN, else none). */
+ * AD_CTL_HTTP_DEFAULT) and --token T (else $ANOMALYD_TOKEN, else none). The token is the
+ * same for every instance of a list (ad_ctl_addrs). */
 typedef struct ad_ctl_http_opts {
     const char *address; /* HOST:PORT */
     const char *token;   /* NULL or "" for none */
 } ad_ctl_http_opts;
+
+/* Several instances of a cluster (docs/SCALING.md): --http and $ANOMALYD_HTTP take a
+ * comma-separated list of HOST:PORT. v[0..n) point into buf (one allocation each). */
+#define AD_CTL_MAX_INSTANCES 256
+
+typedef struct ad_ctl_addrs {
+    int n;
+    char **v;
+    char *buf;
+} ad_ctl_addrs;
+
+/* Splits list at commas (spaces around an address are ignored) and checks each address
+ * with ad_ctl_split_address. An empty entry, a repeated address or more than
+ * AD_CTL_MAX_INSTANCES are errors. Returns 0 (free *a with ad_ctl_addrs_free), or
+ * -AD_EINVAL / -AD_ENOMEM with a message naming `what`; *a is then empty. */
+int ad_ctl_addrs_parse(ad_ctl_addrs *a, const char *list, const char *what, char *err,
+                       size_t errlen);
+void ad_ctl_addrs_free(ad_ctl_addrs *a);
 
 /* Fills o from the environment (then the command's options override). */
 void ad_ctl_http_opts_init(ad_ctl_http_opts *o);
@@ -63,6 +82,11 @@ void ad_ctl_http_resp_free(ad_ctl_http_resp *r);
  * ad_err. */
 int ad_ctl_http_get_json(const ad_ctl_http_opts *o, const char *path, cJSON **out, char *err,
                          size_t errlen);
+
+/* The same, and *status is the HTTP status when an answer came (0 when none did): a
+ * cluster query tells "not on this instance" (404) from "this instance is down". */
+int ad_ctl_http_get_json_status(const ad_ctl_http_opts *o, const char *path, cJSON **out,
+                                int *status, char *err, size_t errlen);
 
 /* Percent-encodes s for a URL path segment or query value (unreserved bytes kept) into
  * out (outcap bytes). Returns 0 or -AD_EFULL. */

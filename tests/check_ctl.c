@@ -1,6 +1,7 @@
 /*
  * check_ctl.c - anomalyctl's pure pieces: sparklines (ctl_spark.c), CSV rows (csv.c),
- * replay's protocol lines (ctl_replay.c), HOST:PORT and URL escaping (ctl_http.c).
+ * replay's protocol lines (ctl_replay.c), HOST:PORT, lists of them (a cluster's
+ * instances) and URL escaping (ctl_http.c).
  * The commands themselves run against the real daemon in test_ctl.py.
  */
 #include <check.h>
@@ -138,6 +139,54 @@ START_TEST(test_addresses)
 }
 END_TEST
 
+START_TEST(test_address_lists)
+{
+    ad_ctl_addrs a;
+    char err[512];
+
+    ck_assert_int_eq(ad_ctl_addrs_parse(&a, "127.0.0.1:8080", "--http", err, sizeof(err)), 0);
+    ck_assert_int_eq(a.n, 1);
+    ck_assert_str_eq(a.v[0], "127.0.0.1:8080");
+    ad_ctl_addrs_free(&a);
+    ck_assert_int_eq(ad_ctl_addrs_parse(&a, "h1:1, [::1]:2 ,\th3:3", "--http", err,
+                                        sizeof(err)), 0);
+    ck_assert_int_eq(a.n, 3);
+    ck_assert_str_eq(a.v[0], "h1:1");
+    ck_assert_str_eq(a.v[1], "[::1]:2");
+    ck_assert_str_eq(a.v[2], "h3:3");
+    ad_ctl_addrs_free(&a);
+    ck_assert_int_eq(a.n, 0);
+    ck_assert_ptr_null(a.v);
+
+    struct { const char *list, *why; } bad[] = {
+        {"", "an empty address"},        {",", "an empty address"},
+        {"h:1,", "an empty address"},    {"h:1, ,h:2", "an empty address"},
+        {"h:1,h", "--http takes HOST:PORT"}, {"h:1,h:0", "--http takes HOST:PORT"},
+        {"h:1,h:2,h:1", "--http names h:1 twice"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        ck_assert_int_eq(ad_ctl_addrs_parse(&a, bad[i].list, "--http", err, sizeof(err)),
+                         -AD_EINVAL);
+        ck_assert_msg(strstr(err, bad[i].why), "%s: %s", bad[i].list, err);
+        ck_assert_int_eq(a.n, 0);
+        ck_assert_ptr_null(a.v);
+        ck_assert_ptr_null(a.buf);
+    }
+    /* at most AD_CTL_MAX_INSTANCES */
+    char big[AD_CTL_MAX_INSTANCES * 16 + 16];
+    size_t n = 0;
+    for (int i = 0; i < AD_CTL_MAX_INSTANCES; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "%sh:%d", i ? "," : "", i + 1);
+    ck_assert_int_eq(ad_ctl_addrs_parse(&a, big, "--http", err, sizeof(err)), 0);
+    ck_assert_int_eq(a.n, AD_CTL_MAX_INSTANCES);
+    ck_assert_str_eq(a.v[AD_CTL_MAX_INSTANCES - 1], "h:256");
+    ad_ctl_addrs_free(&a);
+    snprintf(big + n, sizeof(big) - n, ",h:9999");
+    ck_assert_int_eq(ad_ctl_addrs_parse(&a, big, "--http", err, sizeof(err)), -AD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "at most 256 addresses"));
+}
+END_TEST
+
 START_TEST(test_url_escape)
 {
     char out[64];
@@ -166,6 +215,7 @@ static Suite *suite(void)
     tc = tcase_create("http");
     tcase_add_test(tc, test_addresses);
     tcase_add_test(tc, test_url_escape);
+    tcase_add_test(tc, test_address_lists);
     suite_add_tcase(s, tc);
     return s;
 }

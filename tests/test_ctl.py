@@ -286,6 +286,128 @@ class Errors(unittest.TestCase):
             shutil.rmtree(tmp)
 
 
+class Cluster(unittest.TestCase):
+    """Several instances at once (--http A,B,C): two daemons and an address where nothing
+    listens. The relay in front of a real cluster is test_cluster.py's."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ds = [Daemon(), Daemon()]
+        for d in cls.ds:
+            d.start()
+        cls.https = ["127.0.0.1:%d" % d.port("http") for d in cls.ds]
+        cls.dead = "127.0.0.1:%d" % free_port()
+        a, b = cls.ds
+        a.send_tcp("graphite", "cl.a1 1 %d\ncl.a2 2 %d\ncl.both 5 %d\n" % (T0, T0, T0))
+        a.wait(lambda: a.series("cl.both"), what="cl.both on a")
+        time.sleep(1.1)  # b sees cl.both after a did (last_seen is the receipt time)
+        b.send_tcp("graphite", "cl.b1 3 %d\ncl.both 6 %d\ncl.both 7 %d\n"
+                   % (T0, T0 + 60, T0 + 120))
+        a.wait(lambda: a.series("cl.both"), what="cl.both on a")
+        b.wait(lambda: (b.series("cl.both") or {}).get("samples") == 2, what="cl.both on b")
+
+    @classmethod
+    def tearDownClass(cls):
+        for d in cls.ds:
+            d.stop()
+            d.__exit__(None, None, None)
+
+    def test_status_per_instance_and_totals(self):
+        addrs = ",".join(self.https + [self.dead])
+        code, out, err = ctl("status", "--http", addrs)
+        self.assertEqual(code, 0, err)  # some answered
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split()[:4], ["INSTANCE", "VERSION", "UPTIME", "SERIES"])
+        rows = {l.split()[0]: l for l in lines[1:]}
+        for h in self.https:
+            self.assertRegex(rows[h], r"^\S+ +\S+ +\d+s +\d+ +\d+ ")
+        self.assertIn("unreachable: cannot connect to %s" % self.dead, rows[self.dead])
+        self.assertIn("Connection refused", rows[self.dead])
+        self.assertIn("cannot connect to %s" % self.dead, err)
+        total = rows["total"].split()
+        self.assertEqual(total[1], "2/3")
+        want = sum(d.json("/api/v1/status")[1]["series"] for d in self.ds)
+        self.assertEqual(int(total[2]), want)
+        self.assertIn("1 of 3 instances did not answer", out)
+        # the list in the environment, spaces allowed around the commas
+        code, out, _ = ctl("status", env={"ANOMALYD_HTTP": " , ".join(self.https)})
+        self.assertEqual(code, 0)
+        self.assertIn("total 2/2", out)
+        # none answered: 1
+        code, out, err = ctl("status", "--http", self.dead + ",127.0.0.1:%d" % free_port())
+        self.assertEqual(code, 1)
+        self.assertIn("total 0/2", out)
+        self.assertEqual(err.count("cannot connect"), 2)
+        j = json.loads(ctl("status", "--json", "--http", addrs)[1])
+        self.assertEqual(j["answered"], 2)
+        self.assertEqual([i["address"] for i in j["instances"]], self.https + [self.dead])
+        self.assertIn("series", j["instances"][0]["status"])
+        self.assertIn("cannot connect", j["instances"][2]["error"])
+
+    def test_series_merged(self):
+        a, b = self.https
+        code, out, err = ctl("series", "--match", "cl.*", "--http", ",".join([a, self.dead, b]))
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(), ["INSTANCE", "KEY", "SAMPLES", "ANOMALIES", "VALUE",
+                                            "PREDICTION", "SCORE", "STATE"])
+        rows = [l.split()[:3] for l in lines[1:] if l.startswith("127.")]
+        self.assertEqual(rows, [[a, "cl.a1", "1"], [a, "cl.a2", "1"], [b, "cl.b1", "1"],
+                                [a, "cl.both", "1"], [b, "cl.both", "2"]])
+        self.assertIn("cannot connect to %s" % self.dead, err)
+        self.assertIn("1 of 3 instances did not answer", out)
+        # --limit applies to the merged table, the total is every instance's
+        code, out, _ = ctl("series", "--match", "cl.*", "--limit", "2", "--http", a + "," + b)
+        self.assertEqual(code, 0)
+        self.assertEqual([l.split()[1] for l in out.splitlines()[1:3]], ["cl.a1", "cl.a2"])
+        self.assertIn("(2 of 5 series; --limit shows more)", out)
+        j = json.loads(ctl("series", "--json", "--match", "cl.*", "--http", a + "," + b)[1])
+        self.assertEqual(j["total"], 5)
+        self.assertEqual([(s["instance"], s["key"]) for s in j["series"]],
+                         [(a, "cl.a1"), (a, "cl.a2"), (b, "cl.b1"), (a, "cl.both"),
+                          (b, "cl.both")])
+        self.assertEqual([i["address"] for i in j["instances"]], [a, b])
+        # one address: the table without INSTANCE, as before
+        out = ctl("series", "--match", "cl.*", "--http", a)[1]
+        self.assertEqual(out.split()[0], "KEY")
+        # none answered: 1
+        code, _, err = ctl("series", "--http", self.dead + ",127.0.0.1:%d" % free_port())
+        self.assertEqual(code, 1)
+        self.assertEqual(err.count("cannot connect"), 2)
+
+    def test_series_show_finds_the_instance(self):
+        a, b = self.https
+        code, out, err = ctl("series", "show", "cl.b1", "--http", ",".join([self.dead, a, b]))
+        self.assertEqual(code, 0, err)
+        self.assertTrue(out.startswith("cl.b1  (graphite, "), out)
+        self.assertIn("instance    %s\n" % b, out)
+        self.assertIn("cannot connect to %s" % self.dead, err)
+        j = json.loads(ctl("series", "show", "cl.a1", "--json", "--http", a + "," + b)[1])
+        self.assertEqual((j["key"], j["instance"]), ("cl.a1", a))
+        # on two instances (it moved): the one seen last, the other named
+        code, out, err = ctl("series", "show", "cl.both", "--http", a + "," + b)
+        self.assertEqual(code, 0, err)
+        self.assertIn("instance    %s\n" % b, out)
+        self.assertIn("cl.both is also on %s" % a, err)
+        code, out, err = ctl("series", "show", "no.such", "--http", a + "," + b)
+        self.assertEqual(code, 1)
+        self.assertIn("no such series 'no.such' on any of the 2 instances", err)
+        code, out, err = ctl("series", "show", "no.such", "--http", a + "," + self.dead)
+        self.assertEqual(code, 1)
+        self.assertIn("on the 1 of 2 instances that answered", err)
+        self.assertIn("cannot connect to %s" % self.dead, err)
+
+    def test_bad_lists(self):
+        a = self.https[0]
+        for bad, why in ((a + ",", "an empty address"), (",", "an empty address"),
+                         (a + ",nonsense", "--http takes HOST:PORT"),
+                         (a + "," + a, "names %s twice" % a)):
+            code, _, err = ctl("series", "--http", bad)
+            self.assertEqual(code, 2, bad)
+            self.assertIn(why, err)
+        self.assertEqual(ctl("status", env={"ANOMALYD_HTTP": a + ",,x:1"})[0], 2)
+
+
 NAB_DATA = os.environ.get("AD_NAB_DATA", "/work/shared/nab/data")
 
 
