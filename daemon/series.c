@@ -3,13 +3,26 @@
  */
 #include "series.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Open addressing with linear probing: each slot holds a series' hash beside its pointer,
+ * so a lookup touches a series only when the full hash matches. A removed series leaves a
+ * tombstone (so iteration and removal mix safely); tombstones go when the array is
+ * rebuilt (growth, or when they pass a quarter of it at an add). */
+typedef struct slot {
+    uint64_t hash;
+    ad_series *s; /* NULL: empty; TOMB: removed */
+} slot;
+
+#define TOMB ((ad_series *)(uintptr_t)1)
+
 struct ad_series_table {
-    ad_series **buckets; /* nbuckets chains */
-    size_t nbuckets;     /* a power of two */
-    size_t size;
+    slot *slots;     /* cap slots */
+    size_t cap;      /* a power of two */
+    size_t size;     /* series held */
+    size_t tombs;    /* tombstones */
     size_t max;
 };
 
@@ -30,9 +43,9 @@ int ad_series_table_create(size_t max_series, ad_series_table **out)
 
     if (!t)
         return -AD_ENOMEM;
-    t->nbuckets = 1024;
-    t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-    if (!t->buckets) {
+    t->cap = 1024;
+    t->slots = calloc(t->cap, sizeof(*t->slots));
+    if (!t->slots) {
         free(t);
         return -AD_ENOMEM;
     }
@@ -45,17 +58,10 @@ void ad_series_table_free(ad_series_table *t)
 {
     if (!t)
         return;
-    for (size_t b = 0; b < t->nbuckets; b++) {
-        ad_series *s = t->buckets[b];
-
-        while (s) {
-            ad_series *next = s->next;
-
-            ad_series_free(s);
-            s = next;
-        }
-    }
-    free(t->buckets);
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].s && t->slots[i].s != TOMB)
+            ad_series_free(t->slots[i].s);
+    free(t->slots);
     free(t);
 }
 
@@ -77,47 +83,57 @@ void ad_series_table_set_max(ad_series_table *t, size_t max_series)
 ad_series *ad_series_table_find(ad_series_table *t, const char *key, size_t len)
 {
     uint64_t h = fnv1a(key, len);
+    size_t mask = t->cap - 1;
 
-    for (ad_series *s = t->buckets[h & (t->nbuckets - 1)]; s; s = s->next)
-        if (s->hash == h && s->key_len == len && !memcmp(s->key, key, len))
-            return s;
-    return NULL;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        slot *sl = &t->slots[i];
+
+        if (!sl->s)
+            return NULL;
+        if (sl->hash == h && sl->s != TOMB && sl->s->key_len == len &&
+            !memcmp(sl->s->key, key, len))
+            return sl->s;
+    }
 }
 
-/* Doubles the bucket array; on allocation failure the table stays as it was (longer
- * chains, still correct). */
-static void grow(ad_series_table *t)
+/* Rebuilds the slot array with cap slots (no tombstones). -AD_ENOMEM leaves it as it
+ * was. */
+static int rebuild(ad_series_table *t, size_t cap)
 {
-    size_t n = t->nbuckets * 2;
-    ad_series **b = calloc(n, sizeof(*b));
+    slot *n = calloc(cap, sizeof(*n));
 
-    if (!b)
-        return;
-    for (size_t i = 0; i < t->nbuckets; i++) {
-        ad_series *s = t->buckets[i];
+    if (!n)
+        return -AD_ENOMEM;
+    for (size_t i = 0; i < t->cap; i++) {
+        ad_series *s = t->slots[i].s;
+        size_t j;
 
-        while (s) {
-            ad_series *next = s->next;
-            size_t j = s->hash & (n - 1);
-
-            s->next = b[j];
-            b[j] = s;
-            s = next;
-        }
+        if (!s || s == TOMB)
+            continue;
+        for (j = s->hash & (cap - 1); n[j].s; j = (j + 1) & (cap - 1))
+            ;
+        n[j].hash = s->hash;
+        n[j].s = s;
     }
-    free(t->buckets);
-    t->buckets = b;
-    t->nbuckets = n;
+    free(t->slots);
+    t->slots = n;
+    t->cap = cap;
+    t->tombs = 0;
+    return 0;
 }
 
 int ad_series_table_add(ad_series_table *t, const char *key, size_t len, int recent_cap,
                         ad_series **out)
 {
     ad_series *s;
-    size_t b;
+    size_t i, mask;
 
     if (t->size >= t->max)
         return -AD_EFULL;
+    /* at most half full, tombstones included, so probes stay short */
+    if (2 * (t->size + t->tombs + 1) > t->cap &&
+        rebuild(t, 2 * (t->size + 1) > t->cap ? 2 * t->cap : t->cap) < 0)
+        return -AD_ENOMEM;
     s = calloc(1, sizeof(*s));
     if (!s)
         return -AD_ENOMEM;
@@ -135,11 +151,13 @@ int ad_series_table_add(ad_series_table *t, const char *key, size_t len, int rec
     s->key_len = len;
     s->hash = fnv1a(key, len);
     s->rule = -1;
-    if (t->size + 1 > t->nbuckets)
-        grow(t);
-    b = s->hash & (t->nbuckets - 1);
-    s->next = t->buckets[b];
-    t->buckets[b] = s;
+    mask = t->cap - 1;
+    for (i = s->hash & mask; t->slots[i].s && t->slots[i].s != TOMB; i = (i + 1) & mask)
+        ;
+    if (t->slots[i].s == TOMB)
+        t->tombs--;
+    t->slots[i].hash = s->hash;
+    t->slots[i].s = s;
     t->size++;
     *out = s;
     return 0;
@@ -153,12 +171,12 @@ out_free_series:
 
 void ad_series_table_remove(ad_series_table *t, ad_series *s)
 {
-    ad_series **pp = &t->buckets[s->hash & (t->nbuckets - 1)];
+    size_t mask = t->cap - 1;
 
-    for (; *pp; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            s->next = NULL;
+    for (size_t i = s->hash & mask; t->slots[i].s; i = (i + 1) & mask) {
+        if (t->slots[i].s == s) {
+            t->slots[i].s = TOMB;
+            t->tombs++;
             t->size--;
             return;
         }
@@ -173,13 +191,13 @@ void ad_series_iter_start(ad_series_iter *it)
 
 ad_series *ad_series_iter_next(ad_series_table *t, ad_series_iter *it)
 {
-    ad_series *s = it->next;
+    while (it->bucket < t->cap) {
+        ad_series *s = t->slots[it->bucket++].s;
 
-    while (!s && it->bucket < t->nbuckets)
-        s = t->buckets[it->bucket++];
-    if (s)
-        it->next = s->next;
-    return s;
+        if (s && s != TOMB)
+            return s;
+    }
+    return NULL;
 }
 
 void ad_series_free(ad_series *s)

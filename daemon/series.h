@@ -2,7 +2,8 @@
  * series.h - the series table: canonical key -> series, and what the daemon keeps per
  * series besides its detector (recent points for the API, counters, training state).
  *
- * A hash table with chaining (FNV-1a over the key), grown by doubling; at most
+ * A hash table with open addressing (FNV-1a over the key, the hash kept beside each
+ * pointer), grown by doubling; at most
  * max_series entries (ad_series_table_add refuses beyond, counted by the caller). Keys
  * are copied. The table does not free detectors: the caller owns a series' contents and
  * calls ad_series_free when it is done with one (after an eviction, possibly later,
@@ -32,7 +33,6 @@ typedef struct ad_series {
     char *key;            /* NUL-terminated, owned */
     size_t key_len;
     uint64_t hash;
-    struct ad_series *next; /* hash chain */
 
     ad_detector *det;     /* owned by the daemon; NULL for a family's training entry */
     struct ad_fam *family; /* the shared family it belongs to, or NULL */
@@ -81,8 +81,8 @@ void ad_series_table_remove(ad_series_table *t, ad_series *s);
 /* Iteration over every series, in no particular order. The table must not gain series
  * during an iteration; removing the series just returned is fine. */
 typedef struct ad_series_iter {
-    size_t bucket;         /* next bucket to visit */
-    ad_series *next;       /* next series in the current chain */
+    size_t bucket;         /* next slot to visit */
+    ad_series *next;       /* unused */
 } ad_series_iter;
 
 void ad_series_iter_start(ad_series_iter *it);
