@@ -1,5 +1,6 @@
 /*
- * api.c - the HTTP API's routes: metrics, health, status, series, anomalies, /write.
+ * api.c - the HTTP API's routes: metrics, health, status, series, anomalies, /write,
+ * /api/v1/write (Prometheus remote write, promrw.c).
  */
 #include "api.h"
 
@@ -14,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plot.h"
+#include "promrw.h"
 #include "proto_influx.h"
 
 #define JSON "application/json"
@@ -416,6 +418,13 @@ void ad_api_handle(void *ctx, const ad_http_req *req, ad_http_conn *conn)
     if (!authorised(d, req)) {
         ad_http_respond(conn, 401, JSON, "WWW-Authenticate: Bearer\r\n",
                         "{\"error\":\"a bearer token is required\"}", 38);
+        return;
+    }
+    if (!strcmp(path, "/api/v1/write")) { /* Prometheus remote write (promrw.h) */
+        if (strcmp(req->method, "POST"))
+            respond_error(conn, 405, "method not allowed");
+        else
+            ad_promrw_handle(d, req, conn);
         return;
     }
     if (!strcmp(path, "/write")) {

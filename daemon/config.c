@@ -24,6 +24,7 @@
 
 #include "net.h" /* enum ad_err */
 #include "proto_influx.h"
+#include "relabel.h"
 
 /* ---- names of the enums the file spells out ---- */
 
@@ -37,6 +38,12 @@ static const char *const model_names[] = {"predict", "seq2seq"};
 const char *ad_log_level_name(int level)
 {
     return NAME_AT(log_level_names, level);
+}
+
+/* The protocols a socket listener speaks (prometheus comes over HTTP only). */
+static const char *listener_proto_name(int i)
+{
+    return i < AD_PROTO_PROMETHEUS ? ad_proto_name(i) : NULL;
 }
 
 static const char *transport_name(int i)
@@ -77,7 +84,8 @@ enum ktype {
     K_SECTION,   /* a map of the keys in sub, into the same struct */
     K_LISTENERS, /* the list of listeners */
     K_DETECTOR,  /* the `defaults` map of detector keys */
-    K_SERIES     /* the list of per-series rules */
+    K_SERIES,    /* the list of per-series rules */
+    K_PATTERNS   /* ad_patterns: a list of relabel.h patterns */
 };
 
 /* A map's keys are applied in passes: F_EARLY ones first (scorer, which resets the
@@ -156,6 +164,13 @@ static const ad_key store_keys[] = {
     DBL("checkpoint_interval", C, store_interval, 1, 86400, "60"),
     END};
 
+static const ad_key prometheus_keys[] = {
+    {"include", K_PATTERNS, OFF(C, prom_include, ad_patterns), 0, 0, 0, 0, NULL, NULL, NULL},
+    {"exclude", K_PATTERNS, OFF(C, prom_exclude, ad_patterns), 0, 0, 0, 0, NULL, NULL, NULL},
+    {"rate", K_PATTERNS, OFF(C, prom_rate, ad_patterns), 0, 0, 0, 0, NULL, NULL, NULL},
+    SIZE("max_decoded", C, prom_max_decoded, 1024, 1073741824, "33554432"),
+    END};
+
 static const ad_key top_keys[] = {
     ENUM("log_level", C, log_level, ad_log_level_name, 0, "info"),
     SIZE("max_series", C, max_series, 1, 100000000, "100000"),
@@ -170,6 +185,7 @@ static const ad_key top_keys[] = {
     SPECIAL("events", K_SECTION, 0, events_keys),
     SPECIAL("training", K_SECTION, 0, training_keys),
     SPECIAL("store", K_SECTION, 0, store_keys),
+    SPECIAL("prometheus", K_SECTION, 0, prometheus_keys),
     SPECIAL("defaults", K_DETECTOR, F_LATE, NULL),
     SPECIAL("series", K_SERIES, F_LAST, NULL),
     END};
@@ -640,6 +656,61 @@ static int apply_features(walk *w, const yaml_node_t *n, unsigned *out, const ch
     return 0;
 }
 
+/* Sets a pattern list from n strings (copied into one allocation); old one freed. */
+static int set_patterns(ad_patterns *out, const char *const *v, int n)
+{
+    size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(char *);
+    char **arr, *p;
+
+    for (int i = 0; i < n; i++)
+        bytes += strlen(v[i]) + 1;
+    arr = malloc(bytes);
+    if (!arr)
+        return -AD_ENOMEM;
+    p = (char *)(arr + (n > 0 ? n : 1));
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(v[i]) + 1;
+
+        memcpy(p, v[i], len);
+        arr[i] = p;
+        p += len;
+    }
+    free(out->v);
+    out->v = arr;
+    out->n = n;
+    return 0;
+}
+
+static int apply_patterns(walk *w, const yaml_node_t *n, ad_patterns *out, const char *path)
+{
+    const char *items[1024];
+    char msg[512];
+    int count = 0;
+
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail_at(w, n, "%s: expected a list of patterns ([] for none), got %s", path,
+                       node_kind(n));
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        yaml_node_t *v = node(w, *it);
+
+        if (v->type != YAML_SCALAR_NODE)
+            return fail_at(w, v, "%s: expected a pattern (a string), got %s", path, node_kind(v));
+        if (strlen(scalar(v)) != v->data.scalar.length)
+            return fail_at(w, v, "%s: contains a NUL byte", path);
+        if (count == (int)(sizeof(items) / sizeof(items[0])))
+            return fail_at(w, v, "%s: more than %d patterns", path, count);
+        if (ad_relabel_check(scalar(v), msg, sizeof(msg)) < 0)
+            return fail_at(w, v, "%s: %s (docs/PROMETHEUS.md has the syntax)", path, msg);
+        items[count++] = scalar(v);
+    }
+    if (set_patterns(out, items, count) < 0) {
+        snprintf(w->err, w->errlen, "%s: out of memory", w->name);
+        return -AD_ENOMEM;
+    }
+    return 0;
+}
+
 static int apply_value(walk *w, const ad_key *k, void *base, const yaml_node_t *v, const char *path)
 {
     char msg[512];
@@ -656,6 +727,8 @@ static int apply_value(walk *w, const ad_key *k, void *base, const yaml_node_t *
         return apply_defaults(w, v);
     case K_SERIES:
         return apply_series(w, v);
+    case K_PATTERNS:
+        return apply_patterns(w, v, (ad_patterns *)((char *)base + k->off), path);
     default:
         break;
     }
@@ -782,7 +855,7 @@ static int check_listener(walk *w, const yaml_node_t *m, int i, const char *path
     int net = l->transport != AD_TRANSPORT_UNIX;
 
     if (l->protocol < 0) {
-        choices_text(ad_proto_name, choices, sizeof(choices));
+        choices_text(listener_proto_name, choices, sizeof(choices));
         return fail_at(w, m, "%s: protocol is required (%s)", path, choices);
     }
     if (l->transport < 0)
@@ -793,6 +866,10 @@ static int check_listener(walk *w, const yaml_node_t *m, int i, const char *path
     if (!net && (lookup(w, m, "address", &k) || lookup(w, m, "port", &k)))
         return fail_at(w, k, "%s: %s is for tcp and udp listeners (this one is unix)", path,
                        scalar(k));
+    if (l->protocol == AD_PROTO_PROMETHEUS)
+        return fail_at(w, m, "%s: prometheus is not a socket protocol: Prometheus sends remote "
+                       "write to the HTTP API (remote_write url http://<http.address>:<http.port>"
+                       "/api/v1/write; see docs/PROMETHEUS.md)", path);
     if (l->protocol != AD_PROTO_INFLUX && lookup(w, m, "precision", &k))
         return fail_at(w, k, "%s: precision is for influx listeners (this one is %s)", path,
                        ad_proto_name(l->protocol));
@@ -891,6 +968,13 @@ int ad_config_defaults(ad_config *c)
     if (table_defaults(top_keys, c))
         return -AD_EINVAL;
     daemon_detector_defaults(&c->defaults);
+    {
+        static const char *const all[] = {"*"};
+
+        if (set_patterns(&c->prom_include, NULL, 0) < 0 ||
+            set_patterns(&c->prom_exclude, NULL, 0) < 0 || set_patterns(&c->prom_rate, all, 1) < 0)
+            return -AD_ENOMEM;
+    }
     c->listeners = calloc(NDEFAULT_LISTENERS, sizeof(*c->listeners));
     if (!c->listeners)
         return -AD_ENOMEM;
@@ -909,6 +993,13 @@ int ad_config_defaults(ad_config *c)
 
 void ad_config_free(ad_config *c)
 {
+    ad_patterns *lists[] = {&c->prom_include, &c->prom_exclude, &c->prom_rate};
+
+    for (int i = 0; i < 3; i++) {
+        free(lists[i]->v);
+        lists[i]->v = NULL;
+        lists[i]->n = 0;
+    }
     free(c->listeners);
     c->listeners = NULL;
     c->nlisteners = 0;

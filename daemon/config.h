@@ -50,6 +50,11 @@
  *     path: ./var/anomalyd.db  # the SQLite database (its directory must exist or be
  *                              # state_dir)
  *     checkpoint_interval: 60  # seconds between checkpoints of changed series, 1..86400
+ *   prometheus:                # remote write, POST /api/v1/write (docs/PROMETHEUS.md)
+ *     include: []              # patterns (relabel.h); empty: every series is modelled
+ *     exclude: []              # series any of these match are dropped (counted)
+ *     rate: ["*"]              # counters these match become per-second rates
+ *     max_decoded: 33554432    # bytes of protobuf one body may decode to, 1024..1073741824
  *   defaults:                  # detector settings for every series (models/)
  *     model: predict           # predict | seq2seq (an encoder-decoder)
  *     cell: lstm               # elman lstm peephole cifg gru gru_torch
@@ -106,6 +111,13 @@ typedef struct ad_series_rule {
     int line, column;     /* where the rule starts in the file (1-based) */
 } ad_series_rule;
 
+/* A list of patterns (prometheus.include ...): n strings, in one allocation with the
+ * array (free(v) frees all). */
+typedef struct ad_patterns {
+    char **v;
+    int n;
+} ad_patterns;
+
 typedef struct ad_config {
     char source[AD_PATH_MAX]; /* the file loaded ("" for defaults) */
     int log_level;            /* enum ad_log_level */
@@ -142,6 +154,11 @@ typedef struct ad_config {
     int store_enabled;              /* keep series' states in the SQLite store */
     char store_path[AD_PATH_MAX];   /* the database file */
     double store_interval;          /* seconds between checkpoints of changed series */
+
+    ad_patterns prom_include;       /* remote-write series to model (empty: all) */
+    ad_patterns prom_exclude;       /* remote-write series to drop */
+    ad_patterns prom_rate;          /* counters to turn into per-second rates */
+    size_t prom_max_decoded;        /* bytes a remote-write body may decode to */
 
     ad_detector_config defaults; /* for series no rule matches */
     ad_series_rule *rules;       /* nrules entries, owned, in file order */

@@ -836,6 +836,7 @@ void ad_daemon_free(ad_daemon *d)
     for (int i = 0; i < d->anomaly_len; i++)
         free(d->anomalies[(d->anomaly_head + i) % d->anomaly_cap].series);
     free(d->anomalies);
+    ad_promrw_free(d->promrw);
     ad_config_free(&d->cfg);
     free(d);
 }

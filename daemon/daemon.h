@@ -24,6 +24,7 @@
 #include "events.h"
 #include "http.h"
 #include "listener.h"
+#include "promrw.h"
 #include "sd.h"
 #include "series.h"
 #include "statsd_agg.h"
@@ -104,6 +105,9 @@ typedef struct ad_daemon {
                                        without a timestamp, and last_seen) */
     uint64_t lat_hist[AD_LAT_BUCKETS]; /* per bucket (not cumulative) */
     double lat_sum;                 /* seconds */
+
+    ad_promrw *promrw;              /* Prometheus remote write (promrw.h): NULL until the
+                                       first POST /api/v1/write */
 } ad_daemon;
 
 /* Upper bound of latency bucket i in seconds (the last is +Inf). */

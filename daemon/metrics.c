@@ -160,6 +160,130 @@ static void per_series(buf *b, const ad_daemon *d, const char *name, const char 
     }
 }
 
+/* ---- Prometheus remote write: the counters, and per series its score with the labels
+ * it came with ---- */
+
+static void remote_write_counters(buf *b, const ad_daemon *d)
+{
+    static const char *const dropped[3] = {"excluded", "bad_series", "key_too_long"};
+    const ad_promrw_stats *st = ad_promrw_get_stats(d->promrw);
+
+    family(b, "anomalyd_remote_write_requests_total", "counter",
+           "Prometheus remote-write requests (POST /api/v1/write), by result.");
+    for (int r = 0; r < AD_PRW_NRESULTS; r++)
+        put(b, "anomalyd_remote_write_requests_total{result=\"%s\"} %llu\n",
+            ad_promrw_result_name(r), (unsigned long long)st->requests[r]);
+    family(b, "anomalyd_remote_write_samples_total", "counter",
+           "Remote-write samples, by what became of them (ingested, or why not).");
+    for (int o = 0; o < AD_PRW_NOUTCOMES; o++)
+        put(b, "anomalyd_remote_write_samples_total{result=\"%s\"} %llu\n",
+            ad_promrw_outcome_name(o), (unsigned long long)st->samples[o]);
+    family(b, "anomalyd_remote_write_series_dropped_total", "counter",
+           "Remote-write series dropped (each time one comes), by reason.");
+    for (int r = 0; r < 3; r++)
+        put(b, "anomalyd_remote_write_series_dropped_total{reason=\"%s\"} %llu\n", dropped[r],
+            (unsigned long long)st->series_dropped[r]);
+    scalar(b, "anomalyd_remote_write_decoded_bytes_total", "counter",
+           "Protobuf bytes decoded from remote-write bodies.", (double)st->decoded_bytes);
+    scalar(b, "anomalyd_remote_write_series", "gauge",
+           "Remote-write series whose state (last timestamp, rate) is kept.",
+           (double)st->series);
+}
+
+static int label_name_char(char c, int first)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           (!first && c >= '0' && c <= '9');
+}
+
+/* Original labels that cannot stay as they are on a gauge: source_metric (ours), le and
+ * quantile (promtool: only histograms and summaries have them). */
+static int renamed(const char *name, size_t n)
+{
+    return (n == 13 && !strncmp(name, "source_metric", 13)) || (n == 2 && !strncmp(name, "le", 2)) ||
+           (n == 8 && !strncmp(name, "quantile", 8));
+}
+
+/*
+ * The labels of a remote-write key name{a="1",...} as exposition labels with
+ * source_metric="name" added; an original source_metric, le or quantile label becomes
+ * exported_<name>, as Prometheus renames clashing labels. 0, or -1 when the key is not
+ * of that form (then nothing is written).
+ */
+static int put_rw_labels(buf *b, const char *key)
+{
+    const char *brace = strchr(key, '{'), *p;
+    size_t nlen = brace ? (size_t)(brace - key) : strlen(key), start = b->len;
+
+    if (!nlen)
+        return -1;
+    put(b, "{");
+    for (p = brace ? brace + 1 : NULL; p && *p != '}';) {
+        const char *name = p, *v;
+
+        if (!label_name_char(*p, 1))
+            goto out_bad;
+        while (label_name_char(*p, 0))
+            p++;
+        if (p[0] != '=' || p[1] != '"')
+            goto out_bad;
+        v = p + 2;
+        for (p = v; *p && *p != '"'; p++)
+            if (*p == '\\' && !*++p)
+                goto out_bad;
+        if (*p != '"')
+            goto out_bad;
+        put(b, "%s%.*s=\"%.*s\",", renamed(name, (size_t)(v - 2 - name)) ? "exported_" : "",
+            (int)(v - 2 - name), name, (int)(p - v), v);
+        p++;
+        if (*p == ',')
+            p++;
+        else if (*p != '}')
+            goto out_bad;
+    }
+    if (p && p[1])
+        goto out_bad;
+    put(b, "source_metric=\"%.*s\"}", (int)nlen, key);
+    return 0;
+
+out_bad:
+    if (!b->err) {
+        b->len = start;
+        b->p[start] = '\0';
+    }
+    return -1;
+}
+
+static double sv_anomalous(const ad_series *s)
+{
+    return s->have_last && s->last.flagged;
+}
+
+static void rw_series(buf *b, const ad_daemon *d, const char *name, const char *help,
+                      series_value_fn fn)
+{
+    ad_series_iter it;
+    ad_series *s;
+
+    family(b, name, "gauge", help);
+    ad_series_iter_start(&it);
+    while ((s = ad_series_iter_next(d->series, &it))) {
+        size_t start = b->len;
+
+        if (s->proto != AD_PROTO_PROMETHEUS)
+            continue;
+        put(b, "%s", name);
+        if (put_rw_labels(b, s->key) < 0) {
+            if (!b->err) {
+                b->len = start;
+                b->p[start] = '\0';
+            }
+            continue;
+        }
+        put_value(b, fn(s));
+    }
+}
+
 int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
 {
     buf b = {0};
@@ -369,6 +493,20 @@ int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
     per_series(&b, d, "anomalyd_series_bytes", "gauge",
                "Bytes the series holds: detector, network, history and recent points.",
                sv_bytes);
+    remote_write_counters(&b, d);
+    rw_series(&b, d, "anomaly_score",
+              "Anomaly score of the last value of a series Prometheus remote-wrote, [0, 1], "
+              "with its labels and source_metric (its metric name).",
+              sv_score);
+    rw_series(&b, d, "anomalous",
+              "1 when the last value of a remote-written series was flagged anomalous.",
+              sv_anomalous);
+    rw_series(&b, d, "anomaly_value",
+              "The last value anomalyd modelled for a remote-written series (a counter's "
+              "per-second rate when prometheus.rate says so).",
+              sv_value);
+    rw_series(&b, d, "anomaly_predicted",
+              "What the model predicted for that value.", sv_predicted);
     if (b.err) {
         free(b.p);
         return -AD_ENOMEM;

@@ -7,7 +7,10 @@
  * training queue depth, jobs, CPU seconds and a duration histogram, events published and
  * dropped, subscribers, HTTP requests, uptime, build info. Per series (label
  * series="<key>"): last score, value, prediction and error, anomalies total, warming up,
- * trainings total and bytes held. Counters end in _total; every family has HELP and
+ * trainings total and bytes held. Prometheus remote write: requests and samples by
+ * result, series dropped; per remote-written series anomaly_score, anomalous,
+ * anomaly_value and anomaly_predicted with the series' own labels plus
+ * source_metric="<name>" (docs/PROMETHEUS.md). Counters end in _total; every family has HELP and
  * TYPE lines, so `promtool check metrics` accepts it.
  */
 #ifndef AD_METRICS_H

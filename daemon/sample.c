@@ -50,7 +50,8 @@ int ad_parse_number(const char *p, size_t len, double *out)
     return 0;
 }
 
-static const char *const proto_names[AD_PROTO_N] = {"graphite", "influx", "statsd", "jsonl"};
+static const char *const proto_names[AD_PROTO_N] = {"graphite", "influx", "statsd", "jsonl",
+                                                    "prometheus"};
 
 const char *ad_proto_name(int proto)
 {

@@ -157,6 +157,16 @@ static void same_config(const ad_config *a, const ad_config *b)
     EQ_INT(store_enabled);
     EQ_STR(store_path);
     EQ_FLT(store_interval);
+    EQ_INT(prom_include.n);
+    EQ_INT(prom_exclude.n);
+    EQ_INT(prom_rate.n);
+    for (int i = 0; i < a->prom_rate.n; i++)
+        ck_assert_str_eq(a->prom_rate.v[i], b->prom_rate.v[i]);
+    for (int i = 0; i < a->prom_include.n; i++)
+        ck_assert_str_eq(a->prom_include.v[i], b->prom_include.v[i]);
+    for (int i = 0; i < a->prom_exclude.n; i++)
+        ck_assert_str_eq(a->prom_exclude.v[i], b->prom_exclude.v[i]);
+    EQ_INT(prom_max_decoded);
     same_detector(&a->defaults, &b->defaults);
     EQ_INT(nrules);
     for (int i = 0; i < a->nrules; i++) {
@@ -307,6 +317,7 @@ START_TEST(test_file_documents_every_key)
                                          "events: {zzzzzzzzzzzz: 1}\n",
                                          "training: {zzzzzzzzzzzz: 1}\n",
                                          "store: {zzzzzzzzzzzz: 1}\n",
+                                         "prometheus: {zzzzzzzzzzzz: 1}\n",
                                          "listeners: [{zzzzzzzzzzzz: 1}]\n",
                                          "defaults: {zzzzzzzzzzzz: 1}\n",
                                          "series: [{zzzzzzzzzzzz: 1}]\n"};
@@ -330,7 +341,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 15 + 2 + 6 + 5 + 3 + 3 + 6 + 37 + 40);
+    ck_assert_int_eq(nkeys, 16 + 2 + 6 + 5 + 3 + 3 + 4 + 6 + 37 + 40);
 }
 END_TEST
 
@@ -799,6 +810,40 @@ START_TEST(test_err_listeners)
 }
 END_TEST
 
+START_TEST(test_prometheus)
+{
+    ad_config c;
+
+    ck_assert_int_eq(ad_config_defaults(&c), 0);
+    ck_assert_int_eq(c.prom_include.n, 0);
+    ck_assert_int_eq(c.prom_exclude.n, 0);
+    ck_assert_int_eq(c.prom_rate.n, 1);
+    ck_assert_str_eq(c.prom_rate.v[0], "*");
+    ck_assert_uint_eq(c.prom_max_decoded, 33554432);
+    ad_config_free(&c);
+    ck_assert_ptr_null(c.prom_rate.v);
+    c = ok("prometheus:\n  include: [node_*, 'job=node', '{job=\"a,b\"}']\n"
+           "  exclude: ['go_*']\n  rate: []\n  max_decoded: 1024\n");
+    ck_assert_int_eq(c.prom_include.n, 3);
+    ck_assert_str_eq(c.prom_include.v[0], "node_*");
+    ck_assert_str_eq(c.prom_include.v[1], "job=node");
+    ck_assert_str_eq(c.prom_include.v[2], "{job=\"a,b\"}");
+    ck_assert_int_eq(c.prom_exclude.n, 1);
+    ck_assert_int_eq(c.prom_rate.n, 0);
+    ck_assert_uint_eq(c.prom_max_decoded, 1024);
+    ad_config_free(&c);
+    bad("prometheus:\n  include: ['m{job']\n", "t.yaml:2:13: ",
+        "prometheus.include: pattern 'm{job': ");
+    bad("prometheus:\n  exclude: go_*\n", "t.yaml:2:12: ",
+        "prometheus.exclude: expected a list of patterns");
+    bad("prometheus:\n  rate: [[a]]\n", "t.yaml:2:10: ", "expected a pattern (a string)");
+    bad("prometheus:\n  max_decoded: 10\n", "t.yaml:2:16: ", "out of range");
+    bad("prometheus: {include: []}\n"
+        "listeners:\n  - {protocol: prometheus, transport: tcp, port: 9090}\n",
+        "t.yaml:3:5: ", "listeners[0]: prometheus is not a socket protocol");
+}
+END_TEST
+
 START_TEST(test_listeners_replace)
 {
     ad_config c = ok("listeners: []\n");
@@ -1000,6 +1045,7 @@ static Suite *config_suite(void)
     tc = tcase_create("listeners");
     tcase_add_test(tc, test_err_listeners);
     tcase_add_test(tc, test_listeners_replace);
+    tcase_add_test(tc, test_prometheus);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("rules");
