@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "blas.h"
+#include "half.h"
+#include "kern.h"
 #include "rng.h"
 
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
@@ -109,6 +111,7 @@ void ad_net_init(ad_net *net, uint64_t seed)
     }
     for (size_t i = 0; i < (size_t)cfg->output * H; i++)
         net->p.wy[i] = k * (2.0f * ad_rng_uniform(&rng) - 1.0f);
+    ad_net_refresh(net);
 }
 
 int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *err, size_t errlen)
@@ -153,6 +156,7 @@ int ad_net_copy_params(ad_net *dst, const ad_net *src)
     if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0 || dst->nparams != src->nparams)
         return -AD_EINVAL;
     memcpy(dst->params, src->params, src->nparams * sizeof(float));
+    ad_net_refresh(dst);
     return 0;
 }
 
@@ -160,21 +164,114 @@ void ad_net_free(ad_net *net)
 {
     if (!net)
         return;
+    free(net->half);
     free(net->params);
     free(net);
 }
 
 size_t ad_net_bytes(const ad_net *net)
 {
-    return sizeof(*net) + net->nparams * sizeof(float);
+    return sizeof(*net) + net->nparams * sizeof(float) + net->half_bytes;
 }
 
 void ad_net_prefetch(const ad_net *net)
 {
-    const char *p = (const char *)net->params;
-    const size_t n = net->nparams * sizeof(float);
+    const char *p = net->half ? (const char *)net->half : (const char *)net->params;
+    const size_t n = net->half ? net->half_bytes : net->nparams * sizeof(float);
     for (size_t off = 0; off < n; off += 64)
         __builtin_prefetch(p + off, 0, 3);
+}
+
+/* ---- the fp16 copy ----
+ * One block: per layer the halves of [Wx | Wh] (G*H, Din + H), ld = G*H, with the
+ * kernels' slack after them, then b and extra as floats; then Wy and by as floats. Each
+ * piece starts on a 64-byte line. */
+
+#define LINE 64
+static size_t line_up(size_t n)
+{
+    return (n + LINE - 1) / LINE * LINE;
+}
+
+/* Walks the block: with base, carves net->hl, hwy, hby; returns its size in bytes. */
+static size_t half_layout(ad_net *net, char *base)
+{
+    const ad_net_config *cfg = &net->cfg;
+    const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
+    const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
+    size_t off = 0;
+
+    for (int l = 0; l < cfg->layers; l++) {
+        const size_t din = l == 0 ? (size_t)cfg->input : H;
+        if (base) {
+            ad_kern_layer *L = &net->hl[l];
+            L->w = base + off;
+            L->ld = (int)GH;
+            L->half = 1;
+            L->b = (const float *)(void *)(base + off +
+                                           line_up((GH * (din + H) + AD_KERN_HALF_SLACK) * 2));
+            L->extra = extra ? L->b + GH : NULL;
+        }
+        off += line_up((GH * (din + H) + AD_KERN_HALF_SLACK) * 2);
+        off += line_up((GH + extra) * sizeof(float));
+    }
+    if (base) {
+        net->hwy = (const float *)(void *)(base + off);
+        net->hby = net->hwy + (size_t)cfg->output * H;
+    }
+    off += line_up((size_t)cfg->output * (H + 1) * sizeof(float));
+    return off;
+}
+
+void ad_net_refresh(ad_net *net)
+{
+    const ad_net_config *cfg = &net->cfg;
+    const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
+    const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
+
+    if (!net->half)
+        return;
+    for (int l = 0; l < cfg->layers; l++) {
+        const size_t din = l == 0 ? (size_t)cfg->input : H;
+        const ad_layer_params *p = &net->p.layer[l];
+        ad_kern_layer *L = &net->hl[l];
+        /* Wh follows Wx in the flat buffer: [Wx | Wh] is one run of GH*(din+H) floats */
+        ad_half_from_floats((uint16_t *)(void *)L->w, p->wx, GH * (din + H));
+        memcpy((float *)(void *)L->b, p->b, GH * sizeof(float));
+        if (extra)
+            memcpy((float *)(void *)L->extra, p->extra, extra * sizeof(float));
+    }
+    memcpy((float *)(void *)net->hwy, net->p.wy, (size_t)cfg->output * H * sizeof(float));
+    memcpy((float *)(void *)net->hby, net->p.by, (size_t)cfg->output * sizeof(float));
+}
+
+int ad_net_set_fp16(ad_net *net, int on)
+{
+    if (!on) {
+        free(net->half);
+        net->half = NULL;
+        net->half_bytes = 0;
+        memset(net->hl, 0, sizeof(net->hl));
+        net->hwy = net->hby = NULL;
+        return 0;
+    }
+    if (!net->half) {
+        const size_t n = half_layout(net, NULL);
+        char *base = aligned_alloc(LINE, n);
+        if (!base)
+            return -AD_ENOMEM;
+        memset(base, 0, n); /* the slack is read (and discarded) by the kernels */
+        net->half = base;
+        net->half_bytes = n;
+        half_layout(net, base);
+    }
+    ad_net_refresh(net);
+    return 0;
+}
+
+int ad_net_fp16(const ad_net *net)
+{
+    return net->half != NULL;
 }
 
 /* ---- states ---- */
@@ -214,19 +311,37 @@ size_t ad_state_bytes(const ad_state *st)
 void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y)
 {
     const ad_net_config *cfg = &net->cfg;
-    const int H = cfg->hidden, O = cfg->output;
-    const float *in = x;
+    const int H = cfg->hidden, O = cfg->output, GH = ad_cell_gates(cfg->kind) * H;
+    const int ref = ad_blas_reference();
+    const ad_isa isa = ref ? AD_ISA_C : ad_kern_best_isa();
+    /* float weights on the portable path: the plain kernel (what reference mode needs,
+     * and auto-vectorised, faster there than the one-lane fused C kernel) */
+    const int plain = !net->half && isa == AD_ISA_C;
+    const float *in = x, *wy = net->half ? net->hwy : net->p.wy;
 
     for (int l = 0; l < cfg->layers; l++) {
+        const int din = l == 0 ? cfg->input : H;
+        const ad_layer_params *p = &net->p.layer[l];
         float *h = st->h + (size_t)l * H;
         float *c = st->c ? st->c + (size_t)l * H : NULL;
-        ad_cell_step(cfg->kind, l == 0 ? cfg->input : H, H, &net->p.layer[l], in, h, c);
+        if (plain) {
+            ad_cell_step(cfg->kind, din, H, p, in, h, c);
+        } else if (net->half) {
+            ad_kern_step(isa, cfg->kind, din, H, &net->hl[l], in, h, c);
+        } else {
+            const ad_kern_layer L = {p->wx, GH, 0, p->b, p->extra};
+            ad_kern_step(isa, cfg->kind, din, H, &L, in, h, c);
+        }
         in = h;
+    }
+    if (!plain) {
+        ad_kern_head(isa, O, H, wy, net->half ? net->hby : net->p.by, in, y);
+        return;
     }
     /* head: y = by + Wy h, columns added in order (as the reference product kernel) */
     memcpy(y, net->p.by, (size_t)O * sizeof(float));
     for (int k = 0; k < H; k++) {
-        const float *w = net->p.wy + (size_t)k * O;
+        const float *w = wy + (size_t)k * O;
         for (int o = 0; o < O; o++)
             y[o] += w[o] * in[k];
     }

@@ -19,8 +19,9 @@
  *    workspace's flat gradient buffer, laid out exactly like the parameters.
  *
  * With the reference product kernel selected (ad_blas_set_reference(1)) the sequence
- * forward and the streaming step add in the same order and agree bit for bit; with
- * OpenBLAS they agree to float rounding.
+ * forward and the streaming step (then the plain reference step) add in the same order
+ * and agree bit for bit; otherwise (OpenBLAS, and the fused SIMD step kernels with fused
+ * multiply-adds) they agree to float rounding.
  *
  * No I/O, no globals but the product-kernel switch in blas.h.
  */
@@ -31,6 +32,7 @@
 #include <stdint.h>
 
 #include "cell.h"
+#include "kern.h"
 
 #define AD_MAX_LAYERS 4
 #define AD_MAX_INPUT  64 /* D */
@@ -65,8 +67,14 @@ typedef struct ad_params {
 typedef struct ad_net {
     ad_net_config cfg;
     size_t nparams; /* floats in params */
-    float *params;  /* (nparams) the one allocation */
+    float *params;  /* (nparams) the parameters (fp32 masters), the one allocation */
     ad_params p;    /* views into params */
+    /* The read-only fp16 inference copy (ad_net_set_fp16), or all NULL/0: */
+    void *half;                      /* one allocation: per layer [Wx | Wh] as halves, b and
+                                      * extra as floats; then the head Wy, by as floats */
+    size_t half_bytes;               /* its size */
+    ad_kern_layer hl[AD_MAX_LAYERS]; /* views into half for the step kernels */
+    const float *hwy, *hby;          /* the head inside half (O, H) and (O) */
 } ad_net;
 
 /* Per-stream rolling state. */
@@ -95,15 +103,17 @@ int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *e
 /* Re-initialises the parameters of an existing network from seed (as ad_net_create). */
 void ad_net_init(ad_net *net, uint64_t seed);
 
-/* Allocates a copy of src (shapes and parameters). Returns NULL on allocation failure. */
+/* Allocates a copy of src (shapes and parameters; float only: the copy has no fp16
+ * copy, it is usually the one to train). Returns NULL on allocation failure. */
 ad_net *ad_net_clone(const ad_net *src);
 
-/* Copies parameters from src into dst; both must have the same shape (else -AD_EINVAL). */
+/* Copies parameters from src into dst; both must have the same shape (else -AD_EINVAL).
+ * dst's fp16 copy, if it has one, is refreshed (this is how new weights are installed). */
 int ad_net_copy_params(ad_net *dst, const ad_net *src);
 
 void ad_net_free(ad_net *net);
 
-/* Bytes owned by a network (struct and parameters). */
+/* Bytes owned by a network (struct, parameters and the fp16 copy if any). */
 size_t ad_net_bytes(const ad_net *net);
 
 /*
@@ -113,6 +123,29 @@ size_t ad_net_bytes(const ad_net *net);
  * memory.
  */
 void ad_net_prefetch(const ad_net *net);
+
+/*
+ * fp16 inference weights. With on != 0 the network keeps (allocating it if needed, else
+ * just refreshing it) a read-only copy of its layers' weight matrices in IEEE binary16,
+ * and ad_net_step reads those instead of the floats: half the bytes per step, the math
+ * still float. Biases, the kind's extra vectors and the head stay float (copied next to
+ * the halves so a step reads one block). Training and everything else (ad_seq_*,
+ * checkpoints, clones) keep using the float parameters, the masters. The prediction
+ * moves by about 1e-3 relative (weights rounded to 11 significant bits; measured in
+ * tests/check_kernels.c, docs/MODELS.md). on == 0 frees the copy.
+ * Returns 0, or -AD_ENOMEM (the network is then unchanged).
+ */
+int ad_net_set_fp16(ad_net *net, int on);
+
+/* Whether net steps with fp16 weights. */
+int ad_net_fp16(const ad_net *net);
+
+/*
+ * Re-derives the fp16 copy from the float parameters (nothing to do without one). Call
+ * it after writing net->params directly (an optimiser step, a load into params) and
+ * before the next ad_net_step; ad_net_init and ad_net_copy_params do it themselves.
+ */
+void ad_net_refresh(ad_net *net);
 
 /* Allocates a zeroed state for streams of this network. NULL on allocation failure. */
 ad_state *ad_state_create(const ad_net *net);
@@ -124,6 +157,10 @@ size_t ad_state_bytes(const ad_state *st);
  * Advances one stream by one sample: x (D) in, st updated, y (O) out.
  * O(parameters), no allocation, no shared scratch (safe to call on different states of
  * one network from different threads).
+ * Kernels: the fused SIMD step of kern.h for the CPU (float or fp16 weights). With the
+ * reference product kernel selected (ad_blas_set_reference(1)) it runs the plain C
+ * reference ad_cell_step instead, bit-identical to the sequence forward (fp16 networks:
+ * kern.h's portable C kernel).
  */
 void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y);
 

@@ -6,15 +6,20 @@
  *  - step_ns: ns per ad_net_step for one stream (weights hot in cache);
  *  - streams1000_sps: samples/s stepping 1000 streams that each own their weights,
  *    visited round-robin one sample each (the daemon's pattern: weights come from memory);
+ *  - streams_fp16_sps: the same with each network stepping its fp16 weights
+ *    (ad_net_set_fp16);
+ *  - streams_k8_sps, streams_k8_fp16_sps: the same, 8 buffered samples stepped per
+ *    stream visit (the weights are read from memory once per 8 samples);
  *  - bptt_tps: BPTT timesteps/s at T=64, B=32 (forward, MSE, backward, clipping, Adam),
  *    timesteps = T*B per iteration;
- *  - bytes: bytes of one network (struct + parameters); state_bytes: one stream's state.
+ *  - bytes: bytes of one network (struct + parameters); bytes_fp16: the same with its
+ *    fp16 copy (which keeps the float masters); state_bytes: one stream's state.
  * Times are this thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so a busy shared machine
  * that deschedules the benchmark does not count against it (cache and memory-bandwidth
  * contention still do). Run with OPENBLAS_NUM_THREADS=1 for one-thread figures.
  *
  * Usage: bench_models [--quick] [--kind NAME] [--hidden N] [--streams N] [--only WHAT]
- *   WHAT: step, streams or bptt (the others print -1)
+ *   WHAT: step, streams, fp16, k8 or bptt (the others print -1)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +70,12 @@ static double bench_step(const ad_net_config *cfg)
     return 1e9 * el / (double)iters;
 }
 
-static double bench_streams(const ad_net_config *cfg, int nstreams)
+/*
+ * Samples/s over nstreams streams with their own weights (fp16 copies if fp16), visited
+ * round-robin, k samples per visit (k > 1: samples buffered per stream, stepped in one
+ * visit while the weights are in cache).
+ */
+static double bench_streams(const ad_net_config *cfg, int nstreams, int fp16, int k)
 {
     ad_net **nets = calloc((size_t)nstreams, sizeof(*nets));
     ad_state **sts = calloc((size_t)nstreams, sizeof(*sts));
@@ -79,6 +89,8 @@ static double bench_streams(const ad_net_config *cfg, int nstreams)
     for (int i = 0; i < nstreams; i++) {
         if (ad_net_create(cfg, (uint64_t)i + 1, &nets[i], NULL, 0))
             goto out;
+        if (fp16 && ad_net_set_fp16(nets[i], 1))
+            goto out;
         sts[i] = ad_state_create(nets[i]);
         if (!sts[i])
             goto out;
@@ -91,10 +103,12 @@ static double bench_streams(const ad_net_config *cfg, int nstreams)
         for (int i = 0; i < nstreams; i++) {
             if (prefetch)
                 ad_net_prefetch(nets[i + 1 < nstreams ? i + 1 : 0]);
-            ad_net_step(nets[i], sts[i], &xs[i], &y);
-            xs[i] = 0.9f * xs[i] + 0.1f * y;
+            for (int j = 0; j < k; j++) {
+                ad_net_step(nets[i], sts[i], &xs[i], &y);
+                xs[i] = 0.9f * xs[i] + 0.1f * y;
+            }
         }
-        samples += nstreams;
+        samples += (long)nstreams * k;
         el = now() - t0;
     } while (el < min_seconds);
     sink = y;
@@ -180,18 +194,15 @@ int main(int argc, char **argv)
             nstreams = atoi(argv[++i]);
         } else {
             fprintf(stderr, "usage: bench_models [--quick] [--kind NAME] [--hidden N] "
-                            "[--streams N] [--only step|streams|bptt]\n");
+                            "[--streams N] [--only step|streams|fp16|k8|bptt]\n");
             return 2;
         }
     }
     printf("# anomalyd models benchmark: D=1 O=1 one layer; streams=%d; BPTT T=64 B=32 Adam; "
            "OPENBLAS_NUM_THREADS=%s\n",
            nstreams, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset");
-    printf("# BLAS: %s; step kernels: %s; next-stream prefetch %s\n", ad_blas_name(),
-           __builtin_cpu_supports("avx512f") ? "avx512f"
-           : __builtin_cpu_supports("avx2")  ? "avx2"
-                                             : "baseline",
-           prefetch ? "on" : "off");
+    printf("# BLAS: %s; fused step kernels: %s; next-stream prefetch %s\n", ad_blas_name(),
+           ad_kern_isa_name(ad_kern_best_isa()), prefetch ? "on" : "off");
     for (int k = 0; k < AD_CELL_NKINDS; k++) {
         if (only_kind >= 0 && k != only_kind)
             continue;
@@ -204,15 +215,23 @@ int main(int argc, char **argv)
             if (ad_net_create(&cfg, 1, &net, NULL, 0))
                 return 1;
             st = ad_state_create(net);
-            size_t bytes = ad_net_bytes(net), sbytes = ad_state_bytes(st);
+            size_t bytes = ad_net_bytes(net), sbytes = ad_state_bytes(st), bytes16 = 0;
+            if (ad_net_set_fp16(net, 1) == 0)
+                bytes16 = ad_net_bytes(net);
             ad_state_free(st);
             ad_net_free(net);
             double step = !*only || !strcmp(only, "step") ? bench_step(&cfg) : -1.0;
-            double sps = !*only || !strcmp(only, "streams") ? bench_streams(&cfg, nstreams) : -1.0;
+            double sps = !*only || !strcmp(only, "streams") ? bench_streams(&cfg, nstreams, 0, 1) : -1.0;
+            double sps16 = !*only || !strcmp(only, "fp16") ? bench_streams(&cfg, nstreams, 1, 1) : -1.0;
+            double spsk = !*only || !strcmp(only, "k8") ? bench_streams(&cfg, nstreams, 0, 8) : -1.0;
+            double spsk16 =
+                !*only || !strcmp(only, "k8") ? bench_streams(&cfg, nstreams, 1, 8) : -1.0;
             double tps = !*only || !strcmp(only, "bptt") ? bench_bptt(&cfg, 64, 32) : -1.0;
-            printf("ad kind=%s H=%d step_ns=%.1f streams%d_sps=%.0f bptt_tps=%.0f bytes=%zu "
-                   "state_bytes=%zu\n",
-                   ad_cell_name(cfg.kind), cfg.hidden, step, nstreams, sps, tps, bytes, sbytes);
+            printf("ad kind=%s H=%d step_ns=%.1f streams%d_sps=%.0f streams_fp16_sps=%.0f "
+                   "streams_k8_sps=%.0f streams_k8_fp16_sps=%.0f bptt_tps=%.0f bytes=%zu "
+                   "bytes_fp16=%zu state_bytes=%zu\n",
+                   ad_cell_name(cfg.kind), cfg.hidden, step, nstreams, sps, sps16, spsk, spsk16,
+                   tps, bytes, bytes16, sbytes);
             fflush(stdout);
         }
     }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "act.h"
+#include "kern.h"
 
 #define MAX_REL 2e-6 /* asserted bound; act.h promises < 1e-6 */
 
@@ -307,6 +308,67 @@ START_TEST(test_vector_matches_scalar)
 }
 END_TEST
 
+/*
+ * The fused kernels' SIMD activations (kern.h, per instruction set this CPU runs) against
+ * double libm: every 61st float of [-100, 100] and the tanh seams, in arrays of odd
+ * lengths (vector tails), same bound as the scalar functions. They are act.h's formulas
+ * with fused multiply-adds and a Newton reciprocal, so they differ from act.h's results
+ * in the last bits; saturation and NaN behave alike.
+ */
+START_TEST(test_kernel_activations)
+{
+    enum { CHUNK = 1001 };
+    float x[CHUNK], s[CHUNK], t[CHUNK];
+    uint32_t top;
+    const float hundred = 100.0f;
+    memcpy(&top, &hundred, sizeof(top));
+    for (int isa = 0; isa < AD_ISA_N; isa++) {
+        worst ws = {0}, wt = {0};
+        int n = 0;
+        if (!ad_kern_isa_supported((ad_isa)isa))
+            continue;
+        for (uint32_t u = 0;; u += 61) {
+            const int last = u > top;
+            if (!last) {
+                memcpy(&x[n], &u, sizeof(float));
+                x[n + 1] = -x[n];
+                n += 2;
+            }
+            if (n + 2 > CHUNK - 2 || last) {
+                /* plus tanh's seams around 0.625 and the clamp, and saturation */
+                const float extra[] = {0.625f, nextafterf(0.625f, 0.0f), -0.625f, 9.0f, 10.5f};
+                for (size_t e = 0; e < sizeof(extra) / sizeof(extra[0]) && n < CHUNK; e++)
+                    x[n++] = extra[e];
+                memcpy(s, x, sizeof(float) * n);
+                memcpy(t, x, sizeof(float) * n);
+                ad_kern_sigmoid((ad_isa)isa, s, n);
+                ad_kern_tanh((ad_isa)isa, t, n);
+                for (int i = 0; i < n; i++) {
+                    note(&ws, x[i], s[i], 1.0 / (1.0 + exp(-(double)x[i])));
+                    note(&wt, x[i], t[i], tanh((double)x[i]));
+                }
+                n = 0;
+            }
+            if (last)
+                break;
+        }
+        fprintf(stderr, "kernel activations (%s), every 61st float of [-100, 100]:\n",
+                ad_kern_isa_name((ad_isa)isa));
+        report("sigmoid", &ws);
+        report("tanh", &wt);
+        assert_bound("sigmoid", &ws);
+        assert_bound("tanh", &wt);
+        /* saturation and NaN */
+        float sat[4] = {-1000.0f, 1000.0f, NAN, 0.0f};
+        ad_kern_tanh((ad_isa)isa, sat, 4);
+        ck_assert(sat[0] == -1.0f && sat[1] == 1.0f && isnan(sat[2]) && sat[3] == 0.0f);
+        float sg[3] = {1000.0f, 0.0f, NAN};
+        ad_kern_sigmoid((ad_isa)isa, sg, 3);
+        ck_assert(sg[0] == 1.0f && sg[1] == 0.5f && isnan(sg[2]));
+    }
+}
+END_TEST
+
 static Suite *act_suite(void)
 {
     Suite *s = suite_create("act");
@@ -329,6 +391,8 @@ static Suite *act_suite(void)
 
     tc = tcase_create("vector");
     tcase_add_test(tc, test_vector_matches_scalar);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_kernel_activations);
     suite_add_tcase(s, tc);
     return s;
 }
