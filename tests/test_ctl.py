@@ -84,7 +84,7 @@ class Commands(unittest.TestCase):
         out = self.run_ok("status", "--http", self.http)
         self.assertRegex(out, r"^anomalyd \S+ at 127\.0\.0\.1:\d+, up \d+s\n")
         self.assertRegex(out, r"series +\d+ / 100000")
-        self.assertRegex(out, r"samples +graphite (\d+), influx 0, statsd 0, jsonl 0 \(total \1\)")
+        self.assertRegex(out, r"samples +graphite (\d+), influx 0, statsd 0, jsonl 0, prometheus 0 \(total \1\)")
         self.assertRegex(out, r"anomalies +[1-9]")
         self.assertRegex(out, r"training +queued \d+, running \d+, installed [1-9]\d*, failed 0")
         self.assertRegex(out, r"events +published [1-9]\d*, dropped 0, subscribers 0")
