@@ -11,6 +11,7 @@
  *   max_line: 65536            # bytes per line, 64..16777216
  *   max_connections: 10000     # concurrent stream connections, 1..1000000
  *   recent: 256                # points per series kept for the HTTP API, 8..65536
+ *   fp16: false                # step with fp16 copies of the weights (faster, more memory)
  *   state_dir: ./var           # where the store lives
  *   listeners:                 # a list; these are the defaults when the key is absent,
  *                              # a given list ([] for none) replaces them. Each needs
@@ -126,6 +127,7 @@ typedef struct ad_config {
     size_t max_line;
     size_t max_connections;
     int recent;
+    int fp16;                 /* networks step with fp16 copies of their weights */
     char state_dir[AD_PATH_MAX];
 
     ad_listener_config *listeners; /* nlisteners entries, owned */

@@ -116,6 +116,8 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
         d->series_failed++;
         return NULL;
     }
+    if (d->cfg.fp16)
+        ad_detector_set_fp16(s->det, 1); /* out of memory: it steps in fp32 */
     s->rule = rule;
     s->proto = proto;
     s->created = ad_wall_now();
@@ -811,6 +813,16 @@ int ad_daemon_reload(ad_daemon *d)
     }
     if (d->trainer)
         ad_trainer_set_limits(d->trainer, nc.train_threads, nc.train_cpu_budget, nc.train_queue);
+    if (nc.fp16 != d->cfg.fp16) {
+        ad_series_iter it;
+        ad_series *x;
+
+        ad_series_iter_start(&it);
+        while ((x = ad_series_iter_next(d->series, &it)))
+            ad_detector_set_fp16(x->det, nc.fp16);
+        for (ad_fam *f = d->families; f; f = f->next)
+            ad_net_set_fp16(f->net, nc.fp16);
+    }
     ad_series_table_set_max(d->series, nc.max_series);
     reapply_rules(d, &nc);
     ad_config_free(&d->cfg);

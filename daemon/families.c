@@ -48,6 +48,8 @@ static ad_fam *fam_new(ad_daemon *d, const char *match, const ad_detector_config
     strcat(f->name, match);
     f->det = *det;
     f->fingerprint = ad_fam_fingerprint(det);
+    if (d->cfg.fp16)
+        ad_net_set_fp16(f->net, 1);
     f->pseudo.key = f->name;
     f->pseudo.key_len = strlen(f->name);
     f->pseudo.family = f;

@@ -100,6 +100,8 @@ static int restore_row(void *ctx, const ad_store_row *row)
         return 0;
     }
     s->det = dt;
+    if (d->cfg.fp16)
+        ad_detector_set_fp16(dt, 1);
     s->family = fam;
     if (fam)
         fam->members++;

@@ -1147,3 +1147,8 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
     reprime(d, 0);
     return 0;
 }
+
+int ad_detector_set_fp16(ad_detector *d, int on)
+{
+    return d->shared_net ? 0 : ad_net_set_fp16(d->net, on);
+}

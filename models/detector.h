@@ -136,6 +136,12 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
 
 const char *ad_refusal_name(int reason);
 
+/* Steps with an fp16 copy of the network's weights (net.h, ad_net_set_fp16): half the
+ * bytes read per step, about 1e-3 relative difference in predictions, more memory (the
+ * fp32 masters stay for training). A family member's network is its family's: nothing to
+ * do. 0 or -AD_ENOMEM. */
+int ad_detector_set_fp16(ad_detector *d, int on);
+
 /*
  * Family members (shared models, family.h): a detector whose network is a family's,
  * shared with the other members; it keeps its own rolling state, normaliser, scorer and

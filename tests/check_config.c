@@ -154,6 +154,7 @@ static void same_config(const ad_config *a, const ad_config *b)
     EQ_INT(train_threads);
     EQ_FLT(train_cpu_budget);
     EQ_INT(train_queue);
+    EQ_INT(fp16);
     EQ_INT(store_enabled);
     EQ_STR(store_path);
     EQ_FLT(store_interval);
@@ -341,7 +342,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 16 + 2 + 6 + 5 + 3 + 3 + 4 + 6 + 37 + 40);
+    ck_assert_int_eq(nkeys, 17 + 2 + 6 + 5 + 3 + 3 + 4 + 6 + 37 + 40);
 }
 END_TEST
 

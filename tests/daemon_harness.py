@@ -34,7 +34,10 @@ DETECTOR = """\
 
 
 def config_text(tmp, extra="", defaults=DETECTOR, top=""):
-    """A configuration binding everything to port 0 / sockets under tmp."""
+    """A configuration binding everything to port 0 / sockets under tmp, with the store
+    under tmp too (unless extra has a store section of its own)."""
+    if "store:" not in extra and "store:" not in top:
+        extra = "store:\n  path: %s/state/anomalyd.db\n" % tmp + extra
     return f"""\
 log_level: info
 state_dir: {tmp}/state

@@ -263,6 +263,27 @@ class Limits(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
+    def test_fp16_weights(self):
+        """fp16: true: series step with fp16 copies of their weights (more bytes held),
+        learn and flag as usual."""
+        tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
+        try:
+            with Daemon(config_text(tmp, top="fp16: true\n"), tmp=tmp) as d:
+                d.send_tcp("graphite", "".join("h.a %.6f %d\n" % (sine(t), T0 + t)
+                                               for t in range(420)))
+                d.wait(lambda: (d.series("h.a") or {}).get("trainings", 0) >= 1, timeout=60,
+                       what="trained")
+                fp16_bytes = d.metric("anomalyd_series_bytes", series="h.a")
+                d.send_tcp("graphite", "h.a 100 %d\n" % (T0 + 420))
+                d.wait(lambda: d.metric("anomalyd_series_anomalies_total", series="h.a") == 1,
+                       what="the spike flagged")
+            with Daemon(config_text(tmp), tmp=tmp) as d:
+                d.send_tcp("graphite", "h.a 1 %d\n" % T0)
+                d.wait(lambda: d.series("h.a"), what="h.a")
+                self.assertGreater(fp16_bytes, d.metric("anomalyd_series_bytes", series="h.a"))
+        finally:
+            shutil.rmtree(tmp)
+
     def test_rules_ignore_and_eviction(self):
         tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
         try:
