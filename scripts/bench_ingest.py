@@ -61,6 +61,9 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+FP16 = False  # --fp16: the daemon's fp16: true
+
+
 class Daemon:
     def __init__(self, tmp, nseries):
         self.tmp = tmp
@@ -71,6 +74,7 @@ class Daemon:
 log_level: info
 state_dir: {tmp}/state
 max_series: {max(100000, nseries)}
+fp16: {"true" if FP16 else "false"}
 listeners:
   - {{protocol: graphite, transport: tcp, address: 127.0.0.1, port: 0}}
 http:
@@ -379,10 +383,14 @@ def main():
     ap.add_argument("--torch-max", type=int, default=100000)
     ap.add_argument("--torch-seconds", type=float, default=3)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--fp16", action="store_true",
+                    help="run the daemon with fp16: true (networks step on fp16 weights)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
     ap.add_argument("--quick", action="store_true",
                     help="1k and 10k series, 2 phases of 5 s, a shorter peer")
     args = ap.parse_args()
+    global FP16
+    FP16 = args.fp16
     if args.quick:
         if args.series == ap.get_default("series"):
             args.series = "1000,10000"
@@ -391,7 +399,7 @@ def main():
     print("# anomalyd end-to-end: Graphite over loopback TCP (%d connection%s, %s), %s"
           % (args.conns, "" if args.conns == 1 else "s",
              "paced to %g samples/s in %d-byte writes" % (args.rate, args.chunk) if args.rate
-             else "as fast as the daemon takes them", STATED), flush=True)
+             else "as fast as the daemon takes them", STATED + ("; fp16: true" if FP16 else "; fp16: false")), flush=True)
     rows = []
     for n in ns:
         rs = run_one(n, args)
