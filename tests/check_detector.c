@@ -174,6 +174,12 @@ static void prime_neg(ad_detector_config *c) { c->prime = -1; }
 static void relearn_neg(ad_detector_config *c) { c->relearn = -1; }
 static void maxex_big(ad_detector_config *c) { c->max_exclude = 1.5f; }
 static void cooldown_neg(ad_detector_config *c) { c->cooldown = -1; }
+static void seasonal_neg(ad_detector_config *c) { c->seasonal_period = -1; }
+static void speriods_0(ad_detector_config *c) { c->seasonal_periods = 0; }
+static void speriods_9(ad_detector_config *c) { c->seasonal_periods = 9; }
+static void sweight_0(ad_detector_config *c) { c->seasonal_weight = 0.0f; }
+static void sweight_nan(ad_detector_config *c) { c->seasonal_weight = NAN; }
+static void naive_2(ad_detector_config *c) { c->warmup_naive = 2; }
 /* clang-format on */
 
 static const bad_field bad_fields[] = {
@@ -202,6 +208,12 @@ static const bad_field bad_fields[] = {
     {"relearn", relearn_neg},
     {"max_exclude", maxex_big},
     {"cooldown", cooldown_neg},
+    {"seasonal_period", seasonal_neg},
+    {"seasonal_periods", speriods_0},
+    {"seasonal_periods", speriods_9},
+    {"seasonal_weight", sweight_0},
+    {"seasonal_weight", sweight_nan},
+    {"warmup_naive", naive_2},
 };
 
 START_TEST(test_config_refusals)
@@ -1043,6 +1055,12 @@ START_TEST(test_roundtrip)
     const int at = (_i / 6) ? 260 : 150;
     ad_detector_config c;
     small_config(&c, kind, features);
+    if (features) { /* and the seasonal signal (10 samples a period), the naive warm-up */
+        c.seasonal_period = 600;
+        c.seasonal_periods = 2;
+        c.seasonal_weight = 0.8f;
+        c.warmup_naive = 1;
+    }
     ad_detector *a = make(&c);
     ad_rng r;
     double ts, v;
@@ -1329,7 +1347,8 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 4", "version", L.version, 0, 4},
+        {"version 5", "version", L.version, 0, 5},
+        {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
         {"window 1", "configuration", L.window, 0, 1},
@@ -1340,6 +1359,9 @@ START_TEST(test_inconsistent_blob_refused)
         {"scale NaN", "inconsistent", L.scale, 1, NAN},
         {"center NaN", "inconsistent", L.center, 1, NAN},
         {"center Inf", "inconsistent", L.center, 1, INFINITY},
+        /* after scale: trained (4), w_mean, w_m2, w_n (8 each), then warmup_naive's */
+        {"last value NaN", "inconsistent", L.scale + 36, 1, NAN},
+        {"changes' square -1", "inconsistent", L.scale + 44, 1, -1.0},
         {"net length", NULL, L.netlen, 2, (double)(len * 2)},
         {"net length short", NULL, L.netlen, 2, (double)(netlen - 4)},
         {"net magic", "network", L.net, 0, 0},
@@ -1553,6 +1575,102 @@ START_TEST(test_range_window)
 }
 END_TEST
 
+
+/* ---- the seasonal signal and the naive warm-up ---- */
+
+/*
+ * A sine of period 100 samples (1 s apart) goes flat at its mean for a whole period: the
+ * network, reading the values as they come, predicts the flat values well, while the
+ * seasonal-naive error (the value against the median of the last 3 periods) is as large as
+ * the sine. With seasonal_period 100 the flat stretch is anomalous; without, not. A save
+ * and load mid-stream continues exactly (the seasonal scorer's state is in the blob).
+ */
+START_TEST(test_seasonal_signal)
+{
+    ad_detector_config c;
+    ad_detector_defaults(&c);
+    c.hidden = 8;
+    c.history = 600;
+    c.train_after = 400;
+    c.train_every = 0;
+    c.scorer.error_bound = 3.0f;
+    c.seasonal_period = _i ? 100 : 0;
+    c.seasonal_weight = 0.8f;
+    ad_detector *d = make(&c), *e = NULL;
+    ad_rng r;
+    int flat_anomalous = 0, other_anomalous = 0;
+
+    ad_rng_seed(&r, 95);
+    for (int t = 0; t < 1400; t++) {
+        const int flat = t >= 1200 && t < 1300;
+        double v = (flat ? 0.0 : sin(2.0 * M_PI * t / 100.0)) + 0.05 * ad_rng_normal(&r);
+        ad_result res = observe(d, t, v);
+        if (t == 1000) {
+            size_t len;
+            uint8_t *buf = save(d, &len);
+            e = load(buf, len);
+            free(buf);
+        }
+        if (e && t > 1000) {
+            ad_result re = observe(e, t, v);
+            assert_same_result(&res, &re, "seasonal after load", t);
+        }
+        if (flat)
+            flat_anomalous += res.anomalous;
+        else if (t > 600 && t < 1200)
+            other_anomalous += res.anomalous;
+    }
+    fprintf(stderr, "seasonal period %d: %d anomalous in the flat period, %d before it\n",
+            c.seasonal_period, flat_anomalous, other_anomalous);
+    if (_i)
+        ck_assert_msg(flat_anomalous > 0, "the flat period was not anomalous");
+    else
+        ck_assert_msg(flat_anomalous == 0, "the network alone flagged the flat period");
+    ck_assert_int_le(other_anomalous, 2);
+    ad_detector_free(e);
+    ad_detector_free(d);
+}
+END_TEST
+
+/*
+ * Warm-up on a smooth, wide sine (amplitude 10, period 200) with a spike of 6 at t 300
+ * (where the sine crosses 0): against the running mean and deviation (about 7) it is
+ * nothing; against the previous value and the RMS of changes (about 0.2) it is some 27
+ * deviations. With warmup_naive the prediction is the previous value and the spike is
+ * anomalous; without, not.
+ */
+START_TEST(test_warmup_naive)
+{
+    ad_detector_config c;
+    ad_detector_defaults(&c);
+    c.warmup_naive = _i;
+    c.train_after = 1000;
+    ad_detector *d = make(&c);
+    ad_result res;
+    double prev = 0.0;
+    int at_step = 0, others = 0;
+
+    for (int t = 0; t < 400; t++) {
+        double v = 10.0 * sin(2.0 * M_PI * t / 200.0) + (t == 300 ? 6.0 : 0.0);
+        ck_assert_int_eq(ad_detector_observe(d, t, v, &res), 0);
+        ck_assert_int_eq(res.warming_up, 1);
+        if (_i && t > 0 && t <= 300)
+            ck_assert_msg(res.predicted == prev, "t %d: predicted %.17g, previous %.17g", t,
+                          res.predicted, prev);
+        if (t == 300)
+            at_step = res.anomalous;
+        else if (t < 300)
+            others += res.anomalous;
+        prev = v;
+    }
+    fprintf(stderr, "warmup_naive %d: spike anomalous %d, %d anomalies before it\n", _i, at_step,
+            others);
+    ck_assert_int_eq(at_step, _i);
+    ck_assert_int_eq(others, 0);
+    ad_detector_free(d);
+}
+END_TEST
+
 /* ---- the seq2seq model kind ---- */
 
 static void s2s_config(ad_detector_config *c)
@@ -1713,6 +1831,8 @@ static Suite *detector_suite(void)
     tc = tcase_create("range");
     tcase_add_loop_test(tc, test_range_check, 0, 2);
     tcase_add_loop_test(tc, test_range_window, 0, 2);
+    tcase_add_loop_test(tc, test_seasonal_signal, 0, 2);
+    tcase_add_loop_test(tc, test_warmup_naive, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("seq2seq");
