@@ -29,6 +29,7 @@
 #define SEASONAL_TOL  0.01    /* seasonal: a reference lies within this many periods of
                                  its time */
 #define SEASONAL_MAX  8       /* seasonal_periods at most */
+#define ALERT_HORIZON 2000.0  /* alert_penalty: samples over which alerts are counted */
 
 struct ad_detector {
     ad_detector_config cfg;
@@ -59,6 +60,7 @@ struct ad_detector {
     uint64_t since_train;
     int flag_run;
     uint64_t since_alert; /* samples since the last alert */
+    double alert_rate;    /* moving average of the alert indicator (ALERT_HORIZON) */
     float excl_rate;      /* moving average of the excluded indicator (EXCL_HORIZON) */
     double vmin, vmax;    /* range of the values seen (range check) */
     /* range_window > 0: the min and max of the last RANGE_BLOCKS - 1 full blocks of
@@ -437,6 +439,11 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
     float sraw = seasonal_score(d, ts, value);
     if (has_pred && sraw > raw)
         raw = sraw;
+    /* alert_penalty: the odds lose alert_penalty / 5 per recent alert */
+    if (c->alert_penalty > 0.0f && d->trained && raw < 1.0f) {
+        double odds = raw / (1.0 - raw) - c->alert_penalty / 5.0 * d->alert_rate * ALERT_HORIZON;
+        raw = odds > 0.0 ? (float)(odds / (1.0 + odds)) : 0.0f;
+    }
     raw = range_check(d, value, raw);
     int anomalous = has_pred && raw >= c->scorer.threshold;
     /* alerts: within `cooldown` samples of the last one the score is damped, rising
@@ -446,6 +453,7 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
         score = raw * (float)d->since_alert / (float)c->cooldown;
     int flagged = has_pred && score >= c->scorer.threshold;
     d->since_alert = flagged ? 0 : d->since_alert + 1;
+    d->alert_rate += ((double)flagged - d->alert_rate) / ALERT_HORIZON;
     d->flag_run = anomalous ? d->flag_run + 1 : 0;
     /* excluded: kept out of statistics, training and the rolling state */
     int excluded = anomalous && (c->relearn == 0 || d->flag_run <= c->relearn) &&
@@ -883,6 +891,7 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_u32(w, (uint32_t)d->flag_run);
     ad_put_f32(w, d->excl_rate);
     ad_put_u64(w, d->since_alert);
+    ad_put_f64(w, d->alert_rate);
     ad_put_f64(w, d->vmin);
     ad_put_f64(w, d->vmax);
     for (int i = 0; i < RANGE_BLOCKS; i++) {
@@ -1045,6 +1054,7 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
     d->flag_run = (int)ad_get_u32(&r);
     d->excl_rate = ad_get_f32(&r);
     d->since_alert = ad_get_u64(&r);
+    d->alert_rate = ad_get_f64(&r);
     d->vmin = ad_get_f64(&r);
     d->vmax = ad_get_f64(&r);
     int rb_bad = 0;
@@ -1076,7 +1086,8 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
         !(d->scale > 0.0 && isfinite(d->scale)) || !isfinite(d->center) ||
         !isfinite(d->pred_norm) || !isfinite(d->w_mean) || !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) ||
         !isfinite(d->nv_last) || !(d->nv_ms >= 0.0 && isfinite(d->nv_ms)) ||
-        !finite_state(d) || rb_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f)) {
+        !finite_state(d) || rb_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
+        !(d->alert_rate >= 0.0 && d->alert_rate <= 1.0)) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;
     }

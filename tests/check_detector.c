@@ -180,6 +180,8 @@ static void speriods_9(ad_detector_config *c) { c->seasonal_periods = 9; }
 static void sweight_0(ad_detector_config *c) { c->seasonal_weight = 0.0f; }
 static void sweight_nan(ad_detector_config *c) { c->seasonal_weight = NAN; }
 static void naive_2(ad_detector_config *c) { c->warmup_naive = 2; }
+static void penalty_neg(ad_detector_config *c) { c->alert_penalty = -1.0f; }
+static void penalty_nan(ad_detector_config *c) { c->alert_penalty = NAN; }
 /* clang-format on */
 
 static const bad_field bad_fields[] = {
@@ -214,6 +216,8 @@ static const bad_field bad_fields[] = {
     {"seasonal_weight", sweight_0},
     {"seasonal_weight", sweight_nan},
     {"warmup_naive", naive_2},
+    {"alert_penalty", penalty_neg},
+    {"alert_penalty", penalty_nan},
 };
 
 START_TEST(test_config_refusals)
@@ -1060,6 +1064,7 @@ START_TEST(test_roundtrip)
         c.seasonal_periods = 2;
         c.seasonal_weight = 0.8f;
         c.warmup_naive = 1;
+        c.alert_penalty = 0.5f;
     }
     ad_detector *a = make(&c);
     ad_rng r;
@@ -1671,6 +1676,48 @@ START_TEST(test_warmup_naive)
 }
 END_TEST
 
+/*
+ * alert_penalty: two detectors, without and with a penalty of 2, see the same stream (a
+ * noisy sine, then a level shift of 3, 30 noise deviations, held). Until
+ * the first alert they agree exactly; at the next sample the penalised one's -log10 tail
+ * (5 s / (1 - s), the likelihood's squashing undone) is 2 lower: one alert in the
+ * moving count.
+ */
+START_TEST(test_alert_penalty)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, 0);
+    c.train_every = 0;
+    ad_detector *a = make(&c);
+    c.alert_penalty = 2.0f;
+    ad_detector *b = make(&c);
+    ad_rng r;
+    int first = -1;
+
+    ad_rng_seed(&r, 97);
+    for (int t = 0; t < 600 && (first < 0 || t <= first + 1); t++) {
+        double v = noisy_sine(t, &r) + (t >= 400 ? 3.0 : 0.0);
+        ad_result ra = observe(a, t, v), rb = observe(b, t, v);
+        if (first < 0) {
+            assert_same_result(&ra, &rb, "before the first alert", t);
+            if (ra.flagged)
+                first = t;
+            continue;
+        }
+        double la = 5.0 * ra.raw_score / (1.0 - ra.raw_score);
+        double lb = 5.0 * rb.raw_score / (1.0 - rb.raw_score);
+        fprintf(stderr, "alert penalty: first alert at %d, next tail %.4f without, %.4f with\n",
+                first, la, lb);
+        ck_assert_msg(la > 2.0, "the shift should stay surprising: %g", la);
+        ck_assert_msg(fabs(lb - (la - 2.0)) < 1e-3 * la, "tail %g with the penalty, %g without", lb,
+                      la);
+    }
+    ck_assert_int_ge(first, 400);
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
 /* ---- the seq2seq model kind ---- */
 
 static void s2s_config(ad_detector_config *c)
@@ -1833,6 +1880,7 @@ static Suite *detector_suite(void)
     tcase_add_loop_test(tc, test_range_window, 0, 2);
     tcase_add_loop_test(tc, test_seasonal_signal, 0, 2);
     tcase_add_loop_test(tc, test_warmup_naive, 0, 2);
+    tcase_add_test(tc, test_alert_penalty);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("seq2seq");
