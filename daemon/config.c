@@ -215,6 +215,7 @@ static const ad_key detector_keys[] = {
     INT("seasonal_periods", D, seasonal_periods, 1, 8, NULL),
     FLT("seasonal_weight", D, seasonal_weight, 0, 1, F_LO_OPEN, NULL),
     BOOL("warmup_naive", D, warmup_naive, NULL),
+    FLT("alert_penalty", D, alert_penalty, 0, 100, 0, NULL),
     {"scorer", K_SCORER, OFF(D, scorer, ad_scorer_config), 0, 0, 0, F_EARLY, scorer_name, NULL,
      NULL},
     FLT("threshold", D, scorer.threshold, 0, 1, F_LO_OPEN, NULL),
@@ -273,6 +274,7 @@ static void daemon_detector_defaults(ad_detector_config *d)
     d->seasonal_periods = 3;
     d->seasonal_weight = 0.8f;
     d->warmup_naive = 1;
+    d->alert_penalty = 0.2f;
 }
 
 /* ---- scalars: text into a field ---- */

@@ -106,6 +106,7 @@ static void same_detector(const ad_detector_config *a, const ad_detector_config 
     EQ_INT(seasonal_periods);
     EQ_FLT(seasonal_weight);
     EQ_INT(warmup_naive);
+    EQ_FLT(alert_penalty);
     EQ_FLT(range_tolerance);
     EQ_INT(range_window);
     EQ_INT(cooldown);
@@ -235,6 +236,7 @@ START_TEST(test_defaults)
     d.seasonal_periods = 3;
     d.seasonal_weight = 0.8f;
     d.warmup_naive = 1;
+    d.alert_penalty = 0.2f;
     same_detector(&c.defaults, &d);
     ck_assert_int_eq(ad_detector_config_check(&c.defaults, NULL, 0), 0);
     ad_config_free(&c);
@@ -338,7 +340,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 15 + 2 + 6 + 5 + 3 + 3 + 6 + 41 + 43);
+    ck_assert_int_eq(nkeys, 15 + 2 + 6 + 5 + 3 + 3 + 6 + 42 + 44);
 }
 END_TEST
 
@@ -725,6 +727,7 @@ START_TEST(test_detector_bounds_agree_with_models)
         {"seasonal_period", ""},
         {"seasonal_periods", ""},
         {"seasonal_weight", ""},
+        {"alert_penalty", ""},
         {"threshold", ""},
         {"scorer_window", "min_samples: 1, short_window: 1"},
         {"short_window", "scorer_window: 1000000, min_samples: 1"},
