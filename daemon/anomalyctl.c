@@ -69,6 +69,7 @@ static void usage(FILE *f)
             "  --threshold X       flag at score >= X (0.5)\n"
             "  --scorer-window N   error history of the scorer (1000)\n"
             "  --short-window N    likelihood: errors averaged (10)\n"
+            "  --long-window N     likelihood: a second one averaging N errors, 0 = off (0)\n"
             "  --min-samples N     scorer: score 0 until N errors seen (100)\n"
             "  --k X               static: error scoring 0.5 (4)\n"
             "  --min-sd X          likelihood: floor on the averaged errors' deviation (0.001)\n"
@@ -163,7 +164,7 @@ enum {
     O_TRAIN_EVERY, O_WINDOW, O_BATCH, O_EPOCHS, O_PATIENCE, O_LR, O_VAL_FRAC, O_INPUT_CLIP,
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
     O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND,
-    O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY, O_QUIET,
+    O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY, O_LONG_WINDOW, O_QUIET,
     O_HELP
 };
 
@@ -186,7 +187,7 @@ static const struct option long_opts[] = {
     {"range-window", 1, 0, O_RANGE_WINDOW}, {"error-bound", 1, 0, O_ERROR_BOUND},
     {"seasonal-period", 1, 0, O_SEASONAL_PERIOD}, {"seasonal-periods", 1, 0, O_SEASONAL_PERIODS},
     {"seasonal-weight", 1, 0, O_SEASONAL_WEIGHT}, {"warmup-naive", 1, 0, O_WARMUP_NAIVE},
-    {"alert-penalty", 1, 0, O_ALERT_PENALTY},
+    {"alert-penalty", 1, 0, O_ALERT_PENALTY}, {"long-window", 1, 0, O_LONG_WINDOW},
     {"quiet", 0, 0, O_QUIET},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
 
@@ -271,6 +272,7 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_SEASONAL_WEIGHT: c->seasonal_weight = (float)num(name, arg); return 0;
     case O_WARMUP_NAIVE: c->warmup_naive = (int)num(name, arg); return 0;
     case O_ALERT_PENALTY: c->alert_penalty = (float)num(name, arg); return 0;
+    case O_LONG_WINDOW: c->long_window = (int)num(name, arg); return 0;
     case O_ERROR_BOUND: s->error_bound = (float)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
     case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;

@@ -38,6 +38,7 @@ struct ad_detector {
     ad_state *st;
     ad_scorer *sc;
     ad_scorer *ssc; /* seasonal_period > 0: the seasonal-naive error's scorer */
+    ad_scorer *lsc; /* long_window > 0 (likelihood): the same errors, averaged longer */
     /* normaliser (from the last training) */
     double center, scale;
     int trained;
@@ -123,6 +124,13 @@ int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err
         if (rc)
             goto out_free;
     }
+    if (c->long_window > 0 && c->scorer.kind == AD_SCORER_LIKELIHOOD) {
+        ad_scorer_config lc = c->scorer;
+        lc.short_window = c->long_window;
+        rc = ad_scorer_create(&lc, &d->lsc, err, errlen);
+        if (rc)
+            goto out_free;
+    }
     if (c->model == AD_MODEL_SEQ2SEQ) {
         ad_s2s_config sc = {c->kind, c->layers, d->D, c->hidden, c->s2s_window};
         rc = ad_s2s_create(&sc, c->seed, &d->s2s, err, errlen);
@@ -170,6 +178,7 @@ void ad_detector_free(ad_detector *d)
     ad_state_free(d->st);
     ad_scorer_free(d->sc);
     ad_scorer_free(d->ssc);
+    ad_scorer_free(d->lsc);
     ad_s2s_scorer_free(d->s2sc);
     ad_s2s_free(d->s2s);
     free(d->win);
@@ -188,6 +197,7 @@ size_t ad_detector_bytes(const ad_detector *d)
               2 * (size_t)d->D * d->cfg.s2s_window * sizeof(float);
     return sizeof(*d) + s2s + ad_net_bytes(d->net) + ad_state_bytes(d->st) +
            ad_scorer_bytes(d->sc) + (d->ssc ? ad_scorer_bytes(d->ssc) : 0) +
+           (d->lsc ? ad_scorer_bytes(d->lsc) : 0) +
            (size_t)d->hcap * (sizeof(*d->hv) + sizeof(*d->hf) + (d->hts ? sizeof(double) : 0));
 }
 
@@ -435,6 +445,10 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
         s2s_push(d, value, ts, d->last_ts, d->has_ts);
     predict(d, value, &pred, &error, &has_pred);
     float raw = has_pred ? ad_scorer_score(d->sc, (float)error) : 0.0f;
+    if (has_pred && d->lsc) { /* long_window: the larger of the two */
+        float lraw = ad_scorer_score(d->lsc, (float)error);
+        raw = lraw > raw ? lraw : raw;
+    }
     /* the seasonal-naive signal: the larger of the two raw scores */
     float sraw = seasonal_score(d, ts, value);
     if (has_pred && sraw > raw)
@@ -461,6 +475,8 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
     d->excl_rate += ((float)excluded - d->excl_rate) * (1.0f / EXCL_HORIZON);
     if (has_pred)
         ad_scorer_commit(d->sc, excluded);
+    if (has_pred && d->lsc)
+        ad_scorer_commit(d->lsc, excluded);
     if (sraw >= 0.0f)
         ad_scorer_commit(d->ssc, excluded);
     double kept = excluded ? pred : value;
@@ -798,6 +814,8 @@ static void reprime(ad_detector *d, int refill)
     ad_state_reset(d->st);
     if (refill)
         ad_scorer_reset(d->sc);
+    if (refill && d->lsc) /* it starts afresh on the network's errors (not refilled) */
+        ad_scorer_reset(d->lsc);
     d->has_pred = 0;
     if (d->s2s) {
         reprime_s2s(d, refill, P > c->s2s_window ? P : c->s2s_window);
@@ -931,6 +949,8 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_scorer_save(d->sc, w);
     if (d->ssc)
         ad_scorer_save(d->ssc, w);
+    if (d->lsc)
+        ad_scorer_save(d->lsc, w);
 }
 
 size_t ad_detector_blob_size(const ad_detector *d)
@@ -1123,6 +1143,8 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
     rc = ad_scorer_load(d->sc, &r, why, sizeof(why));
     if (!rc && d->ssc)
         rc = ad_scorer_load(d->ssc, &r, why, sizeof(why));
+    if (!rc && d->lsc)
+        rc = ad_scorer_load(d->lsc, &r, why, sizeof(why));
     if (rc) {
         ERR("detector blob's scorer: %s", why);
         goto out_format;

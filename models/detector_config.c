@@ -39,6 +39,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->seasonal_periods = 3;
     c->seasonal_weight = 1.0f;
     c->warmup_naive = 0;
+    c->long_window = 0;
     c->alert_penalty = 0.0f;
     c->asinh = 0;
     c->seed = 1;
@@ -93,6 +94,13 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(seasonal_periods, 1, 8);
     RANGE(warmup_naive, 0, 1);
     RANGE(alert_penalty, 0.0, 100.0);
+    RANGE(long_window, 0, 1000000);
+    if (c->long_window > 0 && c->scorer.kind == AD_SCORER_LIKELIHOOD &&
+        c->long_window > c->scorer.window) {
+        ERR("long_window must be 0..the scorer's window (%d), got %d", c->scorer.window,
+            c->long_window);
+        return -AD_EINVAL;
+    }
     if (!(c->seasonal_weight > 0.0f && c->seasonal_weight <= 1.0f)) {
         ERR("seasonal_weight must be in (0, 1], got %g", (double)c->seasonal_weight);
         return -AD_EINVAL;
@@ -132,6 +140,7 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_f32(w, c->seasonal_weight);
     ad_put_u32(w, (uint32_t)c->warmup_naive);
     ad_put_f32(w, c->alert_penalty);
+    ad_put_u32(w, (uint32_t)c->long_window);
     ad_put_u64(w, c->seed);
     const ad_scorer_config *s = &c->scorer;
     ad_put_u32(w, (uint32_t)s->kind);
@@ -181,6 +190,7 @@ void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c)
     c->seasonal_weight = ad_get_f32(r);
     c->warmup_naive = (int)ad_get_u32(r);
     c->alert_penalty = ad_get_f32(r);
+    c->long_window = (int)ad_get_u32(r);
     c->seed = ad_get_u64(r);
     ad_scorer_config *s = &c->scorer;
     s->kind = (ad_scorer_kind)ad_get_u32(r);
