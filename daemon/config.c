@@ -221,6 +221,7 @@ static const ad_key detector_keys[] = {
     FLT("threshold", D, scorer.threshold, 0, 1, F_LO_OPEN, NULL),
     INT("scorer_window", D, scorer.window, 16, 1000000, NULL),
     INT("short_window", D, scorer.short_window, 1, 1000000, NULL),
+    INT("long_window", D, long_window, 0, 1000000, NULL),
     INT("min_samples", D, scorer.min_samples, 1, 1000000, NULL),
     FLT("k", D, scorer.k, 0, 1e30, F_LO_OPEN, NULL),
     FLT("min_sd", D, scorer.min_sd, 0, 1e6, 0, NULL),
@@ -275,6 +276,7 @@ static void daemon_detector_defaults(ad_detector_config *d)
     d->seasonal_weight = 0.8f;
     d->warmup_naive = 1;
     d->alert_penalty = 0.2f;
+    d->long_window = 30;
 }
 
 /* ---- scalars: text into a field ---- */

@@ -107,6 +107,7 @@ static void same_detector(const ad_detector_config *a, const ad_detector_config 
     EQ_FLT(seasonal_weight);
     EQ_INT(warmup_naive);
     EQ_FLT(alert_penalty);
+    EQ_INT(long_window);
     EQ_FLT(range_tolerance);
     EQ_INT(range_window);
     EQ_INT(cooldown);
@@ -237,6 +238,7 @@ START_TEST(test_defaults)
     d.seasonal_weight = 0.8f;
     d.warmup_naive = 1;
     d.alert_penalty = 0.2f;
+    d.long_window = 30;
     same_detector(&c.defaults, &d);
     ck_assert_int_eq(ad_detector_config_check(&c.defaults, NULL, 0), 0);
     ad_config_free(&c);
@@ -340,7 +342,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 15 + 2 + 6 + 5 + 3 + 3 + 6 + 42 + 44);
+    ck_assert_int_eq(nkeys, 15 + 2 + 6 + 5 + 3 + 3 + 6 + 43 + 45);
 }
 END_TEST
 
@@ -729,8 +731,9 @@ START_TEST(test_detector_bounds_agree_with_models)
         {"seasonal_weight", ""},
         {"alert_penalty", ""},
         {"threshold", ""},
-        {"scorer_window", "min_samples: 1, short_window: 1"},
+        {"scorer_window", "min_samples: 1, short_window: 1, long_window: 0"},
         {"short_window", "scorer_window: 1000000, min_samples: 1"},
+        {"long_window", "scorer_window: 1000000, min_samples: 1"},
         {"min_samples", "scorer_window: 1000000"},
         {"k", "scorer: static"},
         {"min_sd", ""},
