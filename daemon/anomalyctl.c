@@ -63,11 +63,19 @@ static void usage(FILE *f)
             "  --range-tolerance X values beyond the range seen by X times it are anomalous (0)\n"
             "  --range-window N    the range seen: the last ~N values, 0 = all (0)\n"
             "  --asinh 0|1         normalise with asinh, for heavy-tailed series (0)\n"
+            "  --seasonal-period S second signal: the value against the median of the values\n"
+            "                      1..P periods of S seconds ago, own scorer, 0 = off (0)\n"
+            "  --seasonal-periods P periods looked back, 1..8 (3)\n"
+            "  --seasonal-weight X the seasonal score's odds times X, (0, 1] (1)\n"
+            "  --warmup-naive 0|1  before the first training predict the previous value (0)\n"
+            "  --alert-penalty X   the score's odds lose X/5 per alert of the last ~2000\n"
+            "                      samples (likelihood: -log10 tail loses X), 0 = off (0)\n"
             "scoring:\n"
             "  --scorer S          likelihood dynamic static (likelihood)\n"
             "  --threshold X       flag at score >= X (0.5)\n"
             "  --scorer-window N   error history of the scorer (1000)\n"
             "  --short-window N    likelihood: errors averaged (10)\n"
+            "  --long-window N     likelihood: a second one averaging N errors, 0 = off (0)\n"
             "  --min-samples N     scorer: score 0 until N errors seen (100)\n"
             "  --k X               static: error scoring 0.5 (4)\n"
             "  --min-sd X          likelihood: floor on the averaged errors' deviation (0.001)\n"
@@ -113,7 +121,8 @@ enum {
     O_KIND = 256, O_HIDDEN, O_LAYERS, O_FEATURES, O_SEED, O_HISTORY, O_TRAIN_AFTER,
     O_TRAIN_EVERY, O_WINDOW, O_BATCH, O_EPOCHS, O_PATIENCE, O_LR, O_VAL_FRAC, O_INPUT_CLIP,
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
-    O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND, O_QUIET,
+    O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND,
+    O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY, O_LONG_WINDOW, O_QUIET,
     O_HELP
 };
 
@@ -134,6 +143,9 @@ static const struct option long_opts[] = {
     {"min-sd", 1, 0, O_MIN_SD},       {"model", 1, 0, O_MODEL},
     {"s2s-window", 1, 0, O_S2S_WINDOW}, {"range-tolerance", 1, 0, O_RANGE},
     {"range-window", 1, 0, O_RANGE_WINDOW}, {"error-bound", 1, 0, O_ERROR_BOUND},
+    {"seasonal-period", 1, 0, O_SEASONAL_PERIOD}, {"seasonal-periods", 1, 0, O_SEASONAL_PERIODS},
+    {"seasonal-weight", 1, 0, O_SEASONAL_WEIGHT}, {"warmup-naive", 1, 0, O_WARMUP_NAIVE},
+    {"alert-penalty", 1, 0, O_ALERT_PENALTY}, {"long-window", 1, 0, O_LONG_WINDOW},
     {"quiet", 0, 0, O_QUIET},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
 
@@ -213,6 +225,12 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_S2S_WINDOW: c->s2s_window = (int)num(name, arg); return 0;
     case O_RANGE: c->range_tolerance = (float)num(name, arg); return 0;
     case O_RANGE_WINDOW: c->range_window = (int)num(name, arg); return 0;
+    case O_SEASONAL_PERIOD: c->seasonal_period = (int)num(name, arg); return 0;
+    case O_SEASONAL_PERIODS: c->seasonal_periods = (int)num(name, arg); return 0;
+    case O_SEASONAL_WEIGHT: c->seasonal_weight = (float)num(name, arg); return 0;
+    case O_WARMUP_NAIVE: c->warmup_naive = (int)num(name, arg); return 0;
+    case O_ALERT_PENALTY: c->alert_penalty = (float)num(name, arg); return 0;
+    case O_LONG_WINDOW: c->long_window = (int)num(name, arg); return 0;
     case O_ERROR_BOUND: s->error_bound = (float)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
     case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;

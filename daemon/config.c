@@ -228,11 +228,17 @@ static const ad_key detector_keys[] = {
     FLT("range_tolerance", D, range_tolerance, 0, 100, 0, NULL),
     INT("range_window", D, range_window, 0, 1000000000, NULL),
     BOOL("asinh", D, asinh, NULL),
+    INT("seasonal_period", D, seasonal_period, 0, 1000000000, NULL),
+    INT("seasonal_periods", D, seasonal_periods, 1, 8, NULL),
+    FLT("seasonal_weight", D, seasonal_weight, 0, 1, F_LO_OPEN, NULL),
+    BOOL("warmup_naive", D, warmup_naive, NULL),
+    FLT("alert_penalty", D, alert_penalty, 0, 100, 0, NULL),
     {"scorer", K_SCORER, OFF(D, scorer, ad_scorer_config), 0, 0, 0, F_EARLY, scorer_name, NULL,
      NULL},
     FLT("threshold", D, scorer.threshold, 0, 1, F_LO_OPEN, NULL),
     INT("scorer_window", D, scorer.window, 16, 1000000, NULL),
     INT("short_window", D, scorer.short_window, 1, 1000000, NULL),
+    INT("long_window", D, long_window, 0, 1000000, NULL),
     INT("min_samples", D, scorer.min_samples, 1, 1000000, NULL),
     FLT("k", D, scorer.k, 0, 1e30, F_LO_OPEN, NULL),
     FLT("min_sd", D, scorer.min_sd, 0, 1e6, 0, NULL),
@@ -275,7 +281,7 @@ static const struct {
 static void daemon_detector_defaults(ad_detector_config *d)
 {
     ad_detector_defaults(d);
-    d->cooldown = 50;
+    d->cooldown = 30;
     d->train_after = 750;
     d->train_every = 2000;
     d->features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK;
@@ -283,6 +289,12 @@ static void daemon_detector_defaults(ad_detector_config *d)
     d->range_window = 8000;
     d->scorer.error_bound = 3.0f;
     d->scorer.min_sd = 0.0173f;
+    d->seasonal_period = 86400;
+    d->seasonal_periods = 3;
+    d->seasonal_weight = 0.8f;
+    d->warmup_naive = 1;
+    d->alert_penalty = 0.2f;
+    d->long_window = 30;
 }
 
 /* ---- scalars: text into a field ---- */

@@ -19,12 +19,17 @@
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   3
+#define DET_VERSION   4
 #define MAX_MAGNITUDE 1e30
 #define WARM_MIN      16      /* values before the warm-up fallback scores */
 #define RANGE_MIN     100     /* values seen before the range check speaks */
 #define EXCL_HORIZON  1000.0f /* samples over which the excluded fraction is averaged */
 #define RANGE_BLOCKS  16      /* blocks of the range check's sliding window */
+#define NAIVE_RATE    0.01    /* warmup_naive: rate of the moving mean square of changes */
+#define SEASONAL_TOL  0.01    /* seasonal: a reference lies within this many periods of
+                                 its time */
+#define SEASONAL_MAX  8       /* seasonal_periods at most */
+#define ALERT_HORIZON 2000.0  /* alert_penalty: samples over which alerts are counted */
 
 struct ad_detector {
     ad_detector_config cfg;
@@ -33,12 +38,16 @@ struct ad_detector {
     int shared_net; /* net is a family's (ad_detector_create_member): not owned, not saved */
     ad_state *st;
     ad_scorer *sc;
+    ad_scorer *ssc; /* seasonal_period > 0: the seasonal-naive error's scorer */
+    ad_scorer *lsc; /* long_window > 0 (likelihood): the same errors, averaged longer */
     /* normaliser (from the last training) */
     double center, scale;
     int trained;
-    /* warm-up fallback: running mean and variance of accepted values (Welford) */
+    /* warm-up fallback: running mean and variance of accepted values (Welford); with
+     * warmup_naive the last accepted value and the moving mean square of changes */
     double w_mean, w_m2;
     uint64_t w_n;
+    double nv_last, nv_ms;
     /* the network's prediction for the next value, in normalised units */
     float pred_norm;
     int has_pred;
@@ -53,6 +62,7 @@ struct ad_detector {
     uint64_t since_train;
     int flag_run;
     uint64_t since_alert; /* samples since the last alert */
+    double alert_rate;    /* moving average of the alert indicator (ALERT_HORIZON) */
     float excl_rate;      /* moving average of the excluded indicator (EXCL_HORIZON) */
     double vmin, vmax;    /* range of the values seen (range check) */
     /* range_window > 0: the min and max of the last RANGE_BLOCKS - 1 full blocks of
@@ -122,6 +132,18 @@ static int detector_new(const ad_detector_config *c, ad_net *shared, ad_detector
     if (rc)
         goto out_free;
     d->st = ad_state_create(d->net);
+    if (c->seasonal_period > 0) {
+        rc = ad_scorer_create(&c->scorer, &d->ssc, err, errlen);
+        if (rc)
+            goto out_free;
+    }
+    if (c->long_window > 0 && c->scorer.kind == AD_SCORER_LIKELIHOOD) {
+        ad_scorer_config lc = c->scorer;
+        lc.short_window = c->long_window;
+        rc = ad_scorer_create(&lc, &d->lsc, err, errlen);
+        if (rc)
+            goto out_free;
+    }
     if (c->model == AD_MODEL_SEQ2SEQ) {
         ad_s2s_config sc = {c->kind, c->layers, d->D, c->hidden, c->s2s_window};
         rc = ad_s2s_create(&sc, c->seed, &d->s2s, err, errlen);
@@ -140,9 +162,10 @@ static int detector_new(const ad_detector_config *c, ad_net *shared, ad_detector
     d->hcap = c->history;
     d->hv = calloc((size_t)d->hcap, sizeof(*d->hv));
     d->hf = calloc((size_t)d->hcap, sizeof(*d->hf));
-    if (c->features)
+    const int need_ts = c->features || c->seasonal_period > 0;
+    if (need_ts)
         d->hts = calloc((size_t)d->hcap, sizeof(*d->hts));
-    if (!d->st || !d->hv || !d->hf || (c->features && !d->hts)) {
+    if (!d->st || !d->hv || !d->hf || (need_ts && !d->hts)) {
         rc = -AD_ENOMEM;
         ERR("out of memory for a detector");
         goto out_free;
@@ -184,6 +207,8 @@ void ad_detector_free(ad_detector *d)
         ad_net_free(d->net);
     ad_state_free(d->st);
     ad_scorer_free(d->sc);
+    ad_scorer_free(d->ssc);
+    ad_scorer_free(d->lsc);
     ad_s2s_scorer_free(d->s2sc);
     ad_s2s_free(d->s2s);
     free(d->win);
@@ -201,7 +226,8 @@ size_t ad_detector_bytes(const ad_detector *d)
         s2s = ad_s2s_bytes(d->s2s) + ad_s2s_scorer_bytes(d->s2sc) +
               2 * (size_t)d->D * d->cfg.s2s_window * sizeof(float);
     return sizeof(*d) + s2s + (d->shared_net ? 0 : ad_net_bytes(d->net)) + ad_state_bytes(d->st) +
-           ad_scorer_bytes(d->sc) +
+           ad_scorer_bytes(d->sc) + (d->ssc ? ad_scorer_bytes(d->ssc) : 0) +
+           (d->lsc ? ad_scorer_bytes(d->lsc) : 0) +
            (size_t)d->hcap * (sizeof(*d->hv) + sizeof(*d->hf) + (d->hts ? sizeof(double) : 0));
 }
 
@@ -251,14 +277,18 @@ static void predict(const ad_detector *d, double v, double *pred, double *error,
     /* a spread needs a few values: until then there is a prediction but no score */
     *has = d->w_n >= WARM_MIN;
     if (!*has) {
-        *pred = d->w_n ? d->w_mean : NAN;
+        *pred = !d->w_n ? NAN : d->cfg.warmup_naive ? d->nv_last : d->w_mean;
         *error = 0.0;
         return;
     }
     double sd = d->w_n > 1 ? sqrt(d->w_m2 / (double)(d->w_n - 1)) : 0.0;
     double floor = 1e-6 * fmax(1.0, fabs(d->w_mean));
     *pred = d->w_mean;
-    *error = (v - d->w_mean) / (sd > floor ? sd : floor);
+    if (d->cfg.warmup_naive) { /* the previous value, changes' moving RMS */
+        *pred = d->nv_last;
+        sd = sqrt(d->nv_ms);
+    }
+    *error = (v - *pred) / (sd > floor ? sd : floor);
     if (d->cfg.asinh)
         *error = asinh(*error);
 }
@@ -355,6 +385,76 @@ static float range_check(ad_detector *d, double v, float raw)
     return raw;
 }
 
+/* Index in the ring of the i-th oldest sample held. */
+static int hist_index(const ad_detector *d, int i)
+{
+    int k = d->hpos - d->hn + i;
+    return k < 0 ? k + d->hcap : k;
+}
+
+/* The history value nearest in time to t, if one lies within tol seconds of it. */
+static int hist_at(const ad_detector *d, double t, double tol, double *v)
+{
+    int lo = 0, hi = d->hn - 1;
+    if (d->hn == 0 || d->hts[hist_index(d, 0)] > t + tol)
+        return 0;
+    while (lo < hi) { /* the newest sample at or before t (or the oldest) */
+        int mid = (lo + hi + 1) / 2;
+        if (d->hts[hist_index(d, mid)] <= t)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    double gap = fabs(d->hts[hist_index(d, lo)] - t);
+    if (lo + 1 < d->hn && fabs(d->hts[hist_index(d, lo + 1)] - t) < gap)
+        gap = fabs(d->hts[hist_index(d, ++lo)] - t);
+    if (gap > tol)
+        return 0;
+    *v = d->hv[hist_index(d, lo)];
+    return 1;
+}
+
+/*
+ * Seasonal-naive reference for a value at ts: the median of the history values (flagged
+ * ones replaced by their prediction) at ts - j * seasonal_period, j = 1..seasonal_periods,
+ * those found within SEASONAL_TOL periods. 0 if none is held.
+ */
+static int seasonal_ref(const ad_detector *d, double ts, double *ref)
+{
+    const double P = d->cfg.seasonal_period;
+    double r[SEASONAL_MAX];
+    int n = 0;
+    for (int j = 1; j <= d->cfg.seasonal_periods; j++) {
+        double v;
+        if (hist_at(d, ts - j * P, SEASONAL_TOL * P, &v)) {
+            int i = n++; /* insertion sort */
+            for (; i > 0 && r[i - 1] > v; i--)
+                r[i] = r[i - 1];
+            r[i] = v;
+        }
+    }
+    if (n == 0)
+        return 0;
+    *ref = n % 2 ? r[n / 2] : 0.5 * (r[n / 2 - 1] + r[n / 2]);
+    return 1;
+}
+
+/* The seasonal signal's raw score for value at ts (once trained; -1: no reference),
+ * weighted: its odds s / (1 - s) times seasonal_weight. */
+static float seasonal_score(ad_detector *d, double ts, double value)
+{
+    const ad_detector_config *c = &d->cfg;
+    double ref;
+    if (!d->ssc || !d->trained || !seasonal_ref(d, ts, &ref))
+        return -1.0f;
+    double e = ad_norm_value(c, value, d->center, d->scale) -
+               ad_norm_value(c, ref, d->center, d->scale);
+    double s = ad_scorer_score(d->ssc, (float)e), w = c->seasonal_weight;
+    if (w < 1.0 && s < 1.0)
+        s = w * s / (1.0 - s + w * s);
+    return (float)s;
+}
+
 int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
 {
     const ad_detector_config *c = &d->cfg;
@@ -377,6 +477,19 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
         s2s_push(d, value, ts, d->last_ts, d->has_ts);
     predict(d, value, &pred, &error, &has_pred);
     float raw = has_pred ? ad_scorer_score(d->sc, (float)error) : 0.0f;
+    if (has_pred && d->lsc) { /* long_window: the larger of the two */
+        float lraw = ad_scorer_score(d->lsc, (float)error);
+        raw = lraw > raw ? lraw : raw;
+    }
+    /* the seasonal-naive signal: the larger of the two raw scores */
+    float sraw = seasonal_score(d, ts, value);
+    if (has_pred && sraw > raw)
+        raw = sraw;
+    /* alert_penalty: the odds lose alert_penalty / 5 per recent alert */
+    if (c->alert_penalty > 0.0f && d->trained && raw < 1.0f) {
+        double odds = raw / (1.0 - raw) - c->alert_penalty / 5.0 * d->alert_rate * ALERT_HORIZON;
+        raw = odds > 0.0 ? (float)(odds / (1.0 + odds)) : 0.0f;
+    }
     raw = range_check(d, value, raw);
     int anomalous = has_pred && raw >= c->scorer.threshold;
     /* alerts: within `cooldown` samples of the last one the score is damped, rising
@@ -386,6 +499,7 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
         score = raw * (float)d->since_alert / (float)c->cooldown;
     int flagged = has_pred && score >= c->scorer.threshold;
     d->since_alert = flagged ? 0 : d->since_alert + 1;
+    d->alert_rate += ((double)flagged - d->alert_rate) / ALERT_HORIZON;
     d->flag_run = anomalous ? d->flag_run + 1 : 0;
     /* excluded: kept out of statistics, training and the rolling state */
     int excluded = anomalous && (c->relearn == 0 || d->flag_run <= c->relearn) &&
@@ -393,9 +507,21 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
     d->excl_rate += ((float)excluded - d->excl_rate) * (1.0f / EXCL_HORIZON);
     if (has_pred)
         ad_scorer_commit(d->sc, excluded);
+    if (has_pred && d->lsc)
+        ad_scorer_commit(d->lsc, excluded);
+    if (sraw >= 0.0f)
+        ad_scorer_commit(d->ssc, excluded);
     double kept = excluded ? pred : value;
 
-    if (!excluded) { /* Welford */
+    if (!excluded) { /* Welford; warmup_naive's changes */
+        if (d->w_n == 0) {
+            d->nv_ms = 0.0;
+        } else {
+            double ch = value - d->nv_last, rate = 1.0 / (double)(d->w_n + 1);
+            rate = rate > NAIVE_RATE ? rate : NAIVE_RATE;
+            d->nv_ms += (ch * ch - d->nv_ms) * rate;
+        }
+        d->nv_last = value;
         d->w_n++;
         double delta = value - d->w_mean;
         d->w_mean += delta / (double)d->w_n;
@@ -438,13 +564,6 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
 }
 
 /* ---- training ---- */
-
-/* Index in the ring of the i-th oldest sample held. */
-static int hist_index(const ad_detector *d, int i)
-{
-    int k = d->hpos - d->hn + i;
-    return k < 0 ? k + d->hcap : k;
-}
 
 int ad_detector_snapshot(const ad_detector *d, ad_train_job **out, char *err, size_t errlen)
 {
@@ -727,6 +846,8 @@ static void reprime(ad_detector *d, int refill)
     ad_state_reset(d->st);
     if (refill)
         ad_scorer_reset(d->sc);
+    if (refill && d->lsc) /* it starts afresh on the network's errors (not refilled) */
+        ad_scorer_reset(d->lsc);
     d->has_pred = 0;
     if (d->s2s) {
         reprime_s2s(d, refill, P > c->s2s_window ? P : c->s2s_window);
@@ -771,6 +892,8 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
     d->stats.train_loss = job->train_loss;
     d->stats.val_loss = job->val_loss;
     reprime(d, first);
+    if (first && d->ssc) /* it has seen nothing yet, but for clarity */
+        ad_scorer_reset(d->ssc);
     return 0;
 }
 
@@ -808,6 +931,8 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_f64(w, d->w_mean);
     ad_put_f64(w, d->w_m2);
     ad_put_u64(w, d->w_n);
+    ad_put_f64(w, d->nv_last);
+    ad_put_f64(w, d->nv_ms);
     ad_put_f32(w, d->pred_norm);
     ad_put_u32(w, (uint32_t)d->has_pred);
     ad_put_f64(w, d->last_ts);
@@ -816,6 +941,7 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_u32(w, (uint32_t)d->flag_run);
     ad_put_f32(w, d->excl_rate);
     ad_put_u64(w, d->since_alert);
+    ad_put_f64(w, d->alert_rate);
     ad_put_f64(w, d->vmin);
     ad_put_f64(w, d->vmax);
     for (int i = 0; i < RANGE_BLOCKS; i++) {
@@ -853,6 +979,10 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
         ad_put_f32v(w, d->win, (size_t)d->D * d->cfg.s2s_window);
     }
     ad_scorer_save(d->sc, w);
+    if (d->ssc)
+        ad_scorer_save(d->ssc, w);
+    if (d->lsc)
+        ad_scorer_save(d->lsc, w);
 }
 
 size_t ad_detector_blob_size(const ad_detector *d)
@@ -968,6 +1098,8 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     d->w_mean = ad_get_f64(&r);
     d->w_m2 = ad_get_f64(&r);
     d->w_n = ad_get_u64(&r);
+    d->nv_last = ad_get_f64(&r);
+    d->nv_ms = ad_get_f64(&r);
     d->pred_norm = ad_get_f32(&r);
     d->has_pred = (int)ad_get_u32(&r);
     d->last_ts = ad_get_f64(&r);
@@ -976,6 +1108,7 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     d->flag_run = (int)ad_get_u32(&r);
     d->excl_rate = ad_get_f32(&r);
     d->since_alert = ad_get_u64(&r);
+    d->alert_rate = ad_get_f64(&r);
     d->vmin = ad_get_f64(&r);
     d->vmax = ad_get_f64(&r);
     int rb_bad = 0;
@@ -1006,7 +1139,9 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     if (r.err || hn > (uint32_t)d->hcap || hpos >= (uint32_t)d->hcap || netlen > ad_rbuf_left(&r) ||
         !(d->scale > 0.0 && isfinite(d->scale)) || !isfinite(d->center) ||
         !isfinite(d->pred_norm) || !isfinite(d->w_mean) || !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) ||
-        !finite_state(d) || rb_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f)) {
+        !isfinite(d->nv_last) || !(d->nv_ms >= 0.0 && isfinite(d->nv_ms)) ||
+        !finite_state(d) || rb_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
+        !(d->alert_rate >= 0.0 && d->alert_rate <= 1.0)) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;
     }
@@ -1047,6 +1182,10 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
         d->win_n = (int)wn;
     }
     rc = ad_scorer_load(d->sc, &r, why, sizeof(why));
+    if (!rc && d->ssc)
+        rc = ad_scorer_load(d->ssc, &r, why, sizeof(why));
+    if (!rc && d->lsc)
+        rc = ad_scorer_load(d->lsc, &r, why, sizeof(why));
     if (rc) {
         ERR("detector blob's scorer: %s", why);
         goto out_format;

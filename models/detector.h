@@ -9,8 +9,14 @@
  *      in the normaliser's units (below); before the first training (warming up) the
  *      prediction is the running mean of the values so far and the error
  *      (value - mean) / sd (asinh of it with `asinh`), a simple statistical fallback, so
- *      a stream gets scores from its third sample on;
- *   3. the scorer (scorer.h) turns the error into a raw score in [0, 1]; a value whose
+ *      a stream gets scores from its third sample on; with `warmup_naive` the prediction
+ *      is the previous value and the error is scaled by the moving RMS of changes;
+ *   3. the scorer (scorer.h) turns the error into a raw score in [0, 1] (with
+ *      `seasonal_period`, once trained, the larger of it and the weighted score of the
+ *      seasonal-naive error against the median of the values 1..seasonal_periods periods
+ *      ago, from a second scorer; with `long_window`, the larger of it and a likelihood
+ *      averaging long_window errors; with `alert_penalty`, once trained, its odds lose
+ *      alert_penalty/5 per alert of roughly the last 2000 samples); a value whose
  *      raw score reaches the threshold is anomalous and is excluded: kept out of the
  *      scorer's statistics and replaced by its prediction in the history used for
  *      training (so neither learns the anomaly), until `relearn` anomalies in a row say

@@ -35,6 +35,12 @@ void ad_detector_defaults(ad_detector_config *c)
     c->max_exclude = 0.02f;
     c->cooldown = 0;
     c->range_window = 0;
+    c->seasonal_period = 0;
+    c->seasonal_periods = 3;
+    c->seasonal_weight = 1.0f;
+    c->warmup_naive = 0;
+    c->long_window = 0;
+    c->alert_penalty = 0.0f;
     c->asinh = 0;
     c->seed = 1;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
@@ -84,6 +90,21 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(range_tolerance, 0.0, 100.0);
     RANGE(range_window, 0, 1000000000);
     RANGE(asinh, 0, 1);
+    RANGE(seasonal_period, 0, 1000000000);
+    RANGE(seasonal_periods, 1, 8);
+    RANGE(warmup_naive, 0, 1);
+    RANGE(alert_penalty, 0.0, 100.0);
+    RANGE(long_window, 0, 1000000);
+    if (c->long_window > 0 && c->scorer.kind == AD_SCORER_LIKELIHOOD &&
+        c->long_window > c->scorer.window) {
+        ERR("long_window must be 0..the scorer's window (%d), got %d", c->scorer.window,
+            c->long_window);
+        return -AD_EINVAL;
+    }
+    if (!(c->seasonal_weight > 0.0f && c->seasonal_weight <= 1.0f)) {
+        ERR("seasonal_weight must be in (0, 1], got %g", (double)c->seasonal_weight);
+        return -AD_EINVAL;
+    }
 #undef RANGE
     return ad_scorer_config_check(&c->scorer, err, errlen);
 }
@@ -114,6 +135,12 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_f32(w, c->range_tolerance);
     ad_put_u32(w, (uint32_t)c->range_window);
     ad_put_u32(w, (uint32_t)c->asinh);
+    ad_put_u32(w, (uint32_t)c->seasonal_period);
+    ad_put_u32(w, (uint32_t)c->seasonal_periods);
+    ad_put_f32(w, c->seasonal_weight);
+    ad_put_u32(w, (uint32_t)c->warmup_naive);
+    ad_put_f32(w, c->alert_penalty);
+    ad_put_u32(w, (uint32_t)c->long_window);
     ad_put_u64(w, c->seed);
     const ad_scorer_config *s = &c->scorer;
     ad_put_u32(w, (uint32_t)s->kind);
@@ -158,6 +185,12 @@ void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c)
     c->range_tolerance = ad_get_f32(r);
     c->range_window = (int)ad_get_u32(r);
     c->asinh = (int)ad_get_u32(r);
+    c->seasonal_period = (int)ad_get_u32(r);
+    c->seasonal_periods = (int)ad_get_u32(r);
+    c->seasonal_weight = ad_get_f32(r);
+    c->warmup_naive = (int)ad_get_u32(r);
+    c->alert_penalty = ad_get_f32(r);
+    c->long_window = (int)ad_get_u32(r);
     c->seed = ad_get_u64(r);
     ad_scorer_config *s = &c->scorer;
     s->kind = (ad_scorer_kind)ad_get_u32(r);

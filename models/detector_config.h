@@ -56,6 +56,28 @@ typedef struct ad_detector_config {
                                times the range is anomalous (0 = off) */
     int range_window;  /* the range check's "seen so far": the last ~range_window values
                           (16 blocks of range_window/16), 0 = every value since the start */
+    int seasonal_period;  /* > 0: a second signal, the seasonal-naive error: the value
+                             against the median of the values (as kept for training) at
+                             the same time 1..seasonal_periods periods of this many
+                             seconds ago, scored by its own scorer; the raw score is the
+                             larger of the two (0 = off). Needs the history to span the
+                             periods; starts after the first training */
+    int seasonal_periods; /* periods looked back, 1..8 */
+    float seasonal_weight;/* (0, 1]: the seasonal score's odds s/(1-s) are multiplied by
+                             this (likelihood: its -log10 tail), so it needs a smaller tail
+                             than the network's error to flag */
+    int warmup_naive;  /* before the first training: 1 = the prediction is the previous
+                          value and the error is scaled by the moving RMS of changes;
+                          0 = the running mean and standard deviation of all values */
+    int long_window;   /* > 0, likelihood scorer: a second likelihood on the same errors
+                          averaged over this many (instead of short_window), for slower,
+                          sustained surprise; the raw score is the larger (0 = off;
+                          at most the scorer's window) */
+    float alert_penalty; /* >= 0: once trained, a series that alerted recently must be
+                            more surprising to be anomalous: the score's odds s/(1-s)
+                            lose alert_penalty/5 per alert of roughly the last 2000
+                            samples (likelihood: its -log10 tail loses alert_penalty),
+                            before the range check (0 = off) */
     int cooldown;      /* after an alert, the score is damped for this many samples
                           (rising linearly back), so one incident raises one alert
                           (0 = off) */
@@ -65,7 +87,9 @@ typedef struct ad_detector_config {
 
 /* Defaults: LSTM, 1 layer, H=16, no features, history 1500, train after 400 then every
  * 2000, T=32, B=16, 30 epochs, patience 4, val 0.2, lr 0.01, clip 1, input clip 8,
- * prime 256, relearn 64, max_exclude 0.02, cooldown 0, likelihood scorer. */
+ * prime 256, relearn 64, max_exclude 0.02, cooldown 0, no seasonal signal (3 periods,
+ * weight 1 when on), warm-up on the running mean, no long window, no alert penalty,
+ * likelihood scorer. */
 void ad_detector_defaults(ad_detector_config *c);
 
 /* Returns 0 if c is valid, else -AD_EINVAL with a message naming the field. */

@@ -102,6 +102,12 @@ static void same_detector(const ad_detector_config *a, const ad_detector_config 
     EQ_INT(relearn);
     EQ_FLT(max_exclude);
     EQ_INT(asinh);
+    EQ_INT(seasonal_period);
+    EQ_INT(seasonal_periods);
+    EQ_FLT(seasonal_weight);
+    EQ_INT(warmup_naive);
+    EQ_FLT(alert_penalty);
+    EQ_INT(long_window);
     EQ_FLT(range_tolerance);
     EQ_INT(range_window);
     EQ_INT(cooldown);
@@ -230,7 +236,7 @@ START_TEST(test_defaults)
     ck_assert_ptr_null(c.rules);
     /* the models' defaults but for the NAB configuration (scripts/nab) */
     ad_detector_defaults(&d);
-    d.cooldown = 50;
+    d.cooldown = 30;
     d.train_after = 750;
     d.train_every = 2000;
     d.features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK;
@@ -238,6 +244,12 @@ START_TEST(test_defaults)
     d.range_window = 8000;
     d.scorer.error_bound = 3.0f;
     d.scorer.min_sd = 0.0173f;
+    d.seasonal_period = 86400;
+    d.seasonal_periods = 3;
+    d.seasonal_weight = 0.8f;
+    d.warmup_naive = 1;
+    d.alert_penalty = 0.2f;
+    d.long_window = 30;
     same_detector(&c.defaults, &d);
     ck_assert_int_eq(ad_detector_config_check(&c.defaults, NULL, 0), 0);
     ad_config_free(&c);
@@ -342,7 +354,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 17 + 2 + 6 + 5 + 3 + 3 + 4 + 6 + 37 + 40);
+    ck_assert_int_eq(nkeys, 17 + 2 + 6 + 5 + 3 + 3 + 4 + 6 + 43 + 46);
 }
 END_TEST
 
@@ -730,9 +742,14 @@ START_TEST(test_detector_bounds_agree_with_models)
         {"cooldown", ""},
         {"range_tolerance", ""},
         {"range_window", ""},
+        {"seasonal_period", ""},
+        {"seasonal_periods", ""},
+        {"seasonal_weight", ""},
+        {"alert_penalty", ""},
         {"threshold", ""},
-        {"scorer_window", "min_samples: 1, short_window: 1"},
+        {"scorer_window", "min_samples: 1, short_window: 1, long_window: 0"},
         {"short_window", "scorer_window: 1000000, min_samples: 1"},
+        {"long_window", "scorer_window: 1000000, min_samples: 1"},
         {"min_samples", "scorer_window: 1000000"},
         {"k", "scorer: static"},
         {"min_sd", ""},

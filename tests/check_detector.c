@@ -174,6 +174,16 @@ static void prime_neg(ad_detector_config *c) { c->prime = -1; }
 static void relearn_neg(ad_detector_config *c) { c->relearn = -1; }
 static void maxex_big(ad_detector_config *c) { c->max_exclude = 1.5f; }
 static void cooldown_neg(ad_detector_config *c) { c->cooldown = -1; }
+static void seasonal_neg(ad_detector_config *c) { c->seasonal_period = -1; }
+static void speriods_0(ad_detector_config *c) { c->seasonal_periods = 0; }
+static void speriods_9(ad_detector_config *c) { c->seasonal_periods = 9; }
+static void sweight_0(ad_detector_config *c) { c->seasonal_weight = 0.0f; }
+static void sweight_nan(ad_detector_config *c) { c->seasonal_weight = NAN; }
+static void naive_2(ad_detector_config *c) { c->warmup_naive = 2; }
+static void penalty_neg(ad_detector_config *c) { c->alert_penalty = -1.0f; }
+static void penalty_nan(ad_detector_config *c) { c->alert_penalty = NAN; }
+static void longwin_neg(ad_detector_config *c) { c->long_window = -1; }
+static void longwin_big(ad_detector_config *c) { c->long_window = c->scorer.window + 1; }
 /* clang-format on */
 
 static const bad_field bad_fields[] = {
@@ -202,6 +212,16 @@ static const bad_field bad_fields[] = {
     {"relearn", relearn_neg},
     {"max_exclude", maxex_big},
     {"cooldown", cooldown_neg},
+    {"seasonal_period", seasonal_neg},
+    {"seasonal_periods", speriods_0},
+    {"seasonal_periods", speriods_9},
+    {"seasonal_weight", sweight_0},
+    {"seasonal_weight", sweight_nan},
+    {"warmup_naive", naive_2},
+    {"alert_penalty", penalty_neg},
+    {"alert_penalty", penalty_nan},
+    {"long_window", longwin_neg},
+    {"long_window", longwin_big},
 };
 
 START_TEST(test_config_refusals)
@@ -1043,6 +1063,14 @@ START_TEST(test_roundtrip)
     const int at = (_i / 6) ? 260 : 150;
     ad_detector_config c;
     small_config(&c, kind, features);
+    if (features) { /* and the seasonal signal (10 samples a period), the naive warm-up */
+        c.seasonal_period = 600;
+        c.seasonal_periods = 2;
+        c.seasonal_weight = 0.8f;
+        c.warmup_naive = 1;
+        c.alert_penalty = 0.5f;
+        c.long_window = 30; /* used by the likelihood only */
+    }
     ad_detector *a = make(&c);
     ad_rng r;
     double ts, v;
@@ -1329,7 +1357,8 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 4", "version", L.version, 0, 4},
+        {"version 5", "version", L.version, 0, 5},
+        {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
         {"window 1", "configuration", L.window, 0, 1},
@@ -1340,6 +1369,9 @@ START_TEST(test_inconsistent_blob_refused)
         {"scale NaN", "inconsistent", L.scale, 1, NAN},
         {"center NaN", "inconsistent", L.center, 1, NAN},
         {"center Inf", "inconsistent", L.center, 1, INFINITY},
+        /* after scale: trained (4), w_mean, w_m2, w_n (8 each), then warmup_naive's */
+        {"last value NaN", "inconsistent", L.scale + 36, 1, NAN},
+        {"changes' square -1", "inconsistent", L.scale + 44, 1, -1.0},
         {"net length", NULL, L.netlen, 2, (double)(len * 2)},
         {"net length short", NULL, L.netlen, 2, (double)(netlen - 4)},
         {"net magic", "network", L.net, 0, 0},
@@ -1553,6 +1585,197 @@ START_TEST(test_range_window)
 }
 END_TEST
 
+
+/* ---- the seasonal signal and the naive warm-up ---- */
+
+/*
+ * A sine of period 100 samples (1 s apart) goes flat at its mean for a whole period: the
+ * network, reading the values as they come, predicts the flat values well, while the
+ * seasonal-naive error (the value against the median of the last 3 periods) is as large as
+ * the sine. With seasonal_period 100 the flat stretch is anomalous; without, not. A save
+ * and load mid-stream continues exactly (the seasonal scorer's state is in the blob).
+ */
+START_TEST(test_seasonal_signal)
+{
+    ad_detector_config c;
+    ad_detector_defaults(&c);
+    c.hidden = 8;
+    c.history = 600;
+    c.train_after = 400;
+    c.train_every = 0;
+    c.scorer.error_bound = 3.0f;
+    c.seasonal_period = _i ? 100 : 0;
+    c.seasonal_weight = 0.8f;
+    ad_detector *d = make(&c), *e = NULL;
+    ad_rng r;
+    int flat_anomalous = 0, other_anomalous = 0;
+
+    ad_rng_seed(&r, 95);
+    for (int t = 0; t < 1400; t++) {
+        const int flat = t >= 1200 && t < 1300;
+        double v = (flat ? 0.0 : sin(2.0 * M_PI * t / 100.0)) + 0.05 * ad_rng_normal(&r);
+        ad_result res = observe(d, t, v);
+        if (t == 1000) {
+            size_t len;
+            uint8_t *buf = save(d, &len);
+            e = load(buf, len);
+            free(buf);
+        }
+        if (e && t > 1000) {
+            ad_result re = observe(e, t, v);
+            assert_same_result(&res, &re, "seasonal after load", t);
+        }
+        if (flat)
+            flat_anomalous += res.anomalous;
+        else if (t > 600 && t < 1200)
+            other_anomalous += res.anomalous;
+    }
+    fprintf(stderr, "seasonal period %d: %d anomalous in the flat period, %d before it\n",
+            c.seasonal_period, flat_anomalous, other_anomalous);
+    if (_i)
+        ck_assert_msg(flat_anomalous > 0, "the flat period was not anomalous");
+    else
+        ck_assert_msg(flat_anomalous == 0, "the network alone flagged the flat period");
+    ck_assert_int_le(other_anomalous, 2);
+    ad_detector_free(e);
+    ad_detector_free(d);
+}
+END_TEST
+
+/*
+ * Warm-up on a smooth, wide sine (amplitude 10, period 200) with a spike of 6 at t 300
+ * (where the sine crosses 0): against the running mean and deviation (about 7) it is
+ * nothing; against the previous value and the RMS of changes (about 0.2) it is some 27
+ * deviations. With warmup_naive the prediction is the previous value and the spike is
+ * anomalous; without, not.
+ */
+START_TEST(test_warmup_naive)
+{
+    ad_detector_config c;
+    ad_detector_defaults(&c);
+    c.warmup_naive = _i;
+    c.train_after = 1000;
+    ad_detector *d = make(&c);
+    ad_result res;
+    double prev = 0.0;
+    int at_step = 0, others = 0;
+
+    for (int t = 0; t < 400; t++) {
+        double v = 10.0 * sin(2.0 * M_PI * t / 200.0) + (t == 300 ? 6.0 : 0.0);
+        ck_assert_int_eq(ad_detector_observe(d, t, v, &res), 0);
+        ck_assert_int_eq(res.warming_up, 1);
+        if (_i && t > 0 && t <= 300)
+            ck_assert_msg(res.predicted == prev, "t %d: predicted %.17g, previous %.17g", t,
+                          res.predicted, prev);
+        if (t == 300)
+            at_step = res.anomalous;
+        else if (t < 300)
+            others += res.anomalous;
+        prev = v;
+    }
+    fprintf(stderr, "warmup_naive %d: spike anomalous %d, %d anomalies before it\n", _i, at_step,
+            others);
+    ck_assert_int_eq(at_step, _i);
+    ck_assert_int_eq(others, 0);
+    ad_detector_free(d);
+}
+END_TEST
+
+/*
+ * alert_penalty: two detectors, without and with a penalty of 2, see the same stream (a
+ * noisy sine, then a level shift of 3, 30 noise deviations, held). Until
+ * the first alert they agree exactly; at the next sample the penalised one's -log10 tail
+ * (5 s / (1 - s), the likelihood's squashing undone) is 2 lower: one alert in the
+ * moving count.
+ */
+START_TEST(test_alert_penalty)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, 0);
+    c.train_every = 0;
+    ad_detector *a = make(&c);
+    c.alert_penalty = 2.0f;
+    ad_detector *b = make(&c);
+    ad_rng r;
+    int first = -1;
+
+    ad_rng_seed(&r, 97);
+    for (int t = 0; t < 600 && (first < 0 || t <= first + 1); t++) {
+        double v = noisy_sine(t, &r) + (t >= 400 ? 3.0 : 0.0);
+        ad_result ra = observe(a, t, v), rb = observe(b, t, v);
+        if (first < 0) {
+            assert_same_result(&ra, &rb, "before the first alert", t);
+            if (ra.flagged)
+                first = t;
+            continue;
+        }
+        double la = 5.0 * ra.raw_score / (1.0 - ra.raw_score);
+        double lb = 5.0 * rb.raw_score / (1.0 - rb.raw_score);
+        fprintf(stderr, "alert penalty: first alert at %d, next tail %.4f without, %.4f with\n",
+                first, la, lb);
+        ck_assert_msg(la > 2.0, "the shift should stay surprising: %g", la);
+        ck_assert_msg(fabs(lb - (la - 2.0)) < 1e-3 * la, "tail %g with the penalty, %g without", lb,
+                      la);
+    }
+    ck_assert_int_ge(first, 400);
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
+/*
+ * long_window: a pulse train (10 every 30 samples on a floor of small noise) whose pulses
+ * come every 20 samples from t 2000 on. Ten errors in a row hold at most one pulse either
+ * way, so the short window's averages look as before; thirty hold one pulse before and
+ * one or two after, an average half as large again. Without a long window the denser
+ * pulses are not anomalous; with 30, they are. (Warming up all along: the errors are
+ * z-scores against the running mean and deviation.) The long scorer's state survives a
+ * save and load.
+ */
+START_TEST(test_long_window)
+{
+    ad_detector_config c;
+    ad_detector_defaults(&c);
+    c.train_after = 1000000;
+    c.long_window = _i ? 30 : 0;
+    ad_detector *d = make(&c);
+    ad_rng r;
+    ad_result res;
+    int before = 0, during = 0;
+
+    ad_rng_seed(&r, 99);
+    for (int t = 0; t < 2300; t++) {
+        int pulse = t < 2000 ? t % 30 == 0 : t % 20 == 0;
+        double v = (pulse ? 10.0 : 0.0) + 0.01 * ad_rng_normal(&r);
+        ck_assert_int_eq(ad_detector_observe(d, t, v, &res), 0);
+        if (t >= 2000)
+            during += res.anomalous;
+        else if (t >= 200)
+            before += res.anomalous;
+    }
+    fprintf(stderr, "long window %d: %d anomalous among the denser pulses, %d before them\n",
+            c.long_window, during, before);
+    if (_i)
+        ck_assert_msg(during > 0, "the denser pulses were not anomalous");
+    else
+        ck_assert_msg(during == 0, "the short window alone flagged the denser pulses");
+    ck_assert_int_eq(before, 0);
+    size_t len;
+    uint8_t *buf = save(d, &len);
+    ad_detector *e = load(buf, len);
+    for (int t = 2300; t < 2400; t++) {
+        double v = (t % 20 == 0 ? 10.0 : 0.0) + 0.01 * ad_rng_normal(&r);
+        ad_result ra, rb;
+        ck_assert_int_eq(ad_detector_observe(d, t, v, &ra), 0);
+        ck_assert_int_eq(ad_detector_observe(e, t, v, &rb), 0);
+        assert_same_result(&ra, &rb, "long window after load", t);
+    }
+    free(buf);
+    ad_detector_free(e);
+    ad_detector_free(d);
+}
+END_TEST
+
 /* ---- the seq2seq model kind ---- */
 
 static void s2s_config(ad_detector_config *c)
@@ -1713,6 +1936,10 @@ static Suite *detector_suite(void)
     tc = tcase_create("range");
     tcase_add_loop_test(tc, test_range_check, 0, 2);
     tcase_add_loop_test(tc, test_range_window, 0, 2);
+    tcase_add_loop_test(tc, test_seasonal_signal, 0, 2);
+    tcase_add_loop_test(tc, test_warmup_naive, 0, 2);
+    tcase_add_test(tc, test_alert_penalty);
+    tcase_add_loop_test(tc, test_long_window, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("seq2seq");
