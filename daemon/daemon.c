@@ -5,6 +5,7 @@
 #include "daemon.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,6 +419,10 @@ static void signal_cb(uv_signal_t *h, int signum)
 {
     ad_daemon *d = h->data;
 
+    if (d->stopping) {
+        ad_log_info("%s while stopping: the stop goes on", strsignal(signum));
+        return;
+    }
     if (signum == SIGHUP) {
         ad_log_info("SIGHUP: reloading the configuration and reopening the events file");
         ad_daemon_reload(d);
@@ -643,6 +648,14 @@ static void stop_finish(ad_daemon *d)
     }
     close_own((uv_handle_t *)&d->checkpoint_timer);
     close_own((uv_handle_t *)&d->watchdog_timer);
+    close_own((uv_handle_t *)&d->sig_int);
+    close_own((uv_handle_t *)&d->sig_term);
+    close_own((uv_handle_t *)&d->sig_hup);
+    /* Closing the handles restored the default actions; from here to exit (a few
+     * microseconds) a late signal is ignored rather than killing a clean stop. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
 }
 
 /* A periodic checkpoint was out when the trainer finished: the final one follows it. */
@@ -691,10 +704,9 @@ void ad_daemon_stop(ad_daemon *d)
     }
     close_own((uv_handle_t *)&d->statsd_timer);
     close_own((uv_handle_t *)&d->sweep_timer);
-    close_own((uv_handle_t *)&d->sig_int);
-    close_own((uv_handle_t *)&d->sig_term);
-    close_own((uv_handle_t *)&d->sig_hup);
     uv_timer_stop(&d->checkpoint_timer);
+    /* The signal handlers stay until the end (stop_finish): a second SIGTERM while the
+     * last trainings and the final checkpoint finish must not kill the daemon. */
     if (d->trainer) {
         ad_trainer_close(d->trainer, stop_trainer_closed, d);
         d->trainer = NULL;
