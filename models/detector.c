@@ -629,17 +629,6 @@ void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss
  * in best when val beats *best_val, and 1 is returned once `patience` epochs in a row
  * did not; without one, the latest params and loss are kept.
  */
-static int early_stop(const float *params, float *best, size_t n, int has_val, double val,
-                      double *best_val, int *since_best, int patience)
-{
-    if (!has_val || val < *best_val) {
-        memcpy(best, params, n * sizeof(*best));
-        *best_val = val;
-        *since_best = 0;
-        return 0;
-    }
-    return ++*since_best >= patience;
-}
 
 /*
  * SEQ2SEQ training: windows of L inputs every L/4 samples of the first (1 - val_frac) of
@@ -701,7 +690,7 @@ static int s2s_job_run(ad_train_job *job, char *err, size_t errlen)
             if (rc)
                 goto out_free;
         }
-        if (early_stop(m->params, best, m->nparams, nval > 0, val, &best_val, &since_best,
+        if (ad_early_stop(m->params, best, m->nparams, nval > 0, val, &best_val, &since_best,
                        c->patience))
             break;
     }
@@ -782,7 +771,7 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
         job->train_loss = loss;
         /* validation: run over everything, measure the held-out tail */
         double val = nval > 0 ? ad_eval_mse(job->net, st, x, y, (size_t)steps, (size_t)ntr) : loss;
-        if (early_stop(job->net->params, best, job->net->nparams, nval > 0, val, &best_val,
+        if (ad_early_stop(job->net->params, best, job->net->nparams, nval > 0, val, &best_val,
                        &since_best, c->patience))
             break;
     }

@@ -206,13 +206,9 @@ int ad_family_job_run(ad_family_job *job, char *err, size_t errlen)
         job->epochs = e + 1;
         job->train_loss = loss;
         val = nval > 0 ? eval_windows(job, st, ntr, job->nwin) : loss;
-        if (val < best_val) {
-            best_val = val;
-            since_best = 0;
-            memcpy(best, job->net->params, job->net->nparams * sizeof(*best));
-        } else if (++since_best >= c->patience) {
+        if (ad_early_stop(job->net->params, best, job->net->nparams, 1, val, &best_val,
+                          &since_best, c->patience))
             break;
-        }
     }
     memcpy(job->net->params, best, job->net->nparams * sizeof(*best));
     job->val_loss = (float)best_val;

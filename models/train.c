@@ -129,3 +129,15 @@ double ad_eval_mse(const ad_net *net, ad_state *st, const float *x, const float 
     }
     return cnt ? ss / (double)cnt : 0.0;
 }
+
+int ad_early_stop(const float *params, float *best, size_t n, int has_val, double val,
+                  double *best_val, int *since_best, int patience)
+{
+    if (!has_val || val < *best_val) {
+        memcpy(best, params, n * sizeof(*best));
+        *best_val = val;
+        *since_best = 0;
+        return 0;
+    }
+    return ++*since_best >= patience;
+}

@@ -51,4 +51,13 @@ int ad_train(ad_net *net, ad_optim *opt, ad_seq *ws, const float *x, const float
 double ad_eval_mse(const ad_net *net, ad_state *st, const float *x, const float *y, size_t n,
                    size_t skip);
 
+/*
+ * One epoch's early-stopping step: with a validation loss (has_val) better than
+ * *best_val, or without one, copies params (n floats) into best and resets
+ * *since_best; otherwise counts the epoch. Returns 1 when patience epochs in a row
+ * brought no improvement (stop), else 0.
+ */
+int ad_early_stop(const float *params, float *best, size_t n, int has_val, double val,
+                  double *best_val, int *since_best, int patience);
+
 #endif
