@@ -66,12 +66,14 @@ static int authorised(const ad_daemon *d, const ad_http_req *req)
     return diff == 0;
 }
 
-static void get_metrics(ad_daemon *d, ad_http_conn *conn)
+static void get_metrics(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
 {
-    char *text;
+    char *text, v[8];
     size_t len;
+    int with_series = !(ad_http_query_get(req->query, "series", v, sizeof(v)) >= 0 &&
+                        (!strcmp(v, "0") || !strcmp(v, "false")));
 
-    if (ad_metrics_render(d, &text, &len) < 0) {
+    if (ad_metrics_render_opt(d, with_series, &text, &len) < 0) {
         respond_error(conn, 500, "out of memory");
         return;
     }
@@ -105,6 +107,19 @@ static void get_status(ad_daemon *d, ad_http_conn *conn)
     cJSON_AddNumberToObject(o, "uptime", ad_wall_now() - d->started);
     cJSON_AddNumberToObject(o, "series", (double)ad_series_table_size(d->series));
     cJSON_AddNumberToObject(o, "max_series", (double)ad_series_table_max(d->series));
+    {
+        ad_series_iter it;
+        ad_series *s;
+        double warming = 0, bytes = 0;
+
+        ad_series_iter_start(&it);
+        while ((s = ad_series_iter_next(d->series, &it))) {
+            warming += ad_detector_get_stats(s->det)->trainings == 0;
+            bytes += (double)ad_series_bytes(s);
+        }
+        cJSON_AddNumberToObject(o, "series_warming_up", warming);
+        cJSON_AddNumberToObject(o, "series_bytes", bytes);
+    }
     samples = cJSON_AddObjectToObject(o, "samples");
     for (int p = 0; p < AD_PROTO_N; p++) {
         cJSON_AddNumberToObject(samples, ad_proto_name(p), (double)d->samples[p]);
@@ -406,7 +421,7 @@ void ad_api_handle(void *ctx, const ad_http_req *req, ad_http_conn *conn)
             return;
         }
         if (path[1] == 'm')
-            get_metrics(d, conn);
+            get_metrics(d, req, conn);
         else
             get_healthz(d, conn);
         return;

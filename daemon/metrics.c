@@ -286,6 +286,11 @@ static void rw_series(buf *b, const ad_daemon *d, const char *name, const char *
 
 int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
 {
+    return ad_metrics_render_opt(d, 1, out, len);
+}
+
+int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_t *len)
+{
     buf b = {0};
     const ad_trainer_stats *ts = d->trainer ? ad_trainer_get_stats(d->trainer) : NULL;
     const ad_events_stats *es = d->events ? ad_events_get_stats(d->events) : NULL;
@@ -472,6 +477,8 @@ int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
     put(&b, "anomalyd_reloads_total{result=\"refused\"} %llu\n",
         (unsigned long long)d->reload_failures);
 
+    if (!with_series)
+        goto out;
     per_series(&b, d, "anomalyd_series_score", "gauge",
                "Anomaly score of the series' last value, [0, 1].", sv_score);
     per_series(&b, d, "anomalyd_series_value", "gauge", "The series' last value.", sv_value);
@@ -507,6 +514,7 @@ int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
               sv_value);
     rw_series(&b, d, "anomaly_predicted",
               "What the model predicted for that value.", sv_predicted);
+out:
     if (b.err) {
         free(b.p);
         return -AD_ENOMEM;

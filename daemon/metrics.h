@@ -24,4 +24,9 @@
  * -AD_ENOMEM. */
 int ad_metrics_render(const ad_daemon *d, char **out, size_t *len);
 
+/* The same; with_series 0 leaves out the per-series families (anomalyd_series_* and the
+ * remote-written series' anomaly_*): the daemon's own figures only, cheap at millions of
+ * series (GET /metrics?series=0). */
+int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_t *len);
+
 #endif

@@ -165,6 +165,13 @@ class Protocols(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
         self.assertIn('anomalyd_samples_total{protocol="graphite"}', text)
         self.assertIn('anomalyd_series_score{series="weird.\\"quoted\\\\name"}', text)
+        # Without the per-series families: the daemon's own figures, still valid.
+        status, _, body = self.d.http("/metrics?series=0")
+        self.assertEqual(status, 200)
+        self.assertIn("anomalyd_samples_total", body.decode())
+        self.assertNotIn("anomalyd_series_score{", body.decode())
+        p = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
 
     def test_api(self):
         self.d.send_tcp("graphite", "api.one 1 %d\napi.two 2 %d\n" % (T0, T0))
