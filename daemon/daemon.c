@@ -361,6 +361,7 @@ static void train_done(void *ctx, ad_series *s, int status, const char *err, dou
     if (s->family && !s->det) { /* a family's training */
         if (status < 0) {
             d->trainings_failed++;
+            ad_fam_failed(s->family);
             ad_log_warn("family %s: training failed: %s", s->key, err);
         } else {
             ad_log_debug("family %s: trained in %.3f s", s->key, wall);

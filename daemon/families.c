@@ -87,7 +87,7 @@ void ad_fam_observed(ad_daemon *d, ad_series *s, const ad_result *r)
         if (f->trained) {
             if (ad_detector_get_stats(s->det)->samples >= (uint64_t)(2 * c->window))
                 join(s);
-        } else if (r->train_due) {
+        } else if (r->train_due && f->samples_since >= f->retry_at) {
             ad_trainer_submit(d->trainer, &f->pseudo);
         }
         return;
@@ -166,6 +166,7 @@ static int ops_install(void *ctx, ad_series *s, void *job, char *err, size_t err
         return r;
     f->trained = 1;
     f->samples_since = 0;
+    f->retry_at = 0;
     f->trainings++;
     f->dirty = 1;
     /* Every member re-primes on the new weights; those with enough history join. */
@@ -194,6 +195,13 @@ static void ops_free(void *job)
 }
 
 const ad_trainer_ops ad_fam_trainer_ops = {ops_snapshot, ops_run, ops_install, ops_free};
+
+void ad_fam_failed(ad_fam *f)
+{
+    /* Asking again at the next member's sample would snapshot every member again and
+     * again (O(members) each): wait until the members have had a new value each. */
+    f->retry_at = f->samples_since + (f->members ? f->members : 1);
+}
 
 /* ---- the store ---- */
 

@@ -33,6 +33,8 @@ typedef struct ad_fam {
     uint64_t samples_since;   /* member samples since the last training */
     size_t members;           /* members in the series table */
     uint64_t trainings;       /* trainings installed */
+    uint64_t retry_at;        /* after a failed training, not before samples_since
+                                 reaches this (each member has had a new value) */
     int dirty;                /* network changed since the last checkpoint */
     ad_series pseudo;         /* the family's entry in the trainer's queue */
     struct ad_fam *next;
@@ -49,6 +51,10 @@ ad_fam *ad_fam_get(ad_daemon *d, int rule);
 /* A member's value was accepted (r is what it gave): joins it or asks for a family
  * training when due. */
 void ad_fam_observed(ad_daemon *d, ad_series *s, const ad_result *r);
+
+/* A family training failed (too little history yet, out of memory): the next request
+ * waits until every member has had another value. */
+void ad_fam_failed(ad_fam *f);
 
 /* The trainer's ops for the daemon: a family's entry trains the family, any other
  * series its own detector. */

@@ -72,8 +72,8 @@ int ad_family_snapshot(const ad_net *net, const ad_detector_config *c,
         k = (h - 1) / T;
         if (k > max_windows - job->nwin)
             k = max_windows - job->nwin;
-        if (h < 2 * T + 1 || k < 1)
-            continue;
+        if (k < 1)
+            continue; /* fewer than T + 1 values: not one window yet */
         if (ad_detector_trained(members[m])) {
             ad_detector_normaliser(members[m], &center, &scale);
         } else if (ad_norm_fit(v, h, &center, &scale) != 0) {

@@ -28,7 +28,8 @@
 typedef struct ad_family_job ad_family_job;
 
 /* Snapshots up to max_windows windows of c->window steps, at most per_member from each
- * member with at least two windows of history (newest first), for training `net`.
+ * member with at least one window of history plus one value (its newest windows), for
+ * training `net`.
  * Returns 0, -AD_EINVAL when no member has enough history, -AD_ENOMEM. */
 int ad_family_snapshot(const ad_net *net, const ad_detector_config *c,
                        ad_detector *const *members, int n, int per_member, int max_windows,
