@@ -163,6 +163,39 @@ START_TEST(test_late_member_joins_without_training)
 }
 END_TEST
 
+/* Members become due with two windows of history (train_after >= 2 * window): a family
+ * snapshot must already use them then (it once skipped members below 2 windows + 1 value,
+ * failed, and was asked again with every sample). */
+START_TEST(test_snapshot_at_two_windows)
+{
+    enum { N = 4 };
+    ad_detector_config c;
+    ad_detector *ms[N];
+    ad_family_job *job = NULL;
+    ad_net *net;
+    ad_result r;
+    char err[256];
+    int windows, members;
+
+    config(&c);
+    net = family_net(&c);
+    for (int m = 0; m < N; m++) {
+        ms[m] = member(&c, net);
+        for (int t = 0; t < 2 * c.window; t++)
+            ck_assert_int_eq(ad_detector_observe(ms[m], t, signal(m, t), &r), 0);
+    }
+    ck_assert_msg(ad_family_snapshot(net, &c, ms, N, 4, 256, &job, err, sizeof(err)) == 0, "%s",
+                  err);
+    ad_family_job_result(job, &windows, &members, NULL, NULL, NULL);
+    ck_assert_int_eq(members, N);
+    ck_assert_int_eq(windows, N); /* one window each: 2 * window - 1 steps */
+    ad_family_job_free(job);
+    for (int m = 0; m < N; m++)
+        ad_detector_free(ms[m]);
+    ad_net_free(net);
+}
+END_TEST
+
 START_TEST(test_member_blob_and_bytes)
 {
     ad_detector_config c;
@@ -240,6 +273,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_pooled_training_and_scores);
     tcase_add_test(tc, test_late_member_joins_without_training);
+    tcase_add_test(tc, test_snapshot_at_two_windows);
     tcase_add_test(tc, test_member_blob_and_bytes);
     tcase_add_test(tc, test_member_shape_refused);
     suite_add_tcase(s, tc);
