@@ -177,7 +177,7 @@ static const ad_key top_keys[] = {
     DBL("series_ttl", C, series_ttl, 0, 1e9, "86400"),
     SIZE("max_line", C, max_line, 64, 16777216, "65536"),
     SIZE("max_connections", C, max_connections, 1, 1000000, "10000"),
-    INT("recent", C, recent, 8, 65536, "256"),
+    INT("recent", C, recent, 0, 65536, "256"),
     BOOL("fp16", C, fp16, "false"),
     STR("state_dir", C, state_dir, 1, "./var"),
     SPECIAL("listeners", K_LISTENERS, 0, NULL),

@@ -10,7 +10,7 @@
  *                              # 0 = never; 0..1e9
  *   max_line: 65536            # bytes per line, 64..16777216
  *   max_connections: 10000     # concurrent stream connections, 1..1000000
- *   recent: 256                # points per series kept for the HTTP API, 8..65536
+ *   recent: 256                # points per series kept for the HTTP API, 0..65536
  *   fp16: false                # step with fp16 copies of the weights (faster, more memory)
  *   state_dir: ./var           # where the store lives
  *   listeners:                 # a list; these are the defaults when the key is absent,

@@ -3,7 +3,7 @@
 
 Starts the release anomalyd with one `shared: true` rule over bench.* (small members:
 history 64, window 16, scorer_window 32, no time features, no seasonal or long window,
-recent 8), feeds N series (default 1,000,000) of noisy sines in Graphite over loopback
+recent 0), feeds N series (default 1,000,000) of noisy sines in Graphite over loopback
 TCP with build/release/tests/bench_loadgen, waits for the family's first training and
 for every member to join, then measures a phase: samples/s, the loop thread's CPU per
 sample, RSS and bytes per series (GET /api/v1/status; /metrics?series=0).
@@ -51,7 +51,7 @@ def main():
         f.write(f"""log_level: warn
 state_dir: {tmp}
 max_series: {n + 1000}
-recent: 8
+recent: 0
 listeners:
   - {{protocol: graphite, transport: tcp, address: 127.0.0.1, port: 0}}
 http: {{address: 127.0.0.1, port: 0}}

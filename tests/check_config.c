@@ -606,7 +606,7 @@ END_TEST
 START_TEST(test_err_range)
 {
     bad("max_line: 10\n", "t.yaml:1:11: ", "max_line: 10 is out of range 64..16777216");
-    bad("recent: 65537\n", "t.yaml:1:9: ", "recent: 65537 is out of range 8..65536");
+    bad("recent: 65537\n", "t.yaml:1:9: ", "recent: 65537 is out of range 0..65536");
     bad("statsd:\n  flush_interval: 0.05\n",
         "t.yaml:2:19: ", "statsd.flush_interval: 0.05 is out of range 0.1..3600");
     bad("series:\n  - match: a\n    shared: true\n    model: seq2seq\n", "t.yaml:2:5: ",
@@ -665,7 +665,7 @@ START_TEST(test_err_number)
     bad("max_series: 12abc\n", "t.yaml:1:13: ", "max_series: '12abc' is not an integer");
     bad("max_series: 1.5\n", "t.yaml:1:13: ", "'1.5' is not an integer");
     bad("max_series: 99999999999999999999999\n", "t.yaml:1:13: ", "is not an integer");
-    bad("recent: 4294967304\n", "t.yaml:1:9: ", "out of range 8..65536"); /* not wrapped */
+    bad("recent: 4294967304\n", "t.yaml:1:9: ", "out of range 0..65536"); /* not wrapped */
     bad("statsd: {flush_interval: 1.5x}\n",
         "t.yaml:1:26: ", "statsd.flush_interval: '1.5x' is not a number");
     bad("statsd: {flush_interval: nan}\n", "t.yaml:1:26: ", "'nan' is not a number");

@@ -270,6 +270,22 @@ class Limits(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
+    def test_recent_zero(self):
+        """recent: 0 keeps no points for the API (the smallest series): the series, its
+        plot and /metrics still answer."""
+        tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
+        try:
+            with Daemon(config_text(tmp, top="recent: 0\n"), tmp=tmp) as d:
+                d.send_tcp("graphite", "r0.a 1 %d\nr0.a 2 %d\n" % (T0, T0 + 1))
+                d.wait(lambda: (d.series("r0.a") or {}).get("samples") == 2, what="r0.a")
+                self.assertEqual(d.series("r0.a")["recent"], [])
+                status, _, body = d.http("/api/v1/series/r0.a/plot.svg")
+                self.assertEqual(status, 200)
+                self.assertIn(b"<svg", body)
+                self.assertEqual(d.metric("anomalyd_series_samples_total", series="r0.a"), 2)
+        finally:
+            shutil.rmtree(tmp)
+
     def test_fp16_weights(self):
         """fp16: true: series step with fp16 copies of their weights (more bytes held),
         learn and flag as usual."""
