@@ -162,6 +162,7 @@ static const ad_key store_keys[] = {
     BOOL("enabled", C, store_enabled, "true"),
     STR("path", C, store_path, 1, "./var/anomalyd.db"),
     DBL("checkpoint_interval", C, store_interval, 1, 86400, "60"),
+    SIZE("batch_bytes", C, store_batch_bytes, 1024, 1073741824, "16777216"),
     END};
 
 static const ad_key prometheus_keys[] = {

@@ -51,6 +51,7 @@
  *     path: ./var/anomalyd.db  # the SQLite database (its directory must exist or be
  *                              # state_dir)
  *     checkpoint_interval: 60  # seconds between checkpoints of changed series, 1..86400
+ *     batch_bytes: 16777216    # state copied per batch on the loop, 1024..1073741824
  *   prometheus:                # remote write, POST /api/v1/write (docs/PROMETHEUS.md)
  *     include: []              # patterns (relabel.h); empty: every series is modelled
  *     exclude: []              # series any of these match are dropped (counted)
@@ -156,6 +157,8 @@ typedef struct ad_config {
     int store_enabled;              /* keep series' states in the SQLite store */
     char store_path[AD_PATH_MAX];   /* the database file */
     double store_interval;          /* seconds between checkpoints of changed series */
+    size_t store_batch_bytes;       /* detector bytes one checkpoint batch copies on the
+                                       loop thread at most */
 
     ad_patterns prom_include;       /* remote-write series to model (empty: all) */
     ad_patterns prom_exclude;       /* remote-write series to drop */

@@ -92,6 +92,10 @@ typedef struct ad_daemon {
     size_t ndeletes, cap_deletes;
     int final_checkpoint;           /* at stop: 0 not yet, 1 out, 2 done */
     void (*checkpoint_done)(struct ad_daemon *d); /* called when the one out is over */
+    size_t ckpt_pos;                /* series table slot the next checkpoint batch starts at */
+    size_t ckpt_start;              /* where the current pass over the table began */
+    int ckpt_wrapped;               /* the current pass went past the table's end */
+    int ckpt_more;                  /* the batch out was capped: the pass goes on */
     uint64_t restored;              /* series restored at start */
     uint64_t restore_skipped[3];    /* rows not restored: damaged blob, changed
                                        settings, no room or ignored */

@@ -12,6 +12,9 @@
 #include "log.h"
 
 #define WARN_EVERY 60.0 /* seconds between repeated store warnings */
+/* A checkpoint batch copies at most store.batch_bytes of blobs on the loop thread: a
+ * pass over many changed series goes out as several batches, one after another, so the
+ * loop never stalls for long copying detectors (16 MiB: about 10 ms). */
 
 enum { SKIP_DAMAGED = 0, SKIP_SETTINGS = 1, SKIP_NO_ROOM = 2 };
 
@@ -168,6 +171,8 @@ void ad_persist_forget(ad_daemon *d, const char *key)
         d->deletes[d->ndeletes++] = k;
 }
 
+static int checkpoint_batch(ad_daemon *d, void (*done)(ad_daemon *d), int chained);
+
 static void write_done(void *ctx, ad_store_batch *b, int status, const char *err)
 {
     ad_daemon *d = ctx;
@@ -205,17 +210,31 @@ static void write_done(void *ctx, ad_store_batch *b, int status, const char *err
     }
     ad_store_batch_free(b);
     d->checkpoint_done = NULL;
+    if (status == 0 && d->ckpt_more) {
+        d->ckpt_more = 0;
+        if (checkpoint_batch(d, done, 1) == 0)
+            return; /* the pass goes on: done is called at its end */
+    }
+    d->ckpt_more = 0;
     if (done)
         done(d);
 }
 
 int ad_persist_checkpoint(ad_daemon *d, void (*done)(ad_daemon *d))
 {
+    return checkpoint_batch(d, done, 0);
+}
+
+/* One batch of a pass over the series table, from d->ckpt_pos round to where the pass
+ * began; at most store.batch_bytes of blobs (then d->ckpt_more, and write_done sends the
+ * next batch). */
+static int checkpoint_batch(ad_daemon *d, void (*done)(ad_daemon *d), int chained)
+{
     ad_store_batch *b;
     ad_series_iter it;
     ad_series *s;
     uint8_t *buf = NULL;
-    size_t cap = 0;
+    size_t cap = 0, bytes = 0;
     int r;
 
     if (!d->store) {
@@ -229,14 +248,35 @@ int ad_persist_checkpoint(ad_daemon *d, void (*done)(ad_daemon *d))
     }
     if (!(b = ad_store_batch_new()))
         return -AD_ENOMEM;
+    if (!chained) {
+        d->ckpt_start = d->ckpt_pos;
+        d->ckpt_wrapped = 0;
+    }
     ad_series_iter_start(&it);
-    while ((s = ad_series_iter_next(d->series, &it))) {
+    it.bucket = d->ckpt_pos;
+    for (;;) {
         size_t need, len;
         char err[256];
         ad_store_row row;
 
+        if (!(s = ad_series_iter_next(d->series, &it))) {
+            if (d->ckpt_wrapped)
+                break; /* a table rebuilt under the pass: it ends here */
+            d->ckpt_wrapped = 1;
+            ad_series_iter_start(&it);
+            continue;
+        }
+        if (d->ckpt_wrapped && it.bucket - 1 >= d->ckpt_start) {
+            it.bucket--; /* back where the pass began: the next pass starts here */
+            break;
+        }
         if (!s->dirty)
             continue;
+        if (bytes >= d->cfg.store_batch_bytes) {
+            it.bucket--; /* this one goes in the next batch */
+            d->ckpt_more = 1;
+            break;
+        }
         need = ad_detector_blob_size(s->det);
         if (need > cap) {
             uint8_t *nb = realloc(buf, need);
@@ -262,7 +302,9 @@ int ad_persist_checkpoint(ad_daemon *d, void (*done)(ad_daemon *d))
         if (ad_store_batch_put(b, &row) < 0)
             break;
         s->dirty = 0;
+        bytes += len;
     }
+    d->ckpt_pos = it.bucket;
     free(buf);
     for (ad_fam *f = d->families; f; f = f->next) {
         ad_store_row row = {0};

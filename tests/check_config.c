@@ -164,6 +164,7 @@ static void same_config(const ad_config *a, const ad_config *b)
     EQ_INT(store_enabled);
     EQ_STR(store_path);
     EQ_FLT(store_interval);
+    EQ_INT(store_batch_bytes);
     EQ_INT(prom_include.n);
     EQ_INT(prom_exclude.n);
     EQ_INT(prom_rate.n);
@@ -354,7 +355,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 17 + 2 + 6 + 5 + 3 + 3 + 4 + 6 + 43 + 46);
+    ck_assert_int_eq(nkeys, 17 + 2 + 6 + 5 + 3 + 4 + 4 + 6 + 43 + 46);
 }
 END_TEST
 

@@ -89,6 +89,22 @@ class Restore(Tmp):
             d.wait(lambda: d.series("svc.a")["samples"] == before["samples"] + 1, what="next")
             self.assertFalse(d.series("svc.a")["recent"][-1]["warming_up"])
 
+    def test_checkpoint_in_small_batches(self):
+        """store.batch_bytes bounds what one batch copies on the loop: a pass over many
+        changed series goes out as a chain of batches and saves them all (here the one at
+        stop: one series per batch)."""
+        cfg = config_text(self.tmp, extra="store:\n  path: %s/state/anomalyd.db\n"
+                          "  checkpoint_interval: 3600\n  batch_bytes: 1024\n" % self.tmp)
+        keys = ["batch.%d" % i for i in range(6)]
+        with Daemon(cfg, tmp=self.tmp) as d:
+            self.train(d, keys)
+            self.assertEqual(d.stop(), 0)
+        self.assertEqual(set(db_rows(self.db)), set(keys))
+        with Daemon(cfg, tmp=self.tmp) as d:
+            self.assertEqual(d.metric("anomalyd_store_restored_series"), 6)
+            for k in keys:
+                self.assertFalse(d.series(k)["warming_up"], k)
+
     def test_damaged_row_is_skipped_and_retrains(self):
         cfg = store_config(self.tmp, interval=60)
         with Daemon(cfg, tmp=self.tmp) as d:
