@@ -433,24 +433,10 @@ static void signal_cb(uv_signal_t *h, int signum)
     ad_daemon_stop(d);
 }
 
-static void own_closed(uv_handle_t *h)
-{
-    ad_daemon *d = h->data;
-
-    d->handles--;
-}
-
-static void part_closed(void *arg)
-{
-    ad_daemon *d = arg;
-
-    d->parts--;
-}
-
 static void close_own(uv_handle_t *h)
 {
     if (!uv_is_closing(h))
-        uv_close(h, own_closed);
+        uv_close(h, NULL);
 }
 
 /* Socket activation: the listening socket systemd passed under a name, or -1. */
@@ -507,7 +493,6 @@ static int start_http(ad_daemon *d, char *err, size_t errlen)
         d->http = NULL;
         return r;
     }
-    d->parts++;
     ad_log_info("listening http tcp %s:%d%s", d->cfg.http_address, ad_http_server_port(d->http),
                 fd >= 0 ? " (passed)" : "");
     return 0;
@@ -522,7 +507,6 @@ static int start_events(ad_daemon *d, char *err, size_t errlen)
         d->events = NULL; /* it closes itself */
         return r;
     }
-    d->parts++;
     return 0;
 }
 
@@ -575,7 +559,6 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
     d->statsd_timer.data = d->sweep_timer.data = d->checkpoint_timer.data = d;
     d->watchdog_timer.data = d;
     d->sig_int.data = d->sig_term.data = d->sig_hup.data = d;
-    d->handles = 7;
     d->anomaly_cap = ANOMALY_RING;
     d->anomalies = calloc((size_t)d->anomaly_cap, sizeof(*d->anomalies));
     if (!d->anomalies || ad_series_table_create(d->cfg.max_series, &d->series) < 0 ||
@@ -585,7 +568,6 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
         snprintf(err, errlen, "out of memory");
         return -AD_ENOMEM;
     }
-    d->parts++; /* the trainer */
     ad_trainer_set_ops(d->trainer, &ad_fam_trainer_ops, d);
     if (ad_sd_listen_fds(&d->sd_fds) < 0)
         ad_log_warn("systemd: LISTEN_FDS is malformed: binding every socket myself");
@@ -608,7 +590,6 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
         d->listeners = NULL;
         return r;
     }
-    d->parts++;
     if ((r = start_http(d, err, errlen)) < 0)
         return r;
     for (int i = 0; i < d->sd_fds.n; i++) {
@@ -641,10 +622,9 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
 /* Stop, last step: the final checkpoint is written; close what is left. */
 static void stop_finish(ad_daemon *d)
 {
-    d->final_checkpoint = 2;
     ad_persist_close(d);
     if (d->events) {
-        ad_events_close(d->events, part_closed, d);
+        ad_events_close(d->events, NULL, NULL);
         d->events = NULL;
     }
     close_own((uv_handle_t *)&d->checkpoint_timer);
@@ -671,8 +651,6 @@ static void stop_trainer_closed(void *arg)
 {
     ad_daemon *d = arg;
 
-    d->parts--;
-    d->final_checkpoint = 1;
     if (ad_persist_busy(d)) {
         d->checkpoint_done = stop_after_checkpoint;
         return;
@@ -689,11 +667,11 @@ void ad_daemon_stop(ad_daemon *d)
     ad_sd_stopping("stopping: draining, checkpointing");
     /* Listeners first: their connections hand over any last partial line. */
     if (d->listeners) {
-        ad_listeners_close(d->listeners, part_closed, d);
+        ad_listeners_close(d->listeners, NULL, NULL);
         d->listeners = NULL;
     }
     if (d->http) {
-        ad_http_server_close(d->http, part_closed, d);
+        ad_http_server_close(d->http, NULL, NULL);
         d->http = NULL;
     }
     /* What StatsD gathered in the interval so far still counts. */
@@ -713,7 +691,6 @@ void ad_daemon_stop(ad_daemon *d)
         d->trainer = NULL;
     } else {
         stop_trainer_closed(d);
-        d->parts++; /* stop_trainer_closed took one back */
     }
 }
 
@@ -796,7 +773,7 @@ int ad_daemon_reload(ad_daemon *d)
     }
     if (!same_http(&d->cfg, &nc)) {
         if (d->http) {
-            ad_http_server_close(d->http, part_closed, d);
+            ad_http_server_close(d->http, NULL, NULL);
             d->http = NULL;
         }
         d->cfg.http_enabled = nc.http_enabled;
@@ -811,7 +788,7 @@ int ad_daemon_reload(ad_daemon *d)
     }
     if (!same_events(&d->cfg, &nc)) {
         if (d->events) {
-            ad_events_close(d->events, part_closed, d);
+            ad_events_close(d->events, NULL, NULL);
             d->events = NULL;
         }
         if ((r = ad_events_start(d->loop, &nc, -1, &d->events, err, sizeof(err))) < 0) {
@@ -820,8 +797,6 @@ int ad_daemon_reload(ad_daemon *d)
                          "reloaded)",
                          err);
             rc = r;
-        } else {
-            d->parts++;
         }
     }
     if (d->trainer)

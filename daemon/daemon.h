@@ -63,8 +63,6 @@ typedef struct ad_daemon {
     uv_timer_t checkpoint_timer;    /* checkpoints changed series to the store */
     uv_timer_t watchdog_timer;      /* WATCHDOG=1 and STATUS= to systemd */
     uv_signal_t sig_int, sig_term, sig_hup;
-    int handles;                    /* own handles still open (timers, signals) */
-    int parts;                      /* parts still closing at stop */
     int stopping;
     int exit_code;
 
@@ -90,7 +88,6 @@ typedef struct ad_daemon {
     char **deletes;                 /* keys of evicted series to delete at the next
                                        checkpoint (ndeletes of cap_deletes) */
     size_t ndeletes, cap_deletes;
-    int final_checkpoint;           /* at stop: 0 not yet, 1 out, 2 done */
     void (*checkpoint_done)(struct ad_daemon *d); /* called when the one out is over */
     size_t ckpt_pos;                /* series table slot the next checkpoint batch starts at */
     size_t ckpt_start;              /* where the current pass over the table began */

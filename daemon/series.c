@@ -186,7 +186,6 @@ void ad_series_table_remove(ad_series_table *t, ad_series *s)
 void ad_series_iter_start(ad_series_iter *it)
 {
     it->bucket = 0;
-    it->next = NULL;
 }
 
 ad_series *ad_series_iter_next(ad_series_table *t, ad_series_iter *it)

@@ -82,7 +82,6 @@ void ad_series_table_remove(ad_series_table *t, ad_series *s);
  * during an iteration; removing the series just returned is fine. */
 typedef struct ad_series_iter {
     size_t bucket;         /* next slot to visit */
-    ad_series *next;       /* unused */
 } ad_series_iter;
 
 void ad_series_iter_start(ad_series_iter *it);
