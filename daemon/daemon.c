@@ -152,15 +152,22 @@ static void record_latency(ad_daemon *d)
     d->lat_sum += sec;
 }
 
-static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
+/* One sample into its series: the last stage of the batch (flush_batch), in order. s is
+ * the series the pipeline found for the key, or NULL (looked up again here: an earlier
+ * sample of the batch may have created it). */
+static void observe(ad_daemon *d, const ad_pending *b, ad_series *s)
 {
-    ad_series *s = ad_series_table_find(d->series, smp->key, smp->key_len);
     double now = d->recv_wall; /* the receipt time of the bytes being parsed */
-    double ts = isnan(smp->ts) ? now : smp->ts;
+    double ts = isnan(b->ts) ? now : b->ts;
+    const int proto = b->proto;
+    ad_sample one = {b->key, b->key_len, b->ts, b->value};
+    const ad_sample *smp = &one;
     ad_result r;
     ad_point p;
 
     d->samples[proto]++;
+    if (!s)
+        s = ad_series_table_find_hashed(d->series, b->key, b->key_len, b->hash);
     if (!s && !(s = create_series(d, proto, smp->key, smp->key_len)))
         return;
     s->last_seen = now;
@@ -212,6 +219,71 @@ static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
         ad_fam_observed(d, s, &r);
     else if (r.train_due && ad_trainer_submit(d->trainer, s) == -AD_EFULL)
         ad_log_debug("series %s: training queue full, training skipped", s->key);
+}
+
+/*
+ * The batch. Samples parsed from one read (or request, or StatsD flush) are gathered,
+ * up to AD_BATCH at a time, and go through their series in a software pipeline: the
+ * work of one sample is a chain of dependent loads from lines no cache holds (the hash
+ * slot, the series, its detector and what that points to, the network), so each stage
+ * prefetches what the next stage of a sample PIPE_D places later will read, and the
+ * misses of several samples overlap instead of following one another. Samples keep
+ * their order; the batch is always flushed before its caller's callback returns.
+ */
+#define PIPE_D 2      /* samples between two stages of the pipeline */
+#define PIPE_STAGES 6 /* hash and slot, series, detector, its parts, theirs, observe */
+
+void ad_daemon_flush(ad_daemon *d)
+{
+    const int n = d->nbatch;
+    ad_series *found[AD_BATCH];
+
+    if (n == 0)
+        return;
+    d->nbatch = 0; /* observe() may not recurse into the batch, but be safe */
+    for (int i = 0; i < n + (PIPE_STAGES - 1) * PIPE_D; i++) {
+        int j;
+
+        if (i < n) { /* the slot */
+            ad_pending *b = &d->batch[i];
+
+            b->hash = ad_series_hash(b->key, b->key_len);
+            ad_series_table_prefetch(d->series, b->hash);
+        }
+        if ((j = i - PIPE_D) >= 0 && j < n) /* the series and its key */
+            ad_series_table_prefetch_series(d->series, d->batch[j].hash);
+        if ((j = i - 2 * PIPE_D) >= 0 && j < n) { /* the detector */
+            ad_pending *b = &d->batch[j];
+
+            found[j] = ad_series_table_find_hashed(d->series, b->key, b->key_len, b->hash);
+            if (found[j] && found[j]->det)
+                ad_detector_prefetch(found[j]->det, 0);
+        }
+        for (int k = 1; k <= 2; k++)
+            if ((j = i - (2 + k) * PIPE_D) >= 0 && j < n && found[j] && found[j]->det)
+                ad_detector_prefetch(found[j]->det, k);
+        if ((j = i - (PIPE_STAGES - 1) * PIPE_D) >= 0 && j < n)
+            observe(d, &d->batch[j], found[j]);
+    }
+    d->batch_keys_used = 0;
+}
+
+/* Queues a sample (its key copied) for the next flush; flushes when the batch is full. */
+static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
+{
+    ad_pending *b;
+
+    if (d->nbatch == AD_BATCH || d->batch_keys_used + smp->key_len + 1 > sizeof(d->batch_keys))
+        ad_daemon_flush(d);
+    b = &d->batch[d->nbatch++];
+    b->key = d->batch_keys + d->batch_keys_used;
+    memcpy(d->batch_keys + d->batch_keys_used, smp->key, smp->key_len);
+    d->batch_keys[d->batch_keys_used + smp->key_len] = '\0';
+    d->batch_keys_used += smp->key_len + 1;
+    b->key_len = smp->key_len;
+    b->ts = smp->ts;
+    b->value = smp->value;
+    b->proto = proto;
 }
 
 void ad_daemon_sample(ad_daemon *d, int proto, const ad_sample *s)
@@ -299,8 +371,14 @@ static void sink_received(void *ctx, uint64_t ns)
 {
     ad_daemon *d = ctx;
 
+    ad_daemon_flush(d); /* nothing is pending here; if it were, it is of the last read */
     d->recv_hr = ns;
     d->recv_wall = ad_wall_now();
+}
+
+static void sink_done(void *ctx)
+{
+    ad_daemon_flush(ctx);
 }
 
 static void sink_error(void *ctx, int proto, int reason)
@@ -318,6 +396,7 @@ static void statsd_flush_cb(uv_timer_t *t)
     d->recv_hr = uv_hrtime();
     d->recv_wall = ad_wall_now();
     ad_statsd_agg_flush(d->statsd, d->recv_wall, sample_cb, d);
+    ad_daemon_flush(d);
 }
 
 static void evict(ad_daemon *d, ad_series *s)
@@ -584,6 +663,7 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
     sink.line = sink_line;
     sink.error = sink_error;
     sink.received = sink_received;
+    sink.done = sink_done;
     sink.ctx = d;
     r = ad_listeners_start(loop, &d->cfg, &sink, take_fd, d, &d->listeners, err, errlen);
     if (r < 0) {
@@ -680,6 +760,7 @@ void ad_daemon_stop(ad_daemon *d)
         d->recv_hr = uv_hrtime();
         d->recv_wall = ad_wall_now();
         ad_statsd_agg_flush(d->statsd, d->recv_wall, sample_cb, d);
+        ad_daemon_flush(d);
     }
     close_own((uv_handle_t *)&d->statsd_timer);
     close_own((uv_handle_t *)&d->sweep_timer);

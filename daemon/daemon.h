@@ -32,6 +32,16 @@
 #include "trainer.h"
 
 #define AD_KEY_MAX 1024 /* longest canonical series key, bytes */
+#define AD_BATCH   32   /* samples gathered before they go through their series */
+
+/* A parsed sample waiting in the batch (ad_daemon_flush). */
+typedef struct ad_pending {
+    const char *key; /* in the daemon's batch_keys */
+    size_t key_len;
+    uint64_t hash;
+    double ts, value;
+    int proto;
+} ad_pending;
 #define AD_LAT_BUCKETS 18 /* receipt-to-score latency histogram, see ad_latency_le */
 
 /* One anomaly kept for GET /api/v1/anomalies. */
@@ -68,6 +78,10 @@ typedef struct ad_daemon {
 
     char keybuf[AD_KEY_MAX];        /* parsers write keys here */
     int cur_proto;                  /* protocol of the line being parsed */
+    ad_pending batch[AD_BATCH];     /* samples parsed, not yet observed (nbatch) */
+    int nbatch;
+    char batch_keys[AD_BATCH * 128 > AD_KEY_MAX ? AD_BATCH * 128 : AD_KEY_MAX];
+    size_t batch_keys_used;
 
     ad_anomaly *anomalies;          /* ring of the last anomaly_cap anomalies */
     int anomaly_cap, anomaly_len, anomaly_head;
@@ -118,6 +132,11 @@ double ad_latency_le(int i);
  * lines become. Protocols other than the line listeners (HTTP bodies) call it too,
  * after setting d->recv_hr = uv_hrtime() and d->recv_wall = ad_wall_now(). */
 void ad_daemon_sample(ad_daemon *d, int proto, const ad_sample *s);
+
+/* Samples are taken in batches (ad_daemon_sample queues; a full batch goes at once):
+ * whoever hands the daemon samples calls this before its callback returns, so every
+ * sample is observed, counted and alerted on before anything else runs. */
+void ad_daemon_flush(ad_daemon *d);
 
 /* Reloads the configuration file (SIGHUP): see docs/DAEMON.md. 0, or a negative ad_err
  * with the message logged (the running configuration stays). */

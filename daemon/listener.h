@@ -28,6 +28,9 @@ typedef struct ad_ingest_sink {
     /* Bytes arrived (a read or a datagram) at uv_hrtime() `ns`; the lines they hold
      * follow. For latency from receipt to score. May be NULL. */
     void (*received)(void *ctx, uint64_t ns);
+    /* Every line of those bytes (or of a connection's last partial line) was handed
+     * over. May be NULL. */
+    void (*done)(void *ctx);
     void *ctx;
 } ad_ingest_sink;
 

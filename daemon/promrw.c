@@ -402,6 +402,7 @@ static void ingest(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq)
         }
         ingest_series(p, d, s, klen, e);
     }
+    ad_daemon_flush(d);
     p->st.series = p->series.size;
 }
 

@@ -80,9 +80,40 @@ void ad_series_table_set_max(ad_series_table *t, size_t max_series)
     t->max = max_series;
 }
 
+uint64_t ad_series_hash(const char *key, size_t len)
+{
+    return fnv1a(key, len);
+}
+
+void ad_series_table_prefetch(const ad_series_table *t, uint64_t h)
+{
+    __builtin_prefetch(&t->slots[h & (t->cap - 1)]);
+}
+
+void ad_series_table_prefetch_series(const ad_series_table *t, uint64_t h)
+{
+    size_t mask = t->cap - 1;
+
+    for (size_t i = h & mask; t->slots[i].s; i = (i + 1) & mask) {
+        if (t->slots[i].hash == h && t->slots[i].s != TOMB) {
+            const ad_series *s = t->slots[i].s;
+
+            __builtin_prefetch(s);
+            __builtin_prefetch((const char *)s + 64);
+            __builtin_prefetch((const char *)(s + 1)); /* the key */
+            return;
+        }
+    }
+}
+
 ad_series *ad_series_table_find(ad_series_table *t, const char *key, size_t len)
 {
-    uint64_t h = fnv1a(key, len);
+    return ad_series_table_find_hashed(t, key, len, fnv1a(key, len));
+}
+
+ad_series *ad_series_table_find_hashed(ad_series_table *t, const char *key, size_t len,
+                                       uint64_t h)
+{
     size_t mask = t->cap - 1;
 
     for (size_t i = h & mask;; i = (i + 1) & mask) {
@@ -134,16 +165,16 @@ int ad_series_table_add(ad_series_table *t, const char *key, size_t len, int rec
     if (2 * (t->size + t->tombs + 1) > t->cap &&
         rebuild(t, 2 * (t->size + 1) > t->cap ? 2 * t->cap : t->cap) < 0)
         return -AD_ENOMEM;
-    s = calloc(1, sizeof(*s));
+    /* the key lives right after the struct: one allocation, and a lookup's key compare
+     * reads lines next to those it has just read */
+    s = calloc(1, sizeof(*s) + len + 1);
     if (!s)
         return -AD_ENOMEM;
-    s->key = malloc(len + 1);
-    if (!s->key)
-        goto out_free_series;
+    s->key = (char *)(s + 1);
     if (recent_cap > 0) {
         s->recent = calloc((size_t)recent_cap, sizeof(*s->recent));
         if (!s->recent)
-            goto out_free_key;
+            goto out_free_series;
         s->recent_cap = recent_cap;
     }
     memcpy(s->key, key, len);
@@ -162,8 +193,6 @@ int ad_series_table_add(ad_series_table *t, const char *key, size_t len, int rec
     *out = s;
     return 0;
 
-out_free_key:
-    free(s->key);
 out_free_series:
     free(s);
     return -AD_ENOMEM;
@@ -205,7 +234,6 @@ void ad_series_free(ad_series *s)
         return;
     ad_detector_free(s->det);
     free(s->recent);
-    free(s->key);
     free(s);
 }
 

@@ -30,7 +30,7 @@ typedef struct ad_point {
 struct ad_fam; /* families.h */
 
 typedef struct ad_series {
-    char *key;            /* NUL-terminated, owned */
+    char *key;            /* NUL-terminated, stored right after the struct */
     size_t key_len;
     uint64_t hash;
 
@@ -69,6 +69,15 @@ void ad_series_table_set_max(ad_series_table *t, size_t max_series);
 
 /* The series of a key, or NULL. */
 ad_series *ad_series_table_find(ad_series_table *t, const char *key, size_t len);
+
+/* For callers that look up many keys in turn and pipeline them: the key's hash, the
+ * same lookup given it, and prefetches of the slot the hash starts at and (once that
+ * slot is in cache) of the series it names. */
+uint64_t ad_series_hash(const char *key, size_t len);
+ad_series *ad_series_table_find_hashed(ad_series_table *t, const char *key, size_t len,
+                                       uint64_t h);
+void ad_series_table_prefetch(const ad_series_table *t, uint64_t h);
+void ad_series_table_prefetch_series(const ad_series_table *t, uint64_t h);
 
 /* Adds a new series for a key not in the table, with a ring of recent_cap points and
  * no detector. Returns 0, -AD_EFULL at max_series, -AD_ENOMEM. */

@@ -231,6 +231,44 @@ size_t ad_detector_bytes(const ad_detector *d)
            (size_t)d->hcap * (sizeof(*d->hv) + sizeof(*d->hf) + (d->hts ? sizeof(double) : 0));
 }
 
+void ad_detector_prefetch(const ad_detector *d, int level)
+{
+    const int at = d->hpos;
+
+    switch (level) {
+    case 0:
+        for (size_t off = 0; off < sizeof(*d); off += 64)
+            __builtin_prefetch((const char *)d + off);
+        break;
+    case 1:
+        ad_scorer_prefetch(d->sc, 0);
+        if (d->lsc)
+            ad_scorer_prefetch(d->lsc, 0);
+        if (d->ssc)
+            ad_scorer_prefetch(d->ssc, 0);
+        __builtin_prefetch(d->st);
+        __builtin_prefetch(d->net);
+        __builtin_prefetch((const char *)d->net + 64);
+        __builtin_prefetch(&d->hv[at], 1);
+        __builtin_prefetch(&d->hf[at], 1);
+        if (d->hts)
+            __builtin_prefetch(&d->hts[at], 1);
+        break;
+    default:
+        ad_scorer_prefetch(d->sc, 1);
+        if (d->lsc)
+            ad_scorer_prefetch(d->lsc, 1);
+        if (d->ssc)
+            ad_scorer_prefetch(d->ssc, 1);
+        __builtin_prefetch(d->st->h, 1);
+        if (d->st->c)
+            __builtin_prefetch(d->st->c, 1);
+        if (d->trained)
+            ad_net_prefetch_head(d->net);
+        break;
+    }
+}
+
 const ad_detector_config *ad_detector_get_config(const ad_detector *d)
 {
     return &d->cfg;

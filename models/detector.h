@@ -103,6 +103,12 @@ typedef struct ad_train_job ad_train_job;
 int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err, size_t errlen);
 void ad_detector_free(ad_detector *d);
 size_t ad_detector_bytes(const ad_detector *d);
+
+/* Prefetches what the next ad_detector_observe(d) reads, for callers that pipeline
+ * many detectors: level 0 its own struct; level 1 (once that is in cache) the parts it
+ * points to; level 2 (once those are) what they point to and the start of the network.
+ * Issue the levels a few detectors apart. A hint: no effect on results. */
+void ad_detector_prefetch(const ad_detector *d, int level);
 const ad_detector_config *ad_detector_get_config(const ad_detector *d);
 const ad_detector_stats *ad_detector_get_stats(const ad_detector *d);
 /* The detector's network (for inspection; shapes never change). */

@@ -247,6 +247,19 @@ void ad_scorer_reset(ad_scorer *s)
     s->last_thr = s->cfg.kind == AD_SCORER_STATIC ? s->cfg.k : NAN;
 }
 
+void ad_scorer_prefetch(const ad_scorer *s, int level)
+{
+    if (level == 0) {
+        __builtin_prefetch(s);
+        __builtin_prefetch((const char *)s + 64);
+        return;
+    }
+    if (s->shortr.cap)
+        __builtin_prefetch(s->shortr.v, 1);
+    if (s->win.cap)
+        __builtin_prefetch(&s->win.v[s->win.pos], 1);
+}
+
 size_t ad_scorer_bytes(const ad_scorer *s)
 {
     return sizeof(*s) + ((size_t)s->win.cap + (size_t)s->shortr.cap) * sizeof(float);

@@ -75,6 +75,10 @@ int ad_scorer_config_check(const ad_scorer_config *c, char *err, size_t errlen);
 int ad_scorer_create(const ad_scorer_config *c, ad_scorer **out, char *err, size_t errlen);
 void ad_scorer_free(ad_scorer *s);
 void ad_scorer_reset(ad_scorer *s);
+/* Prefetches what the next score and commit read: level 0 the struct, level 1 (once it
+ * is in cache) the rings' lines they touch. A hint. */
+void ad_scorer_prefetch(const ad_scorer *s, int level);
+
 size_t ad_scorer_bytes(const ad_scorer *s);
 const ad_scorer_config *ad_scorer_get_config(const ad_scorer *s);
 

@@ -5,6 +5,7 @@ Run by ctest (ANOMALYD, PROMTOOL and COLLECTD name the binaries). Python stdlib 
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import socket
@@ -51,6 +52,25 @@ class Protocols(unittest.TestCase):
         pts = self.d.series("gt.a")["recent"]
         self.assertEqual([p["value"] for p in pts], [1, 2, 3, 4])
         self.assertEqual([p["ts"] for p in pts], [T0, T0 + 1, T0 + 2, T0 + 3])
+
+    def test_one_read_many_series_in_order(self):
+        # One send of 2000 lines over 7 new series in random order (3 of them with keys
+        # near the longest allowed, so the daemon's batch of parsed keys fills before its
+        # count does; a new key seen again a few lines later is the same new series):
+        # every value reaches its own series, in order, none lost or doubled.
+        keys = ["bt.%d" % i for i in range(4)] + ["bt.long%d.%s" % (i, "x" * 1000)
+                                                   for i in range(3)]
+        lines, want, rnd = [], {k: [] for k in keys}, random.Random(7)
+        for t in range(2000):
+            k = keys[rnd.randrange(len(keys))]
+            want[k].append(t)
+            lines.append("%s %d %d\n" % (k, t, T0 + t))
+        self.d.send_tcp("graphite", "".join(lines))
+        for k in keys:
+            self.d.wait(lambda: self.samples(k) == len(want[k]), what="samples of " + k[:12])
+            pts = self.d.series(k)["recent"]
+            self.assertEqual([p["value"] for p in pts], want[k][-len(pts):], k[:12])
+            self.assertEqual([p["ts"] for p in pts], [T0 + t for t in want[k][-len(pts):]])
 
     def test_graphite_tagged_and_udp(self):
         self.d.send_udp("graphite", "gu.b;z=1;a=2 5 %d\ngu.b;a=2;z=1 6 %d\n" % (T0, T0 + 1))
