@@ -603,6 +603,9 @@ void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, f
     const int ref = ad_blas_reference();
     const ad_isa isa = ref ? AD_ISA_C : ad_kern_best_isa();
     const size_t need = n > 0 ? batch_floats(net, n) : 0;
+    /* Elman and the LSTM kinds outside reference mode: kern.h's gate kernel (the step's
+     * own activations); else cell.c's batch step (the reference, and the GRU kinds) */
+    const int fused = !ref && cfg->kind != AD_CELL_GRU && cfg->kind != AD_CELL_GRU_TORCH;
     float *w, *xh, *a, *cp, *c, *h, *aux;
 
     if (n <= 0)
@@ -623,7 +626,7 @@ void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, f
     xh = w + (net->half ? (size_t)GH * (in + H) : 0);
     a = xh + (in + H) * n;
     cp = a + (size_t)GH * n;
-    c = cp + (size_t)H * n;
+    c = fused ? cp : cp + (size_t)H * n; /* the gate kernel updates c in place */
     h = c + (size_t)H * n;
     aux = h + (size_t)H * n;
     for (int l = 0; l < cfg->layers; l++) {
@@ -633,7 +636,7 @@ void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, f
 
         if (net->half) { /* the halves ad_net_step reads, widened (exactly) to float; b
                           * and extra are the masters' values in both */
-            ad_half_to_floats(w, (const uint16_t *)net->hl[l].w, (size_t)GH * ld);
+            ad_kern_widen(isa, w, (const uint16_t *)net->hl[l].w, (size_t)GH * ld);
             p.wx = w;
             p.wh = w + (size_t)GH * din;
         }
@@ -646,7 +649,14 @@ void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, f
             if (has_c)
                 memcpy(cp + (size_t)H * j, st[j]->c + lo, (size_t)H * sizeof(float));
         }
-        ad_cell_step_batch(cfg->kind, din, H, n, &p, xh, cp, a, aux, h, c);
+        if (fused) { /* the products, then kern.h's gate kernel over the n columns */
+            for (int j = 0; j < n; j++)
+                memcpy(a + (size_t)GH * j, p.b, (size_t)GH * sizeof(float));
+            ad_gemm(0, 0, GH, n, ld, 1.0f, p.wx, GH, xh, ld, 1.0f, a, GH);
+            ad_kern_gates(isa, cfg->kind, H, n, p.extra, a, h, has_c ? cp : NULL);
+        } else {
+            ad_cell_step_batch(cfg->kind, din, H, n, &p, xh, cp, a, aux, h, c);
+        }
         for (int j = 0; j < n; j++) { /* scatter the new h and c */
             memcpy(st[j]->h + lo, h + (size_t)H * j, (size_t)H * sizeof(float));
             if (has_c)

@@ -171,7 +171,7 @@ void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y);
 /* Batches smaller than this step state by state (ad_net_step) by default: below it the
  * fused per-stream kernel beats the products' call overhead (docs/BENCHMARKS.md,
  * "Batched family steps"). */
-#define AD_NET_BATCH_GEMM_MIN 8
+#define AD_NET_BATCH_GEMM_MIN 4
 
 /*
  * Scratch of ad_net_step_batch, owned by the caller. Start it zeroed; it grows (the only
