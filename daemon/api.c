@@ -399,6 +399,7 @@ static void post_write(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
         after = errs;
         p = nl ? nl + 1 : end;
     }
+    ad_daemon_flush(d); /* the families' deferred steps, one batch each */
     if (after > before) {
         snprintf(msg, sizeof(msg), "%llu line(s) refused, the first at line %ld (the others "
                  "were taken)", (unsigned long long)(after - before), bad_line);

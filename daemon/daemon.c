@@ -159,12 +159,16 @@ static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
     double ts = isnan(smp->ts) ? now : smp->ts;
     ad_result r;
     ad_point p;
+    int rc;
 
     d->samples[proto]++;
     if (!s && !(s = create_series(d, proto, smp->key, smp->key_len)))
         return;
     s->last_seen = now;
-    if (ad_detector_observe(s->det, ts, smp->value, &r) < 0) {
+    /* a family member's network step waits for its family's batch (ad_fam_flush) */
+    rc = s->family ? ad_detector_observe_defer(s->det, ts, smp->value, &r)
+                   : ad_detector_observe(s->det, ts, smp->value, &r);
+    if (rc < 0) {
         /* Refused (the detector counts it too). Parsers pass only finite values. */
         if (!isfinite(ts))
             d->refused[AD_REFUSE_BADTIME]++;
@@ -174,6 +178,8 @@ static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
             d->refused[AD_REFUSE_BACKWARDS]++;
         return;
     }
+    if (rc == 1)
+        ad_fam_defer(s->family, s->det);
     s->last = r;
     s->have_last = 1;
     s->dirty = 1;
@@ -217,6 +223,11 @@ static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
 void ad_daemon_sample(ad_daemon *d, int proto, const ad_sample *s)
 {
     on_sample(d, proto, s);
+}
+
+void ad_daemon_flush(ad_daemon *d)
+{
+    ad_fam_flush(d);
 }
 
 static int sample_cb(void *ctx, const ad_sample *s)
@@ -303,6 +314,13 @@ static void sink_received(void *ctx, uint64_t ns)
     d->recv_wall = ad_wall_now();
 }
 
+/* A read's (a datagram's, a closing connection's) lines are all parsed: the families'
+ * deferred steps run, one batch each. */
+static void sink_parsed(void *ctx)
+{
+    ad_fam_flush(ctx);
+}
+
 static void sink_error(void *ctx, int proto, int reason)
 {
     ad_daemon *d = ctx;
@@ -318,10 +336,12 @@ static void statsd_flush_cb(uv_timer_t *t)
     d->recv_hr = uv_hrtime();
     d->recv_wall = ad_wall_now();
     ad_statsd_agg_flush(d->statsd, d->recv_wall, sample_cb, d);
+    ad_fam_flush(d);
 }
 
 static void evict(ad_daemon *d, ad_series *s)
 {
+    ad_fam_flush(d); /* no pending list may hold it when it is freed */
     ad_series_table_remove(d->series, s);
     ad_trainer_forget(d->trainer, s);
     ad_persist_forget(d, s->key);
@@ -584,6 +604,7 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
     sink.line = sink_line;
     sink.error = sink_error;
     sink.received = sink_received;
+    sink.parsed = sink_parsed;
     sink.ctx = d;
     r = ad_listeners_start(loop, &d->cfg, &sink, take_fd, d, &d->listeners, err, errlen);
     if (r < 0) {
@@ -680,6 +701,7 @@ void ad_daemon_stop(ad_daemon *d)
         d->recv_hr = uv_hrtime();
         d->recv_wall = ad_wall_now();
         ad_statsd_agg_flush(d->statsd, d->recv_wall, sample_cb, d);
+        ad_fam_flush(d);
     }
     close_own((uv_handle_t *)&d->statsd_timer);
     close_own((uv_handle_t *)&d->sweep_timer);
@@ -805,6 +827,7 @@ int ad_daemon_reload(ad_daemon *d)
         ad_series_iter it;
         ad_series *x;
 
+        ad_fam_flush(d);
         ad_series_iter_start(&it);
         while ((x = ad_series_iter_next(d->series, &it)))
             ad_detector_set_fp16(x->det, nc.fp16);

@@ -119,6 +119,10 @@ double ad_latency_le(int i);
  * after setting d->recv_hr = uv_hrtime() and d->recv_wall = ad_wall_now(). */
 void ad_daemon_sample(ad_daemon *d, int proto, const ad_sample *s);
 
+/* Runs the family members' deferred network steps (families.h, ad_fam_flush): call it
+ * after a batch of ad_daemon_line / ad_daemon_sample calls (a read, a request body). */
+void ad_daemon_flush(ad_daemon *d);
+
 /* Reloads the configuration file (SIGHUP): see docs/DAEMON.md. 0, or a negative ad_err
  * with the message logged (the running configuration stays). */
 int ad_daemon_reload(ad_daemon *d);

@@ -114,6 +114,8 @@ static void conn_close(conn *c, int deliver)
         return;
     if (c->buf && ad_linebuf_finish(&c->lb, deliver, on_line, c->l) && !deliver)
         ls->st.truncated++;
+    if (deliver && ls->sink.parsed)
+        ls->sink.parsed(ls->sink.ctx);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -147,6 +149,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             l->ls->sink.received(l->ls->sink.ctx, uv_hrtime());
         l->ls->st.bytes[l->cfg.protocol] += (uint64_t)nread;
         report_too_long(l, ad_linebuf_feed(&c->lb, buf->base, (size_t)nread, on_line, l));
+        if (l->ls->sink.parsed)
+            l->ls->sink.parsed(l->ls->sink.ctx);
     } else if (nread < 0) {
         conn_close(c, nread == UV_EOF);
     }
@@ -249,6 +253,8 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     ad_linebuf_init(&lb, l->dgram_buf, l->dgram_cap);
     report_too_long(l, ad_linebuf_feed(&lb, buf->base, (size_t)nread, on_line, l));
     ad_linebuf_finish(&lb, 1, on_line, l);
+    if (ls->sink.parsed)
+        ls->sink.parsed(ls->sink.ctx);
 }
 
 static void listener_closed(uv_handle_t *h)

@@ -28,6 +28,9 @@ typedef struct ad_ingest_sink {
     /* Bytes arrived (a read or a datagram) at uv_hrtime() `ns`; the lines they hold
      * follow. For latency from receipt to score. May be NULL. */
     void (*received)(void *ctx, uint64_t ns);
+    /* The lines of one read, datagram or closing connection have all been handed over
+     * (the daemon steps the families' deferred members here). May be NULL. */
+    void (*parsed)(void *ctx);
     void *ctx;
 } ad_ingest_sink;
 
