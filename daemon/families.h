@@ -41,9 +41,9 @@ typedef struct ad_fam {
     ad_detector **pending;    /* members with a deferred step (npending of cap_pending):
                                  stepped as one batch by ad_fam_flush */
     size_t npending, cap_pending;
-    ad_detector_batch batch;  /* the batched steps' scratch */
-    uint64_t batches;         /* batched steps run (ad_detector_step_batch calls) */
-    uint64_t batched;         /* member steps in them */
+    ad_detector_batch batch; /* the batched steps' scratch */
+    uint64_t batches;        /* batched steps run (ad_detector_step_batch calls) */
+    uint64_t batched;        /* member steps in them */
     struct ad_fam *next;
 } ad_fam;
 

@@ -82,8 +82,7 @@ void ad_cell_step(ad_cell_kind kind, int Din, int H, const ad_layer_params *p, c
  * kernel the results are ad_cell_step's bit for bit. No allocation.
  */
 void ad_cell_step_batch(ad_cell_kind kind, int Din, int H, int n, const ad_layer_params *p,
-                        const float *xh, const float *cp, float *a, float *aux, float *h,
-                        float *c);
+                        const float *xh, const float *cp, float *a, float *aux, float *h, float *c);
 
 /*
  * What one layer's sequence forward keeps for its backward. Columns are ordered

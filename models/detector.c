@@ -1120,8 +1120,7 @@ size_t ad_detector_blob_size(const ad_detector *d)
     return w.err ? 0 : w.len;
 }
 
-int ad_detector_save(ad_detector *d, void *buf, size_t cap, size_t *len, char *err,
-                     size_t errlen)
+int ad_detector_save(ad_detector *d, void *buf, size_t cap, size_t *len, char *err, size_t errlen)
 {
     size_t need = ad_detector_blob_size(d);
     ad_wbuf w;

@@ -135,10 +135,10 @@ int ad_detector_pending(const ad_detector *d);
 /* Scratch of ad_detector_step_batch, owned by the caller: start it zeroed; it grows to
  * the largest batch (the only allocation); ad_detector_batch_free releases it. */
 typedef struct ad_detector_batch {
-    ad_net_batch net;   /* the products' scratch */
-    ad_state **st;      /* (cap) the batch's states */
-    ad_detector **ds;   /* (cap) their detectors */
-    float *x, *y;       /* (cap, dmax) inputs, (cap) outputs */
+    ad_net_batch net; /* the products' scratch */
+    ad_state **st;    /* (cap) the batch's states */
+    ad_detector **ds; /* (cap) their detectors */
+    float *x, *y;     /* (cap, dmax) inputs, (cap) outputs */
     int cap, dmax;
 } ad_detector_batch;
 
@@ -172,8 +172,7 @@ int ad_detector_train(ad_detector *d, char *err, size_t errlen);
 /* Exact size of the blob ad_detector_save writes. */
 size_t ad_detector_blob_size(const ad_detector *d);
 /* Runs a pending step first (ad_detector_observe_defer): not const. */
-int ad_detector_save(ad_detector *d, void *buf, size_t cap, size_t *len, char *err,
-                     size_t errlen);
+int ad_detector_save(ad_detector *d, void *buf, size_t cap, size_t *len, char *err, size_t errlen);
 /* Refuses a truncated, corrupted or other-version blob with a message; nothing leaks. */
 int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, size_t errlen);
 

@@ -288,8 +288,8 @@ void ad_kern_step(ad_isa isa, ad_cell_kind kind, int Din, int H, const ad_kern_l
     }
 }
 
-void ad_kern_gates(ad_isa isa, ad_cell_kind kind, int H, int n, const float *extra,
-                   const float *a, float *h, float *c)
+void ad_kern_gates(ad_isa isa, ad_cell_kind kind, int H, int n, const float *extra, const float *a,
+                   float *h, float *c)
 {
     switch (isa) {
 #ifdef AD_KERN_X86

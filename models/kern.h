@@ -75,8 +75,8 @@ void ad_kern_step(ad_isa isa, ad_cell_kind kind, int Din, int H, const ad_kern_l
  * h (H, n) out; c (H, n) c_{t-1} in, c_t out (LSTM kinds; NULL for Elman); extra the
  * peepholes (PEEPHOLE), else unused. The same per-stream code as ad_kern_step's.
  */
-void ad_kern_gates(ad_isa isa, ad_cell_kind kind, int H, int n, const float *extra,
-                   const float *a, float *h, float *c);
+void ad_kern_gates(ad_isa isa, ad_cell_kind kind, int H, int n, const float *extra, const float *a,
+                   float *h, float *c);
 
 /* The linear head y (O) = by (O) + Wy (O, H, column-major) h (H) with isa's kernel
  * (sums reassociated: agrees with the ordered reference loop to float rounding). */

@@ -247,13 +247,13 @@ KFN void SFX(step)(ad_cell_kind kind, int Din, int H, const ad_kern_layer *L, co
 
 /* Elman and the LSTM kinds for n streams whose pre-activations are made: column j of a
  * (G*H, n) is stream j's; h (H, n) out, c (H, n) c_{t-1} in, c_t out. */
-KFN void SFX(gates_n)(ad_cell_kind kind, int H, int n, const float *extra, const float *a,
-                      float *h, float *c)
+KFN void SFX(gates_n)(ad_cell_kind kind, int H, int n, const float *extra, const float *a, float *h,
+                      float *c)
 {
     const size_t GH = (size_t)ad_cell_gates(kind) * H;
     for (int j = 0; j < n; j++)
-        SFX(gates)(kind, H, extra, a + GH * (size_t)j, h + (size_t)H * j,
-                   c ? c + (size_t)H * j : NULL);
+        SFX(gates)
+        (kind, H, extra, a + GH * (size_t)j, h + (size_t)H * j, c ? c + (size_t)H * j : NULL);
 }
 
 /* y (O) = by + Wy (O, H) h: for O = 1 a dot product in two vector sums, else columns. */

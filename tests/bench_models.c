@@ -158,7 +158,8 @@ static double bench_batch(const ad_net_config *cfg, int n, int fp16, int mode)
         for (int r = 0; r < 100; r++) {
             if (mode == 0)
                 for (int i = 0; i < n; i++)
-                    ad_net_step(net, sts[i], x + (size_t)i * cfg->input, y + (size_t)i * cfg->output);
+                    ad_net_step(net, sts[i], x + (size_t)i * cfg->input,
+                                y + (size_t)i * cfg->output);
             else
                 ad_net_step_batch(net, sts, x, y, n, &ws);
             x[r % (n * cfg->input)] = 0.9f * x[r % (n * cfg->input)] + 0.1f * y[0];

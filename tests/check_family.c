@@ -275,14 +275,14 @@ static void same_result(const ad_result *a, const ad_result *b, int exact, int m
                           memcmp(&a->error, &b->error, sizeof(double)) == 0 &&
                           memcmp(&a->score, &b->score, sizeof(float)) == 0 &&
                           memcmp(&a->raw_score, &b->raw_score, sizeof(float)) == 0,
-                      "member %d t %d: deferred %.17g/%.9g, plain %.17g/%.9g", m, t,
-                      b->predicted, (double)b->score, a->predicted, (double)a->score);
+                      "member %d t %d: deferred %.17g/%.9g, plain %.17g/%.9g", m, t, b->predicted,
+                      (double)b->score, a->predicted, (double)a->score);
     } else if (!isnan(a->predicted) || !isnan(b->predicted)) {
         ck_assert_msg(fabs(a->predicted - b->predicted) <= 1e-6 * fmax(1.0, fabs(a->predicted)) &&
                           fabs(a->error - b->error) <= 1e-5 &&
                           fabs((double)a->score - b->score) <= 1e-6,
-                      "member %d t %d: deferred %.17g/%.9g, plain %.17g/%.9g", m, t,
-                      b->predicted, (double)b->score, a->predicted, (double)a->score);
+                      "member %d t %d: deferred %.17g/%.9g, plain %.17g/%.9g", m, t, b->predicted,
+                      (double)b->score, a->predicted, (double)a->score);
     }
     ck_assert_int_eq(a->flagged, b->flagged);
     ck_assert_int_eq(a->anomalous, b->anomalous);
@@ -334,8 +334,7 @@ START_TEST(test_deferred_steps_equal_observe)
             if (t == 200 && m == 3)
                 v = NAN; /* refused both ways; a pending step stays pending */
             rc = ad_detector_observe(pa[m], t, v, &ra);
-            ck_assert_int_eq(ad_detector_observe_defer(pb[m], t, v, &rb) == 1,
-                             rc == 0 && t >= 160);
+            ck_assert_int_eq(ad_detector_observe_defer(pb[m], t, v, &rb) == 1, rc == 0 && t >= 160);
             if (ad_detector_pending(pb[m]))
                 list[listed++] = pb[m];
             if (t % 5 == 0 && ad_detector_pending(pb[m]))

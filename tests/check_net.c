@@ -707,7 +707,7 @@ END_TEST
  * BATCH_TOL = 1e-5 keeps a sevenfold margin while a wrong gate, a stream's state read
  * from another stream, or a missed scatter (differences of 1e-2 and more) fail.
  */
-#define BATCH_TOL 1e-5
+#define BATCH_TOL   1e-5
 #define BATCH_STEPS 8
 
 static const int batch_sizes[] = {1, 3, 17, 64};
@@ -768,8 +768,8 @@ static void batch_vs_steps(ad_cell_kind kind, int layers, int H, int O, int n, i
         ad_net_step_batch(net, sb, x, yb, n, &ws);
         close_or_equal(yb, ya, (size_t)n * O, exact, "y", ad_cell_name(kind), layers, n, fp16, t);
         for (int i = 0; i < n; i++) {
-            close_or_equal(sb[i]->h, sa[i]->h, sn, exact, "h", ad_cell_name(kind), layers, n,
-                           fp16, t);
+            close_or_equal(sb[i]->h, sa[i]->h, sn, exact, "h", ad_cell_name(kind), layers, n, fp16,
+                           t);
             if (sa[i]->c)
                 close_or_equal(sb[i]->c, sa[i]->c, sn, exact, "c", ad_cell_name(kind), layers, n,
                                fp16, t);
