@@ -164,6 +164,7 @@ static void observe(ad_daemon *d, const ad_pending *b, ad_series *s)
     const ad_sample *smp = &one;
     ad_result r;
     ad_point p;
+    int rc;
 
     d->samples[proto]++;
     if (!s)
@@ -171,7 +172,10 @@ static void observe(ad_daemon *d, const ad_pending *b, ad_series *s)
     if (!s && !(s = create_series(d, proto, smp->key, smp->key_len)))
         return;
     s->last_seen = now;
-    if (ad_detector_observe(s->det, ts, smp->value, &r) < 0) {
+    /* a family member's network step waits for its family's batch (ad_fam_flush) */
+    rc = s->family ? ad_detector_observe_defer(s->det, ts, smp->value, &r)
+                   : ad_detector_observe(s->det, ts, smp->value, &r);
+    if (rc < 0) {
         /* Refused (the detector counts it too). Parsers pass only finite values. */
         if (!isfinite(ts))
             d->refused[AD_REFUSE_BADTIME]++;
@@ -181,6 +185,8 @@ static void observe(ad_daemon *d, const ad_pending *b, ad_series *s)
             d->refused[AD_REFUSE_BACKWARDS]++;
         return;
     }
+    if (rc == 1)
+        ad_fam_defer(s->family, s->det);
     s->last = r;
     s->have_last = 1;
     s->dirty = 1;
@@ -266,6 +272,7 @@ void ad_daemon_flush(ad_daemon *d)
             observe(d, &d->batch[j], found[j]);
     }
     d->batch_keys_used = 0;
+    ad_fam_flush(d); /* the family members' deferred steps, one product per family */
 }
 
 /* Queues a sample (its key copied) for the next flush; flushes when the batch is full. */
@@ -401,6 +408,7 @@ static void statsd_flush_cb(uv_timer_t *t)
 
 static void evict(ad_daemon *d, ad_series *s)
 {
+    ad_fam_flush(d); /* no pending list may hold it when it is freed */
     ad_series_table_remove(d->series, s);
     ad_trainer_forget(d->trainer, s);
     ad_persist_forget(d, s->key);
@@ -886,6 +894,7 @@ int ad_daemon_reload(ad_daemon *d)
         ad_series_iter it;
         ad_series *x;
 
+        ad_fam_flush(d);
         ad_series_iter_start(&it);
         while ((x = ad_series_iter_next(d->series, &it)))
             ad_detector_set_fp16(x->det, nc.fp16);

@@ -135,7 +135,8 @@ void ad_daemon_sample(ad_daemon *d, int proto, const ad_sample *s);
 
 /* Samples are taken in batches (ad_daemon_sample queues; a full batch goes at once):
  * whoever hands the daemon samples calls this before its callback returns, so every
- * sample is observed, counted and alerted on before anything else runs. */
+ * sample is observed, counted and alerted on, and the family members' deferred network
+ * steps have run (ad_fam_flush), before anything else runs. */
 void ad_daemon_flush(ad_daemon *d);
 
 /* Reloads the configuration file (SIGHUP): see docs/DAEMON.md. 0, or a negative ad_err

@@ -69,6 +69,40 @@ ad_fam *ad_fam_get(ad_daemon *d, int rule)
     return f ? f : fam_new(d, r->match, &r->det);
 }
 
+void ad_fam_defer(ad_fam *f, ad_detector *det)
+{
+    if (f->npending == f->cap_pending) {
+        size_t cap = f->cap_pending ? 2 * f->cap_pending : 64;
+        ad_detector **p = realloc(f->pending, cap * sizeof(*p));
+
+        if (!p) { /* out of memory: it steps on its own, now */
+            ad_detector_step_batch(&det, 1, &f->batch);
+            return;
+        }
+        f->pending = p;
+        f->cap_pending = cap;
+    }
+    f->pending[f->npending++] = det;
+    if (f->npending >= AD_FAM_BATCH_MAX) {
+        ad_detector_step_batch(f->pending, (int)f->npending, &f->batch);
+        f->batches++;
+        f->batched += f->npending;
+        f->npending = 0;
+    }
+}
+
+void ad_fam_flush(ad_daemon *d)
+{
+    for (ad_fam *f = d->families; f; f = f->next) {
+        if (!f->npending)
+            continue;
+        ad_detector_step_batch(f->pending, (int)f->npending, &f->batch);
+        f->batches++;
+        f->batched += f->npending;
+        f->npending = 0;
+    }
+}
+
 static void join(ad_series *s)
 {
     char err[256];
@@ -161,6 +195,7 @@ static int ops_install(void *ctx, ad_series *s, void *job, char *err, size_t err
 
     if (!t->family)
         return ad_detector_install(s->det, t->job, err, errlen);
+    ad_fam_flush(d); /* pending steps belong to the old weights */
     r = ad_family_install(f->net, t->job, err, errlen);
     if (r < 0)
         return r;
@@ -260,6 +295,8 @@ void ad_fam_free_all(ad_daemon *d)
         ad_fam *f = d->families;
 
         d->families = f->next;
+        ad_detector_batch_free(&f->batch);
+        free(f->pending);
         ad_net_free(f->net);
         free(f->name);
         free(f);

@@ -23,6 +23,7 @@
 #include "daemon.h"
 
 #define AD_FAMILY_PREFIX "@family/"
+#define AD_FAM_BATCH_MAX 1024 /* members stepped in one batch, at most */
 
 typedef struct ad_fam {
     char *name;               /* "@family/<glob>": its key in the store and in /metrics */
@@ -37,6 +38,12 @@ typedef struct ad_fam {
                                  reaches this (each member has had a new value) */
     int dirty;                /* network changed since the last checkpoint */
     ad_series pseudo;         /* the family's entry in the trainer's queue */
+    ad_detector **pending;    /* members with a deferred step (npending of cap_pending):
+                                 stepped as one batch by ad_fam_flush */
+    size_t npending, cap_pending;
+    ad_detector_batch batch; /* the batched steps' scratch */
+    uint64_t batches;        /* batched steps run (ad_detector_step_batch calls) */
+    uint64_t batched;        /* member steps in them */
     struct ad_fam *next;
 } ad_fam;
 
@@ -51,6 +58,17 @@ ad_fam *ad_fam_get(ad_daemon *d, int rule);
 /* A member's value was accepted (r is what it gave): joins it or asks for a family
  * training when due. */
 void ad_fam_observed(ad_daemon *d, ad_series *s, const ad_result *r);
+
+/* A member's value was observed with its network step deferred
+ * (ad_detector_observe_defer returned 1): it joins its family's pending list; a full
+ * list (AD_FAM_BATCH_MAX) is stepped at once. */
+void ad_fam_defer(ad_fam *f, ad_detector *det);
+
+/* Steps every family's pending members, one batch per family (ad_detector_step_batch).
+ * The daemon calls it after each read's lines, datagram, request body and StatsD flush,
+ * and before anything else looks at or changes members (eviction, a family's install,
+ * a reload): nothing else ever sees a step pending. Cheap when nothing is pending. */
+void ad_fam_flush(ad_daemon *d);
 
 /* A family training failed (too little history yet, out of memory): the next request
  * waits until every member has had another value. */

@@ -415,6 +415,22 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
         put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
         put(&b, "\"} %llu\n", (unsigned long long)f->trainings);
     }
+    family(&b, "anomalyd_family_batched_steps_total", "counter",
+           "Batched network steps of a shared family's members (one matrix-matrix product "
+           "per layer each).");
+    for (const ad_fam *f = d->families; f; f = f->next) {
+        put(&b, "anomalyd_family_batched_steps_total{family=\"");
+        put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
+        put(&b, "\"} %llu\n", (unsigned long long)f->batches);
+    }
+    family(&b, "anomalyd_family_batched_members_total", "counter",
+           "Member steps run in a shared family's batched steps (divided by "
+           "anomalyd_family_batched_steps_total: the mean batch size).");
+    for (const ad_fam *f = d->families; f; f = f->next) {
+        put(&b, "anomalyd_family_batched_members_total{family=\"");
+        put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
+        put(&b, "\"} %llu\n", (unsigned long long)f->batched);
+    }
     family(&b, "anomalyd_family_bytes", "gauge", "Bytes of a shared family's network.");
     for (const ad_fam *f = d->families; f; f = f->next) {
         put(&b, "anomalyd_family_bytes{family=\"");

@@ -402,7 +402,6 @@ static void ingest(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq)
         }
         ingest_series(p, d, s, klen, e);
     }
-    ad_daemon_flush(d);
     p->st.series = p->series.size;
 }
 
@@ -485,6 +484,7 @@ void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
     p->st.decoded_bytes += rq.decoded_len;
     memcpy(before, p->st.samples, sizeof(before));
     ingest(p, d, &rq);
+    ad_daemon_flush(d); /* the families' deferred steps, one batch each */
     ad_rw_request_free(&rq);
     if (!refused(before, p->st.samples)) {
         p->st.requests[AD_PRW_OK]++;

@@ -271,6 +271,69 @@ AD_CLONES void ad_cell_step(ad_cell_kind kind, int Din, int H, const ad_layer_pa
     }
 }
 
+/* ---- batched steps ---- */
+
+/* a (rows r0 .. r0+R of a (G*H, n) matrix) += Wx x, and Wh h when withh: one product over
+ * [Wx | Wh] when Wh follows Wx (net.h's layout), else two; terms in increasing column. */
+static void batch_products(const ad_layer_params *p, int GH, int Din, int H, int r0, int R,
+                           int withh, int n, const float *xh, float *a)
+{
+    const int ld = Din + H;
+
+    if (withh && p->wh == p->wx + (size_t)GH * Din) {
+        ad_gemm(0, 0, R, n, Din + H, 1.0f, p->wx + r0, GH, xh, ld, 1.0f, a + r0, GH);
+        return;
+    }
+    ad_gemm(0, 0, R, n, Din, 1.0f, p->wx + r0, GH, xh, ld, 1.0f, a + r0, GH);
+    if (withh)
+        ad_gemm(0, 0, R, n, H, 1.0f, p->wh + r0, GH, xh + Din, ld, 1.0f, a + r0, GH);
+}
+
+AD_CLONES void ad_cell_step_batch(ad_cell_kind kind, int Din, int H, int n,
+                                  const ad_layer_params *p, const float *xh, const float *cp,
+                                  float *a, float *aux, float *h, float *c)
+{
+    const int G = ad_cell_gates(kind), GH = G * H, ld = Din + H;
+    float tc[AD_MAX_HIDDEN];
+
+    /* (G*H, n): column j is stream j's pre-activations, gates stacked as in the step */
+    for (int j = 0; j < n; j++)
+        memcpy(a + (size_t)GH * j, p->b, (size_t)GH * sizeof(float));
+    if (kind != AD_CELL_GRU && kind != AD_CELL_GRU_TORCH) {
+        batch_products(p, GH, Din, H, 0, GH, 1, n, xh, a);
+        for (int j = 0; j < n; j++) {
+            float *aj = a + (size_t)GH * j;
+            float *gp[4] = {aj, aj + H, aj + 2 * H, aj + 3 * H};
+            const size_t o = (size_t)H * j;
+
+            if (ad_cell_has_c(kind))
+                gates_forward(kind, H, 1, gp, cp + o, c + o, tc, h + o, p->extra);
+            else
+                gates_forward(kind, H, 1, gp, NULL, NULL, NULL, h + o, NULL);
+        }
+        return;
+    }
+    /* GRU kinds: r, z see Wh h now; n sees Whn (r*h) (course) or r*(Whn h + b_hn) later */
+    batch_products(p, GH, Din, H, 0, 2 * H, 1, n, xh, a);
+    batch_products(p, GH, Din, H, 2 * H, H, 0, n, xh, a);
+    for (int j = 0; j < n; j++) {
+        float *aj = a + (size_t)GH * j;
+        gru_rz(kind, H, aj, aj + H, xh + (size_t)ld * j + Din, aux + (size_t)H * j);
+    }
+    if (kind == AD_CELL_GRU) {
+        ad_gemm(0, 0, H, n, H, 1.0f, p->wh + 2 * H, GH, aux, H, 1.0f, a + 2 * H, GH);
+    } else {
+        for (int j = 0; j < n; j++)
+            memcpy(aux + (size_t)H * j, p->extra, (size_t)H * sizeof(float));
+        ad_gemm(0, 0, H, n, H, 1.0f, p->wh + 2 * H, GH, xh + Din, ld, 1.0f, aux, H);
+    }
+    for (int j = 0; j < n; j++) {
+        float *aj = a + (size_t)GH * j;
+        gru_n(kind, H, aj, aj + H, aj + 2 * H, xh + (size_t)ld * j + Din, aux + (size_t)H * j,
+              h + (size_t)H * j);
+    }
+}
+
 /* ---- sequences ----
  * Gate values and their gradients are kept gate-major: gate g's (H, B*T) block at
  * base + g*H*B*T, so one time step's (H, B) slice of a gate is contiguous. Products are

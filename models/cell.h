@@ -73,6 +73,18 @@ void ad_cell_step(ad_cell_kind kind, int Din, int H, const ad_layer_params *p, c
                   float *h, float *c);
 
 /*
+ * One streaming step of one layer for n streams at once (net.h's ad_net_step_batch):
+ * xh (Din + H, n) holds each stream's input x above its h_{t-1}, cp (H, n) its c_{t-1}
+ * (LSTM kinds, else unused); the new h (H, n) and c (H, n, LSTM kinds) are written to h
+ * and c (no aliasing with the inputs); a (G*H, n) and aux (H, n) are scratch. The gate
+ * pre-activations of all n streams are matrix-matrix products (blas.h) adding their terms
+ * in ad_cell_step's order (bias, Wx columns, Wh columns), so with the reference product
+ * kernel the results are ad_cell_step's bit for bit. No allocation.
+ */
+void ad_cell_step_batch(ad_cell_kind kind, int Din, int H, int n, const ad_layer_params *p,
+                        const float *xh, const float *cp, float *a, float *aux, float *h, float *c);
+
+/*
  * What one layer's sequence forward keeps for its backward. Columns are ordered
  * (b, t): column b + B*t. Gates are gate-major: gate g's (H, B*T) block starts at
  * gates + g*H*B*T, so a time step's (H, B) slice of one gate is contiguous.

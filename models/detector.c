@@ -51,6 +51,10 @@ struct ad_detector {
     /* the network's prediction for the next value, in normalised units */
     float pred_norm;
     int has_pred;
+    /* a deferred step (ad_detector_observe_defer): the value it steps on and the
+     * previous sample's time (the step's inputs with last_ts), not yet run */
+    double pend_value, pend_prev_ts;
+    uint8_t pend, pend_has_prev;
     /* history ring, chronological from (pos - n): training values (flagged ones replaced
      * by their prediction), flags, and timestamps when features need them */
     float *hv;
@@ -493,11 +497,34 @@ static float seasonal_score(ad_detector *d, double ts, double value)
     return (float)s;
 }
 
-int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
+/* The network's input for the pending step (ad_detector_observe_defer). */
+static void pending_input(const ad_detector *d, float *x)
+{
+    ad_make_input(&d->cfg, d->center, d->scale, d->pend_value, d->last_ts, d->pend_prev_ts,
+                  d->pend_has_prev, x);
+}
+
+/* Runs the pending step, if any, on its own: what ad_detector_observe would have done. */
+static void settle(ad_detector *d)
+{
+    float x[AD_MAX_INPUT], y;
+
+    if (!d->pend)
+        return;
+    pending_input(d, x);
+    ad_net_step(d->net, d->st, x, &y);
+    d->pred_norm = y;
+    d->has_pred = 1;
+    d->pend = 0;
+}
+
+/* ad_detector_observe; with defer the network's step is left pending. Returns 1 when a
+ * step was left pending, 0 when none, -AD_EINVAL when refused. */
+static int observe(ad_detector *d, double ts, double value, ad_result *res, int defer)
 {
     const ad_detector_config *c = &d->cfg;
     double pred, error;
-    int has_pred;
+    int has_pred, pending = 0;
     float x[AD_MAX_INPUT], y;
 
     if (isnan(value))
@@ -510,6 +537,7 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
         return refuse(d, AD_REFUSE_BADTIME);
     if (d->has_ts && ts < d->last_ts)
         return refuse(d, AD_REFUSE_BACKWARDS);
+    settle(d); /* the previous value's step comes first */
 
     if (d->s2s && d->trained)
         s2s_push(d, value, ts, d->last_ts, d->has_ts);
@@ -577,7 +605,13 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
 
     /* step the network on the value as it came (clipped), predicting t+1; feeding it its
      * own predictions instead would let it drift in closed loop through long runs */
-    if (d->trained && !d->s2s) {
+    if (d->trained && !d->s2s && defer) {
+        d->pend = 1;
+        d->pend_value = value;
+        d->pend_prev_ts = d->last_ts;
+        d->pend_has_prev = (uint8_t)d->has_ts;
+        pending = 1;
+    } else if (d->trained && !d->s2s) {
         ad_make_input(c, d->center, d->scale, value, ts, d->last_ts, d->has_ts, x);
         ad_net_step(d->net, d->st, x, &y);
         d->pred_norm = y;
@@ -598,7 +632,107 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
     res->anomalous = anomalous;
     res->warming_up = !d->trained;
     res->train_due = training_due(d);
+    return pending;
+}
+
+int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
+{
+    return observe(d, ts, value, res, 0);
+}
+
+int ad_detector_observe_defer(ad_detector *d, double ts, double value, ad_result *res)
+{
+    return observe(d, ts, value, res, 1);
+}
+
+int ad_detector_pending(const ad_detector *d)
+{
+    return d->pend;
+}
+
+void ad_detector_batch_free(ad_detector_batch *b)
+{
+    ad_net_batch_free(&b->net);
+    free(b->st);
+    free(b->ds);
+    free(b->x);
+    free(b->y);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Room for n streams of input size D in b; 0, or -AD_ENOMEM (b still usable). */
+static int batch_reserve(ad_detector_batch *b, int n, int D)
+{
+    ad_state **st;
+    ad_detector **ds;
+    float *x, *y;
+
+    if (n <= b->cap && D <= b->dmax)
+        return 0;
+    if (n < b->cap)
+        n = b->cap;
+    if (D < b->dmax)
+        D = b->dmax;
+    b->cap = 0; /* until every array has the new size */
+    st = realloc(b->st, (size_t)n * sizeof(*st));
+    if (!st)
+        return -AD_ENOMEM;
+    b->st = st;
+    ds = realloc(b->ds, (size_t)n * sizeof(*ds));
+    if (!ds)
+        return -AD_ENOMEM;
+    b->ds = ds;
+    x = realloc(b->x, (size_t)n * D * sizeof(*x));
+    if (!x)
+        return -AD_ENOMEM;
+    b->x = x;
+    y = realloc(b->y, (size_t)n * sizeof(*y));
+    if (!y)
+        return -AD_ENOMEM;
+    b->y = y;
+    b->cap = n;
+    b->dmax = D;
     return 0;
+}
+
+void ad_detector_step_batch(ad_detector *const *ds, int n, ad_detector_batch *b)
+{
+    const ad_net *net = NULL;
+    int m = 0, D = 0;
+
+    for (int i = 0; i < n; i++) { /* the first pending detector's network is the batch's */
+        if (ds[i]->pend) {
+            net = ds[i]->net;
+            D = ds[i]->D;
+            break;
+        }
+    }
+    if (!net)
+        return;
+    if (batch_reserve(b, n, D) < 0) { /* no room: one by one, nothing is lost */
+        for (int i = 0; i < n; i++)
+            settle(ds[i]);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        ad_detector *d = ds[i];
+
+        if (!d->pend)
+            continue; /* stepped already (listed twice, or run since) */
+        if (d->net != net) {
+            settle(d); /* another network's: on its own */
+            continue;
+        }
+        pending_input(d, b->x + (size_t)D * m);
+        b->st[m] = d->st;
+        b->ds[m++] = d;
+        d->pend = 0;
+    }
+    ad_net_step_batch(net, b->st, b->x, b->y, m, &b->net);
+    for (int k = 0; k < m; k++) {
+        b->ds[k]->pred_norm = b->y[k];
+        b->ds[k]->has_pred = 1;
+    }
 }
 
 /* ---- training ---- */
@@ -903,6 +1037,7 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
         ERR("training job has not run");
         return -AD_EINVAL;
     }
+    settle(d); /* on the old weights, in order (re-priming then rebuilds the state) */
     if (job->cfg.features != d->cfg.features || job->cfg.asinh != d->cfg.asinh ||
         job->cfg.model != d->cfg.model || ad_net_copy_params(d->net, job->net) != 0 ||
         (d->s2s && (!job->s2s || ad_s2s_copy_params(d->s2s, job->s2s) != 0))) {
@@ -1023,11 +1158,12 @@ size_t ad_detector_blob_size(const ad_detector *d)
     return w.err ? 0 : w.len;
 }
 
-int ad_detector_save(const ad_detector *d, void *buf, size_t cap, size_t *len, char *err,
-                     size_t errlen)
+int ad_detector_save(ad_detector *d, void *buf, size_t cap, size_t *len, char *err, size_t errlen)
 {
     size_t need = ad_detector_blob_size(d);
     ad_wbuf w;
+
+    settle(d); /* the blob holds the state after every value observed */
 
     if (len)
         *len = 0;
@@ -1282,6 +1418,7 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
         ERR("only a family member joins its family's network");
         return -AD_EINVAL;
     }
+    settle(d);
     if (!d->trained) {
         float *v;
         int n = d->hn, rc;
@@ -1316,5 +1453,6 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
 
 int ad_detector_set_fp16(ad_detector *d, int on)
 {
+    settle(d);
     return d->shared_net ? 0 : ad_net_set_fp16(d->net, on);
 }

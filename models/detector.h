@@ -122,6 +122,42 @@ const ad_net *ad_detector_net(const ad_detector *d);
  */
 int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res);
 
+/*
+ * Deferred steps, for family members stepped together (net.h's ad_net_step_batch):
+ * ad_detector_observe_defer does all of ad_detector_observe (the result is the same) but
+ * leaves step 4, the network's step on the value, pending in the detector. Returns 1
+ * when it left a step pending (hand d to ad_detector_step_batch), 0 when there is none
+ * (no network yet), -AD_EINVAL when the value is refused. A pending step is never lost
+ * or reordered: observing again (either way), save, install, join and set_fp16 run it
+ * first on their own; snapshot reads nothing it changes. Only the network's rolling
+ * state and the next prediction wait for it, so results (scores, flags) are exactly
+ * ad_detector_observe's (tests/check_family.c compares them bit for bit).
+ */
+int ad_detector_observe_defer(ad_detector *d, double ts, double value, ad_result *res);
+
+/* Whether d has a step pending. */
+int ad_detector_pending(const ad_detector *d);
+
+/* Scratch of ad_detector_step_batch, owned by the caller: start it zeroed; it grows to
+ * the largest batch (the only allocation); ad_detector_batch_free releases it. */
+typedef struct ad_detector_batch {
+    ad_net_batch net; /* the products' scratch */
+    ad_state **st;    /* (cap) the batch's states */
+    ad_detector **ds; /* (cap) their detectors */
+    float *x, *y;     /* (cap, dmax) inputs, (cap) outputs */
+    int cap, dmax;
+} ad_detector_batch;
+
+void ad_detector_batch_free(ad_detector_batch *b);
+
+/*
+ * Runs the pending steps of ds[0..n-1]: those on the network of the first pending one
+ * (a family's members) as one ad_net_step_batch, any other one by one; detectors without
+ * a step pending, or listed again, are skipped. Cannot fail: when b cannot grow, the
+ * steps run one by one.
+ */
+void ad_detector_step_batch(ad_detector *const *ds, int n, ad_detector_batch *b);
+
 /* Copies what a training needs into a new job. -AD_ENOMEM on allocation failure,
  * -AD_EINVAL if the history is shorter than two windows. */
 int ad_detector_snapshot(const ad_detector *d, ad_train_job **job, char *err, size_t errlen);
@@ -141,8 +177,8 @@ int ad_detector_train(ad_detector *d, char *err, size_t errlen);
 
 /* Exact size of the blob ad_detector_save writes. */
 size_t ad_detector_blob_size(const ad_detector *d);
-int ad_detector_save(const ad_detector *d, void *buf, size_t cap, size_t *len, char *err,
-                     size_t errlen);
+/* Runs a pending step first (ad_detector_observe_defer): not const. */
+int ad_detector_save(ad_detector *d, void *buf, size_t cap, size_t *len, char *err, size_t errlen);
 /* Refuses a truncated, corrupted or other-version blob with a message; nothing leaks. */
 int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, size_t errlen);
 

@@ -38,7 +38,9 @@ int ad_family_snapshot(const ad_net *net, const ad_detector_config *c,
 /* Runs the job (pure). 0 or a negative ad_err. */
 int ad_family_job_run(ad_family_job *job, char *err, size_t errlen);
 
-/* Copies the trained weights into net (same shape). 0 or -AD_EINVAL. */
+/* Copies the trained weights into net (same shape). 0 or -AD_EINVAL. Members' pending
+ * steps (ad_detector_observe_defer) must run before (ad_detector_step_batch): they
+ * belong to the old weights. */
 int ad_family_install(ad_net *net, const ad_family_job *job, char *err, size_t errlen);
 
 /* Windows trained on, members that gave windows, epochs run, losses. */

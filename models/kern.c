@@ -288,6 +288,41 @@ void ad_kern_step(ad_isa isa, ad_cell_kind kind, int Din, int H, const ad_kern_l
     }
 }
 
+void ad_kern_gates(ad_isa isa, ad_cell_kind kind, int H, int n, const float *extra, const float *a,
+                   float *h, float *c)
+{
+    switch (isa) {
+#ifdef AD_KERN_X86
+    case AD_ISA_AVX512:
+        gates_n_avx512(kind, H, n, extra, a, h, c);
+        return;
+    case AD_ISA_AVX2:
+        gates_n_avx2(kind, H, n, extra, a, h, c);
+        return;
+#endif
+    default:
+        gates_n_c(kind, H, n, extra, a, h, c);
+        return;
+    }
+}
+
+void ad_kern_widen(ad_isa isa, float *dst, const uint16_t *src, size_t n)
+{
+    switch (isa) {
+#ifdef AD_KERN_X86
+    case AD_ISA_AVX512:
+        widen_avx512(dst, src, n);
+        return;
+    case AD_ISA_AVX2:
+        widen_avx2(dst, src, n);
+        return;
+#endif
+    default:
+        widen_c(dst, src, n);
+        return;
+    }
+}
+
 void ad_kern_head(ad_isa isa, int O, int H, const float *wy, const float *by, const float *h,
                   float *y)
 {

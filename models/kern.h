@@ -68,10 +68,24 @@ typedef struct ad_kern_layer {
 void ad_kern_step(ad_isa isa, ad_cell_kind kind, int Din, int H, const ad_kern_layer *L,
                   const float *x, float *h, float *c);
 
+/*
+ * The gate equations of Elman and the LSTM kinds (not the GRU kinds) for n streams whose
+ * pre-activations are already made (net.h's ad_net_step_batch makes them as one
+ * matrix-matrix product): column j of a (G*H, n) is stream j's, gates stacked as cell.h;
+ * h (H, n) out; c (H, n) c_{t-1} in, c_t out (LSTM kinds; NULL for Elman); extra the
+ * peepholes (PEEPHOLE), else unused. The same per-stream code as ad_kern_step's.
+ */
+void ad_kern_gates(ad_isa isa, ad_cell_kind kind, int H, int n, const float *extra, const float *a,
+                   float *h, float *c);
+
 /* The linear head y (O) = by (O) + Wy (O, H, column-major) h (H) with isa's kernel
  * (sums reassociated: agrees with the ordered reference loop to float rounding). */
 void ad_kern_head(ad_isa isa, int O, int H, const float *wy, const float *by, const float *h,
                   float *y);
+
+/* dst (n) = the binary16 values src (n) widened to float (exact), with isa's conversion
+ * instructions: ad_half_to_floats, fast. */
+void ad_kern_widen(ad_isa isa, float *dst, const uint16_t *src, size_t n);
 
 /* isa's vectorised activations in place over n floats (for tests and benchmarks). */
 void ad_kern_sigmoid(ad_isa isa, float *x, int n);

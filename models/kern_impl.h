@@ -148,6 +148,52 @@ KFN void SFX(mv16)(float *out, const float *init, const void *W, size_t w0, size
     SFX(mv)(1, out, init, W, w0, ld, R, C, v);
 }
 
+/* Elman and the LSTM kinds, from the pre-activations a (G*H) of one stream: h (H) out,
+ * c (H) c_{t-1} in, c_t out (LSTM kinds; NULL for Elman); extra: the peepholes. */
+AINL void SFX(gates)(ad_cell_kind kind, int H, const float *extra, const float *a, float *h,
+                     float *c)
+{
+    const V one = vset1(1.0f);
+    for (int j = 0; j < H; j += VW) {
+        const TM m = tmask(H - j < VW ? H - j : VW);
+        V cp, cn, o;
+        switch (kind) {
+        case AD_CELL_ELMAN:
+            vstorem(h + j, m, SFX(vtanh)(vloadm(a + j, m)));
+            continue;
+        case AD_CELL_LSTM: {
+            const V i = SFX(vsig)(vloadm(a + j, m)), f = SFX(vsig)(vloadm(a + H + j, m));
+            const V g = SFX(vtanh)(vloadm(a + 2 * H + j, m));
+            o = SFX(vsig)(vloadm(a + 3 * H + j, m));
+            cp = vloadm(c + j, m);
+            cn = vadd(vmul(f, cp), vmul(i, g));
+            break;
+        }
+        case AD_CELL_PEEPHOLE: {
+            const float *pe = extra;
+            cp = vloadm(c + j, m);
+            const V i = SFX(vsig)(vfma(vloadm(pe + j, m), cp, vloadm(a + j, m)));
+            const V f = SFX(vsig)(vfma(vloadm(pe + H + j, m), cp, vloadm(a + H + j, m)));
+            const V g = SFX(vtanh)(vloadm(a + 2 * H + j, m));
+            cn = vadd(vmul(f, cp), vmul(i, g));
+            o = SFX(vsig)(vfma(vloadm(pe + 2 * H + j, m), cn, vloadm(a + 3 * H + j, m)));
+            break;
+        }
+        case AD_CELL_CIFG: {
+            const V f = SFX(vsig)(vloadm(a + j, m)), g = SFX(vtanh)(vloadm(a + H + j, m));
+            o = SFX(vsig)(vloadm(a + 2 * H + j, m));
+            cp = vloadm(c + j, m);
+            cn = vadd(vmul(f, cp), vmul(vsub(one, f), g));
+            break;
+        }
+        default:
+            return;
+        }
+        vstorem(c + j, m, cn);
+        vstorem(h + j, m, vmul(o, SFX(vtanh)(cn)));
+    }
+}
+
 /* ---- the step ---- */
 
 KFN void SFX(step)(ad_cell_kind kind, int Din, int H, const ad_kern_layer *L, const float *x,
@@ -196,44 +242,18 @@ KFN void SFX(step)(ad_cell_kind kind, int Din, int H, const ad_kern_layer *L, co
 
     /* Elman and the LSTM kinds: every gate sees [x; h], one pass over [Wx | Wh] */
     mv(a, L->b, L->w, 0, ld, GH, Din + H, v);
-    for (int j = 0; j < H; j += VW) {
-        const TM m = tmask(H - j < VW ? H - j : VW);
-        V cp, cn, o;
-        switch (kind) {
-        case AD_CELL_ELMAN:
-            vstorem(h + j, m, SFX(vtanh)(vloadm(a + j, m)));
-            continue;
-        case AD_CELL_LSTM: {
-            const V i = SFX(vsig)(vloadm(a + j, m)), f = SFX(vsig)(vloadm(a + H + j, m));
-            const V g = SFX(vtanh)(vloadm(a + 2 * H + j, m));
-            o = SFX(vsig)(vloadm(a + 3 * H + j, m));
-            cp = vloadm(c + j, m);
-            cn = vadd(vmul(f, cp), vmul(i, g));
-            break;
-        }
-        case AD_CELL_PEEPHOLE: {
-            const float *pe = L->extra;
-            cp = vloadm(c + j, m);
-            const V i = SFX(vsig)(vfma(vloadm(pe + j, m), cp, vloadm(a + j, m)));
-            const V f = SFX(vsig)(vfma(vloadm(pe + H + j, m), cp, vloadm(a + H + j, m)));
-            const V g = SFX(vtanh)(vloadm(a + 2 * H + j, m));
-            cn = vadd(vmul(f, cp), vmul(i, g));
-            o = SFX(vsig)(vfma(vloadm(pe + 2 * H + j, m), cn, vloadm(a + 3 * H + j, m)));
-            break;
-        }
-        case AD_CELL_CIFG: {
-            const V f = SFX(vsig)(vloadm(a + j, m)), g = SFX(vtanh)(vloadm(a + H + j, m));
-            o = SFX(vsig)(vloadm(a + 2 * H + j, m));
-            cp = vloadm(c + j, m);
-            cn = vadd(vmul(f, cp), vmul(vsub(one, f), g));
-            break;
-        }
-        default:
-            return;
-        }
-        vstorem(c + j, m, cn);
-        vstorem(h + j, m, vmul(o, SFX(vtanh)(cn)));
-    }
+    SFX(gates)(kind, H, L->extra, a, h, c);
+}
+
+/* Elman and the LSTM kinds for n streams whose pre-activations are made: column j of a
+ * (G*H, n) is stream j's; h (H, n) out, c (H, n) c_{t-1} in, c_t out. */
+KFN void SFX(gates_n)(ad_cell_kind kind, int H, int n, const float *extra, const float *a, float *h,
+                      float *c)
+{
+    const size_t GH = (size_t)ad_cell_gates(kind) * H;
+    for (int j = 0; j < n; j++)
+        SFX(gates)
+        (kind, H, extra, a + GH * (size_t)j, h + (size_t)H * j, c ? c + (size_t)H * j : NULL);
 }
 
 /* y (O) = by + Wy (O, H) h: for O = 1 a dot product in two vector sums, else columns. */
@@ -270,4 +290,14 @@ KFN void SFX(tanh_v)(float *x, int n)
         const TM m = tmask(n - j < VW ? n - j : VW);
         vstorem(x + j, m, SFX(vtanh)(vloadm(x + j, m)));
     }
+}
+
+/* dst (n) = src (n) halves widened (exactly) to float. */
+KFN void SFX(widen)(float *dst, const uint16_t *src, size_t n)
+{
+    size_t j = 0;
+    for (; j + VW <= n; j += VW)
+        vstoreu(dst + j, vloadh(src + j));
+    for (; j < n; j++)
+        dst[j] = ad_half_to_float(src[j]);
 }

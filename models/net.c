@@ -316,16 +316,35 @@ size_t ad_state_bytes(const ad_state *st)
     return sizeof(*st) + (size_t)st->layers * st->hidden * (st->has_c ? 2 : 1) * sizeof(float);
 }
 
+/* The head y (O) = by + Wy h (H): kern.h's kernel, or on the plain path the columns
+ * added in order (as the reference product kernel). */
+static void step_head(const ad_net *net, ad_isa isa, int plain, const float *h, float *y)
+{
+    const int H = net->cfg.hidden, O = net->cfg.output;
+    const float *wy = net->half ? net->hwy : net->p.wy;
+
+    if (!plain) {
+        ad_kern_head(isa, O, H, wy, net->half ? net->hby : net->p.by, h, y);
+        return;
+    }
+    memcpy(y, net->p.by, (size_t)O * sizeof(float));
+    for (int k = 0; k < H; k++) {
+        const float *w = wy + (size_t)k * O;
+        for (int o = 0; o < O; o++)
+            y[o] += w[o] * h[k];
+    }
+}
+
 void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y)
 {
     const ad_net_config *cfg = &net->cfg;
-    const int H = cfg->hidden, O = cfg->output, GH = ad_cell_gates(cfg->kind) * H;
+    const int H = cfg->hidden, GH = ad_cell_gates(cfg->kind) * H;
     const int ref = ad_blas_reference();
     const ad_isa isa = ref ? AD_ISA_C : ad_kern_best_isa();
     /* float weights on the portable path: the plain kernel (what reference mode needs,
      * and auto-vectorised, faster there than the one-lane fused C kernel) */
     const int plain = !net->half && isa == AD_ISA_C;
-    const float *in = x, *wy = net->half ? net->hwy : net->p.wy;
+    const float *in = x;
 
     for (int l = 0; l < cfg->layers; l++) {
         const int din = l == 0 ? cfg->input : H;
@@ -342,17 +361,7 @@ void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y)
         }
         in = h;
     }
-    if (!plain) {
-        ad_kern_head(isa, O, H, wy, net->half ? net->hby : net->p.by, in, y);
-        return;
-    }
-    /* head: y = by + Wy h, columns added in order (as the reference product kernel) */
-    memcpy(y, net->p.by, (size_t)O * sizeof(float));
-    for (int k = 0; k < H; k++) {
-        const float *w = wy + (size_t)k * O;
-        for (int o = 0; o < O; o++)
-            y[o] += w[o] * in[k];
-    }
+    step_head(net, isa, plain, in, y);
 }
 
 /* ---- sequence workspace ---- */
@@ -570,4 +579,99 @@ float ad_mse(const float *y, const float *target, size_t n, float *dy)
             dy[i] = s * d;
     }
     return (float)(ss / (double)n);
+}
+
+/* ---- batched steps ---- */
+
+void ad_net_batch_free(ad_net_batch *ws)
+{
+    free(ws->buf);
+    ws->buf = NULL;
+    ws->cap = 0;
+}
+
+/* Floats of scratch a batch of n streams needs: the widened weights of the largest
+ * layer (fp16 networks), then xh (max(D, H) + H, n), a (G*H, n), cp, c, h, aux (H, n). */
+static size_t batch_floats(const ad_net *net, int n)
+{
+    const size_t H = (size_t)net->cfg.hidden, GH = (size_t)ad_cell_gates(net->cfg.kind) * H;
+    const size_t in = (size_t)net->cfg.input > H ? (size_t)net->cfg.input : H;
+
+    return (net->half ? GH * (in + H) : 0) + (size_t)n * (in + H + GH + 4 * H);
+}
+
+void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, float *Y, int n,
+                       ad_net_batch *ws)
+{
+    const ad_net_config *cfg = &net->cfg;
+    const int D = cfg->input, H = cfg->hidden, O = cfg->output;
+    const int GH = ad_cell_gates(cfg->kind) * H, has_c = ad_cell_has_c(cfg->kind);
+    const int gmin = ws->gemm_min > 0 ? ws->gemm_min : AD_NET_BATCH_GEMM_MIN;
+    const size_t in = D > H ? (size_t)D : (size_t)H;
+    const int ref = ad_blas_reference();
+    const ad_isa isa = ref ? AD_ISA_C : ad_kern_best_isa();
+    const size_t need = n > 0 ? batch_floats(net, n) : 0;
+    /* Elman and the LSTM kinds outside reference mode: kern.h's gate kernel (the step's
+     * own activations); else cell.c's batch step (the reference, and the GRU kinds) */
+    const int fused = !ref && cfg->kind != AD_CELL_GRU && cfg->kind != AD_CELL_GRU_TORCH;
+    float *w, *xh, *a, *cp, *c, *h, *aux;
+
+    if (n <= 0)
+        return;
+    if (need > ws->cap && n >= gmin) {
+        float *nb = realloc(ws->buf, need * sizeof(float));
+        if (nb) {
+            ws->buf = nb;
+            ws->cap = need;
+        }
+    }
+    if (n < gmin || need > ws->cap) { /* small (or no room): the fused step per stream */
+        for (int j = 0; j < n; j++)
+            ad_net_step(net, st[j], X + (size_t)D * j, Y + (size_t)O * j);
+        return;
+    }
+    w = ws->buf;
+    xh = w + (net->half ? (size_t)GH * (in + H) : 0);
+    a = xh + (in + H) * n;
+    cp = a + (size_t)GH * n;
+    c = fused ? cp : cp + (size_t)H * n; /* the gate kernel updates c in place */
+    h = c + (size_t)H * n;
+    aux = h + (size_t)H * n;
+    for (int l = 0; l < cfg->layers; l++) {
+        const int din = l == 0 ? D : H, ld = din + H;
+        const size_t lo = (size_t)H * l;
+        ad_layer_params p = net->p.layer[l];
+
+        if (net->half) { /* the halves ad_net_step reads, widened (exactly) to float; b
+                          * and extra are the masters' values in both */
+            ad_kern_widen(isa, w, (const uint16_t *)net->hl[l].w, (size_t)GH * ld);
+            p.wx = w;
+            p.wh = w + (size_t)GH * din;
+        }
+        for (int j = 0; j < n; j++) { /* gather: [x; h_{t-1}] and c_{t-1} of each stream */
+            float *col = xh + (size_t)ld * j;
+            const float *x = l == 0 ? X + (size_t)D * j : st[j]->h + lo - H;
+
+            memcpy(col, x, (size_t)din * sizeof(float));
+            memcpy(col + din, st[j]->h + lo, (size_t)H * sizeof(float));
+            if (has_c)
+                memcpy(cp + (size_t)H * j, st[j]->c + lo, (size_t)H * sizeof(float));
+        }
+        if (fused) { /* the products, then kern.h's gate kernel over the n columns */
+            for (int j = 0; j < n; j++)
+                memcpy(a + (size_t)GH * j, p.b, (size_t)GH * sizeof(float));
+            ad_gemm(0, 0, GH, n, ld, 1.0f, p.wx, GH, xh, ld, 1.0f, a, GH);
+            ad_kern_gates(isa, cfg->kind, H, n, p.extra, a, h, has_c ? cp : NULL);
+        } else {
+            ad_cell_step_batch(cfg->kind, din, H, n, &p, xh, cp, a, aux, h, c);
+        }
+        for (int j = 0; j < n; j++) { /* scatter the new h and c */
+            memcpy(st[j]->h + lo, h + (size_t)H * j, (size_t)H * sizeof(float));
+            if (has_c)
+                memcpy(st[j]->c + lo, c + (size_t)H * j, (size_t)H * sizeof(float));
+        }
+    }
+    for (int j = 0; j < n; j++)
+        step_head(net, isa, !net->half && isa == AD_ISA_C, st[j]->h + (size_t)H * (cfg->layers - 1),
+                  Y + (size_t)O * j);
 }

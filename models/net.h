@@ -12,8 +12,10 @@
  * then the head Wy (O, H) and by (O). Matrices are column-major: element (r, c) of an
  * (R, C) matrix is at [r + c*R].
  *
- * Two ways to run a network:
+ * Three ways to run a network:
  *  - ad_net_step(): one sample for one stream, O(parameters), no allocation.
+ *  - ad_net_step_batch(): one sample for each of n streams (a family's members), as
+ *    matrix-matrix products over the streams once n is large enough.
  *  - ad_seq_forward()/ad_seq_backward(): B windows of T steps at once, for truncated
  *    BPTT, with matrix-matrix products (blas.h). Gradients accumulate into the
  *    workspace's flat gradient buffer, laid out exactly like the parameters.
@@ -167,6 +169,43 @@ size_t ad_state_bytes(const ad_state *st);
  * kern.h's portable C kernel).
  */
 void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y);
+
+/* ---- batched steps: many streams through one network ---- */
+
+/* Batches smaller than this step state by state (ad_net_step) by default: below it the
+ * fused per-stream kernel beats the products' call overhead (docs/BENCHMARKS.md,
+ * "Batched family steps"). */
+#define AD_NET_BATCH_GEMM_MIN 4
+
+/*
+ * Scratch of ad_net_step_batch, owned by the caller. Start it zeroed; it grows (the only
+ * allocation) to the largest batch and network it has served and keeps that size, so a
+ * steady stream of batches allocates nothing. ad_net_batch_free releases it.
+ */
+typedef struct ad_net_batch {
+    float *buf;   /* (cap) */
+    size_t cap;   /* floats in buf */
+    int gemm_min; /* smallest n stepped by products, 0 = AD_NET_BATCH_GEMM_MIN (tests and
+                     benchmarks set 1 to force the products, INT_MAX to never use them) */
+} ad_net_batch;
+
+void ad_net_batch_free(ad_net_batch *ws);
+
+/*
+ * Advances n streams of one network by one sample each, what n calls of ad_net_step
+ * would do: X (n, D) row-major in (stream i's input at X + i*D), st[i] stream i's state
+ * (n distinct states of this network), Y (n, O) row-major out. No shared state but ws.
+ * From ws's gemm_min streams on, each layer runs as matrix-matrix products over the n
+ * streams: the states' h (and inputs) gathered into one (Din + H, n) matrix, the gate
+ * pre-activations of all n as [Wx | Wh] times it (blas.h), the gate equations per
+ * stream, the new h and c scattered back; the head per stream (kern.h). fp16 networks
+ * step on their halves widened to float in ws (the same weight values as ad_net_step).
+ * Results agree with ad_net_step to float rounding (bit for bit with the reference
+ * product kernel and float weights; tests/check_net.c). When ws cannot grow (out of
+ * memory) the streams step one by one: the call cannot fail.
+ */
+void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, float *Y, int n,
+                       ad_net_batch *ws);
 
 /* ---- sequences: truncated BPTT over B windows of T steps ---- */
 

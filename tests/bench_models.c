@@ -20,6 +20,10 @@
  *
  * Usage: bench_models [--quick] [--kind NAME] [--hidden N] [--streams N] [--only WHAT]
  *   WHAT: step, streams, fp16, k8 or bptt (the others print -1)
+ *        bench_models --batch [--quick] [--kind NAME (lstm)] [--hidden N (32)] [--layers L]
+ *   batched family steps (net.h's ad_net_step_batch): for n = 1..256 streams sharing one
+ *   network, ns per stream step stepped one by one, as one batch with the products
+ *   forced, and as one batch with the default choice; float and fp16 weights.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +128,79 @@ out:
     return rate;
 }
 
+/*
+ * ns per stream step for n streams sharing one network (a family), each with its own
+ * state, one sample each per round: mode 0 steps them one by one (ad_net_step), mode 1
+ * as one batch with the products forced (gemm_min 1), mode 2 as one batch with the
+ * library's default choice (AD_NET_BATCH_GEMM_MIN).
+ */
+static double bench_batch(const ad_net_config *cfg, int n, int fp16, int mode)
+{
+    ad_net *net = NULL;
+    ad_state **sts = calloc((size_t)n, sizeof(*sts));
+    float *x = malloc((size_t)n * cfg->input * sizeof(*x));
+    float *y = malloc((size_t)n * cfg->output * sizeof(*y));
+    ad_net_batch ws = {0};
+    double t0, el, ns = -1.0;
+    long steps = 0;
+
+    if (!sts || !x || !y || ad_net_create(cfg, 1, &net, NULL, 0) ||
+        (fp16 && ad_net_set_fp16(net, 1)))
+        goto out;
+    for (int i = 0; i < n; i++)
+        if (!(sts[i] = ad_state_create(net)))
+            goto out;
+    for (int i = 0; i < n * cfg->input; i++)
+        x[i] = 0.01f * (float)(i % 100);
+    ws.gemm_min = mode == 1 ? 1 : 0;
+    t0 = now();
+    do {
+        for (int r = 0; r < 100; r++) {
+            if (mode == 0)
+                for (int i = 0; i < n; i++)
+                    ad_net_step(net, sts[i], x + (size_t)i * cfg->input,
+                                y + (size_t)i * cfg->output);
+            else
+                ad_net_step_batch(net, sts, x, y, n, &ws);
+            x[r % (n * cfg->input)] = 0.9f * x[r % (n * cfg->input)] + 0.1f * y[0];
+        }
+        steps += 100L * n;
+        el = now() - t0;
+    } while (el < min_seconds);
+    sink = y[0];
+    ns = 1e9 * el / (double)steps;
+out:
+    for (int i = 0; sts && i < n; i++)
+        ad_state_free(sts[i]);
+    ad_net_batch_free(&ws);
+    ad_net_free(net);
+    free(sts);
+    free(x);
+    free(y);
+    return ns;
+}
+
+/* --batch: one line per batch size n: ns per stream step one by one, batched (products
+ * forced), batched (default choice), float and fp16 weights. */
+static void run_batch(int kind, int hidden, int layers)
+{
+    static const int ns[] = {1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256};
+    ad_net_config cfg = {(ad_cell_kind)kind, layers, 1, hidden, 1};
+
+    printf("# batched family steps: kind=%s H=%d layers=%d D=1 O=1, ns per stream step; "
+           "gemm_min default %d\n",
+           ad_cell_name(cfg.kind), hidden, layers, AD_NET_BATCH_GEMM_MIN);
+    for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+        double a = bench_batch(&cfg, ns[i], 0, 0), b = bench_batch(&cfg, ns[i], 0, 1);
+        double c = bench_batch(&cfg, ns[i], 0, 2), a16 = bench_batch(&cfg, ns[i], 1, 0);
+        double b16 = bench_batch(&cfg, ns[i], 1, 1), c16 = bench_batch(&cfg, ns[i], 1, 2);
+        printf("batch n=%d step_ns=%.1f gemm_ns=%.1f default_ns=%.1f step_fp16_ns=%.1f "
+               "gemm_fp16_ns=%.1f default_fp16_ns=%.1f gemm_speedup=%.2fx\n",
+               ns[i], a, b, c, a16, b16, c16, a / b);
+        fflush(stdout);
+    }
+}
+
 static double bench_bptt(const ad_net_config *cfg, int T, int B)
 {
     ad_net *net = NULL;
@@ -172,7 +249,7 @@ out:
 int main(int argc, char **argv)
 {
     const int hs[] = {16, 32, 64};
-    int only_kind = -1, only_h = 0, nstreams = 1000;
+    int only_kind = -1, only_h = 0, nstreams = 1000, batch = 0, layers = 1;
     const char *only = "";
 
     for (int i = 1; i < argc; i++) {
@@ -192,11 +269,22 @@ int main(int argc, char **argv)
             only = argv[++i];
         } else if (strcmp(argv[i], "--streams") == 0 && i + 1 < argc) {
             nstreams = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--batch") == 0) {
+            batch = 1;
+        } else if (strcmp(argv[i], "--layers") == 0 && i + 1 < argc) {
+            layers = atoi(argv[++i]);
         } else {
             fprintf(stderr, "usage: bench_models [--quick] [--kind NAME] [--hidden N] "
-                            "[--streams N] [--only step|streams|fp16|k8|bptt]\n");
+                            "[--streams N] [--only step|streams|fp16|k8|bptt] "
+                            "[--batch [--layers L]]\n");
             return 2;
         }
+    }
+    if (batch) {
+        printf("# BLAS: %s; fused step kernels: %s\n", ad_blas_name(),
+               ad_kern_isa_name(ad_kern_best_isa()));
+        run_batch(only_kind >= 0 ? only_kind : AD_CELL_LSTM, only_h ? only_h : 32, layers);
+        return 0;
     }
     printf("# anomalyd models benchmark: D=1 O=1 one layer; streams=%d; BPTT T=64 B=32 Adam; "
            "OPENBLAS_NUM_THREADS=%s\n",

@@ -1027,7 +1027,7 @@ END_TEST
 
 /* ---- serialisation ---- */
 
-static uint8_t *save(const ad_detector *d, size_t *len)
+static uint8_t *save(ad_detector *d, size_t *len)
 {
     char err[256] = "";
     size_t need = ad_detector_blob_size(d);

@@ -4,7 +4,8 @@
  * what they share, and a joined member scores from it (a clean signal stays quiet, a spike
  * is flagged); a series that arrives after the family was trained joins without a
  * training of its own; a member's blob holds no network and loads only onto one; member
- * bytes exclude the shared network.
+ * bytes exclude the shared network; deferred steps run in batches give the plain path's
+ * results.
  */
 #include <check.h>
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "detector.h"
 #include "family.h"
 #include "net.h"
@@ -265,6 +267,123 @@ START_TEST(test_member_shape_refused)
 }
 END_TEST
 
+/* Results of the plain and the deferred path agree: bit for bit (exact), or within tol. */
+static void same_result(const ad_result *a, const ad_result *b, int exact, int m, int t)
+{
+    if (exact) {
+        ck_assert_msg(memcmp(&a->predicted, &b->predicted, sizeof(double)) == 0 &&
+                          memcmp(&a->error, &b->error, sizeof(double)) == 0 &&
+                          memcmp(&a->score, &b->score, sizeof(float)) == 0 &&
+                          memcmp(&a->raw_score, &b->raw_score, sizeof(float)) == 0,
+                      "member %d t %d: deferred %.17g/%.9g, plain %.17g/%.9g", m, t, b->predicted,
+                      (double)b->score, a->predicted, (double)a->score);
+    } else if (!isnan(a->predicted) || !isnan(b->predicted)) {
+        ck_assert_msg(fabs(a->predicted - b->predicted) <= 1e-6 * fmax(1.0, fabs(a->predicted)) &&
+                          fabs(a->error - b->error) <= 1e-5 &&
+                          fabs((double)a->score - b->score) <= 1e-6,
+                      "member %d t %d: deferred %.17g/%.9g, plain %.17g/%.9g", m, t, b->predicted,
+                      (double)b->score, a->predicted, (double)a->score);
+    }
+    ck_assert_int_eq(a->flagged, b->flagged);
+    ck_assert_int_eq(a->anomalous, b->anomalous);
+    ck_assert_int_eq(a->warming_up, b->warming_up);
+    ck_assert_int_eq(a->train_due, b->train_due);
+}
+
+/*
+ * The same stream through two twin families: one observed plainly, the other with
+ * ad_detector_observe_defer and the rounds' steps run by ad_detector_step_batch (with
+ * spikes, refused values, rounds whose steps are never batched so the next observe runs
+ * them, members listed twice, a save and a re-join while steps are pending). _i = 1: the
+ * reference product kernel (the batch adds in the step's order): every result bit for
+ * bit. _i = 0: OpenBLAS and the fused kernels, whose sums differ in the last bits
+ * (net.h): predictions within 1e-6 relative, and every flag the same.
+ */
+START_TEST(test_deferred_steps_equal_observe)
+{
+    enum { N = 7 };
+    ad_detector_config c;
+    ad_detector *pa[N], *pb[N], *list[2 * N];
+    ad_detector_batch b = {0};
+    ad_net *na, *nb;
+    ad_result ra, rb;
+    char err[256];
+    int t, flagged = 0, batched = 0;
+
+    ad_blas_set_reference(_i);
+    config(&c);
+    na = family_net(&c);
+    nb = family_net(&c);
+    for (int m = 0; m < N; m++) {
+        pa[m] = member(&c, na);
+        pb[m] = member(&c, nb);
+    }
+    for (t = 0; t < 300; t++) {
+        int listed = 0;
+
+        if (t == 160) { /* the same training for both: A's weights copied into B */
+            train_family(na, &c, pa, N);
+            ck_assert_int_eq(ad_net_copy_params(nb, na), 0);
+            for (int m = 0; m < N; m++)
+                ck_assert_msg(ad_detector_join(pb[m], err, sizeof(err)) == 0, "%s", err);
+        }
+        for (int m = 0; m < N; m++) {
+            double v = signal(m, t) + (t % 37 == 0 && m == t % N ? 80.0 : 0.0);
+            int rc;
+
+            if (t == 200 && m == 3)
+                v = NAN; /* refused both ways; a pending step stays pending */
+            rc = ad_detector_observe(pa[m], t, v, &ra);
+            ck_assert_int_eq(ad_detector_observe_defer(pb[m], t, v, &rb) == 1, rc == 0 && t >= 160);
+            if (ad_detector_pending(pb[m]))
+                list[listed++] = pb[m];
+            if (t % 5 == 0 && ad_detector_pending(pb[m]))
+                list[listed++] = pb[m]; /* listed twice: steps once */
+            if (rc < 0)
+                continue;
+            same_result(&ra, &rb, _i, m, t);
+            flagged += ra.flagged;
+        }
+        if (t == 250) { /* a pending member saved: its blob holds the stepped state */
+            size_t la = ad_detector_blob_size(pa[1]), lb = ad_detector_blob_size(pb[1]);
+            uint8_t *ba = malloc(la), *bb = malloc(lb);
+
+            ck_assert(ba && bb && la == lb);
+            ck_assert(ad_detector_pending(pb[1]));
+            ck_assert_int_eq(ad_detector_save(pa[1], ba, la, &la, err, sizeof(err)), 0);
+            ck_assert_int_eq(ad_detector_save(pb[1], bb, lb, &lb, err, sizeof(err)), 0);
+            ck_assert(!ad_detector_pending(pb[1]));
+            if (_i)
+                ck_assert_mem_eq(ba, bb, la);
+            free(ba);
+            free(bb);
+        }
+        if (t == 270) /* joined again while pending: the step runs first */
+            for (int m = 0; m < N; m++) {
+                ck_assert_int_eq(ad_detector_join(pa[m], err, sizeof(err)), 0);
+                ck_assert_int_eq(ad_detector_join(pb[m], err, sizeof(err)), 0);
+                ck_assert(!ad_detector_pending(pb[m]));
+            }
+        if (t % 3 == 1)
+            continue; /* not batched: the next observe steps each on its own */
+        ad_detector_step_batch(list, listed, &b);
+        batched += listed > 0;
+        for (int m = 0; m < N; m++)
+            ck_assert(!ad_detector_pending(pb[m]));
+    }
+    ck_assert_int_gt(batched, 50);
+    ck_assert_int_gt(flagged, 2); /* the spikes after training */
+    ad_detector_batch_free(&b);
+    for (int m = 0; m < N; m++) {
+        ad_detector_free(pa[m]);
+        ad_detector_free(pb[m]);
+    }
+    ad_net_free(na);
+    ad_net_free(nb);
+    ad_blas_set_reference(0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("family");
@@ -276,6 +395,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_snapshot_at_two_windows);
     tcase_add_test(tc, test_member_blob_and_bytes);
     tcase_add_test(tc, test_member_shape_refused);
+    tcase_add_loop_test(tc, test_deferred_steps_equal_observe, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

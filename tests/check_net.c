@@ -3,7 +3,8 @@
  * checks, the documented parameter layout, deterministic initialisation, kind names,
  * per-stream states, and the promise that streaming steps and the sequence forward give
  * the same outputs (bit for bit with the reference product kernel, to float rounding with
- * OpenBLAS). Also clone and copy of parameters.
+ * OpenBLAS). Also clone and copy of parameters, and the batched step of many streams
+ * against separate steps.
  */
 #include <check.h>
 #include <math.h>
@@ -694,6 +695,158 @@ START_TEST(test_copy_params)
 }
 END_TEST
 
+/* ---- batched steps ---- */
+
+/*
+ * ad_net_step_batch against n separate ad_net_step calls. Tolerance: the batch adds each
+ * pre-activation's D + H + 1 terms in OpenBLAS's order (with fused multiply-adds) and
+ * applies cell.c's activations where the step uses kern.h's fused kernel: both are
+ * within a few ulps (~1e-7 relative) of the exact sum, and 8 steps of recurrence with
+ * doubled weights carry that further: measured worst 1.4e-6 of max(1, |value|) over all
+ * the cases below (float and fp16 alike: both paths read the same widened halves).
+ * BATCH_TOL = 1e-5 keeps a sevenfold margin while a wrong gate, a stream's state read
+ * from another stream, or a missed scatter (differences of 1e-2 and more) fail.
+ */
+#define BATCH_TOL   1e-5
+#define BATCH_STEPS 8
+
+static const int batch_sizes[] = {1, 3, 17, 64};
+
+static void close_or_equal(const float *a, const float *b, size_t n, int exact, const char *what,
+                           const char *kind, int layers, int batch, int fp16, int step)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (exact)
+            ck_assert_msg(memcmp(&a[i], &b[i], sizeof(float)) == 0,
+                          "%s %s L=%d n=%d step %d [%zu]: batch %.9g != step %.9g (bits)", what,
+                          kind, layers, batch, step, i, a[i], b[i]);
+        else
+            ck_assert_msg(fabs((double)a[i] - b[i]) <= BATCH_TOL * fmax(1.0, fabs((double)b[i])),
+                          "%s %s L=%d n=%d fp16=%d step %d [%zu]: batch %.9g, step %.9g", what,
+                          kind, layers, batch, fp16, step, i, a[i], b[i]);
+    }
+}
+
+/* Runs BATCH_STEPS steps of n streams both ways from the same random states. */
+static void batch_vs_steps(ad_cell_kind kind, int layers, int H, int O, int n, int fp16,
+                           int gemm_min, int exact)
+{
+    const int D = 3;
+    ad_net_config cfg = mkcfg(kind, layers, D, H, O);
+    ad_net *net = mknet(&cfg, 40 + (uint64_t)n);
+    ad_state **sa = calloc((size_t)n, sizeof(*sa)), **sb = calloc((size_t)n, sizeof(*sb));
+    float *x = malloc(sizeof(float) * (size_t)n * D);
+    float *ya = malloc(sizeof(float) * (size_t)n * O), *yb = malloc(sizeof(float) * (size_t)n * O);
+    ad_net_batch ws = {0};
+    const size_t sn = (size_t)layers * H;
+    ad_rng r;
+
+    ck_assert(sa && sb && x && ya && yb);
+    /* weights a little larger than the initial ones: the gates leave their linear range */
+    for (size_t i = 0; i < net->nparams; i++)
+        net->params[i] *= 2.0f;
+    ad_net_refresh(net);
+    if (fp16)
+        ck_assert_int_eq(ad_net_set_fp16(net, 1), 0);
+    ws.gemm_min = gemm_min;
+    ad_rng_seed(&r, 77 + (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        sa[i] = ad_state_create(net);
+        sb[i] = ad_state_create(net);
+        ck_assert(sa[i] && sb[i]);
+        for (size_t k = 0; k < sn; k++) {
+            sa[i]->h[k] = sb[i]->h[k] = 0.5f * ad_rng_normal(&r);
+            if (sa[i]->c)
+                sa[i]->c[k] = sb[i]->c[k] = ad_rng_normal(&r);
+        }
+    }
+    for (int t = 0; t < BATCH_STEPS; t++) {
+        fill_normal(&r, x, (size_t)n * D);
+        for (int i = 0; i < n; i++)
+            ad_net_step(net, sa[i], x + (size_t)i * D, ya + (size_t)i * O);
+        memset(yb, 0xff, sizeof(float) * (size_t)n * O); /* NaNs: every output is written */
+        ad_net_step_batch(net, sb, x, yb, n, &ws);
+        close_or_equal(yb, ya, (size_t)n * O, exact, "y", ad_cell_name(kind), layers, n, fp16, t);
+        for (int i = 0; i < n; i++) {
+            close_or_equal(sb[i]->h, sa[i]->h, sn, exact, "h", ad_cell_name(kind), layers, n, fp16,
+                           t);
+            if (sa[i]->c)
+                close_or_equal(sb[i]->c, sa[i]->c, sn, exact, "c", ad_cell_name(kind), layers, n,
+                               fp16, t);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        ad_state_free(sa[i]);
+        ad_state_free(sb[i]);
+    }
+    ad_net_batch_free(&ws);
+    ck_assert_ptr_null(ws.buf);
+    free(sa);
+    free(sb);
+    free(x);
+    free(ya);
+    free(yb);
+    ad_net_free(net);
+}
+
+/* Every kind, 1 and 2 layers (_i = kind * 2 + layers - 1), every batch size, float and
+ * fp16 weights, the products forced (gemm_min 1) and the default choice. */
+START_TEST(test_batch_equals_steps)
+{
+    ad_cell_kind kind = (ad_cell_kind)(_i / 2);
+    int layers = _i % 2 + 1;
+
+    for (size_t b = 0; b < sizeof(batch_sizes) / sizeof(batch_sizes[0]); b++)
+        for (int fp16 = 0; fp16 < 2; fp16++) {
+            batch_vs_steps(kind, layers, 12, 1, batch_sizes[b], fp16, 1, 0);
+            batch_vs_steps(kind, layers, 32, 2, batch_sizes[b], fp16, 0, 0);
+        }
+}
+END_TEST
+
+/* With the reference product kernel and float weights the batch adds every term in the
+ * step's order: bit for bit. */
+START_TEST(test_batch_equals_steps_reference_gemm)
+{
+    ad_cell_kind kind = (ad_cell_kind)(_i / 2);
+    int layers = _i % 2 + 1;
+
+    ad_blas_set_reference(1);
+    for (size_t b = 0; b < sizeof(batch_sizes) / sizeof(batch_sizes[0]); b++)
+        batch_vs_steps(kind, layers, 12, 1, batch_sizes[b], 0, 1, 1);
+    ad_blas_set_reference(0);
+}
+END_TEST
+
+/* The scratch grows to the largest batch and then stays: no allocation in steady state. */
+START_TEST(test_batch_scratch_grows_once)
+{
+    ad_net_config cfg = mkcfg(AD_CELL_LSTM, 2, 3, 32, 1);
+    ad_net *net = mknet(&cfg, 5);
+    ad_state *st[64];
+    float x[64 * 3] = {0}, y[64];
+    ad_net_batch ws = {0};
+
+    for (int i = 0; i < 64; i++)
+        ck_assert_ptr_nonnull(st[i] = ad_state_create(net));
+    ad_net_step_batch(net, st, x, y, 64, &ws);
+    ck_assert_ptr_nonnull(ws.buf);
+    float *buf = ws.buf;
+    size_t cap = ws.cap;
+    for (int n = 64; n >= 1; n--) {
+        ad_net_step_batch(net, st, x, y, n, &ws);
+        ck_assert_ptr_eq(ws.buf, buf);
+        ck_assert_uint_eq(ws.cap, cap);
+    }
+    /* n = 0 does nothing */
+    ad_net_step_batch(net, st, x, y, 0, &ws);
+    for (int i = 0; i < 64; i++)
+        ad_state_free(st[i]);
+    ad_net_batch_free(&ws);
+    ad_net_free(net);
+}
+END_TEST
+
 static Suite *net_suite(void)
 {
     Suite *s = suite_create("net");
@@ -735,6 +888,13 @@ static Suite *net_suite(void)
     tc = tcase_create("copy");
     tcase_add_loop_test(tc, test_clone, 0, AD_CELL_NKINDS);
     tcase_add_loop_test(tc, test_copy_params, 0, AD_CELL_NKINDS);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("batch");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_batch_equals_steps, 0, AD_CELL_NKINDS * 2);
+    tcase_add_loop_test(tc, test_batch_equals_steps_reference_gemm, 0, AD_CELL_NKINDS * 2);
+    tcase_add_test(tc, test_batch_scratch_grows_once);
     suite_add_tcase(s, tc);
     return s;
 }

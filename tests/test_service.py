@@ -285,6 +285,29 @@ class SharedFamilies(Tmp):
                                                                         T0 + 121))
             d.wait(lambda: d.metric("anomalyd_series_anomalies_total", series="fam.2") == 1,
                    what="the spike flagged")
+            # Members' steps that arrive in one read run as one batch (one matrix-matrix
+            # product per layer): a round of every member in one write, with a spike in
+            # fam.5 in the middle of it, raises exactly fam.5's event.
+            b0 = d.metric("anomalyd_family_batched_steps_total", family="fam.*")
+            m0 = d.metric("anomalyd_family_batched_members_total", family="fam.*")
+            self.assertGreater(b0, 0)
+            self.assertGreaterEqual(m0, b0)
+            before = {k: d.metric("anomalyd_series_anomalies_total", series=k) or 0
+                      for k in members}
+            d.send_tcp("graphite", "".join(
+                "%s %.6f %d\n" % (k, 500 if k == "fam.5" and t == 125 else sine(t, i), T0 + t)
+                for t in range(122, 128) for i, k in enumerate(members) if k != "fam.2"))
+            d.wait(lambda: d.series("fam.5")["samples"] == 126, what="the round parsed")
+            d.wait(lambda: d.metric("anomalyd_series_anomalies_total", series="fam.5") ==
+                   before["fam.5"] + 1, what="the spike in a batch flagged")
+            for k in members:
+                if k != "fam.5":
+                    self.assertEqual(d.metric("anomalyd_series_anomalies_total", series=k) or 0,
+                                     before[k], k)
+            self.assertGreater(d.metric("anomalyd_family_batched_steps_total", family="fam.*"),
+                               b0)
+            self.assertGreaterEqual(
+                d.metric("anomalyd_family_batched_members_total", family="fam.*"), m0 + 6 * 7)
             self.assertEqual(d.stop(), 0)
         rows = db_rows(self.db)
         self.assertIn("@family/fam.*", rows)
@@ -294,8 +317,8 @@ class SharedFamilies(Tmp):
                 s = d.series(k)
                 self.assertIsNotNone(s, k)
                 self.assertFalse(s["warming_up"], k)
-            d.send_tcp("graphite", "fam.1 %.6f %d\n" % (sine(120, 1), T0 + 120))
-            d.wait(lambda: d.series("fam.1")["samples"] == 121, what="goes on")
+            d.send_tcp("graphite", "fam.1 %.6f %d\n" % (sine(130, 1), T0 + 130))
+            d.wait(lambda: d.series("fam.1")["samples"] == 127, what="goes on")
             self.assertFalse(d.series("fam.1")["recent"][-1]["warming_up"])
 
 
