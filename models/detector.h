@@ -116,6 +116,25 @@ const ad_net *ad_detector_net(const ad_detector *d);
  */
 int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res);
 
+/*
+ * Asks the CPU to start loading what the next ad_detector_observe(d) reads besides d's own
+ * struct: the scorers' hot lines (struct and short ring) and the window slots they will
+ * write, the rolling state, the history slot to be written (value, flag, timestamp), the
+ * network's struct and the first AD_PREFETCH_WEIGHT_BYTES of its step weights (the rest
+ * streams in behind them; a family's network is not prefetched: its members share it, it
+ * stays in cache). No effect on results; reads only d's struct (have that in cache, e.g.
+ * with ad_detector_prefetch_struct one step earlier, or the prefetch itself waits on it).
+ * For a caller that has several series' samples at hand: prefetch the next one or two
+ * while observing the current one. The seasonal lookup's binary search over the history
+ * timestamps is not prefetched (where it lands depends on what it reads).
+ */
+#define AD_PREFETCH_WEIGHT_BYTES 1024
+void ad_detector_prefetch(const ad_detector *d);
+
+/* Asks the CPU to start loading d's own struct (the lines ad_detector_prefetch reads and
+ * observe reads first). Reads nothing. */
+void ad_detector_prefetch_struct(const ad_detector *d);
+
 /* Copies what a training needs into a new job. -AD_ENOMEM on allocation failure,
  * -AD_EINVAL if the history is shorter than two windows. */
 int ad_detector_snapshot(const ad_detector *d, ad_train_job **job, char *err, size_t errlen);

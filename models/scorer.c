@@ -250,6 +250,13 @@ size_t ad_scorer_size(const ad_scorer_config *c)
     return round_up(win_offset(sc) + (size_t)wc * sizeof(float), AD_SCORER_ALIGN);
 }
 
+size_t ad_scorer_hot_bytes(const ad_scorer_config *c)
+{
+    int sc, wc;
+    ring_caps(c, &sc, &wc);
+    return cold_offset(sc);
+}
+
 int ad_scorer_init(void *mem, const ad_scorer_config *c, ad_scorer **out, char *err,
                    size_t errlen)
 {

@@ -85,6 +85,10 @@ int ad_scorer_config_check(const ad_scorer_config *c, char *err, size_t errlen);
  * 0 if c is invalid. */
 size_t ad_scorer_size(const ad_scorer_config *c);
 
+/* Bytes at the start of the block that every likelihood score and commit reads (the
+ * struct's hot part and the short ring): what a caller prefetches. */
+size_t ad_scorer_hot_bytes(const ad_scorer_config *c);
+
 /* Builds a scorer in mem: ad_scorer_size(c) bytes aligned to AD_SCORER_ALIGN that the
  * caller owns (and frees; ad_scorer_free leaves it alone). Returns 0 and *out == mem, or
  * -AD_EINVAL with a message (*out NULL, mem untouched). */
