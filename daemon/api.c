@@ -249,7 +249,7 @@ static void get_series_one(ad_daemon *d, const char *key, ad_http_conn *conn)
     }
     pts = cJSON_AddArrayToObject(o, "recent");
     for (int i = 0; i < s->recent_len; i++) {
-        const ad_point *p = ad_series_point(s, i);
+        const ad_point pt = ad_series_point(s, i), *p = &pt;
         cJSON *q = cJSON_CreateObject();
 
         if (!q)
@@ -278,7 +278,7 @@ static void get_series_plot(ad_series *s, ad_http_conn *conn)
         return;
     }
     for (int i = 0; i < n; i++)
-        pts[i] = *ad_series_point(s, i);
+        pts[i] = ad_series_point(s, i);
     if (ad_plot_svg(s->key, pts, n, ad_detector_get_config(s->det)->scorer.threshold, &svg,
                     &len) < 0) {
         free(pts);

@@ -237,7 +237,7 @@ static void observe(ad_daemon *d, const ad_pending *b, ad_series *s)
  * their order; the batch is always flushed before its caller's callback returns.
  */
 #define PIPE_D 2      /* samples between two stages of the pipeline */
-#define PIPE_STAGES 6 /* hash and slot, series, detector, its parts, theirs, observe */
+#define PIPE_STAGES 5 /* hash and slot, series, detector, its parts, observe */
 
 void ad_daemon_flush(ad_daemon *d)
 {
@@ -263,12 +263,11 @@ void ad_daemon_flush(ad_daemon *d)
 
             found[j] = ad_series_table_find_hashed(d->series, b->key, b->key_len, b->hash);
             if (found[j] && found[j]->det)
-                ad_detector_prefetch(found[j]->det, 0);
+                ad_detector_prefetch_struct(found[j]->det);
         }
-        for (int k = 1; k <= 2; k++)
-            if ((j = i - (2 + k) * PIPE_D) >= 0 && j < n && found[j] && found[j]->det)
-                ad_detector_prefetch(found[j]->det, k);
-        if ((j = i - (PIPE_STAGES - 1) * PIPE_D) >= 0 && j < n)
+        if ((j = i - 3 * PIPE_D) >= 0 && j < n && found[j] && found[j]->det)
+            ad_detector_prefetch(found[j]->det); /* what it points to */
+        if ((j = i - 4 * PIPE_D) >= 0 && j < n)
             observe(d, &d->batch[j], found[j]);
     }
     d->batch_keys_used = 0;

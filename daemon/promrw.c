@@ -352,7 +352,7 @@ static void new_series(ad_promrw *p, ad_daemon *d, const ad_rw_series *s, size_t
 
     e->is_rate = is_counter(p, s->name) &&
                  ad_relabel_match(p->rate, s->name, s->labels, s->nlabels);
-    e->last_ts = ds && ds->recent_len ? ad_series_point(ds, ds->recent_len - 1)->ts : -INFINITY;
+    e->last_ts = ds && ds->recent_len ? ad_series_point(ds, ds->recent_len - 1).ts : -INFINITY;
 }
 
 /* Every series of a decoded request. */

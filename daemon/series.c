@@ -250,12 +250,24 @@ void ad_series_record(ad_series *s, const ad_point *p)
         i = s->recent_head;
         s->recent_head = (s->recent_head + 1) % s->recent_cap;
     }
-    s->recent[i] = *p;
+    ad_rpoint *r = &s->recent[i];
+    r->ts = p->ts;
+    r->value = p->value;
+    r->pred_off = (float)(p->predicted - p->value);
+    r->score = p->score;
+    r->flags = (uint8_t)((p->flagged != 0) | (p->warming_up != 0) << 1);
 }
 
-const ad_point *ad_series_point(const ad_series *s, int i)
+ad_point ad_series_point(const ad_series *s, int i)
 {
-    return &s->recent[(s->recent_head + i) % s->recent_cap];
+    const ad_rpoint *r = &s->recent[(s->recent_head + i) % s->recent_cap];
+    ad_point p = {.ts = r->ts,
+                  .value = r->value,
+                  .predicted = r->value + (double)r->pred_off,
+                  .score = r->score,
+                  .flagged = r->flags & 1,
+                  .warming_up = (uint8_t)(r->flags >> 1 & 1)};
+    return p;
 }
 
 size_t ad_series_bytes(const ad_series *s)

@@ -27,6 +27,17 @@ typedef struct ad_point {
     uint8_t warming_up;
 } ad_point;
 
+/* One point as the ring keeps it (25 bytes, against 32 for an ad_point): the timestamp
+ * and the value exactly, the prediction as a float offset from the value (so it keeps
+ * a float's relative precision of the error, not of the value: exact enough for a
+ * prediction from a float network), the flags as bits. */
+typedef struct __attribute__((packed)) ad_rpoint {
+    double ts, value;
+    float pred_off; /* predicted - value, NAN when none */
+    float score;
+    uint8_t flags;  /* bit 0: flagged, bit 1: warming_up */
+} ad_rpoint;
+
 struct ad_fam; /* families.h */
 
 typedef struct ad_series {
@@ -52,7 +63,7 @@ typedef struct ad_series {
     int evicted;          /* removed from the table; free once its job is back */
     struct ad_series *qnext; /* trainer queue link */
 
-    ad_point *recent;     /* ring of recent_cap points */
+    ad_rpoint *recent;    /* ring of recent_cap points */
     int recent_cap, recent_len, recent_head; /* head: index of the oldest */
 } ad_series;
 
@@ -103,8 +114,8 @@ void ad_series_free(ad_series *s);
 /* Appends a point to the series' ring (oldest dropped). */
 void ad_series_record(ad_series *s, const ad_point *p);
 
-/* The i-th recent point, 0 = oldest. */
-const ad_point *ad_series_point(const ad_series *s, int i);
+/* The i-th recent point, 0 = oldest (0 <= i < recent_len). */
+ad_point ad_series_point(const ad_series *s, int i);
 
 /* Bytes the series holds (struct, key, ring, detector). */
 size_t ad_series_bytes(const ad_series *s);

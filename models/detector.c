@@ -19,7 +19,8 @@
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   4
+#define DET_VERSION   5 /* 5: compact history (fixed-point timestamps, flag bits) */
+#define DET_VERSION_OLDEST 4 /* 4: timestamps as doubles, flags as bytes: still loaded */
 #define MAX_MAGNITUDE 1e30
 #define WARM_MIN      16      /* values before the warm-up fallback scores */
 #define RANGE_MIN     100     /* values seen before the range check speaks */
@@ -31,23 +32,42 @@
 #define SEASONAL_MAX  8       /* seasonal_periods at most */
 #define ALERT_HORIZON 2000.0  /* alert_penalty: samples over which alerts are counted */
 
+/*
+ * Layout: one allocation (detector_new), cache-line aligned, carved in this order:
+ *   struct ad_detector      what every observe reads first, then the configuration, then
+ *                           what training, the range check and the blob read;
+ *   scorers sc, lsc, ssc    each one block (scorer.h): its hot fields and short ring,
+ *                           then its window ring;
+ *   state                   the network's rolling h (and c) (layers, H);
+ *   hv                      (hcap) history values;
+ *   hts                     (hcap) history timestamps, if kept (below);
+ *   hf                      (hcap bits) history flags.
+ * The network (own, or a family's) and the SEQ2SEQ parts are separate allocations.
+ *
+ * History timestamps are fixed-point: ts = hts_base + hts[k] * 2^-hts_shift, 32-bit
+ * unsigned offsets from the base in units of 2^-hts_shift seconds, the shift the largest
+ * (at most 30) that leaves the span held at most a quarter of the range; rebased (base
+ * to the oldest held sample, shift re-chosen, every entry re-encoded) when a sample
+ * falls outside the range, or the span held has shrunk so that the units could be 16
+ * times finer (hts_put). Whole seconds are exact while the span held is under 2^30 s
+ * (34 years); fractions are exact to 2^-shift s (about span / 2^30; a nanosecond
+ * at most, 2^-22 s for a day's span).
+ */
 struct ad_detector {
-    ad_detector_config cfg;
-    int D; /* network input size */
-    ad_net *net;
-    int shared_net; /* net is a family's (ad_detector_create_member): not owned, not saved */
-    ad_state *st;
+    /* hot: read by every observe, in the order it reads them */
     ad_scorer *sc;
-    ad_scorer *ssc; /* seasonal_period > 0: the seasonal-naive error's scorer */
     ad_scorer *lsc; /* long_window > 0 (likelihood): the same errors, averaged longer */
-    /* normaliser (from the last training) */
-    double center, scale;
-    int trained;
-    /* warm-up fallback: running mean and variance of accepted values (Welford); with
-     * warmup_naive the last accepted value and the moving mean square of changes */
-    double w_mean, w_m2;
-    uint64_t w_n;
-    double nv_last, nv_ms;
+    ad_scorer *ssc; /* seasonal_period > 0: the seasonal-naive error's scorer */
+    ad_net *net;
+    ad_state *st;   /* &st_mem, its h and c in the block */
+    /* history ring, chronological from (pos - n): training values (flagged ones replaced
+     * by their prediction), flags (bits), and timestamps when features need them */
+    float *hv;
+    uint32_t *hts;  /* fixed-point offsets (above), or NULL */
+    uint8_t *hf;    /* (hcap bits) */
+    int hcap, hn, hpos;
+    int hts_shift;
+    double hts_base;
     /* the network's prediction for the next value, in normalised units */
     float pred_norm;
     int has_pred;
@@ -55,32 +75,46 @@ struct ad_detector {
      * previous sample's time (the step's inputs with last_ts), not yet run */
     double pend_value, pend_prev_ts;
     uint8_t pend, pend_has_prev;
-    /* history ring, chronological from (pos - n): training values (flagged ones replaced
-     * by their prediction), flags, and timestamps when features need them */
-    float *hv;
-    uint8_t *hf;
-    double *hts;
-    int hcap, hn, hpos;
+    int trained;
+    int shared_net; /* net is a family's (ad_detector_create_member): not owned, not saved */
+    /* normaliser (from the last training) */
+    double center, scale;
     double last_ts;
     int has_ts;
-    uint64_t since_train;
     int flag_run;
+    uint64_t since_train;
     uint64_t since_alert; /* samples since the last alert */
     double alert_rate;    /* moving average of the alert indicator (ALERT_HORIZON) */
     float excl_rate;      /* moving average of the excluded indicator (EXCL_HORIZON) */
+    int D;                /* network input size */
+    /* warm-up fallback: running mean and variance of accepted values (Welford); with
+     * warmup_naive the last accepted value and the moving mean square of changes */
+    double w_mean, w_m2;
+    uint64_t w_n;
+    double nv_last, nv_ms;
     double vmin, vmax;    /* range of the values seen (range check) */
+    /* ad_detector_prefetch: the lines of the scorers' blocks a sample reads first, and
+     * where each window ring's next write is (noted after every change) */
+    uint32_t hot_bytes[3];
+    const void *next_write[3];
+    const void *weights; /* the network's step weights (fp16 copy or floats), their */
+    size_t weight_bytes; /* size (own network only; NULL for a family's) */
+    ad_detector_config cfg;
     /* range_window > 0: the min and max of the last RANGE_BLOCKS - 1 full blocks of
      * range_window / RANGE_BLOCKS values (a ring, rb_n held, next at rb_pos) and of the
      * block being filled (rb_fill values) */
-    double rb_min[RANGE_BLOCKS], rb_max[RANGE_BLOCKS], rb_cmin, rb_cmax;
+    double rb_cmin, rb_cmax;
     int rb_n, rb_pos, rb_fill;
+    double rb_min[RANGE_BLOCKS], rb_max[RANGE_BLOCKS];
+    ad_detector_stats stats;
+    ad_state st_mem;
+    size_t block_bytes; /* of the one allocation */
     /* SEQ2SEQ: the model, its one-window scorer, the window of the last L inputs
      * (D, L) oldest first with win_n of them filled, and the reconstruction buffer */
     ad_s2s *s2s;
     ad_s2s_scorer *s2sc;
     float *win, *recon;
     int win_n;
-    ad_detector_stats stats;
 };
 
 struct ad_train_job {
@@ -103,22 +137,103 @@ const char *ad_refusal_name(int reason)
     return reason >= 0 && reason < AD_REFUSE_NREASONS ? refusal_names[reason] : NULL;
 }
 
+#define LINE 64 /* cache line: the block's parts start on one */
+
+static size_t line_up(size_t n)
+{
+    return (n + LINE - 1) / LINE * LINE;
+}
+
+/* The long window scorer's configuration: the main one averaging long_window errors. */
+static ad_scorer_config long_config(const ad_detector_config *c)
+{
+    ad_scorer_config lc = c->scorer;
+    lc.short_window = c->long_window;
+    return lc;
+}
+
+/* Where the window rings will write next, for ad_detector_prefetch (after every change). */
+static void note_slots(ad_detector *d)
+{
+    d->next_write[0] = ad_scorer_next_write(d->sc);
+    d->next_write[1] = d->lsc ? ad_scorer_next_write(d->lsc) : NULL;
+    d->next_write[2] = d->ssc ? ad_scorer_next_write(d->ssc) : NULL;
+}
+
+/* The same, and where the step's weights are (after a load, an install, fp16 on/off). */
+static void note_prefetch(ad_detector *d)
+{
+    note_slots(d);
+    if (!d->shared_net) {
+        d->weights = d->net->half ? d->net->half : (const void *)d->net->params;
+        d->weight_bytes = d->net->half ? d->net->half_bytes : d->net->nparams * sizeof(float);
+    }
+}
+
 /* A detector with its own network, or (shared != NULL) using a family's. */
 static int detector_new(const ad_detector_config *c, ad_net *shared, ad_detector **out, char *err,
                         size_t errlen)
 {
     int rc = ad_detector_config_check(c, err, errlen);
+    const int has_lsc = c->long_window > 0 && c->scorer.kind == AD_SCORER_LIKELIHOOD;
+    const int need_ts = c->features || c->seasonal_period > 0;
+    const ad_scorer_config lc = long_config(c);
     ad_detector *d;
 
     *out = NULL;
     if (rc)
         return rc;
-    d = calloc(1, sizeof(*d));
-    if (!d)
+    const int D = ad_detector_input_size(c->features);
+    const size_t nstate = (size_t)c->layers * c->hidden * (ad_cell_has_c(c->kind) ? 2 : 1);
+    const size_t hcap = (size_t)c->history;
+    const size_t sz_d = line_up(sizeof(*d)), sz_sc = ad_scorer_size(&c->scorer),
+                 sz_lsc = has_lsc ? ad_scorer_size(&lc) : 0,
+                 sz_ssc = c->seasonal_period > 0 ? sz_sc : 0,
+                 sz_st = line_up(nstate * sizeof(float)), sz_hv = line_up(hcap * sizeof(float)),
+                 sz_hts = need_ts ? line_up(hcap * sizeof(uint32_t)) : 0,
+                 sz_hf = line_up((hcap + 7) / 8);
+    const size_t total = sz_d + sz_sc + sz_lsc + sz_ssc + sz_st + sz_hv + sz_hts + sz_hf;
+    char *p = aligned_alloc(LINE, total);
+    if (!p)
         goto out_nomem;
+    memset(p, 0, total);
+    d = (ad_detector *)(void *)p;
+    d->block_bytes = total;
+    p += sz_d;
     d->cfg = *c;
-    d->D = ad_detector_input_size(c->features);
-    ad_net_config nc = {c->kind, c->layers, d->D, c->hidden, 1};
+    d->D = D;
+    ad_scorer_init(p, &c->scorer, &d->sc, NULL, 0);
+    d->hot_bytes[0] = (uint32_t)ad_scorer_hot_bytes(&c->scorer);
+    p += sz_sc;
+    if (has_lsc) {
+        ad_scorer_init(p, &lc, &d->lsc, NULL, 0);
+        d->hot_bytes[1] = (uint32_t)ad_scorer_hot_bytes(&lc);
+        p += sz_lsc;
+    }
+    if (sz_ssc) {
+        ad_scorer_init(p, &c->scorer, &d->ssc, NULL, 0);
+        d->hot_bytes[2] = d->hot_bytes[0];
+        p += sz_ssc;
+    }
+    d->st = &d->st_mem;
+    d->st->layers = c->layers;
+    d->st->hidden = c->hidden;
+    d->st->has_c = ad_cell_has_c(c->kind);
+    d->st->h = (float *)(void *)p;
+    d->st->c = d->st->has_c ? d->st->h + (size_t)c->layers * c->hidden : NULL;
+    p += sz_st;
+    d->hv = (float *)(void *)p;
+    p += sz_hv;
+    if (need_ts)
+        d->hts = (uint32_t *)(void *)p;
+    p += sz_hts;
+    d->hf = (uint8_t *)p;
+    d->hcap = c->history;
+    d->hts_shift = 30;
+    d->scale = 1.0;
+    d->since_alert = UINT64_MAX / 2;
+
+    ad_net_config nc = {c->kind, c->layers, D, c->hidden, 1};
     if (shared) {
         if (c->model != AD_MODEL_PREDICT || memcmp(&shared->cfg, &nc, sizeof(nc)) != 0) {
             ERR("a family member must predict with a network of the family's shape");
@@ -132,50 +247,22 @@ static int detector_new(const ad_detector_config *c, ad_net *shared, ad_detector
         if (rc)
             goto out_free;
     }
-    rc = ad_scorer_create(&c->scorer, &d->sc, err, errlen);
-    if (rc)
-        goto out_free;
-    d->st = ad_state_create(d->net);
-    if (c->seasonal_period > 0) {
-        rc = ad_scorer_create(&c->scorer, &d->ssc, err, errlen);
-        if (rc)
-            goto out_free;
-    }
-    if (c->long_window > 0 && c->scorer.kind == AD_SCORER_LIKELIHOOD) {
-        ad_scorer_config lc = c->scorer;
-        lc.short_window = c->long_window;
-        rc = ad_scorer_create(&lc, &d->lsc, err, errlen);
-        if (rc)
-            goto out_free;
-    }
     if (c->model == AD_MODEL_SEQ2SEQ) {
-        ad_s2s_config sc = {c->kind, c->layers, d->D, c->hidden, c->s2s_window};
+        ad_s2s_config sc = {c->kind, c->layers, D, c->hidden, c->s2s_window};
         rc = ad_s2s_create(&sc, c->seed, &d->s2s, err, errlen);
         if (!rc)
             rc = ad_s2s_scorer_create(d->s2s, &d->s2sc, err, errlen);
         if (rc)
             goto out_free;
-        d->win = calloc((size_t)d->D * c->s2s_window, sizeof(*d->win));
-        d->recon = calloc((size_t)d->D * c->s2s_window, sizeof(*d->recon));
+        d->win = calloc((size_t)D * c->s2s_window, sizeof(*d->win));
+        d->recon = calloc((size_t)D * c->s2s_window, sizeof(*d->recon));
         if (!d->win || !d->recon) {
             rc = -AD_ENOMEM;
             ERR("out of memory for a detector");
             goto out_free;
         }
     }
-    d->hcap = c->history;
-    d->hv = calloc((size_t)d->hcap, sizeof(*d->hv));
-    d->hf = calloc((size_t)d->hcap, sizeof(*d->hf));
-    const int need_ts = c->features || c->seasonal_period > 0;
-    if (need_ts)
-        d->hts = calloc((size_t)d->hcap, sizeof(*d->hts));
-    if (!d->st || !d->hv || !d->hf || (need_ts && !d->hts)) {
-        rc = -AD_ENOMEM;
-        ERR("out of memory for a detector");
-        goto out_free;
-    }
-    d->scale = 1.0;
-    d->since_alert = UINT64_MAX / 2;
+    note_prefetch(d);
     *out = d;
     return 0;
 
@@ -209,18 +296,11 @@ void ad_detector_free(ad_detector *d)
         return;
     if (!d->shared_net)
         ad_net_free(d->net);
-    ad_state_free(d->st);
-    ad_scorer_free(d->sc);
-    ad_scorer_free(d->ssc);
-    ad_scorer_free(d->lsc);
     ad_s2s_scorer_free(d->s2sc);
     ad_s2s_free(d->s2s);
     free(d->win);
     free(d->recon);
-    free(d->hv);
-    free(d->hf);
-    free(d->hts);
-    free(d);
+    free(d); /* the block: scorers, state and history with it */
 }
 
 size_t ad_detector_bytes(const ad_detector *d)
@@ -229,47 +309,40 @@ size_t ad_detector_bytes(const ad_detector *d)
     if (d->s2s)
         s2s = ad_s2s_bytes(d->s2s) + ad_s2s_scorer_bytes(d->s2sc) +
               2 * (size_t)d->D * d->cfg.s2s_window * sizeof(float);
-    return sizeof(*d) + s2s + (d->shared_net ? 0 : ad_net_bytes(d->net)) + ad_state_bytes(d->st) +
-           ad_scorer_bytes(d->sc) + (d->ssc ? ad_scorer_bytes(d->ssc) : 0) +
-           (d->lsc ? ad_scorer_bytes(d->lsc) : 0) +
-           (size_t)d->hcap * (sizeof(*d->hv) + sizeof(*d->hf) + (d->hts ? sizeof(double) : 0));
+    return d->block_bytes + s2s + (d->shared_net ? 0 : ad_net_bytes(d->net));
 }
 
-void ad_detector_prefetch(const ad_detector *d, int level)
+void ad_detector_prefetch_struct(const ad_detector *d)
 {
-    const int at = d->hpos;
+    for (size_t o = 0; o < sizeof(*d); o += LINE)
+        __builtin_prefetch((const char *)d + o, 1);
+}
 
-    switch (level) {
-    case 0:
-        for (size_t off = 0; off < sizeof(*d); off += 64)
-            __builtin_prefetch((const char *)d + off);
-        break;
-    case 1:
-        ad_scorer_prefetch(d->sc, 0);
-        if (d->lsc)
-            ad_scorer_prefetch(d->lsc, 0);
-        if (d->ssc)
-            ad_scorer_prefetch(d->ssc, 0);
-        __builtin_prefetch(d->st);
-        __builtin_prefetch(d->net);
-        __builtin_prefetch((const char *)d->net + 64);
-        __builtin_prefetch(&d->hv[at], 1);
-        __builtin_prefetch(&d->hf[at], 1);
-        if (d->hts)
-            __builtin_prefetch(&d->hts[at], 1);
-        break;
-    default:
-        ad_scorer_prefetch(d->sc, 1);
-        if (d->lsc)
-            ad_scorer_prefetch(d->lsc, 1);
-        if (d->ssc)
-            ad_scorer_prefetch(d->ssc, 1);
-        __builtin_prefetch(d->st->h, 1);
-        if (d->st->c)
-            __builtin_prefetch(d->st->c, 1);
-        if (d->trained)
-            ad_net_prefetch_head(d->net);
-        break;
+void ad_detector_prefetch(const ad_detector *d)
+{
+    const ad_scorer *s[3] = {d->sc, d->lsc, d->ssc};
+    for (int i = 0; i < 3; i++) {
+        if (!s[i])
+            continue;
+        for (uint32_t o = 0; o < d->hot_bytes[i]; o += LINE)
+            __builtin_prefetch((const char *)s[i] + o, 1);
+        if (d->next_write[i])
+            __builtin_prefetch(d->next_write[i], 1);
+    }
+    const size_t nst = (size_t)d->st->layers * d->st->hidden * (d->st->has_c ? 2 : 1);
+    for (size_t o = 0; o < nst * sizeof(float); o += LINE)
+        __builtin_prefetch((const char *)d->st->h + o, 1);
+    __builtin_prefetch(d->hv + d->hpos, 1);
+    __builtin_prefetch(d->hf + d->hpos / 8, 1);
+    if (d->hts)
+        __builtin_prefetch(d->hts + d->hpos, 1);
+    __builtin_prefetch(d->net, 0);
+    __builtin_prefetch((const char *)d->net + LINE, 0);
+    if (d->weights) { /* the first lines: the rest streams in behind them */
+        const size_t n = d->weight_bytes < AD_PREFETCH_WEIGHT_BYTES ? d->weight_bytes
+                                                                    : AD_PREFETCH_WEIGHT_BYTES;
+        for (size_t o = 0; o < n; o += LINE)
+            __builtin_prefetch((const char *)d->weights + o, 0);
     }
 }
 
@@ -434,22 +507,81 @@ static int hist_index(const ad_detector *d, int i)
     return k < 0 ? k + d->hcap : k;
 }
 
+/* The timestamp of history slot k (hts, fixed-point). */
+static double hts_get(const ad_detector *d, int k)
+{
+    return d->hts_base + ldexp((double)d->hts[k], -d->hts_shift);
+}
+
+/* The shift for a span of seconds: the largest, at most 30, with span * 2^shift < 2^30
+ * (a quarter of the range). */
+static int span_shift(double span)
+{
+    int e;
+    if (!(span > 0.0))
+        return 30;
+    frexp(span, &e); /* span < 2^e */
+    return 30 - e < -1000 ? -1000 : 30 - e > 30 ? 30 : 30 - e;
+}
+
+/* ts as an offset at the current base and shift, saturated to [0, 2^32 - 1]. */
+static uint32_t hts_encode(const ad_detector *d, double ts)
+{
+    double u = nearbyint(ldexp(ts - d->hts_base, d->hts_shift));
+    return u <= 0.0 ? 0u : u >= 4294967295.0 ? UINT32_MAX : (uint32_t)u;
+}
+
+/*
+ * Re-encodes the history with the base at its oldest sample that stays (oldest: i0 = 0,
+ * or 1 when the next write replaces it) and the shift for a span up to newest: the
+ * largest, at most 30, with span * 2^shift < 2^30 (a quarter of the range).
+ */
+static void hts_rebase(ad_detector *d, int i0, double newest)
+{
+    double base = d->hn > i0 ? hts_get(d, hist_index(d, i0)) : newest;
+    int shift = span_shift(newest - base);
+    for (int i = 0; i < d->hn; i++) {
+        int k = hist_index(d, i);
+        double t = hts_get(d, k);
+        double u = nearbyint(ldexp(t - base, shift));
+        d->hts[k] = u <= 0.0 ? 0u : u >= 4294967295.0 ? UINT32_MAX : (uint32_t)u;
+    }
+    d->hts_base = base;
+    d->hts_shift = shift;
+}
+
+/* Writes ts into the slot at hpos (before hpos and hn move on), rebasing first when it
+ * falls outside the range, or the span held fits 16 times finer units. */
+static void hts_put(ad_detector *d, double ts)
+{
+    const int i0 = d->hn == d->hcap ? 1 : 0; /* the oldest sample that stays */
+    double u = ldexp(ts - d->hts_base, d->hts_shift);
+    int rebase = !(u >= 0.0 && u < 4294967295.0);
+    if (!rebase && d->hts_shift < 30 && d->hn > i0) {
+        uint32_t oldest = d->hts[hist_index(d, i0)];
+        rebase = u - (double)oldest < 67108864.0; /* 2^26 */
+    }
+    if (rebase)
+        hts_rebase(d, i0, ts);
+    d->hts[d->hpos] = hts_encode(d, ts);
+}
+
 /* The history value nearest in time to t, if one lies within tol seconds of it. */
 static int hist_at(const ad_detector *d, double t, double tol, double *v)
 {
     int lo = 0, hi = d->hn - 1;
-    if (d->hn == 0 || d->hts[hist_index(d, 0)] > t + tol)
+    if (d->hn == 0 || hts_get(d, hist_index(d, 0)) > t + tol)
         return 0;
     while (lo < hi) { /* the newest sample at or before t (or the oldest) */
         int mid = (lo + hi + 1) / 2;
-        if (d->hts[hist_index(d, mid)] <= t)
+        if (hts_get(d, hist_index(d, mid)) <= t)
             lo = mid;
         else
             hi = mid - 1;
     }
-    double gap = fabs(d->hts[hist_index(d, lo)] - t);
-    if (lo + 1 < d->hn && fabs(d->hts[hist_index(d, lo + 1)] - t) < gap)
-        gap = fabs(d->hts[hist_index(d, ++lo)] - t);
+    double gap = fabs(hts_get(d, hist_index(d, lo)) - t);
+    if (lo + 1 < d->hn && fabs(hts_get(d, hist_index(d, lo + 1)) - t) < gap)
+        gap = fabs(hts_get(d, hist_index(d, ++lo)) - t);
     if (gap > tol)
         return 0;
     *v = d->hv[hist_index(d, lo)];
@@ -596,9 +728,12 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
 
     /* history */
     d->hv[d->hpos] = (float)kept;
-    d->hf[d->hpos] = (uint8_t)anomalous;
+    if (anomalous)
+        d->hf[d->hpos >> 3] |= (uint8_t)(1u << (d->hpos & 7));
+    else
+        d->hf[d->hpos >> 3] &= (uint8_t)~(1u << (d->hpos & 7));
     if (d->hts)
-        d->hts[d->hpos] = ts;
+        hts_put(d, ts);
     d->hpos = d->hpos + 1 == d->hcap ? 0 : d->hpos + 1;
     if (d->hn < d->hcap)
         d->hn++;
@@ -623,6 +758,7 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
     d->stats.flagged += (uint64_t)flagged;
     d->since_train++;
 
+    note_slots(d);
     res->value = value;
     res->predicted = pred;
     res->error = error;
@@ -763,7 +899,7 @@ int ad_detector_snapshot(const ad_detector *d, ad_train_job **out, char *err, si
         int k = hist_index(d, i);
         job->values[i] = d->hv[k];
         if (job->ts)
-            job->ts[i] = d->hts[k];
+            job->ts[i] = hts_get(d, k);
     }
     *out = job;
     return 0;
@@ -984,8 +1120,8 @@ static void reprime_s2s(ad_detector *d, int refill, int P)
     d->win_n = 0;
     for (int i = d->hn - P; i < d->hn; i++) {
         int k = hist_index(d, i);
-        double ts = d->hts ? d->hts[k] : 0.0;
-        double prev = d->hts && i > 0 ? d->hts[hist_index(d, i - 1)] : 0.0;
+        double ts = d->hts ? hts_get(d, k) : 0.0;
+        double prev = d->hts && i > 0 ? hts_get(d, hist_index(d, i - 1)) : 0.0;
         s2s_push(d, d->hv[k], ts, prev, i > 0);
         if (refill && d->has_pred) {
             double e = ad_norm_value(c, d->hv[k], d->center, d->scale) - (double)d->pred_norm;
@@ -1022,8 +1158,8 @@ static void reprime(ad_detector *d, int refill)
             ad_scorer_score(d->sc, (float)e);
             ad_scorer_commit(d->sc, 0);
         }
-        double ts = d->hts ? d->hts[k] : 0.0;
-        double prev = d->hts && i > 0 ? d->hts[hist_index(d, i - 1)] : 0.0;
+        double ts = d->hts ? hts_get(d, k) : 0.0;
+        double prev = d->hts && i > 0 ? hts_get(d, hist_index(d, i - 1)) : 0.0;
         ad_make_input(c, d->center, d->scale, v, ts, prev, i > 0, x);
         ad_net_step(d->net, d->st, x, &y);
         d->has_pred = 1;
@@ -1056,6 +1192,7 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
     reprime(d, first);
     if (first && d->ssc) /* it has seen nothing yet, but for clarity */
         ad_scorer_reset(d->ssc);
+    note_prefetch(d);
     return 0;
 }
 
@@ -1118,9 +1255,13 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_u32(w, (uint32_t)d->hn);
     ad_put_u32(w, (uint32_t)d->hpos);
     ad_put_f32v(w, d->hv, (size_t)d->hcap);
-    ad_put_bytes(w, d->hf, (size_t)d->hcap);
-    for (int i = 0; d->hts && i < d->hcap; i++)
-        ad_put_f64(w, d->hts[i]);
+    ad_put_bytes(w, d->hf, ((size_t)d->hcap + 7) / 8);
+    if (d->hts) {
+        ad_put_f64(w, d->hts_base);
+        ad_put_u32(w, (uint32_t)d->hts_shift);
+        for (int i = 0; i < d->hcap; i++)
+            ad_put_u32(w, d->hts[i]);
+    }
     const int L = d->st->layers, H = d->st->hidden;
     ad_put_f32v(w, d->st->h, (size_t)L * H);
     if (d->st->c)
@@ -1196,7 +1337,7 @@ static int finite_state(const ad_detector *d)
 {
     const size_t n = (size_t)d->st->layers * d->st->hidden;
     for (int i = 0; i < d->hcap; i++)
-        if (!isfinite(d->hv[i]) || (d->hts && !isfinite(d->hts[i])))
+        if (!isfinite(d->hv[i]))
             return 0;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(d->st->h[i]) || (d->st->c && !isfinite(d->st->c[i])))
@@ -1212,6 +1353,8 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     ad_detector_config c;
     ad_detector *d = NULL;
     ad_net *net = NULL;
+    double *ts4 = NULL; /* version 4: the history's timestamps as doubles */
+    int ts_bad = 0;
     char why[200];
     ad_rbuf r;
     int rc;
@@ -1227,8 +1370,9 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     }
     ad_rbuf_init(&r, b + 4, len - 4);
     uint32_t version = ad_get_u32(&r);
-    if (version != DET_VERSION) {
-        ERR("detector blob version %u, expected %u", version, DET_VERSION);
+    if (version < DET_VERSION_OLDEST || version > DET_VERSION) {
+        ERR("detector blob version %u, expected %u..%u", version, DET_VERSION_OLDEST,
+            DET_VERSION);
         return -AD_EFORMAT;
     }
     uint32_t crc = (uint32_t)b[len - 4] | (uint32_t)b[len - 3] << 8 | (uint32_t)b[len - 2] << 16 |
@@ -1291,9 +1435,34 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
               d->rb_fill >= range_block(d);
     uint32_t hn = ad_get_u32(&r), hpos = ad_get_u32(&r);
     ad_get_f32v(&r, d->hv, (size_t)d->hcap);
-    ad_get_bytes(&r, d->hf, (size_t)d->hcap);
-    for (int i = 0; d->hts && i < d->hcap; i++)
-        d->hts[i] = ad_get_f64(&r);
+    if (version == 4) { /* flags as bytes, timestamps as doubles (encoded below) */
+        for (int i = 0; i < d->hcap; i++) {
+            uint8_t f = 0;
+            ad_get_bytes(&r, &f, 1);
+            d->hf[i >> 3] |= (uint8_t)((f != 0) << (i & 7));
+        }
+        if (d->hts) {
+            ts4 = malloc((size_t)d->hcap * sizeof(*ts4));
+            if (!ts4) {
+                ERR("out of memory for a detector");
+                ad_detector_free(d);
+                return -AD_ENOMEM;
+            }
+            for (int i = 0; i < d->hcap; i++) {
+                ts4[i] = ad_get_f64(&r);
+                ts_bad |= !isfinite(ts4[i]);
+            }
+        }
+    } else {
+        ad_get_bytes(&r, d->hf, ((size_t)d->hcap + 7) / 8);
+        if (d->hts) {
+            d->hts_base = ad_get_f64(&r);
+            d->hts_shift = (int32_t)ad_get_u32(&r);
+            for (int i = 0; i < d->hcap; i++)
+                d->hts[i] = ad_get_u32(&r);
+            ts_bad = !isfinite(d->hts_base) || d->hts_shift < -1000 || d->hts_shift > 30;
+        }
+    }
     const int L = d->st->layers, H = d->st->hidden;
     ad_get_f32v(&r, d->st->h, (size_t)L * H);
     if (d->st->c)
@@ -1303,13 +1472,21 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
         !(d->scale > 0.0 && isfinite(d->scale)) || !isfinite(d->center) ||
         !isfinite(d->pred_norm) || !isfinite(d->w_mean) || !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) ||
         !isfinite(d->nv_last) || !(d->nv_ms >= 0.0 && isfinite(d->nv_ms)) ||
-        !finite_state(d) || rb_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
+        !finite_state(d) || rb_bad || ts_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
         !(d->alert_rate >= 0.0 && d->alert_rate <= 1.0)) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;
     }
     d->hn = (int)hn;
     d->hpos = (int)hpos;
+    if (ts4 && d->hn) { /* version 4: encode the doubles (whole seconds exactly) */
+        d->hts_base = ts4[hist_index(d, 0)];
+        d->hts_shift = span_shift(ts4[hist_index(d, d->hn - 1)] - d->hts_base);
+        for (int i = 0; i < d->hn; i++)
+            d->hts[hist_index(d, i)] = hts_encode(d, ts4[hist_index(d, i)]);
+    }
+    free(ts4);
+    ts4 = NULL;
     if ((netlen == 0) != (member_net != NULL)) {
         ERR(netlen ? "detector blob has its own network: not a family member's"
                    : "detector blob is a family member's: load it with its family's network");
@@ -1357,10 +1534,12 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
         ERR("detector blob has %zu unexpected bytes before its checksum", ad_rbuf_left(&r));
         goto out_format;
     }
+    note_prefetch(d);
     *out = d;
     return 0;
 
 out_format:
+    free(ts4);
     ad_detector_free(d);
     return -AD_EFORMAT;
 }
@@ -1407,7 +1586,7 @@ int ad_detector_history(const ad_detector *d, float *values, double *ts, int max
         int k = hist_index(d, d->hn - n + i);
         values[i] = d->hv[k];
         if (ts)
-            ts[i] = d->hts ? d->hts[k] : 0.0;
+            ts[i] = d->hts ? hts_get(d, k) : 0.0;
     }
     return n;
 }
@@ -1443,16 +1622,20 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
         d->since_train = 0;
         d->stats.trainings++;
         reprime(d, 1);
+        note_slots(d);
         return 0;
     }
     /* The family's network changed: rebuild the rolling state on it. */
     d->stats.trainings++;
     reprime(d, 0);
+    note_slots(d);
     return 0;
 }
 
 int ad_detector_set_fp16(ad_detector *d, int on)
 {
     settle(d);
-    return d->shared_net ? 0 : ad_net_set_fp16(d->net, on);
+    int rc = d->shared_net ? 0 : ad_net_set_fp16(d->net, on);
+    note_prefetch(d);
+    return rc;
 }

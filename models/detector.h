@@ -104,11 +104,6 @@ int ad_detector_create(const ad_detector_config *c, ad_detector **out, char *err
 void ad_detector_free(ad_detector *d);
 size_t ad_detector_bytes(const ad_detector *d);
 
-/* Prefetches what the next ad_detector_observe(d) reads, for callers that pipeline
- * many detectors: level 0 its own struct; level 1 (once that is in cache) the parts it
- * points to; level 2 (once those are) what they point to and the start of the network.
- * Issue the levels a few detectors apart. A hint: no effect on results. */
-void ad_detector_prefetch(const ad_detector *d, int level);
 const ad_detector_config *ad_detector_get_config(const ad_detector *d);
 const ad_detector_stats *ad_detector_get_stats(const ad_detector *d);
 /* The detector's network (for inspection; shapes never change). */
@@ -157,6 +152,25 @@ void ad_detector_batch_free(ad_detector_batch *b);
  * steps run one by one.
  */
 void ad_detector_step_batch(ad_detector *const *ds, int n, ad_detector_batch *b);
+
+/*
+ * Asks the CPU to start loading what the next ad_detector_observe(d) reads besides d's own
+ * struct: the scorers' hot lines (struct and short ring) and the window slots they will
+ * write, the rolling state, the history slot to be written (value, flag, timestamp), the
+ * network's struct and the first AD_PREFETCH_WEIGHT_BYTES of its step weights (the rest
+ * streams in behind them; a family's network is not prefetched: its members share it, it
+ * stays in cache). No effect on results; reads only d's struct (have that in cache, e.g.
+ * with ad_detector_prefetch_struct one step earlier, or the prefetch itself waits on it).
+ * For a caller that has several series' samples at hand: prefetch the next one or two
+ * while observing the current one. The seasonal lookup's binary search over the history
+ * timestamps is not prefetched (where it lands depends on what it reads).
+ */
+#define AD_PREFETCH_WEIGHT_BYTES 1024
+void ad_detector_prefetch(const ad_detector *d);
+
+/* Asks the CPU to start loading d's own struct (the lines ad_detector_prefetch reads and
+ * observe reads first). Reads nothing. */
+void ad_detector_prefetch_struct(const ad_detector *d);
 
 /* Copies what a training needs into a new job. -AD_ENOMEM on allocation failure,
  * -AD_EINVAL if the history is shorter than two windows. */

@@ -182,14 +182,6 @@ void ad_net_prefetch(const ad_net *net)
         __builtin_prefetch(p + off, 0, 3);
 }
 
-void ad_net_prefetch_head(const ad_net *net)
-{
-    const char *p = net->half ? (const char *)net->half : (const char *)net->params;
-    const size_t n = net->half ? net->half_bytes : net->nparams * sizeof(float);
-    for (size_t off = 0; off < n && off < 8 * 64; off += 64)
-        __builtin_prefetch(p + off, 0, 3);
-}
-
 /* ---- the fp16 copy ----
  * One block: per layer the halves of [Wx | Wh] (G*H, Din + H), ld = G*H, with the
  * kernels' slack after them, then b and extra as floats; then Wy and by as floats. Each

@@ -126,10 +126,6 @@ size_t ad_net_bytes(const ad_net *net);
  */
 void ad_net_prefetch(const ad_net *net);
 
-/* Prefetches the first lines of the weights the step reads first (the hardware streams
- * the rest once they are asked for in order). */
-void ad_net_prefetch_head(const ad_net *net);
-
 /*
  * fp16 inference weights. With on != 0 the network keeps (allocating it if needed, else
  * just refreshing it) a read-only copy of its layers' weight matrices in IEEE binary16,

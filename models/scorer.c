@@ -16,29 +16,71 @@
 
 #define SCORER_MAGIC 0x52435341u /* "ASCR" */
 
-/* A ring of the last cap values with their running sum and sum of squares. */
+/*
+ * A ring of the last cap values with their running sum and sum of squares. The values
+ * live in the scorer's block (struct ad_scorer, below), found by their offset from it.
+ */
 typedef struct ring {
-    float *v;
     int cap, n, pos; /* capacity, values held, next write */
     int pushes;      /* since the sums were last recomputed */
     double sum, sumsq;
 } ring;
 
+/*
+ * One block per scorer (ad_scorer_size): this struct, which holds only what every likelihood
+ * score and commit touches, then right after it the short ring's floats (with the default
+ * short_window of 10 the two share the block's first three cache lines), then the cold
+ * part (struct cold: the configuration, the dynamic threshold), then the window ring, of
+ * which a sample touches one slot (ad_scorer_next_write).
+ */
 struct ad_scorer {
-    ad_scorer_config cfg;
-    ring win;      /* LIKELIHOOD: moving averages; DYNAMIC: smoothed errors */
-    ring shortr;   /* LIKELIHOOD: last short_window absolute errors */
-    uint64_t count;  /* values committed */
-    float pending;   /* LIKELIHOOD: moving average incl. the last scored error;
-                        DYNAMIC: smoothed error incl. it; STATIC: |error| */
+    ring shortr;       /* LIKELIHOOD: last short_window absolute errors */
+    ring win;          /* LIKELIHOOD: moving averages; DYNAMIC: smoothed errors */
+    uint64_t count;    /* values committed */
+    float pending;     /* LIKELIHOOD: moving average incl. the last scored error;
+                          DYNAMIC: smoothed error incl. it; STATIC: |error| */
     float pending_abs; /* |last scored error| */
-    float es;        /* DYNAMIC: smoothed error after the last commit */
-    float eps;       /* DYNAMIC: current threshold (mu + z sigma) */
-    float max_normal;/* DYNAMIC: largest smoothed error below eps at the last fit */
-    int since_refit; /* DYNAMIC */
-    float last_thr;  /* threshold in error units of the last score */
-    float *mem;
+    ad_scorer_kind kind;       /* the configuration's, here beside the rest: */
+    int min_samples;
+    float error_bound, min_sd;
+    float shortv[];    /* (shortr.cap) the short ring; struct cold follows */
 };
+
+struct cold {
+    float es;          /* DYNAMIC: smoothed error after the last commit */
+    float eps;         /* DYNAMIC: current threshold (mu + z sigma) */
+    float max_normal;  /* DYNAMIC: largest smoothed error below eps at the last fit */
+    int since_refit;   /* DYNAMIC */
+    float last_thr;    /* threshold in error units of the last score */
+    int owned;         /* allocated by ad_scorer_create (ad_scorer_free frees it) */
+    ad_scorer_config cfg;
+};
+
+static size_t round_up(size_t n, size_t a)
+{
+    return (n + a - 1) / a * a;
+}
+
+/* Offsets in the block of struct cold and of the window ring. */
+static size_t cold_offset(int shortcap)
+{
+    return round_up(sizeof(struct ad_scorer) + (size_t)shortcap * sizeof(float), 8);
+}
+
+static size_t win_offset(int shortcap)
+{
+    return round_up(cold_offset(shortcap) + sizeof(struct cold), 8);
+}
+
+static struct cold *cold(const ad_scorer *s)
+{
+    return (struct cold *)(void *)((char *)(uintptr_t)s + cold_offset(s->shortr.cap));
+}
+
+static float *win_v(const ad_scorer *s)
+{
+    return (float *)(void *)((char *)(uintptr_t)s + win_offset(s->shortr.cap));
+}
 
 static const char *const names[AD_SCORER_NKINDS] = {"likelihood", "dynamic", "static"};
 
@@ -139,42 +181,42 @@ static void ring_clear(ring *r)
     r->sum = r->sumsq = 0.0;
 }
 
-static void ring_recompute(ring *r)
+static void ring_recompute(ring *r, const float *v)
 {
     double s = 0.0, q = 0.0;
     for (int i = 0; i < r->n; i++) {
-        s += r->v[i];
-        q += (double)r->v[i] * r->v[i];
+        s += v[i];
+        q += (double)v[i] * v[i];
     }
     r->sum = s;
     r->sumsq = q;
     r->pushes = 0;
 }
 
-static void ring_push(ring *r, float x)
+static void ring_push(ring *r, float *v, float x)
 {
     if (r->n == r->cap) {
-        float old = r->v[r->pos];
+        float old = v[r->pos];
         r->sum -= old;
         r->sumsq -= (double)old * old;
     } else {
         r->n++;
     }
-    r->v[r->pos] = x;
+    v[r->pos] = x;
     r->sum += x;
     r->sumsq += (double)x * x;
     r->pos = r->pos + 1 == r->cap ? 0 : r->pos + 1;
     if (++r->pushes >= r->cap)
-        ring_recompute(r);
+        ring_recompute(r, v);
 }
 
 /* The value pushed k pushes ago (k = 0: the newest). */
-static float ring_back(const ring *r, int k)
+static float ring_back(const ring *r, const float *v, int k)
 {
     int i = r->pos - 1 - k;
     while (i < 0)
         i += r->cap;
-    return r->v[i];
+    return v[i];
 }
 
 static double ring_mean(const ring *r)
@@ -192,87 +234,110 @@ static double ring_var(const ring *r)
 
 /* ---- life cycle ---- */
 
-int ad_scorer_create(const ad_scorer_config *c, ad_scorer **out, char *err, size_t errlen)
+/* The short ring's and the window ring's capacities. */
+static void ring_caps(const ad_scorer_config *c, int *shortcap, int *wincap)
+{
+    *wincap = c->kind == AD_SCORER_STATIC ? 0 : c->window;
+    *shortcap = c->kind == AD_SCORER_LIKELIHOOD ? c->short_window : 0;
+}
+
+size_t ad_scorer_size(const ad_scorer_config *c)
+{
+    int sc, wc;
+    if (ad_scorer_config_check(c, NULL, 0) != 0)
+        return 0;
+    ring_caps(c, &sc, &wc);
+    return round_up(win_offset(sc) + (size_t)wc * sizeof(float), AD_SCORER_ALIGN);
+}
+
+size_t ad_scorer_hot_bytes(const ad_scorer_config *c)
+{
+    int sc, wc;
+    ring_caps(c, &sc, &wc);
+    return cold_offset(sc);
+}
+
+int ad_scorer_init(void *mem, const ad_scorer_config *c, ad_scorer **out, char *err,
+                   size_t errlen)
 {
     int rc = ad_scorer_config_check(c, err, errlen);
-    ad_scorer *s;
-    size_t n = 0;
+    ad_scorer *s = mem;
 
     *out = NULL;
     if (rc)
         return rc;
-    s = calloc(1, sizeof(*s));
-    if (!s)
-        goto out_nomem;
-    s->cfg = *c;
-    if (c->kind != AD_SCORER_STATIC) {
-        s->win.cap = c->window;
-        s->shortr.cap = c->kind == AD_SCORER_LIKELIHOOD ? c->short_window : 0;
-        n = (size_t)s->win.cap + (size_t)s->shortr.cap;
-        s->mem = calloc(n, sizeof(float));
-        if (!s->mem)
-            goto out_free;
-        s->win.v = s->mem;
-        s->shortr.v = s->shortr.cap ? s->mem + s->win.cap : NULL;
-    }
+    memset(s, 0, sizeof(*s));
+    s->kind = c->kind;
+    s->min_samples = c->min_samples;
+    s->error_bound = c->error_bound;
+    s->min_sd = c->min_sd;
+    ring_caps(c, &s->shortr.cap, &s->win.cap);
+    memset(cold(s), 0, sizeof(struct cold));
+    cold(s)->cfg = *c;
     ad_scorer_reset(s);
     *out = s;
     return 0;
+}
 
-out_free:
-    free(s);
-out_nomem:
-    ERR("out of memory for a scorer");
-    return -AD_ENOMEM;
+int ad_scorer_create(const ad_scorer_config *c, ad_scorer **out, char *err, size_t errlen)
+{
+    int rc = ad_scorer_config_check(c, err, errlen);
+    void *mem;
+
+    *out = NULL;
+    if (rc)
+        return rc;
+    mem = aligned_alloc(AD_SCORER_ALIGN, ad_scorer_size(c));
+    if (!mem) {
+        ERR("out of memory for a scorer");
+        return -AD_ENOMEM;
+    }
+    ad_scorer_init(mem, c, out, err, errlen);
+    cold(*out)->owned = 1;
+    return 0;
 }
 
 void ad_scorer_free(ad_scorer *s)
 {
-    if (!s)
-        return;
-    free(s->mem);
-    free(s);
+    if (s && cold(s)->owned)
+        free(s);
 }
 
 void ad_scorer_reset(ad_scorer *s)
 {
     ring_clear(&s->win);
     ring_clear(&s->shortr);
+    /* the rings' values are zeroed so a blob never carries stale memory */
+    memset(s->shortv, 0, (size_t)s->shortr.cap * sizeof(float));
+    memset(win_v(s), 0, (size_t)s->win.cap * sizeof(float));
+    struct cold *k = cold(s);
     s->count = 0;
     s->pending = s->pending_abs = 0.0f;
-    s->es = 0.0f;
-    s->eps = INFINITY;
-    s->max_normal = 0.0f;
-    s->since_refit = 0;
-    s->last_thr = s->cfg.kind == AD_SCORER_STATIC ? s->cfg.k : NAN;
-}
-
-void ad_scorer_prefetch(const ad_scorer *s, int level)
-{
-    if (level == 0) {
-        __builtin_prefetch(s);
-        __builtin_prefetch((const char *)s + 64);
-        return;
-    }
-    if (s->shortr.cap)
-        __builtin_prefetch(s->shortr.v, 1);
-    if (s->win.cap)
-        __builtin_prefetch(&s->win.v[s->win.pos], 1);
+    k->es = 0.0f;
+    k->eps = INFINITY;
+    k->max_normal = 0.0f;
+    k->since_refit = 0;
+    k->last_thr = s->kind == AD_SCORER_STATIC ? k->cfg.k : NAN;
 }
 
 size_t ad_scorer_bytes(const ad_scorer *s)
 {
-    return sizeof(*s) + ((size_t)s->win.cap + (size_t)s->shortr.cap) * sizeof(float);
+    return ad_scorer_size(&cold(s)->cfg);
 }
 
 const ad_scorer_config *ad_scorer_get_config(const ad_scorer *s)
 {
-    return &s->cfg;
+    return &cold(s)->cfg;
 }
 
 float ad_scorer_error_threshold(const ad_scorer *s)
 {
-    return s->last_thr;
+    return cold(s)->last_thr;
+}
+
+const void *ad_scorer_next_write(const ad_scorer *s)
+{
+    return s->win.cap ? win_v(s) + s->win.pos : NULL;
 }
 
 /* ---- likelihood ---- */
@@ -284,14 +349,14 @@ static float likelihood_score(ad_scorer *s, float a)
     double sum = a;
     int n = 1;
     for (int k = 0; k < sh->n && n < sh->cap; k++, n++)
-        sum += ring_back(sh, k);
+        sum += ring_back(sh, s->shortv, k);
     s->pending = (float)(sum / n);
-    if (s->count < (uint64_t)s->cfg.min_samples)
+    if (s->count < (uint64_t)s->min_samples)
         return 0.0f;
     double mean = ring_mean(&s->win), var = ring_var(&s->win);
     /* a floor on the deviation (relative to the mean, and absolute: min_sd) keeps a
      * near-constant error history from turning rounding noise into certainty */
-    double sdf = 0.01 * mean > s->cfg.min_sd ? 0.01 * mean : s->cfg.min_sd;
+    double sdf = 0.01 * mean > s->min_sd ? 0.01 * mean : s->min_sd;
     double sd = sqrt(var > sdf * sdf ? var : sdf * sdf);
     double z = ((double)s->pending - mean) / sd;
     /* -log10 of the one-sided tail (small errors are not anomalous), accurate far out */
@@ -309,22 +374,24 @@ static float likelihood_score(ad_scorer *s, float a)
 /* Re-chooses eps = mu + z sigma over the window (telemanom's criterion). */
 static void dynamic_refit(ad_scorer *s)
 {
+    struct cold *cd = cold(s);
     const ring *r = &s->win;
+    const float *rv = win_v(s);
     const double mu = ring_mean(r), sigma = sqrt(ring_var(r));
-    double best = -1.0, best_eps = mu + s->cfg.z_max * sigma;
+    double best = -1.0, best_eps = mu + cd->cfg.z_max * sigma;
 
     if (sigma <= 0.0) {
-        s->eps = (float)(mu > 0.0 ? mu * 1.5 : 1e-6);
-        s->max_normal = (float)mu;
+        cd->eps = (float)(mu > 0.0 ? mu * 1.5 : 1e-6);
+        cd->max_normal = (float)mu;
         return;
     }
-    for (double z = s->cfg.z_min; z <= s->cfg.z_max + 1e-9; z += 0.5) {
+    for (double z = cd->cfg.z_min; z <= cd->cfg.z_max + 1e-9; z += 0.5) {
         const double eps = mu + z * sigma;
         double bs = 0.0, bq = 0.0;
         int nb = 0, na = 0, nseq = 0, above_prev = 0;
         for (int i = 0; i < r->n; i++) {
             /* ring order is chronological from the oldest */
-            float v = r->n < r->cap ? r->v[i] : r->v[(r->pos + i) % r->cap];
+            float v = r->n < r->cap ? rv[i] : rv[(r->pos + i) % r->cap];
             if (v > eps) {
                 na++;
                 nseq += !above_prev;
@@ -346,25 +413,26 @@ static void dynamic_refit(ad_scorer *s)
             best_eps = eps;
         }
     }
-    s->eps = (float)best_eps;
+    cd->eps = (float)best_eps;
     double mx = 0.0;
     for (int i = 0; i < r->n; i++)
-        if (r->v[i] <= best_eps && r->v[i] > mx)
-            mx = r->v[i];
-    s->max_normal = (float)mx;
+        if (rv[i] <= best_eps && rv[i] > mx)
+            mx = rv[i];
+    cd->max_normal = (float)mx;
 }
 
 static float dynamic_score(ad_scorer *s, float a)
 {
-    const float alpha = s->cfg.ewma_alpha;
-    s->pending = s->count == 0 ? a : alpha * a + (1.0f - alpha) * s->es;
-    if (s->count < (uint64_t)s->cfg.min_samples)
+    struct cold *cd = cold(s);
+    const float alpha = cd->cfg.ewma_alpha;
+    s->pending = s->count == 0 ? a : alpha * a + (1.0f - alpha) * cd->es;
+    if (s->count < (uint64_t)s->min_samples)
         return 0.0f;
-    if (s->since_refit == 0 || !isfinite(s->eps))
+    if (cd->since_refit == 0 || !isfinite(cd->eps))
         dynamic_refit(s);
-    const float e = s->pending, eps = s->eps;
-    s->last_thr = eps;
-    if (e > eps && (e - s->max_normal) < s->cfg.prune * e)
+    const float e = s->pending, eps = cd->eps;
+    cd->last_thr = eps;
+    if (e > eps && (e - cd->max_normal) < cd->cfg.prune * e)
         return 0.0f; /* pruned: barely above what the window calls normal */
     return e / (e + eps);
 }
@@ -373,39 +441,40 @@ float ad_scorer_score(ad_scorer *s, float err)
 {
     float a = fabsf(err);
     s->pending_abs = a;
-    switch (s->cfg.kind) {
+    switch (s->kind) {
     case AD_SCORER_LIKELIHOOD:
-        if (s->cfg.error_bound > 0.0f)
-            s->pending_abs = a = a / (a + s->cfg.error_bound);
+        if (s->error_bound > 0.0f)
+            s->pending_abs = a = a / (a + s->error_bound);
         return likelihood_score(s, a);
     case AD_SCORER_DYNAMIC:
         return dynamic_score(s, a);
     case AD_SCORER_STATIC:
     default:
         s->pending = a;
-        return a / (a + s->cfg.k);
+        return a / (a + cold(s)->cfg.k);
     }
 }
 
 void ad_scorer_commit(ad_scorer *s, int flagged)
 {
-    switch (s->cfg.kind) {
+    switch (s->kind) {
     case AD_SCORER_LIKELIHOOD:
         if (flagged)
             return;
-        ring_push(&s->shortr, s->pending_abs);
-        ring_push(&s->win, s->pending);
+        ring_push(&s->shortr, s->shortv, s->pending_abs);
+        ring_push(&s->win, win_v(s), s->pending);
         s->count++;
         return;
     case AD_SCORER_DYNAMIC:
         if (flagged)
             return; /* kept out: the smoothing goes on from the last normal value */
-        s->es = s->pending;
-        ring_push(&s->win, s->pending);
+        struct cold *cd = cold(s);
+        cd->es = s->pending;
+        ring_push(&s->win, win_v(s), s->pending);
         s->count++;
-        if (s->count >= (uint64_t)s->cfg.min_samples &&
-            ++s->since_refit >= s->cfg.refit)
-            s->since_refit = 0;
+        if (s->count >= (uint64_t)s->min_samples &&
+            ++cd->since_refit >= cd->cfg.refit)
+            cd->since_refit = 0;
         return;
     case AD_SCORER_STATIC:
     default:
@@ -416,17 +485,17 @@ void ad_scorer_commit(ad_scorer *s, int flagged)
 
 /* ---- serialisation ---- */
 
-static void save_ring(const ring *r, ad_wbuf *w)
+static void save_ring(const ring *r, const float *v, ad_wbuf *w)
 {
     ad_put_u32(w, (uint32_t)r->n);
     ad_put_u32(w, (uint32_t)r->pos);
     ad_put_u32(w, (uint32_t)r->pushes);
     ad_put_f64(w, r->sum);
     ad_put_f64(w, r->sumsq);
-    ad_put_f32v(w, r->v, (size_t)r->cap);
+    ad_put_f32v(w, v, (size_t)r->cap);
 }
 
-static int load_ring(ring *r, ad_rbuf *rb)
+static int load_ring(ring *r, float *v, ad_rbuf *rb)
 {
     uint32_t n = ad_get_u32(rb), pos = ad_get_u32(rb), pushes = ad_get_u32(rb);
     r->sum = ad_get_f64(rb);
@@ -434,9 +503,9 @@ static int load_ring(ring *r, ad_rbuf *rb)
     if (rb->err || n > (uint32_t)r->cap || pos >= (uint32_t)(r->cap ? r->cap : 1) ||
         pushes > (uint32_t)r->cap || !isfinite(r->sum) || !isfinite(r->sumsq))
         return -1;
-    ad_get_f32v(rb, r->v, (size_t)r->cap);
+    ad_get_f32v(rb, v, (size_t)r->cap);
     for (int i = 0; i < r->cap; i++)
-        if (!isfinite(r->v[i]))
+        if (!isfinite(v[i]))
             return -1;
     r->n = (int)n;
     r->pos = (int)pos;
@@ -446,7 +515,8 @@ static int load_ring(ring *r, ad_rbuf *rb)
 
 void ad_scorer_save(const ad_scorer *s, ad_wbuf *w)
 {
-    const ad_scorer_config *c = &s->cfg;
+    struct cold *cd = cold(s);
+    const ad_scorer_config *c = &cd->cfg;
     ad_put_u32(w, SCORER_MAGIC);
     ad_put_u32(w, (uint32_t)c->kind);
     ad_put_f32(w, c->threshold);
@@ -464,17 +534,18 @@ void ad_scorer_save(const ad_scorer *s, ad_wbuf *w)
     ad_put_u64(w, s->count);
     ad_put_f32(w, s->pending);
     ad_put_f32(w, s->pending_abs);
-    ad_put_f32(w, s->es);
-    ad_put_f32(w, s->eps);
-    ad_put_f32(w, s->max_normal);
-    ad_put_u32(w, (uint32_t)s->since_refit);
-    ad_put_f32(w, s->last_thr);
-    save_ring(&s->win, w);
-    save_ring(&s->shortr, w);
+    ad_put_f32(w, cd->es);
+    ad_put_f32(w, cd->eps);
+    ad_put_f32(w, cd->max_normal);
+    ad_put_u32(w, (uint32_t)cd->since_refit);
+    ad_put_f32(w, cd->last_thr);
+    save_ring(&s->win, win_v(s), w);
+    save_ring(&s->shortr, s->shortv, w);
 }
 
 int ad_scorer_load(ad_scorer *s, ad_rbuf *r, char *err, size_t errlen)
 {
+    struct cold *cd = cold(s);
     ad_scorer_config c;
     memset(&c, 0, sizeof(c));
     if (ad_get_u32(r) != SCORER_MAGIC) {
@@ -494,21 +565,22 @@ int ad_scorer_load(ad_scorer *s, ad_rbuf *r, char *err, size_t errlen)
     c.k = ad_get_f32(r);
     c.min_sd = ad_get_f32(r);
     c.error_bound = ad_get_f32(r);
-    if (r->err || memcmp(&c, &s->cfg, sizeof(c)) != 0) {
+    if (r->err || memcmp(&c, &cd->cfg, sizeof(c)) != 0) {
         ERR("scorer state is for another scorer configuration");
         return -AD_EFORMAT;
     }
     s->count = ad_get_u64(r);
     s->pending = ad_get_f32(r);
     s->pending_abs = ad_get_f32(r);
-    s->es = ad_get_f32(r);
-    s->eps = ad_get_f32(r);
-    s->max_normal = ad_get_f32(r);
-    s->since_refit = (int)ad_get_u32(r);
-    s->last_thr = ad_get_f32(r);
-    if (r->err || load_ring(&s->win, r) || load_ring(&s->shortr, r) || s->since_refit < 0 ||
-        !isfinite(s->pending) || !isfinite(s->pending_abs) || !isfinite(s->es) ||
-        isnan(s->eps) || !isfinite(s->max_normal)) {
+    cd->es = ad_get_f32(r);
+    cd->eps = ad_get_f32(r);
+    cd->max_normal = ad_get_f32(r);
+    cd->since_refit = (int)ad_get_u32(r);
+    cd->last_thr = ad_get_f32(r);
+    if (r->err || load_ring(&s->win, win_v(s), r) || load_ring(&s->shortr, s->shortv, r) ||
+        cd->since_refit < 0 ||
+        !isfinite(s->pending) || !isfinite(s->pending_abs) || !isfinite(cd->es) ||
+        isnan(cd->eps) || !isfinite(cd->max_normal)) {
         ad_scorer_reset(s);
         ERR("scorer state is truncated or inconsistent");
         return -AD_EFORMAT;

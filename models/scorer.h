@@ -30,6 +30,13 @@
  *
  * Fixed-size state sized at creation (rings of `window` floats); no allocation per
  * sample; serialisable (ad_scorer_save / ad_scorer_load) for exact restores.
+ *
+ * Layout: one block per scorer, ad_scorer_size() bytes: the struct with the fields every
+ * sample touches first, the short ring right after it (a likelihood scorer with the
+ * default short_window reads two cache lines of its block per sample, plus the window
+ * ring's slot ad_scorer_next_write() names), then the window ring. ad_scorer_create
+ * allocates the block; ad_scorer_init builds one in memory the caller owns (the detector
+ * puts its scorers in its own allocation).
  */
 #ifndef AD_SCORER_H
 #define AD_SCORER_H
@@ -71,14 +78,29 @@ void ad_scorer_defaults(ad_scorer_config *c, ad_scorer_kind kind);
 /* Returns 0 if c is valid, else -AD_EINVAL with a message naming the field. */
 int ad_scorer_config_check(const ad_scorer_config *c, char *err, size_t errlen);
 
+/* Alignment of a scorer's block (a cache line). */
+#define AD_SCORER_ALIGN 64
+
+/* Bytes of the block a scorer of configuration c takes (a multiple of AD_SCORER_ALIGN),
+ * 0 if c is invalid. */
+size_t ad_scorer_size(const ad_scorer_config *c);
+
+/* Bytes at the start of the block that every likelihood score and commit reads (the
+ * struct's hot part and the short ring): what a caller prefetches. */
+size_t ad_scorer_hot_bytes(const ad_scorer_config *c);
+
+/* Builds a scorer in mem: ad_scorer_size(c) bytes aligned to AD_SCORER_ALIGN that the
+ * caller owns (and frees; ad_scorer_free leaves it alone). Returns 0 and *out == mem, or
+ * -AD_EINVAL with a message (*out NULL, mem untouched). */
+int ad_scorer_init(void *mem, const ad_scorer_config *c, ad_scorer **out, char *err,
+                   size_t errlen);
+
 /* Allocates a scorer. Returns 0, or a negative ad_err with a message. */
 int ad_scorer_create(const ad_scorer_config *c, ad_scorer **out, char *err, size_t errlen);
+/* Frees a scorer from ad_scorer_create (NULL, or one built by ad_scorer_init: nothing). */
 void ad_scorer_free(ad_scorer *s);
 void ad_scorer_reset(ad_scorer *s);
-/* Prefetches what the next score and commit read: level 0 the struct, level 1 (once it
- * is in cache) the rings' lines they touch. A hint. */
-void ad_scorer_prefetch(const ad_scorer *s, int level);
-
+/* Bytes of its block (ad_scorer_size of its configuration). */
 size_t ad_scorer_bytes(const ad_scorer *s);
 const ad_scorer_config *ad_scorer_get_config(const ad_scorer *s);
 
@@ -91,6 +113,10 @@ float ad_scorer_score(ad_scorer *s, float err);
 
 /* Records the last scored error into the statistics, unless flagged. */
 void ad_scorer_commit(ad_scorer *s, int flagged);
+
+/* The address the next commit writes in the window ring (NULL for STATIC): for a caller
+ * that prefetches (ad_detector_prefetch) and reads it while s is in cache. */
+const void *ad_scorer_next_write(const ad_scorer *s);
 
 /* The threshold in error units for the last score (DYNAMIC: mu + z*sigma of smoothed
  * errors; STATIC: k; LIKELIHOOD: NAN, it has none). */

@@ -308,12 +308,32 @@ def fmt_rate(x):
     return "%.2fM" % (x / 1e6) if x >= 1e6 else "%.0fk" % (x / 1e3)
 
 
+def memory_only(d, n, args, rss0):
+    """--memory-only: the warm-up's rounds sent (every series created and holding a full
+    history), without waiting for the trainings (which allocate nothing that stays: a
+    job's memory is freed when it is installed); RSS and series bytes then."""
+    t0 = time.time()
+    rounds = loadgen(d, n, args, ["--rounds", TRAIN_AFTER + 2 + 256, "--round0", 0])["round_end"]
+    while samples(d.status()) < n * rounds:
+        time.sleep(0.2)
+    _, bsum, bn = d.metrics()
+    rss = d.cpu()[2]
+    tr = d.status()["training"]
+    print("memory N=%d rounds=%d rss_mib=%.1f rss_per_series=%.0f series_bytes=%.0f "
+          "rss_base_mib=%.1f trainings_installed=%d wall_s=%.0f"
+          % (n, rounds, rss / 2**20, (rss - rss0) / n, bsum / max(1, bn), rss0 / 2**20,
+             tr["installed"], time.time() - t0), flush=True)
+    return [{"rss": rss, "series_bytes": bsum / max(1, bn)}]
+
+
 def run_one(n, args):
     tmp = tempfile.mkdtemp(prefix="anomalyd-bench-")
     d = Daemon(tmp, n)
     try:
         rss0 = d.cpu()[2]
         log("N=%d: %s (%s)" % (n, d.started_line.split("info: ", 1)[-1], tmp))
+        if args.memory_only:
+            return memory_only(d, n, args, rss0)
         rounds, wsec, tr = warm_up(d, n, args)
         print("# N=%d warm-up: %d rounds, %.0f s, %d trainings installed, training CPU %.1f s "
               "(%.1f ms per training)" % (n, rounds, wsec, tr["installed"], tr["cpu_seconds"],
@@ -386,6 +406,10 @@ def main():
     ap.add_argument("--fp16", action="store_true",
                     help="run the daemon with fp16: true (networks step on fp16 weights)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="per N: send TRAIN_AFTER + 258 rounds (histories full), print RSS, "
+                         "RSS per series and the mean series_bytes, skip the warm-up's wait "
+                         "for every training and the measured phases")
     ap.add_argument("--quick", action="store_true",
                     help="1k and 10k series, 2 phases of 5 s, a shorter peer")
     args = ap.parse_args()
@@ -403,6 +427,8 @@ def main():
     rows = []
     for n in ns:
         rs = run_one(n, args)
+        if args.memory_only:
+            continue
         tp = None if args.no_torch else torch_peer(n, args)
         if tp:
             print("ratio N=%d sps_speedup=%.1fx cpu_sps_speedup=%.1fx bytes_ratio=%.2f "
@@ -411,6 +437,8 @@ def main():
                      tp["bytes_per_stream"] / med(rs, "series_bytes"), tp["streams"]),
                   flush=True)
         rows.append((n, rs, tp))
+    if args.memory_only:
+        return
     print("\n# medians of %d phases of %g s each" % (args.repeat, args.seconds))
     print("| series | samples/s | loop CPU ns/sample (cpu_sps) | p50 | p99 | daemon CPU cores | "
           "trainings / training CPU s | RSS | RSS/series | series_bytes | anomalies reported | "

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "blob.h"
 #include "detector.h"
 #include "net.h"
@@ -1322,7 +1323,8 @@ static blob_layout find_layout(const ad_detector *d, const uint8_t *buf, size_t 
     const int has_c =
         c->kind == AD_CELL_LSTM || c->kind == AD_CELL_PEEPHOLE || c->kind == AD_CELL_CIFG;
     size_t hv =
-        L.netlen - LH * 4 * (has_c ? 2 : 1) - (c->features ? hcap * 8 : 0) - hcap - hcap * 4;
+        L.netlen - LH * 4 * (has_c ? 2 : 1) -
+        (c->features || c->seasonal_period > 0 ? 8 + 4 + hcap * 4 : 0) - (hcap + 7) / 8 - hcap * 4;
     L.hn = hv - 8;
     L.hpos = hv - 4;
     /* checks that the layout is right */
@@ -1357,7 +1359,7 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 5", "version", L.version, 0, 5},
+        {"version 6", "version", L.version, 0, 6},
         {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
@@ -1883,6 +1885,192 @@ START_TEST(test_seq2seq_job_mismatch_refused)
 }
 END_TEST
 
+/* ---- compact history, old blobs, layout ---- */
+
+/*
+ * A version-4 blob (before the compact history: timestamps as doubles, flags as bytes),
+ * written by the version-4 build with tests/fixtures/detector_v4_gen.c.txt (time features,
+ * the seasonal signal and the long window, saved after its first training), still loads
+ * and continues exactly as the version-4 detector did: its next 230 results are in
+ * detector_v4_next.csv (reference kernels, no training in between).
+ */
+START_TEST(test_old_blob_v4)
+{
+    const char *dir = getenv("AD_FIXTURES");
+    char path[1024], line[512];
+    ck_assert_ptr_nonnull(dir);
+    snprintf(path, sizeof(path), "%s/detector_v4.blob", dir);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    uint8_t *buf = malloc(1 << 16);
+    ck_assert_ptr_nonnull(buf);
+    size_t len = fread(buf, 1, 1 << 16, f);
+    fclose(f);
+    ck_assert_uint_eq(get_le(buf + 4, 4), 4); /* really a version-4 blob */
+    ad_blas_set_reference(1);
+    ad_detector *d = load(buf, len);
+    ck_assert_uint_eq(ad_detector_get_stats(d)->samples, 260);
+    ck_assert_uint_eq(ad_detector_get_stats(d)->trainings, 1);
+    /* the history's timestamps (whole minutes) come back exactly */
+    double ts[400];
+    float v[400];
+    int n = ad_detector_history(d, v, ts, 400);
+    ck_assert_int_eq(n, 260);
+    for (int t = 0; t < n; t++) {
+        double want = 1.6e9 + 60.0 * t - (t % 11 == 0 ? 60.0 : 0.0);
+        ck_assert_msg(ts[t] == want, "history ts %d: %.17g, want %.17g", t, ts[t], want);
+    }
+    snprintf(path, sizeof(path), "%s/detector_v4_next.csv", dir);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(line, sizeof(line), f)); /* header */
+    int rows = 0;
+    while (fgets(line, sizeof(line), f)) {
+        double x[8];
+        char *p = line;
+        for (int i = 0; i < 8; i++) {
+            x[i] = strtod(p, &p);
+            p += *p == ',';
+        }
+        ad_result res;
+        ck_assert_int_eq(ad_detector_observe(d, x[0], x[1], &res), 0);
+        ck_assert_msg(res.predicted == x[2] && res.error == x[3] &&
+                          res.score == (float)x[4] && res.raw_score == (float)x[5] &&
+                          res.flagged == (int)x[6] && res.anomalous == (int)x[7],
+                      "row %d: pred %.17g err %.17g score %.9g raw %.9g, v4 gave %.17g %.17g "
+                      "%.9g %.9g", rows, res.predicted, res.error, (double)res.score,
+                      (double)res.raw_score, x[2], x[3], x[4], x[5]);
+        rows++;
+    }
+    fclose(f);
+    ck_assert_int_eq(rows, 230);
+    /* and it saves in the current version, which loads back to the same bytes */
+    size_t len2, len3;
+    uint8_t *b2 = save(d, &len2);
+    ck_assert_uint_eq(get_le(b2 + 4, 4), 5);
+    ck_assert_uint_lt(len2, len); /* timestamps in 4 bytes, flags in bits */
+    ad_detector *e = load(b2, len2);
+    uint8_t *b3 = save(e, &len3);
+    ck_assert_uint_eq(len2, len3);
+    ck_assert_mem_eq(b2, b3, len2);
+    ad_blas_set_reference(0);
+    free(b2);
+    free(b3);
+    free(buf);
+    ad_detector_free(d);
+    ad_detector_free(e);
+}
+END_TEST
+
+/*
+ * The history keeps timestamps as 32-bit offsets from a per-detector base in units of
+ * 2^-shift seconds, rebased as time goes on: whole seconds come back exactly (beyond
+ * 2^31 and 2^32 too, across gaps of years), fractions of a second to 2^-shift.
+ * _i: 0 whole seconds from 2^31 - 100, a step of 60 and now and then a gap of years;
+ *     1 whole seconds around 4e9 (beyond 2^32), one a second;
+ *     2 tenths of a second (100 ms steps), from 1.7e9;
+ *     3 1/1024 s steps, from 0;
+ *     4 whole seconds, then a jump of 1e12 s (offsets then in units of 2^10 s, whole
+ *       seconds again once the samples from before the jump have left the history).
+ */
+static double hist_ts(int kind, int t)
+{
+    switch (kind) {
+    case 0: return 2147483648.0 - 100.0 + 60.0 * t + (t >= 150 ? 9.5e8 : 0.0) +
+                   (t >= 250 ? 3.2e7 : 0.0);
+    case 1: return 4e9 + t;
+    case 2: return 1.7e9 + 0.1 * t;
+    case 3: return ldexp(t, -10);
+    default: return 1.6e9 + t + (t >= 200 ? 1e12 : 0.0);
+    }
+}
+
+START_TEST(test_history_timestamps)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, AD_FEAT_GAP);
+    c.history = 64;
+    c.train_after = 10000; /* never trains: only the history matters */
+    ad_detector *d = make(&c);
+    double ts[64], lts[64];
+    float v[64], lv[64];
+
+    for (int t = 0; t < 400; t++) {
+        double want_ts = hist_ts(_i, t);
+        observe(d, want_ts, sin(t));
+        int n = ad_detector_history(d, v, ts, 64);
+        ck_assert_int_eq(n, t + 1 < 64 ? t + 1 : 64);
+        for (int i = 0; i < n; i++) {
+            const int j = t - n + 1 + i;
+            double want = hist_ts(_i, j), tol = 0.0;
+            if (_i == 2) /* tenths are not binary fractions: to a 2^-28th of the span held */
+                tol = ldexp(want_ts - hist_ts(_i, t - n + 1), -28) + 1e-6;
+            else if (_i == 4 && t >= 200 && j < 264) /* held while 1e12 s were */
+                tol = ldexp(1.0, 9);
+            ck_assert_msg(fabs(ts[i] - want) <= tol, "t %d, %d: %.17g vs %.17g", t, i, ts[i],
+                          want);
+        }
+        if (t % 37 == 0 || t == 399) { /* and a blob keeps them exactly */
+            size_t len;
+            uint8_t *b = save(d, &len);
+            ad_detector *e = load(b, len);
+            ck_assert_int_eq(ad_detector_history(e, lv, lts, 64), n);
+            ck_assert_mem_eq(lts, ts, (size_t)n * sizeof(double));
+            ck_assert_mem_eq(lv, v, (size_t)n * sizeof(float));
+            free(b);
+            ad_detector_free(e);
+        }
+    }
+    ad_detector_free(d);
+}
+END_TEST
+
+/* Bytes per history entry: a float value, a flag bit, and a 4-byte timestamp only when a
+ * time feature or the seasonal signal reads them. */
+START_TEST(test_history_bytes)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, _i ? AD_FEAT_TIME_OF_DAY : 0);
+    c.history = 1000;
+    ad_detector *a = make(&c);
+    c.history = 9000;
+    ad_detector *b = make(&c);
+    size_t per = (ad_detector_bytes(b) - ad_detector_bytes(a)) / 8000;
+    fprintf(stderr, "history bytes per entry (features %d): %.3f\n", _i,
+            (double)(ad_detector_bytes(b) - ad_detector_bytes(a)) / 8000.0);
+    ck_assert_uint_le(ad_detector_bytes(b) - ad_detector_bytes(a), 8000 * (_i ? 8 : 4) + 8000 / 8 + 256);
+    ck_assert_uint_ge(per, _i ? 8 : 4);
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
+/* Prefetching changes nothing (and touches nothing it should not: ASan), for own and
+ * shared networks, fp16 or not. */
+START_TEST(test_prefetch)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK);
+    c.seasonal_period = 600;
+    c.long_window = 30;
+    ad_detector *a = make(&c), *b = make(&c);
+    ad_rng r;
+    double ts, v;
+
+    if (_i)
+        ck_assert_int_eq(ad_detector_set_fp16(a, 1) | ad_detector_set_fp16(b, 1), 0);
+    ad_rng_seed(&r, 3);
+    for (int t = 0; t < 700; t++) {
+        stream_value(t, &r, &ts, &v);
+        ad_detector_prefetch(b);
+        ad_result ra = observe(a, ts, v), rb = observe(b, ts, v);
+        assert_same_result(&ra, &rb, "prefetch", t);
+    }
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
 static Suite *detector_suite(void)
 {
     Suite *s = suite_create("detector");
@@ -1958,6 +2146,10 @@ static Suite *detector_suite(void)
     tcase_add_test(tc, test_inconsistent_blob_refused);
     tcase_add_test(tc, test_infinite_scale_refused);
     tcase_add_test(tc, test_rechecksummed_fuzz);
+    tcase_add_test(tc, test_old_blob_v4);
+    tcase_add_loop_test(tc, test_history_timestamps, 0, 5);
+    tcase_add_loop_test(tc, test_history_bytes, 0, 2);
+    tcase_add_loop_test(tc, test_prefetch, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

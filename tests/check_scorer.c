@@ -740,6 +740,50 @@ START_TEST(test_load_refuses_truncated)
 }
 END_TEST
 
+/* ---- layout: one block, placed by the caller or allocated ---- */
+
+/* A scorer in a caller's block is the same scorer as an allocated one, its block is what
+ * ad_scorer_size says (struct, short ring, window ring; a window of floats and a line or
+ * three of the rest), and the next write's address lies in the block. */
+START_TEST(test_in_place)
+{
+    const ad_scorer_kind kind = (ad_scorer_kind)_i;
+    ad_scorer_config c;
+    ad_scorer *a = make_kind(kind), *b = NULL;
+    char err[128] = "";
+    ad_rng r;
+
+    ad_scorer_defaults(&c, kind);
+    const size_t size = ad_scorer_size(&c);
+    const size_t rings = kind == AD_SCORER_STATIC ? 0 :
+                         ((size_t)c.window + (kind == AD_SCORER_LIKELIHOOD ? c.short_window : 0)) *
+                             sizeof(float);
+    ck_assert_uint_eq(size % AD_SCORER_ALIGN, 0);
+    ck_assert_uint_ge(size, rings);
+    ck_assert_uint_le(size, rings + 4 * 64);
+    ck_assert_uint_eq(ad_scorer_bytes(a), size);
+    void *mem = aligned_alloc(AD_SCORER_ALIGN, size);
+    ck_assert_ptr_nonnull(mem);
+    memset(mem, 0xa5, size); /* init must not rely on zeroed memory */
+    ck_assert_int_eq(ad_scorer_init(mem, &c, &b, err, sizeof(err)), 0);
+    ck_assert_ptr_eq(b, mem);
+    ad_rng_seed(&r, 5);
+    for (int i = 0; i < 1500; i++) {
+        const char *slot = ad_scorer_next_write(b);
+        ck_assert(kind == AD_SCORER_STATIC ? slot == NULL :
+                  slot >= (const char *)mem && slot < (const char *)mem + size);
+        float e = abs_normal(&r) * (i % 97 == 0 ? 9.0f : 1.0f);
+        float sa = step(a, e), sb = step(b, e);
+        ck_assert_msg(same_float(sa, sb), "step %d: %.9g vs %.9g", i, (double)sa, (double)sb);
+    }
+    c.threshold = 0.0f; /* invalid: refused */
+    ck_assert_int_eq(ad_scorer_init(mem, &c, &b, err, sizeof(err)), -AD_EINVAL);
+    ck_assert_ptr_null(b);
+    ad_scorer_free(a);
+    free(mem);
+}
+END_TEST
+
 /* ---- reset, names ---- */
 
 START_TEST(test_reset)
@@ -819,6 +863,10 @@ static Suite *scorer_suite(void)
     tcase_add_loop_test(tc, test_save_load_roundtrip, 0, AD_SCORER_NKINDS);
     tcase_add_loop_test(tc, test_load_refuses_other_config, 0, AD_SCORER_NKINDS);
     tcase_add_loop_test(tc, test_load_refuses_truncated, 0, AD_SCORER_NKINDS);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("layout");
+    tcase_add_loop_test(tc, test_in_place, 0, AD_SCORER_NKINDS);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("names");

@@ -133,10 +133,52 @@ START_TEST(test_recent_ring)
     }
     /* Oldest first: 2, 3, 4, 5. */
     for (int i = 0; i < 4; i++) {
-        ck_assert_double_eq(ad_series_point(s, i)->ts, i + 2);
-        ck_assert_double_eq(ad_series_point(s, i)->value, 10 * (i + 2));
+        ad_point p = ad_series_point(s, i);
+        ck_assert_double_eq(p.ts, i + 2);
+        ck_assert_double_eq(p.value, 10 * (i + 2));
+        ck_assert(isnan(p.predicted));
+        ck_assert_float_eq(p.score, 0.1f * (i + 2));
     }
-    ck_assert_uint_ge(ad_series_bytes(s), sizeof(*s) + 4 * sizeof(ad_point));
+    ck_assert_uint_ge(ad_series_bytes(s), sizeof(*s) + 4 * sizeof(ad_rpoint));
+    ad_series_table_free(t);
+}
+END_TEST
+
+/* A point keeps its timestamp (sub-second and beyond 2^32 s), value and flags exactly,
+ * its prediction to a float's precision of its distance from the value, in 25 bytes. */
+START_TEST(test_recent_point_kept)
+{
+    ad_series_table *t;
+    ad_series *s;
+    const ad_point in[4] = {
+        {.ts = 1700000000.123456, .value = 1e12 + 0.5, .predicted = 1e12 + 3.25, .score = 0.75f,
+         .flagged = 1, .warming_up = 0},
+        {.ts = 5e9 + 0.001, .value = -3.14159265358979, .predicted = -3.1, .score = 0.0f,
+         .flagged = 0, .warming_up = 1},
+        {.ts = 0.0, .value = 1e-300, .predicted = NAN, .score = 1.0f, .flagged = 1,
+         .warming_up = 1},
+        {.ts = 1e15, .value = 42.0, .predicted = 42.0, .score = 0.5f},
+    };
+
+    ck_assert_uint_eq(sizeof(ad_rpoint), 25);
+    ck_assert_int_eq(ad_series_table_create(10, &t), 0);
+    s = add(t, "p");
+    for (int i = 0; i < 4; i++)
+        ad_series_record(s, &in[i]);
+    for (int i = 0; i < 4; i++) {
+        ad_point p = ad_series_point(s, i);
+        ck_assert_double_eq(p.ts, in[i].ts);
+        ck_assert_double_eq(p.value, in[i].value);
+        ck_assert_float_eq(p.score, in[i].score);
+        ck_assert_int_eq(p.flagged, in[i].flagged);
+        ck_assert_int_eq(p.warming_up, in[i].warming_up);
+        if (isnan(in[i].predicted))
+            ck_assert(isnan(p.predicted));
+        else
+            ck_assert_double_le(fabs(p.predicted - in[i].predicted),
+                                fabs(in[i].predicted - in[i].value) * 1e-7 +
+                                    fabs(in[i].value) * 1e-16);
+    }
     ad_series_table_free(t);
 }
 END_TEST
@@ -152,6 +194,7 @@ static Suite *suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("recent");
     tcase_add_test(tc, test_recent_ring);
+    tcase_add_test(tc, test_recent_point_kept);
     suite_add_tcase(s, tc);
     return s;
 }
