@@ -76,6 +76,14 @@ class Protocols(unittest.TestCase):
         self.d.send_udp("graphite", "gu.b;z=1;a=2 5 %d\ngu.b;a=2;z=1 6 %d\n" % (T0, T0 + 1))
         self.d.wait(lambda: self.samples("gu.b;a=2;z=1") == 2, what="tagged UDP series")
 
+    def test_udp_datagram_larger_than_a_stream_read(self):
+        # Stream reads are small (4 KiB, for latency); a datagram must still arrive
+        # whole: 600 lines in one 13 KB datagram.
+        body = "".join("gu.big %d %d\n" % (i, T0 + i) for i in range(600))
+        self.assertGreater(len(body), 12000)
+        self.d.send_udp("graphite", body)
+        self.d.wait(lambda: self.samples("gu.big") == 600, what="600 samples of gu.big")
+
     def test_influx_tcp_and_http_write(self):
         self.d.send_tcp("influx", "cpu,host=h1,dc=eu user=1.5,sys=2i,ok=t,note=\"x\" %d\n" % T0)
         self.d.wait(lambda: self.samples("cpu,dc=eu,host=h1 user") == 1, what="influx user")
