@@ -156,6 +156,7 @@ static const ad_key training_keys[] = {
     INT("threads", C, train_threads, 1, 64, "1"),
     DBL("cpu_budget", C, train_cpu_budget, 0.01, 64, "1.0"),
     SIZE("queue", C, train_queue, 1, 10000000, "10000"),
+    INT("nice", C, train_nice, 0, 19, "10"),
     END};
 
 static const ad_key store_keys[] = {
@@ -180,6 +181,7 @@ static const ad_key top_keys[] = {
     SIZE("max_connections", C, max_connections, 1, 1000000, "10000"),
     INT("recent", C, recent, 0, 65536, "256"),
     BOOL("fp16", C, fp16, "false"),
+    INT("score_threads", C, score_threads, 0, 2, "0"),
     STR("state_dir", C, state_dir, 1, "./var"),
     SPECIAL("listeners", K_LISTENERS, 0, NULL),
     SPECIAL("statsd", K_SECTION, 0, statsd_keys),

@@ -12,6 +12,9 @@
  *   max_connections: 10000     # concurrent stream connections, 1..1000000
  *   recent: 256                # points per series kept for the HTTP API, 0..65536
  *   fp16: false                # step with fp16 copies of the weights (faster, more memory)
+ *   score_threads: 0           # threads running the detectors of a batch of samples: 1
+ *                              # (the loop thread) or 2 (and a helper); 0 = 2 when the
+ *                              # machine has 2 CPUs or more, else 1
  *   state_dir: ./var           # where the store lives
  *   listeners:                 # a list; these are the defaults when the key is absent,
  *                              # a given list ([] for none) replaces them. Each needs
@@ -45,6 +48,7 @@
  *     threads: 1               # training jobs at once, 1..64
  *     cpu_budget: 1.0          # cores' worth of CPU training may use on average,
  *                              # 0.01..64
+ *     nice: 10                 # the training threads' nice value, 0..19
  *     queue: 10000             # series waiting for training, 1..10000000
  *   store:
  *     enabled: true            # keep series' trained states across restarts
@@ -129,6 +133,7 @@ typedef struct ad_config {
     size_t max_connections;
     int recent;
     int fp16;                 /* networks step with fp16 copies of their weights */
+    int score_threads;        /* 0 (by the CPUs), 1 or 2 (daemon.c's batch) */
     char state_dir[AD_PATH_MAX];
 
     ad_listener_config *listeners; /* nlisteners entries, owned */
@@ -152,6 +157,7 @@ typedef struct ad_config {
 
     int train_threads;
     double train_cpu_budget;
+    int train_nice;             /* training threads' nice value, 0..19 */
     size_t train_queue;
 
     int store_enabled;              /* keep series' states in the SQLite store */

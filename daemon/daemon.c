@@ -16,6 +16,7 @@
 
 #include "api.h"
 #include "families.h"
+#include "fanout.h"
 #include "log.h"
 #include "persist.h"
 #include "proto_graphite.h"
@@ -132,6 +133,14 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
     return s;
 }
 
+/* score_threads, 0 resolved by the CPUs this process may run on. */
+static int score_threads(const ad_config *c)
+{
+    if (c->score_threads)
+        return c->score_threads;
+    return uv_available_parallelism() >= 2 ? 2 : 1;
+}
+
 static const double lat_le[AD_LAT_BUCKETS] = {
     1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3,
     1e-2, 2e-2, 5e-2, 0.1,  1.0,  INFINITY};
@@ -152,60 +161,55 @@ static void record_latency(ad_daemon *d)
     d->lat_sum += sec;
 }
 
-/* One sample into its series: the last stage of the batch (flush_batch), in order. s is
- * the series the pipeline found for the key, or NULL (looked up again here: an earlier
- * sample of the batch may have created it). */
-static void observe(ad_daemon *d, const ad_pending *b, ad_series *s)
+/* The detector's part of a sample (run on either thread of the fan-out): b->rc and b->r. */
+static void observe_one(ad_pending *b)
 {
-    double now = d->recv_wall; /* the receipt time of the bytes being parsed */
-    double ts = isnan(b->ts) ? now : b->ts;
-    const int proto = b->proto;
-    ad_sample one = {b->key, b->key_len, b->ts, b->value};
-    const ad_sample *smp = &one;
-    ad_result r;
-    ad_point p;
-    int rc;
+    ad_series *s = b->s;
 
-    d->samples[proto]++;
-    if (!s)
-        s = ad_series_table_find_hashed(d->series, b->key, b->key_len, b->hash);
-    if (!s && !(s = create_series(d, proto, smp->key, smp->key_len)))
-        return;
-    s->last_seen = now;
     /* a family member's network step waits for its family's batch (ad_fam_flush) */
-    rc = s->family ? ad_detector_observe_defer(s->det, ts, smp->value, &r)
-                   : ad_detector_observe(s->det, ts, smp->value, &r);
-    if (rc < 0) {
+    b->rc = s->family ? ad_detector_observe_defer(s->det, b->ts, b->value, &b->r)
+                      : ad_detector_observe(s->det, b->ts, b->value, &b->r);
+}
+
+/* What a sample's result does, on the loop thread, in the order the samples came. */
+static void take_result(ad_daemon *d, ad_pending *b)
+{
+    ad_series *s = b->s;
+    const ad_result *r = &b->r;
+    const double ts = b->ts;
+    ad_point p;
+
+    if (b->rc < 0) {
         /* Refused (the detector counts it too). Parsers pass only finite values. */
         if (!isfinite(ts))
             d->refused[AD_REFUSE_BADTIME]++;
-        else if (fabs(smp->value) > 1e30)
+        else if (fabs(b->value) > 1e30)
             d->refused[AD_REFUSE_RANGE]++;
         else
             d->refused[AD_REFUSE_BACKWARDS]++;
         return;
     }
-    if (rc == 1)
+    if (b->rc == 1)
         ad_fam_defer(s->family, s->det);
-    s->last = r;
+    s->last = *r;
     s->have_last = 1;
     s->dirty = 1;
     p.ts = ts;
-    p.value = r.value;
-    p.predicted = r.predicted;
-    p.score = r.score;
-    p.flagged = (uint8_t)r.flagged;
-    p.warming_up = (uint8_t)r.warming_up;
+    p.value = r->value;
+    p.predicted = r->predicted;
+    p.score = r->score;
+    p.flagged = (uint8_t)r->flagged;
+    p.warming_up = (uint8_t)r->warming_up;
     ad_series_record(s, &p);
-    if (r.flagged) {
+    if (r->flagged) {
         const ad_detector_config *c = ad_detector_get_config(s->det);
         ad_event e = {
             .ts = ts,
             .series = s->key,
-            .value = r.value,
-            .predicted = r.predicted,
-            .error = r.error,
-            .score = r.score,
+            .value = r->value,
+            .predicted = r->predicted,
+            .error = r->error,
+            .score = r->score,
             .threshold = c->scorer.threshold,
             .scorer = ad_scorer_name(c->scorer.kind),
             .model = model_name(c),
@@ -213,63 +217,106 @@ static void observe(ad_daemon *d, const ad_pending *b, ad_series *s)
 
         s->anomalies++;
         d->anomalies_total++;
-        remember_anomaly(d, s, &r, ts);
+        remember_anomaly(d, s, r, ts);
         if (d->events)
             ad_events_publish(d->events, &e);
         else
             ad_log_info("anomaly (no event sinks) series=%s value=%g score=%.3f", s->key,
-                        r.value, (double)r.score);
+                        r->value, (double)r->score);
     }
     record_latency(d);
     if (s->family)
-        ad_fam_observed(d, s, &r);
-    else if (r.train_due && ad_trainer_submit(d->trainer, s) == -AD_EFULL)
+        ad_fam_observed(d, s, r);
+    else if (r->train_due && ad_trainer_submit(d->trainer, s) == -AD_EFULL)
         ad_log_debug("series %s: training queue full, training skipped", s->key);
 }
 
 /*
  * The batch. Samples parsed from one read (or request, or StatsD flush) are gathered,
- * up to AD_BATCH at a time, and go through their series in a software pipeline: the
- * work of one sample is a chain of dependent loads from lines no cache holds (the hash
- * slot, the series, its detector and what that points to, the network), so each stage
- * prefetches what the next stage of a sample PIPE_D places later will read, and the
- * misses of several samples overlap instead of following one another. Samples keep
- * their order; the batch is always flushed before its caller's callback returns.
+ * up to AD_BATCH at a time, then go through their series in three passes:
+ *   1. on the loop thread, in order: each key's series is found, or created;
+ *   2. the detectors (the bulk of the work): split by series into two parts, one run by
+ *      the fan-out's helper thread while the loop thread runs the other (fanout.h; one
+ *      part on the loop thread alone with score_threads: 1). A series' samples are all
+ *      in one part, in order; the parts touch disjoint detectors; a family's shared
+ *      network is only read (its members' steps wait for pass 3's ad_fam_flush);
+ *   3. on the loop thread, in order: the results (recent points, events, latency,
+ *      training), then the families' batched steps.
+ * Passes 1 and 2 run as software pipelines: the work of a sample is a chain of
+ * dependent loads from lines no cache holds (the hash slot, the series, its detector
+ * and what that points to, the network), so each stage prefetches what the next stage
+ * of a sample PIPE_D places later will read, and the misses of several samples overlap
+ * instead of following one another. The batch is always flushed before its caller's
+ * callback returns.
  */
-#define PIPE_D 2      /* samples between two stages of the pipeline */
-#define PIPE_STAGES 5 /* hash and slot, series, detector, its parts, observe */
+#define PIPE_D 2 /* samples between two stages of a pipeline */
+
+typedef struct fan_job {
+    ad_pending *batch;
+    int n;
+} fan_job;
+
+static void observe_part(void *ctx, int part)
+{
+    fan_job *fj = ctx;
+    int idx[AD_BATCH], m = 0;
+
+    for (int i = 0; i < fj->n; i++)
+        if (fj->batch[i].s && fj->batch[i].part == part)
+            idx[m++] = i;
+    for (int i = 0; i < m + 2 * PIPE_D; i++) {
+        int j;
+
+        if (i < m)
+            ad_detector_prefetch_struct(fj->batch[idx[i]].s->det);
+        if ((j = i - PIPE_D) >= 0 && j < m)
+            ad_detector_prefetch(fj->batch[idx[j]].s->det); /* what it points to */
+        if ((j = i - 2 * PIPE_D) >= 0 && j < m)
+            observe_one(&fj->batch[idx[j]]);
+    }
+}
 
 void ad_daemon_flush(ad_daemon *d)
 {
-    const int n = d->nbatch;
-    ad_series *found[AD_BATCH];
+    const int n = d->nbatch, parts = d->fanout ? ad_fanout_parts(d->fanout) : 1;
+    ad_pending *batch = d->batch;
+    fan_job fj = {batch, n};
 
     if (n == 0)
         return;
-    d->nbatch = 0; /* observe() may not recurse into the batch, but be safe */
-    for (int i = 0; i < n + (PIPE_STAGES - 1) * PIPE_D; i++) {
+    d->nbatch = 0; /* nothing below queues samples, but be safe */
+    for (int i = 0; i < n + 2 * PIPE_D; i++) { /* 1: the series */
         int j;
 
         if (i < n) { /* the slot */
-            ad_pending *b = &d->batch[i];
-
-            b->hash = ad_series_hash(b->key, b->key_len);
-            ad_series_table_prefetch(d->series, b->hash);
+            batch[i].hash = ad_series_hash(batch[i].key, batch[i].key_len);
+            ad_series_table_prefetch(d->series, batch[i].hash);
         }
         if ((j = i - PIPE_D) >= 0 && j < n) /* the series and its key */
-            ad_series_table_prefetch_series(d->series, d->batch[j].hash);
-        if ((j = i - 2 * PIPE_D) >= 0 && j < n) { /* the detector */
-            ad_pending *b = &d->batch[j];
+            ad_series_table_prefetch_series(d->series, batch[j].hash);
+        if ((j = i - 2 * PIPE_D) >= 0 && j < n) {
+            ad_pending *b = &batch[j];
+            ad_series *s = ad_series_table_find_hashed(d->series, b->key, b->key_len, b->hash);
 
-            found[j] = ad_series_table_find_hashed(d->series, b->key, b->key_len, b->hash);
-            if (found[j] && found[j]->det)
-                ad_detector_prefetch_struct(found[j]->det);
+            d->samples[b->proto]++;
+            if (isnan(b->ts))
+                b->ts = d->recv_wall; /* the receipt time of the bytes being parsed */
+            if (!s)
+                s = create_series(d, b->proto, b->key, b->key_len);
+            b->s = s;
+            if (s) {
+                s->last_seen = d->recv_wall;
+                b->part = parts > 1 ? (int)((s->hash >> 32) & 1) : 0;
+            }
         }
-        if ((j = i - 3 * PIPE_D) >= 0 && j < n && found[j] && found[j]->det)
-            ad_detector_prefetch(found[j]->det); /* what it points to */
-        if ((j = i - 4 * PIPE_D) >= 0 && j < n)
-            observe(d, &d->batch[j], found[j]);
     }
+    if (parts > 1) /* 2: the detectors */
+        ad_fanout_run(d->fanout, observe_part, &fj);
+    else
+        observe_part(&fj, 0);
+    for (int i = 0; i < n; i++) /* 3: the results */
+        if (batch[i].s)
+            take_result(d, &batch[i]);
     d->batch_keys_used = 0;
     ad_fam_flush(d); /* the family members' deferred steps, one product per family */
 }
@@ -650,11 +697,13 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
     if (!d->anomalies || ad_series_table_create(d->cfg.max_series, &d->series) < 0 ||
         ad_statsd_agg_create(d->cfg.max_series, d->cfg.statsd_idle_flushes, &d->statsd) < 0 ||
         ad_trainer_create(loop, d->cfg.train_threads, d->cfg.train_cpu_budget,
-                          d->cfg.train_queue, train_done, d, &d->trainer) < 0) {
+                          d->cfg.train_queue, train_done, d, &d->trainer) < 0 ||
+        ad_fanout_create(score_threads(&d->cfg), &d->fanout) < 0) {
         snprintf(err, errlen, "out of memory");
         return -AD_ENOMEM;
     }
     ad_trainer_set_ops(d->trainer, &ad_fam_trainer_ops, d);
+    ad_trainer_set_nice(d->trainer, d->cfg.train_nice);
     if (ad_sd_listen_fds(&d->sd_fds) < 0)
         ad_log_warn("systemd: LISTEN_FDS is malformed: binding every socket myself");
     else if (d->sd_fds.n)
@@ -888,7 +937,10 @@ int ad_daemon_reload(ad_daemon *d)
         }
     }
     if (d->trainer)
+    {
         ad_trainer_set_limits(d->trainer, nc.train_threads, nc.train_cpu_budget, nc.train_queue);
+        ad_trainer_set_nice(d->trainer, nc.train_nice);
+    }
     if (nc.fp16 != d->cfg.fp16) {
         ad_series_iter it;
         ad_series *x;
@@ -899,6 +951,14 @@ int ad_daemon_reload(ad_daemon *d)
             ad_detector_set_fp16(x->det, nc.fp16);
         for (ad_fam *f = d->families; f; f = f->next)
             ad_net_set_fp16(f->net, nc.fp16);
+    }
+    if (score_threads(&nc) != score_threads(&d->cfg)) {
+        ad_fanout *f;
+
+        if (ad_fanout_create(score_threads(&nc), &f) == 0) {
+            ad_fanout_free(d->fanout);
+            d->fanout = f;
+        } /* else: out of memory, the running one stays */
     }
     ad_series_table_set_max(d->series, nc.max_series);
     reapply_rules(d, &nc);
@@ -926,6 +986,7 @@ void ad_daemon_free(ad_daemon *d)
         free(d->anomalies[(d->anomaly_head + i) % d->anomaly_cap].series);
     free(d->anomalies);
     ad_promrw_free(d->promrw);
+    ad_fanout_free(d->fanout);
     ad_config_free(&d->cfg);
     free(d);
 }

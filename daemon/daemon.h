@@ -32,15 +32,20 @@
 #include "trainer.h"
 
 #define AD_KEY_MAX 1024 /* longest canonical series key, bytes */
-#define AD_BATCH   32   /* samples gathered before they go through their series */
+#define AD_BATCH   128  /* samples gathered before they go through their series */
 
 /* A parsed sample waiting in the batch (ad_daemon_flush). */
 typedef struct ad_pending {
     const char *key; /* in the daemon's batch_keys */
     size_t key_len;
     uint64_t hash;
-    double ts, value;
+    double ts, value; /* ts: NAN until the batch stamps it with the receipt time */
     int proto;
+    /* set by the flush: */
+    struct ad_series *s; /* the sample's series (NULL: refused or ignored) */
+    int part;            /* the fan-out part that runs its detector */
+    int rc;              /* the detector's return */
+    ad_result r;         /* and result */
 } ad_pending;
 #define AD_LAT_BUCKETS 18 /* receipt-to-score latency histogram, see ad_latency_le */
 
@@ -81,6 +86,7 @@ typedef struct ad_daemon {
     ad_pending batch[AD_BATCH];     /* samples parsed, not yet observed (nbatch) */
     int nbatch;
     char batch_keys[AD_BATCH * 128 > AD_KEY_MAX ? AD_BATCH * 128 : AD_KEY_MAX];
+    struct ad_fanout *fanout;       /* the detectors' helper thread (score_threads) */
     size_t batch_keys_used;
 
     ad_anomaly *anomalies;          /* ring of the last anomaly_cap anomalies */

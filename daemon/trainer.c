@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 #define CREDIT_MAX_SECONDS 10.0 /* at most this much wall time of budget saved up */
 #define RECHECK_MS 100          /* re-check the credit this often while it is negative */
@@ -22,6 +25,7 @@ typedef struct job {
     char err[256];
     double cpu_seconds;   /* measured in the worker */
     double started;       /* wall clock at submit (loop time) */
+    int nice;             /* the worker thread's nice value while it runs */
 } job;
 
 struct ad_trainer {
@@ -29,6 +33,7 @@ struct ad_trainer {
     uv_timer_t timer;     /* re-checks the credit */
     int threads;
     double budget;        /* cores */
+    int nice;             /* training threads' nice value (ad_trainer_set_nice) */
     size_t queue_max;
     ad_series *head, *tail; /* the queue, linked by qnext */
     double credit;        /* CPU seconds */
@@ -117,6 +122,11 @@ int ad_trainer_create(uv_loop_t *loop, int threads, double cpu_budget, size_t qu
     return 0;
 }
 
+void ad_trainer_set_nice(ad_trainer *t, int nice)
+{
+    t->nice = nice < 0 ? 0 : nice > 19 ? 19 : nice;
+}
+
 void ad_trainer_set_limits(ad_trainer *t, int threads, double cpu_budget, size_t queue_max)
 {
     t->threads = threads < 1 ? 1 : threads;
@@ -135,10 +145,20 @@ static void refill(ad_trainer *t)
     t->credit_at = now;
 }
 
+/* The nice value this pool thread was given (Linux: per thread). */
+static _Thread_local int thread_nice;
+
 static void work_cb(uv_work_t *req)
 {
     job *j = req->data;
-    double c0 = thread_cpu();
+    double c0;
+
+    /* Lowering is always allowed; raising back may not be (RLIMIT_NICE): then the
+     * thread keeps the lower priority, which only costs training time. */
+    if (j->nice != thread_nice &&
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), j->nice) == 0)
+        thread_nice = j->nice;
+    c0 = thread_cpu();
 
     j->status = j->t->ops.run(j->tj, j->err, sizeof(j->err));
     j->cpu_seconds = thread_cpu() - c0;
@@ -242,6 +262,7 @@ static void dispatch(ad_trainer *t)
             continue;
         }
         j->t = t;
+        j->nice = t->nice;
         j->s = s;
         j->req.data = j;
         r = t->ops.snapshot(t->ops_ctx, s, &j->tj, j->err, sizeof(j->err));

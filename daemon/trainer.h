@@ -69,6 +69,11 @@ int ad_trainer_create(uv_loop_t *loop, int threads, double cpu_budget, size_t qu
 /* Sets how series are trained (ops copied; ctx passed to snapshot and install). */
 void ad_trainer_set_ops(ad_trainer *t, const ad_trainer_ops *ops, void *ctx);
 
+/* The nice value (0..19) training threads run at from their next job: above 0, scoring
+ * (the loop and score threads, at 0) comes first when the CPUs are short, and training
+ * takes what is left of its budget. */
+void ad_trainer_set_nice(ad_trainer *t, int nice);
+
 /* Changes the limits (reload). */
 void ad_trainer_set_limits(ad_trainer *t, int threads, double cpu_budget, size_t queue_max);
 

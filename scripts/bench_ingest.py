@@ -62,6 +62,7 @@ def log(*a):
 
 
 FP16 = False  # --fp16: the daemon's fp16: true
+SCORE_THREADS = 0  # --score-threads: the daemon's score_threads (0: its default)
 
 
 class Daemon:
@@ -75,6 +76,7 @@ log_level: info
 state_dir: {tmp}/state
 max_series: {max(100000, nseries)}
 fp16: {"true" if FP16 else "false"}
+score_threads: {SCORE_THREADS}
 listeners:
   - {{protocol: graphite, transport: tcp, address: 127.0.0.1, port: 0}}
 http:
@@ -405,6 +407,8 @@ def main():
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--fp16", action="store_true",
                     help="run the daemon with fp16: true (networks step on fp16 weights)")
+    ap.add_argument("--score-threads", type=int, default=0,
+                    help="the daemon's score_threads: 1, 2, or 0 (its default: 2 here)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
     ap.add_argument("--memory-only", action="store_true",
                     help="per N: send TRAIN_AFTER + 258 rounds (histories full), print RSS, "
@@ -413,8 +417,9 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="1k and 10k series, 2 phases of 5 s, a shorter peer")
     args = ap.parse_args()
-    global FP16
+    global FP16, SCORE_THREADS
     FP16 = args.fp16
+    SCORE_THREADS = args.score_threads
     if args.quick:
         if args.series == ap.get_default("series"):
             args.series = "1000,10000"
@@ -423,7 +428,8 @@ def main():
     print("# anomalyd end-to-end: Graphite over loopback TCP (%d connection%s, %s), %s"
           % (args.conns, "" if args.conns == 1 else "s",
              "paced to %g samples/s in %d-byte writes" % (args.rate, args.chunk) if args.rate
-             else "as fast as the daemon takes them", STATED + ("; fp16: true" if FP16 else "; fp16: false")), flush=True)
+             else "as fast as the daemon takes them", STATED + ("; fp16: true" if FP16 else "; fp16: false") +
+             "; score_threads: %s" % (SCORE_THREADS or "0 (default: 2 here)")), flush=True)
     rows = []
     for n in ns:
         rs = run_one(n, args)

@@ -355,7 +355,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 17 + 2 + 6 + 5 + 3 + 4 + 4 + 6 + 43 + 46);
+    ck_assert_int_eq(nkeys, 18 + 2 + 6 + 5 + 4 + 4 + 4 + 6 + 43 + 46);
 }
 END_TEST
 

@@ -6,11 +6,15 @@
  * training runs; closing with jobs out waits for them and leaves the loop empty.
  */
 #include <check.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include "detector.h"
 #include "net.h"
@@ -57,13 +61,14 @@ static void small_config(ad_detector_config *c, int epochs)
 /* A series with a detector that has seen enough for a training. */
 static ad_series *make_series(const char *key, int epochs, int history)
 {
-    ad_series *s = calloc(1, sizeof(*s));
+    ad_series *s = calloc(1, sizeof(*s) + strlen(key) + 1); /* the key after it, as
+                                                                series.c lays it out */
     ad_detector_config c;
     char err[256];
     ad_result r;
 
     ck_assert_ptr_nonnull(s);
-    s->key = strdup(key);
+    s->key = strcpy((char *)(s + 1), key);
     s->key_len = strlen(key);
     small_config(&c, epochs);
     if (history > c.history) {
@@ -125,6 +130,55 @@ START_TEST(test_install_and_fifo)
     ck_assert_int_eq(uv_loop_close(&loop), 0);
     for (int i = 0; i < 3; i++)
         ad_series_free(s[i]);
+}
+END_TEST
+
+/* ops whose training notes the nice value of the thread it runs on */
+static int nice_seen = -100;
+
+static int nice_snapshot(void *arg, ad_series *s, void **job, char *err, size_t errlen)
+{
+    (void)arg, (void)s, (void)err, (void)errlen;
+    *job = malloc(1);
+    return *job ? 0 : -AD_ENOMEM;
+}
+
+static int nice_run(void *job, char *err, size_t errlen)
+{
+    (void)job, (void)err, (void)errlen;
+    errno = 0;
+    nice_seen = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    return 0;
+}
+
+static int nice_install(void *arg, ad_series *s, void *job, char *err, size_t errlen)
+{
+    (void)arg, (void)s, (void)job, (void)err, (void)errlen;
+    return 0;
+}
+
+START_TEST(test_training_runs_at_its_nice_value)
+{
+    const ad_trainer_ops ops = {nice_snapshot, nice_run, nice_install, free};
+    uv_loop_t loop;
+    ad_trainer *t;
+    ctx c = {0};
+    ad_series *s = make_series("n", 1, 0);
+    int closed = 0;
+
+    uv_loop_init(&loop);
+    ck_assert_int_eq(ad_trainer_create(&loop, 1, 64, 4, done_cb, &c, &t), 0);
+    ad_trainer_set_ops(t, &ops, NULL);
+    ad_trainer_set_nice(t, 7);
+    ck_assert_int_eq(ad_trainer_submit(t, s), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(c.n, 1);
+    ck_assert_int_eq(nice_seen, 7);
+    ck_assert_int_eq(getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), 0); /* the loop's */
+    ad_trainer_close(t, closed_cb, &closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    ad_series_free(s);
 }
 END_TEST
 
@@ -308,6 +362,7 @@ static Suite *suite(void)
 
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_install_and_fifo);
+    tcase_add_test(tc, test_training_runs_at_its_nice_value);
     tcase_add_test(tc, test_queue_bound_and_forget);
     tcase_add_test(tc, test_evicted_while_training);
     tcase_add_test(tc, test_cpu_budget_defers);

@@ -1,0 +1,138 @@
+/*
+ * fanout.c - the fork-join helper thread (fanout.h).
+ */
+#include "fanout.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "net.h" /* ad_err */
+
+#define SPIN_ROUNDS 2000 /* polls (tens of microseconds) before sleeping */
+
+struct ad_fanout {
+    int threads;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* the helper sleeps here for work */
+    pthread_cond_t done_cv; /* the caller sleeps here for the helper's part */
+    atomic_ulong posted;    /* generation of the last work posted */
+    atomic_ulong done;      /* generation the helper finished */
+    atomic_int stop;
+    ad_fanout_fn fn;
+    void *ctx;
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *helper(void *arg)
+{
+    ad_fanout *f = arg;
+    unsigned long seen = 0;
+
+    for (;;) {
+        unsigned long g;
+        int spins = 0;
+
+        while ((g = atomic_load_explicit(&f->posted, memory_order_acquire)) == seen &&
+               !atomic_load(&f->stop) && spins < SPIN_ROUNDS) {
+            cpu_relax();
+            spins++;
+        }
+        if (g == seen && !atomic_load(&f->stop)) {
+            pthread_mutex_lock(&f->mu);
+            while ((g = atomic_load(&f->posted)) == seen && !atomic_load(&f->stop))
+                pthread_cond_wait(&f->cv, &f->mu);
+            pthread_mutex_unlock(&f->mu);
+        }
+        if (atomic_load(&f->stop))
+            return NULL;
+        seen = g;
+        f->fn(f->ctx, 1);
+        pthread_mutex_lock(&f->mu);
+        atomic_store_explicit(&f->done, g, memory_order_release);
+        pthread_cond_signal(&f->done_cv);
+        pthread_mutex_unlock(&f->mu);
+    }
+}
+
+int ad_fanout_create(int threads, ad_fanout **out)
+{
+    ad_fanout *f = calloc(1, sizeof(*f));
+
+    *out = NULL;
+    if (!f)
+        return -AD_ENOMEM;
+    f->threads = threads >= 2 ? 2 : 1;
+    if (f->threads == 2) {
+        pthread_mutex_init(&f->mu, NULL);
+        pthread_cond_init(&f->cv, NULL);
+        pthread_cond_init(&f->done_cv, NULL);
+        if (pthread_create(&f->th, NULL, helper, f) != 0) {
+            pthread_mutex_destroy(&f->mu);
+            pthread_cond_destroy(&f->cv);
+            pthread_cond_destroy(&f->done_cv);
+            f->threads = 1; /* no thread: both parts on the caller's */
+        }
+    }
+    *out = f;
+    return 0;
+}
+
+int ad_fanout_parts(const ad_fanout *f)
+{
+    return f->threads;
+}
+
+void ad_fanout_run(ad_fanout *f, ad_fanout_fn fn, void *ctx)
+{
+    unsigned long g;
+    int spins = 0;
+
+    if (f->threads < 2) {
+        fn(ctx, 0);
+        fn(ctx, 1);
+        return;
+    }
+    f->fn = fn;
+    f->ctx = ctx;
+    pthread_mutex_lock(&f->mu);
+    g = atomic_load(&f->posted) + 1;
+    atomic_store_explicit(&f->posted, g, memory_order_release);
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    fn(ctx, 0);
+    while (atomic_load_explicit(&f->done, memory_order_acquire) != g && spins < SPIN_ROUNDS) {
+        cpu_relax();
+        spins++;
+    }
+    if (atomic_load_explicit(&f->done, memory_order_acquire) != g) {
+        pthread_mutex_lock(&f->mu);
+        while (atomic_load(&f->done) != g)
+            pthread_cond_wait(&f->done_cv, &f->mu);
+        pthread_mutex_unlock(&f->mu);
+    }
+}
+
+void ad_fanout_free(ad_fanout *f)
+{
+    if (!f)
+        return;
+    if (f->threads == 2) {
+        pthread_mutex_lock(&f->mu);
+        atomic_store(&f->stop, 1);
+        pthread_cond_signal(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->th, NULL);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        pthread_cond_destroy(&f->done_cv);
+    }
+    free(f);
+}
