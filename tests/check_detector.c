@@ -2285,8 +2285,8 @@ START_TEST(test_fp16_retrain_no_drift)
         if (sa->trainings > (uint64_t)n) {
             la[n] = sa->train_loss;
             lb[n] = sb->train_loss;
-            fprintf(stderr, "training %d: train loss fp16 %.5f, float %.5f\n", n + 1,
-                    (double)la[n], (double)lb[n]);
+            fprintf(stderr, "training %d: train loss fp16 %.5f, float %.5f\n", n + 1, (double)la[n],
+                    (double)lb[n]);
             n++;
         }
     }
