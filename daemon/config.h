@@ -11,7 +11,8 @@
  *   max_line: 65536            # bytes per line, 64..16777216
  *   max_connections: 10000     # concurrent stream connections, 1..1000000
  *   recent: 256                # points per series kept for the HTTP API, 0..65536
- *   fp16: false                # step with fp16 copies of the weights (faster, more memory)
+ *   fp16: false                # step with fp16 weights (faster; a series' own network holds
+ *                              # only those: about half its weights' memory)
  *   score_threads: 0           # threads running the detectors of a batch of samples: 1
  *                              # (the loop thread) or 2 (and a helper); 0 = 2 when the
  *                              # machine has 2 CPUs or more, else 1
@@ -132,7 +133,7 @@ typedef struct ad_config {
     size_t max_line;
     size_t max_connections;
     int recent;
-    int fp16;                 /* networks step with fp16 copies of their weights */
+    int fp16;                 /* networks step with (and own networks keep only) fp16 weights */
     int score_threads;        /* 0 (by the CPUs), 1 or 2 (daemon.c's batch) */
     char state_dir[AD_PATH_MAX];
 

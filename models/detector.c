@@ -1312,11 +1312,16 @@ int ad_detector_save(ad_detector *d, void *buf, size_t cap, size_t *len, char *e
         ERR("buffer too small: detector blob needs %zu bytes, buffer has %zu", need, buf ? cap : 0);
         return -AD_EINVAL;
     }
-    for (size_t i = 0; i < d->net->nparams; i++) {
-        if (!isfinite(d->net->params[i])) {
-            ERR("cannot save: network parameter %zu is not finite", i);
-            return -AD_EINVAL;
+    if (!ad_net_params_finite(d->net)) {
+        for (size_t i = 0; i < d->net->nparams; i++) {
+            float v;
+            ad_net_get_params(d->net, i, 1, &v);
+            if (!isfinite(v)) {
+                ERR("cannot save: network parameter %zu is not finite", i);
+                break;
+            }
         }
+        return -AD_EINVAL;
     }
     ad_wbuf_init(&w, buf, cap);
     ad_put_bytes(&w, DET_MAGIC, 4);
@@ -1635,7 +1640,7 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
 int ad_detector_set_fp16(ad_detector *d, int on)
 {
     settle(d);
-    int rc = d->shared_net ? 0 : ad_net_set_fp16(d->net, on);
+    int rc = d->shared_net ? 0 : ad_net_set_fp16(d->net, on ? AD_NET_FP16_ONLY : AD_NET_FP32);
     note_prefetch(d);
     return rc;
 }

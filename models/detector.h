@@ -198,10 +198,15 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
 
 const char *ad_refusal_name(int reason);
 
-/* Steps with an fp16 copy of the network's weights (net.h, ad_net_set_fp16): half the
- * bytes read per step, about 1e-3 relative difference in predictions, more memory (the
- * fp32 masters stay for training). A family member's network is its family's: nothing to
- * do. 0 or -AD_ENOMEM. */
+/*
+ * on: the network keeps only fp16 weights (net.h, ad_net_set_fp16, AD_NET_FP16_ONLY):
+ * half the bytes read per step and about half the weights' memory, about 1e-3 relative
+ * difference in predictions. No float masters are kept: a training job (snapshot) trains
+ * the halves widened to floats, install narrows its result back into halves (rounding it
+ * by at most 2^-11 relative each time), a save writes the halves widened (the blob's
+ * format is unchanged). off: the floats come back, widened from the halves. A family
+ * member's network is its family's: nothing to do. 0 or -AD_ENOMEM (then unchanged).
+ */
 int ad_detector_set_fp16(ad_detector *d, int on);
 
 /*

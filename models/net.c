@@ -93,6 +93,13 @@ void ad_net_init(ad_net *net, uint64_t seed)
     const int fg = ad_cell_forget_gate(cfg->kind);
     ad_rng rng;
 
+    if (!net->params) { /* fp16 only: widen, initialise the floats, narrow them again */
+        if (ad_net_set_fp16(net, AD_NET_FP16) == 0) {
+            ad_net_init(net, seed);
+            ad_net_set_fp16(net, AD_NET_FP16_ONLY); /* frees the floats: cannot fail */
+        }
+        return;
+    }
     ad_rng_seed(&rng, seed);
     memset(net->params, 0, net->nparams * sizeof(float));
     for (int l = 0; l < cfg->layers; l++) {
@@ -147,16 +154,24 @@ ad_net *ad_net_clone(const ad_net *src)
     ad_net *net;
     if (ad_net_create(&src->cfg, 0, &net, NULL, 0) != 0)
         return NULL;
-    memcpy(net->params, src->params, src->nparams * sizeof(float));
+    ad_net_get_params(src, 0, src->nparams, net->params);
     return net;
 }
+
+static void half_narrow(ad_net *net, const float *flat);
 
 int ad_net_copy_params(ad_net *dst, const ad_net *src)
 {
     if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0 || dst->nparams != src->nparams)
         return -AD_EINVAL;
-    memcpy(dst->params, src->params, src->nparams * sizeof(float));
-    ad_net_refresh(dst);
+    if (dst->params) { /* floats (and the copy refreshed from them) */
+        ad_net_get_params(src, 0, src->nparams, dst->params);
+        ad_net_refresh(dst);
+    } else if (src->params) { /* fp16 only: src's floats narrowed */
+        half_narrow(dst, src->params);
+    } else { /* fp16 only from fp16 only: the same block layout */
+        memcpy(dst->half, src->half, dst->half_bytes);
+    }
     return 0;
 }
 
@@ -171,7 +186,7 @@ void ad_net_free(ad_net *net)
 
 size_t ad_net_bytes(const ad_net *net)
 {
-    return sizeof(*net) + net->nparams * sizeof(float) + net->half_bytes;
+    return sizeof(*net) + (net->params ? net->nparams * sizeof(float) : 0) + net->half_bytes;
 }
 
 void ad_net_prefetch(const ad_net *net)
@@ -223,55 +238,135 @@ static size_t half_layout(ad_net *net, char *base)
     return off;
 }
 
-void ad_net_refresh(ad_net *net)
+/* Writes the block from a flat float parameter vector (laid out like params): the
+ * weight matrices narrowed to halves, the rest copied. */
+static void half_narrow(ad_net *net, const float *flat)
 {
     const ad_net_config *cfg = &net->cfg;
     const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
     const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
+    ad_params p;
 
-    if (!net->half)
-        return;
+    layout(cfg, (float *)(void *)flat, &p); /* views only: nothing is written */
     for (int l = 0; l < cfg->layers; l++) {
         const size_t din = l == 0 ? (size_t)cfg->input : H;
-        const ad_layer_params *p = &net->p.layer[l];
         ad_kern_layer *L = &net->hl[l];
         /* Wh follows Wx in the flat buffer: [Wx | Wh] is one run of GH*(din+H) floats */
-        ad_half_from_floats((uint16_t *)(void *)L->w, p->wx, GH * (din + H));
-        memcpy((float *)(void *)L->b, p->b, GH * sizeof(float));
+        ad_half_from_floats((uint16_t *)(void *)L->w, p.layer[l].wx, GH * (din + H));
+        memcpy((float *)(void *)L->b, p.layer[l].b, GH * sizeof(float));
         if (extra)
-            memcpy((float *)(void *)L->extra, p->extra, extra * sizeof(float));
+            memcpy((float *)(void *)L->extra, p.layer[l].extra, extra * sizeof(float));
     }
-    memcpy((float *)(void *)net->hwy, net->p.wy, (size_t)cfg->output * H * sizeof(float));
-    memcpy((float *)(void *)net->hby, net->p.by, (size_t)cfg->output * sizeof(float));
+    memcpy((float *)(void *)net->hwy, p.wy, (size_t)cfg->output * H * sizeof(float));
+    memcpy((float *)(void *)net->hby, p.by, (size_t)cfg->output * sizeof(float));
 }
 
-int ad_net_set_fp16(ad_net *net, int on)
+/* The part of the run [pos, pos + len) of the flat vector inside [off, off + n), from src
+ * (halves widened if half, else floats) into out (which holds [off, off + n)). Returns
+ * pos + len, the next run's start. */
+static size_t run_get(size_t pos, size_t len, const void *src, int half, size_t off, size_t n,
+                      float *out)
 {
-    if (!on) {
-        free(net->half);
-        net->half = NULL;
-        net->half_bytes = 0;
-        memset(net->hl, 0, sizeof(net->hl));
-        net->hwy = net->hby = NULL;
-        return 0;
+    const size_t lo = pos > off ? pos : off, hi = pos + len < off + n ? pos + len : off + n;
+
+    if (lo < hi) {
+        if (half)
+            ad_half_to_floats(out + (lo - off), (const uint16_t *)src + (lo - pos), hi - lo);
+        else
+            memcpy(out + (lo - off), (const float *)src + (lo - pos), (hi - lo) * sizeof(float));
     }
-    if (!net->half) {
+    return pos + len;
+}
+
+void ad_net_get_params(const ad_net *net, size_t off, size_t n, float *out)
+{
+    const ad_net_config *cfg = &net->cfg;
+    const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
+    const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
+    size_t pos = 0;
+
+    if (off >= net->nparams)
+        return;
+    if (n > net->nparams - off)
+        n = net->nparams - off;
+    if (net->params) {
+        memcpy(out, net->params + off, n * sizeof(float));
+        return;
+    }
+    /* fp16 only: the flat order is per layer [Wx | Wh] (halves in the block), b and extra
+     * (floats, adjacent in the block too); then Wy and by (adjacent floats) */
+    for (int l = 0; l < cfg->layers; l++) {
+        const size_t din = l == 0 ? (size_t)cfg->input : H;
+        pos = run_get(pos, GH * (din + H), net->hl[l].w, 1, off, n, out);
+        pos = run_get(pos, GH + extra, net->hl[l].b, 0, off, n, out);
+    }
+    run_get(pos, (size_t)cfg->output * (H + 1), net->hwy, 0, off, n, out);
+}
+
+int ad_net_params_finite(const ad_net *net)
+{
+    float buf[256];
+
+    for (size_t off = 0; off < net->nparams; off += 256) {
+        const size_t n = net->nparams - off < 256 ? net->nparams - off : 256;
+        ad_net_get_params(net, off, n, buf);
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(buf[i]))
+                return 0;
+    }
+    return 1;
+}
+
+void ad_net_refresh(ad_net *net)
+{
+    if (net->half && net->params)
+        half_narrow(net, net->params);
+}
+
+int ad_net_set_fp16(ad_net *net, int mode)
+{
+    if (mode < AD_NET_FP32 || mode > AD_NET_FP16_ONLY)
+        return -AD_EINVAL;
+    if (mode != AD_NET_FP16_ONLY && !net->params) { /* the floats, widened from the halves */
+        float *params = malloc(net->nparams * sizeof(*params));
+        if (!params)
+            return -AD_ENOMEM;
+        ad_net_get_params(net, 0, net->nparams, params);
+        net->params = params;
+        layout(&net->cfg, params, &net->p);
+    }
+    if (mode != AD_NET_FP32 && !net->half) { /* the halves, narrowed from the floats */
         const size_t n = half_layout(net, NULL);
         char *base = aligned_alloc(LINE, n);
         if (!base)
-            return -AD_ENOMEM;
+            return -AD_ENOMEM; /* only from fp32 here: unchanged */
         memset(base, 0, n); /* the slack is read (and discarded) by the kernels */
         net->half = base;
         net->half_bytes = n;
         half_layout(net, base);
     }
-    ad_net_refresh(net);
+    if (mode == AD_NET_FP32) {
+        free(net->half);
+        net->half = NULL;
+        net->half_bytes = 0;
+        memset(net->hl, 0, sizeof(net->hl));
+        net->hwy = net->hby = NULL;
+    } else if (mode == AD_NET_FP16_ONLY && net->params) {
+        half_narrow(net, net->params);
+        free(net->params);
+        net->params = NULL;
+        memset(&net->p, 0, sizeof(net->p));
+    } else if (mode == AD_NET_FP16) {
+        ad_net_refresh(net);
+    }
     return 0;
 }
 
 int ad_net_fp16(const ad_net *net)
 {
-    return net->half != NULL;
+    if (!net->half)
+        return AD_NET_FP32;
+    return net->params ? AD_NET_FP16 : AD_NET_FP16_ONLY;
 }
 
 /* ---- states ---- */
@@ -483,7 +578,7 @@ const float *ad_seq_forward_init(const ad_net *net, ad_seq *ws, const float *x, 
     const int H = cfg->hidden, O = cfg->output, BT = B * T;
     const float *in = x;
 
-    if (T < 1 || B < 1 || T > ws->tmax || B > ws->bmax)
+    if (T < 1 || B < 1 || T > ws->tmax || B > ws->bmax || !net->params)
         return NULL;
     ws->T = T;
     ws->B = B;
@@ -515,6 +610,8 @@ void ad_seq_backward_init(const ad_net *net, ad_seq *ws, const float *dy, float 
     ad_params g;
     int cur = 0;
 
+    if (!net->params) /* fp16 only: no forward ran on it either */
+        return;
     ad_net_views(cfg, ws->grad, &g);
     /* head */
     if (dy) {
@@ -635,10 +732,12 @@ void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, f
         ad_layer_params p = net->p.layer[l];
 
         if (net->half) { /* the halves ad_net_step reads, widened (exactly) to float; b
-                          * and extra are the masters' values in both */
+                          * and extra the block's (the masters' values, if any) */
             ad_kern_widen(isa, w, (const uint16_t *)net->hl[l].w, (size_t)GH * ld);
             p.wx = w;
             p.wh = w + (size_t)GH * din;
+            p.b = (float *)(void *)net->hl[l].b;
+            p.extra = (float *)(void *)net->hl[l].extra;
         }
         for (int j = 0; j < n; j++) { /* gather: [x; h_{t-1}] and c_{t-1} of each stream */
             float *col = xh + (size_t)ld * j;

@@ -10,7 +10,9 @@
  * Parameters live in one contiguous float buffer carved by a size table (llm.c style):
  * per layer Wx (G*H, Din), Wh (G*H, H), b (G*H) and the kind's extra vector (cell.h),
  * then the head Wy (O, H) and by (O). Matrices are column-major: element (r, c) of an
- * (R, C) matrix is at [r + c*R].
+ * (R, C) matrix is at [r + c*R]. An fp16-only network (ad_net_set_fp16, AD_NET_FP16_ONLY)
+ * has no float buffer: its weight matrices are halves in the fp16 block, and the float
+ * parameters are derived from it when asked for (ad_net_get_params, ad_net_clone).
  *
  * Three ways to run a network:
  *  - ad_net_step(): one sample for one stream, O(parameters), no allocation.
@@ -68,10 +70,10 @@ typedef struct ad_params {
 
 typedef struct ad_net {
     ad_net_config cfg;
-    size_t nparams; /* floats in params */
-    float *params;  /* (nparams) the parameters (fp32 masters), the one allocation */
-    ad_params p;    /* views into params */
-    /* The read-only fp16 inference copy (ad_net_set_fp16), or all NULL/0: */
+    size_t nparams; /* the parameter count (floats in params, when there are floats) */
+    float *params;  /* (nparams) the float parameters (the masters), or NULL when fp16 only */
+    ad_params p;    /* views into params (all NULL when fp16 only) */
+    /* The fp16 block (ad_net_set_fp16), or all NULL/0: */
     void *half;                      /* one allocation: per layer [Wx | Wh] as halves, b and
                                       * extra as floats; then the head Wy, by as floats */
     size_t half_bytes;               /* its size */
@@ -102,20 +104,34 @@ void ad_net_views(const ad_net_config *cfg, float *flat, ad_params *out);
  */
 int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *err, size_t errlen);
 
-/* Re-initialises the parameters of an existing network from seed (as ad_net_create). */
+/* Re-initialises the parameters of an existing network from seed (as ad_net_create). An
+ * fp16-only network is widened, initialised and narrowed again (unchanged if there is no
+ * memory for the floats). */
 void ad_net_init(ad_net *net, uint64_t seed);
 
 /* Allocates a copy of src (shapes and parameters; float only: the copy has no fp16
- * copy, it is usually the one to train). Returns NULL on allocation failure. */
+ * copy, it is usually the one to train; an fp16-only src's halves are widened, exactly).
+ * Returns NULL on allocation failure. */
 ad_net *ad_net_clone(const ad_net *src);
 
 /* Copies parameters from src into dst; both must have the same shape (else -AD_EINVAL).
- * dst's fp16 copy, if it has one, is refreshed (this is how new weights are installed). */
+ * Either may be fp16 only: src's floats are its halves widened; an fp16-only dst gets
+ * src's floats narrowed into its halves, and dst's fp16 copy, if it has floats too, is
+ * refreshed (this is how new weights are installed). */
 int ad_net_copy_params(ad_net *dst, const ad_net *src);
+
+/* Floats [off, off + n) of the flat parameter vector (clipped to nparams) into out: the
+ * float parameters, or for an fp16-only network its halves widened (exactly) and its
+ * float parts copied. No allocation. */
+void ad_net_get_params(const ad_net *net, size_t off, size_t n, float *out);
+
+/* 1 if every parameter (as ad_net_get_params gives it) is finite, else 0. */
+int ad_net_params_finite(const ad_net *net);
 
 void ad_net_free(ad_net *net);
 
-/* Bytes owned by a network (struct, parameters and the fp16 copy if any). */
+/* Bytes owned by a network: the struct, the float parameters if any, the fp16 block if
+ * any. */
 size_t ad_net_bytes(const ad_net *net);
 
 /*
@@ -126,26 +142,45 @@ size_t ad_net_bytes(const ad_net *net);
  */
 void ad_net_prefetch(const ad_net *net);
 
-/*
- * fp16 inference weights. With on != 0 the network keeps (allocating it if needed, else
- * just refreshing it) a read-only copy of its layers' weight matrices in IEEE binary16,
- * and ad_net_step reads those instead of the floats: half the bytes per step, the math
- * still float. Biases, the kind's extra vectors and the head stay float (copied next to
- * the halves so a step reads one block). Training and everything else (ad_seq_*,
- * checkpoints, clones) keep using the float parameters, the masters. The prediction
- * moves by about 1e-3 relative (weights rounded to 11 significant bits; measured in
- * tests/check_kernels.c, docs/MODELS.md). on == 0 frees the copy.
- * Returns 0, or -AD_ENOMEM (the network is then unchanged).
- */
-int ad_net_set_fp16(ad_net *net, int on);
+/* What a network holds (ad_net_set_fp16, ad_net_fp16). */
+enum ad_net_fp16_mode {
+    AD_NET_FP32 = 0,     /* the float parameters only */
+    AD_NET_FP16 = 1,     /* the float parameters (masters) and the fp16 copy steps read */
+    AD_NET_FP16_ONLY = 2 /* the fp16 block only: about half the bytes of the floats */
+};
 
-/* Whether net steps with fp16 weights. */
+/*
+ * fp16 inference weights. The fp16 block holds the layers' weight matrices in IEEE
+ * binary16, and ad_net_step reads those instead of the floats: half the bytes per step,
+ * the math still float. Biases, the kind's extra vectors and the head stay float (in the
+ * block, next to the halves, so a step reads one block). The prediction moves by about
+ * 1e-3 relative (weights rounded to 11 significant bits; measured in
+ * tests/check_kernels.c, docs/MODELS.md).
+ *  - AD_NET_FP16 keeps the float parameters as masters beside the block (allocating the
+ *    block if needed, else refreshing it from the floats): training and everything else
+ *    (ad_seq_*, checkpoints, clones) use the floats.
+ *  - AD_NET_FP16_ONLY narrows the floats into the block and frees them: the network's
+ *    weights take about half the bytes. Steps (ad_net_step, ad_net_step_batch) are
+ *    bit-identical to AD_NET_FP16's on the same halves. ad_seq_forward refuses it (NULL)
+ *    and ad_seq_backward does nothing: train a clone (float, widened from the halves) and
+ *    ad_net_copy_params it back (narrowed). Widening then narrowing gives back the same
+ *    halves; narrowing newly trained floats rounds them by at most 2^-11 relative, so
+ *    each training of an fp16-only network starts from its last weights so rounded.
+ *  - AD_NET_FP32 frees the block (an fp16-only network's floats are its halves widened).
+ * Setting the mode a network is in already does nothing (AD_NET_FP16: a refresh).
+ * Returns 0, -AD_EINVAL for an unknown mode, or -AD_ENOMEM (the network is then
+ * unchanged).
+ */
+int ad_net_set_fp16(ad_net *net, int mode);
+
+/* What net holds (enum ad_net_fp16_mode): nonzero if it steps with fp16 weights. */
 int ad_net_fp16(const ad_net *net);
 
 /*
- * Re-derives the fp16 copy from the float parameters (nothing to do without one). Call
- * it after writing net->params directly (an optimiser step, a load into params) and
- * before the next ad_net_step; ad_net_init and ad_net_copy_params do it themselves.
+ * Re-derives the fp16 copy from the float parameters (nothing to do without one, or
+ * without floats). Call it after writing net->params directly (an optimiser step, a load
+ * into params) and before the next ad_net_step; ad_net_init and ad_net_copy_params do it
+ * themselves.
  */
 void ad_net_refresh(ad_net *net);
 

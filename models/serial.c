@@ -64,7 +64,16 @@ static void write_blob(ad_wbuf *w, const ad_net *net, const ad_optim *opt)
     ad_put_u32(w, (uint32_t)c->hidden);
     ad_put_u32(w, (uint32_t)c->output);
     ad_put_u64(w, (uint64_t)net->nparams);
-    ad_put_f32v(w, net->params, net->nparams);
+    if (net->params || !w->p) {
+        ad_put_f32v(w, net->params, net->nparams);
+    } else { /* fp16 only: the floats widened from the halves, the format unchanged */
+        float buf[256];
+        for (size_t off = 0; off < net->nparams; off += 256) {
+            const size_t n = net->nparams - off < 256 ? net->nparams - off : 256;
+            ad_net_get_params(net, off, n, buf);
+            ad_put_f32v(w, buf, n);
+        }
+    }
     if (opt) {
         ad_put_u32(w, (uint32_t)opt->kind);
         ad_put_f32(w, opt->lr);
@@ -100,16 +109,22 @@ static int check_savable(const ad_net *net, const ad_optim *opt, char *err, size
         set_err(err, errlen, "cannot save: invalid shape: %s", why);
         return -AD_EINVAL;
     }
-    if (net->nparams != ad_net_param_count(&net->cfg) || (net->nparams && !net->params)) {
+    if (net->nparams != ad_net_param_count(&net->cfg) ||
+        (net->nparams && !net->params && !net->half)) {
         set_err(err, errlen, "cannot save: network has %zu parameters, its shape needs %zu",
                 net->nparams, ad_net_param_count(&net->cfg));
         return -AD_EINVAL;
     }
-    for (size_t i = 0; i < net->nparams; i++) {
-        if (!isfinite(net->params[i])) {
-            set_err(err, errlen, "cannot save: parameter %zu is not finite", i);
-            return -AD_EINVAL;
+    if (!ad_net_params_finite(net)) {
+        for (size_t i = 0; i < net->nparams; i++) {
+            float v;
+            ad_net_get_params(net, i, 1, &v);
+            if (!isfinite(v)) {
+                set_err(err, errlen, "cannot save: parameter %zu is not finite", i);
+                break;
+            }
         }
+        return -AD_EINVAL;
     }
     if (!opt)
         return 0;

@@ -17,6 +17,7 @@
 #include "blas.h"
 #include "blob.h"
 #include "detector.h"
+#include "half.h"
 #include "net.h"
 #include "rng.h"
 #include "scorer.h"
@@ -62,12 +63,24 @@ static void assert_same_result(const ad_result *a, const ad_result *b, const cha
                   b->flagged, b->warming_up, b->train_due);
 }
 
+/* The float parameters of a detector's network (widened from the halves of an fp16 one):
+ * a float clone, to free. */
+static ad_net *float_net(const ad_detector *d)
+{
+    ad_net *n = ad_net_clone(ad_detector_net(d));
+    ck_assert_ptr_nonnull(n);
+    ck_assert_ptr_nonnull(n->params);
+    return n;
+}
+
 static void assert_same_net(const ad_detector *a, const ad_detector *b, const char *what)
 {
-    const ad_net *na = ad_detector_net(a), *nb = ad_detector_net(b);
+    ad_net *na = float_net(a), *nb = float_net(b);
     ck_assert_uint_eq(na->nparams, nb->nparams);
     ck_assert_msg(memcmp(na->params, nb->params, na->nparams * sizeof(float)) == 0,
                   "%s: networks differ", what);
+    ad_net_free(na);
+    ad_net_free(nb);
 }
 
 /* The test series: a sine of period 50 and amplitude 1 plus N(0, 0.1^2). */
@@ -2071,6 +2084,224 @@ START_TEST(test_prefetch)
 }
 END_TEST
 
+/* ---- fp16 detectors: only the halves ---- */
+
+/* An fp16 detector's network holds its weights as halves only: its bytes drop by about
+ * half of the float weights' (not grow, as with a float master beside the halves). */
+START_TEST(test_fp16_bytes)
+{
+    ad_detector_config c;
+    ad_detector_defaults(&c);
+    c.hidden = 32; /* LSTM H=32: the series */
+    ad_detector *a = make(&c), *b = make(&c);
+    const size_t wbytes = ad_detector_net(a)->nparams * sizeof(float);
+
+    ck_assert_int_eq(ad_detector_set_fp16(b, 1), 0);
+    const size_t ba = ad_detector_bytes(a), bb = ad_detector_bytes(b);
+    fprintf(stderr, "fp32 detector %zu bytes, fp16 %zu (float weights %zu): saves %zu\n", ba, bb,
+            wbytes, ba > bb ? ba - bb : 0);
+    ck_assert_msg(bb + wbytes * 4 / 10 <= ba, "fp16 %zu bytes, fp32 %zu, weights %zu", bb, ba,
+                  wbytes);
+    ck_assert_uint_ge(bb + wbytes * 6 / 10, ba); /* the halves are still there */
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
+/* An fp16 detector saved and loaded (fp16 switched on again, as the daemon does) goes on
+ * exactly as the original, and the blob saves the same bytes again. _i: save before or
+ * after the first training. */
+START_TEST(test_fp16_roundtrip)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, AD_FEAT_TIME_OF_DAY | AD_FEAT_GAP);
+    c.long_window = 30;
+    const int at = _i ? 260 : 150;
+    ad_detector *a = make(&c);
+    ad_rng r;
+    double ts, v;
+    size_t len, len2;
+
+    ck_assert_int_eq(ad_detector_set_fp16(a, 1), 0);
+    ad_rng_seed(&r, 78);
+    for (int t = 0; t < at; t++) {
+        stream_value(t, &r, &ts, &v);
+        observe(a, ts, v);
+    }
+    uint8_t *buf = save(a, &len);
+    ad_detector *b = load(buf, len);
+    ck_assert_int_eq(ad_detector_set_fp16(b, 1), 0);
+    uint8_t *buf2 = save(b, &len2);
+    ck_assert_uint_eq(len, len2);
+    ck_assert_mem_eq(buf, buf2, len);
+    free(buf2);
+    for (int t = at; t < at + 700; t++) {
+        stream_value(t, &r, &ts, &v);
+        ad_result ra = observe(a, ts, v), rb = observe(b, ts, v);
+        assert_same_result(&ra, &rb, "fp16 save and load", t);
+    }
+    ck_assert_uint_ge(ad_detector_get_stats(a)->trainings, 2);
+    assert_same_net(a, b, "fp16 save and load");
+    free(buf);
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
+/* Every weight matrix entry of a float network is a half widened. */
+static void assert_widened(const ad_net *n)
+{
+    const int H = n->cfg.hidden, GH = ad_cell_gates(n->cfg.kind) * H;
+    for (int l = 0; l < n->cfg.layers; l++) {
+        const size_t cnt = (size_t)GH * ((l ? H : n->cfg.input) + H);
+        for (size_t i = 0; i < cnt; i++) { /* [Wx | Wh]: one run */
+            const float w = n->p.layer[l].wx[i];
+            ck_assert_msg(ad_half_to_float(ad_half_from_float(w)) == w,
+                          "layer %d weight %zu = %.9g is no half", l, i, (double)w);
+        }
+    }
+}
+
+/* Training an fp16 detector: the job trains floats widened from its halves, the install
+ * narrows them into its halves. b, a float detector holding those widened weights (a's
+ * blob loaded), trains to the same loss; c, b switched to fp16 before the install of b's
+ * job, then steps exactly as a. */
+START_TEST(test_fp16_split_training)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, 0);
+    ad_detector *a = make(&c), *b = NULL, *d = NULL;
+    ad_train_job *ja = NULL, *jb = NULL;
+    char err[256] = "";
+    ad_rng r;
+    ad_result ra, rd;
+    size_t len;
+    int t = 0;
+
+    ck_assert_int_eq(ad_detector_set_fp16(a, 1), 0);
+    ad_rng_seed(&r, 6);
+    for (; t < c.train_after; t++)
+        ck_assert_int_eq(ad_detector_observe(a, t, noisy_sine(t, &r), &ra), 0);
+    ck_assert(ra.train_due);
+    uint8_t *buf = save(a, &len);
+    b = load(buf, len);
+    d = load(buf, len);
+    free(buf);
+    ck_assert(!ad_net_fp16(ad_detector_net(b)));
+    assert_same_net(a, b, "widened");
+    assert_widened(ad_detector_net(b)); /* the blob held the halves, not float masters */
+    ck_assert_int_eq(ad_detector_set_fp16(d, 1), 0);
+    ck_assert_int_eq(ad_detector_snapshot(a, &ja, err, sizeof(err)), 0);
+    ck_assert_int_eq(ad_detector_snapshot(b, &jb, err, sizeof(err)), 0);
+    ck_assert_msg(ad_train_job_run(ja, err, sizeof(err)) == 0, "run: %s", err);
+    ck_assert_msg(ad_train_job_run(jb, err, sizeof(err)) == 0, "run: %s", err);
+    float la, lb;
+    ad_train_job_result(ja, NULL, &la, NULL);
+    ad_train_job_result(jb, NULL, &lb, NULL);
+    ck_assert_msg(la == lb, "fp16 job trained from other weights: loss %g vs %g", la, lb);
+    ck_assert_int_eq(ad_detector_install(a, ja, err, sizeof(err)), 0);
+    ck_assert_int_eq(ad_detector_install(d, jb, err, sizeof(err)), 0);
+    ck_assert(ad_net_fp16(ad_detector_net(a)) == AD_NET_FP16_ONLY);
+    ad_train_job_free(ja);
+    ad_train_job_free(jb);
+    assert_same_net(a, d, "installed");
+    for (int k = 0; k < 300; k++, t++) {
+        double v = noisy_sine(t, &r);
+        ck_assert_int_eq(ad_detector_observe(a, t, v, &ra), 0);
+        ck_assert_int_eq(ad_detector_observe(d, t, v, &rd), 0);
+        assert_same_result(&ra, &rd, "fp16 after an install", t);
+    }
+    ad_detector_free(a);
+    ad_detector_free(b);
+    ad_detector_free(d);
+}
+END_TEST
+
+/* fp16 off widens the halves back into floats (the bytes grow back), on again narrows
+ * them to the same halves: the detector goes on exactly as a twin left on. */
+START_TEST(test_fp16_off_on)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, 0);
+    ad_detector *a = make(&c), *b = make(&c);
+    const size_t bytes32 = ad_detector_bytes(a);
+    ad_rng r;
+    int t = 0;
+
+    ck_assert_int_eq(ad_detector_set_fp16(a, 1) | ad_detector_set_fp16(b, 1), 0);
+    const size_t bytes16 = ad_detector_bytes(a);
+    ad_rng_seed(&r, 7);
+    for (; t < 300; t++) {
+        double v = noisy_sine(t, &r);
+        ad_result ra = observe(a, t, v), rb = observe(b, t, v);
+        assert_same_result(&ra, &rb, "before", t);
+    }
+    ad_net *before = float_net(a);
+    ck_assert_int_eq(ad_detector_set_fp16(a, 0), 0);
+    ck_assert(!ad_net_fp16(ad_detector_net(a)));
+    ck_assert_uint_eq(ad_detector_bytes(a), bytes32);
+    ck_assert_mem_eq(ad_detector_net(a)->params, before->params, before->nparams * sizeof(float));
+    ck_assert_int_eq(ad_detector_set_fp16(a, 0), 0); /* again: nothing */
+    ck_assert_int_eq(ad_detector_set_fp16(a, 1), 0);
+    ck_assert_int_eq(ad_detector_set_fp16(a, 1), 0); /* again: nothing */
+    ck_assert_uint_eq(ad_detector_bytes(a), bytes16);
+    assert_same_net(a, b, "off and on again");
+    for (; t < 900; t++) {
+        double v = noisy_sine(t, &r);
+        ad_result ra = observe(a, t, v), rb = observe(b, t, v);
+        assert_same_result(&ra, &rb, "after off and on", t);
+    }
+    ad_net_free(before);
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
+/*
+ * An fp16 detector trains from its halves widened: each install rounds the trained
+ * weights to 11 significant bits (2^-11 relative at most) and the next training starts
+ * from those. Trained 5 times on a noisy sine, its training loss stays near the float
+ * detector's and does not creep up from one training to the next.
+ */
+START_TEST(test_fp16_retrain_no_drift)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, 0);
+    c.hidden = 16;
+    c.train_every = 200;
+    ad_detector *a = make(&c), *b = make(&c);
+    float la[5], lb[5];
+    int n = 0;
+    ad_rng r;
+
+    ck_assert_int_eq(ad_detector_set_fp16(a, 1), 0);
+    ad_rng_seed(&r, 8);
+    for (int t = 0; n < 5 && t < 5000; t++) {
+        double v = noisy_sine(t, &r);
+        observe(a, t, v);
+        observe(b, t, v);
+        const ad_detector_stats *sa = ad_detector_get_stats(a), *sb = ad_detector_get_stats(b);
+        ck_assert_uint_eq(sa->trainings, sb->trainings);
+        if (sa->trainings > (uint64_t)n) {
+            la[n] = sa->train_loss;
+            lb[n] = sb->train_loss;
+            fprintf(stderr, "training %d: train loss fp16 %.5f, float %.5f\n", n + 1, (double)la[n],
+                    (double)lb[n]);
+            n++;
+        }
+    }
+    ck_assert_int_eq(n, 5);
+    for (int i = 1; i < 5; i++) {
+        ck_assert_msg(la[i] <= 1.25f * lb[i] + 0.01f, "training %d: fp16 loss %g, float %g", i + 1,
+                      (double)la[i], (double)lb[i]);
+        ck_assert_msg(la[i] <= 1.25f * la[1] + 0.01f, "training %d: fp16 loss %g crept from %g",
+                      i + 1, (double)la[i], (double)la[1]);
+    }
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
 static Suite *detector_suite(void)
 {
     Suite *s = suite_create("detector");
@@ -2150,6 +2381,15 @@ static Suite *detector_suite(void)
     tcase_add_loop_test(tc, test_history_timestamps, 0, 5);
     tcase_add_loop_test(tc, test_history_bytes, 0, 2);
     tcase_add_loop_test(tc, test_prefetch, 0, 2);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fp16");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_fp16_bytes);
+    tcase_add_loop_test(tc, test_fp16_roundtrip, 0, 2);
+    tcase_add_test(tc, test_fp16_split_training);
+    tcase_add_test(tc, test_fp16_off_on);
+    tcase_add_test(tc, test_fp16_retrain_no_drift);
     suite_add_tcase(s, tc);
     return s;
 }

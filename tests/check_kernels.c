@@ -5,7 +5,9 @@
  * conversions (half.h) against the CPU's F16C instructions; and fp16 networks (net.h's
  * ad_net_set_fp16): the kernels on fp16 weights against the reference on the same
  * rounded weights, the prediction's distance from the float network, and the copy's
- * life cycle (refresh on install, clone, free). Measured worst errors go to stderr.
+ * life cycle (refresh on install, clone, free); fp16-only networks (no float masters):
+ * the same steps bit for bit, their bytes, and their floats derived from the halves.
+ * Measured worst errors go to stderr.
  */
 #include <check.h>
 #include <math.h>
@@ -19,6 +21,7 @@
 #include "kern.h"
 #include "net.h"
 #include "rng.h"
+#include "serial.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -389,6 +392,188 @@ START_TEST(test_fp16_reference_mode)
 }
 END_TEST
 
+/* ---- fp16-only networks (AD_NET_FP16_ONLY) ---- */
+
+/* Steps (one stream, and a batch of streams with and without the products) on the fp16
+ * block alone are bit-identical to the same network stepping the same halves with its
+ * float masters beside them; reference mode too. _i: the cell kind. */
+START_TEST(test_fp16_only_steps_identical)
+{
+    const ad_cell_kind kind = (ad_cell_kind)_i;
+    for (int layers = 1; layers <= 2; layers++) {
+        for (int ref = 0; ref < 2; ref++) {
+            ad_net *a = mknet(kind, layers, 3, 17, 2, 11), *b = ad_net_clone(a);
+            ad_state *sa[5], *sb[5];
+            ad_net_batch wa = {0}, wb = {0};
+            float x[15], ya[10], yb[10];
+
+            ck_assert_ptr_nonnull(b);
+            ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16), 0);
+            ck_assert_int_eq(ad_net_set_fp16(b, AD_NET_FP16_ONLY), 0);
+            ck_assert_int_eq(ad_net_fp16(a), AD_NET_FP16);
+            ck_assert_int_eq(ad_net_fp16(b), AD_NET_FP16_ONLY);
+            ck_assert_ptr_null(b->params);
+            ck_assert_mem_eq(a->half, b->half, a->half_bytes);
+            for (int j = 0; j < 5; j++) {
+                sa[j] = ad_state_create(a);
+                sb[j] = ad_state_create(b);
+            }
+            wa.gemm_min = wb.gemm_min = 1;
+            ad_blas_set_reference(ref);
+            for (int t = 0; t < 20; t++) {
+                for (int i = 0; i < 15; i++)
+                    x[i] = sinf(0.3f * (float)(t + i)) + 0.1f * (float)i;
+                ad_net_step(a, sa[0], x, ya);
+                ad_net_step(b, sb[0], x, yb);
+                ck_assert_mem_eq(ya, yb, 2 * sizeof(float));
+                if (t == 10) /* from here on, the last four by the defaults */
+                    wa.gemm_min = wb.gemm_min = 0;
+                ad_net_step_batch(a, sa + 1, x, ya, 4, &wa);
+                ad_net_step_batch(b, sb + 1, x, yb, 4, &wb);
+                ck_assert_mem_eq(ya, yb, 8 * sizeof(float));
+                for (int j = 0; j < 5; j++)
+                    ck_assert_mem_eq(sa[j]->h, sb[j]->h, (size_t)layers * 17 * sizeof(float));
+            }
+            ad_blas_set_reference(0);
+            for (int j = 0; j < 5; j++) {
+                ad_state_free(sa[j]);
+                ad_state_free(sb[j]);
+            }
+            ad_net_batch_free(&wa);
+            ad_net_batch_free(&wb);
+            ad_net_free(a);
+            ad_net_free(b);
+        }
+    }
+}
+END_TEST
+
+/* An fp16-only network's bytes: its halves and float parts, about half of the floats'. */
+START_TEST(test_fp16_only_bytes)
+{
+    ad_net *a = mknet(AD_CELL_LSTM, 1, 1, 32, 1, 1);
+    const size_t floats = a->nparams * sizeof(float), b32 = ad_net_bytes(a);
+
+    ck_assert_uint_eq(b32, sizeof(*a) + floats);
+    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16), 0);
+    const size_t b16 = ad_net_bytes(a);
+    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16_ONLY), 0);
+    const size_t b16o = ad_net_bytes(a);
+    fprintf(stderr, "LSTM H=32: fp32 %zu bytes, fp16 with masters %zu, fp16 only %zu\n", b32, b16,
+            b16o);
+    ck_assert_uint_eq(b16o, sizeof(*a) + a->half_bytes);
+    ck_assert_uint_le(a->half_bytes, floats * 55 / 100);
+    ck_assert_uint_ge(a->half_bytes, floats / 2);
+    ad_net_free(a);
+}
+END_TEST
+
+/* Every float parameter of a network, widened if it is fp16 only. */
+static float *all_params(const ad_net *n)
+{
+    float *p = malloc(n->nparams * sizeof(*p));
+    ck_assert_ptr_nonnull(p);
+    ad_net_get_params(n, 0, n->nparams, p);
+    return p;
+}
+
+/*
+ * The fp16-only life cycle: its floats (get, clone, off) are the masters with the weight
+ * matrices rounded to halves and the rest exact; pieces of the vector agree with the
+ * whole; on again gives the same halves; copy_params narrows into it and widens out of
+ * it; init re-initialises it; a saved fp16-only network loads as its widened floats.
+ */
+START_TEST(test_fp16_only_life_cycle)
+{
+    ad_net *a = mknet(AD_CELL_PEEPHOLE, 2, 2, 9, 2, 5), *m = ad_net_clone(a), *c, *e;
+    const size_t n = a->nparams;
+    float *want = malloc(n * sizeof(*want)), *got;
+    ad_params v;
+    char err[256] = "";
+
+    ck_assert(m && want);
+    /* want: m's floats with [Wx | Wh] of each layer rounded to halves */
+    memcpy(want, m->params, n * sizeof(*want));
+    ad_net_views(&m->cfg, want, &v);
+    for (int l = 0; l < 2; l++) {
+        const size_t cnt = (size_t)ad_cell_gates(m->cfg.kind) * 9 * ((l ? 9 : 2) + 9);
+        for (size_t i = 0; i < cnt; i++)
+            v.layer[l].wx[i] = ad_half_to_float(ad_half_from_float(v.layer[l].wx[i]));
+    }
+    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16_ONLY), 0);
+    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16_ONLY), 0); /* again: nothing */
+    got = all_params(a);
+    ck_assert_mem_eq(got, want, n * sizeof(float));
+    for (size_t off = 0; off < n; off += 7) { /* pieces straddling the runs */
+        float piece[7] = {0};
+        const size_t k = n - off < 7 ? n - off : 7;
+        ad_net_get_params(a, off, 7, piece);
+        ck_assert_mem_eq(piece, got + off, k * sizeof(float));
+    }
+    ck_assert(ad_net_params_finite(a));
+    free(got);
+    /* the clone: float, widened */
+    c = ad_net_clone(a);
+    ck_assert(c && c->params && !ad_net_fp16(c));
+    ck_assert_mem_eq(c->params, want, n * sizeof(float));
+    /* save and load: the widened floats, the same blob as the clone's */
+    size_t la = ad_net_blob_size(a, NULL), lc = ad_net_blob_size(c, NULL), len = 0;
+    ck_assert_uint_eq(la, lc);
+    uint8_t *ba = malloc(la), *bc = malloc(lc);
+    ck_assert_int_eq(ad_net_save(a, NULL, ba, la, &len, err, sizeof(err)), 0);
+    ck_assert_int_eq(ad_net_save(c, NULL, bc, lc, &len, err, sizeof(err)), 0);
+    ck_assert_mem_eq(ba, bc, la);
+    e = NULL;
+    ck_assert_msg(ad_net_load(ba, la, &a->cfg, &e, NULL, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_mem_eq(e->params, want, n * sizeof(float));
+    free(ba);
+    free(bc);
+    /* off: the floats come back widened; on again: the same halves */
+    void *halves = malloc(a->half_bytes);
+    const size_t hb = a->half_bytes;
+    memcpy(halves, a->half, hb);
+    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP32), 0);
+    ck_assert(!ad_net_fp16(a) && a->half == NULL && a->params);
+    ck_assert_mem_eq(a->params, want, n * sizeof(float));
+    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16_ONLY), 0);
+    ck_assert_mem_eq(a->half, halves, hb);
+    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16), 0); /* masters back, halves kept */
+    ck_assert_mem_eq(a->params, want, n * sizeof(float));
+    ck_assert_mem_eq(a->half, halves, hb);
+    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16_ONLY), 0);
+    ck_assert_int_eq(ad_net_set_fp16(a, 3), -AD_EINVAL);
+    /* install: m's floats narrowed into a; a fresh network's (other) into a, out again */
+    ad_net *o = mknet(AD_CELL_PEEPHOLE, 2, 2, 9, 2, 6);
+    ck_assert_int_eq(ad_net_copy_params(a, o), 0);
+    ck_assert_int_eq(ad_net_copy_params(a, m), 0);
+    ck_assert_mem_eq(a->half, halves, hb);
+    ck_assert_int_eq(ad_net_copy_params(o, a), 0); /* widened out */
+    ck_assert_mem_eq(o->params, want, n * sizeof(float));
+    ck_assert_int_eq(ad_net_set_fp16(o, AD_NET_FP16_ONLY), 0);
+    ck_assert_int_eq(ad_net_copy_params(o, a), 0); /* fp16 only to fp16 only */
+    ck_assert_mem_eq(o->half, halves, hb);
+    /* init: as a float network initialised and narrowed */
+    ad_net_init(a, 6);
+    ad_net_free(c);
+    c = mknet(AD_CELL_PEEPHOLE, 2, 2, 9, 2, 6);
+    ck_assert_int_eq(ad_net_set_fp16(c, AD_NET_FP16_ONLY), 0);
+    ck_assert_mem_eq(a->half, c->half, hb);
+    /* sequences refuse it */
+    ad_seq *ws = NULL;
+    float x[2 * 3] = {0};
+    ck_assert_int_eq(ad_seq_create(a, 3, 1, &ws, err, sizeof(err)), 0);
+    ck_assert_ptr_null(ad_seq_forward(a, ws, x, 3, 1));
+    ad_seq_free(ws);
+    free(halves);
+    free(want);
+    ad_net_free(a);
+    ad_net_free(c);
+    ad_net_free(e);
+    ad_net_free(m);
+    ad_net_free(o);
+}
+END_TEST
+
 START_TEST(test_isa_table)
 {
     ck_assert(ad_kern_isa_supported(AD_ISA_C));
@@ -418,6 +603,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_fp16_prediction_close);
     tcase_add_test(tc, test_fp16_life_cycle);
     tcase_add_test(tc, test_fp16_reference_mode);
+    tcase_add_loop_test(tc, test_fp16_only_steps_identical, 0, AD_CELL_NKINDS);
+    tcase_add_test(tc, test_fp16_only_bytes);
+    tcase_add_test(tc, test_fp16_only_life_cycle);
     suite_add_tcase(s, tc);
     return s;
 }
