@@ -250,6 +250,9 @@ static void take_result(ad_daemon *d, ad_pending *b)
  * callback returns.
  */
 #define PIPE_D 2 /* samples between two stages of a pipeline */
+/* Eighths of the series whose detectors the helper runs. Half measured best: with 3/8
+ * or 5/8 throughput fell and p99 rose (docs/BENCHMARKS.md). */
+#define HELPER_EIGHTHS 4
 
 typedef struct fan_job {
     ad_pending *batch;
@@ -306,7 +309,7 @@ void ad_daemon_flush(ad_daemon *d)
             b->s = s;
             if (s) {
                 s->last_seen = d->recv_wall;
-                b->part = parts > 1 ? (int)((s->hash >> 32) & 1) : 0;
+                b->part = parts > 1 && (s->hash >> 32) % 8 < HELPER_EIGHTHS;
             }
         }
     }

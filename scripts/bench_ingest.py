@@ -53,7 +53,7 @@ BENCH_DEFAULTS = f"""\
 STATED = (f"defaults: cell lstm, hidden 32, train_after {TRAIN_AFTER} (default 750), "
           f"history {HISTORY} (default 1500); all else default: features [tod, dow] (D=5), "
           f"train_every 2000, window 32, batch 16, epochs 30, patience 4, likelihood scorer, "
-          f"recent 256; training.threads 1, training.cpu_budget 1.0, training.queue 10000 "
+          f"recent 256; training.threads 1, training.cpu_budget 1.0, training.nice 10, training.queue 10000 "
           f"(defaults); store disabled; events to a file")
 
 
@@ -63,6 +63,7 @@ def log(*a):
 
 FP16 = False  # --fp16: the daemon's fp16: true
 SCORE_THREADS = 0  # --score-threads: the daemon's score_threads (0: its default)
+RECENT = 256  # --recent: the daemon's recent (points per series kept for the API)
 
 
 class Daemon:
@@ -77,6 +78,7 @@ state_dir: {tmp}/state
 max_series: {max(100000, nseries)}
 fp16: {"true" if FP16 else "false"}
 score_threads: {SCORE_THREADS}
+recent: {RECENT}
 listeners:
   - {{protocol: graphite, transport: tcp, address: 127.0.0.1, port: 0}}
 http:
@@ -409,6 +411,8 @@ def main():
                     help="run the daemon with fp16: true (networks step on fp16 weights)")
     ap.add_argument("--score-threads", type=int, default=0,
                     help="the daemon's score_threads: 1, 2, or 0 (its default: 2 here)")
+    ap.add_argument("--recent", type=int, default=256,
+                    help="the daemon's recent: points per series kept for the API (256)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
     ap.add_argument("--memory-only", action="store_true",
                     help="per N: send TRAIN_AFTER + 258 rounds (histories full), print RSS, "
@@ -417,9 +421,10 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="1k and 10k series, 2 phases of 5 s, a shorter peer")
     args = ap.parse_args()
-    global FP16, SCORE_THREADS
+    global FP16, SCORE_THREADS, RECENT
     FP16 = args.fp16
     SCORE_THREADS = args.score_threads
+    RECENT = args.recent
     if args.quick:
         if args.series == ap.get_default("series"):
             args.series = "1000,10000"
@@ -429,7 +434,8 @@ def main():
           % (args.conns, "" if args.conns == 1 else "s",
              "paced to %g samples/s in %d-byte writes" % (args.rate, args.chunk) if args.rate
              else "as fast as the daemon takes them", STATED + ("; fp16: true" if FP16 else "; fp16: false") +
-             "; score_threads: %s" % (SCORE_THREADS or "0 (default: 2 here)")), flush=True)
+             "; score_threads: %s" % (SCORE_THREADS or "0 (default: 2 here)") +
+             ("; recent: %d" % RECENT if RECENT != 256 else "")), flush=True)
     rows = []
     for n in ns:
         rs = run_one(n, args)
