@@ -5,6 +5,7 @@
 #include "daemon.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,11 +236,13 @@ static void take_result(ad_daemon *d, ad_pending *b)
  * The batch. Samples parsed from one read (or request, or StatsD flush) are gathered,
  * up to AD_BATCH at a time, then go through their series in three passes:
  *   1. on the loop thread, in order: each key's series is found, or created;
- *   2. the detectors (the bulk of the work): split by series into two parts, one run by
- *      the fan-out's helper thread while the loop thread runs the other (fanout.h; one
- *      part on the loop thread alone with score_threads: 1). A series' samples are all
- *      in one part, in order; the parts touch disjoint detectors; a family's shared
- *      network is only read (its members' steps wait for pass 3's ad_fam_flush);
+ *   2. the detectors (the bulk of the work): the batch's series are split into BUCKETS
+ *      buckets by hash, and the loop thread and the fan-out's helper (fanout.h) claim
+ *      buckets in turn until none is left: when the helper is late (asleep, or its CPU
+ *      busy) the loop thread does them all and never waits for it (score_threads: 1:
+ *      no helper). A series' samples are all in one bucket, in order; buckets touch
+ *      disjoint detectors; a family's shared network is only read (its members' steps
+ *      wait for pass 3's ad_fam_flush);
  *   3. on the loop thread, in order: the results (recent points, events, latency,
  *      training), then the families' batched steps.
  * Passes 1 and 2 run as software pipelines: the work of a sample is a chain of
@@ -250,40 +253,44 @@ static void take_result(ad_daemon *d, ad_pending *b)
  * callback returns.
  */
 #define PIPE_D 2 /* samples between two stages of a pipeline */
-/* Eighths of the series whose detectors the helper runs. Half measured best: with 3/8
- * or 5/8 throughput fell and p99 rose (docs/BENCHMARKS.md). */
-#define HELPER_EIGHTHS 4
+#define BUCKETS 16 /* a batch's series are split into this many buckets, claimed in turn */
 
 typedef struct fan_job {
     ad_pending *batch;
-    int n;
+    int ord[AD_BATCH];         /* sample indices grouped by bucket, in arrival order */
+    int start[BUCKETS + 1];    /* bucket k is ord[start[k] .. start[k + 1]) */
+    atomic_int next;           /* the next bucket to claim */
 } fan_job;
 
+/* Claims buckets until none is left and runs their detectors, each bucket a pipeline. */
 static void observe_part(void *ctx, int part)
 {
     fan_job *fj = ctx;
-    int idx[AD_BATCH], m = 0;
+    int k;
 
-    for (int i = 0; i < fj->n; i++)
-        if (fj->batch[i].s && fj->batch[i].part == part)
-            idx[m++] = i;
-    for (int i = 0; i < m + 2 * PIPE_D; i++) {
-        int j;
+    (void)part;
+    while ((k = atomic_fetch_add(&fj->next, 1)) < BUCKETS) {
+        const int *idx = fj->ord + fj->start[k], m = fj->start[k + 1] - fj->start[k];
 
-        if (i < m)
-            ad_detector_prefetch_struct(fj->batch[idx[i]].s->det);
-        if ((j = i - PIPE_D) >= 0 && j < m)
-            ad_detector_prefetch(fj->batch[idx[j]].s->det); /* what it points to */
-        if ((j = i - 2 * PIPE_D) >= 0 && j < m)
-            observe_one(&fj->batch[idx[j]]);
+        for (int i = 0; i < m + 2 * PIPE_D; i++) {
+            int j;
+
+            if (i < m)
+                ad_detector_prefetch_struct(fj->batch[idx[i]].s->det);
+            if ((j = i - PIPE_D) >= 0 && j < m)
+                ad_detector_prefetch(fj->batch[idx[j]].s->det); /* what it points to */
+            if ((j = i - 2 * PIPE_D) >= 0 && j < m)
+                observe_one(&fj->batch[idx[j]]);
+        }
     }
 }
 
 void ad_daemon_flush(ad_daemon *d)
 {
-    const int n = d->nbatch, parts = d->fanout ? ad_fanout_parts(d->fanout) : 1;
+    const int n = d->nbatch;
     ad_pending *batch = d->batch;
-    fan_job fj = {batch, n};
+    fan_job fj;
+    int count[BUCKETS] = {0};
 
     if (n == 0)
         return;
@@ -309,14 +316,22 @@ void ad_daemon_flush(ad_daemon *d)
             b->s = s;
             if (s) {
                 s->last_seen = d->recv_wall;
-                b->part = parts > 1 && (s->hash >> 32) % 8 < HELPER_EIGHTHS;
+                b->part = (int)((s->hash >> 32) % BUCKETS);
+                count[b->part]++;
             }
         }
     }
-    if (parts > 1) /* 2: the detectors */
-        ad_fanout_run(d->fanout, observe_part, &fj);
-    else
-        observe_part(&fj, 0);
+    fj.batch = batch; /* 2: the detectors, bucket by bucket */
+    fj.start[0] = 0;
+    for (int k = 0; k < BUCKETS; k++)
+        fj.start[k + 1] = fj.start[k] + count[k];
+    for (int k = 0; k < BUCKETS; k++)
+        count[k] = fj.start[k];
+    for (int i = 0; i < n; i++)
+        if (batch[i].s)
+            fj.ord[count[batch[i].part]++] = i;
+    atomic_init(&fj.next, 0);
+    ad_fanout_run(d->fanout, observe_part, &fj);
     for (int i = 0; i < n; i++) /* 3: the results */
         if (batch[i].s)
             take_result(d, &batch[i]);

@@ -9,6 +9,8 @@
 
 #include "net.h" /* ad_err */
 
+enum { POSTED = 1, TAKEN, CANCELLED };
+
 #define SPIN_ROUNDS 2000 /* polls (tens of microseconds) before sleeping */
 
 struct ad_fanout {
@@ -18,7 +20,9 @@ struct ad_fanout {
     pthread_cond_t cv;      /* the helper sleeps here for work */
     pthread_cond_t done_cv; /* the caller sleeps here for the helper's part */
     atomic_ulong posted;    /* generation of the last work posted */
-    atomic_ulong done;      /* generation the helper finished */
+    atomic_ulong done;      /* generation the helper finished (or skipped) */
+    atomic_int state;       /* of the last job: POSTED, TAKEN (by the helper), CANCELLED
+                               (by the caller, done first) */
     atomic_int stop;
     ad_fanout_fn fn;
     void *ctx;
@@ -54,7 +58,10 @@ static void *helper(void *arg)
         if (atomic_load(&f->stop))
             return NULL;
         seen = g;
-        f->fn(f->ctx, 1);
+        int expect = POSTED;
+        if (atomic_compare_exchange_strong(&f->state, &expect, TAKEN))
+            f->fn(f->ctx, 1);
+        /* else the caller did the work and is not waiting */
         pthread_mutex_lock(&f->mu);
         atomic_store_explicit(&f->done, g, memory_order_release);
         pthread_cond_signal(&f->done_cv);
@@ -95,19 +102,25 @@ void ad_fanout_run(ad_fanout *f, ad_fanout_fn fn, void *ctx)
     unsigned long g;
     int spins = 0;
 
+    int expect = POSTED;
+
     if (f->threads < 2) {
         fn(ctx, 0);
-        fn(ctx, 1);
         return;
     }
     f->fn = fn;
     f->ctx = ctx;
+    atomic_store(&f->state, POSTED);
     pthread_mutex_lock(&f->mu);
     g = atomic_load(&f->posted) + 1;
     atomic_store_explicit(&f->posted, g, memory_order_release);
     pthread_cond_signal(&f->cv);
     pthread_mutex_unlock(&f->mu);
     fn(ctx, 0);
+    /* The helper has not picked it up: it never will (it sees CANCELLED), and part 0
+     * has done all the work. */
+    if (atomic_compare_exchange_strong(&f->state, &expect, CANCELLED))
+        return;
     while (atomic_load_explicit(&f->done, memory_order_acquire) != g && spins < SPIN_ROUNDS) {
         cpu_relax();
         spins++;

@@ -94,6 +94,14 @@ static void family(buf *b, const char *name, const char *type, const char *help)
     put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One sample of a per-family metric: name{family="<pattern>"} v. */
+static void per_family(buf *b, const char *name, const ad_fam *f, uint64_t v)
+{
+    put(b, "%s{family=\"", name);
+    put_label(b, f->name + strlen(AD_FAMILY_PREFIX));
+    put(b, "\"} %llu\n", (unsigned long long)v);
+}
+
 static void scalar(buf *b, const char *name, const char *type, const char *help, double v)
 {
     family(b, name, type, help);
@@ -403,40 +411,25 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
     scalar(&b, "anomalyd_families", "gauge", "Shared families (rules with shared: true in use).",
            (double)ad_fam_count(d));
     family(&b, "anomalyd_family_members", "gauge", "Series in a shared family.");
-    for (const ad_fam *f = d->families; f; f = f->next) {
-        put(&b, "anomalyd_family_members{family=\"");
-        put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
-        put(&b, "\"} %zu\n", f->members);
-    }
+    for (const ad_fam *f = d->families; f; f = f->next)
+        per_family(&b, "anomalyd_family_members", f, f->members);
     family(&b, "anomalyd_family_trainings_total", "counter",
            "Trainings of a shared family's network installed.");
-    for (const ad_fam *f = d->families; f; f = f->next) {
-        put(&b, "anomalyd_family_trainings_total{family=\"");
-        put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
-        put(&b, "\"} %llu\n", (unsigned long long)f->trainings);
-    }
+    for (const ad_fam *f = d->families; f; f = f->next)
+        per_family(&b, "anomalyd_family_trainings_total", f, f->trainings);
     family(&b, "anomalyd_family_batched_steps_total", "counter",
            "Batched network steps of a shared family's members (one matrix-matrix product "
            "per layer each).");
-    for (const ad_fam *f = d->families; f; f = f->next) {
-        put(&b, "anomalyd_family_batched_steps_total{family=\"");
-        put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
-        put(&b, "\"} %llu\n", (unsigned long long)f->batches);
-    }
+    for (const ad_fam *f = d->families; f; f = f->next)
+        per_family(&b, "anomalyd_family_batched_steps_total", f, f->batches);
     family(&b, "anomalyd_family_batched_members_total", "counter",
            "Member steps run in a shared family's batched steps (divided by "
            "anomalyd_family_batched_steps_total: the mean batch size).");
-    for (const ad_fam *f = d->families; f; f = f->next) {
-        put(&b, "anomalyd_family_batched_members_total{family=\"");
-        put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
-        put(&b, "\"} %llu\n", (unsigned long long)f->batched);
-    }
+    for (const ad_fam *f = d->families; f; f = f->next)
+        per_family(&b, "anomalyd_family_batched_members_total", f, f->batched);
     family(&b, "anomalyd_family_bytes", "gauge", "Bytes of a shared family's network.");
-    for (const ad_fam *f = d->families; f; f = f->next) {
-        put(&b, "anomalyd_family_bytes{family=\"");
-        put_label(&b, f->name + strlen(AD_FAMILY_PREFIX));
-        put(&b, "\"} %zu\n", ad_net_bytes(f->net));
-    }
+    for (const ad_fam *f = d->families; f; f = f->next)
+        per_family(&b, "anomalyd_family_bytes", f, ad_net_bytes(f->net));
     family(&b, "anomalyd_ingest_latency_seconds", "histogram",
            "Time from a sample's receipt (its read, datagram, request or StatsD flush) to "
            "its score.");
