@@ -162,23 +162,38 @@ static void record_latency(ad_daemon *d)
     d->lat_sum += sec;
 }
 
-/* The detector's part of a sample (run on either thread of the fan-out): b->rc and b->r. */
+/* The series' own part of a sample, run on either thread of the fan-out (it touches
+ * only the series): the detector (b->rc and b->r), the last result, the recent point. */
 static void observe_one(ad_pending *b)
 {
     ad_series *s = b->s;
+    const ad_result *r = &b->r;
+    ad_point p;
 
     /* a family member's network step waits for its family's batch (ad_fam_flush) */
     b->rc = s->family ? ad_detector_observe_defer(s->det, b->ts, b->value, &b->r)
                       : ad_detector_observe(s->det, b->ts, b->value, &b->r);
+    if (b->rc < 0)
+        return;
+    s->last = *r;
+    s->have_last = 1;
+    s->dirty = 1;
+    p.ts = b->ts;
+    p.value = r->value;
+    p.predicted = r->predicted;
+    p.score = r->score;
+    p.flagged = (uint8_t)r->flagged;
+    p.warming_up = (uint8_t)r->warming_up;
+    ad_series_record(s, &p);
 }
 
-/* What a sample's result does, on the loop thread, in the order the samples came. */
+/* What a sample's result does beyond its series, on the loop thread, in the order the
+ * samples came. */
 static void take_result(ad_daemon *d, ad_pending *b)
 {
     ad_series *s = b->s;
     const ad_result *r = &b->r;
     const double ts = b->ts;
-    ad_point p;
 
     if (b->rc < 0) {
         /* Refused (the detector counts it too). Parsers pass only finite values. */
@@ -192,16 +207,6 @@ static void take_result(ad_daemon *d, ad_pending *b)
     }
     if (b->rc == 1)
         ad_fam_defer(s->family, s->det);
-    s->last = *r;
-    s->have_last = 1;
-    s->dirty = 1;
-    p.ts = ts;
-    p.value = r->value;
-    p.predicted = r->predicted;
-    p.score = r->score;
-    p.flagged = (uint8_t)r->flagged;
-    p.warming_up = (uint8_t)r->warming_up;
-    ad_series_record(s, &p);
     if (r->flagged) {
         const ad_detector_config *c = ad_detector_get_config(s->det);
         ad_event e = {
@@ -243,8 +248,9 @@ static void take_result(ad_daemon *d, ad_pending *b)
  *      no helper). A series' samples are all in one bucket, in order; buckets touch
  *      disjoint detectors; a family's shared network is only read (its members' steps
  *      wait for pass 3's ad_fam_flush);
- *   3. on the loop thread, in order: the results (recent points, events, latency,
- *      training), then the families' batched steps.
+ *   3. on the loop thread, in order: what the results do beyond their series (counters,
+ *      events, latency, training), then the families' batched steps (pass 2 already
+ *      kept each series' last result and recent point: they are the series' own).
  * Passes 1 and 2 run as software pipelines: the work of a sample is a chain of
  * dependent loads from lines no cache holds (the hash slot, the series, its detector
  * and what that points to, the network), so each stage prefetches what the next stage
@@ -277,8 +283,10 @@ static void observe_part(void *ctx, int part)
 
             if (i < m)
                 ad_detector_prefetch_struct(fj->batch[idx[i]].s->det);
-            if ((j = i - PIPE_D) >= 0 && j < m)
+            if ((j = i - PIPE_D) >= 0 && j < m) {
                 ad_detector_prefetch(fj->batch[idx[j]].s->det); /* what it points to */
+                ad_series_prefetch_recent(fj->batch[idx[j]].s);
+            }
             if ((j = i - 2 * PIPE_D) >= 0 && j < m)
                 observe_one(&fj->batch[idx[j]]);
         }

@@ -237,6 +237,12 @@ void ad_series_free(ad_series *s)
     free(s);
 }
 
+void ad_series_prefetch_recent(const ad_series *s)
+{
+    if (s->recent_cap)
+        __builtin_prefetch(&s->recent[(s->recent_head + s->recent_len) % s->recent_cap], 1);
+}
+
 void ad_series_record(ad_series *s, const ad_point *p)
 {
     int i;

@@ -114,6 +114,9 @@ void ad_series_free(ad_series *s);
 /* Appends a point to the series' ring (oldest dropped). */
 void ad_series_record(ad_series *s, const ad_point *p);
 
+/* Prefetches the recent point the next ad_series_record writes (a hint). */
+void ad_series_prefetch_recent(const ad_series *s);
+
 /* The i-th recent point, 0 = oldest (0 <= i < recent_len). */
 ad_point ad_series_point(const ad_series *s, int i);
 
