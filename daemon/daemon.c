@@ -324,8 +324,8 @@ void ad_daemon_flush(ad_daemon *d)
             b->s = s;
             if (s) {
                 s->last_seen = d->recv_wall;
-                b->part = (int)((s->hash >> 32) % BUCKETS);
-                count[b->part]++;
+                b->bucket = (int)((s->hash >> 32) % BUCKETS);
+                count[b->bucket]++;
             }
         }
     }
@@ -337,9 +337,12 @@ void ad_daemon_flush(ad_daemon *d)
         count[k] = fj.start[k];
     for (int i = 0; i < n; i++)
         if (batch[i].s)
-            fj.ord[count[batch[i].part]++] = i;
+            fj.ord[count[batch[i].bucket]++] = i;
     atomic_init(&fj.next, 0);
-    ad_fanout_run(d->fanout, observe_part, &fj);
+    if (d->fanout)
+        ad_fanout_run(d->fanout, observe_part, &fj);
+    else /* a daemon that failed to start: the loop thread alone */
+        observe_part(&fj, 0);
     for (int i = 0; i < n; i++) /* 3: the results */
         if (batch[i].s)
             take_result(d, &batch[i]);

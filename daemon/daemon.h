@@ -43,7 +43,7 @@ typedef struct ad_pending {
     int proto;
     /* set by the flush: */
     struct ad_series *s; /* the sample's series (NULL: refused or ignored) */
-    int part;            /* its series' bucket (daemon.c's pass 2) */
+    int bucket;          /* its series' bucket (daemon.c's pass 2) */
     int rc;              /* the detector's return */
     ad_result r;         /* and result */
 } ad_pending;
