@@ -46,6 +46,7 @@ HARDENING = [
     "WatchdogSec=30s", "TimeoutStopSec=30s", "DynamicUser=yes", "ProtectSystem=strict",
     "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes", "NoNewPrivileges=yes",
     "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "SystemCallFilter=@system-service",
+    "SystemCallFilter=setpriority",
     "SystemCallArchitectures=native", "MemoryMax=4G", "LimitNOFILE=65536",
     "Environment=OPENBLAS_NUM_THREADS=1", "ProtectKernelTunables=yes",
     "ProtectKernelModules=yes", "ProtectControlGroups=yes", "RestrictNamespaces=yes",
