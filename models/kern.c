@@ -67,35 +67,7 @@ static inline float scale_c(float y, float t)
     return y * s1 * s2;
 }
 
-#include "kern_impl.h"
-
-#undef vhsum
-#undef MV_SPLIT_NB
-#undef SFX
-#undef AINL
-#undef KFN
-#undef V
-#undef VW
-#undef TM
-#undef VM
-#undef vset1
-#undef vloadu
-#undef vstoreu
-#undef vloadm
-#undef vstorem
-#undef tmask
-#undef vadd
-#undef vsub
-#undef vmul
-#undef vrcp
-#undef vfma
-#undef vmin
-#undef vmax
-#undef vabs
-#undef vlt
-#undef vsel
-#undef vloadh
-#undef vscale
+#include "kern_impl.h" /* undefines the vocabulary at its end */
 
 #ifdef AD_KERN_X86
 
@@ -155,35 +127,7 @@ AINL __m256 scale_avx2(__m256 y, __m256 t)
     return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
 }
 
-#include "kern_impl.h"
-
-#undef vhsum
-#undef MV_SPLIT_NB
-#undef SFX
-#undef AINL
-#undef KFN
-#undef V
-#undef VW
-#undef TM
-#undef VM
-#undef vset1
-#undef vloadu
-#undef vstoreu
-#undef vloadm
-#undef vstorem
-#undef tmask
-#undef vadd
-#undef vsub
-#undef vmul
-#undef vrcp
-#undef vfma
-#undef vmin
-#undef vmax
-#undef vabs
-#undef vlt
-#undef vsel
-#undef vloadh
-#undef vscale
+#include "kern_impl.h" /* undefines the vocabulary at its end */
 
 /* ================= AVX-512F (+ FMA, F16C): VW = 16 ================= */
 
@@ -224,10 +168,7 @@ AINL __m512 rcp_avx512(__m512 d)
     return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
 }
 
-#include "kern_impl.h"
-
-#undef vhsum
-#undef MV_SPLIT_NB
+#include "kern_impl.h" /* undefines the vocabulary at its end */
 #endif /* AD_KERN_X86 */
 
 /* ================= dispatch ================= */

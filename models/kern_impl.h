@@ -7,7 +7,8 @@
  * always inline, the set's target), KFN (the kernels' attributes), V (a vector of VW
  * floats), TM (a lane mask for the first n lanes), VM (a comparison mask) and the
  * operations vset1 vloadu vstoreu vloadm vstorem tmask vadd vsub vmul vrcp vfma vmin
- * vmax vabs vlt vsel vloadh vscale vhsum, and MV_SPLIT_NB (see kern.c).
+ * vmax vabs vlt vsel vloadh vscale vhsum, and MV_SPLIT_NB (see kern.c); all of them are
+ * undefined at the end of this file.
  */
 
 /* ---- activations: act.h's formulas, lane by lane ---- */
@@ -301,3 +302,33 @@ KFN void SFX(widen)(float *dst, const uint16_t *src, size_t n)
     for (; j < n; j++)
         dst[j] = ad_half_to_float(src[j]);
 }
+
+/* The vocabulary is the includer's, per instruction set: undefined here so the next set
+ * can define its own. */
+#undef vhsum
+#undef MV_SPLIT_NB
+#undef SFX
+#undef AINL
+#undef KFN
+#undef V
+#undef VW
+#undef TM
+#undef VM
+#undef vset1
+#undef vloadu
+#undef vstoreu
+#undef vloadm
+#undef vstorem
+#undef tmask
+#undef vadd
+#undef vsub
+#undef vmul
+#undef vrcp
+#undef vfma
+#undef vmin
+#undef vmax
+#undef vabs
+#undef vlt
+#undef vsel
+#undef vloadh
+#undef vscale
