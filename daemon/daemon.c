@@ -151,9 +151,10 @@ double ad_latency_le(int i)
     return lat_le[i];
 }
 
-static void record_latency(ad_daemon *d)
+/* One scored sample's latency: sec from the receipt of its bytes to the end of its
+ * batch's scoring (one clock read per batch). */
+static void record_latency(ad_daemon *d, double sec)
 {
-    double sec = (double)(uv_hrtime() - d->recv_hr) * 1e-9;
     int i = 0;
 
     while (i < AD_LAT_BUCKETS - 1 && sec > lat_le[i])
@@ -189,7 +190,7 @@ static void observe_one(ad_pending *b)
 
 /* What a sample's result does beyond its series, on the loop thread, in the order the
  * samples came. */
-static void take_result(ad_daemon *d, ad_pending *b)
+static void take_result(ad_daemon *d, ad_pending *b, double sec)
 {
     ad_series *s = b->s;
     const ad_result *r = &b->r;
@@ -230,7 +231,7 @@ static void take_result(ad_daemon *d, ad_pending *b)
             ad_log_info("anomaly (no event sinks) series=%s value=%g score=%.3f", s->key,
                         r->value, (double)r->score);
     }
-    record_latency(d);
+    record_latency(d, sec);
     if (s->family)
         ad_fam_observed(d, s, r);
     else if (r->train_due && ad_trainer_submit(d->trainer, s) == -AD_EFULL)
@@ -299,6 +300,7 @@ void ad_daemon_flush(ad_daemon *d)
     ad_pending *batch = d->batch;
     fan_job fj;
     int count[BUCKETS] = {0};
+    double sec;
 
     if (n == 0)
         return;
@@ -343,9 +345,10 @@ void ad_daemon_flush(ad_daemon *d)
         ad_fanout_run(d->fanout, observe_part, &fj);
     else /* a daemon that failed to start: the loop thread alone */
         observe_part(&fj, 0);
+    sec = (double)(uv_hrtime() - d->recv_hr) * 1e-9; /* every sample is scored now */
     for (int i = 0; i < n; i++) /* 3: the results */
         if (batch[i].s)
-            take_result(d, &batch[i]);
+            take_result(d, &batch[i], sec);
     d->batch_keys_used = 0;
     ad_fam_flush(d); /* the family members' deferred steps, one product per family */
 }

@@ -30,23 +30,54 @@ double ad_norm_inverse(const ad_detector_config *c, double z, double center, dou
     return center + scale * (c->asinh ? sinh(z) : z);
 }
 
+/*
+ * The time features of ts: sin/cos of the time of day, then of the position in the week.
+ * Each thread keeps the last timestamp's (the samples of a round usually share it, and
+ * sin, cos and fmod cost more than the rest of an input): the same values either way.
+ */
+typedef struct time_feats {
+    double ts;
+    int valid;
+    float f[4];
+} time_feats;
+
+static const float *time_features(double ts)
+{
+    static _Thread_local time_feats last;
+
+    if (!last.valid || last.ts != ts || isnan(ts)) {
+        const double tod = fmod(ts, 86400.0) / 86400.0;
+        /* 1970-01-01 was a Thursday; day 0 of the week is Monday */
+        const double day = fmod(floor(ts / 86400.0) + 3.0, 7.0);
+        const double ph = TWO_PI * tod, pw = TWO_PI * ((day + tod) / 7.0);
+
+        last.f[0] = (float)sin(ph);
+        last.f[1] = (float)cos(ph);
+        last.f[2] = (float)sin(pw);
+        last.f[3] = (float)cos(pw);
+        last.ts = ts;
+        last.valid = 1;
+    }
+    return last.f;
+}
+
 /* The network input for a value v at time ts after a sample at prev_ts (has_prev). */
 void ad_make_input(const ad_detector_config *c, double center, double scale, double v, double ts,
                    double prev_ts, int has_prev, float *x)
 {
     int k = 0;
     x[k++] = ad_clipf(ad_norm_value(c, v, center, scale), c->input_clip);
-    if (c->features & AD_FEAT_TIME_OF_DAY) {
-        double ph = TWO_PI * (fmod(ts, 86400.0) / 86400.0);
-        x[k++] = (float)sin(ph);
-        x[k++] = (float)cos(ph);
-    }
-    if (c->features & AD_FEAT_DAY_OF_WEEK) {
-        /* 1970-01-01 was a Thursday; day 0 of the week is Monday */
-        double day = fmod(floor(ts / 86400.0) + 3.0, 7.0);
-        double ph = TWO_PI * ((day + fmod(ts, 86400.0) / 86400.0) / 7.0);
-        x[k++] = (float)sin(ph);
-        x[k++] = (float)cos(ph);
+    if (c->features & (AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK)) {
+        const float *f = time_features(ts);
+
+        if (c->features & AD_FEAT_TIME_OF_DAY) {
+            x[k++] = f[0];
+            x[k++] = f[1];
+        }
+        if (c->features & AD_FEAT_DAY_OF_WEEK) {
+            x[k++] = f[2];
+            x[k++] = f[3];
+        }
     }
     if (c->features & AD_FEAT_GAP) {
         double gap = has_prev && ts > prev_ts ? ts - prev_ts : 0.0;

@@ -18,6 +18,7 @@
 #include "blob.h"
 #include "detector.h"
 #include "half.h"
+#include "inputs.h"
 #include "net.h"
 #include "rng.h"
 #include "scorer.h"
@@ -994,6 +995,36 @@ START_TEST(test_time_features)
     fprintf(stderr, "time features: %llu flags in 1500 samples with gaps, val loss %.4f\n",
             (unsigned long long)s->flagged, (double)s->val_loss);
     ad_detector_free(d);
+}
+END_TEST
+
+/* The network's time inputs are the documented formulas' values whatever came before
+ * (ad_make_input keeps the last timestamp's features per thread: samples of one round
+ * share it): timestamps repeated, alternating, and a value or the gap changing alone. */
+START_TEST(test_time_feature_values)
+{
+    static const double tss[] = {1.7e9,         1.7e9,     1.7e9 + 300.0, 1.7e9,
+                                 1.7e9 + 300.0, 86399.999, 0.0,           -86400.5,
+                                 1.7e9 + 300.0, 1.7e9 + 300.0};
+    ad_detector_config c;
+    float x[6];
+
+    ad_detector_defaults(&c);
+    c.features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK | AD_FEAT_GAP;
+    for (size_t i = 0; i < sizeof(tss) / sizeof(tss[0]); i++) {
+        const double ts = tss[i], tod = fmod(ts, 86400.0) / 86400.0;
+        const double day = fmod(floor(ts / 86400.0) + 3.0, 7.0);
+        const double v = (double)i, prev = ts - 60.0 * (double)(i % 3);
+
+        ad_make_input(&c, 1.0, 2.0, v, ts, prev, 1, x);
+        ck_assert(x[0] == ad_clipf((v - 1.0) / 2.0, c.input_clip));
+        ck_assert_msg(x[1] == (float)sin(2.0 * M_PI * tod) && x[2] == (float)cos(2.0 * M_PI * tod),
+                      "ts %.3f (sample %zu): time of day %g %g", ts, i, (double)x[1], (double)x[2]);
+        ck_assert_msg(x[3] == (float)sin(2.0 * M_PI * ((day + tod) / 7.0)) &&
+                          x[4] == (float)cos(2.0 * M_PI * ((day + tod) / 7.0)),
+                      "ts %.3f (sample %zu): day of week %g %g", ts, i, (double)x[3], (double)x[4]);
+        ck_assert(x[5] == (float)(log1p(ts - prev) / 10.0));
+    }
 }
 END_TEST
 
@@ -2349,6 +2380,7 @@ static Suite *detector_suite(void)
     tc = tcase_create("inputs");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_time_features);
+    tcase_add_test(tc, test_time_feature_values);
     tcase_add_loop_test(tc, test_huge_magnitudes, 0, 4);
     suite_add_tcase(s, tc);
 

@@ -170,6 +170,80 @@ START_TEST(test_stream_bytewise)
 }
 END_TEST
 
+/* ad_parse_number has a fast path for short decimals (an exact integer mantissa times an
+ * exact power of ten, one rounding) and falls back to strtod: both must give strtod's
+ * double bit for bit, and refuse what it refuses. */
+static void same_as_strtod(const char *tok)
+{
+    double want = strtod(tok, NULL), got = -12345.0;
+
+    ck_assert_msg(ad_parse_number(tok, strlen(tok), &got) == 0, "%s refused", tok);
+    ck_assert_msg(memcmp(&got, &want, sizeof(got)) == 0, "%s: %.17g, strtod %.17g", tok, got,
+                  want);
+}
+
+START_TEST(test_numbers_as_strtod)
+{
+    static const char *const fixed[] = {
+        "0", "-0", "+0", "0.0", "-0.0", "1", "-1", "+1", "1.", ".5", "-.5", "0.1", "0.3",
+        "123.456", "1e5", "1E5", "1e+5", "1e-5", "2.5e-3", "9007199254740992",
+        "9007199254740993", "18446744073709551615", "18446744073709551616",
+        "12345678901234567890123", "0.1000000000000000055511151231257827", "1e22", "1e23",
+        "1e-22", "1e-23", "4.9e-324", "2.2250738585072014e-308", "1.7976931348623157e308",
+        "000000000000000000000001.5", "1.000000000000000000000000", "3.14159265358979323846",
+        "1700000000", "1700000000.123", "-273.15", "6.02214076e23", "1e0", "1e-0", "0e9999",
+        "0.000000000000000000000000000001",
+    };
+    char tok[64];
+    unsigned x = 12345;
+
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        same_as_strtod(fixed[i]);
+    for (int i = 0; i < 200000; i++) { /* random decimals: digits, point, exponent */
+        int n = 0, nd, e;
+
+        x = x * 1103515245u + 12345u;
+        if (x >> 31)
+            tok[n++] = '-';
+        nd = 1 + (int)((x >> 8) % 20);
+        for (int k = 0; k < nd; k++) {
+            x = x * 1103515245u + 12345u;
+            tok[n++] = (char)('0' + (x >> 16) % 10);
+        }
+        x = x * 1103515245u + 12345u;
+        if (x & 1) {
+            int at = 1 + (int)((x >> 4) % (unsigned)nd);
+            memmove(tok + n - nd + at + 1, tok + n - nd + at, (size_t)(nd - at));
+            tok[n - nd + at] = '.';
+            n++;
+        }
+        if (x & 2) {
+            e = (int)((x >> 12) % 61) - 30;
+            n += snprintf(tok + n, sizeof(tok) - (size_t)n, "e%d", e);
+        }
+        tok[n] = '\0';
+        same_as_strtod(tok);
+    }
+}
+END_TEST
+
+START_TEST(test_numbers_refused)
+{
+    static const char *const badv[] = {"", ".", "-", "+", "e5", ".e5", "1e", "1e+", "1.2.3",
+                                       "1-", "0x10", "1 ", " 1", "--1", "1e5x", "abc"};
+    double v;
+
+    for (size_t i = 0; i < sizeof(badv) / sizeof(badv[0]); i++)
+        ck_assert_msg(ad_parse_number(badv[i], strlen(badv[i]), &v) == -AD_PE_VALUE, "%s",
+                      badv[i]);
+    ck_assert_int_eq(ad_parse_number("1e400", 5, &v), -AD_PE_NONFINITE);
+    ck_assert_int_eq(ad_parse_number("-inf", 4, &v), -AD_PE_NONFINITE);
+    ck_assert_int_eq(ad_parse_number("nan", 3, &v), -AD_PE_NONFINITE);
+    ck_assert_int_eq(ad_parse_number("12", 1, &v), 0); /* only the token's bytes */
+    ck_assert(v == 1.0);
+}
+END_TEST
+
 START_TEST(test_names)
 {
     ck_assert_str_eq(ad_parse_error_name(AD_PE_TAGS), "bad_tags");
@@ -200,6 +274,11 @@ static Suite *graphite_suite(void)
 
     tc = tcase_create("stream");
     tcase_add_test(tc, test_stream_bytewise);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("numbers");
+    tcase_add_test(tc, test_numbers_as_strtod);
+    tcase_add_test(tc, test_numbers_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("names");
