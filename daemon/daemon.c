@@ -257,55 +257,48 @@ static void take_result(ad_daemon *d, ad_pending *b, double sec)
  * and what that points to, the network), so each stage prefetches what the next stage
  * of a sample PIPE_D places later will read, and the misses of several samples overlap
  * instead of following one another. The batch is always flushed before its caller's
- * callback returns.
+ * callback returns. A stream listener with more bytes waiting flushes asynchronously
+ * (ad_daemon_flush_async): the helper works on pass 2 while the loop thread reads and
+ * parses the next bytes and runs their pass 1; the next flush finishes it.
  */
 #define PIPE_D 2 /* samples between two stages of a pipeline */
-#define BUCKETS 16 /* a batch's series are split into this many buckets, claimed in turn */
-
-typedef struct fan_job {
-    ad_pending *batch;
-    int ord[AD_BATCH];         /* sample indices grouped by bucket, in arrival order */
-    int start[BUCKETS + 1];    /* bucket k is ord[start[k] .. start[k + 1]) */
-    atomic_int next;           /* the next bucket to claim */
-} fan_job;
+#define BUCKETS AD_BUCKETS
 
 /* Claims buckets until none is left and runs their detectors, each bucket a pipeline. */
 static void observe_part(void *ctx, int part)
 {
-    fan_job *fj = ctx;
-    int k;
+    ad_batch *bt = ctx;
+    int k, scored = 0;
 
-    (void)part;
-    while ((k = atomic_fetch_add(&fj->next, 1)) < BUCKETS) {
-        const int *idx = fj->ord + fj->start[k], m = fj->start[k + 1] - fj->start[k];
+    while ((k = atomic_fetch_add(&bt->next, 1)) < BUCKETS) {
+        const int *idx = bt->ord + bt->start[k], m = bt->start[k + 1] - bt->start[k];
+
+        scored += m;
 
         for (int i = 0; i < m + 2 * PIPE_D; i++) {
             int j;
 
             if (i < m)
-                ad_detector_prefetch_struct(fj->batch[idx[i]].s->det);
+                ad_detector_prefetch_struct(bt->v[idx[i]].s->det);
             if ((j = i - PIPE_D) >= 0 && j < m) {
-                ad_detector_prefetch(fj->batch[idx[j]].s->det); /* what it points to */
-                ad_series_prefetch_recent(fj->batch[idx[j]].s);
+                ad_detector_prefetch(bt->v[idx[j]].s->det); /* what it points to */
+                ad_series_prefetch_recent(bt->v[idx[j]].s);
             }
             if ((j = i - 2 * PIPE_D) >= 0 && j < m)
-                observe_one(&fj->batch[idx[j]]);
+                observe_one(&bt->v[idx[j]]);
         }
     }
+    bt->scored[part] = scored;
 }
 
-void ad_daemon_flush(ad_daemon *d)
+/* Pass 1: each sample's series, found or created; then the buckets of pass 2. */
+static void batch_lookup(ad_daemon *d, ad_batch *bt)
 {
-    const int n = d->nbatch;
-    ad_pending *batch = d->batch;
-    fan_job fj;
+    const int n = bt->n;
+    ad_pending *batch = bt->v;
     int count[BUCKETS] = {0};
-    double sec;
 
-    if (n == 0)
-        return;
-    d->nbatch = 0; /* nothing below queues samples, but be safe */
-    for (int i = 0; i < n + 2 * PIPE_D; i++) { /* 1: the series */
+    for (int i = 0; i < n + 2 * PIPE_D; i++) {
         int j;
 
         if (i < n) { /* the slot */
@@ -331,40 +324,103 @@ void ad_daemon_flush(ad_daemon *d)
             }
         }
     }
-    fj.batch = batch; /* 2: the detectors, bucket by bucket */
-    fj.start[0] = 0;
+    bt->recv_hr = d->recv_hr;
+    bt->start[0] = 0;
     for (int k = 0; k < BUCKETS; k++)
-        fj.start[k + 1] = fj.start[k] + count[k];
+        bt->start[k + 1] = bt->start[k] + count[k];
     for (int k = 0; k < BUCKETS; k++)
-        count[k] = fj.start[k];
+        count[k] = bt->start[k];
     for (int i = 0; i < n; i++)
         if (batch[i].s)
-            fj.ord[count[batch[i].bucket]++] = i;
-    atomic_init(&fj.next, 0);
+            bt->ord[count[batch[i].bucket]++] = i;
+    atomic_init(&bt->next, 0);
+    bt->scored[0] = bt->scored[1] = 0;
+}
+
+/* Pass 2 begins: the helper may start on the buckets (batch_finish joins it). */
+static void batch_post(ad_daemon *d, ad_batch *bt)
+{
     if (d->fanout)
-        ad_fanout_run(d->fanout, observe_part, &fj);
+        ad_fanout_post(d->fanout, observe_part, bt);
+}
+
+/* Pass 2 ends (the loop thread claims what is left, then waits for the helper's
+ * bucket), then pass 3; the batch is emptied. */
+static void batch_finish(ad_daemon *d, ad_batch *bt)
+{
+    double sec;
+
+    if (d->fanout)
+        ad_fanout_join(d->fanout);
     else /* a daemon that failed to start: the loop thread alone */
-        observe_part(&fj, 0);
-    sec = (double)(uv_hrtime() - d->recv_hr) * 1e-9; /* every sample is scored now */
-    for (int i = 0; i < n; i++) /* 3: the results */
-        if (batch[i].s)
-            take_result(d, &batch[i], sec);
-    d->batch_keys_used = 0;
+        observe_part(bt, 0);
+    sec = (double)(uv_hrtime() - bt->recv_hr) * 1e-9; /* every sample is scored now */
+    d->scored[0] += (uint64_t)bt->scored[0];
+    d->scored[1] += (uint64_t)bt->scored[1];
+    for (int i = 0; i < bt->n; i++) /* 3: the results */
+        if (bt->v[i].s)
+            take_result(d, &bt->v[i], sec);
+    bt->n = 0;
+    bt->keys_used = 0;
     ad_fam_flush(d); /* the family members' deferred steps, one product per family */
+}
+
+/* The batch whose detectors are running (ad_daemon_flush_async), finished. */
+static void settle(ad_daemon *d)
+{
+    ad_batch *bt = d->scoring;
+
+    if (bt) {
+        d->scoring = NULL;
+        batch_finish(d, bt);
+    }
+}
+
+void ad_daemon_flush(ad_daemon *d)
+{
+    ad_batch *bt = d->cur;
+
+    settle(d);
+    if (bt->n == 0)
+        return;
+    batch_lookup(d, bt);
+    batch_post(d, bt);
+    batch_finish(d, bt);
+}
+
+/*
+ * Pass 1 of the new batch runs while the previous one's detectors may still be running
+ * on the helper: it only finds series (their keys and hashes never change), creates new
+ * ones and stamps last_seen, none of which a detector's pass touches. Then the previous
+ * batch is finished (its pass 3 precedes the new batch's pass 2, so a series in both
+ * sees its samples in order) and the new one posted.
+ */
+void ad_daemon_flush_async(ad_daemon *d)
+{
+    ad_batch *bt = d->cur;
+
+    if (bt->n == 0)
+        return;
+    batch_lookup(d, bt);
+    settle(d);
+    batch_post(d, bt);
+    d->scoring = bt;
+    d->cur = bt == &d->bat[0] ? &d->bat[1] : &d->bat[0];
 }
 
 /* Queues a sample (its key copied) for the next flush; flushes when the batch is full. */
 static void on_sample(ad_daemon *d, int proto, const ad_sample *smp)
 {
+    ad_batch *bt = d->cur;
     ad_pending *b;
 
-    if (d->nbatch == AD_BATCH || d->batch_keys_used + smp->key_len + 1 > sizeof(d->batch_keys))
+    if (bt->n == AD_BATCH || bt->keys_used + smp->key_len + 1 > sizeof(bt->keys))
         ad_daemon_flush(d);
-    b = &d->batch[d->nbatch++];
-    b->key = d->batch_keys + d->batch_keys_used;
-    memcpy(d->batch_keys + d->batch_keys_used, smp->key, smp->key_len);
-    d->batch_keys[d->batch_keys_used + smp->key_len] = '\0';
-    d->batch_keys_used += smp->key_len + 1;
+    b = &bt->v[bt->n++];
+    b->key = bt->keys + bt->keys_used;
+    memcpy(bt->keys + bt->keys_used, smp->key, smp->key_len);
+    bt->keys[bt->keys_used + smp->key_len] = '\0';
+    bt->keys_used += smp->key_len + 1;
     b->key_len = smp->key_len;
     b->ts = smp->ts;
     b->value = smp->value;
@@ -456,7 +512,8 @@ static void sink_received(void *ctx, uint64_t ns)
 {
     ad_daemon *d = ctx;
 
-    ad_daemon_flush(d); /* nothing is pending here; if it were, it is of the last read */
+    if (d->cur->n) /* nothing is queued here; if it were, it is of the last read */
+        ad_daemon_flush(d);
     d->recv_hr = ns;
     d->recv_wall = ad_wall_now();
 }
@@ -464,6 +521,11 @@ static void sink_received(void *ctx, uint64_t ns)
 static void sink_done(void *ctx)
 {
     ad_daemon_flush(ctx);
+}
+
+static void sink_more(void *ctx)
+{
+    ad_daemon_flush_async(ctx);
 }
 
 static void sink_error(void *ctx, int proto, int reason)
@@ -709,6 +771,7 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
         return -AD_ENOMEM;
     }
     *out = d;
+    d->cur = &d->bat[0];
     d->loop = loop;
     d->cfg = *cfg; /* the daemon owns the listeners and rules arrays from now on */
     memset(cfg, 0, sizeof(*cfg));
@@ -752,6 +815,7 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
     sink.error = sink_error;
     sink.received = sink_received;
     sink.done = sink_done;
+    sink.more = sink_more;
     sink.ctx = d;
     r = ad_listeners_start(loop, &d->cfg, &sink, take_fd, d, &d->listeners, err, errlen);
     if (r < 0) {

@@ -16,6 +16,7 @@
 #ifndef AD_DAEMON_H
 #define AD_DAEMON_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -47,6 +48,23 @@ typedef struct ad_pending {
     int rc;              /* the detector's return */
     ad_result r;         /* and result */
 } ad_pending;
+
+#define AD_BUCKETS 16 /* a batch's series are split into this many buckets (daemon.c) */
+
+/* Samples parsed and queued (ad_daemon_sample), then taken through their series
+ * together (ad_daemon_flush, daemon.c's three passes). */
+typedef struct ad_batch {
+    ad_pending v[AD_BATCH];
+    int n;
+    size_t keys_used;          /* bytes of keys */
+    uint64_t recv_hr;          /* uv_hrtime() of the receipt of its bytes */
+    int ord[AD_BATCH];         /* pass 2: sample indices grouped by bucket, in order */
+    int start[AD_BUCKETS + 1]; /* bucket k is ord[start[k] .. start[k + 1]) */
+    atomic_int next;           /* the next bucket to claim */
+    int scored[2];             /* samples of pass 2 run by the loop thread, the helper */
+    char keys[AD_BATCH * 128 > AD_KEY_MAX ? AD_BATCH * 128 : AD_KEY_MAX];
+} ad_batch;
+
 #define AD_LAT_BUCKETS 18 /* receipt-to-score latency histogram, see ad_latency_le */
 
 /* One anomaly kept for GET /api/v1/anomalies. */
@@ -83,11 +101,11 @@ typedef struct ad_daemon {
 
     char keybuf[AD_KEY_MAX];        /* parsers write keys here */
     int cur_proto;                  /* protocol of the line being parsed */
-    ad_pending batch[AD_BATCH];     /* samples parsed, not yet observed (nbatch) */
-    int nbatch;
-    char batch_keys[AD_BATCH * 128 > AD_KEY_MAX ? AD_BATCH * 128 : AD_KEY_MAX];
+    ad_batch bat[2];
+    ad_batch *cur;                  /* one of bat: where samples are queued */
+    ad_batch *scoring;              /* the other while ad_daemon_flush_async's detectors
+                                       run, until the next flush finishes it; else NULL */
     struct ad_fanout *fanout;       /* the detectors' helper thread (score_threads) */
-    size_t batch_keys_used;
 
     ad_anomaly *anomalies;          /* ring of the last anomaly_cap anomalies */
     int anomaly_cap, anomaly_len, anomaly_head;
@@ -125,6 +143,8 @@ typedef struct ad_daemon {
     double recv_wall;               /* wall clock of the same moment (stamps samples
                                        without a timestamp, and last_seen) */
     uint64_t lat_hist[AD_LAT_BUCKETS]; /* per bucket (not cumulative) */
+    uint64_t scored[2];             /* samples whose detector ran on the loop thread, on
+                                       the score helper */
     double lat_sum;                 /* seconds */
 
     ad_promrw *promrw;              /* Prometheus remote write (promrw.h): NULL until the
@@ -144,6 +164,13 @@ void ad_daemon_sample(ad_daemon *d, int proto, const ad_sample *s);
  * sample is observed, counted and alerted on, and the family members' deferred network
  * steps have run (ad_fam_flush), before anything else runs. */
 void ad_daemon_flush(ad_daemon *d);
+
+/* A flush that leaves the batch's detectors running on the helper (score_threads: 2)
+ * while the caller reads and parses the next bytes: for a listener with more bytes at
+ * hand. The batch is finished by the next flush of either kind, which the caller must
+ * make before its callback returns (nothing else may run meanwhile: the detectors are
+ * the helper's). */
+void ad_daemon_flush_async(ad_daemon *d);
 
 /* Reloads the configuration file (SIGHUP): see docs/DAEMON.md. 0, or a negative ad_err
  * with the message logged (the running configuration stays). */

@@ -24,8 +24,9 @@ struct ad_fanout {
     atomic_int state;       /* of the last job: POSTED, TAKEN (by the helper), CANCELLED
                                (by the caller, done first) */
     atomic_int stop;
-    ad_fanout_fn fn;
+    ad_fanout_fn fn;        /* the job posted (ad_fanout_post), until joined */
     void *ctx;
+    unsigned long gen;      /* its generation (the caller's) */
 };
 
 static inline void cpu_relax(void)
@@ -97,26 +98,29 @@ int ad_fanout_parts(const ad_fanout *f)
     return f->threads;
 }
 
-void ad_fanout_run(ad_fanout *f, ad_fanout_fn fn, void *ctx)
+void ad_fanout_post(ad_fanout *f, ad_fanout_fn fn, void *ctx)
 {
-    unsigned long g;
-    int spins = 0;
-
-    int expect = POSTED;
-
-    if (f->threads < 2) {
-        fn(ctx, 0);
-        return;
-    }
     f->fn = fn;
     f->ctx = ctx;
+    if (f->threads < 2)
+        return;
     atomic_store(&f->state, POSTED);
     pthread_mutex_lock(&f->mu);
-    g = atomic_load(&f->posted) + 1;
-    atomic_store_explicit(&f->posted, g, memory_order_release);
+    f->gen = atomic_load(&f->posted) + 1;
+    atomic_store_explicit(&f->posted, f->gen, memory_order_release);
     pthread_cond_signal(&f->cv);
     pthread_mutex_unlock(&f->mu);
-    fn(ctx, 0);
+}
+
+void ad_fanout_join(ad_fanout *f)
+{
+    const unsigned long g = f->gen;
+    int spins = 0;
+    int expect = POSTED;
+
+    f->fn(f->ctx, 0);
+    if (f->threads < 2)
+        return;
     /* The helper has not picked it up: it never will (it sees CANCELLED), and part 0
      * has done all the work. */
     if (atomic_compare_exchange_strong(&f->state, &expect, CANCELLED))
@@ -131,6 +135,12 @@ void ad_fanout_run(ad_fanout *f, ad_fanout_fn fn, void *ctx)
             pthread_cond_wait(&f->done_cv, &f->mu);
         pthread_mutex_unlock(&f->mu);
     }
+}
+
+void ad_fanout_run(ad_fanout *f, ad_fanout_fn fn, void *ctx)
+{
+    ad_fanout_post(f, fn, ctx);
+    ad_fanout_join(f);
 }
 
 void ad_fanout_free(ad_fanout *f)

@@ -29,6 +29,15 @@ int ad_fanout_parts(const ad_fanout *f);
 
 void ad_fanout_run(ad_fanout *f, ad_fanout_fn fn, void *ctx);
 
+/* ad_fanout_run in two halves, for a caller with work of its own to overlap with the
+ * helper's: post offers fn(ctx, 1) to the helper and returns at once; join runs
+ * fn(ctx, 0) on the caller's thread and returns when the job is done, as run does (the
+ * helper's call runs only if it started before the caller's returned). Between them the
+ * caller must not touch what fn's pieces touch. One job at a time: every post is joined
+ * before the next post or run. */
+void ad_fanout_post(ad_fanout *f, ad_fanout_fn fn, void *ctx);
+void ad_fanout_join(ad_fanout *f);
+
 /* Stops and joins the helper (NULL: nothing). */
 void ad_fanout_free(ad_fanout *f);
 

@@ -31,6 +31,10 @@ typedef struct ad_ingest_sink {
     /* Every line of those bytes (or of a connection's last partial line) was handed
      * over. May be NULL. */
     void (*done)(void *ctx);
+    /* As done, when the listener is about to read more bytes of the same connection at
+     * once: the sink may leave work running that its next done (or more) finishes, and
+     * done always follows before the listener's callback returns. May be NULL. */
+    void (*more)(void *ctx);
     void *ctx;
 } ad_ingest_sink;
 

@@ -322,6 +322,13 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
             put(&b, "anomalyd_parse_errors_total{protocol=\"%s\",reason=\"%s\"} %llu\n",
                 ad_proto_name(p), ad_parse_error_name(r),
                 (unsigned long long)d->parse_errors[p][r]);
+    family(&b, "anomalyd_scored_samples_total", "counter",
+           "Samples whose detector ran on the loop thread or on the score helper thread "
+           "(score_threads: 2; it takes what it can of each batch).");
+    put(&b, "anomalyd_scored_samples_total{thread=\"loop\"} %llu\n",
+        (unsigned long long)d->scored[0]);
+    put(&b, "anomalyd_scored_samples_total{thread=\"helper\"} %llu\n",
+        (unsigned long long)d->scored[1]);
     family(&b, "anomalyd_values_refused_total", "counter",
            "Values the detectors refused, by reason.");
     for (r = 0; r < AD_REFUSE_NREASONS; r++)

@@ -1,8 +1,9 @@
 /*
  * check_fanout.c - fanout.c: work claimed in pieces is done exactly once per call
  * whether or not the helper picks the call up; part 1 never runs on the caller's thread
- * and at most once per call; a helper given time runs part 1; it wakes from sleep; free
- * with and without a helper.
+ * and at most once per call; a helper given time runs part 1; it wakes from sleep; a job
+ * posted runs on the helper while the caller does other work, and join finishes it;
+ * free with and without a helper.
  */
 #include <check.h>
 #include <pthread.h>
@@ -45,7 +46,7 @@ static void part(void *ctx, int p)
 
 /* calls runs over ITEMS items each: every item done exactly once per call, part 1 only
  * on the helper and at most once. */
-static void run_many(int threads, int calls, int sleep_every)
+static void run_many(int threads, int calls, int sleep_every, int split)
 {
     ad_fanout *f;
 
@@ -62,7 +63,16 @@ static void run_many(int threads, int calls, int sleep_every)
             struct timespec ts = {0, 2000000};
             nanosleep(&ts, NULL);
         }
-        ad_fanout_run(f, part, &j);
+        if (split) { /* posted, some work of the caller's own, joined */
+            volatile int spin = 0;
+
+            ad_fanout_post(f, part, &j);
+            for (int k = 0; k < c % 7 * 300; k++)
+                spin += k;
+            ad_fanout_join(f);
+        } else {
+            ad_fanout_run(f, part, &j);
+        }
         /* the helper's call, if it ran, is over: nothing of it is left running */
         for (int i = 0; i < ITEMS; i++)
             ck_assert_int_eq(j.done[i], 1);
@@ -75,13 +85,14 @@ static void run_many(int threads, int calls, int sleep_every)
 
 START_TEST(test_one_thread_runs_both_parts_here)
 {
-    run_many(1, 100, 0);
+    run_many(1, 100, 0, 0);
+    run_many(1, 100, 0, 1);
 }
 END_TEST
 
 START_TEST(test_back_to_back)
 {
-    run_many(2, 2000, 0); /* the helper spinning between calls */
+    run_many(2, 2000, 0, 0); /* the helper spinning between calls */
 }
 END_TEST
 
@@ -123,7 +134,40 @@ END_TEST
 
 START_TEST(test_helper_wakes_from_sleep)
 {
-    run_many(2, 60, 3); /* pauses of 2 ms: the helper has gone to sleep, may be late */
+    run_many(2, 60, 3, 0); /* pauses of 2 ms: the helper has gone to sleep, may be late */
+}
+END_TEST
+
+START_TEST(test_post_join_back_to_back)
+{
+    run_many(2, 2000, 0, 1); /* the caller busy for a while between post and join */
+}
+END_TEST
+
+/* Posted, the job runs on the helper with the caller doing something else: the caller
+ * waits (up to 10 s) until every item is claimed before it joins, so the helper did them
+ * all, and join returned only after the helper's call was over. */
+START_TEST(test_posted_job_runs_meanwhile)
+{
+    ad_fanout *f;
+    job j;
+
+    memset(&j, 0, sizeof(j));
+    j.caller = pthread_self();
+    atomic_init(&j.next, 0);
+    atomic_init(&j.helper_started, 0);
+    ck_assert_int_eq(ad_fanout_create(2, &f), 0);
+    ad_fanout_post(f, part, &j);
+    for (int t = 0; t < 10000 && atomic_load(&j.next) < ITEMS; t++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    ad_fanout_join(f);
+    ck_assert_int_eq(j.helper_calls, 1);
+    ck_assert_int_eq(j.helper_items, ITEMS);
+    for (int i = 0; i < ITEMS; i++)
+        ck_assert_int_eq(j.done[i], 1);
+    ad_fanout_free(f);
 }
 END_TEST
 
@@ -148,6 +192,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_back_to_back);
     tcase_add_test(tc, test_helper_runs_part_one);
     tcase_add_test(tc, test_helper_wakes_from_sleep);
+    tcase_add_test(tc, test_post_join_back_to_back);
+    tcase_add_test(tc, test_posted_job_runs_meanwhile);
     tcase_add_test(tc, test_free_idle);
     suite_add_tcase(s, tc);
     return s;

@@ -72,6 +72,47 @@ class Protocols(unittest.TestCase):
             self.assertEqual([p["value"] for p in pts], want[k][-len(pts):], k[:12])
             self.assertEqual([p["ts"] for p in pts], [T0 + t for t in want[k][-len(pts):]])
 
+    def test_bulk_send_ends_with_partial_line(self):
+        # A client writes far more than one read at once and closes: the daemon reads on
+        # while the last read's samples are scored (the listener's read-ahead) and sees
+        # the end there; every line arrives, in order, and the last one without its
+        # newline too (a clean end). The same over a Unix socket (JSON lines).
+        n = 6000
+        scored = lambda: sum(self.d.metric("anomalyd_scored_samples_total", thread=t)
+                             for t in ("loop", "helper"))
+        before = scored()
+        body = "".join("bulk.%d %d %d\n" % (t % 3, t, T0 + t) for t in range(n))
+        self.assertGreater(len(body), 30 * 4096)
+        self.d.send_tcp("graphite", body + "bulk.tail 7 %d" % T0)
+        self.d.wait(lambda: self.samples("bulk.tail") == 1, what="the unterminated last line")
+        for k in range(3):
+            self.d.wait(lambda: self.samples("bulk.%d" % k) == n // 3, what="bulk.%d" % k)
+            pts = self.d.series("bulk.%d" % k)["recent"]
+            want = list(range(k, n, 3))[-len(pts):]
+            self.assertEqual([p["value"] for p in pts], want)
+        self.assertEqual(scored() - before, n + 1)  # each on one thread or the other
+        # All of it waiting before the daemon reads (stopped meanwhile), 16 whole reads:
+        # the end comes to a read-ahead, right after a full read.
+        body = "".join("bulks %d %d\n" % (t, T0 + t) for t in range(2500))
+        body += "\n" * (16 * 4096 - len(body) - len("bulks.tail 1 %d" % T0))  # blank lines
+        body += "bulks.tail 1 %d" % T0
+        self.assertEqual(len(body), 16 * 4096)
+        self.d.proc.send_signal(signal.SIGSTOP)
+        try:
+            self.d.send_tcp("graphite", body)
+        finally:
+            self.d.proc.send_signal(signal.SIGCONT)
+        self.d.wait(lambda: self.samples("bulks.tail") == 1, what="the last line, at the end")
+        self.assertEqual(self.samples("bulks"), 2500)
+        body = "".join(json.dumps({"name": "bulku", "value": t, "ts": T0 + t}) + "\n"
+                       for t in range(3000))
+        self.d.send_unix(os.path.join(self.d.tmp, "jsonl.sock"),
+                         body + json.dumps({"name": "bulku.tail", "value": 1}))
+        self.d.wait(lambda: self.samples("bulku.tail") == 1, what="unix: the last line")
+        self.d.wait(lambda: self.samples("bulku") == 3000, what="unix: every line")
+        pts = self.d.series("bulku")["recent"]
+        self.assertEqual([p["value"] for p in pts], list(range(3000))[-len(pts):])
+
     def test_graphite_tagged_and_udp(self):
         self.d.send_udp("graphite", "gu.b;z=1;a=2 5 %d\ngu.b;a=2;z=1 6 %d\n" % (T0, T0 + 1))
         self.d.wait(lambda: self.samples("gu.b;a=2;z=1") == 2, what="tagged UDP series")
