@@ -19,6 +19,8 @@ phase. Per phase it prints:
     schedstat) CPU time over the phase, the loop thread's CPU ns per sample and the rate
     that gives (cpu_sps: what one core would sustain, insensitive to being descheduled),
     the generator's CPU;
+  - helper_share: the share of samples whose detector ran on the score helper thread
+    (anomalyd_scored_samples_total; the loop thread ran the rest);
   - RSS (VmRSS) and RSS per series, the mean of anomalyd_series_bytes;
   - injected spikes reported (matched by series and timestamp in the events file), and
     the other alerts raised during the phase.
@@ -305,6 +307,9 @@ def measure(d, n, args, round0, phase):
         "injected": len(inj), "reported": found, "other_alerts": other,
         "round_end": g["round_end"],
     }
+    sc = ['anomalyd_scored_samples_total{thread="%s"}' % t for t in ("loop", "helper")]
+    dsc = [m1.get(k, 0) - m0.get(k, 0) for k in sc]
+    res["helper_share"] = dsc[1] / sum(dsc) if sum(dsc) else float("nan")
     return res
 
 
@@ -359,12 +364,12 @@ def run_one(n, args):
             out.append(r)
             print("ad N=%d phase=%d sps=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
                   "cpu_cores=%.2f loop_cpu_cores=%.2f loop_ns_per_sample=%.0f cpu_sps=%.0f "
-                  "trainings=%d train_cpu_s=%.1f train_queue_end=%d gen_cpu_cores=%.2f "
+                  "helper_share=%.2f trainings=%d train_cpu_s=%.1f train_queue_end=%d gen_cpu_cores=%.2f "
                   "rss_mib=%.1f rss_per_series=%.0f series_bytes=%.0f "
                   "injected=%d reported=%d other_alerts=%d wall_s=%.1f"
                   % (n, ph, r["sps"], r["p50_us"], r["p99_us"], r["p999_us"], r["cpu_cores"],
                      r["loop_cpu_cores"], r["loop_ns_per_sample"], r["cpu_sps"],
-                     r["trainings"], r["train_cpu_s"], r["train_queue_end"],
+                     r["helper_share"], r["trainings"], r["train_cpu_s"], r["train_queue_end"],
                      r["gen_cpu_cores"], r["rss"] / 2**20, r["rss_per_series"],
                      r["series_bytes"], r["injected"], r["reported"], r["other_alerts"],
                      r["wall_s"]), flush=True)
