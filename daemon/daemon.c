@@ -337,10 +337,13 @@ static void batch_lookup(ad_daemon *d, ad_batch *bt)
     bt->scored[0] = bt->scored[1] = 0;
 }
 
-/* Pass 2 begins: the helper may start on the buckets (batch_finish joins it). */
+/* Pass 2 begins: the helper may start on the buckets (batch_finish joins it). A few
+ * samples are not worth its wake-up (nor keeping it spinning under light traffic). */
+#define POST_MIN 16
 static void batch_post(ad_daemon *d, ad_batch *bt)
 {
-    if (d->fanout)
+    bt->posted = d->fanout && bt->n >= POST_MIN;
+    if (bt->posted)
         ad_fanout_post(d->fanout, observe_part, bt);
 }
 
@@ -350,9 +353,9 @@ static void batch_finish(ad_daemon *d, ad_batch *bt)
 {
     double sec;
 
-    if (d->fanout)
+    if (bt->posted)
         ad_fanout_join(d->fanout);
-    else /* a daemon that failed to start: the loop thread alone */
+    else
         observe_part(bt, 0);
     sec = (double)(uv_hrtime() - bt->recv_hr) * 1e-9; /* every sample is scored now */
     d->scored[0] += (uint64_t)bt->scored[0];

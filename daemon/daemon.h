@@ -62,6 +62,7 @@ typedef struct ad_batch {
     int start[AD_BUCKETS + 1]; /* bucket k is ord[start[k] .. start[k + 1]) */
     atomic_int next;           /* the next bucket to claim */
     int scored[2];             /* samples of pass 2 run by the loop thread, the helper */
+    int posted;                /* pass 2 was offered to the helper */
     char keys[AD_BATCH * 128 > AD_KEY_MAX ? AD_BATCH * 128 : AD_KEY_MAX];
 } ad_batch;
 

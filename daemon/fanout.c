@@ -23,6 +23,8 @@ struct ad_fanout {
     atomic_ulong done;      /* generation the helper finished (or skipped) */
     atomic_int state;       /* of the last job: POSTED, TAKEN (by the helper), CANCELLED
                                (by the caller, done first) */
+    atomic_int helper_asleep; /* set under mu while the helper waits on cv */
+    atomic_int caller_asleep; /* set under mu while the caller waits on done_cv */
     atomic_int stop;
     ad_fanout_fn fn;        /* the job posted (ad_fanout_post), until joined */
     void *ctx;
@@ -52,8 +54,10 @@ static void *helper(void *arg)
         }
         if (g == seen && !atomic_load(&f->stop)) {
             pthread_mutex_lock(&f->mu);
+            atomic_store(&f->helper_asleep, 1); /* before the check: see ad_fanout_post */
             while ((g = atomic_load(&f->posted)) == seen && !atomic_load(&f->stop))
                 pthread_cond_wait(&f->cv, &f->mu);
+            atomic_store(&f->helper_asleep, 0);
             pthread_mutex_unlock(&f->mu);
         }
         if (atomic_load(&f->stop))
@@ -63,10 +67,12 @@ static void *helper(void *arg)
         if (atomic_compare_exchange_strong(&f->state, &expect, TAKEN))
             f->fn(f->ctx, 1);
         /* else the caller did the work and is not waiting */
-        pthread_mutex_lock(&f->mu);
-        atomic_store_explicit(&f->done, g, memory_order_release);
-        pthread_cond_signal(&f->done_cv);
-        pthread_mutex_unlock(&f->mu);
+        atomic_store(&f->done, g);
+        if (atomic_load(&f->caller_asleep)) {
+            pthread_mutex_lock(&f->mu);
+            pthread_cond_signal(&f->done_cv);
+            pthread_mutex_unlock(&f->mu);
+        }
     }
 }
 
@@ -105,11 +111,18 @@ void ad_fanout_post(ad_fanout *f, ad_fanout_fn fn, void *ctx)
     if (f->threads < 2)
         return;
     atomic_store(&f->state, POSTED);
-    pthread_mutex_lock(&f->mu);
     f->gen = atomic_load(&f->posted) + 1;
-    atomic_store_explicit(&f->posted, f->gen, memory_order_release);
-    pthread_cond_signal(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    atomic_store(&f->posted, f->gen);
+    /* The mutex only when the helper sleeps (a spinning helper sees posted change). Both
+     * sides are sequentially consistent: the helper sets helper_asleep, then checks
+     * posted; this stores posted, then reads helper_asleep. Either its check sees the
+     * job, or this sees it asleep, and the signal cannot come before its wait: it holds
+     * mu from setting the flag until the wait releases it. (Likewise caller_asleep.) */
+    if (atomic_load(&f->helper_asleep)) {
+        pthread_mutex_lock(&f->mu);
+        pthread_cond_signal(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+    }
 }
 
 void ad_fanout_join(ad_fanout *f)
@@ -131,8 +144,10 @@ void ad_fanout_join(ad_fanout *f)
     }
     if (atomic_load_explicit(&f->done, memory_order_acquire) != g) {
         pthread_mutex_lock(&f->mu);
+        atomic_store(&f->caller_asleep, 1);
         while (atomic_load(&f->done) != g)
             pthread_cond_wait(&f->done_cv, &f->mu);
+        atomic_store(&f->caller_asleep, 0);
         pthread_mutex_unlock(&f->mu);
     }
 }

@@ -11,7 +11,8 @@
  * returns once it is done. The caller's loop stands still meanwhile, so fn may touch
  * loop-owned data as long as the pieces touch disjoint data (the daemon claims series
  * buckets of a batch of samples). The helper waits for work spinning briefly, then
- * asleep on a condition variable. With no helper (created with threads < 2) only
+ * asleep on a condition variable; posting and finishing take no lock unless the other
+ * side sleeps. With no helper (created with threads < 2) only
  * fn(ctx, 0) runs.
  */
 #ifndef AD_FANOUT_H
