@@ -120,7 +120,7 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
         return NULL;
     }
     if (d->cfg.fp16)
-        ad_detector_set_fp16(s->det, 1); /* out of memory: it steps in fp32 */
+        ad_detector_set_weights(s->det, AD_W_F16); /* out of memory: it steps in fp32 */
     s->rule = rule;
     s->proto = proto;
     s->created = ad_wall_now();
@@ -978,9 +978,9 @@ int ad_daemon_reload(ad_daemon *d)
         ad_fam_flush(d);
         ad_series_iter_start(&it);
         while ((x = ad_series_iter_next(d->series, &it)))
-            ad_detector_set_fp16(x->det, nc.fp16);
+            ad_detector_set_weights(x->det, nc.fp16 ? AD_W_F16 : AD_W_F32);
         for (ad_fam *f = d->families; f; f = f->next)
-            ad_net_set_fp16(f->net, nc.fp16);
+            ad_net_set_storage(f->net, nc.fp16 ? AD_NET_FP16 : AD_NET_FP32);
     }
     if (score_threads(&nc) != score_threads(&d->cfg)) {
         ad_fanout *f;

@@ -49,7 +49,7 @@ static ad_fam *fam_new(ad_daemon *d, const char *match, const ad_detector_config
     f->det = *det;
     f->fingerprint = ad_fam_fingerprint(det);
     if (d->cfg.fp16)
-        ad_net_set_fp16(f->net, 1);
+        ad_net_set_storage(f->net, AD_NET_FP16);
     f->pseudo.key = f->name;
     f->pseudo.key_len = strlen(f->name);
     f->pseudo.family = f;

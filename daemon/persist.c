@@ -104,7 +104,7 @@ static int restore_row(void *ctx, const ad_store_row *row)
     }
     s->det = dt;
     if (d->cfg.fp16)
-        ad_detector_set_fp16(dt, 1);
+        ad_detector_set_weights(dt, AD_W_F16);
     s->family = fam;
     if (fam)
         fam->members++;
