@@ -203,7 +203,8 @@ const char *ad_refusal_name(int reason);
  * `weights`): AD_W_F16 or AD_W_I8 keep only the packed block (net.h, ad_net_set_storage,
  * AD_NET_FP16_ONLY or AD_NET_INT8_ONLY): half (fp16) or about a third (int8) of the
  * float weights' bytes read per step and held, predictions within about 1e-3 (fp16) or
- * 1e-2 (int8) relative. No float masters are kept: a training job (snapshot) trains the
+ * 3e-3 (int8) relative (int8 costs about 0.4 NAB points, from retraining without the
+ * float masters: docs/BENCHMARKS.md "int8 weights"). No float masters are kept: a training job (snapshot) trains the
  * block widened to floats, install packs its result back (rounding it: fp16 by at most
  * 2^-11 relative, int8 to its rows' steps of 1/127 of the row's largest), a save writes
  * the block widened (the blob's format is unchanged; loading it and setting the same

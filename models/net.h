@@ -164,7 +164,7 @@ enum ad_net_storage {
  * weight, the math still float. Biases, the kind's extra vectors and the head stay float
  * (in the block, next to the weights, so a step reads one block). The prediction moves by
  * about 1e-3 relative with fp16 (weights rounded to 11 significant bits) and by about
- * 1e-2 with int8 (each weight within 1/254 of its row's largest); measured in
+ * 3e-3 with int8 (each weight within 1/254 of its row's largest); measured in
  * tests/check_kernels.c and tests/check_quant.c, docs/MODELS.md.
  *  - AD_NET_FP16 and AD_NET_INT8 keep the float parameters as masters beside the block
  *    (allocating the block if needed, else refreshing it from the floats): training and
