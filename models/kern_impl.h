@@ -7,8 +7,8 @@
  * always inline, the set's target), KFN (the kernels' attributes), V (a vector of VW
  * floats), TM (a lane mask for the first n lanes), VM (a comparison mask) and the
  * operations vset1 vloadu vstoreu vloadm vstorem tmask vadd vsub vmul vrcp vfma vmin
- * vmax vabs vlt vsel vloadh vloadq vscale vhsum, and MV_SPLIT_NB (see kern.c); all of them are
- * undefined at the end of this file.
+ * vmax vabs vlt vsel vloadh vloadq vscale vhsum, and MV_SPLIT_NB (see kern.c); all of
+ * them are undefined at the end of this file.
  */
 
 /* ---- activations: act.h's formulas, lane by lane ---- */

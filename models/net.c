@@ -168,7 +168,7 @@ int ad_net_copy_params(ad_net *dst, const ad_net *src)
     if (dst->params) { /* floats (and the block refreshed from them) */
         ad_net_get_params(src, 0, src->nparams, dst->params);
         ad_net_refresh(dst);
-    } else if (src->params) { /* packed only: src's floats narrowed */
+    } else if (src->params) { /* packed only: src's floats packed */
         ad_pack_narrow(dst, src->params);
     } else if (src->pack_wt == dst->pack_wt) { /* packed only from the same: one layout */
         memcpy(dst->pack, src->pack, dst->pack_bytes);

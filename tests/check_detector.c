@@ -2059,8 +2059,8 @@ START_TEST(test_history_bytes)
 }
 END_TEST
 
-/* Prefetching changes nothing (and touches nothing it should not: ASan), for own and
- * shared networks, fp16 or not. */
+/* Prefetching changes nothing (and touches nothing it should not: ASan), for own
+ * networks in float32, fp16 and int8 (_i: ad_wtype). */
 START_TEST(test_prefetch)
 {
     ad_detector_config c;
@@ -2071,8 +2071,7 @@ START_TEST(test_prefetch)
     ad_rng r;
     double ts, v;
 
-    if (_i)
-        ck_assert_int_eq(ad_detector_set_weights(a, AD_W_F16) | ad_detector_set_weights(b, AD_W_F16), 0);
+    ck_assert_int_eq(ad_detector_set_weights(a, _i) | ad_detector_set_weights(b, _i), 0);
     ad_rng_seed(&r, 3);
     for (int t = 0; t < 700; t++) {
         stream_value(t, &r, &ts, &v);
@@ -2416,7 +2415,7 @@ static Suite *detector_suite(void)
     tcase_add_test(tc, test_old_blob_v4);
     tcase_add_loop_test(tc, test_history_timestamps, 0, 5);
     tcase_add_loop_test(tc, test_history_bytes, 0, 2);
-    tcase_add_loop_test(tc, test_prefetch, 0, 2);
+    tcase_add_loop_test(tc, test_prefetch, 0, AD_W_N);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("packed weights (fp16, int8)");
