@@ -48,6 +48,8 @@ static void usage(FILE *f)
             "  --layers N          stacked layers (1)\n"
             "  --features LIST     comma list of tod,dow,gap (none)\n"
             "  --seed N            initialisation and shuffling seed (1)\n"
+            "  --weights W         float32 float16 int8: how the network keeps its weights\n"
+            "                      (the daemon's `weights`; float32)\n"
             "training:\n"
             "  --history N         samples kept for retraining (1500)\n"
             "  --train-after N     first training after N samples (400)\n"
@@ -123,7 +125,7 @@ enum {
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
     O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND,
     O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY, O_LONG_WINDOW, O_QUIET,
-    O_HELP
+    O_WEIGHTS, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -146,7 +148,7 @@ static const struct option long_opts[] = {
     {"seasonal-period", 1, 0, O_SEASONAL_PERIOD}, {"seasonal-periods", 1, 0, O_SEASONAL_PERIODS},
     {"seasonal-weight", 1, 0, O_SEASONAL_WEIGHT}, {"warmup-naive", 1, 0, O_WARMUP_NAIVE},
     {"alert-penalty", 1, 0, O_ALERT_PENALTY}, {"long-window", 1, 0, O_LONG_WINDOW},
-    {"quiet", 0, 0, O_QUIET},
+    {"quiet", 0, 0, O_QUIET},         {"weights", 1, 0, O_WEIGHTS},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
 
 /* Applies one option to c; returns 0, or -1 for an unknown option. */
@@ -256,7 +258,7 @@ static int cmd_score(int argc, char **argv)
     const char *path = "-";
     FILE *in = stdin;
     char line[MAX_LINE], err[256];
-    int quiet = 0, o, rc = 1;
+    int quiet = 0, o, rc = 1, weights = AD_W_F32;
     unsigned long long lineno = 0, rows = 0, bad = 0, refused = 0, flagged = 0, reported = 0;
 
     ad_detector_defaults(&cfg);
@@ -265,6 +267,17 @@ static int cmd_score(int argc, char **argv)
         if (o == O_HELP || o == 'h') {
             usage(stdout);
             return 0;
+        }
+        if (o == O_WEIGHTS) {
+            for (weights = 0; ad_wtype_name(weights) && strcmp(ad_wtype_name(weights), optarg);)
+                weights++;
+            if (!ad_wtype_name(weights)) {
+                fprintf(stderr,
+                        "anomalyctl score: --weights takes float32, float16 or int8, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            continue;
         }
         if (apply_option(o, optarg, &cfg, &quiet)) {
             usage(stderr);
@@ -280,6 +293,10 @@ static int cmd_score(int argc, char **argv)
     if (ad_detector_create(&cfg, &det, err, sizeof(err))) {
         fprintf(stderr, "anomalyctl score: bad configuration: %s\n", err);
         return 1;
+    }
+    if (ad_detector_set_weights(det, weights) != 0) {
+        fprintf(stderr, "anomalyctl score: out of memory\n");
+        goto out;
     }
     if (strcmp(path, "-") != 0) {
         in = fopen(path, "r");

@@ -66,6 +66,10 @@ static const char *scorer_name(int i)
 {
     return ad_scorer_name((ad_scorer_kind)i);
 }
+static const char *weights_name(int i)
+{
+    return ad_wtype_name(i);
+}
 
 /* ---- the key tables ---- */
 
@@ -180,7 +184,8 @@ static const ad_key top_keys[] = {
     SIZE("max_line", C, max_line, 64, 16777216, "65536"),
     SIZE("max_connections", C, max_connections, 1, 1000000, "10000"),
     INT("recent", C, recent, 0, 65536, "256"),
-    BOOL("fp16", C, fp16, "false"),
+    ENUM("weights", C, weights, weights_name, 0, "float32"),
+    BOOL("fp16", C, fp16, "false"), /* the old spelling of weights: float16 (check_whole) */
     INT("score_threads", C, score_threads, 0, 2, "0"),
     STR("state_dir", C, state_dir, 1, "./var"),
     SPECIAL("listeners", K_LISTENERS, 0, NULL),
@@ -962,6 +967,18 @@ static int apply_listeners(walk *w, const yaml_node_t *n)
 static int check_whole(walk *w, const yaml_node_t *root)
 {
     ad_config *c = w->c;
+    yaml_node_t *fk = NULL;
+
+    /* fp16 (the old key) folds into weights; both given, they must agree */
+    if (lookup(w, root, "fp16", &fk)) {
+        if (lookup(w, root, "weights", NULL) && c->fp16 != (c->weights == AD_W_F16))
+            return fail_at(w, fk,
+                           "fp16: %s disagrees with weights: %s (fp16: true is the old spelling "
+                           "of weights: float16; give weights only)",
+                           c->fp16 ? "true" : "false", ad_wtype_name(c->weights));
+        if (c->fp16)
+            c->weights = AD_W_F16;
+    }
     if (c->http_enabled && !is_loopback(c->http_address) && !c->http_token[0] &&
         !c->http_allow_unauthenticated) {
         yaml_node_t *http = lookup(w, root, "http", NULL), *at = NULL;

@@ -11,8 +11,10 @@
  *   max_line: 65536            # bytes per line, 64..16777216
  *   max_connections: 10000     # concurrent stream connections, 1..1000000
  *   recent: 256                # points per series kept for the HTTP API, 0..65536
- *   fp16: false                # step with fp16 weights (faster; a series' own network holds
- *                              # only those: about half its weights' memory)
+ *   weights: float32           # how a series' own network stores its weights: float32 |
+ *                              # float16 | int8 (packed only: about 1/2 or 1/3 of the
+ *                              # float bytes read per step and held); `fp16: true` is the
+ *                              # old spelling of float16 (both given: they must agree)
  *   score_threads: 0           # threads running the detectors of a batch of samples: 1
  *                              # (the loop thread) or 2 (and a helper); 0 = 2 when the
  *                              # machine has 2 CPUs or more, else 1
@@ -133,7 +135,10 @@ typedef struct ad_config {
     size_t max_line;
     size_t max_connections;
     int recent;
-    int fp16;                 /* networks step with (and own networks keep only) fp16 weights */
+    int weights;              /* ad_wtype: own networks keep only these (fp16, int8); a
+                                 family's steps on fp16 (with float masters) for both */
+    int fp16;                 /* `fp16: true` as written (the old key); the loader folds it
+                                 into weights, nothing else reads it */
     int score_threads;        /* 0 (by the CPUs), 1 or 2 (daemon.c's batch) */
     char state_dir[AD_PATH_MAX];
 

@@ -119,8 +119,8 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
         d->series_failed++;
         return NULL;
     }
-    if (d->cfg.fp16)
-        ad_detector_set_fp16(s->det, 1); /* out of memory: it steps in fp32 */
+    if (d->cfg.weights != AD_W_F32)
+        ad_detector_set_weights(s->det, d->cfg.weights); /* out of memory: it steps in fp32 */
     s->rule = rule;
     s->proto = proto;
     s->created = ad_wall_now();
@@ -1041,16 +1041,16 @@ int ad_daemon_reload(ad_daemon *d)
         ad_trainer_set_limits(d->trainer, nc.train_threads, nc.train_cpu_budget, nc.train_queue);
         ad_trainer_set_nice(d->trainer, nc.train_nice);
     }
-    if (nc.fp16 != d->cfg.fp16) {
+    if (nc.weights != d->cfg.weights) {
         ad_series_iter it;
         ad_series *x;
 
         ad_fam_flush(d);
         ad_series_iter_start(&it);
         while ((x = ad_series_iter_next(d->series, &it)))
-            ad_detector_set_fp16(x->det, nc.fp16);
+            ad_detector_set_weights(x->det, nc.weights);
         for (ad_fam *f = d->families; f; f = f->next)
-            ad_net_set_fp16(f->net, nc.fp16);
+            ad_net_set_storage(f->net, ad_fam_storage(nc.weights));
     }
     if (score_threads(&nc) != score_threads(&d->cfg)) {
         ad_fanout *f;

@@ -48,8 +48,7 @@ static ad_fam *fam_new(ad_daemon *d, const char *match, const ad_detector_config
     strcat(f->name, match);
     f->det = *det;
     f->fingerprint = ad_fam_fingerprint(det);
-    if (d->cfg.fp16)
-        ad_net_set_fp16(f->net, 1);
+    ad_net_set_storage(f->net, ad_fam_storage(d->cfg.weights)); /* no memory: float */
     f->pseudo.key = f->name;
     f->pseudo.key_len = strlen(f->name);
     f->pseudo.family = f;
@@ -59,6 +58,11 @@ static ad_fam *fam_new(ad_daemon *d, const char *match, const ad_detector_config
     ad_log_info("family %s: %s H=%d, shared by the series its rule matches", f->name,
                 ad_cell_name(det->kind), det->hidden);
     return f;
+}
+
+int ad_fam_storage(int weights)
+{
+    return weights == AD_W_F32 ? AD_NET_FP32 : AD_NET_FP16;
 }
 
 ad_fam *ad_fam_get(ad_daemon *d, int rule)

@@ -51,6 +51,13 @@ typedef struct ad_fam {
  * own-weight series' with the same settings). */
 uint64_t ad_fam_fingerprint(const ad_detector_config *c);
 
+/* The storage (net.h, enum ad_net_storage) of a family's shared network under the
+ * configuration's `weights` (ad_wtype): float32 keeps floats; float16 and int8 both step
+ * on an fp16 block beside the float masters. A family's network is one per family and
+ * stays in cache, so int8's fewer bytes would buy nothing but its rounding, and the
+ * masters keep the family's pooled training exact (docs/CONFIG.md). */
+int ad_fam_storage(int weights);
+
 /* The family for shared rule `rule` of the running configuration, created (untrained)
  * when there is none yet. NULL on allocation failure. */
 ad_fam *ad_fam_get(ad_daemon *d, int rule);

@@ -103,8 +103,8 @@ static int restore_row(void *ctx, const ad_store_row *row)
         return 0;
     }
     s->det = dt;
-    if (d->cfg.fp16)
-        ad_detector_set_fp16(dt, 1);
+    if (d->cfg.weights != AD_W_F32)
+        ad_detector_set_weights(dt, d->cfg.weights);
     s->family = fam;
     if (fam)
         fam->members++;

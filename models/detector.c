@@ -97,7 +97,7 @@ struct ad_detector {
      * where each window ring's next write is (noted after every change) */
     uint32_t hot_bytes[3];
     const void *next_write[3];
-    const void *weights; /* the network's step weights (fp16 copy or floats), their */
+    const void *weights; /* the network's step weights (packed block or floats), their */
     size_t weight_bytes; /* size (own network only; NULL for a family's) */
     ad_detector_config cfg;
     /* range_window > 0: the min and max of the last RANGE_BLOCKS - 1 full blocks of
@@ -160,13 +160,14 @@ static void note_slots(ad_detector *d)
     d->next_write[2] = d->ssc ? ad_scorer_next_write(d->ssc) : NULL;
 }
 
-/* The same, and where the step's weights are (after a load, an install, fp16 on/off). */
+/* The same, and where the step's weights are (after a load, an install, a change of
+ * storage). */
 static void note_prefetch(ad_detector *d)
 {
     note_slots(d);
     if (!d->shared_net) {
-        d->weights = d->net->half ? d->net->half : (const void *)d->net->params;
-        d->weight_bytes = d->net->half ? d->net->half_bytes : d->net->nparams * sizeof(float);
+        d->weights = d->net->pack ? d->net->pack : (const void *)d->net->params;
+        d->weight_bytes = d->net->pack ? d->net->pack_bytes : d->net->nparams * sizeof(float);
     }
 }
 
@@ -1637,10 +1638,14 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
     return 0;
 }
 
-int ad_detector_set_fp16(ad_detector *d, int on)
+int ad_detector_set_weights(ad_detector *d, int wt)
 {
+    static const int mode[AD_W_N] = {AD_NET_FP32, AD_NET_FP16_ONLY, AD_NET_INT8_ONLY};
+
+    if (wt < 0 || wt >= AD_W_N)
+        return -AD_EINVAL;
     settle(d);
-    int rc = d->shared_net ? 0 : ad_net_set_fp16(d->net, on ? AD_NET_FP16_ONLY : AD_NET_FP32);
+    int rc = d->shared_net ? 0 : ad_net_set_storage(d->net, mode[wt]);
     note_prefetch(d);
     return rc;
 }

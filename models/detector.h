@@ -123,7 +123,7 @@ int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res)
  * leaves step 4, the network's step on the value, pending in the detector. Returns 1
  * when it left a step pending (hand d to ad_detector_step_batch), 0 when there is none
  * (no network yet), -AD_EINVAL when the value is refused. A pending step is never lost
- * or reordered: observing again (either way), save, install, join and set_fp16 run it
+ * or reordered: observing again (either way), save, install, join and set_weights run it
  * first on their own; snapshot reads nothing it changes. Only the network's rolling
  * state and the next prediction wait for it, so results (scores, flags) are exactly
  * ad_detector_observe's (tests/check_family.c compares them bit for bit).
@@ -199,15 +199,20 @@ int ad_detector_load(const void *buf, size_t len, ad_detector **out, char *err, 
 const char *ad_refusal_name(int reason);
 
 /*
- * on: the network keeps only fp16 weights (net.h, ad_net_set_fp16, AD_NET_FP16_ONLY):
- * half the bytes read per step and about half the weights' memory, about 1e-3 relative
- * difference in predictions. No float masters are kept: a training job (snapshot) trains
- * the halves widened to floats, install narrows its result back into halves (rounding it
- * by at most 2^-11 relative each time), a save writes the halves widened (the blob's
- * format is unchanged). off: the floats come back, widened from the halves. A family
- * member's network is its family's: nothing to do. 0 or -AD_ENOMEM (then unchanged).
+ * How the detector's own network stores its weights (kern.h's ad_wtype; the daemon's
+ * `weights`): AD_W_F16 or AD_W_I8 keep only the packed block (net.h, ad_net_set_storage,
+ * AD_NET_FP16_ONLY or AD_NET_INT8_ONLY): half (fp16) or about a third (int8) of the
+ * float weights' bytes read per step and held, predictions within about 1e-3 (fp16) or
+ * 3e-3 (int8) relative (int8 costs about 0.4 NAB points, from retraining without the
+ * float masters: docs/BENCHMARKS.md "int8 weights"). No float masters are kept: a training job (snapshot) trains the
+ * block widened to floats, install packs its result back (rounding it: fp16 by at most
+ * 2^-11 relative, int8 to its rows' steps of 1/127 of the row's largest), a save writes
+ * the block widened (the blob's format is unchanged; loading it and setting the same
+ * storage gives back the same block, bit for bit). AD_W_F32: the floats come back,
+ * widened from the block. A family member's network is its family's: nothing to do.
+ * 0, -AD_EINVAL for an unknown value, or -AD_ENOMEM (then unchanged).
  */
-int ad_detector_set_fp16(ad_detector *d, int on);
+int ad_detector_set_weights(ad_detector *d, int wt);
 
 /*
  * Family members (shared models, family.h): a detector whose network is a family's,

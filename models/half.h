@@ -2,7 +2,7 @@
  * half.h - IEEE 754 binary16 ("fp16") storage for float32 math: portable conversions.
  *
  * The models library can keep a read-only fp16 copy of a network's weights for the
- * streaming step (net.h, ad_net_set_fp16): half the bytes to move per step, the
+ * streaming step (net.h, ad_net_set_storage): half the bytes to move per step, the
  * arithmetic still in float. The fast step kernels (kern.h) widen fp16 with the CPU's
  * F16C/AVX-512 instructions; these functions are the portable C equivalents and round
  * exactly as those instructions do (round to nearest, ties to even; overflow to

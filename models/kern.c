@@ -9,7 +9,8 @@
  *
  * Vocabulary notes: vmin(a, b) and vmax(a, b) return a when either is NaN (so NaN
  * propagates through the clamps, as in act.h); vsel(m, a, b) is m ? b : a per lane;
- * tmask(n) selects the first n lanes; vscale(y, t, n) is y * 2^n.
+ * tmask(n) selects the first n lanes; vscale(y, t, n) is y * 2^n; vloadh(p) widens VW
+ * halves, vloadq(p) sign-extends and converts VW int8 values (both read VW elements).
  */
 #include "kern.h"
 
@@ -47,6 +48,7 @@
 #define vlt(a, b)         ((a) < (b))
 #define vsel(m, a, b)     ((m) ? (b) : (a))
 #define vloadh(p)         ad_half_to_float(*(p))
+#define vloadq(p)         ((float)*(p))
 #define vscale(y, t, n)   scale_c(y, t)
 #define vhsum(a)          (a)
 #define MV_SPLIT_NB       8
@@ -98,6 +100,7 @@ static inline float scale_c(float y, float t)
 #define vlt(a, b)         _mm256_cmp_ps(a, b, _CMP_LT_OQ)
 #define vsel(m, a, b)     _mm256_blendv_ps(a, b, m)
 #define vloadh(p)         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
+#define vloadq(p)         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
 #define vscale(y, t, n)   scale_avx2(y, t)
 #define vhsum(a)          hsum_avx2(a)
 #define MV_SPLIT_NB       4
@@ -156,6 +159,7 @@ AINL __m256 scale_avx2(__m256 y, __m256 t)
 #define vlt(a, b)         _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
 #define vsel(m, a, b)     _mm512_mask_blend_ps(m, a, b)
 #define vloadh(p)         _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
+#define vloadq(p)         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))))
 #define vscale(y, t, n)   _mm512_scalef_ps(y, n)
 #define vhsum(a)          _mm512_reduce_add_ps(a)
 #define MV_SPLIT_NB       8
@@ -203,6 +207,12 @@ ad_isa ad_kern_best_isa(void)
         return AD_ISA_AVX2;
 #endif
     return AD_ISA_C;
+}
+
+const char *ad_wtype_name(int wt)
+{
+    static const char *const names[AD_W_N] = {"float32", "float16", "int8"};
+    return wt >= 0 && wt < AD_W_N ? names[wt] : NULL;
 }
 
 const char *ad_kern_isa_name(ad_isa isa)

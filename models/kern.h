@@ -9,8 +9,11 @@
  * ad_kern_best_isa() (runtime dispatch: one binary runs on any x86-64, and elsewhere
  * the C version is built alone).
  *
- * The weights are read as float, or as IEEE binary16 ("fp16", half.h) widened to float
- * on the fly: the math is float either way.
+ * The weights are read as float, as IEEE binary16 ("fp16", half.h) widened to float on
+ * the fly, or as int8 with one float scale per row (quant.h): the bytes sign-extended and
+ * converted to float, q*v accumulated in float, the row's scale applied to the sum at the
+ * end (out = init + scale * acc, so a product over any subset of the columns is right).
+ * The math is float every way.
  *
  * Accuracy: the SIMD activations are act.h's formulas (same polynomials and range
  * reduction) evaluated with fused multiply-adds, within 1e-6 relative of double libm
@@ -43,9 +46,23 @@ ad_isa ad_kern_best_isa(void);
 /* "avx512", "avx2" or "c"; NULL for an unknown value. */
 const char *ad_kern_isa_name(ad_isa isa);
 
-/* Halves a fp16 weight matrix must have readable after its last column (the kernels
- * load whole vectors of halves and discard the lanes past a row range). */
+/* How a weight matrix is stored. */
+typedef enum ad_wtype {
+    AD_W_F32 = 0, /* float */
+    AD_W_F16 = 1, /* IEEE binary16 (half.h) */
+    AD_W_I8 = 2,  /* int8, one float scale per row (quant.h) */
+    AD_W_N = 3
+} ad_wtype;
+
+/* "float32", "float16" or "int8" (the daemon's `weights` values); NULL for an unknown
+ * value. */
+const char *ad_wtype_name(int wt);
+
+/* Elements a fp16 or int8 weight matrix must have readable after its last column (the
+ * kernels load whole vectors of halves or bytes and discard the lanes past a row
+ * range). */
 #define AD_KERN_HALF_SLACK 16
+#define AD_KERN_I8_SLACK   16
 
 /*
  * One layer's parameters as the fused step reads them. The weights are the one matrix
@@ -53,9 +70,11 @@ const char *ad_kern_isa_name(ad_isa isa);
  * layout is exactly this with ld = G*H: Wh follows Wx).
  */
 typedef struct ad_kern_layer {
-    const void *w;      /* (ld, Din + H) floats, or halves if half */
+    const void *w;      /* (ld, Din + H) floats, halves or int8 by wt */
     int ld;             /* column stride, in elements */
-    int half;           /* w holds binary16 values (and AD_KERN_HALF_SLACK more after it) */
+    ad_wtype wt;        /* how w is stored; AD_W_F16 and AD_W_I8 have AD_KERN_HALF_SLACK
+                         * or AD_KERN_I8_SLACK more elements readable after it */
+    const float *scale; /* (G*H) the rows' scales (AD_W_I8: row r is q * scale[r]), or NULL */
     const float *b;     /* (G*H) */
     const float *extra; /* the kind's extra vector (cell.h), or NULL */
 } ad_kern_layer;

@@ -7,8 +7,8 @@
  * always inline, the set's target), KFN (the kernels' attributes), V (a vector of VW
  * floats), TM (a lane mask for the first n lanes), VM (a comparison mask) and the
  * operations vset1 vloadu vstoreu vloadm vstorem tmask vadd vsub vmul vrcp vfma vmin
- * vmax vabs vlt vsel vloadh vscale vhsum, and MV_SPLIT_NB (see kern.c); all of them are
- * undefined at the end of this file.
+ * vmax vabs vlt vsel vloadh vloadq vscale vhsum, and MV_SPLIT_NB (see kern.c); all of
+ * them are undefined at the end of this file.
  */
 
 /* ---- activations: act.h's formulas, lane by lane ---- */
@@ -61,29 +61,37 @@ AINL V SFX(vtanh)(V x)
  *
  * out (NB vectors of rows) = init + W v over C columns: NB accumulators stay in registers
  * while the columns stream by, so every weight is read once and out written once. With
- * tail, the last vector holds only the lanes of tm. Weights are floats, or halves
- * (widened by the conversion instruction; whole vectors of halves are read, the lanes
- * past the rows are never stored). NB, half and tail are constants after inlining. */
-AINL V SFX(wload)(const int half, const int tail, TM tm, const void *W, size_t o)
+ * tail, the last vector holds only the lanes of tm. Weights are floats, halves (widened
+ * by the conversion instruction) or int8 (sign-extended and converted); whole vectors of
+ * halves or bytes are read, the lanes past the rows are never stored. int8 rows
+ * accumulate q*v from zero and take init + scale * sum at the end (sc: the rows' scales),
+ * which is right for any subset of a row's columns. NB, wt and tail are constants after
+ * inlining. */
+AINL V SFX(wload)(const int wt, const int tail, TM tm, const void *W, size_t o)
 {
-    if (half)
+    if (wt == AD_W_F16)
         return vloadh((const uint16_t *)W + o);
+    if (wt == AD_W_I8)
+        return vloadq((const int8_t *)W + o);
     if (tail)
         return vloadm((const float *)W + o, tm);
     return vloadu((const float *)W + o);
 }
 
-AINL void SFX(mvblk)(const int NB, const int half, const int tail, TM tm, float *out,
+AINL void SFX(mvblk)(const int NB, const int wt, const int tail, TM tm, float *out,
                      const float *init, const void *W, size_t w0, size_t ld, int C,
-                     const float *v)
+                     const float *v, const float *sc)
 {
     /* with registers to spare, even and odd columns go to two sets of accumulators:
      * half the dependency chain, which is what a single stream's step waits on */
-    const int two = NB <= MV_SPLIT_NB;
+    const int two = NB <= MV_SPLIT_NB, q8 = wt == AD_W_I8;
     V acc[8], acc2[8];
     int k = 0;
     for (int j = 0; j < NB; j++) {
-        acc[j] = tail && j == NB - 1 ? vloadm(init + j * VW, tm) : vloadu(init + j * VW);
+        if (q8)
+            acc[j] = vset1(0.0f);
+        else
+            acc[j] = tail && j == NB - 1 ? vloadm(init + j * VW, tm) : vloadu(init + j * VW);
         acc2[j] = vset1(0.0f);
     }
     if (two) {
@@ -92,8 +100,8 @@ AINL void SFX(mvblk)(const int NB, const int half, const int tail, TM tm, float 
             const size_t o = w0 + (size_t)k * ld;
             for (int j = 0; j < NB; j++) {
                 const int t = tail && j == NB - 1;
-                acc[j] = vfma(SFX(wload)(half, t, tm, W, o + (size_t)j * VW), x0, acc[j]);
-                acc2[j] = vfma(SFX(wload)(half, t, tm, W, o + ld + (size_t)j * VW), x1, acc2[j]);
+                acc[j] = vfma(SFX(wload)(wt, t, tm, W, o + (size_t)j * VW), x0, acc[j]);
+                acc2[j] = vfma(SFX(wload)(wt, t, tm, W, o + ld + (size_t)j * VW), x1, acc2[j]);
             }
         }
     }
@@ -101,12 +109,16 @@ AINL void SFX(mvblk)(const int NB, const int half, const int tail, TM tm, float 
         const V xk = vset1(v[k]);
         const size_t o = w0 + (size_t)k * ld;
         for (int j = 0; j < NB; j++)
-            acc[j] = vfma(SFX(wload)(half, tail && j == NB - 1, tm, W, o + (size_t)j * VW), xk,
+            acc[j] = vfma(SFX(wload)(wt, tail && j == NB - 1, tm, W, o + (size_t)j * VW), xk,
                           acc[j]);
     }
     for (int j = 0; j < NB; j++) {
-        const V a = two ? vadd(acc[j], acc2[j]) : acc[j];
-        if (tail && j == NB - 1)
+        const int t = tail && j == NB - 1;
+        V a = two ? vadd(acc[j], acc2[j]) : acc[j];
+        if (q8)
+            a = t ? vfma(a, vloadm(sc + j * VW, tm), vloadm(init + j * VW, tm))
+                  : vfma(a, vloadu(sc + j * VW), vloadu(init + j * VW));
+        if (t)
             vstorem(out + j * VW, tm, a);
         else
             vstoreu(out + j * VW, a);
@@ -114,39 +126,51 @@ AINL void SFX(mvblk)(const int NB, const int half, const int tail, TM tm, float 
 }
 
 /* out (R) = init (R) + W[r, c] v (C) for the R rows starting at element w0 of column 0
- * (later columns every ld elements); out may be init. */
-AINL void SFX(mv)(const int half, float *out, const float *init, const void *W, size_t w0,
-                  size_t ld, int R, int C, const float *v)
+ * (later columns every ld elements); out may be init; sc: the R rows' scales (int8),
+ * else unused. */
+AINL void SFX(mv)(const int wt, float *out, const float *init, const void *W, size_t w0,
+                  size_t ld, int R, int C, const float *v, const float *sc)
 {
     int r = 0;
+#define SCR(r) (wt == AD_W_I8 ? sc + (r) : NULL) /* no offset on a NULL pointer */
     for (; r + 8 * VW <= R; r += 8 * VW)
-        SFX(mvblk)(8, half, 0, tmask(VW), out + r, init + r, W, w0 + r, ld, C, v);
+        SFX(mvblk)(8, wt, 0, tmask(VW), out + r, init + r, W, w0 + r, ld, C, v, SCR(r));
     if (r + 4 * VW <= R) {
-        SFX(mvblk)(4, half, 0, tmask(VW), out + r, init + r, W, w0 + r, ld, C, v);
+        SFX(mvblk)(4, wt, 0, tmask(VW), out + r, init + r, W, w0 + r, ld, C, v, SCR(r));
         r += 4 * VW;
     }
     if (r + 2 * VW <= R) {
-        SFX(mvblk)(2, half, 0, tmask(VW), out + r, init + r, W, w0 + r, ld, C, v);
+        SFX(mvblk)(2, wt, 0, tmask(VW), out + r, init + r, W, w0 + r, ld, C, v, SCR(r));
         r += 2 * VW;
     }
     if (r + VW <= R) {
-        SFX(mvblk)(1, half, 0, tmask(VW), out + r, init + r, W, w0 + r, ld, C, v);
+        SFX(mvblk)(1, wt, 0, tmask(VW), out + r, init + r, W, w0 + r, ld, C, v, SCR(r));
         r += VW;
     }
     if (r < R)
-        SFX(mvblk)(1, half, 1, tmask(R - r), out + r, init + r, W, w0 + r, ld, C, v);
+        SFX(mvblk)(1, wt, 1, tmask(R - r), out + r, init + r, W, w0 + r, ld, C, v, SCR(r));
+#undef SCR
 }
 
+typedef void (*SFX(mv_fn))(float *, const float *, const void *, size_t, size_t, int, int,
+                           const float *, const float *);
+
 KFN void SFX(mv32)(float *out, const float *init, const void *W, size_t w0, size_t ld, int R,
-                   int C, const float *v)
+                   int C, const float *v, const float *sc)
 {
-    SFX(mv)(0, out, init, W, w0, ld, R, C, v);
+    SFX(mv)(AD_W_F32, out, init, W, w0, ld, R, C, v, sc);
 }
 
 KFN void SFX(mv16)(float *out, const float *init, const void *W, size_t w0, size_t ld, int R,
-                   int C, const float *v)
+                   int C, const float *v, const float *sc)
 {
-    SFX(mv)(1, out, init, W, w0, ld, R, C, v);
+    SFX(mv)(AD_W_F16, out, init, W, w0, ld, R, C, v, sc);
+}
+
+KFN void SFX(mv8)(float *out, const float *init, const void *W, size_t w0, size_t ld, int R,
+                  int C, const float *v, const float *sc)
+{
+    SFX(mv)(AD_W_I8, out, init, W, w0, ld, R, C, v, sc);
 }
 
 /* Elman and the LSTM kinds, from the pre-activations a (G*H) of one stream: h (H) out,
@@ -202,8 +226,9 @@ KFN void SFX(step)(ad_cell_kind kind, int Din, int H, const ad_kern_layer *L, co
 {
     const int G = ad_cell_gates(kind), GH = G * H;
     const size_t ld = (size_t)L->ld, wh = (size_t)Din * ld; /* Wh's first element */
-    void (*mv)(float *, const float *, const void *, size_t, size_t, int, int, const float *) =
-        L->half ? SFX(mv16) : SFX(mv32);
+    const SFX(mv_fn) mv = L->wt == AD_W_I8 ? SFX(mv8) : L->wt == AD_W_F16 ? SFX(mv16) : SFX(mv32);
+    /* the rows' scales (int8), from row 0 and from row 2H (the GRU kinds' n rows) */
+    const float *sc = L->scale, *sc2 = sc ? sc + 2 * H : NULL;
     float a[4 * AD_MAX_HIDDEN + 16];     /* (G*H) pre-activations, then gates */
     float v[2 * AD_MAX_HIDDEN + 16];     /* [x; h_{t-1}] */
     float aux[AD_MAX_HIDDEN + 16];       /* GRU: r*h_{t-1}; GRU_TORCH: Whn h_{t-1} + b_hn */
@@ -214,10 +239,10 @@ KFN void SFX(step)(ad_cell_kind kind, int Din, int H, const ad_kern_layer *L, co
     memcpy(v + Din, h, (size_t)H * sizeof(float));
     if (kind == AD_CELL_GRU || kind == AD_CELL_GRU_TORCH) {
         /* r and z see [x; h]; n's input part sees x; its recurrent part comes after */
-        mv(a, L->b, L->w, 0, ld, 2 * H, Din + H, v);
-        mv(a + 2 * H, L->b + 2 * H, L->w, 2 * (size_t)H, ld, H, Din, x);
+        mv(a, L->b, L->w, 0, ld, 2 * H, Din + H, v, sc);
+        mv(a + 2 * H, L->b + 2 * H, L->w, 2 * (size_t)H, ld, H, Din, x, sc2);
         if (kind == AD_CELL_GRU_TORCH)
-            mv(aux, L->extra, L->w, wh + 2 * (size_t)H, ld, H, H, hp);
+            mv(aux, L->extra, L->w, wh + 2 * (size_t)H, ld, H, H, hp, sc2);
         for (int j = 0; j < H; j += VW) {
             const TM m = tmask(H - j < VW ? H - j : VW);
             const V r = SFX(vsig)(vloadm(a + j, m)), z = SFX(vsig)(vloadm(a + H + j, m));
@@ -232,7 +257,7 @@ KFN void SFX(step)(ad_cell_kind kind, int Din, int H, const ad_kern_layer *L, co
         }
         if (kind == AD_CELL_GRU_TORCH)
             return;
-        mv(a + 2 * H, a + 2 * H, L->w, wh + 2 * (size_t)H, ld, H, H, aux);
+        mv(a + 2 * H, a + 2 * H, L->w, wh + 2 * (size_t)H, ld, H, H, aux, sc2);
         for (int j = 0; j < H; j += VW) {
             const TM m = tmask(H - j < VW ? H - j : VW);
             const V z = vloadm(a + H + j, m), n = SFX(vtanh)(vloadm(a + 2 * H + j, m));
@@ -242,7 +267,7 @@ KFN void SFX(step)(ad_cell_kind kind, int Din, int H, const ad_kern_layer *L, co
     }
 
     /* Elman and the LSTM kinds: every gate sees [x; h], one pass over [Wx | Wh] */
-    mv(a, L->b, L->w, 0, ld, GH, Din + H, v);
+    mv(a, L->b, L->w, 0, ld, GH, Din + H, v, sc);
     SFX(gates)(kind, H, L->extra, a, h, c);
 }
 
@@ -261,7 +286,7 @@ KFN void SFX(gates_n)(ad_cell_kind kind, int H, int n, const float *extra, const
 KFN void SFX(head)(int O, int H, const float *wy, const float *by, const float *h, float *y)
 {
     if (O != 1) {
-        SFX(mv32)(y, by, wy, 0, (size_t)O, O, H, h);
+        SFX(mv32)(y, by, wy, 0, (size_t)O, O, H, h, NULL);
         return;
     }
     V s0 = vset1(0.0f), s1 = vset1(0.0f);
@@ -331,4 +356,5 @@ KFN void SFX(widen)(float *dst, const uint16_t *src, size_t n)
 #undef vlt
 #undef vsel
 #undef vloadh
+#undef vloadq
 #undef vscale

@@ -1,7 +1,8 @@
 /*
- * net.c - the network object (shapes, one flat parameter buffer), per-stream states, the
- * streaming step through the layers and the head, and the sequence workspace that runs
- * layers and head forward and backward for BPTT.
+ * net.c - the network object (shapes, one flat parameter buffer), its storage modes
+ * (float, fp16 or int8 packed blocks: pack.h), per-stream states, the streaming step
+ * through the layers and the head, and the sequence workspace that runs layers and head
+ * forward and backward for BPTT.
  */
 #include "net.h"
 
@@ -11,8 +12,8 @@
 #include <string.h>
 
 #include "blas.h"
-#include "half.h"
 #include "kern.h"
+#include "pack.h"
 #include "rng.h"
 
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
@@ -93,10 +94,12 @@ void ad_net_init(ad_net *net, uint64_t seed)
     const int fg = ad_cell_forget_gate(cfg->kind);
     ad_rng rng;
 
-    if (!net->params) { /* fp16 only: widen, initialise the floats, narrow them again */
-        if (ad_net_set_fp16(net, AD_NET_FP16) == 0) {
+    if (!net->params) { /* packed only: widen, initialise the floats, pack them again */
+        const int mode = ad_net_storage(net);
+        const int masters = mode == AD_NET_INT8_ONLY ? AD_NET_INT8 : AD_NET_FP16;
+        if (ad_net_set_storage(net, masters) == 0) { /* the same block with masters */
             ad_net_init(net, seed);
-            ad_net_set_fp16(net, AD_NET_FP16_ONLY); /* frees the floats: cannot fail */
+            ad_net_set_storage(net, mode); /* frees the floats: cannot fail */
         }
         return;
     }
@@ -158,19 +161,24 @@ ad_net *ad_net_clone(const ad_net *src)
     return net;
 }
 
-static void half_narrow(ad_net *net, const float *flat);
-
 int ad_net_copy_params(ad_net *dst, const ad_net *src)
 {
     if (memcmp(&dst->cfg, &src->cfg, sizeof(dst->cfg)) != 0 || dst->nparams != src->nparams)
         return -AD_EINVAL;
-    if (dst->params) { /* floats (and the copy refreshed from them) */
+    if (dst->params) { /* floats (and the block refreshed from them) */
         ad_net_get_params(src, 0, src->nparams, dst->params);
         ad_net_refresh(dst);
-    } else if (src->params) { /* fp16 only: src's floats narrowed */
-        half_narrow(dst, src->params);
-    } else { /* fp16 only from fp16 only: the same block layout */
-        memcpy(dst->half, src->half, dst->half_bytes);
+    } else if (src->params) { /* packed only: src's floats packed */
+        ad_pack_narrow(dst, src->params);
+    } else if (src->pack_wt == dst->pack_wt) { /* packed only from the same: one layout */
+        memcpy(dst->pack, src->pack, dst->pack_bytes);
+    } else { /* packed only from packed only of another type: through floats */
+        float *flat = malloc(src->nparams * sizeof(*flat));
+        if (!flat)
+            return -AD_ENOMEM;
+        ad_net_get_params(src, 0, src->nparams, flat);
+        ad_pack_narrow(dst, flat);
+        free(flat);
     }
     return 0;
 }
@@ -179,128 +187,34 @@ void ad_net_free(ad_net *net)
 {
     if (!net)
         return;
-    free(net->half);
+    free(net->pack);
     free(net->params);
     free(net);
 }
 
 size_t ad_net_bytes(const ad_net *net)
 {
-    return sizeof(*net) + (net->params ? net->nparams * sizeof(float) : 0) + net->half_bytes;
+    return sizeof(*net) + (net->params ? net->nparams * sizeof(float) : 0) + net->pack_bytes;
 }
 
 void ad_net_prefetch(const ad_net *net)
 {
-    const char *p = net->half ? (const char *)net->half : (const char *)net->params;
-    const size_t n = net->half ? net->half_bytes : net->nparams * sizeof(float);
+    const char *p = net->pack ? (const char *)net->pack : (const char *)net->params;
+    const size_t n = net->pack ? net->pack_bytes : net->nparams * sizeof(float);
     for (size_t off = 0; off < n; off += 64)
         __builtin_prefetch(p + off, 0, 3);
 }
 
-/* ---- the fp16 copy ----
- * One block: per layer the halves of [Wx | Wh] (G*H, Din + H), ld = G*H, with the
- * kernels' slack after them, then b and extra as floats; then Wy and by as floats. Each
- * piece starts on a 64-byte line. */
-
-#define LINE 64
-static size_t line_up(size_t n)
-{
-    return (n + LINE - 1) / LINE * LINE;
-}
-
-/* Walks the block: with base, carves net->hl, hwy, hby; returns its size in bytes. */
-static size_t half_layout(ad_net *net, char *base)
-{
-    const ad_net_config *cfg = &net->cfg;
-    const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
-    const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
-    size_t off = 0;
-
-    for (int l = 0; l < cfg->layers; l++) {
-        const size_t din = l == 0 ? (size_t)cfg->input : H;
-        if (base) {
-            ad_kern_layer *L = &net->hl[l];
-            L->w = base + off;
-            L->ld = (int)GH;
-            L->half = 1;
-            L->b = (const float *)(void *)(base + off +
-                                           line_up((GH * (din + H) + AD_KERN_HALF_SLACK) * 2));
-            L->extra = extra ? L->b + GH : NULL;
-        }
-        off += line_up((GH * (din + H) + AD_KERN_HALF_SLACK) * 2);
-        off += line_up((GH + extra) * sizeof(float));
-    }
-    if (base) {
-        net->hwy = (const float *)(void *)(base + off);
-        net->hby = net->hwy + (size_t)cfg->output * H;
-    }
-    off += line_up((size_t)cfg->output * (H + 1) * sizeof(float));
-    return off;
-}
-
-/* Writes the block from a flat float parameter vector (laid out like params): the
- * weight matrices narrowed to halves, the rest copied. */
-static void half_narrow(ad_net *net, const float *flat)
-{
-    const ad_net_config *cfg = &net->cfg;
-    const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
-    const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
-    ad_params p;
-
-    layout(cfg, (float *)(void *)flat, &p); /* views only: nothing is written */
-    for (int l = 0; l < cfg->layers; l++) {
-        const size_t din = l == 0 ? (size_t)cfg->input : H;
-        ad_kern_layer *L = &net->hl[l];
-        /* Wh follows Wx in the flat buffer: [Wx | Wh] is one run of GH*(din+H) floats */
-        ad_half_from_floats((uint16_t *)(void *)L->w, p.layer[l].wx, GH * (din + H));
-        memcpy((float *)(void *)L->b, p.layer[l].b, GH * sizeof(float));
-        if (extra)
-            memcpy((float *)(void *)L->extra, p.layer[l].extra, extra * sizeof(float));
-    }
-    memcpy((float *)(void *)net->hwy, p.wy, (size_t)cfg->output * H * sizeof(float));
-    memcpy((float *)(void *)net->hby, p.by, (size_t)cfg->output * sizeof(float));
-}
-
-/* The part of the run [pos, pos + len) of the flat vector inside [off, off + n), from src
- * (halves widened if half, else floats) into out (which holds [off, off + n)). Returns
- * pos + len, the next run's start. */
-static size_t run_get(size_t pos, size_t len, const void *src, int half, size_t off, size_t n,
-                      float *out)
-{
-    const size_t lo = pos > off ? pos : off, hi = pos + len < off + n ? pos + len : off + n;
-
-    if (lo < hi) {
-        if (half)
-            ad_half_to_floats(out + (lo - off), (const uint16_t *)src + (lo - pos), hi - lo);
-        else
-            memcpy(out + (lo - off), (const float *)src + (lo - pos), (hi - lo) * sizeof(float));
-    }
-    return pos + len;
-}
-
 void ad_net_get_params(const ad_net *net, size_t off, size_t n, float *out)
 {
-    const ad_net_config *cfg = &net->cfg;
-    const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
-    const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
-    size_t pos = 0;
-
     if (off >= net->nparams)
         return;
     if (n > net->nparams - off)
         n = net->nparams - off;
-    if (net->params) {
+    if (net->params)
         memcpy(out, net->params + off, n * sizeof(float));
-        return;
-    }
-    /* fp16 only: the flat order is per layer [Wx | Wh] (halves in the block), b and extra
-     * (floats, adjacent in the block too); then Wy and by (adjacent floats) */
-    for (int l = 0; l < cfg->layers; l++) {
-        const size_t din = l == 0 ? (size_t)cfg->input : H;
-        pos = run_get(pos, GH * (din + H), net->hl[l].w, 1, off, n, out);
-        pos = run_get(pos, GH + extra, net->hl[l].b, 0, off, n, out);
-    }
-    run_get(pos, (size_t)cfg->output * (H + 1), net->hwy, 0, off, n, out);
+    else
+        ad_pack_get(net, off, n, out);
 }
 
 int ad_net_params_finite(const ad_net *net)
@@ -319,53 +233,89 @@ int ad_net_params_finite(const ad_net *net)
 
 void ad_net_refresh(ad_net *net)
 {
-    if (net->half && net->params)
-        half_narrow(net, net->params);
+    if (net->pack && net->params)
+        ad_pack_narrow(net, net->params);
 }
 
-int ad_net_set_fp16(ad_net *net, int mode)
+/* The block type of a storage mode, and whether the mode keeps the float masters. */
+static ad_wtype mode_wtype(int mode)
 {
-    if (mode < AD_NET_FP32 || mode > AD_NET_FP16_ONLY)
+    switch (mode) {
+    case AD_NET_FP16:
+    case AD_NET_FP16_ONLY:
+        return AD_W_F16;
+    case AD_NET_INT8:
+    case AD_NET_INT8_ONLY:
+        return AD_W_I8;
+    default:
+        return AD_W_F32;
+    }
+}
+
+static int mode_floats(int mode)
+{
+    return mode == AD_NET_FP32 || mode == AD_NET_FP16 || mode == AD_NET_INT8;
+}
+
+int ad_net_set_storage(ad_net *net, int mode)
+{
+    const ad_wtype wt = mode_wtype(mode);
+    float *params = NULL;
+    char *base = NULL;
+    size_t nb = 0;
+
+    if (mode < AD_NET_FP32 || mode > AD_NET_INT8_ONLY)
         return -AD_EINVAL;
-    if (mode != AD_NET_FP16_ONLY && !net->params) { /* the floats, widened from the halves */
-        float *params = malloc(net->nparams * sizeof(*params));
+    /* the floats, widened from the block: for the mode, or to pack them another way */
+    if (!net->params && (mode_floats(mode) || net->pack_wt != wt)) {
+        params = malloc(net->nparams * sizeof(*params));
         if (!params)
             return -AD_ENOMEM;
         ad_net_get_params(net, 0, net->nparams, params);
+    }
+    if (wt != AD_W_F32 && (!net->pack || net->pack_wt != wt)) { /* a new block */
+        nb = ad_pack_layout(net, wt, NULL);
+        base = aligned_alloc(AD_PACK_ALIGN, nb);
+        if (!base) {
+            free(params);
+            return -AD_ENOMEM; /* unchanged */
+        }
+        memset(base, 0, nb); /* the slack is read (and discarded) by the kernels */
+    }
+    /* nothing fails from here on */
+    if (params) {
         net->params = params;
         layout(&net->cfg, params, &net->p);
     }
-    if (mode != AD_NET_FP32 && !net->half) { /* the halves, narrowed from the floats */
-        const size_t n = half_layout(net, NULL);
-        char *base = aligned_alloc(LINE, n);
-        if (!base)
-            return -AD_ENOMEM; /* only from fp32 here: unchanged */
-        memset(base, 0, n); /* the slack is read (and discarded) by the kernels */
-        net->half = base;
-        net->half_bytes = n;
-        half_layout(net, base);
+    if (base || wt == AD_W_F32) { /* the old block goes */
+        free(net->pack);
+        net->pack = NULL;
+        net->pack_bytes = 0;
+        net->pack_wt = AD_W_F32;
+        memset(net->pl, 0, sizeof(net->pl));
+        net->pwy = net->pby = NULL;
     }
-    if (mode == AD_NET_FP32) {
-        free(net->half);
-        net->half = NULL;
-        net->half_bytes = 0;
-        memset(net->hl, 0, sizeof(net->hl));
-        net->hwy = net->hby = NULL;
-    } else if (mode == AD_NET_FP16_ONLY && net->params) {
-        half_narrow(net, net->params);
+    if (base) {
+        net->pack = base;
+        net->pack_bytes = nb;
+        net->pack_wt = wt;
+        ad_pack_layout(net, wt, base);
+    }
+    ad_net_refresh(net); /* the block from the floats, if both are there */
+    if (!mode_floats(mode)) {
         free(net->params);
         net->params = NULL;
         memset(&net->p, 0, sizeof(net->p));
-    } else if (mode == AD_NET_FP16) {
-        ad_net_refresh(net);
     }
     return 0;
 }
 
-int ad_net_fp16(const ad_net *net)
+int ad_net_storage(const ad_net *net)
 {
-    if (!net->half)
+    if (!net->pack)
         return AD_NET_FP32;
+    if (net->pack_wt == AD_W_I8)
+        return net->params ? AD_NET_INT8 : AD_NET_INT8_ONLY;
     return net->params ? AD_NET_FP16 : AD_NET_FP16_ONLY;
 }
 
@@ -408,10 +358,10 @@ size_t ad_state_bytes(const ad_state *st)
 static void step_head(const ad_net *net, ad_isa isa, int plain, const float *h, float *y)
 {
     const int H = net->cfg.hidden, O = net->cfg.output;
-    const float *wy = net->half ? net->hwy : net->p.wy;
+    const float *wy = net->pack ? net->pwy : net->p.wy;
 
     if (!plain) {
-        ad_kern_head(isa, O, H, wy, net->half ? net->hby : net->p.by, h, y);
+        ad_kern_head(isa, O, H, wy, net->pack ? net->pby : net->p.by, h, y);
         return;
     }
     memcpy(y, net->p.by, (size_t)O * sizeof(float));
@@ -430,7 +380,7 @@ void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y)
     const ad_isa isa = ref ? AD_ISA_C : ad_kern_best_isa();
     /* float weights on the portable path: the plain kernel (what reference mode needs,
      * and auto-vectorised, faster there than the one-lane fused C kernel) */
-    const int plain = !net->half && isa == AD_ISA_C;
+    const int plain = !net->pack && isa == AD_ISA_C;
     const float *in = x;
 
     for (int l = 0; l < cfg->layers; l++) {
@@ -440,10 +390,11 @@ void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y)
         float *c = st->c ? st->c + (size_t)l * H : NULL;
         if (plain) {
             ad_cell_step(cfg->kind, din, H, p, in, h, c);
-        } else if (net->half) {
-            ad_kern_step(isa, cfg->kind, din, H, &net->hl[l], in, h, c);
+        } else if (net->pack) {
+            ad_kern_step(isa, cfg->kind, din, H, &net->pl[l], in, h, c);
         } else {
-            const ad_kern_layer L = {p->wx, GH, 0, p->b, p->extra};
+            const ad_kern_layer L = {
+                .w = p->wx, .ld = GH, .wt = AD_W_F32, .scale = NULL, .b = p->b, .extra = p->extra};
             ad_kern_step(isa, cfg->kind, din, H, &L, in, h, c);
         }
         in = h;
@@ -610,7 +561,7 @@ void ad_seq_backward_init(const ad_net *net, ad_seq *ws, const float *dy, float 
     ad_params g;
     int cur = 0;
 
-    if (!net->params) /* fp16 only: no forward ran on it either */
+    if (!net->params) /* packed only: no forward ran on it either */
         return;
     ad_net_views(cfg, ws->grad, &g);
     /* head */
@@ -680,13 +631,13 @@ void ad_net_batch_free(ad_net_batch *ws)
 }
 
 /* Floats of scratch a batch of n streams needs: the widened weights of the largest
- * layer (fp16 networks), then xh (max(D, H) + H, n), a (G*H, n), cp, c, h, aux (H, n). */
+ * layer (packed networks), then xh (max(D, H) + H, n), a (G*H, n), cp, c, h, aux (H, n). */
 static size_t batch_floats(const ad_net *net, int n)
 {
     const size_t H = (size_t)net->cfg.hidden, GH = (size_t)ad_cell_gates(net->cfg.kind) * H;
     const size_t in = (size_t)net->cfg.input > H ? (size_t)net->cfg.input : H;
 
-    return (net->half ? GH * (in + H) : 0) + (size_t)n * (in + H + GH + 4 * H);
+    return (net->pack ? GH * (in + H) : 0) + (size_t)n * (in + H + GH + 4 * H);
 }
 
 void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, float *Y, int n,
@@ -720,7 +671,7 @@ void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, f
         return;
     }
     w = ws->buf;
-    xh = w + (net->half ? (size_t)GH * (in + H) : 0);
+    xh = w + (net->pack ? (size_t)GH * (in + H) : 0);
     a = xh + (in + H) * n;
     cp = a + (size_t)GH * n;
     c = fused ? cp : cp + (size_t)H * n; /* the gate kernel updates c in place */
@@ -731,13 +682,13 @@ void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, f
         const size_t lo = (size_t)H * l;
         ad_layer_params p = net->p.layer[l];
 
-        if (net->half) { /* the halves ad_net_step reads, widened (exactly) to float; b
-                          * and extra the block's (the masters' values, if any) */
-            ad_kern_widen(isa, w, (const uint16_t *)net->hl[l].w, (size_t)GH * ld);
+        if (net->pack) { /* the halves or int8 ad_net_step reads, widened (exactly) to
+                          * float; b and extra the block's (the masters' values, if any) */
+            ad_pack_widen(net, l, isa, w);
             p.wx = w;
             p.wh = w + (size_t)GH * din;
-            p.b = (float *)(void *)net->hl[l].b;
-            p.extra = (float *)(void *)net->hl[l].extra;
+            p.b = (float *)(void *)net->pl[l].b;
+            p.extra = (float *)(void *)net->pl[l].extra;
         }
         for (int j = 0; j < n; j++) { /* gather: [x; h_{t-1}] and c_{t-1} of each stream */
             float *col = xh + (size_t)ld * j;
@@ -763,6 +714,6 @@ void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, f
         }
     }
     for (int j = 0; j < n; j++)
-        step_head(net, isa, !net->half && isa == AD_ISA_C, st[j]->h + (size_t)H * (cfg->layers - 1),
+        step_head(net, isa, !net->pack && isa == AD_ISA_C, st[j]->h + (size_t)H * (cfg->layers - 1),
                   Y + (size_t)O * j);
 }

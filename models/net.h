@@ -10,9 +10,10 @@
  * Parameters live in one contiguous float buffer carved by a size table (llm.c style):
  * per layer Wx (G*H, Din), Wh (G*H, H), b (G*H) and the kind's extra vector (cell.h),
  * then the head Wy (O, H) and by (O). Matrices are column-major: element (r, c) of an
- * (R, C) matrix is at [r + c*R]. An fp16-only network (ad_net_set_fp16, AD_NET_FP16_ONLY)
- * has no float buffer: its weight matrices are halves in the fp16 block, and the float
- * parameters are derived from it when asked for (ad_net_get_params, ad_net_clone).
+ * (R, C) matrix is at [r + c*R]. A packed-only network (ad_net_set_storage,
+ * AD_NET_FP16_ONLY or AD_NET_INT8_ONLY) has no float buffer: its weight matrices are
+ * halves or int8 in the packed block, and the float parameters are derived from it when
+ * asked for (ad_net_get_params, ad_net_clone).
  *
  * Three ways to run a network:
  *  - ad_net_step(): one sample for one stream, O(parameters), no allocation.
@@ -71,14 +72,17 @@ typedef struct ad_params {
 typedef struct ad_net {
     ad_net_config cfg;
     size_t nparams; /* the parameter count (floats in params, when there are floats) */
-    float *params;  /* (nparams) the float parameters (the masters), or NULL when fp16 only */
-    ad_params p;    /* views into params (all NULL when fp16 only) */
-    /* The fp16 block (ad_net_set_fp16), or all NULL/0: */
-    void *half;                      /* one allocation: per layer [Wx | Wh] as halves, b and
-                                      * extra as floats; then the head Wy, by as floats */
-    size_t half_bytes;               /* its size */
-    ad_kern_layer hl[AD_MAX_LAYERS]; /* views into half for the step kernels */
-    const float *hwy, *hby;          /* the head inside half (O, H) and (O) */
+    float *params;  /* (nparams) the float parameters (the masters), or NULL when packed
+                     * only */
+    ad_params p;    /* views into params (all NULL when packed only) */
+    /* The packed block (ad_net_set_storage), or all NULL/0: */
+    ad_wtype pack_wt;                /* AD_W_F16 or AD_W_I8 (AD_W_F32 without a block) */
+    void *pack;                      /* one allocation: per layer [Wx | Wh] as halves or
+                                      * int8, then (floats) the rows' scales (int8), b and
+                                      * extra; then the head Wy, by as floats */
+    size_t pack_bytes;               /* its size */
+    ad_kern_layer pl[AD_MAX_LAYERS]; /* views into pack for the step kernels */
+    const float *pwy, *pby;          /* the head inside pack (O, H) and (O) */
 } ad_net;
 
 /* Per-stream rolling state. */
@@ -104,25 +108,27 @@ void ad_net_views(const ad_net_config *cfg, float *flat, ad_params *out);
  */
 int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *err, size_t errlen);
 
-/* Re-initialises the parameters of an existing network from seed (as ad_net_create). An
- * fp16-only network is widened, initialised and narrowed again (unchanged if there is no
+/* Re-initialises the parameters of an existing network from seed (as ad_net_create). A
+ * packed-only network is widened, initialised and packed again (unchanged if there is no
  * memory for the floats). */
 void ad_net_init(ad_net *net, uint64_t seed);
 
-/* Allocates a copy of src (shapes and parameters; float only: the copy has no fp16
- * copy, it is usually the one to train; an fp16-only src's halves are widened, exactly).
- * Returns NULL on allocation failure. */
+/* Allocates a copy of src (shapes and parameters; float only: the copy has no packed
+ * block, it is usually the one to train; a packed-only src's halves or int8 are widened,
+ * exactly). Returns NULL on allocation failure. */
 ad_net *ad_net_clone(const ad_net *src);
 
 /* Copies parameters from src into dst; both must have the same shape (else -AD_EINVAL).
- * Either may be fp16 only: src's floats are its halves widened; an fp16-only dst gets
- * src's floats narrowed into its halves, and dst's fp16 copy, if it has floats too, is
- * refreshed (this is how new weights are installed). */
+ * Either may be packed only: src's floats are its block widened; a packed-only dst gets
+ * src's floats narrowed (fp16) or quantised (int8) into its block, and dst's block, if it
+ * has floats too, is refreshed (this is how new weights are installed). -AD_ENOMEM only
+ * from a packed-only src to a packed-only dst of the other type (through a float copy;
+ * dst is then unchanged). */
 int ad_net_copy_params(ad_net *dst, const ad_net *src);
 
 /* Floats [off, off + n) of the flat parameter vector (clipped to nparams) into out: the
- * float parameters, or for an fp16-only network its halves widened (exactly) and its
- * float parts copied. No allocation. */
+ * float parameters, or for a packed-only network its halves or int8 widened (exactly:
+ * q * scale for int8, quant.h) and its float parts copied. No allocation. */
 void ad_net_get_params(const ad_net *net, size_t off, size_t n, float *out);
 
 /* 1 if every parameter (as ad_net_get_params gives it) is finite, else 0. */
@@ -130,8 +136,8 @@ int ad_net_params_finite(const ad_net *net);
 
 void ad_net_free(ad_net *net);
 
-/* Bytes owned by a network: the struct, the float parameters if any, the fp16 block if
- * any. */
+/* Bytes owned by a network: the struct, the float parameters if any, the packed block
+ * if any. */
 size_t ad_net_bytes(const ad_net *net);
 
 /*
@@ -142,42 +148,49 @@ size_t ad_net_bytes(const ad_net *net);
  */
 void ad_net_prefetch(const ad_net *net);
 
-/* What a network holds (ad_net_set_fp16, ad_net_fp16). */
-enum ad_net_fp16_mode {
-    AD_NET_FP32 = 0,     /* the float parameters only */
-    AD_NET_FP16 = 1,     /* the float parameters (masters) and the fp16 copy steps read */
-    AD_NET_FP16_ONLY = 2 /* the fp16 block only: about half the bytes of the floats */
+/* What a network holds (ad_net_set_storage, ad_net_storage). */
+enum ad_net_storage {
+    AD_NET_FP32 = 0,      /* the float parameters only */
+    AD_NET_FP16 = 1,      /* the float parameters (masters) and the fp16 block steps read */
+    AD_NET_FP16_ONLY = 2, /* the fp16 block only: about half the bytes of the floats */
+    AD_NET_INT8 = 3,      /* the float parameters (masters) and the int8 block steps read */
+    AD_NET_INT8_ONLY = 4  /* the int8 block only: about a third of the bytes of the floats */
 };
 
 /*
- * fp16 inference weights. The fp16 block holds the layers' weight matrices in IEEE
- * binary16, and ad_net_step reads those instead of the floats: half the bytes per step,
- * the math still float. Biases, the kind's extra vectors and the head stay float (in the
- * block, next to the halves, so a step reads one block). The prediction moves by about
- * 1e-3 relative (weights rounded to 11 significant bits; measured in
- * tests/check_kernels.c, docs/MODELS.md).
- *  - AD_NET_FP16 keeps the float parameters as masters beside the block (allocating the
- *    block if needed, else refreshing it from the floats): training and everything else
- *    (ad_seq_*, checkpoints, clones) use the floats.
- *  - AD_NET_FP16_ONLY narrows the floats into the block and frees them: the network's
- *    weights take about half the bytes. Steps (ad_net_step, ad_net_step_batch) are
- *    bit-identical to AD_NET_FP16's on the same halves. ad_seq_forward refuses it (NULL)
- *    and ad_seq_backward does nothing: train a clone (float, widened from the halves) and
- *    ad_net_copy_params it back (narrowed). Widening then narrowing gives back the same
- *    halves; narrowing newly trained floats rounds them by at most 2^-11 relative, so
- *    each training of an fp16-only network starts from its last weights so rounded.
- *  - AD_NET_FP32 frees the block (an fp16-only network's floats are its halves widened).
- * Setting the mode a network is in already does nothing (AD_NET_FP16: a refresh).
- * Returns 0, -AD_EINVAL for an unknown mode, or -AD_ENOMEM (the network is then
- * unchanged).
+ * Packed inference weights. The packed block holds the layers' weight matrices as IEEE
+ * binary16 (fp16, half.h) or as int8 with one float scale per row (quant.h), and
+ * ad_net_step reads those instead of the floats: half or a quarter of the bytes per
+ * weight, the math still float. Biases, the kind's extra vectors and the head stay float
+ * (in the block, next to the weights, so a step reads one block). The prediction moves by
+ * about 1e-3 relative with fp16 (weights rounded to 11 significant bits) and by about
+ * 3e-3 with int8 (each weight within 1/254 of its row's largest); measured in
+ * tests/check_kernels.c and tests/check_quant.c, docs/MODELS.md.
+ *  - AD_NET_FP16 and AD_NET_INT8 keep the float parameters as masters beside the block
+ *    (allocating the block if needed, else refreshing it from the floats): training and
+ *    everything else (ad_seq_*, checkpoints, clones) use the floats.
+ *  - AD_NET_FP16_ONLY and AD_NET_INT8_ONLY pack the floats into the block and free them.
+ *    Steps (ad_net_step, ad_net_step_batch) are bit-identical to the masters' mode's on
+ *    the same block. ad_seq_forward refuses them (NULL) and ad_seq_backward does nothing:
+ *    train a clone (float, widened from the block) and ad_net_copy_params it back
+ *    (packed again). Widening then packing gives back the same block, bit for bit (fp16:
+ *    every half is a float; int8: quant.h's scales make q * scale exact); packing newly
+ *    trained floats rounds them (fp16: by at most 2^-11 relative; int8: by at most 1/254
+ *    of the row's largest magnitude), so each training of a packed-only network starts
+ *    from its last weights so rounded.
+ *  - AD_NET_FP32 frees the block (a packed-only network's floats are its block widened).
+ * Switching between fp16 and int8 packs the floats (widened from the old block if there
+ * are no masters). Setting the mode a network is in already does nothing (with masters:
+ * a refresh). Returns 0, -AD_EINVAL for an unknown mode, or -AD_ENOMEM (the network is
+ * then unchanged).
  */
-int ad_net_set_fp16(ad_net *net, int mode);
+int ad_net_set_storage(ad_net *net, int mode);
 
-/* What net holds (enum ad_net_fp16_mode): nonzero if it steps with fp16 weights. */
-int ad_net_fp16(const ad_net *net);
+/* What net holds (enum ad_net_storage): nonzero if it steps with packed weights. */
+int ad_net_storage(const ad_net *net);
 
 /*
- * Re-derives the fp16 copy from the float parameters (nothing to do without one, or
+ * Re-derives the packed block from the float parameters (nothing to do without one, or
  * without floats). Call it after writing net->params directly (an optimiser step, a load
  * into params) and before the next ad_net_step; ad_net_init and ad_net_copy_params do it
  * themselves.
@@ -194,9 +207,9 @@ size_t ad_state_bytes(const ad_state *st);
  * Advances one stream by one sample: x (D) in, st updated, y (O) out.
  * O(parameters), no allocation, no shared scratch (safe to call on different states of
  * one network from different threads).
- * Kernels: the fused SIMD step of kern.h for the CPU (float or fp16 weights). With the
- * reference product kernel selected (ad_blas_set_reference(1)) it runs the plain C
- * reference ad_cell_step instead, bit-identical to the sequence forward (fp16 networks:
+ * Kernels: the fused SIMD step of kern.h for the CPU (float, fp16 or int8 weights). With
+ * the reference product kernel selected (ad_blas_set_reference(1)) it runs the plain C
+ * reference ad_cell_step instead, bit-identical to the sequence forward (packed networks:
  * kern.h's portable C kernel).
  */
 void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y);
@@ -229,8 +242,10 @@ void ad_net_batch_free(ad_net_batch *ws);
  * From ws's gemm_min streams on, each layer runs as matrix-matrix products over the n
  * streams: the states' h (and inputs) gathered into one (Din + H, n) matrix, the gate
  * pre-activations of all n as [Wx | Wh] times it (blas.h), the gate equations per
- * stream, the new h and c scattered back; the head per stream (kern.h). fp16 networks
- * step on their halves widened to float in ws (the same weight values as ad_net_step).
+ * stream, the new h and c scattered back; the head per stream (kern.h). Packed networks
+ * step on their block widened to float in ws, once per layer per call (the same weight
+ * values as ad_net_step; int8: q * scale, which the fused step applies to each row's sum
+ * instead, the same to float rounding).
  * Results agree with ad_net_step to float rounding (bit for bit with the reference
  * product kernel and float weights; tests/check_net.c). When ws cannot grow (out of
  * memory) the streams step one by one: the call cannot fail.

@@ -66,7 +66,7 @@ static void write_blob(ad_wbuf *w, const ad_net *net, const ad_optim *opt)
     ad_put_u64(w, (uint64_t)net->nparams);
     if (net->params || !w->p) {
         ad_put_f32v(w, net->params, net->nparams);
-    } else { /* fp16 only: the floats widened from the halves, the format unchanged */
+    } else { /* packed only: the floats widened from the block, the format unchanged */
         float buf[256];
         for (size_t off = 0; off < net->nparams; off += 256) {
             const size_t n = net->nparams - off < 256 ? net->nparams - off : 256;
@@ -110,7 +110,7 @@ static int check_savable(const ad_net *net, const ad_optim *opt, char *err, size
         return -AD_EINVAL;
     }
     if (net->nparams != ad_net_param_count(&net->cfg) ||
-        (net->nparams && !net->params && !net->half)) {
+        (net->nparams && !net->params && !net->pack)) {
         set_err(err, errlen, "cannot save: network has %zu parameters, its shape needs %zu",
                 net->nparams, ad_net_param_count(&net->cfg));
         return -AD_EINVAL;

@@ -63,7 +63,7 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-FP16 = False  # --fp16: the daemon's fp16: true
+WEIGHTS = "float32"  # --weights (--fp16: float16): the daemon's weights
 SCORE_THREADS = 0  # --score-threads: the daemon's score_threads (0: its default)
 RECENT = 256  # --recent: the daemon's recent (points per series kept for the API)
 
@@ -78,7 +78,7 @@ class Daemon:
 log_level: info
 state_dir: {tmp}/state
 max_series: {max(100000, nseries)}
-fp16: {"true" if FP16 else "false"}
+weights: {WEIGHTS}
 score_threads: {SCORE_THREADS}
 recent: {RECENT}
 listeners:
@@ -412,8 +412,11 @@ def main():
     ap.add_argument("--torch-max", type=int, default=100000)
     ap.add_argument("--torch-seconds", type=float, default=3)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--weights", choices=("float32", "float16", "int8"), default=None,
+                    help="the daemon's weights: how own networks keep their weights "
+                         "(float32 by default)")
     ap.add_argument("--fp16", action="store_true",
-                    help="run the daemon with fp16: true (networks step on fp16 weights)")
+                    help="the old spelling of --weights float16")
     ap.add_argument("--score-threads", type=int, default=0,
                     help="the daemon's score_threads: 1, 2, or 0 (its default: 2 here)")
     ap.add_argument("--recent", type=int, default=256,
@@ -426,8 +429,10 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="1k and 10k series, 2 phases of 5 s, a shorter peer")
     args = ap.parse_args()
-    global FP16, SCORE_THREADS, RECENT
-    FP16 = args.fp16
+    global WEIGHTS, SCORE_THREADS, RECENT
+    if args.fp16 and args.weights not in (None, "float16"):
+        ap.error("--fp16 is --weights float16, not --weights %s" % args.weights)
+    WEIGHTS = "float16" if args.fp16 else args.weights or "float32"
     SCORE_THREADS = args.score_threads
     RECENT = args.recent
     if args.quick:
@@ -438,7 +443,7 @@ def main():
     print("# anomalyd end-to-end: Graphite over loopback TCP (%d connection%s, %s), %s"
           % (args.conns, "" if args.conns == 1 else "s",
              "paced to %g samples/s in %d-byte writes" % (args.rate, args.chunk) if args.rate
-             else "as fast as the daemon takes them", STATED + ("; fp16: true" if FP16 else "; fp16: false") +
+             else "as fast as the daemon takes them", STATED + "; weights: " + WEIGHTS +
              "; score_threads: %s" % (SCORE_THREADS or "0 (default: 2 here)") +
              ("; recent: %d" % RECENT if RECENT != 256 else "")), flush=True)
     rows = []

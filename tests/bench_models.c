@@ -2,24 +2,28 @@
  * bench_models.c - the models benchmark: a program that prints figures (not a test).
  *
  * For each cell kind and hidden size (D = 1, O = 1, one layer) it prints one line:
- *   ad kind=K H=N step_ns=..  streams1000_sps=..  bptt_tps=..  bytes=..  state_bytes=..
+ *   ad kind=K H=N step_ns=..  streams1000_sps=..  streams_fp16_sps=..  streams_int8_sps=..
+ *      streams_k8_sps=..  streams_k8_fp16_sps=..  bptt_tps=..  bytes=..  bytes_fp16=..
+ *      bytes_int8=..  state_bytes=..
  *  - step_ns: ns per ad_net_step for one stream (weights hot in cache);
  *  - streams1000_sps: samples/s stepping 1000 streams that each own their weights,
  *    visited round-robin one sample each (the daemon's pattern: weights come from memory);
- *  - streams_fp16_sps: the same with each network stepping its fp16 weights
- *    (ad_net_set_fp16);
+ *  - streams_fp16_sps, streams_int8_sps: the same with each network holding only its fp16
+ *    or int8 block (ad_net_set_storage, AD_NET_FP16_ONLY, AD_NET_INT8_ONLY: what a
+ *    detector's own network holds with `weights: float16` or `int8`);
  *  - streams_k8_sps, streams_k8_fp16_sps: the same, 8 buffered samples stepped per
  *    stream visit (the weights are read from memory once per 8 samples);
  *  - bptt_tps: BPTT timesteps/s at T=64, B=32 (forward, MSE, backward, clipping, Adam),
  *    timesteps = T*B per iteration;
- *  - bytes: bytes of one network (struct + parameters); bytes_fp16: the same with its
- *    fp16 copy (which keeps the float masters); state_bytes: one stream's state.
+ *  - bytes: bytes of one network (struct + parameters); bytes_fp16, bytes_int8: the same
+ *    holding only its fp16 or int8 block (no float masters); state_bytes: one stream's
+ *    state.
  * Times are this thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so a busy shared machine
  * that deschedules the benchmark does not count against it (cache and memory-bandwidth
  * contention still do). Run with OPENBLAS_NUM_THREADS=1 for one-thread figures.
  *
  * Usage: bench_models [--quick] [--kind NAME] [--hidden N] [--streams N] [--only WHAT]
- *   WHAT: step, streams, fp16, k8 or bptt (the others print -1)
+ *   WHAT: step, streams, fp16, int8, k8 or bptt (the others print -1)
  *        bench_models --batch [--quick] [--kind NAME (lstm)] [--hidden N (32)] [--layers L]
  *   batched family steps (net.h's ad_net_step_batch): for n = 1..256 streams sharing one
  *   network, ns per stream step stepped one by one, as one batch with the products
@@ -75,11 +79,11 @@ static double bench_step(const ad_net_config *cfg)
 }
 
 /*
- * Samples/s over nstreams streams with their own weights (fp16 copies if fp16), visited
- * round-robin, k samples per visit (k > 1: samples buffered per stream, stepped in one
- * visit while the weights are in cache).
+ * Samples/s over nstreams streams with their own weights (stored as storage mode, net.h),
+ * visited round-robin, k samples per visit (k > 1: samples buffered per stream, stepped
+ * in one visit while the weights are in cache).
  */
-static double bench_streams(const ad_net_config *cfg, int nstreams, int fp16, int k)
+static double bench_streams(const ad_net_config *cfg, int nstreams, int mode, int k)
 {
     ad_net **nets = calloc((size_t)nstreams, sizeof(*nets));
     ad_state **sts = calloc((size_t)nstreams, sizeof(*sts));
@@ -93,7 +97,7 @@ static double bench_streams(const ad_net_config *cfg, int nstreams, int fp16, in
     for (int i = 0; i < nstreams; i++) {
         if (ad_net_create(cfg, (uint64_t)i + 1, &nets[i], NULL, 0))
             goto out;
-        if (fp16 && ad_net_set_fp16(nets[i], 1))
+        if (ad_net_set_storage(nets[i], mode))
             goto out;
         sts[i] = ad_state_create(nets[i]);
         if (!sts[i])
@@ -145,7 +149,7 @@ static double bench_batch(const ad_net_config *cfg, int n, int fp16, int mode)
     long steps = 0;
 
     if (!sts || !x || !y || ad_net_create(cfg, 1, &net, NULL, 0) ||
-        (fp16 && ad_net_set_fp16(net, 1)))
+        (fp16 && ad_net_set_storage(net, AD_NET_FP16)))
         goto out;
     for (int i = 0; i < n; i++)
         if (!(sts[i] = ad_state_create(net)))
@@ -275,7 +279,7 @@ int main(int argc, char **argv)
             layers = atoi(argv[++i]);
         } else {
             fprintf(stderr, "usage: bench_models [--quick] [--kind NAME] [--hidden N] "
-                            "[--streams N] [--only step|streams|fp16|k8|bptt] "
+                            "[--streams N] [--only step|streams|fp16|int8|k8|bptt] "
                             "[--batch [--layers L]]\n");
             return 2;
         }
@@ -303,23 +307,31 @@ int main(int argc, char **argv)
             if (ad_net_create(&cfg, 1, &net, NULL, 0))
                 return 1;
             st = ad_state_create(net);
-            size_t bytes = ad_net_bytes(net), sbytes = ad_state_bytes(st), bytes16 = 0;
-            if (ad_net_set_fp16(net, 1) == 0)
+            size_t bytes = ad_net_bytes(net), sbytes = ad_state_bytes(st), bytes16 = 0, bytes8 = 0;
+            if (ad_net_set_storage(net, AD_NET_FP16_ONLY) == 0)
                 bytes16 = ad_net_bytes(net);
+            if (ad_net_set_storage(net, AD_NET_INT8_ONLY) == 0)
+                bytes8 = ad_net_bytes(net);
             ad_state_free(st);
             ad_net_free(net);
             double step = !*only || !strcmp(only, "step") ? bench_step(&cfg) : -1.0;
             double sps = !*only || !strcmp(only, "streams") ? bench_streams(&cfg, nstreams, 0, 1) : -1.0;
-            double sps16 = !*only || !strcmp(only, "fp16") ? bench_streams(&cfg, nstreams, 1, 1) : -1.0;
+            double sps16 = !*only || !strcmp(only, "fp16")
+                               ? bench_streams(&cfg, nstreams, AD_NET_FP16_ONLY, 1)
+                               : -1.0;
+            double sps8 = !*only || !strcmp(only, "int8")
+                              ? bench_streams(&cfg, nstreams, AD_NET_INT8_ONLY, 1)
+                              : -1.0;
             double spsk = !*only || !strcmp(only, "k8") ? bench_streams(&cfg, nstreams, 0, 8) : -1.0;
-            double spsk16 =
-                !*only || !strcmp(only, "k8") ? bench_streams(&cfg, nstreams, 1, 8) : -1.0;
+            double spsk16 = !*only || !strcmp(only, "k8")
+                                ? bench_streams(&cfg, nstreams, AD_NET_FP16_ONLY, 8)
+                                : -1.0;
             double tps = !*only || !strcmp(only, "bptt") ? bench_bptt(&cfg, 64, 32) : -1.0;
             printf("ad kind=%s H=%d step_ns=%.1f streams%d_sps=%.0f streams_fp16_sps=%.0f "
-                   "streams_k8_sps=%.0f streams_k8_fp16_sps=%.0f bptt_tps=%.0f bytes=%zu "
-                   "bytes_fp16=%zu state_bytes=%zu\n",
-                   ad_cell_name(cfg.kind), cfg.hidden, step, nstreams, sps, sps16, spsk, spsk16,
-                   tps, bytes, bytes16, sbytes);
+                   "streams_int8_sps=%.0f streams_k8_sps=%.0f streams_k8_fp16_sps=%.0f "
+                   "bptt_tps=%.0f bytes=%zu bytes_fp16=%zu bytes_int8=%zu state_bytes=%zu\n",
+                   ad_cell_name(cfg.kind), cfg.hidden, step, nstreams, sps, sps16, sps8, spsk,
+                   spsk16, tps, bytes, bytes16, bytes8, sbytes);
             fflush(stdout);
         }
     }

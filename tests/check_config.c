@@ -160,6 +160,7 @@ static void same_config(const ad_config *a, const ad_config *b)
     EQ_INT(train_threads);
     EQ_FLT(train_cpu_budget);
     EQ_INT(train_queue);
+    EQ_INT(weights);
     EQ_INT(fp16);
     EQ_INT(store_enabled);
     EQ_STR(store_path);
@@ -198,6 +199,8 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(c.max_line, 65536);
     ck_assert_uint_eq(c.max_connections, 10000);
     ck_assert_int_eq(c.recent, 256);
+    ck_assert_int_eq(c.weights, AD_W_F32);
+    ck_assert_int_eq(c.fp16, 0);
     ck_assert_str_eq(c.state_dir, "./var");
     ck_assert_int_eq(c.nlisteners, 6);
     ck_assert_int_eq(c.listeners[0].protocol, AD_PROTO_GRAPHITE);
@@ -355,7 +358,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 18 + 2 + 6 + 5 + 4 + 4 + 4 + 6 + 43 + 46);
+    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 4 + 6 + 43 + 46);
 }
 END_TEST
 
@@ -367,6 +370,7 @@ static const char full_text[] =
     "max_line: 1024\n"
     "max_connections: 50\n"
     "recent: 64\n"
+    "weights: int8\n"
     "state_dir: /tmp/ad\n"
     "listeners:\n"
     "  - {protocol: influx, transport: udp, address: '::1', port: 9000, precision: ms}\n"
@@ -437,6 +441,7 @@ START_TEST(test_full_file)
     ck_assert_uint_eq(c.max_line, 1024);
     ck_assert_uint_eq(c.max_connections, 50);
     ck_assert_int_eq(c.recent, 64);
+    ck_assert_int_eq(c.weights, AD_W_I8);
     ck_assert_str_eq(c.state_dir, "/tmp/ad");
     ck_assert_int_eq(c.nlisteners, 5);
     ck_assert_int_eq(c.listeners[0].protocol, AD_PROTO_INFLUX);
@@ -512,11 +517,11 @@ START_TEST(test_full_file)
     ck_assert_str_eq(c.rules[0].match, "cpu.*");
     ck_assert_int_eq(c.rules[0].ignore, 0);
     ck_assert_int_eq(c.rules[0].det.hidden, 4);
-    ck_assert_int_eq(c.rules[0].line, 62);
+    ck_assert_int_eq(c.rules[0].line, 63);
     ck_assert_int_eq(c.rules[0].column, 5);
     ck_assert_str_eq(c.rules[1].match, "debug.*");
     ck_assert_int_eq(c.rules[1].ignore, 1);
-    ck_assert_int_eq(c.rules[1].line, 65);
+    ck_assert_int_eq(c.rules[1].line, 66);
     ad_config_free(&c);
 }
 END_TEST
@@ -695,6 +700,42 @@ START_TEST(test_booleans)
         "t.yaml:1:17: ", "http.enabled: 'maybe' is not a boolean (true/false/yes/no/on/off)");
     bad("http: {enabled: 1}\n", "t.yaml:1:17: ", "is not a boolean");
     bad("http: {enabled: }\n", "t.yaml:1:17: ", "expected a boolean");
+}
+END_TEST
+
+/* weights: float32 | float16 | int8; fp16 (the old key) folds into it: fp16: true is
+ * float16, false leaves the default; both given, they must agree, else an error at the
+ * fp16 key. */
+START_TEST(test_weights)
+{
+    static const struct {
+        const char *text;
+        int weights;
+    } good[] = {
+        {"weights: float32\n", AD_W_F32},
+        {"weights: float16\n", AD_W_F16},
+        {"weights: int8\n", AD_W_I8},
+        {"fp16: true\n", AD_W_F16},
+        {"fp16: false\n", AD_W_F32},
+        {"fp16: yes\nweights: float16\n", AD_W_F16},
+        {"weights: int8\nfp16: false\n", AD_W_I8},
+        {"weights: float32\nfp16: off\n", AD_W_F32},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        ad_config c = ok(good[i].text);
+        ck_assert_msg(c.weights == good[i].weights, "%s: weights %d", good[i].text, c.weights);
+        ad_config_free(&c);
+    }
+    bad("fp16: true\nweights: int8\n", "t.yaml:1:1: ",
+        "fp16: true disagrees with weights: int8 (fp16: true is the old spelling of weights: "
+        "float16; give weights only)");
+    bad("weights: float32\nfp16: yes\n", "t.yaml:2:1: ",
+        "fp16: true disagrees with weights: float32");
+    bad("max_line: 1024\nweights: float16\n  # a comment\nfp16: off\n", "t.yaml:4:1: ",
+        "fp16: false disagrees with weights: float16");
+    bad("weights: fp8\n", "t.yaml:1:10: ", "weights: 'fp8' is not one of float32 | float16 | int8");
+    bad("weights: true\n", "t.yaml:1:10: ", "'true' is not one of float32 | float16 | int8");
+    bad("fp16: int8\n", "t.yaml:1:7: ", "fp16: 'int8' is not a boolean");
 }
 END_TEST
 
@@ -1057,6 +1098,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_err_enum);
     tcase_add_test(tc, test_err_number);
     tcase_add_test(tc, test_booleans);
+    tcase_add_test(tc, test_weights);
     tcase_add_test(tc, test_err_detector_check);
     tcase_add_test(tc, test_detector_bounds_agree_with_models);
     suite_add_tcase(s, tc);

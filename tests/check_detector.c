@@ -20,6 +20,7 @@
 #include "half.h"
 #include "inputs.h"
 #include "net.h"
+#include "quant.h"
 #include "rng.h"
 #include "scorer.h"
 #include "serial.h"
@@ -64,7 +65,7 @@ static void assert_same_result(const ad_result *a, const ad_result *b, const cha
                   b->flagged, b->warming_up, b->train_due);
 }
 
-/* The float parameters of a detector's network (widened from the halves of an fp16 one):
+/* The float parameters of a detector's network (widened from the block of a packed one):
  * a float clone, to free. */
 static ad_net *float_net(const ad_detector *d)
 {
@@ -2089,8 +2090,8 @@ START_TEST(test_history_bytes)
 }
 END_TEST
 
-/* Prefetching changes nothing (and touches nothing it should not: ASan), for own and
- * shared networks, fp16 or not. */
+/* Prefetching changes nothing (and touches nothing it should not: ASan), for own
+ * networks in float32, fp16 and int8 (_i: ad_wtype). */
 START_TEST(test_prefetch)
 {
     ad_detector_config c;
@@ -2101,8 +2102,7 @@ START_TEST(test_prefetch)
     ad_rng r;
     double ts, v;
 
-    if (_i)
-        ck_assert_int_eq(ad_detector_set_fp16(a, 1) | ad_detector_set_fp16(b, 1), 0);
+    ck_assert_int_eq(ad_detector_set_weights(a, _i) | ad_detector_set_weights(b, _i), 0);
     ad_rng_seed(&r, 3);
     for (int t = 0; t < 700; t++) {
         stream_value(t, &r, &ts, &v);
@@ -2115,45 +2115,56 @@ START_TEST(test_prefetch)
 }
 END_TEST
 
-/* ---- fp16 detectors: only the halves ---- */
+/* ---- packed detectors: only the fp16 or int8 block ---- */
 
-/* An fp16 detector's network holds its weights as halves only: its bytes drop by about
- * half of the float weights' (not grow, as with a float master beside the halves). */
-START_TEST(test_fp16_bytes)
+/* The packed types a detector's own network can keep (loop index _i picks one). */
+static const ad_wtype packed_wt[2] = {AD_W_F16, AD_W_I8};
+
+/* A packed detector's network holds its weights packed only: its bytes drop by about
+ * half (fp16) or two thirds (int8) of the float weights' (not grow, as with float
+ * masters beside the block). H=32, D=1: the float weights are 17,540 bytes, the fp16
+ * block 9,216, the int8 block about 5,500 (weights, the rows' scales, biases, head). */
+START_TEST(test_packed_bytes)
 {
+    const ad_wtype wt = packed_wt[_i];
     ad_detector_config c;
     ad_detector_defaults(&c);
     c.hidden = 32; /* LSTM H=32: the series */
     ad_detector *a = make(&c), *b = make(&c);
     const size_t wbytes = ad_detector_net(a)->nparams * sizeof(float);
+    /* the share of the float weights' bytes saved: at least lo, at most hi (the packed
+     * weights are still there) */
+    const double lo = wt == AD_W_F16 ? 0.4 : 0.6, hi = wt == AD_W_F16 ? 0.6 : 0.75;
 
-    ck_assert_int_eq(ad_detector_set_fp16(b, 1), 0);
+    ck_assert_int_eq(ad_detector_set_weights(b, wt), 0);
     const size_t ba = ad_detector_bytes(a), bb = ad_detector_bytes(b);
-    fprintf(stderr, "fp32 detector %zu bytes, fp16 %zu (float weights %zu): saves %zu\n", ba, bb,
-            wbytes, ba > bb ? ba - bb : 0);
-    ck_assert_msg(bb + wbytes * 4 / 10 <= ba, "fp16 %zu bytes, fp32 %zu, weights %zu", bb, ba,
-                  wbytes);
-    ck_assert_uint_ge(bb + wbytes * 6 / 10, ba); /* the halves are still there */
+    const double saved = ((double)ba - (double)bb) / (double)wbytes;
+    fprintf(stderr, "fp32 detector %zu bytes, %s %zu (float weights %zu): saves %.3f of them\n",
+            ba, ad_wtype_name(wt), bb, wbytes, saved);
+    ck_assert_msg(saved >= lo && saved <= hi, "%s %zu bytes, fp32 %zu, weights %zu: saves %.3f",
+                  ad_wtype_name(wt), bb, ba, wbytes, saved);
     ad_detector_free(a);
     ad_detector_free(b);
 }
 END_TEST
 
-/* An fp16 detector saved and loaded (fp16 switched on again, as the daemon does) goes on
- * exactly as the original, and the blob saves the same bytes again. _i: save before or
- * after the first training. */
-START_TEST(test_fp16_roundtrip)
+/* A packed detector saved and loaded (its storage set again, as the daemon does) goes on
+ * exactly as the original, and the blob saves the same bytes again: for int8 the load
+ * quantises the saved (dequantised) floats back to the same bytes and scales. _i: bit 0
+ * save before or after the first training, bit 1 fp16 or int8. */
+START_TEST(test_packed_roundtrip)
 {
+    const ad_wtype wt = packed_wt[_i >> 1];
     ad_detector_config c;
     small_config(&c, AD_SCORER_LIKELIHOOD, AD_FEAT_TIME_OF_DAY | AD_FEAT_GAP);
     c.long_window = 30;
-    const int at = _i ? 260 : 150;
+    const int at = (_i & 1) ? 260 : 150;
     ad_detector *a = make(&c);
     ad_rng r;
     double ts, v;
     size_t len, len2;
 
-    ck_assert_int_eq(ad_detector_set_fp16(a, 1), 0);
+    ck_assert_int_eq(ad_detector_set_weights(a, wt), 0);
     ad_rng_seed(&r, 78);
     for (int t = 0; t < at; t++) {
         stream_value(t, &r, &ts, &v);
@@ -2161,7 +2172,10 @@ START_TEST(test_fp16_roundtrip)
     }
     uint8_t *buf = save(a, &len);
     ad_detector *b = load(buf, len);
-    ck_assert_int_eq(ad_detector_set_fp16(b, 1), 0);
+    ck_assert_int_eq(ad_detector_set_weights(b, wt), 0);
+    const ad_net *na = ad_detector_net(a), *nb = ad_detector_net(b);
+    ck_assert_uint_eq(na->pack_bytes, nb->pack_bytes);
+    ck_assert_mem_eq(na->pack, nb->pack, na->pack_bytes);
     uint8_t *buf2 = save(b, &len2);
     ck_assert_uint_eq(len, len2);
     ck_assert_mem_eq(buf, buf2, len);
@@ -2169,36 +2183,52 @@ START_TEST(test_fp16_roundtrip)
     for (int t = at; t < at + 700; t++) {
         stream_value(t, &r, &ts, &v);
         ad_result ra = observe(a, ts, v), rb = observe(b, ts, v);
-        assert_same_result(&ra, &rb, "fp16 save and load", t);
+        assert_same_result(&ra, &rb, "packed save and load", t);
     }
     ck_assert_uint_ge(ad_detector_get_stats(a)->trainings, 2);
-    assert_same_net(a, b, "fp16 save and load");
+    assert_same_net(a, b, "packed save and load");
     free(buf);
     ad_detector_free(a);
     ad_detector_free(b);
 }
 END_TEST
 
-/* Every weight matrix entry of a float network is a half widened. */
-static void assert_widened(const ad_net *n)
+/* Every weight matrix entry of a float network is a wt value widened: a half, or (int8)
+ * each row of [Wx | Wh] is on its own int8 grid (quantised and dequantised unchanged). */
+static void assert_widened(const ad_net *n, ad_wtype wt)
 {
     const int H = n->cfg.hidden, GH = ad_cell_gates(n->cfg.kind) * H;
     for (int l = 0; l < n->cfg.layers; l++) {
         const size_t cnt = (size_t)GH * ((l ? H : n->cfg.input) + H);
-        for (size_t i = 0; i < cnt; i++) { /* [Wx | Wh]: one run */
-            const float w = n->p.layer[l].wx[i];
-            ck_assert_msg(ad_half_to_float(ad_half_from_float(w)) == w,
-                          "layer %d weight %zu = %.9g is no half", l, i, (double)w);
+        const float *w = n->p.layer[l].wx; /* [Wx | Wh]: one run */
+        if (wt == AD_W_I8) {
+            int8_t *q = malloc(cnt);
+            float *sc = malloc((size_t)GH * sizeof(*sc)), *back = malloc(cnt * sizeof(*back));
+            ck_assert(q && sc && back);
+            ad_quant_rows(q, sc, w, (size_t)GH, cnt / (size_t)GH);
+            ad_quant_get(back, q, sc, (size_t)GH, 0, cnt);
+            for (size_t i = 0; i < cnt; i++)
+                ck_assert_msg(back[i] == w[i], "layer %d weight %zu = %.9g is not int8 (%.9g)", l,
+                              i, (double)w[i], (double)back[i]);
+            free(q);
+            free(sc);
+            free(back);
+            continue;
         }
+        for (size_t i = 0; i < cnt; i++)
+            ck_assert_msg(ad_half_to_float(ad_half_from_float(w[i])) == w[i],
+                          "layer %d weight %zu = %.9g is no half", l, i, (double)w[i]);
     }
 }
 
-/* Training an fp16 detector: the job trains floats widened from its halves, the install
- * narrows them into its halves. b, a float detector holding those widened weights (a's
- * blob loaded), trains to the same loss; c, b switched to fp16 before the install of b's
- * job, then steps exactly as a. */
-START_TEST(test_fp16_split_training)
+/* Training a packed detector: the job trains floats widened from its block, the install
+ * packs them into its block. b, a float detector holding those widened weights (a's
+ * blob loaded), trains to the same loss; d, b's twin switched to a's storage before the
+ * install of b's job, then steps exactly as a. _i: fp16 or int8. */
+START_TEST(test_packed_split_training)
 {
+    const ad_wtype wt = packed_wt[_i];
+    const int mode = wt == AD_W_I8 ? AD_NET_INT8_ONLY : AD_NET_FP16_ONLY;
     ad_detector_config c;
     small_config(&c, AD_SCORER_LIKELIHOOD, 0);
     ad_detector *a = make(&c), *b = NULL, *d = NULL;
@@ -2209,7 +2239,7 @@ START_TEST(test_fp16_split_training)
     size_t len;
     int t = 0;
 
-    ck_assert_int_eq(ad_detector_set_fp16(a, 1), 0);
+    ck_assert_int_eq(ad_detector_set_weights(a, wt), 0);
     ad_rng_seed(&r, 6);
     for (; t < c.train_after; t++)
         ck_assert_int_eq(ad_detector_observe(a, t, noisy_sine(t, &r), &ra), 0);
@@ -2218,10 +2248,10 @@ START_TEST(test_fp16_split_training)
     b = load(buf, len);
     d = load(buf, len);
     free(buf);
-    ck_assert(!ad_net_fp16(ad_detector_net(b)));
+    ck_assert(!ad_net_storage(ad_detector_net(b)));
     assert_same_net(a, b, "widened");
-    assert_widened(ad_detector_net(b)); /* the blob held the halves, not float masters */
-    ck_assert_int_eq(ad_detector_set_fp16(d, 1), 0);
+    assert_widened(ad_detector_net(b), wt); /* the blob held the block, not float masters */
+    ck_assert_int_eq(ad_detector_set_weights(d, wt), 0);
     ck_assert_int_eq(ad_detector_snapshot(a, &ja, err, sizeof(err)), 0);
     ck_assert_int_eq(ad_detector_snapshot(b, &jb, err, sizeof(err)), 0);
     ck_assert_msg(ad_train_job_run(ja, err, sizeof(err)) == 0, "run: %s", err);
@@ -2229,10 +2259,10 @@ START_TEST(test_fp16_split_training)
     float la, lb;
     ad_train_job_result(ja, NULL, &la, NULL);
     ad_train_job_result(jb, NULL, &lb, NULL);
-    ck_assert_msg(la == lb, "fp16 job trained from other weights: loss %g vs %g", la, lb);
+    ck_assert_msg(la == lb, "packed job trained from other weights: loss %g vs %g", la, lb);
     ck_assert_int_eq(ad_detector_install(a, ja, err, sizeof(err)), 0);
     ck_assert_int_eq(ad_detector_install(d, jb, err, sizeof(err)), 0);
-    ck_assert(ad_net_fp16(ad_detector_net(a)) == AD_NET_FP16_ONLY);
+    ck_assert_int_eq(ad_net_storage(ad_detector_net(a)), mode);
     ad_train_job_free(ja);
     ad_train_job_free(jb);
     assert_same_net(a, d, "installed");
@@ -2240,7 +2270,7 @@ START_TEST(test_fp16_split_training)
         double v = noisy_sine(t, &r);
         ck_assert_int_eq(ad_detector_observe(a, t, v, &ra), 0);
         ck_assert_int_eq(ad_detector_observe(d, t, v, &rd), 0);
-        assert_same_result(&ra, &rd, "fp16 after an install", t);
+        assert_same_result(&ra, &rd, "packed after an install", t);
     }
     ad_detector_free(a);
     ad_detector_free(b);
@@ -2248,10 +2278,11 @@ START_TEST(test_fp16_split_training)
 }
 END_TEST
 
-/* fp16 off widens the halves back into floats (the bytes grow back), on again narrows
- * them to the same halves: the detector goes on exactly as a twin left on. */
-START_TEST(test_fp16_off_on)
+/* float32 widens the block back into floats (the bytes grow back), packing again gives
+ * the same block: the detector goes on exactly as a twin left packed. _i: fp16, int8. */
+START_TEST(test_packed_off_on)
 {
+    const ad_wtype wt = packed_wt[_i];
     ad_detector_config c;
     small_config(&c, AD_SCORER_LIKELIHOOD, 0);
     ad_detector *a = make(&c), *b = make(&c);
@@ -2259,8 +2290,8 @@ START_TEST(test_fp16_off_on)
     ad_rng r;
     int t = 0;
 
-    ck_assert_int_eq(ad_detector_set_fp16(a, 1) | ad_detector_set_fp16(b, 1), 0);
-    const size_t bytes16 = ad_detector_bytes(a);
+    ck_assert_int_eq(ad_detector_set_weights(a, wt) | ad_detector_set_weights(b, wt), 0);
+    const size_t bytesp = ad_detector_bytes(a);
     ad_rng_seed(&r, 7);
     for (; t < 300; t++) {
         double v = noisy_sine(t, &r);
@@ -2268,14 +2299,16 @@ START_TEST(test_fp16_off_on)
         assert_same_result(&ra, &rb, "before", t);
     }
     ad_net *before = float_net(a);
-    ck_assert_int_eq(ad_detector_set_fp16(a, 0), 0);
-    ck_assert(!ad_net_fp16(ad_detector_net(a)));
+    ck_assert_int_eq(ad_detector_set_weights(a, AD_W_F32), 0);
+    ck_assert(!ad_net_storage(ad_detector_net(a)));
     ck_assert_uint_eq(ad_detector_bytes(a), bytes32);
     ck_assert_mem_eq(ad_detector_net(a)->params, before->params, before->nparams * sizeof(float));
-    ck_assert_int_eq(ad_detector_set_fp16(a, 0), 0); /* again: nothing */
-    ck_assert_int_eq(ad_detector_set_fp16(a, 1), 0);
-    ck_assert_int_eq(ad_detector_set_fp16(a, 1), 0); /* again: nothing */
-    ck_assert_uint_eq(ad_detector_bytes(a), bytes16);
+    ck_assert_int_eq(ad_detector_set_weights(a, AD_W_F32), 0); /* again: nothing */
+    ck_assert_int_eq(ad_detector_set_weights(a, wt), 0);
+    ck_assert_int_eq(ad_detector_set_weights(a, wt), 0); /* again: nothing */
+    ck_assert_int_eq(ad_detector_set_weights(a, AD_W_N), -AD_EINVAL);
+    ck_assert_int_eq(ad_detector_set_weights(a, -1), -AD_EINVAL);
+    ck_assert_uint_eq(ad_detector_bytes(a), bytesp);
     assert_same_net(a, b, "off and on again");
     for (; t < 900; t++) {
         double v = noisy_sine(t, &r);
@@ -2289,13 +2322,15 @@ START_TEST(test_fp16_off_on)
 END_TEST
 
 /*
- * An fp16 detector trains from its halves widened: each install rounds the trained
- * weights to 11 significant bits (2^-11 relative at most) and the next training starts
- * from those. Trained 5 times on a noisy sine, its training loss stays near the float
- * detector's and does not creep up from one training to the next.
+ * A packed detector trains from its block widened: each install rounds the trained
+ * weights (fp16: to 11 significant bits, 2^-11 relative at most; int8: to its row's
+ * grid of 1/127 of the row's largest magnitude) and the next training starts from those.
+ * Trained 5 times on a noisy sine, its training loss stays near the float detector's and
+ * does not creep up from one training to the next. _i: fp16, int8.
  */
-START_TEST(test_fp16_retrain_no_drift)
+START_TEST(test_packed_retrain_no_drift)
 {
+    const ad_wtype wt = packed_wt[_i];
     ad_detector_config c;
     small_config(&c, AD_SCORER_LIKELIHOOD, 0);
     c.hidden = 16;
@@ -2305,7 +2340,7 @@ START_TEST(test_fp16_retrain_no_drift)
     int n = 0;
     ad_rng r;
 
-    ck_assert_int_eq(ad_detector_set_fp16(a, 1), 0);
+    ck_assert_int_eq(ad_detector_set_weights(a, wt), 0);
     ad_rng_seed(&r, 8);
     for (int t = 0; n < 5 && t < 5000; t++) {
         double v = noisy_sine(t, &r);
@@ -2316,17 +2351,17 @@ START_TEST(test_fp16_retrain_no_drift)
         if (sa->trainings > (uint64_t)n) {
             la[n] = sa->train_loss;
             lb[n] = sb->train_loss;
-            fprintf(stderr, "training %d: train loss fp16 %.5f, float %.5f\n", n + 1, (double)la[n],
-                    (double)lb[n]);
+            fprintf(stderr, "training %d: train loss %s %.5f, float %.5f\n", n + 1,
+                    ad_wtype_name(wt), (double)la[n], (double)lb[n]);
             n++;
         }
     }
     ck_assert_int_eq(n, 5);
     for (int i = 1; i < 5; i++) {
-        ck_assert_msg(la[i] <= 1.25f * lb[i] + 0.01f, "training %d: fp16 loss %g, float %g", i + 1,
-                      (double)la[i], (double)lb[i]);
-        ck_assert_msg(la[i] <= 1.25f * la[1] + 0.01f, "training %d: fp16 loss %g crept from %g",
-                      i + 1, (double)la[i], (double)la[1]);
+        ck_assert_msg(la[i] <= 1.25f * lb[i] + 0.01f, "training %d: %s loss %g, float %g", i + 1,
+                      ad_wtype_name(wt), (double)la[i], (double)lb[i]);
+        ck_assert_msg(la[i] <= 1.25f * la[1] + 0.01f, "training %d: %s loss %g crept from %g",
+                      i + 1, ad_wtype_name(wt), (double)la[i], (double)la[1]);
     }
     ad_detector_free(a);
     ad_detector_free(b);
@@ -2412,16 +2447,16 @@ static Suite *detector_suite(void)
     tcase_add_test(tc, test_old_blob_v4);
     tcase_add_loop_test(tc, test_history_timestamps, 0, 5);
     tcase_add_loop_test(tc, test_history_bytes, 0, 2);
-    tcase_add_loop_test(tc, test_prefetch, 0, 2);
+    tcase_add_loop_test(tc, test_prefetch, 0, AD_W_N);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("fp16");
+    tc = tcase_create("packed weights (fp16, int8)");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_fp16_bytes);
-    tcase_add_loop_test(tc, test_fp16_roundtrip, 0, 2);
-    tcase_add_test(tc, test_fp16_split_training);
-    tcase_add_test(tc, test_fp16_off_on);
-    tcase_add_test(tc, test_fp16_retrain_no_drift);
+    tcase_add_loop_test(tc, test_packed_bytes, 0, 2);
+    tcase_add_loop_test(tc, test_packed_roundtrip, 0, 4);
+    tcase_add_loop_test(tc, test_packed_split_training, 0, 2);
+    tcase_add_loop_test(tc, test_packed_off_on, 0, 2);
+    tcase_add_loop_test(tc, test_packed_retrain_no_drift, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

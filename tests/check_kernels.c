@@ -1,13 +1,14 @@
 /*
  * check_kernels.c - the fused step kernels (kern.h) against the plain reference step
  * (cell.h's ad_cell_step), for every instruction set this CPU runs, every cell kind, 1
- * and 2 layers, hidden sizes that are and are not multiples of 8 and 16; the fp16
- * conversions (half.h) against the CPU's F16C instructions; and fp16 networks (net.h's
- * ad_net_set_fp16): the kernels on fp16 weights against the reference on the same
- * rounded weights, the prediction's distance from the float network, and the copy's
- * life cycle (refresh on install, clone, free); fp16-only networks (no float masters):
- * the same steps bit for bit, their bytes, and their floats derived from the halves.
- * Measured worst errors go to stderr.
+ * and 2 layers, hidden sizes that are and are not multiples of 8 and 16, on float, fp16
+ * and int8 weights (the latter two against the reference stepping the same weights
+ * widened); the fp16 conversions (half.h) against the CPU's F16C instructions; and fp16
+ * networks (net.h's ad_net_set_storage): the prediction's distance from the float
+ * network, and the copy's life cycle (refresh on install, clone, free); fp16-only
+ * networks (no float masters): the same steps bit for bit, their bytes, and their floats
+ * derived from the halves. int8 networks: tests/check_quant.c. Measured worst errors go
+ * to stderr.
  */
 #include <check.h>
 #include <math.h>
@@ -20,6 +21,7 @@
 #include "half.h"
 #include "kern.h"
 #include "net.h"
+#include "quant.h"
 #include "rng.h"
 #include "serial.h"
 
@@ -73,12 +75,15 @@ static void close_enough(const char *what, int step, int i, float got, float wan
 }
 
 /*
- * Steps ref (float weights, plain reference) and fused (isa; fp16 weights if half, with
- * ref holding the same values rounded to fp16) through the same inputs from the same
- * random state; compares every layer's h and c and the head's output at each step.
+ * Steps ref (float weights, plain reference) and fused (isa; weights stored as wt, with
+ * ref holding the same values widened: rounded to fp16, or int8 dequantised) through the
+ * same inputs from the same random state; compares every layer's h and c and the head's
+ * output at each step.
  */
-static void cross_check(ad_isa isa, ad_cell_kind kind, int layers, int D, int H, int half)
+static void cross_check(ad_isa isa, ad_cell_kind kind, int layers, int D, int H, ad_wtype wt)
 {
+    static const int mode[AD_W_N] = {AD_NET_FP32, AD_NET_FP16, AD_NET_INT8};
+    const int packed = wt != AD_W_F32;
     const int O = 2;
     ad_net *net = mknet(kind, layers, D, H, O, 7 + (uint64_t)H);
     ad_net *ref = NULL;
@@ -88,17 +93,27 @@ static void cross_check(ad_isa isa, ad_cell_kind kind, int layers, int D, int H,
     ad_rng r;
 
     gain(net, 3.0f);
-    if (half)
-        ck_assert_int_eq(ad_net_set_fp16(net, 1), 0);
+    ck_assert_int_eq(ad_net_set_storage(net, mode[wt]), 0);
     ref = ad_net_clone(net);
     ck_assert_ptr_nonnull(ref);
-    /* the reference sees exactly the values the fp16 kernel widens: the layers' weight
-     * matrices rounded to fp16 (biases, extras and the head stay float) */
-    for (int l = 0; half && l < layers; l++) {
-        const size_t n = (size_t)ad_cell_gates(kind) * H * ((l == 0 ? D : H) + H);
+    /* the reference sees exactly the values the packed kernel widens: the layers' weight
+     * matrices rounded to fp16, or quantised and dequantised (biases, extras and the head
+     * stay float) */
+    for (int l = 0; packed && l < layers; l++) {
+        const size_t GH = (size_t)ad_cell_gates(kind) * H, n = GH * ((l == 0 ? D : H) + H);
         float *w = ref->p.layer[l].wx; /* [Wx | Wh], one run */
-        for (size_t i = 0; i < n; i++)
-            w[i] = ad_half_to_float(ad_half_from_float(w[i]));
+        if (wt == AD_W_I8) {
+            int8_t *q = malloc(n);
+            float *sc = malloc(GH * sizeof(*sc));
+            ck_assert(q && sc);
+            ad_quant_rows(q, sc, w, GH, n / GH);
+            ad_quant_get(w, q, sc, GH, 0, n);
+            free(q);
+            free(sc);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                w[i] = ad_half_to_float(ad_half_from_float(w[i]));
+        }
     }
     sr = ad_state_create(ref);
     sf = ad_state_create(net);
@@ -109,8 +124,8 @@ static void cross_check(ad_isa isa, ad_cell_kind kind, int layers, int D, int H,
         if (sr->c)
             sr->c[i] = sf->c[i] = ad_rng_normal(&r);
     }
-    snprintf(what, sizeof(what), "%s %s %d layers D=%d H=%d%s", ad_kern_isa_name(isa),
-             ad_cell_name(kind), layers, D, H, half ? " fp16" : "");
+    snprintf(what, sizeof(what), "%s %s %d layers D=%d H=%d %s", ad_kern_isa_name(isa),
+             ad_cell_name(kind), layers, D, H, ad_wtype_name(wt));
     for (int t = 0; t < STEPS; t++) {
         const float *in_r = x, *in_f = x;
         for (int d = 0; d < D; d++)
@@ -118,12 +133,13 @@ static void cross_check(ad_isa isa, ad_cell_kind kind, int layers, int D, int H,
         for (int l = 0; l < layers; l++) {
             const int din = l == 0 ? D : H, GH = ad_cell_gates(kind) * H;
             const ad_layer_params *p = &net->p.layer[l];
-            const ad_kern_layer Lf = {p->wx, GH, 0, p->b, p->extra};
+            const ad_kern_layer Lf = {
+                .w = p->wx, .ld = GH, .wt = AD_W_F32, .scale = NULL, .b = p->b, .extra = p->extra};
             float *hr = sr->h + (size_t)l * H, *hf = sf->h + (size_t)l * H;
             float *cr = sr->c ? sr->c + (size_t)l * H : NULL;
             float *cf = sf->c ? sf->c + (size_t)l * H : NULL;
             ad_cell_step(kind, din, H, &ref->p.layer[l], in_r, hr, cr);
-            ad_kern_step(isa, kind, din, H, half ? &net->hl[l] : &Lf, in_f, hf, cf);
+            ad_kern_step(isa, kind, din, H, packed ? &net->pl[l] : &Lf, in_f, hf, cf);
             for (int i = 0; i < H; i++) {
                 close_enough(what, t, i, hf[i], hr[i]);
                 if (cr)
@@ -140,7 +156,7 @@ static void cross_check(ad_isa isa, ad_cell_kind kind, int layers, int D, int H,
         for (int k = 0; k < H; k++)
             for (int o = 0; o < O; o++)
                 yr[o] += ref->p.wy[(size_t)k * O + o] * in_r[k];
-        ad_kern_head(isa, O, H, half ? net->hwy : net->p.wy, half ? net->hby : net->p.by, in_f,
+        ad_kern_head(isa, O, H, packed ? net->pwy : net->p.wy, packed ? net->pby : net->p.by, in_f,
                      yf);
         for (int o = 0; o < O; o++)
             close_enough(what, t, -1 - o, yf[o], yr[o]);
@@ -161,24 +177,30 @@ START_TEST(test_fused_matches_reference)
         for (int layers = 1; layers <= 2; layers++)
             for (int j = 0; j < NH; j++)
                 for (int D = 1; D <= 3; D += 2)
-                    cross_check((ad_isa)isa, (ad_cell_kind)_i, layers, D, hidden_sizes[j], 0);
+                    cross_check((ad_isa)isa, (ad_cell_kind)_i, layers, D, hidden_sizes[j],
+                                AD_W_F32);
         fprintf(stderr, "%-9s %-6s float: worst |fused - reference| / max(1, |ref|) = %.3g\n",
                 ad_cell_name((ad_cell_kind)_i), ad_kern_isa_name((ad_isa)isa), worst_seen);
     }
 }
 END_TEST
 
-START_TEST(test_fused_fp16_matches_reference)
+/* loop index: kind and packed type: fp16 for _i < AD_CELL_NKINDS, then int8 */
+START_TEST(test_fused_packed_matches_reference)
 {
+    const ad_cell_kind kind = (ad_cell_kind)(_i % AD_CELL_NKINDS);
+    const ad_wtype wt = _i < AD_CELL_NKINDS ? AD_W_F16 : AD_W_I8;
     for (int isa = 0; isa < AD_ISA_N; isa++) {
         if (!ad_kern_isa_supported((ad_isa)isa))
             continue;
         worst_seen = 0.0;
         for (int layers = 1; layers <= 2; layers++)
             for (int j = 0; j < NH; j++)
-                cross_check((ad_isa)isa, (ad_cell_kind)_i, layers, 2, hidden_sizes[j], 1);
-        fprintf(stderr, "%-9s %-6s fp16: worst |fused - reference| / max(1, |ref|) = %.3g\n",
-                ad_cell_name((ad_cell_kind)_i), ad_kern_isa_name((ad_isa)isa), worst_seen);
+                for (int D = 1; D <= 3; D += 2)
+                    cross_check((ad_isa)isa, kind, layers, D + (wt == AD_W_F16), hidden_sizes[j],
+                                wt);
+        fprintf(stderr, "%-9s %-6s %s: worst |fused - reference| / max(1, |ref|) = %.3g\n",
+                ad_cell_name(kind), ad_kern_isa_name((ad_isa)isa), ad_wtype_name(wt), worst_seen);
     }
 }
 END_TEST
@@ -305,8 +327,8 @@ START_TEST(test_fp16_prediction_close)
             double scale = 0.0, worst = 0.0;
             float x = 0.0f, ya, yb;
             ck_assert(b && sa && sb);
-            ck_assert_int_eq(ad_net_set_fp16(b, 1), 0);
-            ck_assert(ad_net_fp16(b) && !ad_net_fp16(a));
+            ck_assert_int_eq(ad_net_set_storage(b, AD_NET_FP16), 0);
+            ck_assert(ad_net_storage(b) && !ad_net_storage(a));
             for (int t = 0; t < T; t++) {
                 x = sinf(0.1f * (float)t) + 0.3f * sinf(0.37f * (float)t);
                 ad_net_step(a, sa, &x, &ya);
@@ -338,18 +360,18 @@ START_TEST(test_fp16_life_cycle)
     ad_state *s1 = ad_state_create(a), *s2 = ad_state_create(a);
     float x = 0.5f, y1, y2;
 
-    ck_assert_int_eq(ad_net_set_fp16(a, 1), 0);
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16), 0);
     ck_assert_uint_gt(ad_net_bytes(a), bytes);
-    ck_assert_int_eq(ad_net_set_fp16(a, 1), 0); /* again: a refresh, no leak */
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16), 0); /* again: a refresh, no leak */
     ck_assert_int_eq(ad_net_copy_params(a, b), 0);
     /* a now steps b's weights (in fp16): same as a fresh fp16 copy of b */
     c = ad_net_clone(b);
-    ck_assert(!ad_net_fp16(c));
-    ck_assert_int_eq(ad_net_set_fp16(c, 1), 0);
+    ck_assert(!ad_net_storage(c));
+    ck_assert_int_eq(ad_net_set_storage(c, AD_NET_FP16), 0);
     ad_net_step(a, s1, &x, &y1);
     ad_net_step(c, s2, &x, &y2);
     ck_assert_mem_eq(&y1, &y2, sizeof(y1));
-    ck_assert_mem_eq(a->hl[1].w, c->hl[1].w, (size_t)128 * 64 * 2);
+    ck_assert_mem_eq(a->pl[1].w, c->pl[1].w, (size_t)128 * 64 * 2);
     /* re-initialising refreshes too */
     ad_net_init(a, 2);
     ad_state_reset(s1);
@@ -359,10 +381,10 @@ START_TEST(test_fp16_life_cycle)
     ck_assert_mem_eq(&y1, &y2, sizeof(y1));
     /* a clone of an fp16 network is float only */
     ad_net *d = ad_net_clone(a);
-    ck_assert(d && !ad_net_fp16(d));
+    ck_assert(d && !ad_net_storage(d));
     ck_assert_uint_eq(ad_net_bytes(d), bytes);
-    ck_assert_int_eq(ad_net_set_fp16(a, 0), 0);
-    ck_assert(!ad_net_fp16(a) && a->half == NULL);
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP32), 0);
+    ck_assert(!ad_net_storage(a) && a->pack == NULL);
     ck_assert_uint_eq(ad_net_bytes(a), bytes);
     ad_state_free(s1);
     ad_state_free(s2);
@@ -380,12 +402,12 @@ START_TEST(test_fp16_reference_mode)
     ad_net *a = mknet(AD_CELL_GRU_TORCH, 1, 1, 20, 1, 4);
     ad_state *st = ad_state_create(a);
     float x = 0.3f, y, h[20];
-    ck_assert_int_eq(ad_net_set_fp16(a, 1), 0);
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16), 0);
     ad_blas_set_reference(1);
     ad_net_step(a, st, &x, &y);
     ad_blas_set_reference(0);
     memset(h, 0, sizeof(h));
-    ad_kern_step(AD_ISA_C, AD_CELL_GRU_TORCH, 1, 20, &a->hl[0], &x, h, NULL);
+    ad_kern_step(AD_ISA_C, AD_CELL_GRU_TORCH, 1, 20, &a->pl[0], &x, h, NULL);
     ck_assert_mem_eq(h, st->h, sizeof(h));
     ad_state_free(st);
     ad_net_free(a);
@@ -408,12 +430,12 @@ START_TEST(test_fp16_only_steps_identical)
             float x[15], ya[10], yb[10];
 
             ck_assert_ptr_nonnull(b);
-            ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16), 0);
-            ck_assert_int_eq(ad_net_set_fp16(b, AD_NET_FP16_ONLY), 0);
-            ck_assert_int_eq(ad_net_fp16(a), AD_NET_FP16);
-            ck_assert_int_eq(ad_net_fp16(b), AD_NET_FP16_ONLY);
+            ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16), 0);
+            ck_assert_int_eq(ad_net_set_storage(b, AD_NET_FP16_ONLY), 0);
+            ck_assert_int_eq(ad_net_storage(a), AD_NET_FP16);
+            ck_assert_int_eq(ad_net_storage(b), AD_NET_FP16_ONLY);
             ck_assert_ptr_null(b->params);
-            ck_assert_mem_eq(a->half, b->half, a->half_bytes);
+            ck_assert_mem_eq(a->pack, b->pack, a->pack_bytes);
             for (int j = 0; j < 5; j++) {
                 sa[j] = ad_state_create(a);
                 sb[j] = ad_state_create(b);
@@ -455,15 +477,15 @@ START_TEST(test_fp16_only_bytes)
     const size_t floats = a->nparams * sizeof(float), b32 = ad_net_bytes(a);
 
     ck_assert_uint_eq(b32, sizeof(*a) + floats);
-    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16), 0);
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16), 0);
     const size_t b16 = ad_net_bytes(a);
-    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16_ONLY), 0);
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16_ONLY), 0);
     const size_t b16o = ad_net_bytes(a);
     fprintf(stderr, "LSTM H=32: fp32 %zu bytes, fp16 with masters %zu, fp16 only %zu\n", b32, b16,
             b16o);
-    ck_assert_uint_eq(b16o, sizeof(*a) + a->half_bytes);
-    ck_assert_uint_le(a->half_bytes, floats * 55 / 100);
-    ck_assert_uint_ge(a->half_bytes, floats / 2);
+    ck_assert_uint_eq(b16o, sizeof(*a) + a->pack_bytes);
+    ck_assert_uint_le(a->pack_bytes, floats * 55 / 100);
+    ck_assert_uint_ge(a->pack_bytes, floats / 2);
     ad_net_free(a);
 }
 END_TEST
@@ -500,8 +522,8 @@ START_TEST(test_fp16_only_life_cycle)
         for (size_t i = 0; i < cnt; i++)
             v.layer[l].wx[i] = ad_half_to_float(ad_half_from_float(v.layer[l].wx[i]));
     }
-    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16_ONLY), 0);
-    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16_ONLY), 0); /* again: nothing */
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16_ONLY), 0);
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16_ONLY), 0); /* again: nothing */
     got = all_params(a);
     ck_assert_mem_eq(got, want, n * sizeof(float));
     for (size_t off = 0; off < n; off += 7) { /* pieces straddling the runs */
@@ -514,7 +536,7 @@ START_TEST(test_fp16_only_life_cycle)
     free(got);
     /* the clone: float, widened */
     c = ad_net_clone(a);
-    ck_assert(c && c->params && !ad_net_fp16(c));
+    ck_assert(c && c->params && !ad_net_storage(c));
     ck_assert_mem_eq(c->params, want, n * sizeof(float));
     /* save and load: the widened floats, the same blob as the clone's */
     size_t la = ad_net_blob_size(a, NULL), lc = ad_net_blob_size(c, NULL), len = 0;
@@ -529,35 +551,36 @@ START_TEST(test_fp16_only_life_cycle)
     free(ba);
     free(bc);
     /* off: the floats come back widened; on again: the same halves */
-    void *halves = malloc(a->half_bytes);
-    const size_t hb = a->half_bytes;
-    memcpy(halves, a->half, hb);
-    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP32), 0);
-    ck_assert(!ad_net_fp16(a) && a->half == NULL && a->params);
+    void *halves = malloc(a->pack_bytes);
+    const size_t hb = a->pack_bytes;
+    memcpy(halves, a->pack, hb);
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP32), 0);
+    ck_assert(!ad_net_storage(a) && a->pack == NULL && a->params);
     ck_assert_mem_eq(a->params, want, n * sizeof(float));
-    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16_ONLY), 0);
-    ck_assert_mem_eq(a->half, halves, hb);
-    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16), 0); /* masters back, halves kept */
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16_ONLY), 0);
+    ck_assert_mem_eq(a->pack, halves, hb);
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16), 0); /* masters back, halves kept */
     ck_assert_mem_eq(a->params, want, n * sizeof(float));
-    ck_assert_mem_eq(a->half, halves, hb);
-    ck_assert_int_eq(ad_net_set_fp16(a, AD_NET_FP16_ONLY), 0);
-    ck_assert_int_eq(ad_net_set_fp16(a, 3), -AD_EINVAL);
+    ck_assert_mem_eq(a->pack, halves, hb);
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16_ONLY), 0);
+    ck_assert_int_eq(ad_net_set_storage(a, AD_NET_INT8_ONLY + 1), -AD_EINVAL);
+    ck_assert_int_eq(ad_net_set_storage(a, -1), -AD_EINVAL);
     /* install: m's floats narrowed into a; a fresh network's (other) into a, out again */
     ad_net *o = mknet(AD_CELL_PEEPHOLE, 2, 2, 9, 2, 6);
     ck_assert_int_eq(ad_net_copy_params(a, o), 0);
     ck_assert_int_eq(ad_net_copy_params(a, m), 0);
-    ck_assert_mem_eq(a->half, halves, hb);
+    ck_assert_mem_eq(a->pack, halves, hb);
     ck_assert_int_eq(ad_net_copy_params(o, a), 0); /* widened out */
     ck_assert_mem_eq(o->params, want, n * sizeof(float));
-    ck_assert_int_eq(ad_net_set_fp16(o, AD_NET_FP16_ONLY), 0);
+    ck_assert_int_eq(ad_net_set_storage(o, AD_NET_FP16_ONLY), 0);
     ck_assert_int_eq(ad_net_copy_params(o, a), 0); /* fp16 only to fp16 only */
-    ck_assert_mem_eq(o->half, halves, hb);
+    ck_assert_mem_eq(o->pack, halves, hb);
     /* init: as a float network initialised and narrowed */
     ad_net_init(a, 6);
     ad_net_free(c);
     c = mknet(AD_CELL_PEEPHOLE, 2, 2, 9, 2, 6);
-    ck_assert_int_eq(ad_net_set_fp16(c, AD_NET_FP16_ONLY), 0);
-    ck_assert_mem_eq(a->half, c->half, hb);
+    ck_assert_int_eq(ad_net_set_storage(c, AD_NET_FP16_ONLY), 0);
+    ck_assert_mem_eq(a->pack, c->pack, hb);
     /* sequences refuse it */
     ad_seq *ws = NULL;
     float x[2 * 3] = {0};
@@ -590,7 +613,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("fused vs reference");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_fused_matches_reference, 0, AD_CELL_NKINDS);
-    tcase_add_loop_test(tc, test_fused_fp16_matches_reference, 0, AD_CELL_NKINDS);
+    tcase_add_loop_test(tc, test_fused_packed_matches_reference, 0, 2 * AD_CELL_NKINDS);
     tcase_add_test(tc, test_head_dot);
     tcase_add_test(tc, test_isa_table);
     suite_add_tcase(s, tc);

@@ -703,7 +703,9 @@ END_TEST
  * applies cell.c's activations where the step uses kern.h's fused kernel: both are
  * within a few ulps (~1e-7 relative) of the exact sum, and 8 steps of recurrence with
  * doubled weights carry that further: measured worst 1.4e-6 of max(1, |value|) over all
- * the cases below (float and fp16 alike: both paths read the same widened halves).
+ * the cases below (float, fp16 and int8 alike: both paths read the same widened weights;
+ * int8's step applies each row's scale to the row's sum, the batch to each weight, which
+ * differs by float rounding too).
  * BATCH_TOL = 1e-5 keeps a sevenfold margin while a wrong gate, a stream's state read
  * from another stream, or a missed scatter (differences of 1e-2 and more) fail.
  */
@@ -713,7 +715,7 @@ END_TEST
 static const int batch_sizes[] = {1, 3, 17, 64};
 
 static void close_or_equal(const float *a, const float *b, size_t n, int exact, const char *what,
-                           const char *kind, int layers, int batch, int fp16, int step)
+                           const char *kind, int layers, int batch, int mode, int step)
 {
     for (size_t i = 0; i < n; i++) {
         if (exact)
@@ -722,13 +724,13 @@ static void close_or_equal(const float *a, const float *b, size_t n, int exact, 
                           kind, layers, batch, step, i, a[i], b[i]);
         else
             ck_assert_msg(fabs((double)a[i] - b[i]) <= BATCH_TOL * fmax(1.0, fabs((double)b[i])),
-                          "%s %s L=%d n=%d fp16=%d step %d [%zu]: batch %.9g, step %.9g", what,
-                          kind, layers, batch, fp16, step, i, a[i], b[i]);
+                          "%s %s L=%d n=%d storage %d step %d [%zu]: batch %.9g, step %.9g",
+                          what, kind, layers, batch, mode, step, i, a[i], b[i]);
     }
 }
 
 /* Runs BATCH_STEPS steps of n streams both ways from the same random states. */
-static void batch_vs_steps(ad_cell_kind kind, int layers, int H, int O, int n, int fp16,
+static void batch_vs_steps(ad_cell_kind kind, int layers, int H, int O, int n, int mode,
                            int gemm_min, int exact)
 {
     const int D = 3;
@@ -746,8 +748,7 @@ static void batch_vs_steps(ad_cell_kind kind, int layers, int H, int O, int n, i
     for (size_t i = 0; i < net->nparams; i++)
         net->params[i] *= 2.0f;
     ad_net_refresh(net);
-    if (fp16)
-        ck_assert_int_eq(ad_net_set_fp16(net, 1), 0);
+    ck_assert_int_eq(ad_net_set_storage(net, mode), 0);
     ws.gemm_min = gemm_min;
     ad_rng_seed(&r, 77 + (uint64_t)n);
     for (int i = 0; i < n; i++) {
@@ -766,13 +767,13 @@ static void batch_vs_steps(ad_cell_kind kind, int layers, int H, int O, int n, i
             ad_net_step(net, sa[i], x + (size_t)i * D, ya + (size_t)i * O);
         memset(yb, 0xff, sizeof(float) * (size_t)n * O); /* NaNs: every output is written */
         ad_net_step_batch(net, sb, x, yb, n, &ws);
-        close_or_equal(yb, ya, (size_t)n * O, exact, "y", ad_cell_name(kind), layers, n, fp16, t);
+        close_or_equal(yb, ya, (size_t)n * O, exact, "y", ad_cell_name(kind), layers, n, mode, t);
         for (int i = 0; i < n; i++) {
-            close_or_equal(sb[i]->h, sa[i]->h, sn, exact, "h", ad_cell_name(kind), layers, n, fp16,
+            close_or_equal(sb[i]->h, sa[i]->h, sn, exact, "h", ad_cell_name(kind), layers, n, mode,
                            t);
             if (sa[i]->c)
                 close_or_equal(sb[i]->c, sa[i]->c, sn, exact, "c", ad_cell_name(kind), layers, n,
-                               fp16, t);
+                               mode, t);
         }
     }
     for (int i = 0; i < n; i++) {
@@ -789,17 +790,19 @@ static void batch_vs_steps(ad_cell_kind kind, int layers, int H, int O, int n, i
     ad_net_free(net);
 }
 
-/* Every kind, 1 and 2 layers (_i = kind * 2 + layers - 1), every batch size, float and
- * fp16 weights, the products forced (gemm_min 1) and the default choice. */
+/* Every kind, 1 and 2 layers (_i = kind * 2 + layers - 1), every batch size, float, fp16
+ * and int8 weights (the last two packed only, as a detector's), the products forced
+ * (gemm_min 1) and the default choice. */
 START_TEST(test_batch_equals_steps)
 {
     ad_cell_kind kind = (ad_cell_kind)(_i / 2);
     int layers = _i % 2 + 1;
 
     for (size_t b = 0; b < sizeof(batch_sizes) / sizeof(batch_sizes[0]); b++)
-        for (int fp16 = 0; fp16 < 2; fp16++) {
-            batch_vs_steps(kind, layers, 12, 1, batch_sizes[b], fp16, 1, 0);
-            batch_vs_steps(kind, layers, 32, 2, batch_sizes[b], fp16, 0, 0);
+        for (int m = 0; m < 3; m++) {
+            static const int mode[3] = {AD_NET_FP32, AD_NET_FP16_ONLY, AD_NET_INT8_ONLY};
+            batch_vs_steps(kind, layers, 12, 1, batch_sizes[b], mode[m], 1, 0);
+            batch_vs_steps(kind, layers, 32, 2, batch_sizes[b], mode[m], 0, 0);
         }
 }
 END_TEST

@@ -380,6 +380,37 @@ class Limits(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
+    def test_int8_weights(self):
+        """weights: int8: series step with int8 weights (and hold only those: fewer bytes
+        than float16's), learn and flag as usual; restored under weights: float16 (the
+        store holds floats), then reloaded to int8: the bytes follow each storage."""
+        tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
+        try:
+            with Daemon(config_text(tmp, top="weights: int8\n"), tmp=tmp) as d:
+                d.send_tcp("graphite", "".join("h.a %.6f %d\n" % (sine(t), T0 + t)
+                                               for t in range(420)))
+                d.wait(lambda: (d.series("h.a") or {}).get("trainings", 0) >= 1, timeout=60,
+                       what="trained")
+                int8_bytes = d.metric("anomalyd_series_bytes", series="h.a")
+                d.send_tcp("graphite", "h.a 100 %d\n" % (T0 + 420))
+                d.wait(lambda: d.metric("anomalyd_series_anomalies_total", series="h.a") == 1,
+                       what="the spike flagged")
+            with Daemon(config_text(tmp, top="weights: float16\n"), tmp=tmp) as d:
+                d.wait(lambda: d.series("h.a"), what="h.a restored")
+                # H=8, D=1: the fp16 block is 832 bytes (halves of [Wx | Wh] with slack,
+                # b and the head as floats), the int8 one 640 (bytes of [Wx | Wh] with
+                # slack, the rows' scales, b and the head)
+                fp16_bytes = d.metric("anomalyd_series_bytes", series="h.a")
+                self.assertEqual(fp16_bytes - int8_bytes, 832 - 640)
+                with open(d.config_path, "w") as f:
+                    f.write(config_text(tmp, top="weights: int8\n"))
+                d.proc.send_signal(signal.SIGHUP)
+                d.wait_log("reloaded")
+                self.assertEqual(d.metric("anomalyd_series_bytes", series="h.a"), int8_bytes)
+                self.assertEqual(d.stop(), 0)
+        finally:
+            shutil.rmtree(tmp)
+
     def test_rules_ignore_and_eviction(self):
         tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
         try:
