@@ -846,10 +846,11 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
     else
         uv_timer_start(&d->watchdog_timer, watchdog_cb, 10000, 10000); /* STATUS= only */
     ad_log_info("anomalyd %s started: %d listeners, %zu series restored, max_series %zu, "
-                "score threads %d, training threads %d at nice %d, cpu budget %.2f",
+                "weights %s, score threads %d, training threads %d at nice %d, cpu budget "
+                "%.2f",
                 AD_VERSION, d->cfg.nlisteners, ad_series_table_size(d->series),
-                d->cfg.max_series, ad_fanout_parts(d->fanout), d->cfg.train_threads,
-                d->cfg.train_nice, d->cfg.train_cpu_budget);
+                d->cfg.max_series, ad_wtype_name(d->cfg.weights), ad_fanout_parts(d->fanout),
+                d->cfg.train_threads, d->cfg.train_nice, d->cfg.train_cpu_budget);
     status_line(d, status, sizeof(status));
     ad_sd_ready(status);
     return 0;

@@ -387,6 +387,7 @@ class Limits(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
         try:
             with Daemon(config_text(tmp, top="weights: int8\n"), tmp=tmp) as d:
+                self.assertIn("weights int8,", d.log())  # the start line says so
                 d.send_tcp("graphite", "".join("h.a %.6f %d\n" % (sine(t), T0 + t)
                                                for t in range(420)))
                 d.wait(lambda: (d.series("h.a") or {}).get("trainings", 0) >= 1, timeout=60,
