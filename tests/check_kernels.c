@@ -414,14 +414,14 @@ START_TEST(test_fp16_reference_mode)
 }
 END_TEST
 
-/* ---- fp16-only networks (AD_NET_FP16_ONLY) ---- */
+/* ---- networks holding only their packed block (AD_NET_FP16_ONLY, AD_NET_INT8_ONLY) ---- */
 
-/* Steps (one stream, and a batch of streams with and without the products) on the fp16
- * block alone are bit-identical to the same network stepping the same halves with its
- * float masters beside them; reference mode too. _i: the cell kind. */
-START_TEST(test_fp16_only_steps_identical)
+/* Steps (one stream, and a batch of streams with and without the products) on the packed
+ * block alone (storage `only`: fp16 or int8) are bit-identical to the same network
+ * stepping the same block with its float masters beside it (storage `with`); reference
+ * mode too. */
+static void packed_only_steps_identical(ad_cell_kind kind, int with, int only)
 {
-    const ad_cell_kind kind = (ad_cell_kind)_i;
     for (int layers = 1; layers <= 2; layers++) {
         for (int ref = 0; ref < 2; ref++) {
             ad_net *a = mknet(kind, layers, 3, 17, 2, 11), *b = ad_net_clone(a);
@@ -430,11 +430,12 @@ START_TEST(test_fp16_only_steps_identical)
             float x[15], ya[10], yb[10];
 
             ck_assert_ptr_nonnull(b);
-            ck_assert_int_eq(ad_net_set_storage(a, AD_NET_FP16), 0);
-            ck_assert_int_eq(ad_net_set_storage(b, AD_NET_FP16_ONLY), 0);
-            ck_assert_int_eq(ad_net_storage(a), AD_NET_FP16);
-            ck_assert_int_eq(ad_net_storage(b), AD_NET_FP16_ONLY);
+            ck_assert_int_eq(ad_net_set_storage(a, with), 0);
+            ck_assert_int_eq(ad_net_set_storage(b, only), 0);
+            ck_assert_int_eq(ad_net_storage(a), with);
+            ck_assert_int_eq(ad_net_storage(b), only);
             ck_assert_ptr_null(b->params);
+            ck_assert_uint_eq(a->pack_bytes, b->pack_bytes);
             ck_assert_mem_eq(a->pack, b->pack, a->pack_bytes);
             for (int j = 0; j < 5; j++) {
                 sa[j] = ad_state_create(a);
@@ -467,6 +468,18 @@ START_TEST(test_fp16_only_steps_identical)
             ad_net_free(b);
         }
     }
+}
+
+/* _i: the cell kind */
+START_TEST(test_fp16_only_steps_identical)
+{
+    packed_only_steps_identical((ad_cell_kind)_i, AD_NET_FP16, AD_NET_FP16_ONLY);
+}
+END_TEST
+
+START_TEST(test_int8_only_steps_identical)
+{
+    packed_only_steps_identical((ad_cell_kind)_i, AD_NET_INT8, AD_NET_INT8_ONLY);
 }
 END_TEST
 
@@ -627,6 +640,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_fp16_life_cycle);
     tcase_add_test(tc, test_fp16_reference_mode);
     tcase_add_loop_test(tc, test_fp16_only_steps_identical, 0, AD_CELL_NKINDS);
+    tcase_add_loop_test(tc, test_int8_only_steps_identical, 0, AD_CELL_NKINDS);
     tcase_add_test(tc, test_fp16_only_bytes);
     tcase_add_test(tc, test_fp16_only_life_cycle);
     suite_add_tcase(s, tc);

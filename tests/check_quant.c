@@ -173,60 +173,7 @@ END_TEST
 
 /* ---- int8 networks ---- */
 
-/* Steps (one stream, and a batch of streams with and without the products) on the int8
- * block alone are bit-identical to the same network stepping the same block with its
- * float masters beside it; reference mode too. _i: the cell kind. */
-START_TEST(test_int8_only_steps_identical)
-{
-    const ad_cell_kind kind = (ad_cell_kind)_i;
-    for (int layers = 1; layers <= 2; layers++) {
-        for (int ref = 0; ref < 2; ref++) {
-            ad_net *a = mknet(kind, layers, 3, 17, 2, 11), *b = ad_net_clone(a);
-            ad_state *sa[5], *sb[5];
-            ad_net_batch wa = {0}, wb = {0};
-            float x[15], ya[10], yb[10];
-
-            ck_assert_ptr_nonnull(b);
-            ck_assert_int_eq(ad_net_set_storage(a, AD_NET_INT8), 0);
-            ck_assert_int_eq(ad_net_set_storage(b, AD_NET_INT8_ONLY), 0);
-            ck_assert_int_eq(ad_net_storage(a), AD_NET_INT8);
-            ck_assert_int_eq(ad_net_storage(b), AD_NET_INT8_ONLY);
-            ck_assert_ptr_null(b->params);
-            ck_assert_uint_eq(a->pack_bytes, b->pack_bytes);
-            ck_assert_mem_eq(a->pack, b->pack, a->pack_bytes);
-            for (int j = 0; j < 5; j++) {
-                sa[j] = ad_state_create(a);
-                sb[j] = ad_state_create(b);
-            }
-            wa.gemm_min = wb.gemm_min = 1;
-            ad_blas_set_reference(ref);
-            for (int t = 0; t < 20; t++) {
-                for (int i = 0; i < 15; i++)
-                    x[i] = sinf(0.3f * (float)(t + i)) + 0.1f * (float)i;
-                ad_net_step(a, sa[0], x, ya);
-                ad_net_step(b, sb[0], x, yb);
-                ck_assert_mem_eq(ya, yb, 2 * sizeof(float));
-                if (t == 10) /* from here on, the last four by the defaults */
-                    wa.gemm_min = wb.gemm_min = 0;
-                ad_net_step_batch(a, sa + 1, x, ya, 4, &wa);
-                ad_net_step_batch(b, sb + 1, x, yb, 4, &wb);
-                ck_assert_mem_eq(ya, yb, 8 * sizeof(float));
-                for (int j = 0; j < 5; j++)
-                    ck_assert_mem_eq(sa[j]->h, sb[j]->h, (size_t)layers * 17 * sizeof(float));
-            }
-            ad_blas_set_reference(0);
-            for (int j = 0; j < 5; j++) {
-                ad_state_free(sa[j]);
-                ad_state_free(sb[j]);
-            }
-            ad_net_batch_free(&wa);
-            ad_net_batch_free(&wb);
-            ad_net_free(a);
-            ad_net_free(b);
-        }
-    }
-}
-END_TEST
+/* test_int8_only_steps_identical is check_kernels.c's, beside the fp16 one. */
 
 /*
  * Bytes (ad_net_bytes), LSTM H=32, D=1, O=1: the int8 block is per layer the 128 x 33
@@ -516,7 +463,6 @@ static Suite *suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("int8 networks");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, test_int8_only_steps_identical, 0, AD_CELL_NKINDS);
     tcase_add_test(tc, test_int8_bytes);
     tcase_add_test(tc, test_int8_only_life_cycle);
     tcase_add_test(tc, test_int8_refresh);
