@@ -242,7 +242,7 @@ static void take_result(ad_daemon *d, ad_pending *b, double sec)
  * The batch. Samples parsed from one read (or request, or StatsD flush) are gathered,
  * up to AD_BATCH at a time, then go through their series in three passes:
  *   1. on the loop thread, in order: each key's series is found, or created;
- *   2. the detectors (the bulk of the work): the batch's series are split into BUCKETS
+ *   2. the detectors (the bulk of the work): the batch's series are split into AD_BUCKETS
  *      buckets by hash, and the loop thread and the fan-out's helper (fanout.h) claim
  *      buckets in turn until none is left: when the helper is late (asleep, or its CPU
  *      busy) the loop thread does them all and never waits for it (score_threads: 1:
@@ -262,7 +262,6 @@ static void take_result(ad_daemon *d, ad_pending *b, double sec)
  * parses the next bytes and runs their pass 1; the next flush finishes it.
  */
 #define PIPE_D 2 /* samples between two stages of a pipeline */
-#define BUCKETS AD_BUCKETS
 
 /* Claims buckets until none is left and runs their detectors, each bucket a pipeline. */
 static void observe_part(void *ctx, int part)
@@ -270,7 +269,7 @@ static void observe_part(void *ctx, int part)
     ad_batch *bt = ctx;
     int k, scored = 0;
 
-    while ((k = atomic_fetch_add(&bt->next, 1)) < BUCKETS) {
+    while ((k = atomic_fetch_add(&bt->next, 1)) < AD_BUCKETS) {
         const int *idx = bt->ord + bt->start[k], m = bt->start[k + 1] - bt->start[k];
 
         scored += m;
@@ -296,7 +295,7 @@ static void batch_lookup(ad_daemon *d, ad_batch *bt)
 {
     const int n = bt->n;
     ad_pending *batch = bt->v;
-    int count[BUCKETS] = {0};
+    int count[AD_BUCKETS] = {0};
 
     for (int i = 0; i < n + 2 * PIPE_D; i++) {
         int j;
@@ -319,16 +318,16 @@ static void batch_lookup(ad_daemon *d, ad_batch *bt)
             b->s = s;
             if (s) {
                 s->last_seen = d->recv_wall;
-                b->bucket = (int)((s->hash >> 32) % BUCKETS);
+                b->bucket = (int)((s->hash >> 32) % AD_BUCKETS);
                 count[b->bucket]++;
             }
         }
     }
     bt->recv_hr = d->recv_hr;
     bt->start[0] = 0;
-    for (int k = 0; k < BUCKETS; k++)
+    for (int k = 0; k < AD_BUCKETS; k++)
         bt->start[k + 1] = bt->start[k] + count[k];
-    for (int k = 0; k < BUCKETS; k++)
+    for (int k = 0; k < AD_BUCKETS; k++)
         count[k] = bt->start[k];
     for (int i = 0; i < n; i++)
         if (batch[i].s)

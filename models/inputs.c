@@ -45,7 +45,7 @@ static const float *time_features(double ts)
 {
     static _Thread_local time_feats last;
 
-    if (!last.valid || last.ts != ts || isnan(ts)) {
+    if (!last.valid || last.ts != ts) { /* a NaN never equals itself */
         const double tod = fmod(ts, 86400.0) / 86400.0;
         /* 1970-01-01 was a Thursday; day 0 of the week is Monday */
         const double day = fmod(floor(ts / 86400.0) + 3.0, 7.0);
