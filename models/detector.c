@@ -5,6 +5,7 @@
 #include "detector.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,20 +102,23 @@ struct ad_detector {
     size_t weight_bytes; /* size (own network only; NULL for a family's) */
     ad_detector_config cfg;
     /* range_window > 0: the min and max of the last RANGE_BLOCKS - 1 full blocks of
-     * range_window / RANGE_BLOCKS values (a ring, rb_n held, next at rb_pos) and of the
-     * block being filled (rb_fill values) */
+     * range_window / RANGE_BLOCKS values (a ring, rb_n held, next at rb_pos; the ring
+     * itself is cold, below), their span (rb_wmin, rb_wmax: +-INFINITY while none is
+     * held), and the min and max of the block being filled (rb_fill values) */
+    double rb_wmin, rb_wmax;
     double rb_cmin, rb_cmax;
     int rb_n, rb_pos, rb_fill;
-    double rb_min[RANGE_BLOCKS], rb_max[RANGE_BLOCKS];
     ad_detector_stats stats;
     ad_state st_mem;
-    size_t block_bytes; /* of the one allocation */
     /* SEQ2SEQ: the model, its one-window scorer, the window of the last L inputs
      * (D, L) oldest first with win_n of them filled, and the reconstruction buffer */
     ad_s2s *s2s;
     ad_s2s_scorer *s2sc;
     float *win, *recon;
     int win_n;
+    /* cold: not read by a sample's observe (ad_detector_prefetch_struct stops here) */
+    size_t block_bytes; /* of the one allocation */
+    double rb_min[RANGE_BLOCKS], rb_max[RANGE_BLOCKS];
 };
 
 struct ad_train_job {
@@ -171,6 +175,8 @@ static void note_prefetch(ad_detector *d)
     }
 }
 
+static void range_blocks_span(ad_detector *d);
+
 /* A detector with its own network, or (shared != NULL) using a family's. */
 static int detector_new(const ad_detector_config *c, ad_net *shared, ad_detector **out, char *err,
                         size_t errlen)
@@ -203,6 +209,7 @@ static int detector_new(const ad_detector_config *c, ad_net *shared, ad_detector
     p += sz_d;
     d->cfg = *c;
     d->D = D;
+    range_blocks_span(d);
     ad_scorer_init(p, &c->scorer, &d->sc, NULL, 0);
     d->hot_bytes[0] = (uint32_t)ad_scorer_hot_bytes(&c->scorer);
     p += sz_sc;
@@ -315,7 +322,7 @@ size_t ad_detector_bytes(const ad_detector *d)
 
 void ad_detector_prefetch_struct(const ad_detector *d)
 {
-    for (size_t o = 0; o < sizeof(*d); o += LINE)
+    for (size_t o = 0; o < offsetof(struct ad_detector, block_bytes); o += LINE)
         __builtin_prefetch((const char *)d + o, 1);
 }
 
@@ -442,17 +449,25 @@ static int range_block(const ad_detector *d)
     return b > 0 ? b : 1;
 }
 
-/* range_window > 0: the range of the last ~range_window values into vmin, vmax. */
-static void range_window_span(ad_detector *d)
+/* The span of the full blocks held into rb_wmin, rb_wmax (after a block joins, a load). */
+static void range_blocks_span(ad_detector *d)
 {
-    double lo = d->rb_cmin, hi = d->rb_cmax;
-    if (d->rb_fill == 0) {
-        lo = INFINITY;
-        hi = -INFINITY;
-    }
+    double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < d->rb_n; i++) {
         lo = d->rb_min[i] < lo ? d->rb_min[i] : lo;
         hi = d->rb_max[i] > hi ? d->rb_max[i] : hi;
+    }
+    d->rb_wmin = lo;
+    d->rb_wmax = hi;
+}
+
+/* range_window > 0: the range of the last ~range_window values into vmin, vmax. */
+static void range_window_span(ad_detector *d)
+{
+    double lo = d->rb_wmin, hi = d->rb_wmax;
+    if (d->rb_fill > 0) {
+        lo = d->rb_cmin < lo ? d->rb_cmin : lo;
+        hi = d->rb_cmax > hi ? d->rb_cmax : hi;
     }
     if (lo <= hi) {
         d->vmin = lo;
@@ -475,6 +490,7 @@ static void range_window_push(ad_detector *d, double v)
     if (d->rb_n < RANGE_BLOCKS - 1)
         d->rb_n++;
     d->rb_fill = 0;
+    range_blocks_span(d);
 }
 
 static float range_check(ad_detector *d, double v, float raw)
@@ -1439,6 +1455,8 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
               !isfinite(d->vmax) || d->rb_n < 0 || d->rb_n > RANGE_BLOCKS - 1 ||
               d->rb_pos < 0 || d->rb_pos >= RANGE_BLOCKS - 1 || d->rb_fill < 0 ||
               d->rb_fill >= range_block(d);
+    if (!rb_bad)
+        range_blocks_span(d);
     uint32_t hn = ad_get_u32(&r), hpos = ad_get_u32(&r);
     ad_get_f32v(&r, d->hv, (size_t)d->hcap);
     if (version == 4) { /* flags as bytes, timestamps as doubles (encoded below) */

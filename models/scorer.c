@@ -193,10 +193,17 @@ static void ring_recompute(ring *r, const float *v)
     r->pushes = 0;
 }
 
+/*
+ * The values are never negative, so the sums only lose precision when a value that made
+ * up most of one leaves it (what was added to it beside that value is lost in its
+ * rounding): then they are recomputed at once.
+ */
 static void ring_push(ring *r, float *v, float x)
 {
+    int big = 0;
     if (r->n == r->cap) {
         float old = v[r->pos];
+        big = old > 0.5 * r->sum || (double)old * old > 0.5 * r->sumsq;
         r->sum -= old;
         r->sumsq -= (double)old * old;
     } else {
@@ -206,17 +213,8 @@ static void ring_push(ring *r, float *v, float x)
     r->sum += x;
     r->sumsq += (double)x * x;
     r->pos = r->pos + 1 == r->cap ? 0 : r->pos + 1;
-    if (++r->pushes >= r->cap)
+    if (++r->pushes >= r->cap || big)
         ring_recompute(r, v);
-}
-
-/* The value pushed k pushes ago (k = 0: the newest). */
-static float ring_back(const ring *r, const float *v, int k)
-{
-    int i = r->pos - 1 - k;
-    while (i < 0)
-        i += r->cap;
-    return v[i];
 }
 
 static double ring_mean(const ring *r)
@@ -345,12 +343,19 @@ const void *ad_scorer_next_write(const ad_scorer *s)
 static float likelihood_score(ad_scorer *s, float a)
 {
     const ring *sh = &s->shortr;
-    /* moving average of the last short_window errors, this one included */
-    double sum = a;
-    int n = 1;
-    for (int k = 0; k < sh->n && n < sh->cap; k++, n++)
-        sum += ring_back(sh, s->shortv, k);
-    s->pending = (float)(sum / n);
+    /* moving average of the last short_window errors, this one included: the ring's
+     * running sum, less its oldest value (at the next write) once it is full; summed
+     * afresh when that value is most of the sum (its rounding would swamp the rest) */
+    const int full = sh->n == sh->cap;
+    double sum = sh->sum;
+    if (full && s->shortv[sh->pos] <= 0.5 * sum) {
+        sum -= s->shortv[sh->pos];
+    } else if (full) {
+        sum = 0.0;
+        for (int i = 0; i < sh->cap; i++)
+            sum += i == sh->pos ? 0.0 : s->shortv[i];
+    }
+    s->pending = (float)((sum + a) / (full ? sh->n : sh->n + 1));
     if (s->count < (uint64_t)s->min_samples)
         return 0.0f;
     double mean = ring_mean(&s->win), var = ring_var(&s->win);

@@ -1109,13 +1109,14 @@ START_TEST(test_roundtrip)
     const int at = (_i / 6) ? 260 : 150;
     ad_detector_config c;
     small_config(&c, kind, features);
-    if (features) { /* and the seasonal signal (10 samples a period), the naive warm-up */
+    if (features) { /* and the seasonal signal (10 samples a period), the naive warm-up, ... */
         c.seasonal_period = 600;
         c.seasonal_periods = 2;
         c.seasonal_weight = 0.8f;
         c.warmup_naive = 1;
         c.alert_penalty = 0.5f;
         c.long_window = 30; /* used by the likelihood only */
+        c.range_window = 1600; /* blocks of 100 */
     }
     ad_detector *a = make(&c);
     ad_rng r;
@@ -1143,6 +1144,14 @@ START_TEST(test_roundtrip)
         stream_value(t, &r, &ts, &v);
         ad_result ra = observe(a, ts, v), rb = observe(b, ts, v);
         assert_same_result(&ra, &rb, what, t);
+        if (t == at + 10) { /* the same state (the range check's before its next block) */
+            buf2 = save(b, &len2);
+            free(buf);
+            buf = save(a, &len);
+            ck_assert_uint_eq(len, len2);
+            ck_assert_mem_eq(buf, buf2, len);
+            free(buf2);
+        }
     }
     const ad_detector_stats *sa = ad_detector_get_stats(a), *sb = ad_detector_get_stats(b);
     ck_assert_uint_ge(sa->trainings, 3);

@@ -546,6 +546,59 @@ END_TEST
  * average of short_window errors is random, so this is a rate: 3 x the mean of ten |N(0,1)|
  * stays under the 0.5 score's level about 8% of the time (measured below).
  */
+/*
+ * The likelihood score against one computed afresh from every value committed, through
+ * errors of 1e30 and 1e6 that enter and leave both rings: the rings keep running sums,
+ * and what was added beside such a value must not be lost in its rounding when it leaves.
+ */
+START_TEST(test_likelihood_reference)
+{
+    enum { N = 3000 };
+    static float A[N], P[N]; /* committed |errors|, committed moving averages */
+    ad_scorer_config c;
+    ad_scorer_defaults(&c, AD_SCORER_LIKELIHOOD);
+    c.window = 50;
+    c.short_window = 10 + 20 * _i;
+    c.min_samples = 20;
+    ad_scorer *s = make(&c);
+    ad_rng r;
+    ad_rng_seed(&r, 5 + (uint64_t)_i);
+
+    for (int n = 0; n < N; n++) {
+        const float e = n % 397 == 100 ? 1e30f : n % 211 == 7 ? 1e6f : abs_normal(&r);
+        const float got = ad_scorer_score(s, e);
+        double sum = fabsf(e);
+        int k = 1;
+        for (int j = n - 1; j >= 0 && k < c.short_window; j--, k++)
+            sum += A[j];
+        const float pend = (float)(sum / k);
+        float want = 0.0f;
+        if (n >= c.min_samples) {
+            const int w0 = n > c.window ? n - c.window : 0, m = n - w0;
+            double s1 = 0.0, s2 = 0.0;
+            for (int j = w0; j < n; j++) {
+                s1 += P[j];
+                s2 += (double)P[j] * P[j];
+            }
+            double mean = s1 / m, var = m < 2 ? 0.0 : s2 / m - mean * mean;
+            var = var > 0.0 ? var : 0.0;
+            const double sdf = 0.01 * mean > c.min_sd ? 0.01 * mean : c.min_sd;
+            const double sd = sqrt(var > sdf * sdf ? var : sdf * sdf), z = (pend - mean) / sd;
+            const double tail = 0.5 * erfc(z / sqrt(2.0));
+            const double L = tail > 1e-300 ? -log10(tail)
+                                           : (0.5 * z * z + log(z * 2.5066282746310002)) / log(10.0);
+            want = (float)(L / (L + 5.0));
+        }
+        ck_assert_msg(fabsf(got - want) <= 1e-4f, "short_window %d, value %d (%g): score %.6f, "
+                      "recomputed %.6f", c.short_window, n, (double)e, (double)got, (double)want);
+        ad_scorer_commit(s, 0);
+        A[n] = fabsf(e);
+        P[n] = pend;
+    }
+    ad_scorer_free(s);
+}
+END_TEST
+
 START_TEST(test_likelihood_sustained)
 {
     const int runs = 200;
@@ -855,6 +908,7 @@ static Suite *scorer_suite(void)
     tcase_add_test(tc, test_static_formula);
     tcase_add_loop_test(tc, test_dynamic_threshold, 0, 2);
     tcase_add_test(tc, test_likelihood_sustained);
+    tcase_add_loop_test(tc, test_likelihood_reference, 0, 2);
     tcase_add_loop_test(tc, test_likelihood_error_bound, 0, 2);
     suite_add_tcase(s, tc);
 
