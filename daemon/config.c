@@ -187,7 +187,6 @@ static const ad_key top_keys[] = {
     ENUM("weights", C, weights, weights_name, 0, "float32"),
     BOOL("fp16", C, fp16, "false"), /* the old spelling of weights: float16 (check_whole) */
     INT("score_threads", C, score_threads, 0, 2, "0"),
-    BOOL("huge_pages", C, huge_pages, "true"),
     STR("state_dir", C, state_dir, 1, "./var"),
     SPECIAL("listeners", K_LISTENERS, 0, NULL),
     SPECIAL("statsd", K_SECTION, 0, statsd_keys),

@@ -18,7 +18,6 @@
  *   score_threads: 0           # threads running the detectors of a batch of samples: 1
  *                              # (the loop thread) or 2 (and a helper); 0 = 2 when the
  *                              # machine has 2 CPUs or more, else 1
- *   huge_pages: true           # the heap on transparent huge pages (at start only)
  *   state_dir: ./var           # where the store lives
  *   listeners:                 # a list; these are the defaults when the key is absent,
  *                              # a given list ([] for none) replaces them. Each needs
@@ -141,7 +140,6 @@ typedef struct ad_config {
     int fp16;                 /* `fp16: true` as written (the old key); the loader folds it
                                  into weights, nothing else reads it */
     int score_threads;        /* 0 (by the CPUs), 1 or 2 (daemon.c's batch) */
-    int huge_pages;           /* the heap on transparent huge pages (main.c); at start only */
     char state_dir[AD_PATH_MAX];
 
     ad_listener_config *listeners; /* nlisteners entries, owned */

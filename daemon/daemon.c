@@ -997,10 +997,8 @@ int ad_daemon_reload(ad_daemon *d)
     }
     /* What only a restart changes. */
     if (nc.store_enabled != d->cfg.store_enabled || strcmp(nc.store_path, d->cfg.store_path) ||
-        strcmp(nc.state_dir, d->cfg.state_dir) || nc.huge_pages != d->cfg.huge_pages)
-        ad_log_warn("reload: state_dir, huge_pages and store.enabled/path take effect at the "
-                    "next restart");
-    nc.huge_pages = d->cfg.huge_pages;
+        strcmp(nc.state_dir, d->cfg.state_dir))
+        ad_log_warn("reload: state_dir and store.enabled/path take effect at the next restart");
     nc.store_enabled = d->cfg.store_enabled;
     memcpy(nc.store_path, d->cfg.store_path, sizeof(nc.store_path));
     memcpy(nc.state_dir, d->cfg.state_dir, sizeof(nc.state_dir));

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include "blas.h"
@@ -54,81 +53,6 @@ static int make_dirs(const char *path)
         }
     }
     return 0;
-}
-
-/* The kernel's transparent huge page mode ("always", "madvise", "never"), or "". */
-static void thp_mode(char *mode, size_t n)
-{
-    char line[128] = "", *a, *b;
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-
-    mode[0] = '\0';
-    if (!f)
-        return;
-    if (fgets(line, sizeof(line), f) && (a = strchr(line, '[')) && (b = strchr(a, ']')))
-        snprintf(mode, n, "%.*s", (int)(b - a - 1), a + 1);
-    fclose(f);
-}
-
-/*
- * huge_pages: the heap on transparent huge pages, so that the detectors' blocks and
- * networks of thousands of series take a few TLB entries instead of one per 4 KiB. glibc's
- * malloc does it (madvising the heap as it grows) when its tunable glibc.malloc.hugetlb=1
- * is set when the program starts, so the daemon sets it and executes itself again: the
- * same process (pid, arguments, descriptors: systemd's sockets and notify socket stay
- * valid) before anything is opened or started. Not when the tunable is already set, the
- * kernel has huge pages "never", or the C library is not glibc. Returns when it does not
- * execute (or that fails: the daemon then runs on small pages).
- */
-static void huge_pages_exec(char **argv)
-{
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) /* (ASan has its own malloc) */
-    const char *t = getenv("GLIBC_TUNABLES");
-    char mode[32], v[1024];
-
-    if (t && strstr(t, "glibc.malloc.hugetlb"))
-        return;
-    thp_mode(mode, sizeof(mode));
-    if (strcmp(mode, "always") && strcmp(mode, "madvise"))
-        return;
-    if (snprintf(v, sizeof(v), "%s%sglibc.malloc.hugetlb=1", t ? t : "", t && *t ? ":" : "") >=
-        (int)sizeof(v))
-        return;
-    if (setenv("GLIBC_TUNABLES", v, 1) < 0)
-        return;
-    execv("/proc/self/exe", argv);
-    if (t) /* still here: as it was */
-        setenv("GLIBC_TUNABLES", t, 1);
-    else
-        unsetenv("GLIBC_TUNABLES");
-#else
-    (void)argv;
-#endif
-}
-
-/* What huge_pages came to, for the log. */
-static const char *huge_pages_state(int wanted, char *buf, size_t n)
-{
-    char mode[32];
-
-    thp_mode(mode, sizeof(mode));
-    if (!wanted) {
-        snprintf(buf, n, "off (huge_pages: false)");
-    } else {
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
-        const char *t = getenv("GLIBC_TUNABLES");
-        if (t && strstr(t, "glibc.malloc.hugetlb=1") && (!strcmp(mode, "always") ||
-                                                         !strcmp(mode, "madvise")))
-            snprintf(buf, n, "on (kernel: %s)", mode);
-        else
-            snprintf(buf, n, "off (kernel: %s%s)", *mode ? mode : "no transparent huge pages",
-                     t && strstr(t, "glibc.malloc.hugetlb") ? "; GLIBC_TUNABLES says otherwise"
-                                                            : "");
-#else
-        snprintf(buf, n, "off (not glibc's malloc)");
-#endif
-    }
-    return buf;
 }
 
 static void walk_close(uv_handle_t *h, void *arg)
@@ -213,12 +137,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "anomalyd: %s\n", err);
         return 1;
     }
-    if (cfg.huge_pages)
-        huge_pages_exec(argv); /* returns only when it does not execute */
     ad_log_init(level >= 0 ? level : cfg.log_level);
     if (!config_path)
         ad_log_info("no --config given: running on the built-in defaults");
-    ad_log_info("heap on huge pages: %s", huge_pages_state(cfg.huge_pages, err, sizeof(err)));
 
     /* Training jobs run on libuv's pool: enough threads for them, one BLAS thread each. */
     if (!getenv("UV_THREADPOOL_SIZE")) {

@@ -200,7 +200,6 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(c.max_connections, 10000);
     ck_assert_int_eq(c.recent, 256);
     ck_assert_int_eq(c.weights, AD_W_F32);
-    ck_assert_int_eq(c.huge_pages, 1);
     ck_assert_int_eq(c.fp16, 0);
     ck_assert_str_eq(c.state_dir, "./var");
     ck_assert_int_eq(c.nlisteners, 6);
@@ -359,7 +358,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 20 + 2 + 6 + 5 + 4 + 4 + 4 + 6 + 43 + 46);
+    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 4 + 6 + 43 + 46);
 }
 END_TEST
 
@@ -372,7 +371,6 @@ static const char full_text[] =
     "max_connections: 50\n"
     "recent: 64\n"
     "weights: int8\n"
-    "huge_pages: false\n"
     "state_dir: /tmp/ad\n"
     "listeners:\n"
     "  - {protocol: influx, transport: udp, address: '::1', port: 9000, precision: ms}\n"
@@ -444,7 +442,6 @@ START_TEST(test_full_file)
     ck_assert_uint_eq(c.max_connections, 50);
     ck_assert_int_eq(c.recent, 64);
     ck_assert_int_eq(c.weights, AD_W_I8);
-    ck_assert_int_eq(c.huge_pages, 0);
     ck_assert_str_eq(c.state_dir, "/tmp/ad");
     ck_assert_int_eq(c.nlisteners, 5);
     ck_assert_int_eq(c.listeners[0].protocol, AD_PROTO_INFLUX);
@@ -520,11 +517,11 @@ START_TEST(test_full_file)
     ck_assert_str_eq(c.rules[0].match, "cpu.*");
     ck_assert_int_eq(c.rules[0].ignore, 0);
     ck_assert_int_eq(c.rules[0].det.hidden, 4);
-    ck_assert_int_eq(c.rules[0].line, 64);
+    ck_assert_int_eq(c.rules[0].line, 63);
     ck_assert_int_eq(c.rules[0].column, 5);
     ck_assert_str_eq(c.rules[1].match, "debug.*");
     ck_assert_int_eq(c.rules[1].ignore, 1);
-    ck_assert_int_eq(c.rules[1].line, 67);
+    ck_assert_int_eq(c.rules[1].line, 66);
     ad_config_free(&c);
 }
 END_TEST

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -412,55 +411,6 @@ class Limits(unittest.TestCase):
                 self.assertEqual(d.stop(), 0)
         finally:
             shutil.rmtree(tmp)
-
-    def test_huge_pages(self):
-        """huge_pages (default true): the daemon executes itself again with glibc's
-        malloc.hugetlb tunable, as the same process, and its heap of series then sits on
-        transparent huge pages; huge_pages: false, or a hugetlb tunable the user set, is
-        left alone."""
-        try:
-            with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
-                mode = re.search(r"\[(\w+)\]", f.read()).group(1)
-        except OSError:
-            mode = ""
-
-        def huge_kib(d):
-            with open("/proc/%d/smaps_rollup" % d.proc.pid) as f:
-                return int(re.search(r"AnonHugePages:\s+(\d+) kB", f.read()).group(1))
-
-        def fill(d):  # 3000 series, some tens of MiB of heap
-            d.send_tcp("graphite", "".join("hp.s%d 1 %d\n" % (i, T0) for i in range(3000)))
-            d.wait(lambda: d.metric("anomalyd_series") == 3000, what="3000 series")
-
-        with Daemon() as d:
-            line = d.wait_log("heap on huge pages")
-            if "not glibc" in line:
-                self.skipTest("a sanitizer's malloc: " + line.strip())
-            if mode not in ("always", "madvise"):
-                self.assertIn("off (kernel", line)
-                self.skipTest("no transparent huge pages here (%r)" % mode)
-            self.assertIn("on (kernel: %s)" % mode, line)
-            fill(d)  # (the pid Popen gave is the one serving: exec kept the process)
-            self.assertGreater(huge_kib(d), 0)
-        tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
-        try:
-            with Daemon(config_text(tmp, top="huge_pages: false\n"), tmp=tmp) as d:
-                self.assertIn("off (huge_pages: false)", d.wait_log("heap on huge pages"))
-                fill(d)
-                if mode == "madvise":
-                    self.assertEqual(huge_kib(d), 0)
-        finally:
-            shutil.rmtree(tmp)
-        old = os.environ.get("GLIBC_TUNABLES")
-        os.environ["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=0"
-        try:
-            with Daemon() as d:
-                self.assertIn("GLIBC_TUNABLES says otherwise", d.wait_log("heap on huge pages"))
-        finally:
-            if old is None:
-                del os.environ["GLIBC_TUNABLES"]
-            else:
-                os.environ["GLIBC_TUNABLES"] = old
 
     def test_rules_ignore_and_eviction(self):
         tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
