@@ -103,6 +103,13 @@ typedef enum ad_transport {
 #define AD_ADDR_MAX 64   /* an IPv4 or IPv6 address as text */
 #define AD_PATH_MAX 4096 /* a file or Unix socket path */
 
+/* The paths whose defaults are inside state_dir: <state_dir>/<name>. */
+#define AD_FOLLOW_STORE_PATH  1u /* store_path: anomalyd.db */
+#define AD_FOLLOW_EVENTS_UNIX 2u /* events_unix: events.sock */
+#define AD_FOLLOW_EVENTS_FILE 4u /* events_file: events.jsonl */
+#define AD_FOLLOW_LISTENER    8u /* the default listeners' unix one's path: anomalyd.sock */
+#define AD_FOLLOW_ALL         15u
+
 typedef struct ad_listener_config {
     int protocol;             /* ad_proto */
     int transport;            /* ad_transport */
@@ -143,6 +150,9 @@ typedef struct ad_config {
     int score_threads;        /* 0 (by the CPUs), 1 or 2 (daemon.c's batch) */
     int huge_pages;           /* the heap on transparent huge pages (main.c); at start only */
     char state_dir[AD_PATH_MAX];
+    unsigned follow;          /* AD_FOLLOW_* bits: the paths set from state_dir because the
+                                 file does not give them (ad_config_set_state_dir moves
+                                 these) */
 
     ad_listener_config *listeners; /* nlisteners entries, owned */
     int nlisteners;
@@ -197,6 +207,11 @@ int ad_config_load(const char *path, ad_config *c, char *err, size_t errlen);
 /* The same from text in memory; `name` stands for the file in messages. */
 int ad_config_parse(const char *text, size_t len, const char *name, ad_config *c, char *err,
                     size_t errlen);
+
+/* Sets c->state_dir to dir and moves the paths c->follow names into it (a reload keeps
+ * the running state_dir so). Returns 0, or -AD_EINVAL with "state_dir: ..." in err when
+ * dir or a path under it would not fit AD_PATH_MAX; c is then unchanged. */
+int ad_config_set_state_dir(ad_config *c, const char *dir, char *err, size_t errlen);
 
 /* Frees what c owns; c can be loaded again. */
 void ad_config_free(ad_config *c);

@@ -610,6 +610,46 @@ START_TEST(test_state_dir_keeps_given_paths)
 }
 END_TEST
 
+/* What a reload does to keep the running state_dir: only the paths that followed the
+ * file's state_dir move. */
+START_TEST(test_set_state_dir)
+{
+    char err[ERRLEN] = "", dir[AD_PATH_MAX + 1];
+    ad_config c = ok("state_dir: /new\nstore: {path: /db/s.db}\n");
+
+    ck_assert_uint_eq(c.follow, AD_FOLLOW_ALL & ~AD_FOLLOW_STORE_PATH);
+    ck_assert_int_eq(ad_config_set_state_dir(&c, "./var", err, sizeof(err)), 0);
+    ck_assert_str_eq(c.state_dir, "./var");
+    ck_assert_str_eq(c.store_path, "/db/s.db");
+    ck_assert_str_eq(c.events_unix, "./var/events.sock");
+    ck_assert_str_eq(c.events_file, "./var/events.jsonl");
+    ck_assert_str_eq(c.listeners[5].path, "./var/anomalyd.sock");
+    /* too long: refused, c unchanged */
+    memset(dir, 'a', AD_PATH_MAX - 10);
+    dir[AD_PATH_MAX - 10] = '\0';
+    ck_assert_int_eq(ad_config_set_state_dir(&c, dir, err, sizeof(err)), -AD_EINVAL);
+    ck_assert_msg(!strncmp(err, "state_dir: too long", 19), "%s", err);
+    ck_assert_str_eq(c.state_dir, "./var");
+    ck_assert_str_eq(c.events_unix, "./var/events.sock");
+    memset(dir, 'a', AD_PATH_MAX);
+    dir[AD_PATH_MAX] = '\0';
+    ck_assert_int_eq(ad_config_set_state_dir(&c, dir, err, sizeof(err)), -AD_EINVAL);
+    ck_assert_str_eq(c.state_dir, "./var");
+    ad_config_free(&c);
+    /* the built-in defaults follow it too */
+    ck_assert_int_eq(ad_config_defaults(&c), 0);
+    ck_assert_uint_eq(c.follow, AD_FOLLOW_ALL);
+    ck_assert_int_eq(ad_config_set_state_dir(&c, "/srv/ad", NULL, 0), 0);
+    ck_assert_str_eq(c.store_path, "/srv/ad/anomalyd.db");
+    ck_assert_str_eq(c.listeners[5].path, "/srv/ad/anomalyd.sock");
+    ad_config_free(&c);
+    /* all given: nothing follows */
+    c = ok("listeners: []\nstore: {path: a}\nevents: {unix: b, file: c}\n");
+    ck_assert_uint_eq(c.follow, 0);
+    ad_config_free(&c);
+}
+END_TEST
+
 START_TEST(test_err_state_dir_too_long)
 {
     /* "<state_dir>/anomalyd.sock" (the default unix listener, the longest default) must
@@ -1188,6 +1228,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_state_dir_moves_default_paths);
     tcase_add_test(tc, test_state_dir_keeps_given_paths);
     tcase_add_test(tc, test_err_state_dir_too_long);
+    tcase_add_test(tc, test_set_state_dir);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
