@@ -626,6 +626,28 @@ class StateDir(unittest.TestCase):
             self.assertEqual(keys, ["statedir.m"])
             self.assertTrue(os.path.isfile(os.path.join(state, "events.jsonl")))
 
+    def test_reload_keeps_the_running_state_dir(self):
+        """A reload naming another state_dir changes nothing until a restart: the paths
+        that follow it stay in the running one."""
+        with tempfile.TemporaryDirectory(prefix="anomalyd-test-") as tmp:
+            first, second = os.path.join(tmp, "first"), os.path.join(tmp, "second")
+            cfg = ("state_dir: %s\n"
+                   "listeners: []\n"
+                   "http: {port: 0}\n"
+                   "events: {port: 0}\n")
+            with Daemon(config=cfg % first, tmp=tmp) as d:
+                with open(d.config_path, "w") as f:
+                    f.write(cfg % second)
+                d.proc.send_signal(signal.SIGHUP)
+                d.wait(lambda: d.metric("anomalyd_reloads_total", result="applied") == 1,
+                       what="reload applied")
+                d.wait_log(r"reload: state_dir .*take effect at the next restart")
+                self.assertNotIn("reload: events", d.log())
+                self.assertNotIn(second, d.log())
+                self.assertFalse(os.path.exists(second))
+                self.assertTrue(os.path.exists(os.path.join(first, "events.sock")))
+                self.assertEqual(d.stop(), 0, d.log())
+
 
 class Collectd(unittest.TestCase):
     """collectd's write_graphite plugin pointed at the daemon."""
