@@ -19,7 +19,9 @@
  *                              # (the loop thread) or 2 (and a helper); 0 = 2 when the
  *                              # machine has 2 CPUs or more, else 1
  *   huge_pages: true           # the heap on transparent huge pages (at start only)
- *   state_dir: ./var           # where the store lives
+ *   state_dir: ./var           # created at start; the paths marked <state_dir> below
+ *                              # live in it when the file leaves them out (a path given
+ *                              # is used as written); read at start only
  *   listeners:                 # a list; these are the defaults when the key is absent,
  *                              # a given list ([] for none) replaces them. Each needs
  *                              # protocol and transport; tcp/udp take address (default
@@ -31,7 +33,7 @@
  *        precision: ns}
  *     - {protocol: statsd,   transport: udp, address: 127.0.0.1, port: 8125}
  *     - {protocol: jsonl,    transport: tcp, address: 127.0.0.1, port: 8095}
- *     - {protocol: jsonl,    transport: unix, path: ./var/anomalyd.sock}
+ *     - {protocol: jsonl,    transport: unix, path: <state_dir>/anomalyd.sock}
  *   statsd:
  *     flush_interval: 10       # seconds, 0.1..3600
  *     idle_flushes: 360        # quiet flushes before a counter is forgotten, 1..1e6
@@ -45,8 +47,8 @@
  *   events:
  *     address: 127.0.0.1       # TCP subscribers ("" = none)
  *     port: 8096               # 0..65535
- *     unix: ./var/events.sock  # Unix subscribers ("" = none)
- *     file: ./var/events.jsonl # append-only JSON lines ("" = none)
+ *     unix: <state_dir>/events.sock  # Unix subscribers ("" = none)
+ *     file: <state_dir>/events.jsonl # append-only JSON lines ("" = none)
  *     buffer: 1048576          # bytes buffered per subscriber, 4096..1073741824
  *   training:
  *     threads: 1               # training jobs at once, 1..64
@@ -56,8 +58,8 @@
  *     queue: 10000             # series waiting for training, 1..10000000
  *   store:
  *     enabled: true            # keep series' trained states across restarts
- *     path: ./var/anomalyd.db  # the SQLite database (its directory must exist or be
- *                              # state_dir)
+ *     path: <state_dir>/anomalyd.db  # the SQLite database (its directory must exist
+ *                              # or be state_dir); read at start only
  *     checkpoint_interval: 60  # seconds between checkpoints of changed series, 1..86400
  *     batch_bytes: 16777216    # state copied per batch on the loop, 1024..1073741824
  *   prometheus:                # remote write, POST /api/v1/write (docs/PROMETHEUS.md)
@@ -78,6 +80,10 @@
  *       ignore: true
  *
  * Every key is optional, but for a listener's protocol and transport and a rule's match.
+ * <state_dir> stands for the file's state_dir, wherever it is in the file (./var by
+ * default, so the built-in paths are ./var/anomalyd.db ...); the unix listener's path
+ * follows it only when `listeners` is left out. ad_config.follow says which paths
+ * followed; a state_dir too long for one of them is an error at state_dir.
  * Unknown keys, duplicate keys, wrong types and out-of-range values are errors. The
  * detector keys are anomalyctl's options (see config/anomalyd.yaml for the list);
  * `scorer` resets the other scorer keys to that kind's defaults first, wherever it is
