@@ -151,8 +151,8 @@ static const ad_key http_keys[] = {
 static const ad_key events_keys[] = {
     ADDR("address", C, events_address, 0, "127.0.0.1"),
     INT("port", C, events_port, 0, 65535, "8096"),
-    STR("unix", C, events_unix, 0, "./var/events.sock"),
-    STR("file", C, events_file, 0, "./var/events.jsonl"),
+    STR("unix", C, events_unix, 0, NULL),  /* <state_dir>/events.sock (state_paths) */
+    STR("file", C, events_file, 0, NULL),  /* <state_dir>/events.jsonl */
     SIZE("buffer", C, events_buffer, 4096, 1073741824, "1048576"),
     END};
 
@@ -165,7 +165,7 @@ static const ad_key training_keys[] = {
 
 static const ad_key store_keys[] = {
     BOOL("enabled", C, store_enabled, "true"),
-    STR("path", C, store_path, 1, "./var/anomalyd.db"),
+    STR("path", C, store_path, 1, NULL), /* <state_dir>/anomalyd.db */
     DBL("checkpoint_interval", C, store_interval, 1, 86400, "60"),
     SIZE("batch_bytes", C, store_batch_bytes, 1024, 1073741824, "16777216"),
     END};
@@ -280,9 +280,80 @@ static const struct {
     {AD_PROTO_INFLUX, AD_TRANSPORT_TCP, "127.0.0.1", 8094, ""},
     {AD_PROTO_STATSD, AD_TRANSPORT_UDP, "127.0.0.1", 8125, ""},
     {AD_PROTO_JSONL, AD_TRANSPORT_TCP, "127.0.0.1", 8095, ""},
-    {AD_PROTO_JSONL, AD_TRANSPORT_UNIX, "", 0, "./var/anomalyd.sock"},
+    {AD_PROTO_JSONL, AD_TRANSPORT_UNIX, "", 0, ""}, /* <state_dir>/anomalyd.sock */
 };
 #define NDEFAULT_LISTENERS ((int)(sizeof(default_listeners) / sizeof(default_listeners[0])))
+
+/* The paths that live in state_dir unless the file gives them: each is <state_dir>/name
+ * (no second '/' after a state_dir ending in one), set again whenever state_dir is. */
+static const struct {
+    unsigned bit;     /* AD_FOLLOW_* */
+    const char *name; /* the file in state_dir */
+    const char *what; /* for messages */
+    const char *give; /* the key that sets it instead */
+} state_paths[] = {
+    {AD_FOLLOW_STORE_PATH, "anomalyd.db", "store.path", "store.path"},
+    {AD_FOLLOW_EVENTS_UNIX, "events.sock", "events.unix", "events.unix"},
+    {AD_FOLLOW_EVENTS_FILE, "events.jsonl", "events.file", "events.file"},
+    {AD_FOLLOW_LISTENER, "anomalyd.sock", "the default jsonl unix listener's path", "listeners"},
+};
+#define NSTATE_PATHS ((int)(sizeof(state_paths) / sizeof(state_paths[0])))
+
+/* Where path i of state_paths lives in c (NULL: the listeners hold no unix one). */
+static char *state_path_field(ad_config *c, int i)
+{
+    switch (state_paths[i].bit) {
+    case AD_FOLLOW_STORE_PATH:
+        return c->store_path;
+    case AD_FOLLOW_EVENTS_UNIX:
+        return c->events_unix;
+    case AD_FOLLOW_EVENTS_FILE:
+        return c->events_file;
+    default:
+        for (int j = 0; j < c->nlisteners; j++)
+            if (c->listeners[j].transport == AD_TRANSPORT_UNIX)
+                return c->listeners[j].path;
+        return NULL;
+    }
+}
+
+/* Sets the paths c->follow names to <dir>/name. Returns 0, or -AD_EINVAL with the
+ * reason in msg when dir or one of them would not fit (c unchanged). dir may be
+ * c->state_dir. */
+static int follow_state_dir(ad_config *c, const char *dir, char *msg, size_t msglen)
+{
+    size_t n = strlen(dir), sep = n && dir[n - 1] != '/';
+
+    if (n >= AD_PATH_MAX) {
+        snprintf(msg, msglen, "state_dir: too long (%zu bytes, at most %d)", n, AD_PATH_MAX - 1);
+        return -AD_EINVAL;
+    }
+    for (int i = 0; i < NSTATE_PATHS; i++) {
+        size_t len = n + sep + strlen(state_paths[i].name);
+
+        if ((c->follow & state_paths[i].bit) && len >= AD_PATH_MAX) {
+            snprintf(msg, msglen,
+                     "state_dir: too long (%zu bytes) for the paths that follow it: %s would "
+                     "be <state_dir>/%s, %zu bytes (at most %d); shorten state_dir or give %s "
+                     "in the file",
+                     n, state_paths[i].what, state_paths[i].name, len, AD_PATH_MAX - 1,
+                     state_paths[i].give);
+            return -AD_EINVAL;
+        }
+    }
+    for (int i = 0; i < NSTATE_PATHS; i++) {
+        char *f = (c->follow & state_paths[i].bit) ? state_path_field(c, i) : NULL;
+        size_t k = strlen(state_paths[i].name);
+
+        if (!f)
+            continue;
+        memcpy(f, dir, n); /* dir may be c->state_dir, never one of these */
+        if (sep)
+            f[n] = '/';
+        memcpy(f + n + sep, state_paths[i].name, k + 1);
+    }
+    return 0;
+}
 
 /* The models' defaults with the configuration measured best on the NAB benchmark
  * (scripts/nab, docs/BENCHMARKS.md). */
@@ -993,10 +1064,37 @@ static int check_whole(walk *w, const yaml_node_t *root)
     return 0;
 }
 
+/* The paths under state_dir the file does not give follow it (it may come after them). */
+static int check_state_paths(walk *w, const yaml_node_t *root)
+{
+    ad_config *c = w->c;
+    const yaml_node_t *store = lookup(w, root, "store", NULL);
+    const yaml_node_t *events = lookup(w, root, "events", NULL);
+    char msg[512];
+
+    c->follow = AD_FOLLOW_ALL;
+    if (lookup(w, store, "path", NULL))
+        c->follow &= ~AD_FOLLOW_STORE_PATH;
+    if (lookup(w, events, "unix", NULL))
+        c->follow &= ~AD_FOLLOW_EVENTS_UNIX;
+    if (lookup(w, events, "file", NULL))
+        c->follow &= ~AD_FOLLOW_EVENTS_FILE;
+    if (lookup(w, root, "listeners", NULL))
+        c->follow &= ~AD_FOLLOW_LISTENER;
+    if (follow_state_dir(c, c->state_dir, msg, sizeof(msg)) < 0) {
+        const yaml_node_t *at = lookup(w, root, "state_dir", NULL);
+
+        return fail_at(w, at ? at : root, "%s", msg);
+    }
+    return 0;
+}
+
 /* ---- entry points ---- */
 
 int ad_config_defaults(ad_config *c)
 {
+    char msg[512];
+
     memset(c, 0, sizeof(*c));
     if (table_defaults(top_keys, c))
         return -AD_EINVAL;
@@ -1021,6 +1119,23 @@ int ad_config_defaults(ad_config *c)
         l->precision = AD_PREC_NS;
     }
     c->nlisteners = NDEFAULT_LISTENERS;
+    c->follow = AD_FOLLOW_ALL;
+    if (follow_state_dir(c, c->state_dir, msg, sizeof(msg)) < 0)
+        return -AD_EINVAL; /* a bad row: caught by the tests */
+    return 0;
+}
+
+int ad_config_set_state_dir(ad_config *c, const char *dir, char *err, size_t errlen)
+{
+    char msg[512];
+
+    if (follow_state_dir(c, dir, msg, sizeof(msg)) < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s", msg);
+        return -AD_EINVAL;
+    }
+    if (dir != c->state_dir)
+        memcpy(c->state_dir, dir, strlen(dir) + 1);
     return 0;
 }
 
@@ -1113,6 +1228,8 @@ int ad_config_parse(const char *text, size_t len, const char *name, ad_config *c
         rc = apply_map(&w, root, &b, 1, "");
         if (!rc)
             rc = check_whole(&w, root);
+        if (!rc)
+            rc = check_state_paths(&w, root);
     }
 out_delete_doc:
     yaml_document_delete(&doc);

@@ -18,7 +18,9 @@
  *   score_threads: 0           # threads running the detectors of a batch of samples: 1
  *                              # (the loop thread) or 2 (and a helper); 0 = 2 when the
  *                              # machine has 2 CPUs or more, else 1
- *   state_dir: ./var           # where the store lives
+ *   state_dir: ./var           # created at start; the paths marked <state_dir> below
+ *                              # live in it when the file leaves them out (a path given
+ *                              # is used as written); read at start only
  *   listeners:                 # a list; these are the defaults when the key is absent,
  *                              # a given list ([] for none) replaces them. Each needs
  *                              # protocol and transport; tcp/udp take address (default
@@ -30,7 +32,7 @@
  *        precision: ns}
  *     - {protocol: statsd,   transport: udp, address: 127.0.0.1, port: 8125}
  *     - {protocol: jsonl,    transport: tcp, address: 127.0.0.1, port: 8095}
- *     - {protocol: jsonl,    transport: unix, path: ./var/anomalyd.sock}
+ *     - {protocol: jsonl,    transport: unix, path: <state_dir>/anomalyd.sock}
  *   statsd:
  *     flush_interval: 10       # seconds, 0.1..3600
  *     idle_flushes: 360        # quiet flushes before a counter is forgotten, 1..1e6
@@ -44,8 +46,8 @@
  *   events:
  *     address: 127.0.0.1       # TCP subscribers ("" = none)
  *     port: 8096               # 0..65535
- *     unix: ./var/events.sock  # Unix subscribers ("" = none)
- *     file: ./var/events.jsonl # append-only JSON lines ("" = none)
+ *     unix: <state_dir>/events.sock  # Unix subscribers ("" = none)
+ *     file: <state_dir>/events.jsonl # append-only JSON lines ("" = none)
  *     buffer: 1048576          # bytes buffered per subscriber, 4096..1073741824
  *   training:
  *     threads: 1               # training jobs at once, 1..64
@@ -55,8 +57,8 @@
  *     queue: 10000             # series waiting for training, 1..10000000
  *   store:
  *     enabled: true            # keep series' trained states across restarts
- *     path: ./var/anomalyd.db  # the SQLite database (its directory must exist or be
- *                              # state_dir)
+ *     path: <state_dir>/anomalyd.db  # the SQLite database (its directory must exist
+ *                              # or be state_dir); read at start only
  *     checkpoint_interval: 60  # seconds between checkpoints of changed series, 1..86400
  *     batch_bytes: 16777216    # state copied per batch on the loop, 1024..1073741824
  *   prometheus:                # remote write, POST /api/v1/write (docs/PROMETHEUS.md)
@@ -77,6 +79,10 @@
  *       ignore: true
  *
  * Every key is optional, but for a listener's protocol and transport and a rule's match.
+ * <state_dir> stands for the file's state_dir, wherever it is in the file (./var by
+ * default, so the built-in paths are ./var/anomalyd.db ...); the unix listener's path
+ * follows it only when `listeners` is left out. ad_config.follow says which paths
+ * followed; a state_dir too long for one of them is an error at state_dir.
  * Unknown keys, duplicate keys, wrong types and out-of-range values are errors. The
  * detector keys are anomalyctl's options (see config/anomalyd.yaml for the list);
  * `scorer` resets the other scorer keys to that kind's defaults first, wherever it is
@@ -101,6 +107,13 @@ typedef enum ad_transport {
 
 #define AD_ADDR_MAX 64   /* an IPv4 or IPv6 address as text */
 #define AD_PATH_MAX 4096 /* a file or Unix socket path */
+
+/* The paths whose defaults are inside state_dir: <state_dir>/<name>. */
+#define AD_FOLLOW_STORE_PATH  1u /* store_path: anomalyd.db */
+#define AD_FOLLOW_EVENTS_UNIX 2u /* events_unix: events.sock */
+#define AD_FOLLOW_EVENTS_FILE 4u /* events_file: events.jsonl */
+#define AD_FOLLOW_LISTENER    8u /* the default listeners' unix one's path: anomalyd.sock */
+#define AD_FOLLOW_ALL         15u
 
 typedef struct ad_listener_config {
     int protocol;             /* ad_proto */
@@ -141,6 +154,9 @@ typedef struct ad_config {
                                  into weights, nothing else reads it */
     int score_threads;        /* 0 (by the CPUs), 1 or 2 (daemon.c's batch) */
     char state_dir[AD_PATH_MAX];
+    unsigned follow;          /* AD_FOLLOW_* bits: the paths set from state_dir because the
+                                 file does not give them (ad_config_set_state_dir moves
+                                 these) */
 
     ad_listener_config *listeners; /* nlisteners entries, owned */
     int nlisteners;
@@ -195,6 +211,11 @@ int ad_config_load(const char *path, ad_config *c, char *err, size_t errlen);
 /* The same from text in memory; `name` stands for the file in messages. */
 int ad_config_parse(const char *text, size_t len, const char *name, ad_config *c, char *err,
                     size_t errlen);
+
+/* Sets c->state_dir to dir and moves the paths c->follow names into it (a reload keeps
+ * the running state_dir so). Returns 0, or -AD_EINVAL with "state_dir: ..." in err when
+ * dir or a path under it would not fit AD_PATH_MAX; c is then unchanged. */
+int ad_config_set_state_dir(ad_config *c, const char *dir, char *err, size_t errlen);
 
 /* Frees what c owns; c can be loaded again. */
 void ad_config_free(ad_config *c);

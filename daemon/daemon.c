@@ -995,13 +995,23 @@ int ad_daemon_reload(ad_daemon *d)
         rc = -AD_EINVAL;
         goto out_ready;
     }
-    /* What only a restart changes. */
+    /* What only a restart changes. The paths the file leaves to state_dir stay in the
+     * running one (the new one may not even exist yet: it is created at start). */
     if (nc.store_enabled != d->cfg.store_enabled || strcmp(nc.store_path, d->cfg.store_path) ||
         strcmp(nc.state_dir, d->cfg.state_dir))
-        ad_log_warn("reload: state_dir and store.enabled/path take effect at the next restart");
+        ad_log_warn("reload: state_dir (with the paths that follow it) and store.enabled/path "
+                    "take effect at the next restart");
+    if (ad_config_set_state_dir(&nc, d->cfg.state_dir, err, sizeof(err)) < 0) {
+        ad_config_free(&nc);
+        d->reload_failures++;
+        ad_log_error("reload refused, the running configuration stays: %s: %s (with the "
+                     "running state_dir)",
+                     d->config_path, err);
+        rc = -AD_EINVAL;
+        goto out_ready;
+    }
     nc.store_enabled = d->cfg.store_enabled;
     memcpy(nc.store_path, d->cfg.store_path, sizeof(nc.store_path));
-    memcpy(nc.state_dir, d->cfg.state_dir, sizeof(nc.state_dir));
 
     ad_log_set_level(nc.log_level);
     if (d->listeners && ad_listeners_reconcile(d->listeners, &nc, err, sizeof(err)) < 0) {

@@ -558,6 +558,138 @@ START_TEST(test_load_reports_path)
 }
 END_TEST
 
+/* ---- state_dir: the paths under it follow it unless the file gives them ---- */
+
+START_TEST(test_state_dir_moves_default_paths)
+{
+    ad_config c = ok("state_dir: /tmp/x\n");
+    ck_assert_str_eq(c.state_dir, "/tmp/x");
+    ck_assert_str_eq(c.store_path, "/tmp/x/anomalyd.db");
+    ck_assert_str_eq(c.events_unix, "/tmp/x/events.sock");
+    ck_assert_str_eq(c.events_file, "/tmp/x/events.jsonl");
+    ck_assert_int_eq(c.nlisteners, 6);
+    ck_assert_int_eq(c.listeners[5].transport, AD_TRANSPORT_UNIX);
+    ck_assert_str_eq(c.listeners[5].path, "/tmp/x/anomalyd.sock");
+    ad_config_free(&c);
+    /* a trailing slash is not doubled; a relative state_dir gives relative paths; a
+     * section given without the path key still follows, wherever state_dir is */
+    c = ok("store: {enabled: true}\nevents: {port: 0}\nstate_dir: /tmp/x/\n");
+    ck_assert_str_eq(c.store_path, "/tmp/x/anomalyd.db");
+    ck_assert_str_eq(c.events_unix, "/tmp/x/events.sock");
+    ck_assert_str_eq(c.listeners[5].path, "/tmp/x/anomalyd.sock");
+    ad_config_free(&c);
+    c = ok("state_dir: data\n");
+    ck_assert_str_eq(c.store_path, "data/anomalyd.db");
+    ck_assert_str_eq(c.events_file, "data/events.jsonl");
+    ad_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_state_dir_keeps_given_paths)
+{
+    /* a path given in the file is used as written, relative or absolute */
+    ad_config c = ok("state_dir: /tmp/x\nstore: {path: /srv/db/anomalyd.db}\n");
+    ck_assert_str_eq(c.store_path, "/srv/db/anomalyd.db");
+    ck_assert_str_eq(c.events_unix, "/tmp/x/events.sock"); /* not given: follows */
+    ck_assert_str_eq(c.events_file, "/tmp/x/events.jsonl");
+    ck_assert_str_eq(c.listeners[5].path, "/tmp/x/anomalyd.sock");
+    ad_config_free(&c);
+    c = ok("state_dir: /tmp/x\n"
+           "store: {path: ./var/anomalyd.db}\n"
+           "events: {unix: '', file: rel/e.jsonl}\n"
+           "listeners:\n  - {protocol: jsonl, transport: unix, path: ./var/anomalyd.sock}\n");
+    ck_assert_str_eq(c.store_path, "./var/anomalyd.db");
+    ck_assert_str_eq(c.events_unix, "");
+    ck_assert_str_eq(c.events_file, "rel/e.jsonl");
+    ck_assert_int_eq(c.nlisteners, 1);
+    ck_assert_str_eq(c.listeners[0].path, "./var/anomalyd.sock");
+    ad_config_free(&c);
+}
+END_TEST
+
+/* What a reload does to keep the running state_dir: only the paths that followed the
+ * file's state_dir move. */
+START_TEST(test_set_state_dir)
+{
+    char err[ERRLEN] = "", dir[AD_PATH_MAX + 1];
+    ad_config c = ok("state_dir: /new\nstore: {path: /db/s.db}\n");
+
+    ck_assert_uint_eq(c.follow, AD_FOLLOW_ALL & ~AD_FOLLOW_STORE_PATH);
+    ck_assert_int_eq(ad_config_set_state_dir(&c, "./var", err, sizeof(err)), 0);
+    ck_assert_str_eq(c.state_dir, "./var");
+    ck_assert_str_eq(c.store_path, "/db/s.db");
+    ck_assert_str_eq(c.events_unix, "./var/events.sock");
+    ck_assert_str_eq(c.events_file, "./var/events.jsonl");
+    ck_assert_str_eq(c.listeners[5].path, "./var/anomalyd.sock");
+    /* too long: refused, c unchanged */
+    memset(dir, 'a', AD_PATH_MAX - 10);
+    dir[AD_PATH_MAX - 10] = '\0';
+    ck_assert_int_eq(ad_config_set_state_dir(&c, dir, err, sizeof(err)), -AD_EINVAL);
+    ck_assert_msg(!strncmp(err, "state_dir: too long", 19), "%s", err);
+    ck_assert_str_eq(c.state_dir, "./var");
+    ck_assert_str_eq(c.events_unix, "./var/events.sock");
+    memset(dir, 'a', AD_PATH_MAX);
+    dir[AD_PATH_MAX] = '\0';
+    ck_assert_int_eq(ad_config_set_state_dir(&c, dir, err, sizeof(err)), -AD_EINVAL);
+    ck_assert_str_eq(c.state_dir, "./var");
+    ad_config_free(&c);
+    /* the built-in defaults follow it too */
+    ck_assert_int_eq(ad_config_defaults(&c), 0);
+    ck_assert_uint_eq(c.follow, AD_FOLLOW_ALL);
+    ck_assert_int_eq(ad_config_set_state_dir(&c, "/srv/ad", NULL, 0), 0);
+    ck_assert_str_eq(c.store_path, "/srv/ad/anomalyd.db");
+    ck_assert_str_eq(c.listeners[5].path, "/srv/ad/anomalyd.sock");
+    ad_config_free(&c);
+    /* all given: nothing follows */
+    c = ok("listeners: []\nstore: {path: a}\nevents: {unix: b, file: c}\n");
+    ck_assert_uint_eq(c.follow, 0);
+    ad_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_err_state_dir_too_long)
+{
+    /* "<state_dir>/anomalyd.sock" (the default unix listener, the longest default) must
+     * fit in AD_PATH_MAX - 1 bytes: state_dir may be 4081 bytes, not 4082 */
+    static char text[AD_PATH_MAX + 256];
+    char dir[AD_PATH_MAX];
+    size_t n = AD_PATH_MAX - 1 - strlen("/anomalyd.sock");
+    ad_config c;
+
+    dir[0] = '/';
+    memset(dir + 1, 'a', n - 1);
+    dir[n] = '\0';
+    snprintf(text, sizeof(text), "state_dir: %s\n", dir);
+    c = ok(text);
+    ck_assert_uint_eq(strlen(c.listeners[5].path), AD_PATH_MAX - 1);
+    ad_config_free(&c);
+
+    dir[n] = 'a';
+    dir[n + 1] = '\0';
+    snprintf(text, sizeof(text), "log_level: info\nstate_dir: %s\n", dir);
+    bad(text, "t.yaml:2:12: state_dir: ", "anomalyd.sock");
+    /* without the default listeners, events.file's default is the longest: it fits */
+    snprintf(text, sizeof(text), "listeners: []\nstate_dir: %s\n", dir);
+    c = ok(text);
+    ck_assert_uint_eq(strlen(c.events_file), n + 1 + strlen("/events.jsonl"));
+    ad_config_free(&c);
+
+    /* a state_dir as long as it may be, every path under it given: fine */
+    memset(dir + 1, 'a', AD_PATH_MAX - 2);
+    dir[AD_PATH_MAX - 1] = '\0';
+    snprintf(text, sizeof(text),
+             "state_dir: %s\nlisteners: []\nstore: {path: /db}\nevents: {unix: '', file: ''}\n",
+             dir);
+    c = ok(text);
+    ck_assert_str_eq(c.store_path, "/db");
+    ad_config_free(&c);
+    /* one of them left to follow it: refused, naming state_dir and the key */
+    snprintf(text, sizeof(text),
+             "state_dir: %s\nlisteners: []\nstore: {path: /db}\nevents: {unix: ''}\n", dir);
+    bad(text, "t.yaml:1:12: state_dir: ", "events.file");
+}
+END_TEST
+
 /* ---- errors: each class, at its node ---- */
 
 START_TEST(test_err_syntax)
@@ -1087,6 +1219,13 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_full_file);
     tcase_add_test(tc, test_load_missing_file);
     tcase_add_test(tc, test_load_reports_path);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("state_dir");
+    tcase_add_test(tc, test_state_dir_moves_default_paths);
+    tcase_add_test(tc, test_state_dir_keeps_given_paths);
+    tcase_add_test(tc, test_err_state_dir_too_long);
+    tcase_add_test(tc, test_set_state_dir);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

@@ -70,8 +70,9 @@ LISTEN_RE = re.compile(r"listening (\w+) (tcp|udp|unix) (\S+)")
 class Daemon:
     """One anomalyd process. Use as a context manager."""
 
-    def __init__(self, config=None, args=(), tmp=None):
+    def __init__(self, config=None, args=(), tmp=None, cwd=None):
         self._tmpobj = None
+        self.cwd = cwd  # the daemon's working directory (None: the test's)
         if tmp is None:
             self._tmpobj = tempfile.TemporaryDirectory(prefix="anomalyd-test-")
             tmp = self._tmpobj.name
@@ -96,7 +97,8 @@ class Daemon:
     def start(self, timeout=20):
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
         self.proc = subprocess.Popen([ANOMALYD, "-c", self.config_path] + self.args,
-                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env,
+                                     cwd=self.cwd)
         self._cv = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -9,6 +9,7 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -539,6 +540,63 @@ class CommandLine(unittest.TestCase):
             self.assertEqual(p.returncode, 1)
             self.assertIn("address already in use", p.stderr)
         blocker.close()
+
+
+class StateDir(unittest.TestCase):
+    """state_dir moves the paths under it that the file does not give."""
+
+    def test_store_and_events_follow_state_dir(self):
+        with tempfile.TemporaryDirectory(prefix="anomalyd-test-") as tmp:
+            state = os.path.join(tmp, "state")
+            cwd = os.path.join(tmp, "cwd")
+            os.makedirs(os.path.join(cwd, "var"))  # where the fixed ./var defaults went
+            cfg = ("state_dir: %s\n"
+                   "listeners:\n"
+                   "  - {protocol: graphite, transport: tcp, address: 127.0.0.1, port: 0}\n"
+                   "http: {port: 0}\n"
+                   "events: {port: 0}\n"
+                   "defaults:\n%s" % (state, DETECTOR))
+            d = Daemon(config=cfg, tmp=tmp, cwd=cwd)
+            try:
+                d.start()
+                d.wait_log(r"listening events unix %s$" % re.escape(state + "/events.sock"))
+                d.send_tcp("graphite", "statedir.m 1 %d\n" % T0)
+                d.wait(lambda: d.series("statedir.m"), what="the series")
+                self.assertEqual(d.stop(), 0, d.log())
+            finally:
+                d.stop()
+            db = os.path.join(state, "anomalyd.db")
+            self.assertTrue(os.path.isfile(db), d.log())
+            self.assertEqual(os.listdir(os.path.join(cwd, "var")), [])
+            con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+            try:
+                keys = [k for (k,) in con.execute("SELECT key FROM series")]
+            finally:
+                con.close()
+            self.assertEqual(keys, ["statedir.m"])
+            self.assertTrue(os.path.isfile(os.path.join(state, "events.jsonl")))
+
+    def test_reload_keeps_the_running_state_dir(self):
+        """A reload naming another state_dir changes nothing until a restart: the paths
+        that follow it stay in the running one."""
+        with tempfile.TemporaryDirectory(prefix="anomalyd-test-") as tmp:
+            first, second = os.path.join(tmp, "first"), os.path.join(tmp, "second")
+            cfg = ("state_dir: %s\n"
+                   "listeners: []\n"
+                   "http: {port: 0}\n"
+                   "events: {port: 0}\n")
+            with Daemon(config=cfg % first, tmp=tmp) as d:
+                with open(d.config_path, "w") as f:
+                    f.write(cfg % second)
+                d.proc.send_signal(signal.SIGHUP)
+                d.wait(lambda: d.metric("anomalyd_reloads_total", result="applied") == 1,
+                       what="reload applied")
+                d.wait_log(r"reload: state_dir .*take effect at the next restart")
+                self.assertNotIn("reload: events", d.log())
+                self.assertNotIn(second, d.log())
+                self.assertFalse(os.path.exists(second))
+                self.assertTrue(os.path.exists(os.path.join(first, "events.sock")))
+                self.assertEqual(d.stop(), 0, d.log())
 
 
 class Collectd(unittest.TestCase):
