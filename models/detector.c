@@ -76,6 +76,8 @@ struct ad_detector {
      * previous sample's time (the step's inputs with last_ts), not yet run */
     double pend_value, pend_prev_ts;
     uint8_t pend, pend_has_prev;
+    uint8_t seasonal_hit; /* the last observe found a seasonal reference (so the next one
+                             likely will: ad_detector_prefetch fetches ssc only then) */
     int trained;
     int shared_net; /* net is a family's (ad_detector_create_member): not owned, not saved */
     /* normaliser (from the last training) */
@@ -328,7 +330,7 @@ void ad_detector_prefetch_struct(const ad_detector *d)
 
 void ad_detector_prefetch(const ad_detector *d)
 {
-    const ad_scorer *s[3] = {d->sc, d->lsc, d->ssc};
+    const ad_scorer *s[3] = {d->sc, d->lsc, d->seasonal_hit ? d->ssc : NULL};
     for (int i = 0; i < 3; i++) {
         if (!s[i])
             continue;
@@ -636,7 +638,8 @@ static float seasonal_score(ad_detector *d, double ts, double value)
 {
     const ad_detector_config *c = &d->cfg;
     double ref;
-    if (!d->ssc || !d->trained || !seasonal_ref(d, ts, &ref))
+    d->seasonal_hit = d->ssc && d->trained && seasonal_ref(d, ts, &ref);
+    if (!d->seasonal_hit)
         return -1.0f;
     double e = ad_norm_value(c, value, d->center, d->scale) -
                ad_norm_value(c, ref, d->center, d->scale);
