@@ -217,6 +217,21 @@ static void ring_push(ring *r, float *v, float x)
         ring_recompute(r, v);
 }
 
+/* The sum of the values a push would keep (all, or all but the oldest once full, the
+ * one at the next write): the running sum, less the oldest; summed afresh when the
+ * oldest is most of it (its rounding would swamp the rest). */
+static double ring_sum_kept(const ring *r, const float *v)
+{
+    double s = 0.0;
+    if (r->n < r->cap)
+        return r->sum;
+    if (v[r->pos] <= 0.5 * r->sum)
+        return r->sum - v[r->pos];
+    for (int i = 0; i < r->cap; i++)
+        s += i == r->pos ? 0.0 : v[i];
+    return s;
+}
+
 static double ring_mean(const ring *r)
 {
     return r->n ? r->sum / r->n : 0.0;
@@ -343,19 +358,9 @@ const void *ad_scorer_next_write(const ad_scorer *s)
 static float likelihood_score(ad_scorer *s, float a)
 {
     const ring *sh = &s->shortr;
-    /* moving average of the last short_window errors, this one included: the ring's
-     * running sum, less its oldest value (at the next write) once it is full; summed
-     * afresh when that value is most of the sum (its rounding would swamp the rest) */
-    const int full = sh->n == sh->cap;
-    double sum = sh->sum;
-    if (full && s->shortv[sh->pos] <= 0.5 * sum) {
-        sum -= s->shortv[sh->pos];
-    } else if (full) {
-        sum = 0.0;
-        for (int i = 0; i < sh->cap; i++)
-            sum += i == sh->pos ? 0.0 : s->shortv[i];
-    }
-    s->pending = (float)((sum + a) / (full ? sh->n : sh->n + 1));
+    /* moving average of the last short_window errors, this one included */
+    const int kept = sh->n == sh->cap ? sh->n - 1 : sh->n;
+    s->pending = (float)((ring_sum_kept(sh, s->shortv) + a) / (kept + 1));
     if (s->count < (uint64_t)s->min_samples)
         return 0.0f;
     double mean = ring_mean(&s->win), var = ring_var(&s->win);
