@@ -269,9 +269,7 @@ static int cmd_score(int argc, char **argv)
             return 0;
         }
         if (o == O_WEIGHTS) {
-            for (weights = 0; ad_wtype_name(weights) && strcmp(ad_wtype_name(weights), optarg);)
-                weights++;
-            if (!ad_wtype_name(weights)) {
+            if ((weights = ad_wtype_from_name(optarg)) < 0) {
                 fprintf(stderr,
                         "anomalyctl score: --weights takes float32, float16 or int8, got '%s'\n",
                         optarg);

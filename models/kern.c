@@ -215,6 +215,14 @@ const char *ad_wtype_name(int wt)
     return wt >= 0 && wt < AD_W_N ? names[wt] : NULL;
 }
 
+int ad_wtype_from_name(const char *name)
+{
+    for (int wt = 0; wt < AD_W_N; wt++)
+        if (!strcmp(name, ad_wtype_name(wt)))
+            return wt;
+    return -1;
+}
+
 const char *ad_kern_isa_name(ad_isa isa)
 {
     static const char *const names[AD_ISA_N] = {"c", "avx2", "avx512"};

@@ -57,6 +57,8 @@ typedef enum ad_wtype {
 /* "float32", "float16" or "int8" (the daemon's `weights` values); NULL for an unknown
  * value. */
 const char *ad_wtype_name(int wt);
+/* The ad_wtype of such a name, or -1. */
+int ad_wtype_from_name(const char *name);
 
 /* Elements a fp16 or int8 weight matrix must have readable after its last column (the
  * kernels load whole vectors of halves or bytes and discard the lanes past a row

@@ -64,12 +64,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             seconds = atof(argv[++i]);
         } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
-            const char *name = argv[++i];
-            wt = -1;
-            for (int k = 0; k < AD_W_N; k++)
-                if (!strcmp(name, ad_wtype_name(k)))
-                    wt = k;
-            if (wt < 0)
+            if ((wt = ad_wtype_from_name(argv[++i])) < 0)
                 break;
         } else if (!strcmp(argv[i], "--bucket") && i + 1 < argc) {
             bucket = atoi(argv[++i]);

@@ -617,6 +617,12 @@ START_TEST(test_isa_table)
     ck_assert_str_eq(ad_kern_isa_name(AD_ISA_C), "c");
     ck_assert_ptr_null(ad_kern_isa_name(AD_ISA_N));
     fprintf(stderr, "best isa on this CPU: %s\n", ad_kern_isa_name(ad_kern_best_isa()));
+    /* the weight types' names, both ways */
+    for (int wt = 0; wt < AD_W_N; wt++)
+        ck_assert_int_eq(ad_wtype_from_name(ad_wtype_name(wt)), wt);
+    ck_assert_ptr_null(ad_wtype_name(AD_W_N));
+    ck_assert_int_eq(ad_wtype_from_name("fp16"), -1);
+    ck_assert_int_eq(ad_wtype_from_name(""), -1);
 }
 END_TEST
 
