@@ -100,8 +100,9 @@ struct ad_detector {
      * where each window ring's next write is (noted after every change) */
     uint32_t hot_bytes[3];
     const void *next_write[3];
-    const void *weights; /* the network's step weights (packed block or floats), their */
-    size_t weight_bytes; /* size (own network only; NULL for a family's) */
+    const void *weights;   /* the network's step weights (packed block or floats), their */
+    uint32_t weight_bytes; /* bytes of them to prefetch (own network only: 0 for a family), */
+    uint32_t net_bytes;    /* the leading bytes of the network's struct a step reads */
     ad_detector_config cfg;
     /* range_window > 0: the min and max of the last RANGE_BLOCKS - 1 full blocks of
      * range_window / RANGE_BLOCKS values (a ring, rb_n held, next at rb_pos; the ring
@@ -158,22 +159,27 @@ static ad_scorer_config long_config(const ad_detector_config *c)
     return lc;
 }
 
-/* Where the window rings will write next, for ad_detector_prefetch (after every change). */
-static void note_slots(ad_detector *d)
+/* Where the window rings will write next, for ad_detector_prefetch (after every change);
+ * the seasonal scorer's only with seasonal set (after a sample it did not score, its slot
+ * is where it was, and its lines, not prefetched then, are not read). */
+static void note_slots(ad_detector *d, int seasonal)
 {
     d->next_write[0] = ad_scorer_next_write(d->sc);
     d->next_write[1] = d->lsc ? ad_scorer_next_write(d->lsc) : NULL;
-    d->next_write[2] = d->ssc ? ad_scorer_next_write(d->ssc) : NULL;
+    if (seasonal)
+        d->next_write[2] = d->ssc ? ad_scorer_next_write(d->ssc) : NULL;
 }
 
 /* The same, and where the step's weights are (after a load, an install, a change of
  * storage). */
 static void note_prefetch(ad_detector *d)
 {
-    note_slots(d);
+    note_slots(d, 1);
+    d->net_bytes = d->net ? (uint32_t)ad_net_step_bytes(d->net) : 0;
     if (!d->shared_net) {
+        const size_t n = d->net->pack ? d->net->pack_bytes : d->net->nparams * sizeof(float);
         d->weights = d->net->pack ? d->net->pack : (const void *)d->net->params;
-        d->weight_bytes = d->net->pack ? d->net->pack_bytes : d->net->nparams * sizeof(float);
+        d->weight_bytes = (uint32_t)(n < AD_PREFETCH_WEIGHT_BYTES ? n : AD_PREFETCH_WEIGHT_BYTES);
     }
 }
 
@@ -346,14 +352,10 @@ void ad_detector_prefetch(const ad_detector *d)
     __builtin_prefetch(d->hf + d->hpos / 8, 1);
     if (d->hts)
         __builtin_prefetch(d->hts + d->hpos, 1);
-    __builtin_prefetch(d->net, 0);
-    __builtin_prefetch((const char *)d->net + LINE, 0);
-    if (d->weights) { /* the first lines: the rest streams in behind them */
-        const size_t n = d->weight_bytes < AD_PREFETCH_WEIGHT_BYTES ? d->weight_bytes
-                                                                    : AD_PREFETCH_WEIGHT_BYTES;
-        for (size_t o = 0; o < n; o += LINE)
-            __builtin_prefetch((const char *)d->weights + o, 0);
-    }
+    for (uint32_t o = 0; o < d->net_bytes; o += LINE)
+        __builtin_prefetch((const char *)d->net + o, 0);
+    for (uint32_t o = 0; o < d->weight_bytes; o += LINE)
+        __builtin_prefetch((const char *)d->weights + o, 0);
 }
 
 const ad_detector_config *ad_detector_get_config(const ad_detector *d)
@@ -778,7 +780,7 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
     d->stats.flagged += (uint64_t)flagged;
     d->since_train++;
 
-    note_slots(d);
+    note_slots(d, sraw >= 0.0f);
     res->value = value;
     res->predicted = pred;
     res->error = error;
@@ -1649,13 +1651,13 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
         d->since_train = 0;
         d->stats.trainings++;
         reprime(d, 1);
-        note_slots(d);
+        note_slots(d, 1);
         return 0;
     }
     /* The family's network changed: rebuild the rolling state on it. */
     d->stats.trainings++;
     reprime(d, 0);
-    note_slots(d);
+    note_slots(d, 1);
     return 0;
 }
 

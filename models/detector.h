@@ -157,15 +157,19 @@ void ad_detector_step_batch(ad_detector *const *ds, int n, ad_detector_batch *b)
  * Asks the CPU to start loading what the next ad_detector_observe(d) reads besides d's own
  * struct: the scorers' hot lines (struct and short ring) and the window slots they will
  * write, the rolling state, the history slot to be written (value, flag, timestamp), the
- * network's struct and the first AD_PREFETCH_WEIGHT_BYTES of its step weights (the rest
- * streams in behind them; a family's network is not prefetched: its members share it, it
- * stays in cache). No effect on results; reads only d's struct (have that in cache, e.g.
- * with ad_detector_prefetch_struct one step earlier, or the prefetch itself waits on it).
- * For a caller that has several series' samples at hand: prefetch the next one or two
- * while observing the current one. The seasonal lookup's binary search over the history
- * timestamps is not prefetched (where it lands depends on what it reads).
+ * lines of the network's struct a step reads (ad_net_step_bytes) and its step weights, up
+ * to AD_PREFETCH_WEIGHT_BYTES: the whole of an int8 or fp16 block of an LSTM H=32 (a
+ * detector's lines are scattered, as the daemon visits them in hash order, so the
+ * hardware's stream prefetch, which stops at page ends, fetched too little of them behind
+ * the first lines; float32 weights gained nothing from more). A family's network is not
+ * prefetched: its members share it, it stays in cache. No effect on results; reads only
+ * d's struct (have that in cache, e.g. with ad_detector_prefetch_struct one step earlier,
+ * or the prefetch itself waits on it). For a caller that has several series' samples at
+ * hand: prefetch the next one or two while observing the current one. The seasonal
+ * lookup's binary search over the history timestamps is not prefetched (where it lands
+ * depends on what it reads).
  */
-#define AD_PREFETCH_WEIGHT_BYTES 1024
+#define AD_PREFETCH_WEIGHT_BYTES 12288
 void ad_detector_prefetch(const ad_detector *d);
 
 /* Asks the CPU to start loading d's own struct (the lines ad_detector_prefetch reads and

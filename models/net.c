@@ -402,6 +402,12 @@ void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y)
     step_head(net, isa, plain, in, y);
 }
 
+size_t ad_net_step_bytes(const ad_net *net)
+{
+    return net->pack ? offsetof(ad_net, pl) + (size_t)net->cfg.layers * sizeof(ad_kern_layer)
+                     : sizeof(ad_net);
+}
+
 /* ---- sequence workspace ---- */
 
 struct ad_seq {

@@ -70,19 +70,20 @@ typedef struct ad_params {
 } ad_params;
 
 typedef struct ad_net {
+    /* A step reads these first (with a packed block, only these: ad_net_step_bytes) */
     ad_net_config cfg;
-    size_t nparams; /* the parameter count (floats in params, when there are floats) */
-    float *params;  /* (nparams) the float parameters (the masters), or NULL when packed
-                     * only */
-    ad_params p;    /* views into params (all NULL when packed only) */
     /* The packed block (ad_net_set_storage), or all NULL/0: */
     ad_wtype pack_wt;                /* AD_W_F16 or AD_W_I8 (AD_W_F32 without a block) */
     void *pack;                      /* one allocation: per layer [Wx | Wh] as halves or
                                       * int8, then (floats) the rows' scales (int8), b and
                                       * extra; then the head Wy, by as floats */
-    size_t pack_bytes;               /* its size */
-    ad_kern_layer pl[AD_MAX_LAYERS]; /* views into pack for the step kernels */
     const float *pwy, *pby;          /* the head inside pack (O, H) and (O) */
+    ad_kern_layer pl[AD_MAX_LAYERS]; /* views into pack for the step kernels */
+    size_t pack_bytes;               /* its size */
+    size_t nparams; /* the parameter count (floats in params, when there are floats) */
+    float *params;  /* (nparams) the float parameters (the masters), or NULL when packed
+                     * only */
+    ad_params p;    /* views into params (all NULL when packed only) */
 } ad_net;
 
 /* Per-stream rolling state. */
@@ -213,6 +214,10 @@ size_t ad_state_bytes(const ad_state *st);
  * kern.h's portable C kernel).
  */
 void ad_net_step(const ad_net *net, ad_state *st, const float *x, float *y);
+
+/* The leading bytes of the network's struct that ad_net_step reads (what a caller
+ * prefetching a step fetches; the weights are elsewhere: the packed block, or params). */
+size_t ad_net_step_bytes(const ad_net *net);
 
 /* ---- batched steps: many streams through one network ---- */
 

@@ -12,6 +12,7 @@
 #include <check.h>
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,29 @@ START_TEST(test_int8_bytes)
             "LSTM H=32: fp32 %zu bytes, int8 with masters %zu, int8 only %zu, fp16 only %zu\n", b32,
             b8, b8o, b16o);
     ad_net_free(a);
+}
+END_TEST
+
+/* The struct lines a step reads (what the detector prefetches): with a packed block, the
+ * configuration, the block, the head and the layers' views lead the struct, so a 1-layer
+ * network's step reads its first two lines; without one, the whole struct. */
+START_TEST(test_step_bytes)
+{
+    static const int modes[2] = {AD_NET_INT8_ONLY, AD_NET_FP16_ONLY};
+    for (int layers = 1; layers <= 2; layers++) {
+        ad_net *a = mknet(AD_CELL_LSTM, layers, 5, 32, 1, 2);
+        ck_assert_uint_eq(ad_net_step_bytes(a), sizeof(*a));
+        for (int m = 0; m < 2; m++) {
+            ck_assert_int_eq(ad_net_set_storage(a, modes[m]), 0);
+            const size_t n = ad_net_step_bytes(a);
+            ck_assert_uint_ge(n, offsetof(ad_net, pby) + sizeof(a->pby));
+            ck_assert_uint_ge(n, offsetof(ad_net, pack) + sizeof(a->pack));
+            ck_assert_uint_eq(n, offsetof(ad_net, pl) + (size_t)layers * sizeof(a->pl[0]));
+            if (layers == 1)
+                ck_assert_uint_le(n, 128);
+        }
+        ad_net_free(a);
+    }
 }
 END_TEST
 
@@ -464,6 +488,7 @@ static Suite *suite(void)
     tc = tcase_create("int8 networks");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_int8_bytes);
+    tcase_add_test(tc, test_step_bytes);
     tcase_add_test(tc, test_int8_only_life_cycle);
     tcase_add_test(tc, test_int8_refresh);
     tcase_add_test(tc, test_int8_trained_close);
