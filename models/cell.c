@@ -588,6 +588,8 @@ AD_CLONES void ad_cell_seq_backward_init(ad_cell_kind kind, int Din, int H, int 
         float *dh = s->dh, *dhn = s->dhn;
 
         add_into(dh, dhout + HB * t, dhn, HB);
+        if (s->dhs) /* dLoss/dh_t, whole: what reaches h_t from above and from t+1 */
+            memcpy(s->dhs + HB * t, dh, HB * sizeof(float));
         /* column by column: gates read gate-major, gradients written stacked */
         for (int b = 0; b < B; b++) {
             const size_t o = (size_t)H * b, t0 = HB * t + o;

@@ -106,6 +106,8 @@ typedef struct ad_cell_scratch {
     float *dhn; /* (H, B) gradient flowing to h_{t-1} */
     float *dc;  /* (H, B) */
     float *tmp; /* (H, B) */
+    float *dhs; /* (H, B*T) or NULL: if set, the backward records dLoss/dh_t of every step
+                 * here (net.h's ad_seq_backward_dh); the caller owns it */
 } ad_cell_scratch;
 
 /* Forward over B windows of T steps from zero state: x (Din, B*T) in, cache filled. */
@@ -124,6 +126,9 @@ void ad_cell_seq_forward_init(ad_cell_kind kind, int Din, int H, int T, int B,
 /*
  * Backward of the last forward. dhout (H, B*T) is dLoss/dh_t from above (read only).
  * ADDS parameter gradients into g; writes dLoss/dx (Din, B*T) into dx unless NULL.
+ * If s->dhs is set, column b + B*t of it gets dLoss/dh_t: the gradient from above at t
+ * plus the one from step t+1 (c_t held fixed for the LSTM kinds), i.e. what BPTT carries
+ * back to h_t.
  */
 void ad_cell_seq_backward(ad_cell_kind kind, int Din, int H, int T, int B, const ad_layer_params *p,
                           ad_layer_params *g, const float *x, const ad_cell_cache *cc,

@@ -86,19 +86,36 @@ void ad_net_views(const ad_net_config *cfg, float *flat, ad_params *out)
     layout(cfg, flat, out);
 }
 
+void ad_net_init_defaults(ad_net_init_opts *o)
+{
+    o->scale = 1.0f;
+    o->forget_bias = 1.0f;
+}
+
 void ad_net_init(ad_net *net, uint64_t seed)
+{
+    ad_net_init_with(net, seed, NULL);
+}
+
+void ad_net_init_with(ad_net *net, uint64_t seed, const ad_net_init_opts *o)
 {
     const ad_net_config *cfg = &net->cfg;
     const int H = cfg->hidden, GH = ad_cell_gates(cfg->kind) * H;
-    const float k = 1.0f / sqrtf((float)H);
-    const int fg = ad_cell_forget_gate(cfg->kind);
+    ad_net_init_opts def;
     ad_rng rng;
+
+    if (!o) {
+        ad_net_init_defaults(&def);
+        o = &def;
+    }
+    const float k = o->scale * (1.0f / sqrtf((float)H)); /* scale 1: exactly 1/sqrt(H) */
+    const int fg = ad_cell_forget_gate(cfg->kind);
 
     if (!net->params) { /* packed only: widen, initialise the floats, pack them again */
         const int mode = ad_net_storage(net);
         const int masters = mode == AD_NET_INT8_ONLY ? AD_NET_INT8 : AD_NET_FP16;
         if (ad_net_set_storage(net, masters) == 0) { /* the same block with masters */
-            ad_net_init(net, seed);
+            ad_net_init_with(net, seed, o);
             ad_net_set_storage(net, mode); /* frees the floats: cannot fail */
         }
         return;
@@ -114,13 +131,34 @@ void ad_net_init(ad_net *net, uint64_t seed)
             p->wh[i] = k * (2.0f * ad_rng_uniform(&rng) - 1.0f);
         if (fg >= 0)
             for (int i = 0; i < H; i++)
-                p->b[fg * H + i] = 1.0f;
+                p->b[fg * H + i] = o->forget_bias;
         if (cfg->kind == AD_CELL_PEEPHOLE)
             for (int i = 0; i < 3 * H; i++)
                 p->extra[i] = k * (2.0f * ad_rng_uniform(&rng) - 1.0f);
     }
     for (size_t i = 0; i < (size_t)cfg->output * H; i++)
         net->p.wy[i] = k * (2.0f * ad_rng_uniform(&rng) - 1.0f);
+    ad_net_refresh(net);
+}
+
+void ad_net_set_forget_bias(ad_net *net, float v)
+{
+    const int fg = ad_cell_forget_gate(net->cfg.kind), H = net->cfg.hidden;
+
+    if (fg < 0)
+        return;
+    if (!net->params) { /* packed only: through the float masters, as ad_net_init */
+        const int mode = ad_net_storage(net);
+        const int masters = mode == AD_NET_INT8_ONLY ? AD_NET_INT8 : AD_NET_FP16;
+        if (ad_net_set_storage(net, masters) == 0) {
+            ad_net_set_forget_bias(net, v);
+            ad_net_set_storage(net, mode);
+        }
+        return;
+    }
+    for (int l = 0; l < net->cfg.layers; l++)
+        for (int i = 0; i < H; i++)
+            net->p.layer[l].b[fg * H + i] = v;
     ad_net_refresh(net);
 }
 
@@ -560,6 +598,12 @@ void ad_seq_backward(const ad_net *net, ad_seq *ws, const float *dy, float *dx)
 void ad_seq_backward_init(const ad_net *net, ad_seq *ws, const float *dy, float *dx,
                           const float *dhT, const float *dcT, float *dh0, float *dc0)
 {
+    ad_seq_backward_dh(net, ws, dy, dx, dhT, dcT, dh0, dc0, NULL);
+}
+
+void ad_seq_backward_dh(const ad_net *net, ad_seq *ws, const float *dy, float *dx,
+                        const float *dhT, const float *dcT, float *dh0, float *dc0, float *dhs)
+{
     const ad_net_config *cfg = &net->cfg;
     const int H = cfg->hidden, O = cfg->output, T = ws->T, B = ws->B, BT = B * T;
     const int top = cfg->layers - 1;
@@ -585,12 +629,14 @@ void ad_seq_backward_init(const ad_net *net, ad_seq *ws, const float *dy, float 
         const float *in = l == 0 ? ws->x : ws->cache[l - 1].h + (size_t)H * B;
         float *din = l == 0 ? dx : ws->dhout[cur ^ 1];
         const size_t so = (size_t)H * B * l; /* layer l's block of a state batch */
+        ws->scratch.dhs = dhs ? dhs + (size_t)H * BT * l : NULL; /* layer l's (H, B*T) */
         ad_cell_seq_backward_init(cfg->kind, l == 0 ? cfg->input : H, H, T, B, &net->p.layer[l],
                                   &g.layer[l], in, &ws->cache[l], ws->dhout[cur], din, &ws->scratch,
                                   dhT ? dhT + so : NULL, dcT ? dcT + so : NULL,
                                   dh0 ? dh0 + so : NULL, dc0 ? dc0 + so : NULL);
         cur ^= 1;
     }
+    ws->scratch.dhs = NULL;
 }
 
 void ad_seq_final_state(const ad_seq *ws, int b, ad_state *st)

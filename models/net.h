@@ -114,6 +114,30 @@ int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *e
  * memory for the floats). */
 void ad_net_init(ad_net *net, uint64_t seed);
 
+/* How a network is initialised (ad_net_init_with); ad_net_init uses the defaults. */
+typedef struct ad_net_init_opts {
+    float scale;       /* weights (Wx, Wh, peepholes, Wy) uniform in [-scale/sqrt(H),
+                        * scale/sqrt(H)] (1: PyTorch's rule) */
+    float forget_bias; /* the LSTM kinds' forget-gate bias (1: the gate starts mostly open,
+                        * so the cell state and its gradient carry far back; strongly
+                        * negative closes it and the gradient vanishes as in an Elman
+                        * network; docs/MODELS.md "Vanishing gradients, measured") */
+} ad_net_init_opts;
+
+/* The defaults: scale 1, forget bias 1. */
+void ad_net_init_defaults(ad_net_init_opts *o);
+
+/* As ad_net_init, with o's scale and forget bias (NULL = the defaults: then exactly
+ * ad_net_init). The same seed draws the same numbers whatever the options, so two
+ * networks differing in one option differ in that alone. */
+void ad_net_init_with(ad_net *net, uint64_t seed, const ad_net_init_opts *o);
+
+/* Sets every layer's forget-gate bias to v (the LSTM kinds; other kinds are unchanged):
+ * on a network just initialised, the same as initialising it with forget_bias v. For
+ * networks made elsewhere (seq2seq halves, a detector's network). A packed block is
+ * refreshed. */
+void ad_net_set_forget_bias(ad_net *net, float v);
+
 /* Allocates a copy of src (shapes and parameters; float only: the copy has no packed
  * block, it is usually the one to train; a packed-only src's halves or int8 are widened,
  * exactly). Returns NULL on allocation failure. */
@@ -310,6 +334,19 @@ const float *ad_seq_forward_init(const ad_net *net, ad_seq *ws, const float *x, 
  */
 void ad_seq_backward_init(const ad_net *net, ad_seq *ws, const float *dy, float *dx,
                           const float *dhT, const float *dcT, float *dh0, float *dc0);
+
+/*
+ * As ad_seq_backward_init, and if dhs is not NULL it also gets the gradient reaching every
+ * layer's hidden state at every step: dhs (H, B, T, layers), element (j, b, t, l) at
+ * [j + H*(b + B*(t + T*l))], is dLoss/dh_t of layer l in window b, the whole of it: from
+ * the head (top layer) or the layer above at step t, plus from step t+1 through the
+ * recurrence (and dhT at t = T-1). For the LSTM kinds c_t is held fixed: its own gradient
+ * is not in it. Its decay with the distance from the loss is the vanishing (or
+ * exploding) gradient (gradflow.h). ad_seq_backward_init(...) is
+ * ad_seq_backward_dh(..., NULL).
+ */
+void ad_seq_backward_dh(const ad_net *net, ad_seq *ws, const float *dy, float *dx,
+                        const float *dhT, const float *dcT, float *dh0, float *dc0, float *dhs);
 
 /* Final states of all B windows of the last forward into state batches h and c (c only
  * for LSTM kinds; may be NULL). */
