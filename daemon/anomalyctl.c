@@ -25,6 +25,7 @@
 
 #include "csv.h"
 #include "detector.h"
+#include "ctl_gradflow.h"
 #include "ctl_replay.h"
 #include "ctl_status.h"
 #include "ctl_tail.h"
@@ -400,6 +401,7 @@ int main(int argc, char **argv)
                 "  status    what a running anomalyd is doing (anomalyctl status --help)\n"
                 "  series    its series as a table; series show KEY: one, with sparklines\n"
                 "  replay    send a timestamp,value CSV to a listener (anomalyctl replay --help)\n"
+                "  gradflow  how far back each cell kind's gradient reaches (gradflow --help)\n"
                 "\nstatus and series take --http HOST:PORT ($ANOMALYD_HTTP, 127.0.0.1:8080),\n"
                 "or a comma-separated list of them to ask every instance of a cluster\n"
                 "(docs/SCALING.md), and --token T ($ANOMALYD_TOKEN). Exit status: 0, 1 on\n"
@@ -417,6 +419,8 @@ int main(int argc, char **argv)
         return ad_ctl_series(argc - 1, argv + 1);
     if (!strcmp(argv[1], "replay"))
         return ad_ctl_replay(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "gradflow"))
+        return ad_ctl_gradflow(argc - 1, argv + 1);
     fprintf(stderr, "anomalyctl: unknown command '%s' (try --help)\n", argv[1]);
     return 2;
 }
