@@ -1,7 +1,7 @@
 /*
  * check_ctl.c - anomalyctl's pure pieces: sparklines (ctl_spark.c), CSV rows (csv.c),
  * replay's protocol lines (ctl_replay.c), HOST:PORT, lists of them (a cluster's
- * instances) and URL escaping (ctl_http.c).
+ * instances) and URL escaping (ctl_http.c), gradflow's SVG (ctl_gradflow.c).
  * The commands themselves run against the real daemon in test_ctl.py.
  */
 #include <check.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "csv.h"
+#include "ctl_gradflow.h"
 #include "ctl_http.h"
 #include "ctl_replay.h"
 #include "ctl_spark.h"
@@ -200,6 +201,58 @@ START_TEST(test_url_escape)
 }
 END_TEST
 
+/* Occurrences of needle in hay. */
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* gradflow's SVG: one polyline per unbroken run of positive ratios, a legend entry per
+ * curve, decade ticks covering the data with 1e0 labelled, the axes titled. */
+START_TEST(test_gradflow_svg)
+{
+    double a[11], b[11], c[11];
+    ad_gradflow_curve cv[3] = {{"elman", a}, {"lstm", b}, {"gru", c}};
+    ad_gradflow_plot p = {"title", {"at initialisation", "after training"}, 2, 11, 3, {cv, cv}};
+    char *svg;
+    size_t len;
+
+    for (int k = 0; k < 11; k++) {
+        a[k] = pow(10.0, -2.0 * k); /* down to 1e-20 */
+        b[k] = pow(0.5, k);
+        c[k] = 1.0;
+    }
+    b[5] = 0.0; /* underflowed: a gap, two runs */
+    c[10] = NAN; /* not finite: dropped */
+    ck_assert_int_eq(ad_gradflow_svg(&p, &svg, &len), 0);
+    ck_assert_uint_eq(strlen(svg), len);
+    ck_assert(!strncmp(svg, "<svg ", 5));
+    ck_assert_str_eq(svg + len - 7, "</svg>\n");
+    ck_assert_int_eq(count(svg, "class=\"curve\""), 2 * (1 + 2 + 1));
+    ck_assert_int_eq(count(svg, "class=\"legend\""), 3);
+    ck_assert_ptr_nonnull(strstr(svg, ">1e0<"));
+    ck_assert_ptr_nonnull(strstr(svg, ">1e-20<"));
+    ck_assert_ptr_null(strstr(svg, ">1e-21<"));
+    ck_assert_ptr_nonnull(strstr(svg, ">after training<"));
+    ck_assert_ptr_nonnull(strstr(svg, "k, steps back from the loss"));
+    ck_assert_ptr_nonnull(strstr(svg, "||dL/dh(T-k)|| / ||dL/dh(T)||"));
+    ck_assert_ptr_null(strstr(svg, "nan"));
+    ck_assert_ptr_null(strstr(svg, "inf"));
+    free(svg);
+    p.npanels = 1;
+    ck_assert_int_eq(ad_gradflow_svg(&p, &svg, &len), 0);
+    ck_assert_int_eq(count(svg, "class=\"curve\""), 1 + 2 + 1);
+    ck_assert_ptr_null(strstr(svg, "after training"));
+    free(svg);
+    p.n = 1;
+    ck_assert_int_eq(ad_gradflow_svg(&p, &svg, &len), -AD_EINVAL);
+    ck_assert_ptr_null(svg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ctl");
@@ -216,6 +269,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_addresses);
     tcase_add_test(tc, test_url_escape);
     tcase_add_test(tc, test_address_lists);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("gradflow");
+    tcase_add_test(tc, test_gradflow_svg);
     suite_add_tcase(s, tc);
     return s;
 }
