@@ -25,6 +25,7 @@
 #include "net.h" /* enum ad_err */
 #include "proto_influx.h"
 #include "relabel.h"
+#include "sockpath.h"
 
 /* ---- names of the enums the file spells out ---- */
 
@@ -1089,6 +1090,64 @@ static int check_state_paths(walk *w, const yaml_node_t *root)
     return 0;
 }
 
+/* Where a path came from in the file: the node of key `name` in map m, else the
+ * state_dir value it follows, else the root. */
+static const yaml_node_t *path_node(walk *w, const yaml_node_t *root, const yaml_node_t *m,
+                                    const char *name)
+{
+    const yaml_node_t *at = lookup(w, m, name, NULL);
+
+    if (!at)
+        at = lookup(w, root, "state_dir", NULL);
+    return at ? at : root;
+}
+
+/* One Unix socket path: it fits sun_path, nothing but a socket is there (sockpath.h),
+ * and it is not the store or the events file (binding would take their place). */
+static int check_socket_path(walk *w, const yaml_node_t *at, const char *what, const char *p)
+{
+    ad_config *c = w->c;
+    char msg[AD_PATH_MAX + 256];
+
+    if (ad_sockpath_check(p, msg, sizeof(msg)) < 0)
+        return fail_at(w, at, "%s: %s", what, msg);
+    if (c->store_enabled && !strcmp(p, c->store_path))
+        return fail_at(w, at, "%s: %s is also store.path", what, p);
+    if (c->events_file[0] && !strcmp(p, c->events_file))
+        return fail_at(w, at, "%s: %s is also events.file", what, p);
+    return 0;
+}
+
+/* Every Unix socket path, once the paths that follow state_dir are set. */
+static int check_socket_paths(walk *w, const yaml_node_t *root)
+{
+    ad_config *c = w->c;
+    const yaml_node_t *ls = lookup(w, root, "listeners", NULL);
+    char what[64];
+    int rc;
+
+    for (int i = 0; i < c->nlisteners; i++) {
+        const yaml_node_t *m = NULL;
+
+        if (c->listeners[i].transport != AD_TRANSPORT_UNIX)
+            continue;
+        if (ls && ls->type == YAML_SEQUENCE_NODE &&
+            i < (int)(ls->data.sequence.items.top - ls->data.sequence.items.start))
+            m = node(w, ls->data.sequence.items.start[i]);
+        snprintf(what, sizeof(what), "listeners[%d].path", i);
+        if ((rc = check_socket_path(w, path_node(w, root, m, "path"), what,
+                                    c->listeners[i].path)))
+            return rc;
+        if (c->events_unix[0] && !strcmp(c->listeners[i].path, c->events_unix))
+            return fail_at(w, path_node(w, root, m, "path"), "%s: %s is also events.unix",
+                           what, c->events_unix);
+    }
+    if (c->events_unix[0])
+        return check_socket_path(w, path_node(w, root, lookup(w, root, "events", NULL), "unix"),
+                                 "events.unix", c->events_unix);
+    return 0;
+}
+
 /* ---- entry points ---- */
 
 int ad_config_defaults(ad_config *c)
@@ -1230,6 +1289,8 @@ int ad_config_parse(const char *text, size_t len, const char *name, ad_config *c
             rc = check_whole(&w, root);
         if (!rc)
             rc = check_state_paths(&w, root);
+        if (!rc)
+            rc = check_socket_paths(&w, root);
     }
 out_delete_doc:
     yaml_document_delete(&doc);

@@ -19,6 +19,7 @@
 #include "families.h"
 #include "fanout.h"
 #include "log.h"
+#include "text.h"
 #include "persist.h"
 #include "proto_graphite.h"
 #include "proto_influx.h"
@@ -468,6 +469,10 @@ void ad_daemon_line(ad_daemon *d, int proto, int precision, const char *line, si
     int r;
 
     d->cur_proto = proto;
+    if (!ad_utf8_valid(line, len)) { /* a key must be (text.h); refused at every door */
+        parse_error(d, proto, AD_PE_UTF8, line, len);
+        return;
+    }
     switch (proto) {
     case AD_PROTO_GRAPHITE:
         r = ad_graphite_parse(line, len, d->keybuf, sizeof(d->keybuf), &s);

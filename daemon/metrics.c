@@ -488,6 +488,8 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
         (unsigned long long)d->restore_skipped[1]);
     put(&b, "anomalyd_store_restore_skipped{reason=\"ignored_or_full\"} %llu\n",
         (unsigned long long)d->restore_skipped[2]);
+    put(&b, "anomalyd_store_restore_skipped{reason=\"invalid_key\"} %llu\n",
+        (unsigned long long)d->restore_skipped[3]);
     family(&b, "anomalyd_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
     put(&b, "anomalyd_reloads_total{result=\"applied\"} %llu\n", (unsigned long long)d->reloads);
     put(&b, "anomalyd_reloads_total{result=\"refused\"} %llu\n",

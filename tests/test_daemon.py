@@ -600,6 +600,148 @@ class StateDir(unittest.TestCase):
                 self.assertEqual(d.stop(), 0, d.log())
 
 
+def small_config(tmp, listeners="", events="events: {port: 0, unix: '', file: ''}\n"):
+    return ("state_dir: %s\nlisteners:\n%s"
+            "  - {protocol: graphite, transport: tcp, address: 127.0.0.1, port: 0}\n"
+            "http: {port: 0}\n%s" % (tmp, listeners, events))
+
+
+class Hardening(unittest.TestCase):
+    """What a hostile or careless world did to the daemon (issue 15), made impossible."""
+
+    def run_ad(self, *args, timeout=30):
+        return subprocess.run([ANOMALYD] + list(args), capture_output=True, timeout=timeout)
+
+    def test_invalid_utf8_refused_at_every_door(self):
+        with Daemon() as d:
+            bad = b"\xff"
+            d.send_tcp("graphite", b"u8.graphite" + bad + b" 1 %d\n" % T0)
+            d.send_udp("graphite", b"u8.gudp" + bad + b" 1 %d\n" % T0)
+            d.send_tcp("influx", b"u8,host=a" + bad + b" v=1 %d\n" % T0)
+            d.send_tcp("jsonl", b'{"series":"u8.j' + bad + b'","value":1}\n')
+            d.send_unix(os.path.join(d.tmp, "jsonl.sock"),
+                        b'{"series":"u8.ju\xc3(","value":1}\n')
+            d.send_udp("statsd", b"u8.s" + bad + b":1|g\n")
+            status, _, _ = d.http("/write?precision=s", "POST",
+                                  b"u8w,host=\xed\xa0\x80 v=1 %d\n" % T0)  # a surrogate
+            # Valid UTF-8, control bytes included, is accepted.
+            d.send_tcp("graphite", "u8.caf\u00e9 1 %d\nu8.esc\x1b[31mred 2 %d\n" % (T0, T0))
+            d.wait(lambda: d.series("u8.esc\x1b[31mred"), what="the valid keys")
+            m = lambda p: d.metric("anomalyd_parse_errors_total", protocol=p,
+                                   reason="invalid_utf8") or 0
+            d.wait(lambda: (m("graphite"), m("influx"), m("jsonl"), m("statsd")) == (2, 2, 2, 1),
+                   what="every door's refusal counted")
+            status, _, body = d.http("/api/v1/series?match=u8*")
+            self.assertEqual(status, 200)
+            keys = sorted(x["key"] for x in json.loads(body.decode("utf-8"))["series"])
+            self.assertEqual(keys, ["u8.caf\u00e9", "u8.esc\x1b[31mred"])
+            text = d.metrics()  # str: decoding as strict UTF-8 succeeded
+            if PROMTOOL:
+                p = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
+                                   capture_output=True)
+                self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+            # Logged with the bytes escaped: no raw byte of a client reaches the log.
+            d.wait_log(r'refused a line \(invalid_utf8\): "u8\.graphite\\xff 1')
+            log = d.log()
+            self.assertNotIn("\ufffd", log)  # the harness decodes with errors=replace
+            self.assertNotIn("\x1b", log)
+            # anomalyctl prints the key escaped, never a live escape sequence.
+            p = subprocess.run([ANOMALYCTL, "series", "--match", "u8*", "--http",
+                                "127.0.0.1:%d" % d.port("http")], capture_output=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(b"u8.esc\\x1b[31mred", p.stdout)
+            self.assertNotIn(b"\x1b", p.stdout)
+            self.assertIn("u8.caf\u00e9".encode(), p.stdout)
+            p = subprocess.run([ANOMALYCTL, "series", "show", "u8.esc\x1b[31mred", "--http",
+                                "127.0.0.1:%d" % d.port("http")], capture_output=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn(b"\x1b", p.stdout)
+            self.assertTrue(p.stdout.startswith(b"u8.esc\\x1b[31mred"), p.stdout[:80])
+
+    def test_unix_path_on_a_file_is_refused_and_the_file_kept(self):
+        with tempfile.TemporaryDirectory(prefix="anomalyd-test-") as tmp:
+            precious = os.path.join(tmp, "precious.txt")
+            with open(precious, "w") as f:
+                f.write("keep me")
+            cfg = os.path.join(tmp, "c.yaml")
+            with open(cfg, "w") as f:
+                f.write(small_config(tmp, "  - {protocol: jsonl, transport: unix, path: %s}\n"
+                                     % precious))
+            for args in (["--check-config", cfg], ["-c", cfg]):
+                p = self.run_ad(*args)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn(cfg.encode() + b":3:46: listeners[0].path: unix socket path %s: a "
+                              b"regular file is there" % precious.encode(), p.stderr)
+                with open(precious) as f:
+                    self.assertEqual(f.read(), "keep me")
+            # The store's own path: refused before anything is created or deleted.
+            db = os.path.join(tmp, "anomalyd.db")
+            with open(cfg, "w") as f:
+                f.write(small_config(tmp, "  - {protocol: jsonl, transport: unix, path: %s}\n"
+                                     % db))
+            p = self.run_ad("--check-config", cfg)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"listeners[0].path: %s is also store.path" % db.encode(), p.stderr)
+            # Longer than sun_path.
+            long = os.path.join(tmp, "s" * 120 + ".sock")
+            with open(cfg, "w") as f:
+                f.write(small_config(tmp, "  - {protocol: jsonl, transport: unix, path: %s}\n"
+                                     % long))
+            p = self.run_ad("--check-config", cfg)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"at most 107 fit a socket address (sun_path)", p.stderr)
+            # events.unix on a file, following state_dir: the same rule.
+            os.makedirs(os.path.join(tmp, "st"))
+            with open(os.path.join(tmp, "st", "events.sock"), "w") as f:
+                f.write("not a socket")
+            with open(cfg, "w") as f:
+                f.write(small_config(os.path.join(tmp, "st"), events="events: {port: 0}\n"))
+            p = self.run_ad("--check-config", cfg)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b":1:12: events.unix: unix socket path", p.stderr)
+
+    def test_unix_path_stale_socket_replaced_live_one_refused(self):
+        with tempfile.TemporaryDirectory(prefix="anomalyd-test-") as tmp:
+            path = os.path.join(tmp, "j.sock")
+            stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            stale.bind(path)
+            stale.close()  # the file stays, nobody listens: stale
+            cfg = small_config(tmp, "  - {protocol: jsonl, transport: unix, path: %s}\n" % path)
+            with Daemon(config=cfg, tmp=tmp) as d:
+                d.send_unix(path, '{"series":"via.unix","value":1}\n')
+                d.wait(lambda: d.series("via.unix"), what="a line through the new socket")
+            self.assertFalse(os.path.exists(path))  # removed at stop: it was ours
+            live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            live.bind(path)
+            live.listen()
+            p = self.run_ad("-c", os.path.join(tmp, "anomalyd.yaml"))
+            live.close()
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"another process listens on it", p.stderr)
+            self.assertTrue(os.path.exists(path))
+
+    def test_one_instance_per_state_dir(self):
+        with Daemon() as first:
+            pid = first.proc.pid
+            p = self.run_ad("-c", first.config_path)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(b"another anomalyd (pid %d) holds %s/state/anomalyd.lock"
+                          % (pid, first.tmp.encode()), p.stderr)
+            # The first one's sockets and store are untouched: it goes on serving.
+            self.assertTrue(os.path.exists(os.path.join(first.tmp, "jsonl.sock")))
+            first.send_unix(os.path.join(first.tmp, "jsonl.sock"),
+                            '{"series":"still.first","value":1}\n')
+            first.wait(lambda: first.series("still.first"), what="the first still serving")
+            with open(os.path.join(first.tmp, "state", "anomalyd.lock")) as f:
+                self.assertEqual(int(f.read()), pid)
+            self.assertEqual(first.stop(), 0)
+            # Stopped: the lock went with it, and the next one starts.
+            with open(first.config_path) as f:
+                second = Daemon(config=f.read(), tmp=first.tmp)
+            second.start()
+            self.assertEqual(second.stop(), 0)
+
+
 class Collectd(unittest.TestCase):
     """collectd's write_graphite plugin pointed at the daemon."""
 
