@@ -211,7 +211,7 @@ static const ad_key listener_keys[] = {
 
 /* The detector keys, named as anomalyctl's options (without the dashes; the cell kind
  * is `cell`, the scorer's window `scorer_window`, its ewma_alpha `alpha`). Defaults are
- * the models' (ad_detector_defaults) with the daemon's changes (daemon_detector_defaults). */
+ * the models' table (ad_detector_defaults), which anomalyctl score uses too. */
 static const ad_key detector_keys[] = {
     ENUM("model", D, model, model_name, 0, NULL),
     INT("s2s_window", D, s2s_window, 2, 1024, NULL),
@@ -354,27 +354,6 @@ static int follow_state_dir(ad_config *c, const char *dir, char *msg, size_t msg
         memcpy(f + n + sep, state_paths[i].name, k + 1);
     }
     return 0;
-}
-
-/* The models' defaults with the configuration measured best on the NAB benchmark
- * (scripts/nab, docs/BENCHMARKS.md). */
-static void daemon_detector_defaults(ad_detector_config *d)
-{
-    ad_detector_defaults(d);
-    d->cooldown = 30;
-    d->train_after = 750;
-    d->train_every = 2000;
-    d->features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK;
-    d->range_tolerance = 0.02f;
-    d->range_window = 8000;
-    d->scorer.error_bound = 3.0f;
-    d->scorer.min_sd = 0.0173f;
-    d->seasonal_period = 86400;
-    d->seasonal_periods = 3;
-    d->seasonal_weight = 0.8f;
-    d->warmup_naive = 1;
-    d->alert_penalty = 0.2f;
-    d->long_window = 30;
 }
 
 /* ---- scalars: text into a field ---- */
@@ -1157,7 +1136,7 @@ int ad_config_defaults(ad_config *c)
     memset(c, 0, sizeof(*c));
     if (table_defaults(top_keys, c))
         return -AD_EINVAL;
-    daemon_detector_defaults(&c->defaults);
+    ad_detector_defaults(&c->defaults);
     {
         static const char *const all[] = {"*"};
 

@@ -185,6 +185,7 @@ static void observe_one(ad_pending *b)
     p.predicted = r->predicted;
     p.score = r->score;
     p.flagged = (uint8_t)r->flagged;
+    p.anomalous = (uint8_t)r->anomalous;
     p.warming_up = (uint8_t)r->warming_up;
     ad_series_record(s, &p);
 }

@@ -742,6 +742,57 @@ class Hardening(unittest.TestCase):
             self.assertEqual(second.stop(), 0)
 
 
+class OneDetector(unittest.TestCase):
+    """The daemon's default detector and `anomalyctl score` with no options are one
+    detector: the same series through both gives the same scores, alerts and states."""
+
+    def test_daemon_and_score_agree(self):
+        rnd = random.Random(5)
+        rows = []
+        for t in range(1300):
+            v = 10 + 5 * math.sin(2 * math.pi * t / 60) + rnd.gauss(0, 0.3)
+            if 1100 <= t < 1130:
+                v += 8  # a level shift: alerts once, anomalous while it lasts
+            rows.append((T0 + 60 * t, "%.6f" % v))
+        with tempfile.TemporaryDirectory(prefix="anomalyd-test-") as tmp:
+            csv_path = os.path.join(tmp, "s.csv")
+            with open(csv_path, "w") as f:
+                f.write("timestamp,value\n")
+                f.writelines("%d,%s\n" % r for r in rows)
+            p = subprocess.run([ANOMALYCTL, "score", "--quiet", csv_path], capture_output=True,
+                               text=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            lines = p.stdout.splitlines()
+            self.assertEqual(lines[0], "timestamp,value,anomaly_score,flag,anomalous,predicted,"
+                                       "error,warming_up")
+            offline = [dict(zip(lines[0].split(","), l.split(","))) for l in lines[1:]]
+            # The row after which the first training was installed offline.
+            first = next(i for i, r in enumerate(offline) if r["warming_up"] == "0")
+            self.assertGreater(sum(int(r["flag"]) for r in offline), 0)
+            cfg = small_config(tmp) + "recent: 2000\n"  # no defaults: the daemon's own
+            with Daemon(config=cfg, tmp=tmp) as d:
+                # Up to the sample whose training is due, then wait for its install, so the
+                # daemon's training (off the loop) lands where anomalyctl's (inline) does.
+                d.send_tcp("graphite", "".join("one.s %s %d\n" % (v, ts) for ts, v in rows[:first]))
+                d.wait(lambda: (d.series("one.s") or {}).get("trainings", 0) >= 1, timeout=120,
+                       what="the first training installed")
+                d.send_tcp("graphite", "".join("one.s %s %d\n" % (v, ts) for ts, v in rows[first:]))
+                d.wait(lambda: (d.series("one.s") or {}).get("samples", 0) == len(rows),
+                       what="every sample")
+                live = d.series("one.s")["recent"]
+                self.assertEqual(d.metric("anomalyd_series_anomalous", series="one.s"),
+                                 float(offline[-1]["anomalous"]))
+        self.assertEqual(len(live), len(offline))
+        for i, (a, b) in enumerate(zip(live, offline)):
+            self.assertEqual(a["ts"], int(b["timestamp"]), i)
+            self.assertAlmostEqual(a["score"], float(b["anomaly_score"]), places=5, msg=i)
+            self.assertEqual(int(a["flagged"]), int(b["flag"]), i)
+            self.assertEqual(int(a["anomalous"]), int(b["anomalous"]), i)
+            self.assertEqual(int(a["warming_up"]), int(b["warming_up"]), i)
+        self.assertGreater(sum(int(b["anomalous"]) for b in offline),
+                           sum(int(b["flag"]) for b in offline))
+
+
 class Collectd(unittest.TestCase):
     """collectd's write_graphite plugin pointed at the daemon."""
 
