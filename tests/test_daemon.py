@@ -173,7 +173,7 @@ class Protocols(unittest.TestCase):
         before = self.d.metric("anomalyd_parse_errors_total", protocol="graphite",
                                reason="line_too_long") or 0
         s = socket.create_connection(("127.0.0.1", self.d.port("graphite")))
-        s.sendall(b"\x00\xff garbage\n")                # syntax
+        s.sendall(b"\x00 garbage\n")                    # syntax (bad UTF-8: Hardening)
         s.sendall(b"bad.nan nan %d\n" % T0)              # non finite
         s.sendall(b"bad.val 12abc %d\n" % T0)            # bad value
         s.sendall(b"x" * (70 * 1024) + b" 1 1\n")        # over max_line (64 KiB)
