@@ -787,6 +787,7 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
     d->since_train++;
 
     note_slots(d, sraw >= 0.0f);
+    memset(res, 0, sizeof(*res)); /* the padding too: results compare bytewise (tests) */
     res->value = value;
     res->predicted = pred;
     res->error = error;

@@ -1433,7 +1433,7 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 6", "version", L.version, 0, 6},
+        {"version 7", "version", L.version, 0, 7},
         {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
@@ -2021,7 +2021,7 @@ START_TEST(test_old_blob_v4)
     /* and it saves in the current version, which loads back to the same bytes */
     size_t len2, len3;
     uint8_t *b2 = save(d, &len2);
-    ck_assert_uint_eq(get_le(b2 + 4, 4), 5);
+    ck_assert_uint_eq(get_le(b2 + 4, 4), 6);
     ck_assert_uint_lt(len2, len); /* timestamps in 4 bytes, flags in bits */
     ad_detector *e = load(b2, len2);
     uint8_t *b3 = save(e, &len3);
