@@ -17,8 +17,8 @@ the project's scorers and prints a table, then exactly these three lines:
     detections: no threshold is chosen (NAB's sweep could only choose between the flags,
     nothing and everything, and would floor a bad run at 0, the null detector's score),
     so a score below 0 means the flags cost more than they find. The table also gives
-    NAB on `anomaly_score` with NAB's threshold sweep, as scripts/nab scores it (its
-    figures for the same arguments), for comparison.
+    NAB on `anomaly_score` with NAB's threshold sweep, as scripts/nab scores it, for
+    comparison (the figures of `OPENBLAS_NUM_THREADS=1 scripts/nab -- ARGS`).
   - MGAB (10 files of 100,000 values): each file as `timestamp,value` with the time step
     as seconds, scored on `flag` by scripts/mgab_score.py.
   - SKAB (the 34 labelled files): each of the 8 sensors of a file scored on its own with
@@ -29,7 +29,9 @@ the project's scorers and prints a table, then exactly these three lines:
     MAR), change points with NAB's rules.
 
 All the detector runs (58 + 10 + 34 x 8) go through one pool of --jobs processes
-(default: the number of cores), biggest input first. Halves: the odd half is the 1st,
+(default: the number of cores), biggest input first, each with OPENBLAS_NUM_THREADS=1
+(as the daemon's systemd unit runs it; OpenBLAS's threads change the rounding, so the
+figures would otherwise depend on the machine's core count). Halves: the odd half is the 1st,
 3rd, 5th, ... file of each NAB category (sorted by name), of MGAB (1, 3, 5, 7, 9) and of
 each SKAB folder (valve1, valve2, other, files in numeric order); the even half the
 others. --half odd|even runs one half only; by default every file runs and the table
@@ -499,9 +501,8 @@ def parse(argv):
     ap = argparse.ArgumentParser(prog="scripts/bench_detect",
                                  usage="scripts/bench_detect [--quick] [--half odd|even|all]"
                                        " [--jobs N] [--out DIR] [-- DETECTOR-ARGS...]",
-                                 description="NAB, MGAB and SKAB with one detector "
-                                             "configuration (see the top of "
-                                             "scripts/bench_detect.py).")
+                                 description=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a smoke run on a subset")
     ap.add_argument("--half", choices=HALVES, default="all",
                     help="run the odd or the even half only (default: all, figures for both)")
