@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "blas.h"
 #include "config.h"
 #include "csv.h"
 #include "detector.h"
@@ -363,6 +364,9 @@ static int cmd_score(int argc, char **argv)
     unsigned long long lineno = 0, rows = 0, bad = 0, refused = 0, flagged = 0, reported = 0;
 
     ad_detector_defaults(&cfg);
+    /* One BLAS thread, as the daemon trains (main.c): the sums' order, so the trained
+     * weights and every score, are then the daemon's, whatever the machine's cores. */
+    ad_blas_set_threads(1);
     if ((rc = prescan_config(argc, argv, &cfile, &ckey)))
         return rc;
     rc = 1;
