@@ -25,25 +25,7 @@
 #include "scorer.h"
 #include "serial.h"
 
-/* The library's plain baseline these tests were written against (no inputs beyond the
- * value, no seasonal, range or long signals, no cooldown or penalty, first training
- * after 400): the tests set it explicitly, so the shipped defaults (the daemon's,
- * detector_config.h) may change without changing what each test means. */
-static void plain_defaults(ad_detector_config *c)
-{
-    ad_detector_defaults(c);
-    c->features = 0;
-    c->train_after = 400;
-    c->cooldown = 0;
-    c->range_tolerance = 0.0f;
-    c->range_window = 0;
-    c->seasonal_period = 0;
-    c->seasonal_weight = 1.0f;
-    c->warmup_naive = 0;
-    c->long_window = 0;
-    c->alert_penalty = 0.0f;
-    ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
-}
+#include "detcfg.h"
 
 /* ---- helpers ---- */
 
