@@ -5,11 +5,16 @@
  * status and series (ctl_status.h, over ctl_http.h), replay (ctl_replay.h); csv.h reads
  * the rows score and replay take.
  *
- *   anomalyctl score [OPTIONS] [FILE|-]
+ *   anomalyctl score [-c FILE [--series KEY]] [OPTIONS] [FILE|-]
+ *
+ * With no options the detector is the daemon's default one (the models' one defaults
+ * table); -c applies a daemon configuration file's defaults: and, for --series KEY, the
+ * rule the daemon would apply to KEY; options given as well override them.
  *
  * Input: CSV with a header line and rows `timestamp,value` (NAB's format). A timestamp is
  * `YYYY-MM-DD HH:MM:SS[.frac]` (UTC) or seconds since the epoch. Output (stdout): CSV
- * `timestamp,value,anomaly_score,flag,predicted,error,warming_up`, one row per input row
+ * `timestamp,value,anomaly_score,flag,anomalous,predicted,error,warming_up` (flag: an
+ * alert, once per incident; anomalous: the state, 1 while the anomaly lasts), one row per input row
  * in the same order; a row that cannot be scored (unparsable, NaN, infinite, out of
  * range, time going backwards) keeps its place with score 0 and empty prediction, and is
  * reported on stderr with its line number and reason. Progress goes to stderr every
@@ -23,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "blas.h"
+#include "config.h"
 #include "csv.h"
 #include "detector.h"
 #include "ctl_gradflow.h"
@@ -33,58 +40,95 @@
 #define MAX_LINE 4096
 #define MAX_REPORTED 20
 
+/* The features as the --features list. */
+static const char *features_text(unsigned f, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%s%s%s", (f & AD_FEAT_TIME_OF_DAY) ? "tod," : "",
+             (f & AD_FEAT_DAY_OF_WEEK) ? "dow," : "", (f & AD_FEAT_GAP) ? "gap," : "",
+             f ? "" : "none");
+    if (f)
+        buf[strlen(buf) - 1] = '\0';
+    return buf;
+}
+
+/* The help, with the defaults in parentheses as ad_detector_defaults gives them: the
+ * daemon's own (detector_config.h), so no option means the daemon's detector. */
 static void usage(FILE *f)
 {
+    ad_detector_config d;
+    char feat[32];
+
+    ad_detector_defaults(&d);
     fprintf(f,
-            "usage: anomalyctl score [OPTIONS] [FILE|-]\n"
+            "usage: anomalyctl score [-c FILE [--series KEY]] [OPTIONS] [FILE|-]\n"
             "\n"
             "Scores a CSV of timestamp,value rows through the anomalyd detector and writes\n"
-            "timestamp,value,anomaly_score,flag,predicted,error,warming_up rows to stdout.\n"
+            "timestamp,value,anomaly_score,flag,anomalous,predicted,error,warming_up rows\n"
+            "to stdout. With no options it runs exactly the daemon's default detector.\n"
             "\n"
+            "  -c, --config FILE   a daemon configuration: its defaults: and, with --series,\n"
+            "                      the rule matching KEY (as the daemon would); OPTIONS\n"
+            "                      given too override it\n"
+            "  --series KEY        the series key whose rule applies (with -c)\n"
             "model:\n"
-            "  --model M           predict (next value) or seq2seq (reconstruction) (predict)\n"
-            "  --s2s-window N      seq2seq: values per reconstructed window (32)\n"
-            "  --kind K            elman lstm peephole cifg gru gru_torch (lstm)\n"
-            "  --hidden N          hidden size (16)\n"
-            "  --layers N          stacked layers (1)\n"
-            "  --features LIST     comma list of tod,dow,gap (none)\n"
-            "  --seed N            initialisation and shuffling seed (1)\n"
+            "  --model M           predict (next value) or seq2seq (reconstruction) (%s)\n"
+            "  --s2s-window N      seq2seq: values per reconstructed window (%d)\n"
+            "  --kind K            elman lstm peephole cifg gru gru_torch (%s)\n"
+            "  --hidden N          hidden size (%d)\n"
+            "  --layers N          stacked layers (%d)\n"
+            "  --features LIST     comma list of tod,dow,gap, or none (%s)\n"
+            "  --seed N            initialisation and shuffling seed (%llu)\n"
             "  --weights W         float32 float16 int8: how the network keeps its weights\n"
-            "                      (the daemon's `weights`; float32)\n"
+            "                      (the daemon's `weights`; float32)\n",
+            d.model == AD_MODEL_SEQ2SEQ ? "seq2seq" : "predict", d.s2s_window,
+            ad_cell_name(d.kind), d.hidden, d.layers, features_text(d.features, feat, sizeof(feat)),
+            (unsigned long long)d.seed);
+    fprintf(f,
             "training:\n"
-            "  --history N         samples kept for retraining (1500)\n"
-            "  --train-after N     first training after N samples (400)\n"
-            "  --train-every N     then every N samples, 0 = never (2000)\n"
-            "  --window N          BPTT window (32)     --batch N    windows per batch (16)\n"
-            "  --epochs N          at most N epochs (30) --patience N early stopping (4)\n"
-            "  --lr X              Adam learning rate (0.01)\n"
-            "  --val-frac X        validation tail fraction (0.2)\n"
-            "  --input-clip X      clip normalised inputs to +-X (8)\n"
-            "  --relearn N         flags in a row before values count as normal (64)\n"
-            "  --max-exclude X     exclude flagged values only below this recent rate (0.02)\n"
-            "  --cooldown N        damp the score for N samples after an alert (0)\n"
-            "  --range-tolerance X values beyond the range seen by X times it are anomalous (0)\n"
-            "  --range-window N    the range seen: the last ~N values, 0 = all (0)\n"
-            "  --asinh 0|1         normalise with asinh, for heavy-tailed series (0)\n"
+            "  --history N         samples kept for retraining (%d)\n"
+            "  --train-after N     first training after N samples (%d)\n"
+            "  --train-every N     then every N samples, 0 = never (%d)\n"
+            "  --window N          BPTT window (%d)     --batch N    windows per batch (%d)\n"
+            "  --epochs N          at most N epochs (%d) --patience N early stopping (%d)\n"
+            "  --lr X              Adam learning rate (%g)\n"
+            "  --val-frac X        validation tail fraction (%g)\n"
+            "  --input-clip X      clip normalised inputs to +-X (%g)\n"
+            "  --relearn N         flags in a row before values count as normal (%d)\n"
+            "  --max-exclude X     exclude flagged values only below this recent rate (%g)\n",
+            d.history, d.train_after, d.train_every, d.window, d.batch, d.epochs, d.patience,
+            (double)d.lr, (double)d.val_frac, (double)d.input_clip, d.relearn,
+            (double)d.max_exclude);
+    fprintf(f,
+            "  --cooldown N        damp the score for N samples after an alert (%d)\n"
+            "  --range-tolerance X values beyond the range seen by X times it are anomalous (%g)\n"
+            "  --range-window N    the range seen: the last ~N values, 0 = all (%d)\n"
+            "  --asinh 0|1         normalise with asinh, for heavy-tailed series (%d)\n"
             "  --seasonal-period S second signal: the value against the median of the values\n"
-            "                      1..P periods of S seconds ago, own scorer, 0 = off (0)\n"
-            "  --seasonal-periods P periods looked back, 1..8 (3)\n"
-            "  --seasonal-weight X the seasonal score's odds times X, (0, 1] (1)\n"
-            "  --warmup-naive 0|1  before the first training predict the previous value (0)\n"
+            "                      1..P periods of S seconds ago, own scorer, 0 = off (%d)\n"
+            "  --seasonal-periods P periods looked back, 1..8 (%d)\n"
+            "  --seasonal-weight X the seasonal score's odds times X, (0, 1] (%g)\n"
+            "  --warmup-naive 0|1  before the first training predict the previous value (%d)\n"
             "  --alert-penalty X   the score's odds lose X/5 per alert of the last ~2000\n"
-            "                      samples (likelihood: -log10 tail loses X), 0 = off (0)\n"
+            "                      samples (likelihood: -log10 tail loses X), 0 = off (%g)\n",
+            d.cooldown, (double)d.range_tolerance, d.range_window, d.asinh, d.seasonal_period,
+            d.seasonal_periods, (double)d.seasonal_weight, d.warmup_naive,
+            (double)d.alert_penalty);
+    fprintf(f,
             "scoring:\n"
-            "  --scorer S          likelihood dynamic static (likelihood)\n"
-            "  --threshold X       flag at score >= X (0.5)\n"
-            "  --scorer-window N   error history of the scorer (1000)\n"
-            "  --short-window N    likelihood: errors averaged (10)\n"
-            "  --long-window N     likelihood: a second one averaging N errors, 0 = off (0)\n"
-            "  --min-samples N     scorer: score 0 until N errors seen (100)\n"
-            "  --k X               static: error scoring 0.5 (4)\n"
-            "  --min-sd X          likelihood: floor on the averaged errors' deviation (0.001)\n"
-            "  --error-bound X     likelihood: bound each |error| a to a/(a+X), 0 = off (0)\n"
-            "  --alpha X           dynamic: EWMA smoothing (0.3)\n"
-            "  --quiet             no progress or per-row messages on stderr\n");
+            "  --scorer S          likelihood dynamic static (%s)\n"
+            "  --threshold X       flag at score >= X (%g)\n"
+            "  --scorer-window N   error history of the scorer (%d)\n"
+            "  --short-window N    likelihood: errors averaged (%d)\n"
+            "  --long-window N     likelihood: a second one averaging N errors, 0 = off (%d)\n"
+            "  --min-samples N     scorer: score 0 until N errors seen (%d)\n"
+            "  --k X               static: error scoring 0.5 (%g)\n"
+            "  --min-sd X          likelihood: floor on the averaged errors' deviation (%g)\n"
+            "  --error-bound X     likelihood: bound each |error| a to a/(a+X), 0 = off (%g)\n"
+            "  --alpha X           dynamic: EWMA smoothing (%g)\n"
+            "  --quiet             no progress or per-row messages on stderr\n",
+            ad_scorer_name(d.scorer.kind), (double)d.scorer.threshold, d.scorer.window,
+            d.scorer.short_window, d.long_window, d.scorer.min_samples, (double)d.scorer.k,
+            (double)d.scorer.min_sd, (double)d.scorer.error_bound, (double)d.scorer.ewma_alpha);
 }
 
 static int parse_features(const char *s, unsigned *out)
@@ -126,7 +170,7 @@ enum {
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
     O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND,
     O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY, O_LONG_WINDOW, O_QUIET,
-    O_WEIGHTS, O_HELP
+    O_WEIGHTS, O_CONFIG, O_SERIES, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -150,6 +194,7 @@ static const struct option long_opts[] = {
     {"seasonal-weight", 1, 0, O_SEASONAL_WEIGHT}, {"warmup-naive", 1, 0, O_WARMUP_NAIVE},
     {"alert-penalty", 1, 0, O_ALERT_PENALTY}, {"long-window", 1, 0, O_LONG_WINDOW},
     {"quiet", 0, 0, O_QUIET},         {"weights", 1, 0, O_WEIGHTS},
+    {"config", 1, 0, O_CONFIG},       {"series", 1, 0, O_SERIES},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
 
 /* Applies one option to c; returns 0, or -1 for an unknown option. */
@@ -252,23 +297,90 @@ static void print_num(FILE *f, double v)
         fprintf(f, "%.9g", v);
 }
 
+/*
+ * The detector settings of a daemon configuration file for one series: its defaults:,
+ * or with a key the rule the daemon would apply to that key (ad_config_match), and its
+ * weights. 0, or 1 (error reported) for a bad file or a key the file ignores.
+ */
+static int config_detector(const char *path, const char *key, ad_detector_config *out,
+                           int *weights)
+{
+    const ad_detector_config *det = NULL;
+    ad_config c;
+    char err[1024];
+    int ignore = 0, rule;
+
+    if (ad_config_load(path, &c, err, sizeof(err)) < 0) {
+        fprintf(stderr, "anomalyctl score: %s\n", err);
+        return 1;
+    }
+    rule = key ? ad_config_match(&c, key, &det, &ignore) : -1;
+    if (!det)
+        det = &c.defaults;
+    if (ignore) {
+        fprintf(stderr, "anomalyctl score: %s: series[%d] ignores %s: nothing to score\n",
+                path, rule, key);
+        ad_config_free(&c);
+        return 1;
+    }
+    if (rule >= 0 && c.rules[rule].shared)
+        fprintf(stderr, "anomalyctl score: %s: series[%d] shares one network among the "
+                "series it matches; here %s is scored with a network of its own\n",
+                path, rule, key);
+    *out = *det;
+    *weights = c.weights;
+    ad_config_free(&c);
+    return 0;
+}
+
+/* -c FILE and --series KEY, found before the other options are applied over them. */
+static int prescan_config(int argc, char **argv, const char **file, const char **key)
+{
+    int o;
+
+    optind = 0; /* glibc: a full reinitialisation (the second pass does it again) */
+    opterr = 0; /* the second pass reports bad options */
+    while ((o = getopt_long(argc, argv, "hc:", long_opts, NULL)) != -1) {
+        if (o == 'c' || o == O_CONFIG)
+            *file = optarg;
+        else if (o == O_SERIES)
+            *key = optarg;
+    }
+    opterr = 1;
+    if (*key && !*file) {
+        fprintf(stderr, "anomalyctl score: --series needs -c FILE (the rules it selects)\n");
+        return 2;
+    }
+    return 0;
+}
+
 static int cmd_score(int argc, char **argv)
 {
     ad_detector_config cfg;
     ad_detector *det = NULL;
-    const char *path = "-";
+    const char *path = "-", *cfile = NULL, *ckey = NULL;
     FILE *in = stdin;
     char line[MAX_LINE], err[256];
     int quiet = 0, o, rc = 1, weights = AD_W_F32;
     unsigned long long lineno = 0, rows = 0, bad = 0, refused = 0, flagged = 0, reported = 0;
 
     ad_detector_defaults(&cfg);
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+    /* One BLAS thread, as the daemon trains (main.c): the sums' order, so the trained
+     * weights and every score, are then the daemon's, whatever the machine's cores. */
+    ad_blas_set_threads(1);
+    if ((rc = prescan_config(argc, argv, &cfile, &ckey)))
+        return rc;
+    rc = 1;
+    if (cfile && config_detector(cfile, ckey, &cfg, &weights))
+        return 1;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "hc:", long_opts, NULL)) != -1) {
         if (o == O_HELP || o == 'h') {
             usage(stdout);
             return 0;
         }
+        if (o == 'c' || o == O_CONFIG || o == O_SERIES)
+            continue; /* applied above */
         if (o == O_WEIGHTS) {
             if ((weights = ad_wtype_from_name(optarg)) < 0) {
                 fprintf(stderr,
@@ -305,7 +417,7 @@ static int cmd_score(int argc, char **argv)
         }
     }
 
-    printf("timestamp,value,anomaly_score,flag,predicted,error,warming_up\n");
+    printf("timestamp,value,anomaly_score,flag,anomalous,predicted,error,warming_up\n");
     while (fgets(line, sizeof(line), in)) {
         char *ts_s = (char *)"", *v_s = (char *)"", *end;
         double ts, v;
@@ -339,7 +451,7 @@ static int cmd_score(int argc, char **argv)
             bad++;
             if (!quiet && reported++ < MAX_REPORTED)
                 fprintf(stderr, "anomalyctl score: %s:%llu: %s\n", path, lineno, why);
-            printf("%s,,0,0,,,%d\n", ts_s, 0);
+            printf("%s,,0,0,0,,,%d\n", ts_s, 0);
             continue;
         }
         ad_detector_stats before = *ad_detector_get_stats(det);
@@ -353,11 +465,11 @@ static int cmd_score(int argc, char **argv)
             if (!quiet && reported++ < MAX_REPORTED)
                 fprintf(stderr, "anomalyctl score: %s:%llu: value refused (%s)\n", path,
                         lineno, ad_refusal_name(reason));
-            printf("%s,%s,0,0,,,%d\n", ts_s, v_s, now->trainings == 0);
+            printf("%s,%s,0,0,0,,,%d\n", ts_s, v_s, now->trainings == 0);
             continue;
         }
         flagged += (unsigned long long)r.flagged;
-        printf("%s,%s,%.9g,%d,", ts_s, v_s, (double)r.score, r.flagged);
+        printf("%s,%s,%.9g,%d,%d,", ts_s, v_s, (double)r.score, r.flagged, r.anomalous);
         print_num(stdout, r.predicted);
         putchar(',');
         print_num(stdout, r.error);

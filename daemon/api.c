@@ -159,6 +159,7 @@ static cJSON *series_summary(const ad_series *s)
     add_num(o, "value", s->have_last ? s->last.value : NAN);
     add_num(o, "predicted", s->have_last ? s->last.predicted : NAN);
     add_num(o, "score", s->have_last ? s->last.score : NAN);
+    cJSON_AddBoolToObject(o, "anomalous", s->have_last && s->last.anomalous);
     cJSON_AddBoolToObject(o, "warming_up", st->trainings == 0); /* no network installed yet */
     cJSON_AddNumberToObject(o, "trainings", (double)st->trainings);
     cJSON_AddNumberToObject(o, "last_seen", s->last_seen);
@@ -259,6 +260,7 @@ static void get_series_one(ad_daemon *d, const char *key, ad_http_conn *conn)
         add_num(q, "predicted", p->predicted);
         cJSON_AddNumberToObject(q, "score", p->score);
         cJSON_AddBoolToObject(q, "flagged", p->flagged);
+        cJSON_AddBoolToObject(q, "anomalous", p->anomalous);
         cJSON_AddBoolToObject(q, "warming_up", p->warming_up);
         cJSON_AddItemToArray(pts, q);
     }

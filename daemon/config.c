@@ -25,6 +25,7 @@
 #include "net.h" /* enum ad_err */
 #include "proto_influx.h"
 #include "relabel.h"
+#include "sockpath.h"
 
 /* ---- names of the enums the file spells out ---- */
 
@@ -210,7 +211,7 @@ static const ad_key listener_keys[] = {
 
 /* The detector keys, named as anomalyctl's options (without the dashes; the cell kind
  * is `cell`, the scorer's window `scorer_window`, its ewma_alpha `alpha`). Defaults are
- * the models' (ad_detector_defaults) with the daemon's changes (daemon_detector_defaults). */
+ * the models' table (ad_detector_defaults), which anomalyctl score uses too. */
 static const ad_key detector_keys[] = {
     ENUM("model", D, model, model_name, 0, NULL),
     INT("s2s_window", D, s2s_window, 2, 1024, NULL),
@@ -353,27 +354,6 @@ static int follow_state_dir(ad_config *c, const char *dir, char *msg, size_t msg
         memcpy(f + n + sep, state_paths[i].name, k + 1);
     }
     return 0;
-}
-
-/* The models' defaults with the configuration measured best on the NAB benchmark
- * (scripts/nab, docs/BENCHMARKS.md). */
-static void daemon_detector_defaults(ad_detector_config *d)
-{
-    ad_detector_defaults(d);
-    d->cooldown = 30;
-    d->train_after = 750;
-    d->train_every = 2000;
-    d->features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK;
-    d->range_tolerance = 0.02f;
-    d->range_window = 8000;
-    d->scorer.error_bound = 3.0f;
-    d->scorer.min_sd = 0.0173f;
-    d->seasonal_period = 86400;
-    d->seasonal_periods = 3;
-    d->seasonal_weight = 0.8f;
-    d->warmup_naive = 1;
-    d->alert_penalty = 0.2f;
-    d->long_window = 30;
 }
 
 /* ---- scalars: text into a field ---- */
@@ -1089,6 +1069,64 @@ static int check_state_paths(walk *w, const yaml_node_t *root)
     return 0;
 }
 
+/* Where a path came from in the file: the node of key `name` in map m, else the
+ * state_dir value it follows, else the root. */
+static const yaml_node_t *path_node(walk *w, const yaml_node_t *root, const yaml_node_t *m,
+                                    const char *name)
+{
+    const yaml_node_t *at = lookup(w, m, name, NULL);
+
+    if (!at)
+        at = lookup(w, root, "state_dir", NULL);
+    return at ? at : root;
+}
+
+/* One Unix socket path: it fits sun_path, nothing but a socket is there (sockpath.h),
+ * and it is not the store or the events file (binding would take their place). */
+static int check_socket_path(walk *w, const yaml_node_t *at, const char *what, const char *p)
+{
+    ad_config *c = w->c;
+    char msg[AD_PATH_MAX + 256];
+
+    if (ad_sockpath_check(p, msg, sizeof(msg)) < 0)
+        return fail_at(w, at, "%s: %s", what, msg);
+    if (c->store_enabled && !strcmp(p, c->store_path))
+        return fail_at(w, at, "%s: %s is also store.path", what, p);
+    if (c->events_file[0] && !strcmp(p, c->events_file))
+        return fail_at(w, at, "%s: %s is also events.file", what, p);
+    return 0;
+}
+
+/* Every Unix socket path, once the paths that follow state_dir are set. */
+static int check_socket_paths(walk *w, const yaml_node_t *root)
+{
+    ad_config *c = w->c;
+    const yaml_node_t *ls = lookup(w, root, "listeners", NULL);
+    char what[64];
+    int rc;
+
+    for (int i = 0; i < c->nlisteners; i++) {
+        const yaml_node_t *m = NULL;
+
+        if (c->listeners[i].transport != AD_TRANSPORT_UNIX)
+            continue;
+        if (ls && ls->type == YAML_SEQUENCE_NODE &&
+            i < (int)(ls->data.sequence.items.top - ls->data.sequence.items.start))
+            m = node(w, ls->data.sequence.items.start[i]);
+        snprintf(what, sizeof(what), "listeners[%d].path", i);
+        if ((rc = check_socket_path(w, path_node(w, root, m, "path"), what,
+                                    c->listeners[i].path)))
+            return rc;
+        if (c->events_unix[0] && !strcmp(c->listeners[i].path, c->events_unix))
+            return fail_at(w, path_node(w, root, m, "path"), "%s: %s is also events.unix",
+                           what, c->events_unix);
+    }
+    if (c->events_unix[0])
+        return check_socket_path(w, path_node(w, root, lookup(w, root, "events", NULL), "unix"),
+                                 "events.unix", c->events_unix);
+    return 0;
+}
+
 /* ---- entry points ---- */
 
 int ad_config_defaults(ad_config *c)
@@ -1098,7 +1136,7 @@ int ad_config_defaults(ad_config *c)
     memset(c, 0, sizeof(*c));
     if (table_defaults(top_keys, c))
         return -AD_EINVAL;
-    daemon_detector_defaults(&c->defaults);
+    ad_detector_defaults(&c->defaults);
     {
         static const char *const all[] = {"*"};
 
@@ -1230,6 +1268,8 @@ int ad_config_parse(const char *text, size_t len, const char *name, ad_config *c
             rc = check_whole(&w, root);
         if (!rc)
             rc = check_state_paths(&w, root);
+        if (!rc)
+            rc = check_socket_paths(&w, root);
     }
 out_delete_doc:
     yaml_document_delete(&doc);

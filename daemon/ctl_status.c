@@ -20,6 +20,9 @@
 #include "ctl_http.h"
 #include "ctl_spark.h"
 #include "net.h"
+#include "text.h"
+
+#define AD_KEY_TEXT 1024 /* a key's bytes (the daemon's AD_KEY_MAX); escaped: 4x */
 
 #define MAX_WIDTH 1000
 
@@ -157,6 +160,13 @@ static const char *str(const cJSON *o, const char *name)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
     return cJSON_IsString(v) ? v->valuestring : "?";
+}
+
+/* A series key as terminal-safe text: control bytes escaped (text.h), so a key holding
+ * an escape sequence prints as \x1b[31m, never as a live one. */
+static const char *key_text(const cJSON *o, char *buf, size_t cap)
+{
+    return ad_escape_str(buf, cap, str(o, "key"));
 }
 
 static int truth(const cJSON *o, const char *name)
@@ -401,7 +411,7 @@ static int row_cmp(const void *x, const void *y)
 /* series: each instance's table (the same --match and --limit), merged by key. */
 static int series_list(const args *a)
 {
-    char path[2048], esc[1536], v[32], pr[32], sc[32];
+    char path[2048], esc[1536], v[32], pr[32], sc[32], ek[4 * AD_KEY_TEXT];
     int n = a->addrs.n, many = n > 1, kw = 3, iw = 8, rc = 1, answered = 0, nrows = 0;
     cJSON **js = calloc((size_t)n, sizeof(*js));
     row *rows = NULL;
@@ -485,7 +495,7 @@ static int series_list(const args *a)
         goto out;
     }
     for (int r = 0; r < nrows; r++) {
-        int l = (int)strlen(str(rows[r].s, "key"));
+        int l = (int)strlen(key_text(rows[r].s, ek, sizeof(ek)));
 
         kw = l > kw ? l : kw;
     }
@@ -498,7 +508,8 @@ static int series_list(const args *a)
 
         if (many)
             printf("%-*s ", iw, a->addrs.v[rows[r].inst]);
-        printf("%-*s %10.0f %9.0f %12s %12s %6s  %s\n", kw, str(s, "key"), num(s, "samples"),
+        printf("%-*s %10.0f %9.0f %12s %12s %6s  %s\n", kw, key_text(s, ek, sizeof(ek)),
+               num(s, "samples"),
                num(s, "anomalies"), fmt_num(num(s, "value"), v, sizeof(v)),
                fmt_num(num(s, "predicted"), pr, sizeof(pr)),
                isfinite(num(s, "score")) ? (snprintf(sc, sizeof(sc), "%.3f", num(s, "score")),
@@ -632,6 +643,7 @@ static int find_series(const args *a, const char *key, const char *path, cJSON *
 static int series_show(const args *a, const char *key)
 {
     char path[4096], esc[3 * 1024 + 1], b1[32], b2[32], b3[32], b4[32], b5[32];
+    char ek[4 * AD_KEY_TEXT];
     cJSON *j = NULL;
     const cJSON *m;
     int rc, inst = -1;
@@ -654,7 +666,7 @@ static int series_show(const args *a, const char *key)
         goto out;
     }
     m = cJSON_GetObjectItemCaseSensitive(j, "model");
-    printf("%s  (%s, %s)\n", str(j, "key"), str(j, "protocol"),
+    printf("%s  (%s, %s)\n", key_text(j, ek, sizeof(ek)), str(j, "protocol"),
            truth(j, "warming_up") ? "warming up" : "trained");
     if (inst >= 0)
         printf("  instance    %s\n", a->addrs.v[inst]);

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "text.h"
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: anomalyctl tail [--address HOST:PORT | --unix PATH] [--json] [--count N]\n"
@@ -43,11 +45,12 @@ static const char *str(const cJSON *o, const char *name)
 int ad_ctl_format_event(const char *json, char *out, size_t outlen)
 {
     cJSON *o = cJSON_Parse(json);
-    char when[32] = "?";
+    char when[32] = "?", key[4 * 1024 + 4];
     double ts;
 
     if (!cJSON_IsObject(o) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "series"))) {
-        snprintf(out, outlen, "not an event: %.80s", json);
+        ad_escape(key, 81, json, strlen(json));
+        snprintf(out, outlen, "not an event: %s", key);
         cJSON_Delete(o);
         return -1;
     }
@@ -60,7 +63,7 @@ int ad_ctl_format_event(const char *json, char *out, size_t outlen)
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
     snprintf(out, outlen, "%s  %s  value %.6g  predicted %.6g  score %.3f >= %.3g  (%s, %s)",
-             when, str(o, "series"), num(o, "value"), num(o, "predicted"), num(o, "score"),
+             when, ad_escape_str(key, sizeof(key), str(o, "series")), num(o, "value"), num(o, "predicted"), num(o, "score"),
              num(o, "threshold"), str(o, "scorer"), str(o, "model"));
     cJSON_Delete(o);
     return 0;

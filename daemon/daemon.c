@@ -19,6 +19,7 @@
 #include "families.h"
 #include "fanout.h"
 #include "log.h"
+#include "text.h"
 #include "persist.h"
 #include "proto_graphite.h"
 #include "proto_influx.h"
@@ -184,6 +185,7 @@ static void observe_one(ad_pending *b)
     p.predicted = r->predicted;
     p.score = r->score;
     p.flagged = (uint8_t)r->flagged;
+    p.anomalous = (uint8_t)r->anomalous;
     p.warming_up = (uint8_t)r->warming_up;
     ad_series_record(s, &p);
 }
@@ -468,6 +470,10 @@ void ad_daemon_line(ad_daemon *d, int proto, int precision, const char *line, si
     int r;
 
     d->cur_proto = proto;
+    if (!ad_utf8_valid(line, len)) { /* a key must be (text.h); refused at every door */
+        parse_error(d, proto, AD_PE_UTF8, line, len);
+        return;
+    }
     switch (proto) {
     case AD_PROTO_GRAPHITE:
         r = ad_graphite_parse(line, len, d->keybuf, sizeof(d->keybuf), &s);

@@ -133,8 +133,8 @@ typedef struct ad_daemon {
     int ckpt_wrapped;               /* the current pass went past the table's end */
     int ckpt_more;                  /* the batch out was capped: the pass goes on */
     uint64_t restored;              /* series restored at start */
-    uint64_t restore_skipped[3];    /* rows not restored: damaged blob, changed
-                                       settings, no room or ignored */
+    uint64_t restore_skipped[4];    /* rows not restored: damaged blob, changed
+                                       settings, no room or ignored, key not UTF-8 */
     uint64_t checkpoints_skipped;   /* a checkpoint was due while one was out */
     double last_store_warn;
     uint64_t reloads, reload_failures;

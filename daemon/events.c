@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sockpath.h"
 
 typedef struct line {
     struct line *next;
@@ -42,6 +43,9 @@ struct ad_events {
     uv_tcp_t tcp;          /* TCP subscribers' listener */
     uv_pipe_t pipe;        /* Unix subscribers' listener */
     int have_tcp, have_pipe;
+    int own_path;          /* the Unix socket file was bound here: removed at close */
+    unsigned long long path_id[2]; /* its device and inode (sockpath.h) */
+    char unix_path[AD_PATH_MAX];
     int port;
     char file_path[AD_PATH_MAX];
     int fd;                /* the events file, or -1 */
@@ -313,6 +317,7 @@ int ad_events_start(uv_loop_t *loop, const ad_config *c, int tcp_fd, ad_events *
                     char *err, size_t errlen)
 {
     ad_events *ev = calloc(1, sizeof(*ev));
+    char msg[512];
     int r;
 
     if (!ev) {
@@ -357,10 +362,17 @@ int ad_events_start(uv_loop_t *loop, const ad_config *c, int tcp_fd, ad_events *
         ev->pipe.data = ev;
         ev->have_pipe = 1;
         ev->handles++;
-        unlink(c->events_unix); /* a stale socket from a previous run */
+        /* Only a stale socket is removed; anything else there is refused (sockpath.h). */
+        if (ad_sockpath_prepare(c->events_unix, msg, sizeof(msg)) < 0) {
+            snprintf(err, errlen, "events: %s", msg);
+            goto out_close;
+        }
         r = uv_pipe_bind(&ev->pipe, c->events_unix);
-        if (r == 0)
+        if (r == 0) {
+            snprintf(ev->unix_path, sizeof(ev->unix_path), "%s", c->events_unix);
+            ev->own_path = ad_sockpath_id(c->events_unix, ev->path_id) == 0;
             r = uv_listen((uv_stream_t *)&ev->pipe, 128, on_connection);
+        }
         if (r < 0) {
             snprintf(err, errlen, "events: cannot listen on %s: %s", c->events_unix,
                      uv_strerror(r));
@@ -435,6 +447,9 @@ void ad_events_close(ad_events *ev, void (*done)(void *arg), void *arg)
     }
     if (ev->have_tcp)
         uv_close((uv_handle_t *)&ev->tcp, listener_closed);
-    if (ev->have_pipe)
+    if (ev->have_pipe) {
+        if (ev->own_path) /* now, so a reload may bind the same path at once */
+            ad_sockpath_remove(ev->unix_path, ev->path_id);
         uv_close((uv_handle_t *)&ev->pipe, listener_closed);
+    }
 }

@@ -11,6 +11,7 @@
 
 #include "linebuf.h"
 #include "log.h"
+#include "sockpath.h"
 
 /* Bytes per stream read; one buffer shared by every connection. Small, so the lines of
  * one read (about 100 Graphite lines) are scored well within a millisecond of their
@@ -50,6 +51,8 @@ struct listener {
     ad_listeners *ls;
     ad_listener_config cfg;
     int bound;            /* handle initialised (must be closed) */
+    int own_path;         /* UNIX: bound here (not passed): its file is removed at close */
+    unsigned long long path_id[2]; /* UNIX: the bound socket file's device and inode */
     int port;
     size_t dgram_cap;     /* UDP: bytes at dgram_buf */
     char *dgram_buf;      /* UDP: max_line bytes for the line framer */
@@ -335,8 +338,8 @@ static void listener_close(ad_listeners *ls, listener *l)
     }
     if (l->cfg.transport == AD_TRANSPORT_UDP)
         uv_udp_recv_stop(&l->h.udp);
-    if (l->cfg.transport == AD_TRANSPORT_UNIX)
-        unlink(l->cfg.path);
+    if (l->own_path) /* only if the file there is still the socket bound here */
+        ad_sockpath_remove(l->cfg.path, l->path_id);
     uv_close(&l->h.handle, listener_closed);
 }
 
@@ -408,8 +411,12 @@ static int start_one(ad_listeners *ls, listener *l, char *err, size_t errlen)
     } else if (c->transport == AD_TRANSPORT_UDP) {
         r = uv_udp_bind(&l->h.udp, (struct sockaddr *)&sa, UV_UDP_REUSEADDR);
     } else {
-        unlink(c->path); /* a stale socket from a previous run */
+        /* Only a stale socket is removed; anything else there is refused (sockpath.h). */
+        if ((r = ad_sockpath_prepare(c->path, err, errlen)) < 0)
+            return r;
         r = uv_pipe_bind(&l->h.pipe, c->path);
+        if (r == 0)
+            l->own_path = ad_sockpath_id(c->path, l->path_id) == 0;
     }
     if (r == 0) {
         if (c->transport == AD_TRANSPORT_UDP) {

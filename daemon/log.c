@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "text.h"
+
 static int log_level = AD_LOG_INFO;
 static int log_journal;
 
@@ -46,7 +48,7 @@ int ad_log_level(void)
 void ad_log(int level, const char *fmt, ...)
 {
     static const int syslog_prio[] = {3, 4, 6, 7}; /* err, warning, info, debug */
-    char line[4096];
+    char line[4096], msg[2048];
     size_t n = 0;
     va_list ap;
     int r;
@@ -69,14 +71,17 @@ void ad_log(int level, const char *fmt, ...)
         n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s: ", ts.tv_nsec / 1000000,
                               ad_log_level_name(level));
     }
+    /* A message may quote a client's bytes (a refused line, a series key): every byte
+     * that is not printable text is escaped (text.h), so a log line is always printable
+     * UTF-8 (the journal keeps it as text) and never carries a terminal escape. */
     va_start(ap, fmt);
-    r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    r = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (r < 0)
         r = 0;
-    n += (size_t)r;
-    if (n > sizeof(line) - 2)
-        n = sizeof(line) - 2; /* truncated */
+    if ((size_t)r >= sizeof(msg))
+        r = sizeof(msg) - 1; /* truncated */
+    n += ad_escape(line + n, sizeof(line) - n - 1, msg, (size_t)r);
     line[n++] = '\n';
     if (write(STDERR_FILENO, line, n) < 0) {
         /* nowhere left to report it */

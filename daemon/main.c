@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "blas.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "statelock.h"
 
 static void usage(FILE *f)
 {
@@ -55,6 +57,31 @@ static int make_dirs(const char *path)
     return 0;
 }
 
+/* One instance per state directory, and per store when it lives elsewhere
+ * (statelock.h): fds[0..1] get the held lock files (-1: none). 0, or -1 logged. */
+static int take_locks(const ad_config *cfg, int fds[2])
+{
+    char path[AD_PATH_MAX + 16], err[AD_PATH_MAX + 256];
+
+    fds[0] = fds[1] = -1;
+    if (ad_statelock_path(cfg->state_dir, path, sizeof(path)) < 0) {
+        ad_log_error("cannot start: state_dir %s: path too long", cfg->state_dir);
+        return -1;
+    }
+    if ((fds[0] = ad_statelock_take(path, err, sizeof(err))) < 0) {
+        ad_log_error("cannot start: %s", err);
+        return -1;
+    }
+    if (cfg->store_enabled && !(cfg->follow & AD_FOLLOW_STORE_PATH)) {
+        snprintf(path, sizeof(path), "%s.lock", cfg->store_path);
+        if ((fds[1] = ad_statelock_take(path, err, sizeof(err))) < 0) {
+            ad_log_error("cannot start: store %s: %s", cfg->store_path, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void walk_close(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -75,6 +102,7 @@ int main(int argc, char **argv)
     };
     const char *config_path = NULL, *check_path = NULL, *level_name = NULL;
     char err[1024];
+    int locks[2] = {-1, -1}; /* held until exit (statelock.h) */
     ad_config cfg;
     ad_daemon *d = NULL;
     uv_loop_t loop;
@@ -157,6 +185,14 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (take_locks(&cfg, locks) < 0) {
+        for (int i = 0; i < 2; i++)
+            if (locks[i] >= 0)
+                close(locks[i]);
+        ad_config_free(&cfg);
+        return 1;
+    }
+
     uv_loop_init(&loop);
     r = ad_daemon_start(&loop, &cfg, config_path, &d, err, sizeof(err));
     if (r < 0) {
@@ -175,6 +211,9 @@ int main(int argc, char **argv)
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
     }
+    for (int i = 0; i < 2; i++)
+        if (locks[i] >= 0)
+            close(locks[i]);
     if (code == 0)
         ad_log_info("stopped");
     return code;

@@ -264,7 +264,7 @@ out_bad:
 
 static double sv_anomalous(const ad_series *s)
 {
-    return s->have_last && s->last.flagged;
+    return s->have_last && s->last.anomalous;
 }
 
 static void rw_series(buf *b, const ad_daemon *d, const char *name, const char *help,
@@ -488,6 +488,8 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
         (unsigned long long)d->restore_skipped[1]);
     put(&b, "anomalyd_store_restore_skipped{reason=\"ignored_or_full\"} %llu\n",
         (unsigned long long)d->restore_skipped[2]);
+    put(&b, "anomalyd_store_restore_skipped{reason=\"invalid_key\"} %llu\n",
+        (unsigned long long)d->restore_skipped[3]);
     family(&b, "anomalyd_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
     put(&b, "anomalyd_reloads_total{result=\"applied\"} %llu\n", (unsigned long long)d->reloads);
     put(&b, "anomalyd_reloads_total{result=\"refused\"} %llu\n",
@@ -502,6 +504,10 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
                "What the model predicted for the last value.", sv_predicted);
     per_series(&b, d, "anomalyd_series_error", "gauge",
                "Prediction error of the last value, in normalised units.", sv_error);
+    per_series(&b, d, "anomalyd_series_anomalous", "gauge",
+               "1 while the series behaves abnormally: from an anomalous value until the "
+               "scores have been below the threshold for the scorer's short window.",
+               sv_anomalous);
     per_series(&b, d, "anomalyd_series_anomalies_total", "counter",
                "Anomalies flagged in the series.", sv_anomalies);
     per_series(&b, d, "anomalyd_series_samples_total", "counter",
@@ -522,7 +528,9 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
               "with its labels and source_metric (its metric name).",
               sv_score);
     rw_series(&b, d, "anomalous",
-              "1 when the last value of a remote-written series was flagged anomalous.",
+              "1 while a remote-written series behaves abnormally (the state: from an "
+              "anomalous value until the scores have been below the threshold for the "
+              "scorer's short window; alerts are anomalyd_series_anomalies_total).",
               sv_anomalous);
     rw_series(&b, d, "anomaly_value",
               "The last value anomalyd modelled for a remote-written series (a counter's "

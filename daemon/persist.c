@@ -10,13 +10,14 @@
 #include "blob.h"
 #include "families.h"
 #include "log.h"
+#include "text.h"
 
 #define WARN_EVERY 60.0 /* seconds between repeated store warnings */
 /* A checkpoint batch copies at most store.batch_bytes of blobs on the loop thread: a
  * pass over many changed series goes out as several batches, one after another, so the
  * loop never stalls for long copying detectors (16 MiB: about 10 ms). */
 
-enum { SKIP_DAMAGED = 0, SKIP_SETTINGS = 1, SKIP_NO_ROOM = 2 };
+enum { SKIP_DAMAGED = 0, SKIP_SETTINGS = 1, SKIP_NO_ROOM = 2, SKIP_BAD_KEY = 3 };
 
 uint64_t ad_persist_fingerprint(const ad_detector_config *c)
 {
@@ -66,6 +67,15 @@ static int restore_row(void *ctx, const ad_store_row *row)
 
     if (is_family_key(row->key))
         return 0;
+    if (!ad_utf8_valid(row->key, row->key_len)) {
+        /* Saved before keys had to be valid UTF-8 (text.h): such a key would break
+         * /metrics and the API. Dropped from the store, counted. */
+        d->restore_skipped[SKIP_BAD_KEY]++;
+        ad_log_warn("store: series %s: its key is not valid UTF-8: not restored, deleted",
+                    row->key);
+        ad_persist_forget(d, row->key);
+        return 0;
+    }
     rule = ad_config_match(&d->cfg, row->key, &det, &ignore);
     shared = rule >= 0 && d->cfg.rules[rule].shared;
     if (ignore) {
@@ -144,11 +154,12 @@ int ad_persist_restore(ad_daemon *d)
     }
     d->restore_skipped[SKIP_DAMAGED] += (uint64_t)skipped;
     ad_log_info("store: %s: %llu series restored, %llu damaged, %llu with changed settings, "
-                "%llu ignored or without room",
+                "%llu ignored or without room, %llu with a key that is not valid UTF-8",
                 d->cfg.store_path, (unsigned long long)d->restored,
                 (unsigned long long)d->restore_skipped[SKIP_DAMAGED],
                 (unsigned long long)d->restore_skipped[SKIP_SETTINGS],
-                (unsigned long long)d->restore_skipped[SKIP_NO_ROOM]);
+                (unsigned long long)d->restore_skipped[SKIP_NO_ROOM],
+                (unsigned long long)d->restore_skipped[SKIP_BAD_KEY]);
     return 0;
 }
 

@@ -21,6 +21,7 @@ static const char *const perr_names[AD_PE_NREASONS] = {
     [AD_PE_TYPE] = "bad_type",
     [AD_PE_TOO_LONG] = "line_too_long",
     [AD_PE_NO_FIELDS] = "no_fields",
+    [AD_PE_UTF8] = "invalid_utf8",
 };
 
 const char *ad_parse_error_name(int reason)

@@ -37,7 +37,8 @@ enum ad_parse_error {
     AD_PE_TYPE = 7,         /* unknown or unsupported metric type */
     AD_PE_TOO_LONG = 8,     /* the line passed the per-connection maximum (framer) */
     AD_PE_NO_FIELDS = 9,    /* Influx: no numeric field on the line */
-    AD_PE_NREASONS = 10
+    AD_PE_UTF8 = 10,        /* the line is not valid UTF-8 (text.h: keys must be) */
+    AD_PE_NREASONS = 11
 };
 
 /* A short snake_case name for a reason (for logs and metric labels), "unknown" if

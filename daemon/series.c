@@ -19,10 +19,10 @@ typedef struct slot {
 #define TOMB ((ad_series *)(uintptr_t)1)
 
 struct ad_series_table {
-    slot *slots;     /* cap slots */
-    size_t cap;      /* a power of two */
-    size_t size;     /* series held */
-    size_t tombs;    /* tombstones */
+    slot *slots;  /* cap slots */
+    size_t cap;   /* a power of two */
+    size_t size;  /* series held */
+    size_t tombs; /* tombstones */
     size_t max;
 };
 
@@ -111,8 +111,7 @@ ad_series *ad_series_table_find(ad_series_table *t, const char *key, size_t len)
     return ad_series_table_find_hashed(t, key, len, fnv1a(key, len));
 }
 
-ad_series *ad_series_table_find_hashed(ad_series_table *t, const char *key, size_t len,
-                                       uint64_t h)
+ad_series *ad_series_table_find_hashed(ad_series_table *t, const char *key, size_t len, uint64_t h)
 {
     size_t mask = t->cap - 1;
 
@@ -261,7 +260,7 @@ void ad_series_record(ad_series *s, const ad_point *p)
     r->value = p->value;
     r->pred_off = (float)(p->predicted - p->value);
     r->score = p->score;
-    r->flags = (uint8_t)((p->flagged != 0) | (p->warming_up != 0) << 1);
+    r->flags = (uint8_t)((p->flagged != 0) | (p->warming_up != 0) << 1 | (p->anomalous != 0) << 2);
 }
 
 ad_point ad_series_point(const ad_series *s, int i)
@@ -272,6 +271,7 @@ ad_point ad_series_point(const ad_series *s, int i)
                   .predicted = r->value + (double)r->pred_off,
                   .score = r->score,
                   .flagged = r->flags & 1,
+                  .anomalous = (uint8_t)(r->flags >> 2 & 1),
                   .warming_up = (uint8_t)(r->flags >> 1 & 1)};
     return p;
 }

@@ -23,7 +23,8 @@ typedef struct ad_point {
     double value;
     double predicted; /* NAN when none */
     float score;
-    uint8_t flagged;
+    uint8_t flagged;    /* an alert */
+    uint8_t anomalous;  /* the state (ad_result.anomalous) */
     uint8_t warming_up;
 } ad_point;
 
@@ -35,7 +36,7 @@ typedef struct __attribute__((packed)) ad_rpoint {
     double ts, value;
     float pred_off; /* predicted - value, NAN when none */
     float score;
-    uint8_t flags;  /* bit 0: flagged, bit 1: warming_up */
+    uint8_t flags;  /* bit 0: flagged, bit 1: warming_up, bit 2: anomalous */
 } ad_rpoint;
 
 struct ad_fam; /* families.h */

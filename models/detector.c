@@ -20,7 +20,8 @@
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   5 /* 5: compact history (fixed-point timestamps, flag bits) */
+#define DET_VERSION   6 /* 6: the anomalous state (since_hit); 5: compact history
+                             (fixed-point timestamps, flag bits) */
 #define DET_VERSION_OLDEST 4 /* 4: timestamps as doubles, flags as bytes: still loaded */
 #define MAX_MAGNITUDE 1e30
 #define WARM_MIN      16      /* values before the warm-up fallback scores */
@@ -87,6 +88,8 @@ struct ad_detector {
     int flag_run;
     uint64_t since_train;
     uint64_t since_alert; /* samples since the last alert */
+    uint64_t since_hit;   /* samples since the last hit (raw score at the threshold): the
+                             anomalous state (ad_result) */
     double alert_rate;    /* moving average of the alert indicator (ALERT_HORIZON) */
     float excl_rate;      /* moving average of the excluded indicator (EXCL_HORIZON) */
     int D;                /* network input size */
@@ -248,6 +251,7 @@ static int detector_new(const ad_detector_config *c, ad_net *shared, ad_detector
     d->hts_shift = 30;
     d->scale = 1.0;
     d->since_alert = UINT64_MAX / 2;
+    d->since_hit = UINT64_MAX / 2;
 
     ad_net_config nc = {c->kind, c->layers, D, c->hidden, 1};
     if (shared) {
@@ -721,6 +725,8 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
     d->since_alert = flagged ? 0 : d->since_alert + 1;
     d->alert_rate += ((double)flagged - d->alert_rate) / ALERT_HORIZON;
     d->flag_run = anomalous ? d->flag_run + 1 : 0;
+    d->since_hit = anomalous ? 0 : d->since_hit + 1;
+    int state = has_pred && d->since_hit < (uint64_t)c->scorer.short_window;
     /* excluded: kept out of statistics, training and the rolling state */
     int excluded = anomalous && (c->relearn == 0 || d->flag_run <= c->relearn) &&
                    d->excl_rate < c->max_exclude;
@@ -781,13 +787,15 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
     d->since_train++;
 
     note_slots(d, sraw >= 0.0f);
+    memset(res, 0, sizeof(*res)); /* the padding too: results compare bytewise (tests) */
     res->value = value;
     res->predicted = pred;
     res->error = error;
     res->score = score;
     res->raw_score = raw;
     res->flagged = flagged;
-    res->anomalous = anomalous;
+    res->hit = anomalous;
+    res->anomalous = state;
     res->warming_up = !d->trained;
     res->train_due = training_due(d);
     return pending;
@@ -1263,6 +1271,7 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_f32(w, d->excl_rate);
     ad_put_u64(w, d->since_alert);
     ad_put_f64(w, d->alert_rate);
+    ad_put_u64(w, d->since_hit);
     ad_put_f64(w, d->vmin);
     ad_put_f64(w, d->vmax);
     for (int i = 0; i < RANGE_BLOCKS; i++) {
@@ -1443,6 +1452,7 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     d->excl_rate = ad_get_f32(&r);
     d->since_alert = ad_get_u64(&r);
     d->alert_rate = ad_get_f64(&r);
+    d->since_hit = version >= 6 ? ad_get_u64(&r) : UINT64_MAX / 2; /* 5: the state off */
     d->vmin = ad_get_f64(&r);
     d->vmax = ad_get_f64(&r);
     int rb_bad = 0;

@@ -81,9 +81,15 @@ typedef struct ad_result {
     double error;     /* norm(value) - norm(predicted) (warming up: the z-score) */
     float score;      /* [0, 1]: the raw score, damped within `cooldown` of an alert */
     float raw_score;  /* [0, 1]: the scorer's score */
-    int flagged;      /* an alert: score >= the scorer's threshold */
-    int anomalous;    /* raw_score >= the threshold (excluded from statistics and
-                         training while the budget allows), alert or not */
+    int flagged;      /* an alert: score >= the scorer's threshold; once per incident
+                         (the cooldown damps the score after one) */
+    int hit;          /* raw_score >= the threshold, this sample (excluded from
+                         statistics and training while the budget allows), alert or not */
+    int anomalous;    /* the state: the series is behaving abnormally now. On from a hit
+                         until the scorer's short_window samples in a row have scored
+                         below the threshold (the errors it averages have then left the
+                         anomaly), so it lasts as long as the anomaly does and bridges
+                         dips shorter than the averaging */
     int warming_up;   /* scored by the statistical fallback (no training yet) */
     int train_due;    /* a training is due: snapshot, train, install */
 } ad_result;

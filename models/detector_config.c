@@ -18,9 +18,9 @@ void ad_detector_defaults(ad_detector_config *c)
     c->kind = AD_CELL_LSTM;
     c->layers = 1;
     c->hidden = 16;
-    c->features = 0;
+    c->features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK;
     c->history = 1500;
-    c->train_after = 400;
+    c->train_after = 750;
     c->train_every = 2000;
     c->window = 32;
     c->batch = 16;
@@ -33,17 +33,20 @@ void ad_detector_defaults(ad_detector_config *c)
     c->prime = 256;
     c->relearn = 64;
     c->max_exclude = 0.02f;
-    c->cooldown = 0;
-    c->range_window = 0;
-    c->seasonal_period = 0;
+    c->cooldown = 30;
+    c->range_tolerance = 0.02f;
+    c->range_window = 8000;
+    c->seasonal_period = 86400;
     c->seasonal_periods = 3;
-    c->seasonal_weight = 1.0f;
-    c->warmup_naive = 0;
-    c->long_window = 0;
-    c->alert_penalty = 0.0f;
+    c->seasonal_weight = 0.8f;
+    c->warmup_naive = 1;
+    c->long_window = 30;
+    c->alert_penalty = 0.2f;
     c->asinh = 0;
     c->seed = 1;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
+    c->scorer.error_bound = 3.0f;
+    c->scorer.min_sd = 0.0173f;
 }
 
 int ad_detector_input_size(unsigned features)

@@ -85,11 +85,15 @@ typedef struct ad_detector_config {
     ad_scorer_config scorer;
 } ad_detector_config;
 
-/* Defaults: LSTM, 1 layer, H=16, no features, history 1500, train after 400 then every
- * 2000, T=32, B=16, 30 epochs, patience 4, val 0.2, lr 0.01, clip 1, input clip 8,
- * prime 256, relearn 64, max_exclude 0.02, cooldown 0, no seasonal signal (3 periods,
- * weight 1 when on), warm-up on the running mean, no long window, no alert penalty,
- * likelihood scorer. */
+/* The defaults: the one table the daemon (`defaults:` and every rule start from it) and
+ * `anomalyctl score` with no options both use. LSTM, 1 layer, H=16, time-of-day and
+ * day-of-week inputs, history 1500, first training after 750 samples then every 2000,
+ * T=32, B=16, 30 epochs, patience 4, val 0.2, lr 0.01, clip 1, input clip 8, prime 256,
+ * relearn 64, max_exclude 0.02, alert cooldown 30, range check at 2% of the range of the
+ * last ~8000 values, seasonal-naive second signal (86400 s, 3 periods, weight 0.8), the
+ * previous value as the warm-up prediction, a long window of 30, alert penalty 0.2, and
+ * the likelihood scorer with errors bounded to a/(a+3) and a deviation floor of 0.0173.
+ * docs/DETECTOR.md says why, with the benchmark figures. */
 void ad_detector_defaults(ad_detector_config *c);
 
 /* Returns 0 if c is valid, else -AD_EINVAL with a message naming the field. */

@@ -123,12 +123,14 @@ def scorable_windows(n, windows):
     return [(l, r) for l, r in windows if r >= p]
 
 
-def score_file(scores, windows, threshold, profile):
+def score_file(scores, windows, threshold, profile, probation=None):
     """Score one file at one threshold, literally as NAB v1.1 does, row by row.
 
     scores: the anomaly scores, one per row; windows: (l, r) row indices, inclusive,
     sorted, not overlapping; profile: a Profile (or anything with .tp, .fp, .fn).
-    Rows i < probation_length(len(scores)) are ignored. Row i is a detection when
+    Rows i < p are ignored, p = probation_length(len(scores)) unless `probation` gives
+    it (scripts/skab_score.py: SKAB's 400-row training part), and windows ending
+    before p neither count nor cost. Row i is a detection when
     scores[i] >= threshold. Within a window only the first detection counts, earning
     tp * sig(-(r - i + 1) / w) / sig(-1); a window without one costs -fn; a detection
     outside every window costs fp * fp_unit_cost(previous window, i).
@@ -136,7 +138,7 @@ def score_file(scores, windows, threshold, profile):
     """
     n = len(scores)
     check_windows(n, windows)
-    p = probation_length(n)
+    p = probation_length(n) if probation is None else probation
     total = 0.0
     tp = fn = fp = 0
     nxt = 0          # index of the next window to enter
@@ -420,17 +422,18 @@ def results_path(results_dir, detector, df):
     return os.path.join(results_dir, df.category, "%s_%s" % (detector, df.base))
 
 
-def read_scores(path, df):
+def read_scores(path, df, column="anomaly_score"):
     """Read one results file and check it against its data file: same number of rows,
     same timestamps in the same order, every anomaly_score a number in [0, 1].
-    Returns the scores as floats."""
+    Returns the scores as floats. `column` names another column to read as the score
+    (scripts/bench_detect scores anomalyctl's 0/1 `flag`)."""
     header, rows = _read_csv(path)
     try:
         tcol = header.index("timestamp")
-        scol = header.index("anomaly_score")
+        scol = header.index(column)
     except ValueError:
-        raise NabError("%s: header %r lacks a timestamp or anomaly_score column"
-                       % (path, ",".join(header)))
+        raise NabError("%s: header %r lacks a timestamp or %s column"
+                       % (path, ",".join(header), column))
     if len(rows) != len(df.timestamps):
         raise NabError("%s: %d rows, but the data file %s has %d"
                        % (path, len(rows), df.name, len(df.timestamps)))
@@ -447,11 +450,11 @@ def read_scores(path, df):
         try:
             s = float(text)
         except ValueError:
-            raise NabError("%s: line %d: anomaly_score %r is not a number"
-                           % (path, i + 2, text))
+            raise NabError("%s: line %d: %s %r is not a number"
+                           % (path, i + 2, column, text))
         if not (0.0 <= s <= 1.0):  # also refuses NaN
-            raise NabError("%s: line %d: anomaly_score %r is outside [0, 1]"
-                           % (path, i + 2, text))
+            raise NabError("%s: line %d: %s %r is outside [0, 1]"
+                           % (path, i + 2, column, text))
         scores.append(s)
     return scores
 

@@ -25,6 +25,8 @@
 #include "scorer.h"
 #include "serial.h"
 
+#include "detcfg.h"
+
 /* ---- helpers ---- */
 
 static ad_detector *make(const ad_detector_config *c)
@@ -102,7 +104,7 @@ static double noisy_sine(int t, ad_rng *r)
 /* Small and quick: for the contract tests that do not judge detection quality. */
 static void small_config(ad_detector_config *c, ad_scorer_kind scorer, unsigned features)
 {
-    ad_detector_defaults(c);
+    plain_defaults(c);
     c->hidden = 8;
     c->features = features;
     c->history = 400;
@@ -128,7 +130,7 @@ START_TEST(test_defaults)
 {
     ad_detector_config c;
     char err[256] = "";
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     ck_assert_msg(ad_detector_config_check(&c, err, sizeof(err)) == 0, "%s", err);
     ck_assert_int_eq(c.kind, AD_CELL_LSTM);
     ck_assert_int_eq(c.layers, 1);
@@ -247,7 +249,7 @@ START_TEST(test_config_refusals)
     ad_detector *d = (ad_detector *)&c; /* must come back NULL */
     char err[256] = "";
 
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     bf->mutate(&c);
     ck_assert_int_eq(ad_detector_config_check(&c, err, sizeof(err)), -AD_EINVAL);
     ck_assert_msg(strstr(err, bf->field) != NULL, "case %d: \"%s\" does not name %s", _i, err,
@@ -266,7 +268,7 @@ START_TEST(test_input_size)
     for (unsigned f = 0; f < 8; f++) {
         ck_assert_int_eq(ad_detector_input_size(f), want[f]);
         ad_detector_config c;
-        ad_detector_defaults(&c);
+        plain_defaults(&c);
         c.features = f;
         c.hidden = 4;
         ad_detector *d = make(&c);
@@ -388,7 +390,7 @@ END_TEST
 START_TEST(test_warmup)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.train_every = 500;
     ad_detector *d = make(&c);
     double sum = 0.0;
@@ -445,7 +447,7 @@ END_TEST
 START_TEST(test_warmup_min_samples)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     ad_detector *d = make(&c);
     ad_rng r;
     ad_result res;
@@ -469,7 +471,7 @@ END_TEST
 START_TEST(test_warmup_static_scorer)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     ad_scorer_defaults(&c.scorer, AD_SCORER_STATIC);
     ad_detector *d = make(&c);
     int flags = 0, run = 0, longest = 0, first = -1;
@@ -503,7 +505,7 @@ END_TEST
 START_TEST(test_snapshot_needs_history)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     ad_detector *d = make(&c);
     ad_train_job *job = (ad_train_job *)&c;
     char err[256] = "";
@@ -587,7 +589,7 @@ typedef struct run_summary {
 static run_summary run_series(int s, int n, uint64_t seed)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.seed = seed;
     ad_detector *d = make(&c);
     run_summary sum = {0, 0, 0, -1, 0, 0};
@@ -657,7 +659,7 @@ END_TEST
 START_TEST(test_split_training)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.hidden = 12;
     ad_detector *a = make(&c), *b = make(&c), *ref = make(&c);
     ad_train_job *job = NULL;
@@ -721,7 +723,7 @@ END_TEST
 START_TEST(test_install_refuses_other_shape)
 {
     ad_detector_config c, o;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.hidden = 8;
     ad_detector *d = make(&c), *twin = make(&c);
     char err[256] = "";
@@ -775,7 +777,7 @@ START_TEST(test_flagged_not_learned)
 {
     const int spike_at = _i ? 600 : 250;
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.hidden = 12;
     c.scorer.short_window = 1; /* this test is about exclusion: make sure the spike flags */
     ad_detector *a = make(&c), *b = make(&c);
@@ -836,7 +838,7 @@ START_TEST(test_relearn_exact)
 {
     const int relearn = _i ? 64 : 0;
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.train_every = 300;
     c.relearn = relearn;
     c.max_exclude = 1.0f;
@@ -850,9 +852,9 @@ START_TEST(test_relearn_exact)
     for (int t = 0; t < 1600; t++) {
         double v = 5.0 + SIGMA * ad_rng_normal(&r) + (t >= ONSET ? 1.0 : 0.0);
         ad_result ra = observe(a, t, v);
-        run = ra.anomalous ? run + 1 : 0;
-        int out_a = ra.anomalous && (relearn == 0 || run <= relearn);
-        int out_c = ra.anomalous && (relearn == 0 || run <= relearn - 1);
+        run = ra.hit ? run + 1 : 0;
+        int out_a = ra.hit && (relearn == 0 || run <= relearn);
+        int out_c = ra.hit && (relearn == 0 || run <= relearn - 1);
         kept_out += out_a;
         observe(b, t, out_a ? ra.predicted : v);
         observe(cc, t, out_c ? ra.predicted : v);
@@ -900,7 +902,7 @@ START_TEST(test_exclusion_budget)
     int last[2] = {-1, -1}, count[2] = {0, 0};
     for (int v = 0; v < 2; v++) {
         ad_detector_config c;
-        ad_detector_defaults(&c);
+        plain_defaults(&c);
         c.train_every = 500;
         c.relearn = 0;
         if (v == 1)
@@ -934,7 +936,7 @@ END_TEST
 START_TEST(test_relearn_level_shift)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.train_every = 500;
     ad_detector *d = make(&c);
     int first = -1, last = -1, count = 0;
@@ -964,7 +966,7 @@ END_TEST
 START_TEST(test_time_features)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.hidden = 12;
     c.features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK | AD_FEAT_GAP;
     c.train_every = 600;
@@ -1010,7 +1012,7 @@ START_TEST(test_time_feature_values)
     ad_detector_config c;
     float x[6];
 
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK | AD_FEAT_GAP;
     for (size_t i = 0; i < sizeof(tss) / sizeof(tss[0]); i++) {
         const double ts = tss[i], tod = fmod(ts, 86400.0) / 86400.0;
@@ -1034,7 +1036,7 @@ START_TEST(test_huge_magnitudes)
     /* _i: 0 around 1e12 with relative noise 1e-4; 1: 1e12, relative noise 1e-9 (below float
      * resolution of the history); 2: around -3e29; 3: constant 1e12 then a step */
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.hidden = 8;
     c.train_every = 400;
     ad_detector *d = make(&c);
@@ -1413,7 +1415,7 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 6", "version", L.version, 0, 6},
+        {"version 7", "version", L.version, 0, 7},
         {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
@@ -1555,7 +1557,7 @@ START_TEST(test_range_check)
     /* a slow square wave between 0 and 1: values beyond the seen range by more than the
      * tolerance are anomalous even where the network's error alone says little */
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.hidden = 8;
     c.range_tolerance = _i ? 0.05f : 0.0f;
     ad_detector *d = make(&c);
@@ -1571,9 +1573,9 @@ START_TEST(test_range_check)
         if (res.train_due)
             train(d);
         if (t == 1100)
-            flagged_at_new_max = res.anomalous;
+            flagged_at_new_max = res.hit;
         else if (t > 600)
-            flagged_inside += res.anomalous;
+            flagged_inside += res.hit;
     }
     fprintf(stderr, "range check %s: new maximum anomalous %d, %d anomalies inside the range\n",
             _i ? "0.05" : "off", flagged_at_new_max, flagged_inside);
@@ -1587,7 +1589,7 @@ START_TEST(test_range_check)
     ad_result ra = observe(d, 1200, 1.3), rb = observe(e, 1200, 1.3);
     assert_same_result(&ra, &rb, "range after load", 1200);
     if (_i)
-        ck_assert(ra.anomalous);
+        ck_assert(ra.hit);
     free(buf);
     ad_detector_free(e);
     ad_detector_free(d);
@@ -1600,7 +1602,7 @@ END_TEST
 START_TEST(test_range_window)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.hidden = 8;
     c.range_tolerance = 0.05f;
     c.range_window = _i ? 400 : 0;
@@ -1622,7 +1624,7 @@ START_TEST(test_range_window)
         if (res.train_due)
             train(d);
         if (t == 1100)
-            at_excursion = res.anomalous;
+            at_excursion = res.hit;
         if (t == 1000) { /* the blocks survive a save and load mid-stream */
             buf = save(d, &len);
             e = load(buf, len);
@@ -1654,7 +1656,7 @@ END_TEST
 START_TEST(test_seasonal_signal)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.hidden = 8;
     c.history = 600;
     c.train_after = 400;
@@ -1682,9 +1684,9 @@ START_TEST(test_seasonal_signal)
             assert_same_result(&res, &re, "seasonal after load", t);
         }
         if (flat)
-            flat_anomalous += res.anomalous;
+            flat_anomalous += res.hit;
         else if (t > 600 && t < 1200)
-            other_anomalous += res.anomalous;
+            other_anomalous += res.hit;
     }
     fprintf(stderr, "seasonal period %d: %d anomalous in the flat period, %d before it\n",
             c.seasonal_period, flat_anomalous, other_anomalous);
@@ -1708,7 +1710,7 @@ END_TEST
 START_TEST(test_warmup_naive)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.warmup_naive = _i;
     c.train_after = 1000;
     ad_detector *d = make(&c);
@@ -1724,9 +1726,9 @@ START_TEST(test_warmup_naive)
             ck_assert_msg(res.predicted == prev, "t %d: predicted %.17g, previous %.17g", t,
                           res.predicted, prev);
         if (t == 300)
-            at_step = res.anomalous;
+            at_step = res.hit;
         else if (t < 300)
-            others += res.anomalous;
+            others += res.hit;
         prev = v;
     }
     fprintf(stderr, "warmup_naive %d: spike anomalous %d, %d anomalies before it\n", _i, at_step,
@@ -1791,7 +1793,7 @@ END_TEST
 START_TEST(test_long_window)
 {
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.train_after = 1000000;
     c.long_window = _i ? 30 : 0;
     ad_detector *d = make(&c);
@@ -1805,9 +1807,9 @@ START_TEST(test_long_window)
         double v = (pulse ? 10.0 : 0.0) + 0.01 * ad_rng_normal(&r);
         ck_assert_int_eq(ad_detector_observe(d, t, v, &res), 0);
         if (t >= 2000)
-            during += res.anomalous;
+            during += res.hit;
         else if (t >= 200)
-            before += res.anomalous;
+            before += res.hit;
     }
     fprintf(stderr, "long window %d: %d anomalous among the denser pulses, %d before them\n",
             c.long_window, during, before);
@@ -1836,7 +1838,7 @@ END_TEST
 
 static void s2s_config(ad_detector_config *c)
 {
-    ad_detector_defaults(c);
+    plain_defaults(c);
     c->model = AD_MODEL_SEQ2SEQ;
     c->s2s_window = 16;
     c->hidden = 12;
@@ -1916,7 +1918,7 @@ START_TEST(test_seq2seq_job_mismatch_refused)
 {
     ad_detector_config c, p;
     s2s_config(&c);
-    ad_detector_defaults(&p);
+    plain_defaults(&p);
     p.hidden = c.hidden; /* same network shape, another model kind */
     ad_detector *a = make(&c), *b = make(&p);
     ad_train_job *job = NULL;
@@ -1990,7 +1992,7 @@ START_TEST(test_old_blob_v4)
         ck_assert_int_eq(ad_detector_observe(d, x[0], x[1], &res), 0);
         ck_assert_msg(res.predicted == x[2] && res.error == x[3] &&
                           res.score == (float)x[4] && res.raw_score == (float)x[5] &&
-                          res.flagged == (int)x[6] && res.anomalous == (int)x[7],
+                          res.flagged == (int)x[6] && res.hit == (int)x[7],
                       "row %d: pred %.17g err %.17g score %.9g raw %.9g, v4 gave %.17g %.17g "
                       "%.9g %.9g", rows, res.predicted, res.error, (double)res.score,
                       (double)res.raw_score, x[2], x[3], x[4], x[5]);
@@ -2001,7 +2003,7 @@ START_TEST(test_old_blob_v4)
     /* and it saves in the current version, which loads back to the same bytes */
     size_t len2, len3;
     uint8_t *b2 = save(d, &len2);
-    ck_assert_uint_eq(get_le(b2 + 4, 4), 5);
+    ck_assert_uint_eq(get_le(b2 + 4, 4), 6);
     ck_assert_uint_lt(len2, len); /* timestamps in 4 bytes, flags in bits */
     ad_detector *e = load(b2, len2);
     uint8_t *b3 = save(e, &len3);
@@ -2137,7 +2139,7 @@ START_TEST(test_packed_bytes)
 {
     const ad_wtype wt = packed_wt[_i];
     ad_detector_config c;
-    ad_detector_defaults(&c);
+    plain_defaults(&c);
     c.hidden = 32; /* LSTM H=32: the series */
     ad_detector *a = make(&c), *b = make(&c);
     const size_t wbytes = ad_detector_net(a)->nparams * sizeof(float);

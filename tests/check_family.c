@@ -18,9 +18,11 @@
 #include "family.h"
 #include "net.h"
 
+#include "detcfg.h"
+
 static void config(ad_detector_config *c)
 {
-    ad_detector_defaults(c);
+    plain_defaults(c);
     c->hidden = 8;
     c->window = 16;
     c->batch = 8;
@@ -285,6 +287,7 @@ static void same_result(const ad_result *a, const ad_result *b, int exact, int m
                       (double)b->score, a->predicted, (double)a->score);
     }
     ck_assert_int_eq(a->flagged, b->flagged);
+    ck_assert_int_eq(a->hit, b->hit);
     ck_assert_int_eq(a->anomalous, b->anomalous);
     ck_assert_int_eq(a->warming_up, b->warming_up);
     ck_assert_int_eq(a->train_due, b->train_due);

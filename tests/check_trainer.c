@@ -20,6 +20,8 @@
 #include "net.h"
 #include "trainer.h"
 
+#include "detcfg.h"
+
 typedef struct ctx {
     ad_series *order[16]; /* series in the order their jobs came back */
     int status[16];
@@ -46,7 +48,7 @@ static void done_cb(void *arg, ad_series *s, int status, const char *err, double
 
 static void small_config(ad_detector_config *c, int epochs)
 {
-    ad_detector_defaults(c);
+    plain_defaults(c);
     c->hidden = 4;
     c->window = 8;
     c->batch = 4;

@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 BIN = os.environ.get("ANOMALYCTL", "")
-HEADER = "timestamp,value,anomaly_score,flag,predicted,error,warming_up"
+HEADER = "timestamp,value,anomaly_score,flag,anomalous,predicted,error,warming_up"
 
 
 def run(args, stdin=None):
@@ -131,6 +131,59 @@ class ScoreCLI(unittest.TestCase):
         rc, _, err = run(["score", "--weights", "int4", "-"], "")
         self.assertEqual(rc, 2)
         self.assertIn("--weights takes float32, float16 or int8, got 'int4'", err)
+
+    def test_config_file_and_series_rule(self):
+        """-c applies a daemon configuration: its defaults:, and with --series the rule
+        the daemon would pick for that key; options given too override it."""
+        data = sine_csv(900, spike_at=800)
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = os.path.join(tmp, "a.yaml")
+            with open(cfg, "w") as f:
+                f.write("defaults:\n  hidden: 6\n  train_after: 300\n  features: []\n"
+                        "series:\n  - {match: 'db.*', cell: gru, hidden: 5}\n"
+                        "  - match: 'noise.*'\n    ignore: true\n")
+            opts = ["--hidden", "6", "--train-after", "300", "--features", "none"]
+            base = run(["score", "--quiet"] + opts + ["-"], data)
+            self.assertEqual(base[0], 0, base[2])
+            # defaults: alone, with or without a key no rule matches
+            for extra in ([], ["--series", "web.cpu"]):
+                rc, out, err = run(["score", "--quiet", "-c", cfg] + extra + ["-"], data)
+                self.assertEqual((rc, out), (0, base[1]), err)
+            # the rule for db.*: on top of defaults:
+            want = run(["score", "--quiet"] + opts + ["--kind", "gru", "--hidden", "5", "-"],
+                       data)
+            rc, out, err = run(["score", "--quiet", "--config", cfg, "--series", "db.load",
+                                "-"], data)
+            self.assertEqual((rc, out), (0, want[1]), err)
+            self.assertNotEqual(out, base[1])
+            # an option given too wins over the file
+            want = run(["score", "--quiet"] + opts + ["--kind", "gru", "--hidden", "7", "-"],
+                       data)
+            rc, out, err = run(["score", "--quiet", "-c", cfg, "--series", "db.load",
+                                "--hidden", "7", "-"], data)
+            self.assertEqual((rc, out), (0, want[1]), err)
+            # a key the file ignores, a bad file, --series without -c
+            rc, out, err = run(["score", "-c", cfg, "--series", "noise.x", "-"], data)
+            self.assertEqual(rc, 1)
+            self.assertIn("ignores noise.x", err)
+            with open(cfg, "w") as f:
+                f.write("defaults:\n  hidden: lots\n")
+            rc, out, err = run(["score", "-c", cfg, "-"], data)
+            self.assertEqual(rc, 1)
+            self.assertIn(cfg + ":2:11:", err)
+            rc, out, err = run(["score", "--series", "db.load", "-"], data)
+            self.assertEqual(rc, 2)
+            self.assertIn("--series needs -c FILE", err)
+
+    def test_no_options_is_the_daemons_default_detector(self):
+        """The help's defaults are the daemon's (config/anomalyd.yaml documents the same)."""
+        rc, out, err = run(["score", "--help"])
+        self.assertEqual(rc, 0)
+        for opt, val in (("--train-after N", "750"), ("--cooldown N", "30"),
+                         ("--features LIST", "tod,dow"), ("--seasonal-period S", None)):
+            line = next(l for l in out.splitlines() if l.strip().startswith(opt))
+            if val:
+                self.assertTrue(line.rstrip().endswith("(%s)" % val), line)
 
     def test_quiet_is_quiet(self):
         rc, _, err = run(["score", "--quiet", "-"], "timestamp,value\nx\n1,nan\n")

@@ -173,7 +173,7 @@ class Protocols(unittest.TestCase):
         before = self.d.metric("anomalyd_parse_errors_total", protocol="graphite",
                                reason="line_too_long") or 0
         s = socket.create_connection(("127.0.0.1", self.d.port("graphite")))
-        s.sendall(b"\x00\xff garbage\n")                # syntax
+        s.sendall(b"\x00 garbage\n")                    # syntax (bad UTF-8: Hardening)
         s.sendall(b"bad.nan nan %d\n" % T0)              # non finite
         s.sendall(b"bad.val 12abc %d\n" % T0)            # bad value
         s.sendall(b"x" * (70 * 1024) + b" 1 1\n")        # over max_line (64 KiB)
@@ -598,6 +598,200 @@ class StateDir(unittest.TestCase):
                 self.assertFalse(os.path.exists(second))
                 self.assertTrue(os.path.exists(os.path.join(first, "events.sock")))
                 self.assertEqual(d.stop(), 0, d.log())
+
+
+def small_config(tmp, listeners="", events="events: {port: 0, unix: '', file: ''}\n"):
+    return ("state_dir: %s\nlisteners:\n%s"
+            "  - {protocol: graphite, transport: tcp, address: 127.0.0.1, port: 0}\n"
+            "http: {port: 0}\n%s" % (tmp, listeners, events))
+
+
+class Hardening(unittest.TestCase):
+    """What a hostile or careless world did to the daemon (issue 15), made impossible."""
+
+    def run_ad(self, *args, timeout=30):
+        return subprocess.run([ANOMALYD] + list(args), capture_output=True, timeout=timeout)
+
+    def test_invalid_utf8_refused_at_every_door(self):
+        with Daemon() as d:
+            bad = b"\xff"
+            d.send_tcp("graphite", b"u8.graphite" + bad + b" 1 %d\n" % T0)
+            d.send_udp("graphite", b"u8.gudp" + bad + b" 1 %d\n" % T0)
+            d.send_tcp("influx", b"u8,host=a" + bad + b" v=1 %d\n" % T0)
+            d.send_tcp("jsonl", b'{"series":"u8.j' + bad + b'","value":1}\n')
+            d.send_unix(os.path.join(d.tmp, "jsonl.sock"),
+                        b'{"series":"u8.ju\xc3(","value":1}\n')
+            d.send_udp("statsd", b"u8.s" + bad + b":1|g\n")
+            status, _, _ = d.http("/write?precision=s", "POST",
+                                  b"u8w,host=\xed\xa0\x80 v=1 %d\n" % T0)  # a surrogate
+            # Valid UTF-8, control bytes included, is accepted.
+            d.send_tcp("graphite", "u8.caf\u00e9 1 %d\nu8.esc\x1b[31mred 2 %d\n" % (T0, T0))
+            d.wait(lambda: d.series("u8.esc\x1b[31mred"), what="the valid keys")
+            m = lambda p: d.metric("anomalyd_parse_errors_total", protocol=p,
+                                   reason="invalid_utf8") or 0
+            d.wait(lambda: (m("graphite"), m("influx"), m("jsonl"), m("statsd")) == (2, 2, 2, 1),
+                   what="every door's refusal counted")
+            status, _, body = d.http("/api/v1/series?match=u8*")
+            self.assertEqual(status, 200)
+            keys = sorted(x["key"] for x in json.loads(body.decode("utf-8"))["series"])
+            self.assertEqual(keys, ["u8.caf\u00e9", "u8.esc\x1b[31mred"])
+            text = d.metrics()  # str: decoding as strict UTF-8 succeeded
+            if PROMTOOL:
+                p = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
+                                   capture_output=True)
+                self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+            # Logged with the bytes escaped: no raw byte of a client reaches the log.
+            # (a warning a minute per protocol: the TCP or the UDP line, whichever came first)
+            d.wait_log(r'graphite: refused a line \(invalid_utf8\): "u8\.g(raphite|udp)\\xff 1')
+            log = d.log()
+            self.assertNotIn("\ufffd", log)  # the harness decodes with errors=replace
+            self.assertNotIn("\x1b", log)
+            # anomalyctl prints the key escaped, never a live escape sequence.
+            p = subprocess.run([ANOMALYCTL, "series", "--match", "u8*", "--http",
+                                "127.0.0.1:%d" % d.port("http")], capture_output=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(b"u8.esc\\x1b[31mred", p.stdout)
+            self.assertNotIn(b"\x1b", p.stdout)
+            self.assertIn("u8.caf\u00e9".encode(), p.stdout)
+            p = subprocess.run([ANOMALYCTL, "series", "show", "u8.esc\x1b[31mred", "--http",
+                                "127.0.0.1:%d" % d.port("http")], capture_output=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn(b"\x1b", p.stdout)
+            self.assertTrue(p.stdout.startswith(b"u8.esc\\x1b[31mred"), p.stdout[:80])
+
+    def test_unix_path_on_a_file_is_refused_and_the_file_kept(self):
+        with tempfile.TemporaryDirectory(prefix="anomalyd-test-") as tmp:
+            precious = os.path.join(tmp, "precious.txt")
+            with open(precious, "w") as f:
+                f.write("keep me")
+            cfg = os.path.join(tmp, "c.yaml")
+            with open(cfg, "w") as f:
+                f.write(small_config(tmp, "  - {protocol: jsonl, transport: unix, path: %s}\n"
+                                     % precious))
+            for args in (["--check-config", cfg], ["-c", cfg]):
+                p = self.run_ad(*args)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn(cfg.encode() + b":3:46: listeners[0].path: unix socket path %s: a "
+                              b"regular file is there" % precious.encode(), p.stderr)
+                with open(precious) as f:
+                    self.assertEqual(f.read(), "keep me")
+            # The store's own path: refused before anything is created or deleted.
+            db = os.path.join(tmp, "anomalyd.db")
+            with open(cfg, "w") as f:
+                f.write(small_config(tmp, "  - {protocol: jsonl, transport: unix, path: %s}\n"
+                                     % db))
+            p = self.run_ad("--check-config", cfg)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"listeners[0].path: %s is also store.path" % db.encode(), p.stderr)
+            # Longer than sun_path.
+            long = os.path.join(tmp, "s" * 120 + ".sock")
+            with open(cfg, "w") as f:
+                f.write(small_config(tmp, "  - {protocol: jsonl, transport: unix, path: %s}\n"
+                                     % long))
+            p = self.run_ad("--check-config", cfg)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"at most 107 fit a socket address (sun_path)", p.stderr)
+            # events.unix on a file, following state_dir: the same rule.
+            os.makedirs(os.path.join(tmp, "st"))
+            with open(os.path.join(tmp, "st", "events.sock"), "w") as f:
+                f.write("not a socket")
+            with open(cfg, "w") as f:
+                f.write(small_config(os.path.join(tmp, "st"), events="events: {port: 0}\n"))
+            p = self.run_ad("--check-config", cfg)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b":1:12: events.unix: unix socket path", p.stderr)
+
+    def test_unix_path_stale_socket_replaced_live_one_refused(self):
+        with tempfile.TemporaryDirectory(prefix="anomalyd-test-") as tmp:
+            path = os.path.join(tmp, "j.sock")
+            stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            stale.bind(path)
+            stale.close()  # the file stays, nobody listens: stale
+            cfg = small_config(tmp, "  - {protocol: jsonl, transport: unix, path: %s}\n" % path)
+            with Daemon(config=cfg, tmp=tmp) as d:
+                d.send_unix(path, '{"series":"via.unix","value":1}\n')
+                d.wait(lambda: d.series("via.unix"), what="a line through the new socket")
+            self.assertFalse(os.path.exists(path))  # removed at stop: it was ours
+            live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            live.bind(path)
+            live.listen()
+            p = self.run_ad("-c", os.path.join(tmp, "anomalyd.yaml"))
+            live.close()
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"another process listens on it", p.stderr)
+            self.assertTrue(os.path.exists(path))
+
+    def test_one_instance_per_state_dir(self):
+        with Daemon() as first:
+            pid = first.proc.pid
+            p = self.run_ad("-c", first.config_path)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(b"another anomalyd (pid %d) holds %s/state/anomalyd.lock"
+                          % (pid, first.tmp.encode()), p.stderr)
+            # The first one's sockets and store are untouched: it goes on serving.
+            self.assertTrue(os.path.exists(os.path.join(first.tmp, "jsonl.sock")))
+            first.send_unix(os.path.join(first.tmp, "jsonl.sock"),
+                            '{"series":"still.first","value":1}\n')
+            first.wait(lambda: first.series("still.first"), what="the first still serving")
+            with open(os.path.join(first.tmp, "state", "anomalyd.lock")) as f:
+                self.assertEqual(int(f.read()), pid)
+            self.assertEqual(first.stop(), 0)
+            # Stopped: the lock went with it, and the next one starts.
+            with open(first.config_path) as f:
+                second = Daemon(config=f.read(), tmp=first.tmp)
+            second.start()
+            self.assertEqual(second.stop(), 0)
+
+
+class OneDetector(unittest.TestCase):
+    """The daemon's default detector and `anomalyctl score` with no options are one
+    detector: the same series through both gives the same scores, alerts and states."""
+
+    def test_daemon_and_score_agree(self):
+        rnd = random.Random(5)
+        rows = []
+        for t in range(1300):
+            v = 10 + 5 * math.sin(2 * math.pi * t / 60) + rnd.gauss(0, 0.3)
+            if 1100 <= t < 1130:
+                v += 8  # a level shift: alerts once, anomalous while it lasts
+            rows.append((T0 + 60 * t, "%.6f" % v))
+        with tempfile.TemporaryDirectory(prefix="anomalyd-test-") as tmp:
+            csv_path = os.path.join(tmp, "s.csv")
+            with open(csv_path, "w") as f:
+                f.write("timestamp,value\n")
+                f.writelines("%d,%s\n" % r for r in rows)
+            p = subprocess.run([ANOMALYCTL, "score", "--quiet", csv_path], capture_output=True,
+                               text=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            lines = p.stdout.splitlines()
+            self.assertEqual(lines[0], "timestamp,value,anomaly_score,flag,anomalous,predicted,"
+                                       "error,warming_up")
+            offline = [dict(zip(lines[0].split(","), l.split(","))) for l in lines[1:]]
+            # The row after which the first training was installed offline.
+            first = next(i for i, r in enumerate(offline) if r["warming_up"] == "0")
+            self.assertGreater(sum(int(r["flag"]) for r in offline), 0)
+            cfg = small_config(tmp) + "recent: 2000\n"  # no defaults: the daemon's own
+            with Daemon(config=cfg, tmp=tmp) as d:
+                # Up to the sample whose training is due, then wait for its install, so the
+                # daemon's training (off the loop) lands where anomalyctl's (inline) does.
+                d.send_tcp("graphite", "".join("one.s %s %d\n" % (v, ts) for ts, v in rows[:first]))
+                d.wait(lambda: (d.series("one.s") or {}).get("trainings", 0) >= 1, timeout=120,
+                       what="the first training installed")
+                d.send_tcp("graphite", "".join("one.s %s %d\n" % (v, ts) for ts, v in rows[first:]))
+                d.wait(lambda: (d.series("one.s") or {}).get("samples", 0) == len(rows),
+                       what="every sample")
+                live = d.series("one.s")["recent"]
+                self.assertEqual(d.metric("anomalyd_series_anomalous", series="one.s"),
+                                 float(offline[-1]["anomalous"]))
+        self.assertEqual(len(live), len(offline))
+        for i, (a, b) in enumerate(zip(live, offline)):
+            self.assertEqual(a["ts"], int(b["timestamp"]), i)
+            self.assertAlmostEqual(a["score"], float(b["anomaly_score"]), places=5, msg=i)
+            self.assertEqual(int(a["flagged"]), int(b["flag"]), i)
+            self.assertEqual(int(a["anomalous"]), int(b["anomalous"]), i)
+            self.assertEqual(int(a["warming_up"]), int(b["warming_up"]), i)
+        self.assertGreater(sum(int(b["anomalous"]) for b in offline),
+                           sum(int(b["flag"]) for b in offline))
 
 
 class Collectd(unittest.TestCase):

@@ -188,6 +188,21 @@ class TestScoreFile(unittest.TestCase):
         self.assertAlmostEqual(r.score, -0.11, places=12)
         self.assertEqual((r.tp, r.fn, r.fp), (0, 0, 1))
 
+    def test_probation_given(self):
+        # probation 50 instead of 15: window [40, 49] ends before it, neither counts nor
+        # costs; detections at 20 and 40 are ignored
+        r = ns.score_file(scores_with(self.N, [20, 40]), self.W, 0.5, STD, probation=50)
+        self.assertEqual((r.score, r.tp, r.fn, r.fp), (0.0, 0, 0, 0))
+        # row 60 is scored: FP after [40, 49], x = 11/9: 0.11 * -0.99557365 = -0.10951310
+        r = ns.score_file(scores_with(self.N, [60]), self.W, 0.5, STD, probation=50)
+        self.assertAlmostEqual(r.score, -0.10951310130, places=10)
+        self.assertEqual((r.tp, r.fn, r.fp), (0, 0, 1))
+        # probation 0: row 5 is an FP before any window (-0.11), the window missed (-1);
+        # with the default p = 15 row 5 is ignored
+        r = ns.score_file(scores_with(self.N, [5]), self.W, 0.5, STD, probation=0)
+        self.assertAlmostEqual(r.score, -1.11, places=12)
+        self.assertEqual(self.score([5]).score, -1.0)
+
     def test_threshold_is_inclusive(self):
         s = scores_with(self.N, [40], 0.7)
         self.assertEqual(ns.score_file(s, self.W, 0.7, STD).score, 1.0)
@@ -538,6 +553,17 @@ class TestConvert(SyntheticCorpus):
                          ("0", "1", "1", "0"))      # rows 79, 80, 89, 90
         self.assertEqual(float(rows[101][2]), 0.1)
         self.assertEqual(rows[1][0], df.timestamps[0])
+        # another column read as the score: flag, 1 on row 7 only
+        with open(raw, "w") as f:
+            f.write("timestamp,value,anomaly_score,flag\n")
+            for i, t in enumerate(df.timestamps):
+                f.write("%s,%s,0.5,%d\n" % (t, df.values[i], i == 7))
+        flags = ns.read_scores(raw, df, column="flag")
+        self.assertEqual(flags.count(1.0), 1)
+        self.assertEqual(flags[7], 1.0)
+        self.assertEqual(ns.read_scores(raw, df)[7], 0.5)
+        with self.assertRaisesRegex(ns.NabError, "lacks a timestamp or anomalous column"):
+            ns.read_scores(raw, df, column="anomalous")
         # and it refuses what read_scores refuses
         with open(raw, "a") as f:
             f.write("2099-01-01 00:00:00,1,0.5,0,1,0,0\n")

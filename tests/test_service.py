@@ -4,6 +4,7 @@ crash safety under SIGKILL, damaged rows, a full disk, reload on SIGHUP.
 The real anomalyd on loopback (daemon_harness.py), its real SQLite file inspected with
 Python's sqlite3 module. Python stdlib only.
 """
+import json
 import math
 import os
 import random
@@ -18,6 +19,8 @@ import time
 import unittest
 
 from daemon_harness import Daemon, config_text, DETECTOR
+
+PROMTOOL = os.environ.get("PROMTOOL") or shutil.which("promtool")
 
 T0 = 1700000000
 
@@ -120,6 +123,35 @@ class Restore(Tmp):
             self.assertIsNotNone(d.series("dmg.b"))
             self.assertEqual(d.metric("anomalyd_store_restore_skipped", reason="damaged"), 1)
             d.wait_log(r"dmg\.a: its saved state is refused \(.*\)")
+
+    def test_key_not_utf8_is_dropped_from_the_store(self):
+        """A store written before keys had to be UTF-8 loads cleanly: the row is skipped,
+        counted, logged (escaped) and deleted; /metrics stays valid."""
+        cfg = store_config(self.tmp, interval=60)
+        with Daemon(cfg, tmp=self.tmp) as d:
+            self.train(d, ["u8.good"])
+        con = sqlite3.connect(self.db)
+        con.execute("INSERT INTO series SELECT CAST(X'75382e6261641b5bff' AS TEXT), blob, "
+                    "fingerprint, protocol, created, last_seen, anomalies, saved FROM series "
+                    "WHERE key='u8.good'")  # 'u8.bad' ESC '[' 0xff
+        con.commit()
+        self.assertEqual(con.execute("SELECT count(*) FROM series").fetchone()[0], 2)
+        con.close()
+        with Daemon(cfg, tmp=self.tmp) as d:
+            self.assertEqual(d.metric("anomalyd_store_restore_skipped", reason="invalid_key"), 1)
+            self.assertEqual(d.metric("anomalyd_store_restored_series"), 1)
+            d.wait_log(r"series u8\.bad\\x1b\[\\xff: its key is not valid UTF-8")
+            self.assertNotIn("\ufffd", d.log())
+            self.assertNotIn("\x1b", d.log())
+            status, _, body = d.http("/api/v1/series")
+            self.assertEqual(status, 200)
+            keys = [x["key"] for x in json.loads(body.decode("utf-8"))["series"]]
+            self.assertEqual(keys, ["u8.good"])
+            if PROMTOOL:
+                p = subprocess.run([PROMTOOL, "check", "metrics"], input=d.metrics().encode(),
+                                   capture_output=True)
+                self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+        self.assertEqual(set(db_rows(self.db)), {"u8.good"})
 
     def test_changed_settings_start_afresh(self):
         cfg = store_config(self.tmp, interval=60)
