@@ -230,6 +230,8 @@ static const ad_key detector_keys[] = {
     FLT("lr", D, lr, 1e-7, 1, 0, NULL),
     FLT("val_frac", D, val_frac, 0, 0.5, 0, NULL),
     FLT("input_clip", D, input_clip, 1, 1e6, 0, NULL),
+    FLT("clip", D, clip, 0, 1e6, 0, NULL),
+    FLT("forget_bias", D, forget_bias, -20, 20, 0, NULL),
     INT("prime", D, prime, 0, 10000000, NULL),
     INT("relearn", D, relearn, 0, 1000000000, NULL),
     FLT("max_exclude", D, max_exclude, 0, 1, 0, NULL),

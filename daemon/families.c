@@ -44,6 +44,7 @@ static ad_fam *fam_new(ad_daemon *d, const char *match, const ad_detector_config
         free(f);
         return NULL;
     }
+    ad_net_set_forget_bias(f->net, det->forget_bias);
     strcpy(f->name, AD_FAMILY_PREFIX);
     strcat(f->name, match);
     f->det = *det;

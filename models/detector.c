@@ -20,7 +20,8 @@
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   6 /* 6: the anomalous state (since_hit); 5: compact history
+#define DET_VERSION   7 /* 7: forget_bias at the config's end (AD_DETECTOR_V_FORGET_BIAS);
+                             6: the anomalous state (since_hit); 5: compact history
                              (fixed-point timestamps, flag bits) */
 #define DET_VERSION_OLDEST 4 /* 4: timestamps as doubles, flags as bytes: still loaded */
 #define MAX_MAGNITUDE 1e30
@@ -266,10 +267,15 @@ static int detector_new(const ad_detector_config *c, ad_net *shared, ad_detector
         rc = ad_net_create(&nc, c->seed, &d->net, err, errlen);
         if (rc)
             goto out_free;
+        ad_net_set_forget_bias(d->net, c->forget_bias);
     }
     if (c->model == AD_MODEL_SEQ2SEQ) {
         ad_s2s_config sc = {c->kind, c->layers, D, c->hidden, c->s2s_window};
         rc = ad_s2s_create(&sc, c->seed, &d->s2s, err, errlen);
+        if (!rc) {
+            ad_net_set_forget_bias(&d->s2s->enc, c->forget_bias);
+            ad_net_set_forget_bias(&d->s2s->dec, c->forget_bias);
+        }
         if (!rc)
             rc = ad_s2s_scorer_create(d->s2s, &d->s2sc, err, errlen);
         if (rc)
@@ -1418,7 +1424,7 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
         return -AD_EFORMAT;
     }
     r.len = len - 4 - 4; /* body only: the CRC is not part of it */
-    ad_detector_config_read(&r, &c);
+    ad_detector_config_read(&r, &c, version);
     if (r.err || ad_detector_config_check(&c, why, sizeof(why)) != 0) {
         ERR("detector blob has an invalid configuration: %s", r.err ? "truncated" : why);
         return -AD_EFORMAT;

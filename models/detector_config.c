@@ -29,6 +29,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->val_frac = 0.2f;
     c->lr = 0.01f;
     c->clip = 1.0f;
+    c->forget_bias = 1.0f;
     c->input_clip = 8.0f;
     c->prime = 256;
     c->relearn = 64;
@@ -85,6 +86,7 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(val_frac, 0.0, 0.5);
     RANGE(lr, 1e-7, 1.0);
     RANGE(clip, 0.0, 1e6);
+    RANGE(forget_bias, -20.0, 20.0);
     RANGE(input_clip, 1.0, 1e6);
     RANGE(prime, 0, 10000000);
     RANGE(relearn, 0, 1000000000);
@@ -159,9 +161,10 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_f32(w, s->k);
     ad_put_f32(w, s->min_sd);
     ad_put_f32(w, s->error_bound);
+    ad_put_f32(w, c->forget_bias); /* AD_DETECTOR_V_FORGET_BIAS on */
 }
 
-void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c)
+void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version)
 {
     memset(c, 0, sizeof(*c));
     c->model = (int)ad_get_u32(r);
@@ -209,4 +212,5 @@ void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c)
     s->k = ad_get_f32(r);
     s->min_sd = ad_get_f32(r);
     s->error_bound = ad_get_f32(r);
+    c->forget_bias = version >= AD_DETECTOR_V_FORGET_BIAS ? ad_get_f32(r) : 1.0f;
 }

@@ -44,6 +44,9 @@ typedef struct ad_detector_config {
     float val_frac;    /* fraction of the history held out for validation, [0, 0.5] */
     float lr;          /* Adam learning rate */
     float clip;        /* gradient-norm clip */
+    float forget_bias; /* the LSTM kinds' initial forget-gate bias (1; net.h's
+                          ad_net_init_opts), -20..20: read when the network is made (new
+                          detectors, families, and the seq2seq halves) */
     float input_clip;  /* |normalised value| fed to the network is clipped to this */
     int prime;         /* samples re-read after an install to rebuild the state */
     int relearn;       /* after this many flags in a row the values count as the new
@@ -102,9 +105,15 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
 /* Network input size for a feature set (1 + 2 + 2 + 1 at most). */
 int ad_detector_input_size(unsigned features);
 
-/* The configuration into a blob writer / from a reader (fields in a fixed order). The
- * read configuration is not checked: call ad_detector_config_check. */
+/* The detector blob version (detector.c) that added forget_bias at the end of the
+ * configuration. */
+#define AD_DETECTOR_V_FORGET_BIAS 7
+
+/* The configuration into a blob writer / from a reader (fields in a fixed order; fields
+ * added later at the end). version is the detector blob's: a field the blob is too old
+ * to hold gets its default (forget_bias 1 before AD_DETECTOR_V_FORGET_BIAS). The read
+ * configuration is not checked: call ad_detector_config_check. */
 void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c);
-void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c);
+void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version);
 
 #endif

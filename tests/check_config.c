@@ -98,6 +98,7 @@ static void same_detector(const ad_detector_config *a, const ad_detector_config 
     EQ_FLT(lr);
     EQ_FLT(clip);
     EQ_FLT(input_clip);
+    EQ_FLT(forget_bias);
     EQ_INT(prime);
     EQ_INT(relearn);
     EQ_FLT(max_exclude);
@@ -348,7 +349,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 4 + 6 + 43 + 46);
+    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 4 + 6 + 45 + 48);
 }
 END_TEST
 
@@ -397,6 +398,8 @@ static const char full_text[] =
     "  lr: 0.003\n"
     "  val_frac: 0.1\n"
     "  input_clip: 4\n"
+    "  clip: 0.5\n"
+    "  forget_bias: -2\n"
     "  prime: 10\n"
     "  relearn: 0\n"
     "  max_exclude: 0.5\n"
@@ -485,6 +488,8 @@ START_TEST(test_full_file)
     ck_assert(d->lr == 0.003f);
     ck_assert(d->val_frac == 0.1f);
     ck_assert(d->input_clip == 4.0f);
+    ck_assert(d->clip == 0.5f);
+    ck_assert(d->forget_bias == -2.0f);
     ck_assert_int_eq(d->prime, 10);
     ck_assert_int_eq(d->relearn, 0);
     ck_assert(d->max_exclude == 0.5f);
@@ -507,11 +512,11 @@ START_TEST(test_full_file)
     ck_assert_str_eq(c.rules[0].match, "cpu.*");
     ck_assert_int_eq(c.rules[0].ignore, 0);
     ck_assert_int_eq(c.rules[0].det.hidden, 4);
-    ck_assert_int_eq(c.rules[0].line, 63);
+    ck_assert_int_eq(c.rules[0].line, 65);
     ck_assert_int_eq(c.rules[0].column, 5);
     ck_assert_str_eq(c.rules[1].match, "debug.*");
     ck_assert_int_eq(c.rules[1].ignore, 1);
-    ck_assert_int_eq(c.rules[1].line, 66);
+    ck_assert_int_eq(c.rules[1].line, 68);
     ad_config_free(&c);
 }
 END_TEST
@@ -899,6 +904,8 @@ START_TEST(test_detector_bounds_agree_with_models)
         {"lr", ""},
         {"val_frac", ""},
         {"input_clip", ""},
+        {"clip", ""},
+        {"forget_bias", ""},
         {"prime", ""},
         {"relearn", ""},
         {"max_exclude", ""},

@@ -1351,7 +1351,7 @@ static blob_layout find_layout(const ad_detector *d, const uint8_t *buf, size_t 
     o.window = c->window + 1; /* low byte differs */
     L.window = first_difference(c, &o);
     o = *c;
-    o.scorer.error_bound = nextafterf(c->scorer.error_bound, 1e9f); /* the config's last field */
+    o.forget_bias = nextafterf(c->forget_bias, 1e9f); /* the config's last field */
     L.stats = first_difference(c, &o) + 4;
     L.center = L.stats + 8 * (2 + AD_REFUSE_NREASONS + 1) + 4 * 3;
     L.scale = L.center + 8;
@@ -1415,7 +1415,7 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 7", "version", L.version, 0, 7},
+        {"version 8", "version", L.version, 0, 8},
         {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
@@ -2003,7 +2003,7 @@ START_TEST(test_old_blob_v4)
     /* and it saves in the current version, which loads back to the same bytes */
     size_t len2, len3;
     uint8_t *b2 = save(d, &len2);
-    ck_assert_uint_eq(get_le(b2 + 4, 4), 6);
+    ck_assert_uint_eq(get_le(b2 + 4, 4), 7);
     ck_assert_uint_lt(len2, len); /* timestamps in 4 bytes, flags in bits */
     ad_detector *e = load(b2, len2);
     uint8_t *b3 = save(e, &len3);
@@ -2015,6 +2015,59 @@ START_TEST(test_old_blob_v4)
     free(buf);
     ad_detector_free(d);
     ad_detector_free(e);
+}
+END_TEST
+
+/*
+ * forget_bias (blob version 7, at the configuration's end): a detector's LSTM starts with
+ * it in every layer's forget gate, and a blob keeps it; a version-6 blob (the same bytes
+ * without it) loads with the default 1 and otherwise the same detector: it saves back to
+ * the version-7 blob byte for byte.
+ */
+START_TEST(test_forget_bias_blob)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_DYNAMIC, 0);
+    c.hidden = 4;
+    c.layers = 2;
+    c.forget_bias = 3.0f;
+    ad_detector *d = make(&c);
+    const ad_net *net = ad_detector_net(d);
+    for (int l = 0; l < 2; l++)
+        for (int k = 0; k < 4 * 4; k++)
+            ck_assert(net->p.layer[l].b[k] == (k / 4 == 1 ? 3.0f : 0.0f));
+    size_t len, len2;
+    uint8_t *buf = save(d, &len);
+    ck_assert_uint_eq(get_le(buf + 4, 4), 7);
+    ad_detector *e = load(buf, len);
+    ck_assert(ad_detector_get_config(e)->forget_bias == 3.0f);
+    ad_detector_free(e);
+    ad_detector_free(d);
+    free(buf);
+
+    /* a version-6 blob: forget_bias cut out of the default detector's blob */
+    small_config(&c, AD_SCORER_DYNAMIC, 0);
+    d = make(&c);
+    buf = save(d, &len);
+    const blob_layout L = find_layout(d, buf, len);
+    const size_t fb = L.stats - 4; /* the configuration's last field */
+    ck_assert(get_le(buf + fb, 4) == 0x3f800000u); /* 1.0f */
+    uint8_t *old = malloc(len - 4);
+    ck_assert_ptr_nonnull(old);
+    memcpy(old, buf, fb);
+    memcpy(old + fb, buf + fb + 4, len - fb - 4);
+    put_le(old + 4, 6, 4);
+    recrc(old, len - 4);
+    e = load(old, len - 4);
+    ck_assert(ad_detector_get_config(e)->forget_bias == 1.0f);
+    uint8_t *b2 = save(e, &len2);
+    ck_assert_uint_eq(len2, len);
+    ck_assert_mem_eq(b2, buf, len);
+    free(b2);
+    free(old);
+    free(buf);
+    ad_detector_free(e);
+    ad_detector_free(d);
 }
 END_TEST
 
@@ -2456,6 +2509,7 @@ static Suite *detector_suite(void)
     tcase_add_test(tc, test_infinite_scale_refused);
     tcase_add_test(tc, test_rechecksummed_fuzz);
     tcase_add_test(tc, test_old_blob_v4);
+    tcase_add_test(tc, test_forget_bias_blob);
     tcase_add_loop_test(tc, test_history_timestamps, 0, 5);
     tcase_add_loop_test(tc, test_history_bytes, 0, 2);
     tcase_add_loop_test(tc, test_prefetch, 0, AD_W_N);
