@@ -5,8 +5,8 @@
  * For each cell kind and lag L it trains a fresh network on the recall task of
  * models/longdep.h (recall the value marked L steps ago) with plain truncated BPTT
  * (windows of L+1 steps from a zero state), then prints one line:
- *   ad kind=K L=N H=N fb=X clip=X mse=.. trivial=.. ratio=.. clipped=.. grad_max=..
- *      seconds=..
+ *   ad kind=K L=N H=N fb=X clip=X seed=N mse=.. trivial=.. ratio=.. clipped=..
+ *      grad_max=.. seconds=..
  *  - mse: the held-out MSE of the last step's output; trivial: predicting 0 (about 1/3);
  *    ratio = mse / trivial (1: nothing learnt; 0.01: the value is recalled to within
  *    about 0.06);
@@ -171,11 +171,11 @@ static int run(const bench_opts *b, int kind, int lag)
         ad_net_free(net);
         return -1;
     }
-    printf("ad kind=%s L=%d H=%d fb=%g clip=%g mse=%.5f trivial=%.5f ratio=%.4f clipped=%.3f "
-           "grad_max=%.3g seconds=%.1f\n",
+    printf("ad kind=%s L=%d H=%d fb=%g clip=%g seed=%llu mse=%.5f trivial=%.5f ratio=%.4f "
+           "clipped=%.3f grad_max=%.3g seconds=%.1f\n",
            ad_cell_name((ad_cell_kind)kind), lag, b->hidden, (double)b->forget_bias,
-           (double)o.clip, res.mse, res.trivial, res.mse / res.trivial, res.clipped,
-           res.grad_max, now() - t0);
+           (double)o.clip, (unsigned long long)o.seed, res.mse, res.trivial,
+           res.mse / res.trivial, res.clipped, res.grad_max, now() - t0);
     fflush(stdout);
     ad_net_free(net);
     return 0;
