@@ -26,7 +26,7 @@
 /*
  * ratio (n) as above, for net (float parameters) over the B sequences x (D, B, n)
  * time-major (ad_seq_forward's layout). Sequences whose gradient at the last step is 0
- * are left out of the average. Float arithmetic: a gradient below about 1e-38 of the
+ * are left out of the average. Float arithmetic: a gradient below about 1e-45 of the
  * last step's flushes to 0 (ratio 0). Returns 0, or -AD_EINVAL (no float parameters,
  * n or B < 1, every sequence's last gradient 0) or -AD_ENOMEM, with a message.
  */
