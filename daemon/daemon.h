@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "events.h"
+#include "fdlimit.h"
 #include "http.h"
 #include "listener.h"
 #include "promrw.h"
@@ -87,6 +88,8 @@ typedef struct ad_daemon {
     ad_events *events;
     ad_http_server *http;
 
+    ad_fdbudget fdb;                /* descriptors the doors' connections share
+                                       (fdlimit.h) */
     ad_store *store;                /* NULL when store.enabled is false */
     struct ad_fam *families;        /* shared families (families.h) */
     char config_path[AD_PATH_MAX];  /* the file loaded ("" for the built-in defaults) */

@@ -168,6 +168,13 @@ static void per_series(buf *b, const ad_daemon *d, const char *name, const char 
     }
 }
 
+/* The descriptor budget's refusals of one class (fdlimit.h), by reason. */
+static void fd_refusals(buf *b, const ad_daemon *d, const char *name, int cls)
+{
+    put(b, "%s{reason=\"fd_limit\"} %llu\n", name, (unsigned long long)d->fdb.refused[cls]);
+    put(b, "%s{reason=\"fd_exhausted\"} %llu\n", name, (unsigned long long)d->fdb.shed[cls]);
+}
+
 /* ---- Prometheus remote write: the counters, and per series its score with the labels
  * it came with ---- */
 
@@ -344,8 +351,12 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
                (double)ls->open);
         scalar(&b, "anomalyd_connections_total", "counter", "Stream connections accepted.",
                (double)ls->accepted);
-        scalar(&b, "anomalyd_connections_refused_total", "counter",
-               "Stream connections refused: over max_connections.", (double)ls->refused);
+        family(&b, "anomalyd_connections_refused_total", "counter",
+               "Stream connections refused: over max_connections, over the file descriptor "
+               "budget (fd_limit), or shed when none was left (fd_exhausted).");
+        put(&b, "anomalyd_connections_refused_total{reason=\"max_connections\"} %llu\n",
+            (unsigned long long)ls->refused);
+        fd_refusals(&b, d, "anomalyd_connections_refused_total", AD_FD_STREAM);
         scalar(&b, "anomalyd_lines_truncated_total", "counter",
                "Partial lines lost to connections that failed mid-line.",
                (double)ls->truncated);
@@ -407,8 +418,23 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
                (double)es->subscribers);
         scalar(&b, "anomalyd_events_file_errors_total", "counter",
                "Events the events file could not take.", (double)es->file_errors);
+        family(&b, "anomalyd_event_subscribers_refused_total", "counter",
+               "Event subscribers refused: over the file descriptor budget (fd_limit), or "
+               "shed when none was left (fd_exhausted).");
+        fd_refusals(&b, d, "anomalyd_event_subscribers_refused_total", AD_FD_SUBSCRIBER);
     }
+    scalar(&b, "anomalyd_fds_open", "gauge", "File descriptors the process has open.",
+           (double)ad_fdlimit_open_count());
+    scalar(&b, "anomalyd_fds_limit", "gauge",
+           "RLIMIT_NOFILE's soft limit (after anomalyd raised it; 0: unknown).",
+           (double)d->fdb.limit);
     if (hs) {
+        family(&b, "anomalyd_http_connections_refused_total", "counter",
+               "HTTP connections refused: over max_connections, over the file descriptor "
+               "budget (fd_limit), or shed when none was left (fd_exhausted).");
+        put(&b, "anomalyd_http_connections_refused_total{reason=\"max_connections\"} %llu\n",
+            (unsigned long long)hs->refused);
+        fd_refusals(&b, d, "anomalyd_http_connections_refused_total", AD_FD_HTTP);
         scalar(&b, "anomalyd_http_requests_total", "counter", "HTTP requests handled.",
                (double)hs->requests);
         scalar(&b, "anomalyd_http_bad_requests_total", "counter",
