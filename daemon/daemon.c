@@ -135,6 +135,28 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
     return s;
 }
 
+int ad_daemon_prepare_series(ad_daemon *d, int proto, const char *key, size_t len,
+                             int create)
+{
+    const ad_detector_config *det;
+    ad_series *s;
+    int ignore;
+
+    if (ad_series_table_find(d->series, key, len))
+        return 0;
+    ad_config_match(&d->cfg, key, &det, &ignore);
+    if (ignore || !strncmp(key, AD_FAMILY_PREFIX, strlen(AD_FAMILY_PREFIX)))
+        return 0;
+    if (ad_series_table_size(d->series) >= ad_series_table_max(d->series))
+        return -AD_EFULL;
+    if (!create)
+        return 1;
+    if (!(s = create_series(d, proto, key, len)))
+        return -AD_ENOMEM; /* counted as failed */
+    s->last_seen = ad_wall_now(); /* not idle: its samples are on their way */
+    return 1;
+}
+
 /* score_threads, 0 resolved by the CPUs this process may run on. */
 static int score_threads(const ad_config *c)
 {

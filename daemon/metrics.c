@@ -180,7 +180,8 @@ static void fd_refusals(buf *b, const ad_daemon *d, const char *name, int cls)
 
 static void remote_write_counters(buf *b, const ad_daemon *d)
 {
-    static const char *const dropped[3] = {"excluded", "bad_series", "key_too_long"};
+    static const char *const dropped[4] = {"excluded", "bad_series", "key_too_long",
+                                           "own_output"};
     const ad_promrw_stats *st = ad_promrw_get_stats(d->promrw);
 
     family(b, "anomalyd_remote_write_requests_total", "counter",
@@ -195,7 +196,7 @@ static void remote_write_counters(buf *b, const ad_daemon *d)
             ad_promrw_outcome_name(o), (unsigned long long)st->samples[o]);
     family(b, "anomalyd_remote_write_series_dropped_total", "counter",
            "Remote-write series dropped (each time one comes), by reason.");
-    for (int r = 0; r < 3; r++)
+    for (int r = 0; r < 4; r++)
         put(b, "anomalyd_remote_write_series_dropped_total{reason=\"%s\"} %llu\n", dropped[r],
             (unsigned long long)st->series_dropped[r]);
     scalar(b, "anomalyd_remote_write_decoded_bytes_total", "counter",
@@ -267,6 +268,20 @@ out_bad:
         b->p[start] = '\0';
     }
     return -1;
+}
+
+/* The families of the remote-written series, in the order they are written. */
+static const char *const rw_families[] = {"anomaly_score", "anomalous", "anomaly_value",
+                                          "anomaly_predicted"};
+
+int ad_metrics_own_family(const char *name)
+{
+    if (!strncmp(name, "anomalyd_", 9))
+        return 1;
+    for (size_t i = 0; i < sizeof(rw_families) / sizeof(rw_families[0]); i++)
+        if (!strcmp(name, rw_families[i]))
+            return 1;
+    return 0;
 }
 
 static double sv_anomalous(const ad_series *s)
@@ -543,18 +558,18 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
                "Bytes the series holds: detector, network, history and recent points.",
                sv_bytes);
     remote_write_counters(&b, d);
-    rw_series(&b, d, "anomaly_score",
+    rw_series(&b, d, rw_families[0],
               "Anomaly score of the last value of a series Prometheus remote-wrote, [0, 1], "
               "with its labels and source_metric (its metric name).",
               sv_score);
-    rw_series(&b, d, "anomalous",
+    rw_series(&b, d, rw_families[1],
               "1 when the last value of a remote-written series was flagged anomalous.",
               sv_anomalous);
-    rw_series(&b, d, "anomaly_value",
+    rw_series(&b, d, rw_families[2],
               "The last value anomalyd modelled for a remote-written series (a counter's "
               "per-second rate when prometheus.rate says so).",
               sv_value);
-    rw_series(&b, d, "anomaly_predicted",
+    rw_series(&b, d, rw_families[3],
               "What the model predicted for that value.", sv_predicted);
 out:
     if (b.err) {

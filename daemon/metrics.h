@@ -29,4 +29,10 @@ int ad_metrics_render(const ad_daemon *d, char **out, size_t *len);
  * series (GET /metrics?series=0). */
 int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_t *len);
 
+/* Whether a metric name is one of the families this exposition writes: anomalyd_*, and
+ * the remote-written series' anomaly_score, anomalous, anomaly_value, anomaly_predicted
+ * (a Prometheus that scrapes anomalyd and remote-writes everything sends them back:
+ * promrw.h's prometheus.exclude_own). */
+int ad_metrics_own_family(const char *name);
+
 #endif
