@@ -430,6 +430,29 @@ class Flood(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
+    def test_series_listing_takes_the_smallest_keys(self):
+        """GET /api/v1/series keeps only the `limit` smallest keys while it walks the
+        table (no sort of every series): the same answer as sorting them all."""
+        tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
+        try:
+            with Daemon(config_text(tmp, defaults=SMALL), tmp=tmp) as d:
+                names = ["api.%05d" % ((i * 7919) % 3000) for i in range(3000)]
+                d.send_tcp("graphite", "".join("%s 1 1700000000\n" % n for n in names))
+                d.wait(lambda: d.metric("anomalyd_series") == 3000, what="3000 series")
+                for limit in (0, 1, 7, 1000, 5000):
+                    status, body = d.json("/api/v1/series?limit=%d" % limit)
+                    self.assertEqual(status, 200)
+                    self.assertEqual(body["total"], 3000)
+                    self.assertEqual([s["key"] for s in body["series"]],
+                                     sorted(names)[:limit])
+                status, body = d.json("/api/v1/series?match=api.02*&limit=3")
+                self.assertEqual(body["total"], 1000)
+                self.assertEqual([s["key"] for s in body["series"]],
+                                 ["api.02000", "api.02001", "api.02002"])
+                self.assertEqual(d.stop(), 0)
+        finally:
+            shutil.rmtree(tmp)
+
     def test_max_series_applies_to_remote_write(self):
         tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
         try:
