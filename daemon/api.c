@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "memstat.h"
 #include "metrics.h"
 #include "plot.h"
 #include "promrw.h"
@@ -92,6 +93,27 @@ static void get_healthz(ad_daemon *d, ad_http_conn *conn)
     respond_json(conn, d->stopping ? 503 : 200, o);
 }
 
+/* "memory": the resident set and what the daemon's parts hold (memstat.h), and their
+ * sum per series. */
+static void add_memory(cJSON *o, const ad_daemon *d)
+{
+    cJSON *m = cJSON_AddObjectToObject(o, "memory");
+    ad_memstat ms;
+
+    if (!m)
+        return;
+    ad_memstat_take(d, &ms);
+    cJSON_AddNumberToObject(m, "rss", (double)ms.rss);
+    cJSON_AddNumberToObject(m, "detectors", (double)ms.detectors);
+    cJSON_AddNumberToObject(m, "recent", (double)ms.recent);
+    cJSON_AddNumberToObject(m, "series", (double)ms.series);
+    cJSON_AddNumberToObject(m, "families", (double)ms.families);
+    cJSON_AddNumberToObject(m, "remote_write", (double)ms.remote_write);
+    cJSON_AddNumberToObject(m, "bytes_per_series", ad_memstat_per_series(&ms));
+    cJSON_AddNumberToObject(m, "rss_per_series",
+                            ms.nseries ? (double)ms.rss / (double)ms.nseries : 0);
+}
+
 static void get_status(ad_daemon *d, ad_http_conn *conn)
 {
     cJSON *o = cJSON_CreateObject(), *samples, *train, *ev;
@@ -120,6 +142,7 @@ static void get_status(ad_daemon *d, ad_http_conn *conn)
         cJSON_AddNumberToObject(o, "series_warming_up", warming);
         cJSON_AddNumberToObject(o, "series_bytes", bytes);
     }
+    add_memory(o, d);
     samples = cJSON_AddObjectToObject(o, "samples");
     for (int p = 0; p < AD_PROTO_N; p++) {
         cJSON_AddNumberToObject(samples, ad_proto_name(p), (double)d->samples[p]);

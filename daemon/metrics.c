@@ -4,6 +4,7 @@
 #include "metrics.h"
 
 #include "families.h"
+#include "memstat.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -173,6 +174,34 @@ static void fd_refusals(buf *b, const ad_daemon *d, const char *name, int cls)
 {
     put(b, "%s{reason=\"fd_limit\"} %llu\n", name, (unsigned long long)d->fdb.refused[cls]);
     put(b, "%s{reason=\"fd_exhausted\"} %llu\n", name, (unsigned long long)d->fdb.shed[cls]);
+}
+
+/* anomalyd_memory_bytes{part}: the resident set, and with the per-series families (one
+ * pass over the series) what the daemon's parts hold (memstat.h). */
+static void memory(buf *b, const ad_daemon *d, int with_series)
+{
+    static const char *const parts[] = {"detectors", "recent", "series", "families",
+                                        "remote_write"};
+    ad_memstat m = {0};
+    size_t v[5];
+
+    family(b, "anomalyd_memory_bytes", "gauge",
+           "Resident set (rss) and bytes the daemon's parts hold: detectors (own networks, "
+           "scorers, history), recent points, series structs and keys, shared families' "
+           "networks, remote-write state.");
+    if (!with_series) {
+        put(b, "anomalyd_memory_bytes{part=\"rss\"} %zu\n", ad_memstat_rss());
+        return;
+    }
+    ad_memstat_take(d, &m);
+    put(b, "anomalyd_memory_bytes{part=\"rss\"} %zu\n", m.rss);
+    v[0] = m.detectors;
+    v[1] = m.recent;
+    v[2] = m.series;
+    v[3] = m.families;
+    v[4] = m.remote_write;
+    for (int i = 0; i < 5; i++)
+        put(b, "anomalyd_memory_bytes{part=\"%s\"} %zu\n", parts[i], v[i]);
 }
 
 /* ---- Prometheus remote write: the counters, and per series its score with the labels
@@ -438,6 +467,7 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
                "shed when none was left (fd_exhausted).");
         fd_refusals(&b, d, "anomalyd_event_subscribers_refused_total", AD_FD_SUBSCRIBER);
     }
+    memory(&b, d, with_series);
     scalar(&b, "anomalyd_fds_open", "gauge", "File descriptors the process has open.",
            (double)ad_fdlimit_open_count());
     scalar(&b, "anomalyd_fds_limit", "gauge",

@@ -3,7 +3,8 @@
  * serves it.
  *
  * Daemon-wide: samples by protocol, parse errors by protocol and reason, values refused
- * by reason, series (now, max, created, evicted, refused), connections, bytes received,
+ * by reason, series (now, max, created, evicted, refused), connections (and refused by
+ * reason), file descriptors open and the limit, memory by part, bytes received,
  * training queue depth, jobs, CPU seconds and a duration histogram, events published and
  * dropped, subscribers, HTTP requests, uptime, build info. Per series (label
  * series="<key>"): last score, value, prediction and error, anomalies total, warming up,

@@ -39,6 +39,7 @@ typedef struct entry {
 typedef struct table {
     entry **b;
     size_t nb, size, max;
+    size_t bytes;            /* of the entries and their keys */
 } table;
 
 static uint64_t fnv1a(const char *p, size_t n)
@@ -101,6 +102,7 @@ static entry *table_get(table *t, const char *key, size_t len)
     if (!e)
         return NULL;
     memcpy(e->key, key, len);
+    t->bytes += sizeof(*e) + len + 1;
     e->hash = fnv1a(key, len);
     e->next = t->b[e->hash & (t->nb - 1)];
     t->b[e->hash & (t->nb - 1)] = e;
@@ -119,6 +121,7 @@ static void table_sweep(table *t, double cutoff)
 
             if (e->seen < cutoff) {
                 *pp = e->next;
+                t->bytes -= sizeof(*e) + strlen(e->key) + 1;
                 free(e);
                 t->size--;
             } else {
@@ -167,6 +170,14 @@ const char *ad_promrw_result_name(int r)
 const char *ad_promrw_outcome_name(int o)
 {
     return o >= 0 && o < AD_PRW_NOUTCOMES ? outcome_names[o] : "unknown";
+}
+
+size_t ad_promrw_bytes(const ad_promrw *p)
+{
+    if (!p)
+        return 0;
+    return sizeof(*p) + p->series.bytes + p->series.nb * sizeof(entry *) + p->families.bytes +
+           p->families.nb * sizeof(entry *);
 }
 
 const ad_promrw_stats *ad_promrw_get_stats(const ad_promrw *p)

@@ -116,6 +116,9 @@ const ad_promrw_stats *ad_promrw_get_stats(const ad_promrw *p);
 const char *ad_promrw_result_name(int r);
 const char *ad_promrw_outcome_name(int o);
 
+/* Bytes its tables hold (entries, keys, buckets); 0 for NULL. */
+size_t ad_promrw_bytes(const ad_promrw *p);
+
 /* Frees the state (NULL is fine). */
 void ad_promrw_free(ad_promrw *p);
 

@@ -376,9 +376,25 @@ class Flood(unittest.TestCase):
                 self.assertEqual(status, 204, answer)
                 self.assertEqual(d.metric("anomalyd_series"), 2500)
                 self.assertEqual(outcome(d, "ingested"), 2500 * 3)
+                self.check_memory(d, 2500)
                 self.assertEqual(d.stop(), 0)
         finally:
             shutil.rmtree(tmp)
+
+    def check_memory(self, d, n):
+        """/api/v1/status and /metrics say where the memory goes: the parts add up to the
+        series' bytes, the remote-write state holds at least each key, RSS covers it."""
+        status, st = d.json("/api/v1/status")
+        mem = st["memory"]
+        held = mem["detectors"] + mem["recent"] + mem["series"]
+        self.assertEqual(held, st["series_bytes"])
+        self.assertGreater(mem["remote_write"], n * len('node_cpu_utilisation{cpu="1"}'))
+        self.assertAlmostEqual(mem["bytes_per_series"], (held + mem["remote_write"]) / n,
+                               places=3)
+        self.assertGreater(mem["rss"], held)
+        for part in ("detectors", "recent", "series", "remote_write"):
+            self.assertEqual(d.metric("anomalyd_memory_bytes", part=part), mem[part])
+        self.assertGreater(d.metric("anomalyd_memory_bytes", part="rss"), held)
 
     def test_healthz_answers_under_a_flood(self):
         """Two senders, each one request of 16000 new series with the default detector
