@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "memstat.h"
 #include "metrics.h"
 #include "plot.h"
 #include "promrw.h"
@@ -92,6 +93,27 @@ static void get_healthz(ad_daemon *d, ad_http_conn *conn)
     respond_json(conn, d->stopping ? 503 : 200, o);
 }
 
+/* "memory": the resident set and what the daemon's parts hold (memstat.h), and their
+ * sum per series. */
+static void add_memory(cJSON *o, const ad_daemon *d)
+{
+    cJSON *m = cJSON_AddObjectToObject(o, "memory");
+    ad_memstat ms;
+
+    if (!m)
+        return;
+    ad_memstat_take(d, &ms);
+    cJSON_AddNumberToObject(m, "rss", (double)ms.rss);
+    cJSON_AddNumberToObject(m, "detectors", (double)ms.detectors);
+    cJSON_AddNumberToObject(m, "recent", (double)ms.recent);
+    cJSON_AddNumberToObject(m, "series", (double)ms.series);
+    cJSON_AddNumberToObject(m, "families", (double)ms.families);
+    cJSON_AddNumberToObject(m, "remote_write", (double)ms.remote_write);
+    cJSON_AddNumberToObject(m, "bytes_per_series", ad_memstat_per_series(&ms));
+    cJSON_AddNumberToObject(m, "rss_per_series",
+                            ms.nseries ? (double)ms.rss / (double)ms.nseries : 0);
+}
+
 static void get_status(ad_daemon *d, ad_http_conn *conn)
 {
     cJSON *o = cJSON_CreateObject(), *samples, *train, *ev;
@@ -120,6 +142,7 @@ static void get_status(ad_daemon *d, ad_http_conn *conn)
         cJSON_AddNumberToObject(o, "series_warming_up", warming);
         cJSON_AddNumberToObject(o, "series_bytes", bytes);
     }
+    add_memory(o, d);
     samples = cJSON_AddObjectToObject(o, "samples");
     for (int p = 0; p < AD_PROTO_N; p++) {
         cJSON_AddNumberToObject(samples, ad_proto_name(p), (double)d->samples[p]);
@@ -171,20 +194,75 @@ static int by_key(const void *a, const void *b)
     return strcmp((*(ad_series *const *)a)->key, (*(ad_series *const *)b)->key);
 }
 
+/* Restores the max-heap (by key) of h[0..n) below slot i. */
+static void sift_down(ad_series **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, top = i;
+        ad_series *t;
+
+        if (l < n && strcmp(h[l]->key, h[top]->key) > 0)
+            top = l;
+        if (r < n && strcmp(h[r]->key, h[top]->key) > 0)
+            top = r;
+        if (top == i)
+            return;
+        t = h[i];
+        h[i] = h[top];
+        h[top] = t;
+        i = top;
+    }
+}
+
+static void sift_up(ad_series **h, size_t i)
+{
+    while (i > 0 && strcmp(h[(i - 1) / 2]->key, h[i]->key) < 0) {
+        ad_series *t = h[i];
+
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/* The k series with the smallest keys of those match selects, sorted by key, into h
+ * (room for k); *total counts every match. A max-heap of the k smallest so far: each
+ * series costs one comparison with the heap's top, O(N log k) at worst, instead of
+ * sorting every match to answer the first k (a table of tens of thousands of series
+ * and the default limit of 1000). Returns how many are in h. */
+static size_t smallest_keys(ad_daemon *d, const char *match, ad_series **h, size_t k,
+                            size_t *total)
+{
+    ad_series_iter it;
+    ad_series *s;
+    size_t n = 0;
+
+    *total = 0;
+    ad_series_iter_start(&it);
+    while ((s = ad_series_iter_next(d->series, &it))) {
+        if (fnmatch(match, s->key, 0) != 0)
+            continue;
+        ++*total;
+        if (n < k) {
+            h[n] = s;
+            sift_up(h, n++);
+        } else if (k && strcmp(s->key, h[0]->key) < 0) {
+            h[0] = s;
+            sift_down(h, n, 0);
+        }
+    }
+    qsort(h, n, sizeof(*h), by_key);
+    return n;
+}
+
 static void get_series_list(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
 {
     char match[512], lim[32];
     long limit = 1000;
-    size_t n = 0, cap = ad_series_table_size(d->series);
-    ad_series **v = malloc((cap ? cap : 1) * sizeof(*v));
-    ad_series_iter it;
-    ad_series *s;
+    size_t n, total, k;
+    ad_series **v;
     cJSON *o, *arr;
 
-    if (!v) {
-        respond_error(conn, 500, "out of memory");
-        return;
-    }
     if (ad_http_query_get(req->query, "match", match, sizeof(match)) < 0)
         strcpy(match, "*");
     if (ad_http_query_get(req->query, "limit", lim, sizeof(lim)) >= 0) {
@@ -192,21 +270,23 @@ static void get_series_list(ad_daemon *d, const ad_http_req *req, ad_http_conn *
 
         limit = strtol(lim, &end, 10);
         if (*end || limit < 0) {
-            free(v);
             respond_error(conn, 400, "limit must be a non-negative integer");
             return;
         }
     }
-    ad_series_iter_start(&it);
-    while ((s = ad_series_iter_next(d->series, &it)))
-        if (n < cap && fnmatch(match, s->key, 0) == 0)
-            v[n++] = s;
-    qsort(v, n, sizeof(*v), by_key);
+    k = ad_series_table_size(d->series);
+    if ((unsigned long)limit < k)
+        k = (size_t)limit;
+    if (!(v = malloc((k ? k : 1) * sizeof(*v)))) {
+        respond_error(conn, 500, "out of memory");
+        return;
+    }
+    n = smallest_keys(d, match, v, k, &total);
     o = cJSON_CreateObject();
     arr = o ? cJSON_AddArrayToObject(o, "series") : NULL;
     if (arr) {
-        cJSON_AddNumberToObject(o, "total", (double)n);
-        for (size_t i = 0; i < n && (long)i < limit; i++)
+        cJSON_AddNumberToObject(o, "total", (double)total);
+        for (size_t i = 0; i < n; i++)
             cJSON_AddItemToArray(arr, series_summary(v[i]));
     }
     free(v);

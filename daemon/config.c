@@ -175,6 +175,7 @@ static const ad_key prometheus_keys[] = {
     {"include", K_PATTERNS, OFF(C, prom_include, ad_patterns), 0, 0, 0, 0, NULL, NULL, NULL},
     {"exclude", K_PATTERNS, OFF(C, prom_exclude, ad_patterns), 0, 0, 0, 0, NULL, NULL, NULL},
     {"rate", K_PATTERNS, OFF(C, prom_rate, ad_patterns), 0, 0, 0, 0, NULL, NULL, NULL},
+    BOOL("exclude_own", C, prom_exclude_own, "true"),
     SIZE("max_decoded", C, prom_max_decoded, 1024, 1073741824, "33554432"),
     END};
 

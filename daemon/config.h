@@ -65,6 +65,8 @@
  *     include: []              # patterns (relabel.h); empty: every series is modelled
  *     exclude: []              # series any of these match are dropped (counted)
  *     rate: ["*"]              # counters these match become per-second rates
+ *     exclude_own: true        # drop anomalyd's own output written back (anomaly_*,
+ *                              # anomalous, anomalyd_*), counted
  *     max_decoded: 33554432    # bytes of protobuf one body may decode to, 1024..1073741824
  *   defaults:                  # detector settings for every series (models/)
  *     model: predict           # predict | seq2seq (an encoder-decoder)
@@ -191,6 +193,7 @@ typedef struct ad_config {
     ad_patterns prom_include;       /* remote-write series to model (empty: all) */
     ad_patterns prom_exclude;       /* remote-write series to drop */
     ad_patterns prom_rate;          /* counters to turn into per-second rates */
+    int prom_exclude_own;           /* drop anomalyd's own families written back */
     size_t prom_max_decoded;        /* bytes a remote-write body may decode to */
 
     ad_detector_config defaults; /* for series no rule matches */

@@ -4,6 +4,7 @@
  */
 #include "daemon.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -133,6 +134,28 @@ static ad_series *create_series(ad_daemon *d, int proto, const char *key, size_t
     ad_log_debug("new series %s (%s, rule %d%s)", key, model_name(det), rule,
                  fam ? ", shared" : "");
     return s;
+}
+
+int ad_daemon_prepare_series(ad_daemon *d, int proto, const char *key, size_t len,
+                             int create)
+{
+    const ad_detector_config *det;
+    ad_series *s;
+    int ignore;
+
+    if (ad_series_table_find(d->series, key, len))
+        return 0;
+    ad_config_match(&d->cfg, key, &det, &ignore);
+    if (ignore || !strncmp(key, AD_FAMILY_PREFIX, strlen(AD_FAMILY_PREFIX)))
+        return 0;
+    if (ad_series_table_size(d->series) >= ad_series_table_max(d->series))
+        return -AD_EFULL;
+    if (!create)
+        return 1;
+    if (!(s = create_series(d, proto, key, len)))
+        return -AD_ENOMEM; /* counted as failed */
+    s->last_seen = ad_wall_now(); /* not idle: its samples are on their way */
+    return 1;
 }
 
 /* score_threads, 0 resolved by the CPUs this process may run on. */
@@ -733,6 +756,17 @@ static int start_http(ad_daemon *d, char *err, size_t errlen)
     return 0;
 }
 
+/* Every door takes its connections' descriptors from the one budget (fdlimit.h). */
+static void share_fdbudget(ad_daemon *d)
+{
+    if (d->listeners)
+        ad_listeners_set_fdbudget(d->listeners, &d->fdb);
+    if (d->http)
+        ad_http_server_set_fdbudget(d->http, &d->fdb);
+    if (d->events)
+        ad_events_set_fdbudget(d->events, &d->fdb);
+}
+
 static int start_events(ad_daemon *d, char *err, size_t errlen)
 {
     int r = ad_events_start(d->loop, &d->cfg, ad_sd_take(&d->sd_fds, "events-tcp"), &d->events,
@@ -771,6 +805,7 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
     ad_daemon *d = calloc(1, sizeof(*d));
     ad_ingest_sink sink;
     char status[256];
+    size_t nofile;
     uint64_t wd;
     int r;
 
@@ -779,6 +814,7 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
         return -AD_ENOMEM;
     }
     *out = d;
+    d->fdb.reserve = -1;
     d->cur = &d->bat[0];
     d->loop = loop;
     d->cfg = *cfg; /* the daemon owns the listeners and rules arrays from now on */
@@ -812,6 +848,7 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
     else if (d->sd_fds.n)
         ad_log_info("systemd passed %d sockets", d->sd_fds.n);
 
+    nofile = ad_fdlimit_apply(&d->cfg);
     /* State first, then the sockets: READY means both. */
     if ((r = ad_persist_restore(d)) < 0) {
         snprintf(err, errlen, "out of memory restoring the store");
@@ -842,6 +879,9 @@ int ad_daemon_start(uv_loop_t *loop, ad_config *cfg, const char *config_path,
             d->sd_fds.taken[i] = 1;
         }
     }
+    if (ad_fdbudget_init(&d->fdb, nofile) < 0)
+        ad_log_warn("cannot open a reserve descriptor (/dev/null): %s", strerror(errno));
+    share_fdbudget(d);
     start_timers(d);
     uv_signal_start(&d->sig_int, signal_cb, SIGINT);
     uv_signal_start(&d->sig_term, signal_cb, SIGTERM);
@@ -1076,6 +1116,8 @@ int ad_daemon_reload(ad_daemon *d)
             d->fanout = f;
         } /* else: out of memory, the running one stays */
     }
+    ad_fdbudget_measure(&d->fdb, ad_fdlimit_apply(&nc));
+    share_fdbudget(d);
     ad_series_table_set_max(d->series, nc.max_series);
     reapply_rules(d, &nc);
     ad_config_free(&d->cfg);
@@ -1103,6 +1145,7 @@ void ad_daemon_free(ad_daemon *d)
     free(d->anomalies);
     ad_promrw_free(d->promrw);
     ad_fanout_free(d->fanout);
+    ad_fdbudget_close(&d->fdb);
     ad_config_free(&d->cfg);
     free(d);
 }

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "events.h"
+#include "fdlimit.h"
 #include "http.h"
 #include "listener.h"
 #include "promrw.h"
@@ -87,6 +88,8 @@ typedef struct ad_daemon {
     ad_events *events;
     ad_http_server *http;
 
+    ad_fdbudget fdb;                /* descriptors the doors' connections share
+                                       (fdlimit.h) */
     ad_store *store;                /* NULL when store.enabled is false */
     struct ad_fam *families;        /* shared families (families.h) */
     char config_path[AD_PATH_MAX];  /* the file loaded ("" for the built-in defaults) */
@@ -159,6 +162,16 @@ double ad_latency_le(int i);
  * lines become. Protocols other than the line listeners (HTTP bodies) call it too,
  * after setting d->recv_hr = uv_hrtime() and d->recv_wall = ad_wall_now(). */
 void ad_daemon_sample(ad_daemon *d, int proto, const ad_sample *s);
+
+/* Makes sure a key (NUL-terminated) has its series, creating it now as its first sample
+ * would (the rule's settings, counted in series_created) but without a sample: for a
+ * door that bounds how many series one request creates (promrw.c). Returns 1 when it
+ * was created (create 0: when it would be; nothing is done), 0 when it exists or is not
+ * for a series (an ignore rule, a family's key: its samples are counted as such when they
+ * come), -AD_EFULL at max_series (nothing counted: the caller counts its refusal),
+ * -AD_ENOMEM. */
+int ad_daemon_prepare_series(ad_daemon *d, int proto, const char *key, size_t len,
+                             int create);
 
 /* Samples are taken in batches (ad_daemon_sample queues; a full batch goes at once):
  * whoever hands the daemon samples calls this before its callback returns, so every

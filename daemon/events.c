@@ -33,6 +33,7 @@ typedef struct subscriber {
     size_t queued;         /* bytes waiting */
     int writing;           /* a write is out */
     int closing;
+    int budgeted;          /* holds a descriptor of ev->fdb */
     uv_write_t wreq;       /* wreq.data = the subscriber */
     char *wbuf;            /* the buffer being written */
     char discard[256];     /* reads land here and are ignored */
@@ -56,6 +57,7 @@ struct ad_events {
     int closing;
     void (*close_done)(void *);
     void *close_arg;
+    ad_fdbudget *fdb;      /* descriptors shared with the other doors, or NULL */
     ad_events_stats st;
 };
 
@@ -125,6 +127,8 @@ static void sub_close(subscriber *s)
     if (s->next)
         s->next->prev = s->prev;
     ev->st.subscribers--;
+    if (s->budgeted)
+        ad_fdbudget_put(ev->fdb); /* uv_close closes the descriptor now */
     uv_close(&s->h.handle, sub_closed);
 }
 
@@ -236,7 +240,11 @@ static void on_connection(uv_stream_t *server, int status)
     subscriber *s;
     int r;
 
-    if (status < 0 || ev->closing)
+    if (status < 0) {
+        ad_fdbudget_shed(ev->fdb, AD_FD_SUBSCRIBER, server, status); /* EMFILE, ENFILE */
+        return;
+    }
+    if (ev->closing)
         return;
     s = calloc(1, sizeof(*s));
     if (!s) {
@@ -259,8 +267,12 @@ static void on_connection(uv_stream_t *server, int status)
         ev->subs->prev = s;
     ev->subs = s;
     ev->st.subscribers++;
-    if (uv_accept(server, &s->h.stream) < 0 ||
-        uv_read_start(&s->h.stream, sub_alloc, sub_read) < 0) {
+    if (uv_accept(server, &s->h.stream) < 0 || !ad_fdbudget_take(ev->fdb, AD_FD_SUBSCRIBER)) {
+        sub_close(s); /* a refusal by the budget is counted there */
+        return;
+    }
+    s->budgeted = 1;
+    if (uv_read_start(&s->h.stream, sub_alloc, sub_read) < 0) {
         sub_close(s);
         return;
     }
@@ -422,6 +434,11 @@ void ad_events_reopen(ad_events *ev)
         close(ev->fd);
     ev->fd = -1;
     open_file(ev);
+}
+
+void ad_events_set_fdbudget(ad_events *ev, ad_fdbudget *b)
+{
+    ev->fdb = b;
 }
 
 const ad_events_stats *ad_events_get_stats(const ad_events *ev)

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "fdlimit.h"
 
 typedef struct ad_event {
     double ts;          /* the sample's timestamp, seconds */
@@ -59,6 +60,10 @@ int ad_events_port(const ad_events *ev);
 
 /* Reopens the file (log rotation). */
 void ad_events_reopen(ad_events *ev);
+
+/* Makes subscribers take their descriptors from b (fdlimit.h; NULL: no budget): one the
+ * budget refuses is closed at once, counted there. Set before the loop runs. */
+void ad_events_set_fdbudget(ad_events *ev, ad_fdbudget *b);
 
 const ad_events_stats *ad_events_get_stats(const ad_events *ev);
 

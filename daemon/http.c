@@ -63,6 +63,7 @@ struct ad_http_conn {
     struct ad_http_conn *prev, *next; /* the server's list of connections */
     int handles;                      /* handles not yet through their close callback */
     int counted;                      /* counted in stats.open (not a refused connection) */
+    int budgeted;                     /* holds a descriptor of the server's budget */
     enum conn_state state;
     int shut, eof;   /* draining: shutdown done, peer's EOF seen */
     int read_paused; /* reading stopped: too many unwritten bytes */
@@ -108,6 +109,7 @@ struct ad_http_server {
     void *done_arg;
     http_parser_settings settings;
     int read_busy; /* read_buf is lent to a read in progress */
+    ad_fdbudget *fdb; /* descriptors shared with the other doors, or NULL */
     char read_buf[AD_HTTP_READ_BUF];
 };
 
@@ -394,6 +396,9 @@ static void conn_close(ad_http_conn *c)
     if (c->state == CONN_CLOSED)
         return;
     c->state = CONN_CLOSED;
+    if (c->budgeted)
+        ad_fdbudget_put(c->server->fdb); /* uv_close closes the descriptor now */
+    c->budgeted = 0;
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
@@ -773,7 +778,11 @@ static void format_peer(ad_http_conn *c)
 static void on_connection(uv_stream_t *l, int status)
 {
     ad_http_server *s = l->data;
-    if (status < 0 || s->closing)
+    if (status < 0) {
+        ad_fdbudget_shed(s->fdb, AD_FD_HTTP, l, status); /* EMFILE, ENFILE: shed one */
+        return;
+    }
+    if (s->closing)
         return;
     ad_http_conn *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -800,6 +809,11 @@ static void on_connection(uv_stream_t *l, int status)
         conn_close(c);
         return;
     }
+    if (!ad_fdbudget_take(s->fdb, AD_FD_HTTP)) { /* counted there */
+        conn_close(c);
+        return;
+    }
+    c->budgeted = 1;
     c->counted = 1;
     s->stats.open++;
     s->stats.connections++;
@@ -904,6 +918,11 @@ int ad_http_server_start_fd(uv_loop_t *loop, int fd, const char *address, size_t
 int ad_http_server_port(const ad_http_server *s)
 {
     return s->port;
+}
+
+void ad_http_server_set_fdbudget(ad_http_server *s, ad_fdbudget *b)
+{
+    s->fdb = b;
 }
 
 const ad_http_stats *ad_http_server_stats(const ad_http_server *s)

@@ -7,11 +7,13 @@
  * handler on the loop thread, and writes the response the handler gives. Limits, each
  * answered with its status and the connection closed after the answer: a request head
  * over 16 KiB (431), a body over max_body (413), a malformed request (400), more than
- * max_conns connections (the new one is closed at once, counted). A connection idle for
- * 60 s is closed. Bodies with Content-Length and chunked transfer encoding are gathered
- * whole before the handler runs. Bound by ad_http_server_start; closed (every connection
- * too) by ad_http_server_close. The process must ignore SIGPIPE (a client gone while
- * its answer is written).
+ * max_conns connections (the new one is closed at once, counted; so is one the descriptor
+ * budget refuses, fdlimit.h, counted there; at EMFILE/ENFILE a pending one is shed with
+ * the budget's reserve). A connection idle for 60 s is closed. Bodies with
+ * Content-Length and chunked transfer encoding are gathered whole before the handler
+ * runs. Bound by ad_http_server_start; closed (every connection too) by
+ * ad_http_server_close. The process must ignore SIGPIPE (a client gone while its answer
+ * is written).
  */
 #ifndef AD_HTTP_H
 #define AD_HTTP_H
@@ -19,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include "fdlimit.h"
 
 typedef struct ad_http_server ad_http_server;
 typedef struct ad_http_conn ad_http_conn;
@@ -65,6 +69,10 @@ int ad_http_server_start_fd(uv_loop_t *loop, int fd, const char *address, size_t
 
 /* The port bound. */
 int ad_http_server_port(const ad_http_server *s);
+
+/* Makes connections take their descriptors from b (NULL: no budget); set before the loop
+ * runs. */
+void ad_http_server_set_fdbudget(ad_http_server *s, ad_fdbudget *b);
 
 const ad_http_stats *ad_http_server_stats(const ad_http_server *s);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fdlimit.h"
 #include "linebuf.h"
 #include "log.h"
 #include "sockpath.h"
@@ -39,6 +40,7 @@ typedef struct conn {
     struct conn *prev, *next;
     ad_linebuf lb;
     char *buf;            /* max_line bytes, for lines split across reads */
+    int budgeted;         /* holds a descriptor of ls->fdb */
 } conn;
 
 struct listener {
@@ -74,6 +76,7 @@ struct ad_listeners {
     int closing;
     void (*close_done)(void *);
     void *close_arg;
+    ad_fdbudget *fdb;      /* descriptors shared with the other doors, or NULL */
     ad_listener_stats st;
 };
 
@@ -140,6 +143,8 @@ static void conn_close(conn *c, int deliver)
     if (c->next)
         c->next->prev = c->prev;
     ls->st.open--;
+    if (c->budgeted)
+        ad_fdbudget_put(ls->fdb); /* uv_close closes the descriptor now */
     uv_close(&c->h.handle, conn_closed);
 }
 
@@ -212,12 +217,12 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     sink_done(ls);
 }
 
+/* Accepts and closes at once, so the client sees the refusal instead of a backlog. The
+ * caller counted it. */
 static void refuse(ad_listeners *ls, uv_stream_t *server)
 {
-    /* Accept and close at once, so the client sees the refusal instead of a backlog. */
     conn *c = calloc(1, sizeof(*c));
 
-    ls->st.refused++;
     if (!c)
         return;
     c->ls = ls;
@@ -244,8 +249,9 @@ static void on_connection(uv_stream_t *server, int status)
     conn *c;
 
     if (status < 0) {
-        ad_log_warn("listener %s: accept failed: %s", ad_proto_name(l->cfg.protocol),
-                    uv_strerror(status));
+        if (!ad_fdbudget_shed(ls->fdb, AD_FD_STREAM, server, status))
+            ad_log_warn("listener %s: accept failed: %s", ad_proto_name(l->cfg.protocol),
+                        uv_strerror(status));
         return;
     }
     if (ls->closing)
@@ -253,17 +259,25 @@ static void on_connection(uv_stream_t *server, int status)
     if (ls->st.open >= ls->max_connections) {
         if (ls->st.refused == 0)
             ad_log_warn("listener %s: over max_connections (%zu): refusing new connections "
-                        "(counted in anomalyd_connections_refused_total)",
+                        "(counted in anomalyd_connections_refused_total"
+                        "{reason=\"max_connections\"})",
                         ad_proto_name(l->cfg.protocol), ls->max_connections);
+        ls->st.refused++;
+        refuse(ls, server);
+        return;
+    }
+    if (!ad_fdbudget_take(ls->fdb, AD_FD_STREAM)) { /* counted there */
         refuse(ls, server);
         return;
     }
     c = calloc(1, sizeof(*c));
     if (!c || !(c->buf = malloc(ls->max_line))) {
         free(c);
+        ad_fdbudget_put(ls->fdb);
         ad_log_warn("listener: out of memory accepting a connection");
         return;
     }
+    c->budgeted = 1;
     c->ls = ls;
     c->l = l;
     ad_linebuf_init(&c->lb, c->buf, ls->max_line);
@@ -568,6 +582,11 @@ int ad_listeners_count(const ad_listeners *ls)
 int ad_listeners_port(const ad_listeners *ls, int i)
 {
     return i >= 0 && i < ls->n ? ls->v[i]->port : 0;
+}
+
+void ad_listeners_set_fdbudget(ad_listeners *ls, ad_fdbudget *b)
+{
+    ls->fdb = b;
 }
 
 const ad_listener_stats *ad_listeners_get_stats(const ad_listeners *ls)

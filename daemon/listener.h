@@ -9,7 +9,9 @@
  * goes on. A client that closes cleanly after a last line without a newline still has
  * that line delivered; one whose connection fails mid-line loses only that partial line
  * (counted as truncated). Beyond max_connections open stream connections a new one is
- * accepted and closed at once (counted).
+ * accepted and closed at once (counted); so is one the descriptor budget refuses
+ * (fdlimit.h: counted there), and at EMFILE/ENFILE a pending one is shed with the
+ * budget's reserve.
  */
 #ifndef AD_LISTENER_H
 #define AD_LISTENER_H
@@ -19,6 +21,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "fdlimit.h"
 
 typedef struct ad_ingest_sink {
     /* One line from a client of a listener speaking `proto` (precision: Influx's). */
@@ -40,7 +43,7 @@ typedef struct ad_ingest_sink {
 
 typedef struct ad_listener_stats {
     uint64_t accepted;   /* stream connections accepted */
-    uint64_t refused;    /* over max_connections */
+    uint64_t refused;    /* over max_connections (the descriptor budget counts its own) */
     uint64_t truncated;  /* partial lines lost to a failed connection */
     size_t open;         /* stream connections open now */
     uint64_t bytes[AD_PROTO_N];     /* received, by protocol */
@@ -73,6 +76,10 @@ int ad_listeners_reconcile(ad_listeners *ls, const ad_config *c, char *err, size
  * for Unix sockets. */
 int ad_listeners_count(const ad_listeners *ls);
 int ad_listeners_port(const ad_listeners *ls, int i);
+
+/* Makes stream connections take their descriptors from b (NULL: no budget); set before
+ * the loop runs. */
+void ad_listeners_set_fdbudget(ad_listeners *ls, ad_fdbudget *b);
 
 const ad_listener_stats *ad_listeners_get_stats(const ad_listeners *ls);
 

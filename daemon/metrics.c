@@ -4,6 +4,7 @@
 #include "metrics.h"
 
 #include "families.h"
+#include "memstat.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -36,26 +37,59 @@ static void reserve(buf *b, size_t n)
     b->cap = cap;
 }
 
+/* Formatted into the room left (one vsnprintf when it fits, as nearly every line does). */
 static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(buf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
 
+    reserve(b, 128);
+    if (b->err)
+        return;
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
+    if (n >= 0 && (size_t)n >= b->cap - b->len) {
+        reserve(b, (size_t)n);
+        if (b->err)
+            return;
+        va_start(ap, fmt);
+        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
     if (n < 0) {
         b->err = 1;
         return;
     }
-    reserve(b, (size_t)n);
+    b->len += (size_t)n;
+}
+
+/* n bytes as they are. */
+static void put_str(buf *b, const char *s, size_t n)
+{
+    reserve(b, n);
     if (b->err)
         return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+#define put_lit(b, s) put_str(b, s, sizeof(s) - 1)
+
+/* A whole number, in decimal. */
+static void put_int(buf *b, long long v)
+{
+    char t[24], *p = t + sizeof(t);
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    put_str(b, p, (size_t)(t + sizeof(t) - p));
 }
 
 /* A label value escaped as the exposition format wants: \\, \" and \n. */
@@ -78,15 +112,24 @@ static void put_label(buf *b, const char *s)
     b->p[b->len] = '\0';
 }
 
-/* A sample value: Prometheus spells non-finite values NaN, +Inf, -Inf. */
+/* A sample value: Prometheus spells non-finite values NaN, +Inf, -Inf; whole numbers
+ * (counters, bytes, 0/1 gauges) as %.17g writes them, without printf. */
 static void put_value(buf *b, double v)
 {
-    if (isnan(v))
-        put(b, " NaN\n");
-    else if (isinf(v))
-        put(b, v > 0 ? " +Inf\n" : " -Inf\n");
-    else
+    if (isnan(v)) {
+        put_lit(b, " NaN\n");
+    } else if (isinf(v)) {
+        if (v > 0)
+            put_lit(b, " +Inf\n");
+        else
+            put_lit(b, " -Inf\n");
+    } else if (fabs(v) < 1e15 && v == (double)(long long)v && !(v == 0 && signbit(v))) {
+        put_lit(b, " ");
+        put_int(b, (long long)v);
+        put_lit(b, "\n");
+    } else {
         put(b, " %.17g\n", v);
+    }
 }
 
 static void family(buf *b, const char *name, const char *type, const char *help)
@@ -152,20 +195,78 @@ static double sv_bytes(const ad_series *s)
     return (double)ad_series_bytes(s);
 }
 
-static void per_series(buf *b, const ad_daemon *d, const char *name, const char *type,
-                       const char *help, series_value_fn fn)
-{
-    ad_series_iter it;
-    ad_series *s;
+/* A family of one sample per series. */
+typedef struct series_family {
+    const char *name, *type, *help;
+    series_value_fn fn;
+} series_family;
 
-    family(b, name, type, help);
-    ad_series_iter_start(&it);
-    while ((s = ad_series_iter_next(d->series, &it))) {
-        put(b, "%s{series=\"", name);
-        put_label(b, s->key);
-        put(b, "\"}");
-        put_value(b, fn(s));
+static double sv_anomalous(const ad_series *s)
+{
+    return s->have_last && s->last.anomalous;
+}
+
+static const series_family per_series[] = {
+    {"anomalyd_series_score", "gauge", "Anomaly score of the series' last value, [0, 1].",
+     sv_score},
+    {"anomalyd_series_value", "gauge", "The series' last value.", sv_value},
+    {"anomalyd_series_predicted", "gauge", "What the model predicted for the last value.",
+     sv_predicted},
+    {"anomalyd_series_error", "gauge", "Prediction error of the last value, in normalised units.",
+     sv_error},
+    {"anomalyd_series_anomalous", "gauge",
+     "1 while the series behaves abnormally: from an anomalous value until the scores have "
+     "been below the threshold for the scorer's short window.",
+     sv_anomalous},
+    {"anomalyd_series_anomalies_total", "counter", "Anomalies flagged in the series.",
+     sv_anomalies},
+    {"anomalyd_series_samples_total", "counter", "Values the series' detector accepted.",
+     sv_samples},
+    {"anomalyd_series_warming_up", "gauge",
+     "1 while the series is scored by the statistical fallback (not trained yet).", sv_warming},
+    {"anomalyd_series_trainings_total", "counter", "Trainings installed for the series.",
+     sv_trainings},
+    {"anomalyd_series_training", "gauge", "1 while a training job of the series is running.",
+     sv_training},
+    {"anomalyd_series_bytes", "gauge",
+     "Bytes the series holds: detector, network, history and recent points.", sv_bytes},
+};
+
+#define NPER (sizeof(per_series) / sizeof(per_series[0]))
+
+/* The descriptor budget's refusals of one class (fdlimit.h), by reason. */
+static void fd_refusals(buf *b, const ad_daemon *d, const char *name, int cls)
+{
+    put(b, "%s{reason=\"fd_limit\"} %llu\n", name, (unsigned long long)d->fdb.refused[cls]);
+    put(b, "%s{reason=\"fd_exhausted\"} %llu\n", name, (unsigned long long)d->fdb.shed[cls]);
+}
+
+/* anomalyd_memory_bytes{part}: the resident set, and with the per-series families (one
+ * pass over the series) what the daemon's parts hold (memstat.h). */
+static void memory(buf *b, const ad_daemon *d, int with_series)
+{
+    static const char *const parts[] = {"detectors", "recent", "series", "families",
+                                        "remote_write"};
+    ad_memstat m = {0};
+    size_t v[5];
+
+    family(b, "anomalyd_memory_bytes", "gauge",
+           "Resident set (rss) and bytes the daemon's parts hold: detectors (own networks, "
+           "scorers, history), recent points, series structs and keys, shared families' "
+           "networks, remote-write state.");
+    if (!with_series) {
+        put(b, "anomalyd_memory_bytes{part=\"rss\"} %zu\n", ad_memstat_rss());
+        return;
     }
+    ad_memstat_take(d, &m);
+    put(b, "anomalyd_memory_bytes{part=\"rss\"} %zu\n", m.rss);
+    v[0] = m.detectors;
+    v[1] = m.recent;
+    v[2] = m.series;
+    v[3] = m.families;
+    v[4] = m.remote_write;
+    for (int i = 0; i < 5; i++)
+        put(b, "anomalyd_memory_bytes{part=\"%s\"} %zu\n", parts[i], v[i]);
 }
 
 /* ---- Prometheus remote write: the counters, and per series its score with the labels
@@ -173,7 +274,8 @@ static void per_series(buf *b, const ad_daemon *d, const char *name, const char 
 
 static void remote_write_counters(buf *b, const ad_daemon *d)
 {
-    static const char *const dropped[3] = {"excluded", "bad_series", "key_too_long"};
+    static const char *const dropped[4] = {"excluded", "bad_series", "key_too_long",
+                                           "own_output"};
     const ad_promrw_stats *st = ad_promrw_get_stats(d->promrw);
 
     family(b, "anomalyd_remote_write_requests_total", "counter",
@@ -188,7 +290,7 @@ static void remote_write_counters(buf *b, const ad_daemon *d)
             ad_promrw_outcome_name(o), (unsigned long long)st->samples[o]);
     family(b, "anomalyd_remote_write_series_dropped_total", "counter",
            "Remote-write series dropped (each time one comes), by reason.");
-    for (int r = 0; r < 3; r++)
+    for (int r = 0; r < 4; r++)
         put(b, "anomalyd_remote_write_series_dropped_total{reason=\"%s\"} %llu\n", dropped[r],
             (unsigned long long)st->series_dropped[r]);
     scalar(b, "anomalyd_remote_write_decoded_bytes_total", "counter",
@@ -262,34 +364,96 @@ out_bad:
     return -1;
 }
 
-static double sv_anomalous(const ad_series *s)
+
+static const series_family rw_series[] = {
+    {"anomaly_score", "gauge",
+     "Anomaly score of the last value of a series Prometheus remote-wrote, [0, 1], with its "
+     "labels and source_metric (its metric name).",
+     sv_score},
+    {"anomalous", "gauge",
+     "1 while a remote-written series behaves abnormally (the state: from an anomalous value "
+     "until the scores have been below the threshold for the scorer's short window; alerts "
+     "are anomalyd_series_anomalies_total).",
+     sv_anomalous},
+    {"anomaly_value", "gauge",
+     "The last value anomalyd modelled for a remote-written series (a counter's per-second "
+     "rate when prometheus.rate says so).",
+     sv_value},
+    {"anomaly_predicted", "gauge", "What the model predicted for that value.", sv_predicted},
+};
+
+#define NRW (sizeof(rw_series) / sizeof(rw_series[0]))
+
+int ad_metrics_own_family(const char *name)
 {
-    return s->have_last && s->last.anomalous;
+    if (!strncmp(name, "anomalyd_", 9))
+        return 1;
+    for (size_t i = 0; i < NRW; i++)
+        if (!strcmp(name, rw_series[i].name))
+            return 1;
+    return 0;
 }
 
-static void rw_series(buf *b, const ad_daemon *d, const char *name, const char *help,
-                      series_value_fn fn)
+/* One series' samples: its line in each per-series family's buffer, and (a remote-written
+ * series) in each remote-write family's, its labels turned once (into scratch). */
+static void series_lines(buf *fam, buf *scratch, const ad_series *s)
 {
+    for (size_t f = 0; f < NPER; f++) {
+        buf *b = &fam[f];
+
+        put_str(b, per_series[f].name, strlen(per_series[f].name));
+        put_lit(b, "{series=\"");
+        put_label(b, s->key);
+        put_lit(b, "\"}");
+        put_value(b, per_series[f].fn(s));
+    }
+    if (s->proto != AD_PROTO_PROMETHEUS)
+        return;
+    scratch->len = 0;
+    if (put_rw_labels(scratch, s->key) < 0 || scratch->err)
+        return;
+    for (size_t f = 0; f < NRW; f++) {
+        buf *b = &fam[NPER + f];
+
+        put_str(b, rw_series[f].name, strlen(rw_series[f].name));
+        put_str(b, scratch->p, scratch->len);
+        put_value(b, rw_series[f].fn(s));
+    }
+}
+
+/* The per-series families and, after the remote-write counters, the remote-written
+ * series' own: the table is walked once, each family's samples gathered in a buffer of
+ * its own and appended after its HELP and TYPE lines (walking it once per family read
+ * each series' struct, key and detector fourteen times, a cache miss each). */
+static void series_families(buf *b, const ad_daemon *d)
+{
+    const size_t n = ad_series_table_size(d->series);
+    buf fam[NPER + NRW] = {{0}}, scratch = {0};
     ad_series_iter it;
     ad_series *s;
+    size_t all = 4096; /* the families' HELP and TYPE lines, the counters between */
 
-    family(b, name, "gauge", help);
+    for (size_t f = 0; f < NPER; f++) /* a guess at first (a key of 40 bytes): fewer copies */
+        reserve(&fam[f], n * (strlen(per_series[f].name) + 70));
     ad_series_iter_start(&it);
-    while ((s = ad_series_iter_next(d->series, &it))) {
-        size_t start = b->len;
+    while ((s = ad_series_iter_next(d->series, &it)))
+        series_lines(fam, &scratch, s);
+    for (size_t f = 0; f < NPER + NRW; f++)
+        all += fam[f].len;
+    reserve(b, all); /* then each family is copied once */
+    for (size_t f = 0; f < NPER + NRW; f++) {
+        const series_family *sf = f < NPER ? &per_series[f] : &rw_series[f - NPER];
 
-        if (s->proto != AD_PROTO_PROMETHEUS)
-            continue;
-        put(b, "%s", name);
-        if (put_rw_labels(b, s->key) < 0) {
-            if (!b->err) {
-                b->len = start;
-                b->p[start] = '\0';
-            }
-            continue;
-        }
-        put_value(b, fn(s));
+        if (f == NPER)
+            remote_write_counters(b, d);
+        family(b, sf->name, sf->type, sf->help);
+        if (fam[f].err)
+            b->err = 1;
+        else if (fam[f].len)
+            put_str(b, fam[f].p, fam[f].len);
+        free(fam[f].p);
     }
+    free(scratch.p);
 }
 
 int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
@@ -344,8 +508,12 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
                (double)ls->open);
         scalar(&b, "anomalyd_connections_total", "counter", "Stream connections accepted.",
                (double)ls->accepted);
-        scalar(&b, "anomalyd_connections_refused_total", "counter",
-               "Stream connections refused: over max_connections.", (double)ls->refused);
+        family(&b, "anomalyd_connections_refused_total", "counter",
+               "Stream connections refused: over max_connections, over the file descriptor "
+               "budget (fd_limit), or shed when none was left (fd_exhausted).");
+        put(&b, "anomalyd_connections_refused_total{reason=\"max_connections\"} %llu\n",
+            (unsigned long long)ls->refused);
+        fd_refusals(&b, d, "anomalyd_connections_refused_total", AD_FD_STREAM);
         scalar(&b, "anomalyd_lines_truncated_total", "counter",
                "Partial lines lost to connections that failed mid-line.",
                (double)ls->truncated);
@@ -407,8 +575,24 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
                (double)es->subscribers);
         scalar(&b, "anomalyd_events_file_errors_total", "counter",
                "Events the events file could not take.", (double)es->file_errors);
+        family(&b, "anomalyd_event_subscribers_refused_total", "counter",
+               "Event subscribers refused: over the file descriptor budget (fd_limit), or "
+               "shed when none was left (fd_exhausted).");
+        fd_refusals(&b, d, "anomalyd_event_subscribers_refused_total", AD_FD_SUBSCRIBER);
     }
+    memory(&b, d, with_series);
+    scalar(&b, "anomalyd_fds_open", "gauge", "File descriptors the process has open.",
+           (double)ad_fdlimit_open_count());
+    scalar(&b, "anomalyd_fds_limit", "gauge",
+           "RLIMIT_NOFILE's soft limit (after anomalyd raised it; 0: unknown).",
+           (double)d->fdb.limit);
     if (hs) {
+        family(&b, "anomalyd_http_connections_refused_total", "counter",
+               "HTTP connections refused: over max_connections, over the file descriptor "
+               "budget (fd_limit), or shed when none was left (fd_exhausted).");
+        put(&b, "anomalyd_http_connections_refused_total{reason=\"max_connections\"} %llu\n",
+            (unsigned long long)hs->refused);
+        fd_refusals(&b, d, "anomalyd_http_connections_refused_total", AD_FD_HTTP);
         scalar(&b, "anomalyd_http_requests_total", "counter", "HTTP requests handled.",
                (double)hs->requests);
         scalar(&b, "anomalyd_http_bad_requests_total", "counter",
@@ -495,50 +679,8 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
     put(&b, "anomalyd_reloads_total{result=\"refused\"} %llu\n",
         (unsigned long long)d->reload_failures);
 
-    if (!with_series)
-        goto out;
-    per_series(&b, d, "anomalyd_series_score", "gauge",
-               "Anomaly score of the series' last value, [0, 1].", sv_score);
-    per_series(&b, d, "anomalyd_series_value", "gauge", "The series' last value.", sv_value);
-    per_series(&b, d, "anomalyd_series_predicted", "gauge",
-               "What the model predicted for the last value.", sv_predicted);
-    per_series(&b, d, "anomalyd_series_error", "gauge",
-               "Prediction error of the last value, in normalised units.", sv_error);
-    per_series(&b, d, "anomalyd_series_anomalous", "gauge",
-               "1 while the series behaves abnormally: from an anomalous value until the "
-               "scores have been below the threshold for the scorer's short window.",
-               sv_anomalous);
-    per_series(&b, d, "anomalyd_series_anomalies_total", "counter",
-               "Anomalies flagged in the series.", sv_anomalies);
-    per_series(&b, d, "anomalyd_series_samples_total", "counter",
-               "Values the series' detector accepted.", sv_samples);
-    per_series(&b, d, "anomalyd_series_warming_up", "gauge",
-               "1 while the series is scored by the statistical fallback (not trained yet).",
-               sv_warming);
-    per_series(&b, d, "anomalyd_series_trainings_total", "counter",
-               "Trainings installed for the series.", sv_trainings);
-    per_series(&b, d, "anomalyd_series_training", "gauge",
-               "1 while a training job of the series is running.", sv_training);
-    per_series(&b, d, "anomalyd_series_bytes", "gauge",
-               "Bytes the series holds: detector, network, history and recent points.",
-               sv_bytes);
-    remote_write_counters(&b, d);
-    rw_series(&b, d, "anomaly_score",
-              "Anomaly score of the last value of a series Prometheus remote-wrote, [0, 1], "
-              "with its labels and source_metric (its metric name).",
-              sv_score);
-    rw_series(&b, d, "anomalous",
-              "1 while a remote-written series behaves abnormally (the state: from an "
-              "anomalous value until the scores have been below the threshold for the "
-              "scorer's short window; alerts are anomalyd_series_anomalies_total).",
-              sv_anomalous);
-    rw_series(&b, d, "anomaly_value",
-              "The last value anomalyd modelled for a remote-written series (a counter's "
-              "per-second rate when prometheus.rate says so).",
-              sv_value);
-    rw_series(&b, d, "anomaly_predicted",
-              "What the model predicted for that value.", sv_predicted);
-out:
+    if (with_series)
+        series_families(&b, d);
     if (b.err) {
         free(b.p);
         return -AD_ENOMEM;

@@ -3,7 +3,8 @@
  * serves it.
  *
  * Daemon-wide: samples by protocol, parse errors by protocol and reason, values refused
- * by reason, series (now, max, created, evicted, refused), connections, bytes received,
+ * by reason, series (now, max, created, evicted, refused), connections (and refused by
+ * reason), file descriptors open and the limit, memory by part, bytes received,
  * training queue depth, jobs, CPU seconds and a duration histogram, events published and
  * dropped, subscribers, HTTP requests, uptime, build info. Per series (label
  * series="<key>"): last score, value, prediction and error, anomalies total, warming up,
@@ -28,5 +29,11 @@ int ad_metrics_render(const ad_daemon *d, char **out, size_t *len);
  * remote-written series' anomaly_*): the daemon's own figures only, cheap at millions of
  * series (GET /metrics?series=0). */
 int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_t *len);
+
+/* Whether a metric name is one of the families this exposition writes: anomalyd_*, and
+ * the remote-written series' anomaly_score, anomalous, anomaly_value, anomaly_predicted
+ * (a Prometheus that scrapes anomalyd and remote-writes everything sends them back:
+ * promrw.h's prometheus.exclude_own). */
+int ad_metrics_own_family(const char *name);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "relabel.h"
 #include "remote_write.h"
 
@@ -38,6 +39,7 @@ typedef struct entry {
 typedef struct table {
     entry **b;
     size_t nb, size, max;
+    size_t bytes;            /* of the entries and their keys */
 } table;
 
 static uint64_t fnv1a(const char *p, size_t n)
@@ -100,6 +102,7 @@ static entry *table_get(table *t, const char *key, size_t len)
     if (!e)
         return NULL;
     memcpy(e->key, key, len);
+    t->bytes += sizeof(*e) + len + 1;
     e->hash = fnv1a(key, len);
     e->next = t->b[e->hash & (t->nb - 1)];
     t->b[e->hash & (t->nb - 1)] = e;
@@ -118,6 +121,7 @@ static void table_sweep(table *t, double cutoff)
 
             if (e->seen < cutoff) {
                 *pp = e->next;
+                t->bytes -= sizeof(*e) + strlen(e->key) + 1;
                 free(e);
                 t->size--;
             } else {
@@ -145,16 +149,18 @@ struct ad_promrw {
     table series;           /* series key -> its state */
     table families;         /* family name -> metadata type */
     double last_sweep;
-    double last_warn;
+    double last_warn;       /* a refused body's warning */
+    double last_own_warn;   /* own output's */
+    double last_defer_note; /* a deferred request's */
     char key[AD_KEY_MAX];
 };
 
 static const char *const result_names[AD_PRW_NRESULTS] = {
     "ok", "partial", "bad_encoding", "bad_content_type", "bad_snappy", "bad_protobuf",
-    "too_large", "no_memory"};
+    "too_large", "no_memory", "deferred"};
 static const char *const outcome_names[AD_PRW_NOUTCOMES] = {
     "ingested", "excluded", "stale", "non_finite", "out_of_order", "duplicate", "rate_primed",
-    "counter_reset", "bad_series", "key_too_long", "series_table_full"};
+    "counter_reset", "bad_series", "key_too_long", "series_table_full", "own_output"};
 
 const char *ad_promrw_result_name(int r)
 {
@@ -164,6 +170,14 @@ const char *ad_promrw_result_name(int r)
 const char *ad_promrw_outcome_name(int o)
 {
     return o >= 0 && o < AD_PRW_NOUTCOMES ? outcome_names[o] : "unknown";
+}
+
+size_t ad_promrw_bytes(const ad_promrw *p)
+{
+    if (!p)
+        return 0;
+    return sizeof(*p) + p->series.bytes + p->series.nb * sizeof(entry *) + p->families.bytes +
+           p->families.nb * sizeof(entry *);
 }
 
 const ad_promrw_stats *ad_promrw_get_stats(const ad_promrw *p)
@@ -251,9 +265,16 @@ static int is_counter(const ad_promrw *p, const char *name)
     return 0;
 }
 
+/* Whether a series first seen now is modelled as its counter's rate. */
+static int is_rate(const ad_promrw *p, const ad_rw_series *s)
+{
+    return is_counter(p, s->name) && ad_relabel_match(p->rate, s->name, s->labels, s->nlabels);
+}
+
 /* ---- one request ---- */
 
-static void respond_msg(ad_http_conn *conn, int status, const char *msg)
+/* {"error": msg} with a status (and extra headers, or NULL). */
+static void respond_with(ad_http_conn *conn, int status, const char *headers, const char *msg)
 {
     cJSON *o = cJSON_CreateObject();
     char *s;
@@ -267,7 +288,12 @@ static void respond_msg(ad_http_conn *conn, int status, const char *msg)
                         25);
         return;
     }
-    ad_http_respond_owned(conn, status, "application/json", NULL, s, strlen(s));
+    ad_http_respond_owned(conn, status, "application/json", headers, s, strlen(s));
+}
+
+static void respond_msg(ad_http_conn *conn, int status, const char *msg)
+{
+    respond_with(conn, status, NULL, msg);
 }
 
 /* Content-Type: absent, or application/x-protobuf (parameters allowed, but a proto=
@@ -350,49 +376,94 @@ static void new_series(ad_promrw *p, ad_daemon *d, const ad_rw_series *s, size_t
 {
     ad_series *ds = ad_series_table_find(d->series, p->key, klen);
 
-    e->is_rate = is_counter(p, s->name) &&
-                 ad_relabel_match(p->rate, s->name, s->labels, s->nlabels);
+    e->is_rate = is_rate(p, s);
     e->last_ts = ds && ds->recent_len ? ad_series_point(ds, ds->recent_len - 1).ts : -INFINITY;
 }
 
-/* Every series of a decoded request. */
-static void ingest(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq)
+/* What the first pass over a request decided for each series. */
+enum verdict { V_TAKE = 0, V_BAD, V_OWN, V_EXCLUDED, V_KEY_TOO_LONG, V_FULL, V_DEFER };
+
+/* Whether the series' samples in this request reach the daemon: a raw series, or a rate
+ * with a base to difference against (its state primed, or a second sample here). */
+static int will_sample(const ad_promrw *p, const ad_rw_series *s, const entry *e)
 {
+    return !(e ? e->is_rate : is_rate(p, s)) || s->nsamples >= 2 || (e && e->primed);
+}
+
+/* The first pass's verdict on one series (its key in p->key, *klen, from V_TAKE on):
+ * a new series whose samples reach the daemon has its series created while *quota
+ * lasts, and is deferred after. */
+static int judge(ad_promrw *p, ad_daemon *d, const ad_rw_series *s, size_t *klen,
+                 size_t *quota)
+{
+    int r;
+
+    if (s->bad)
+        return V_BAD;
+    if (d->cfg.prom_exclude_own && ad_metrics_own_family(s->name))
+        return V_OWN;
+    if ((ad_relabel_count(p->include) &&
+         !ad_relabel_match(p->include, s->name, s->labels, s->nlabels)) ||
+        ad_relabel_match(p->exclude, s->name, s->labels, s->nlabels))
+        return V_EXCLUDED;
+    if (ad_rw_series_key(s->name, s->labels, s->nlabels, p->key, sizeof(p->key), klen) < 0)
+        return V_KEY_TOO_LONG;
+    if (!s->nsamples || !will_sample(p, s, table_find(&p->series, p->key, *klen)))
+        return V_TAKE;
+    r = ad_daemon_prepare_series(d, AD_PROTO_PROMETHEUS, p->key, *klen, *quota > 0);
+    if (r == -AD_EFULL)
+        return V_FULL;
+    if (r == 1 && !*quota)
+        return V_DEFER;
+    if (r == 1)
+        (*quota)--;
+    return V_TAKE; /* out of memory creating it: its samples meet the same */
+}
+
+/* The warning that own output arrives, at most once a minute. */
+static void warn_own(ad_promrw *p, const ad_rw_series *s, const char *peer)
+{
+    double now = ad_wall_now();
+
+    if (now - p->last_own_warn < WARN_EVERY)
+        return;
+    p->last_own_warn = now;
+    ad_log_warn("remote write carries anomalyd's own output (%s, from %s): dropped, counted in "
+                "anomalyd_remote_write_samples_total{result=\"own_output\"}; drop it in "
+                "Prometheus' write_relabel_configs to save the traffic (docs/PROMETHEUS.md), "
+                "or set prometheus.exclude_own: false to model it; at most one such warning "
+                "a minute",
+                s->name, peer);
+}
+
+/* The second pass: every series as the first judged it. */
+static void take(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq, const uint8_t *v,
+                 const char *peer)
+{
+    static const int dropped[] = {[V_BAD] = 1, [V_OWN] = 3, [V_EXCLUDED] = 0,
+                                  [V_KEY_TOO_LONG] = 2};
+    static const int outcome[] = {[V_BAD] = AD_PRW_BAD_SERIES, [V_OWN] = AD_PRW_OWN_OUTPUT,
+                                  [V_EXCLUDED] = AD_PRW_EXCLUDED,
+                                  [V_KEY_TOO_LONG] = AD_PRW_KEY_TOO_LONG,
+                                  [V_FULL] = AD_PRW_STATE_FULL};
     uint64_t *n = p->st.samples;
 
-    for (size_t i = 0; i < rq->nmeta; i++) {
-        const char *f = rq->meta[i].family;
-        entry *e;
-
-        p->st.metadata++;
-        if (f[0] && (e = table_get(&p->families, f, strlen(f))))
-            e->type = rq->meta[i].type;
-    }
     for (size_t i = 0; i < rq->nseries; i++) {
         const ad_rw_series *s = &rq->series[i];
         entry *e;
         size_t klen;
 
-        if (s->bad) {
-            p->st.series_dropped[1]++;
-            n[AD_PRW_BAD_SERIES] += s->nsamples;
-            continue;
-        }
-        if ((ad_relabel_count(p->include) &&
-             !ad_relabel_match(p->include, s->name, s->labels, s->nlabels)) ||
-            ad_relabel_match(p->exclude, s->name, s->labels, s->nlabels)) {
-            p->st.series_dropped[0]++;
-            n[AD_PRW_EXCLUDED] += s->nsamples;
-            continue;
-        }
-        if (ad_rw_series_key(s->name, s->labels, s->nlabels, p->key, sizeof(p->key), &klen) <
-            0) {
-            p->st.series_dropped[2]++;
-            n[AD_PRW_KEY_TOO_LONG] += s->nsamples;
+        if (v[i] != V_TAKE) {
+            n[outcome[v[i]]] += s->nsamples;
+            if (v[i] != V_FULL)
+                p->st.series_dropped[dropped[v[i]]]++;
+            if (v[i] == V_OWN)
+                warn_own(p, s, peer);
             continue;
         }
         if (!s->nsamples)
             continue;
+        ad_rw_series_key(s->name, s->labels, s->nlabels, p->key, sizeof(p->key), &klen);
         if (!(e = table_find(&p->series, p->key, klen))) {
             if (!(e = table_get(&p->series, p->key, klen))) {
                 n[AD_PRW_STATE_FULL] += s->nsamples;
@@ -403,6 +474,37 @@ static void ingest(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq)
         ingest_series(p, d, s, klen, e);
     }
     p->st.series = p->series.size;
+}
+
+/* Every series of a decoded request: its metadata, then the first pass; when it
+ * deferred no series, the second. Returns the series deferred (nothing was taken then),
+ * or -AD_ENOMEM. */
+static long ingest(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq, const char *peer)
+{
+    uint8_t *v = malloc(rq->nseries ? rq->nseries : 1);
+    size_t quota = AD_PRW_NEW_SERIES;
+    long deferred = 0;
+
+    if (!v)
+        return -AD_ENOMEM;
+    for (size_t i = 0; i < rq->nmeta; i++) {
+        const char *f = rq->meta[i].family;
+        entry *e;
+
+        p->st.metadata++;
+        if (f[0] && (e = table_get(&p->families, f, strlen(f))))
+            e->type = rq->meta[i].type;
+    }
+    for (size_t i = 0; i < rq->nseries; i++) {
+        size_t klen;
+
+        v[i] = (uint8_t)judge(p, d, &rq->series[i], &klen, &quota);
+        deferred += v[i] == V_DEFER;
+    }
+    if (!deferred)
+        take(p, d, rq, v, peer);
+    free(v);
+    return deferred;
 }
 
 static int refused(const uint64_t *before, const uint64_t *after)
@@ -416,12 +518,36 @@ static int refused(const uint64_t *before, const uint64_t *after)
     return k;
 }
 
+/* The answer to a request that brought more new series than it may create: 503, for
+ * the sender to send it again (Prometheus does, with the same samples). */
+static void defer(ad_promrw *p, ad_http_conn *conn, long deferred, const char *peer)
+{
+    double now = ad_wall_now();
+    char msg[256];
+
+    p->st.requests[AD_PRW_DEFERRED]++;
+    if (now - p->last_defer_note >= WARN_EVERY) {
+        p->last_defer_note = now;
+        ad_log_info("remote write from %s brings more new series than one request may "
+                    "create (%d): the others (%ld) wait for its retry (503; counted in "
+                    "anomalyd_remote_write_requests_total{result=\"deferred\"}; at most one "
+                    "such line a minute)",
+                    peer, AD_PRW_NEW_SERIES, deferred);
+    }
+    snprintf(msg, sizeof(msg),
+             "%ld new series wait: one request creates at most %d; send it again (nothing "
+             "of it was taken yet)",
+             deferred, AD_PRW_NEW_SERIES);
+    respond_with(conn, 503, "Retry-After: 1\r\n", msg);
+}
+
 void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
 {
     ad_promrw *p = d->promrw;
     uint64_t before[AD_PRW_NOUTCOMES];
     ad_rw_request rq;
     char msg[512];
+    long deferred;
     double now;
     int r, res;
 
@@ -483,9 +609,18 @@ void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
     }
     p->st.decoded_bytes += rq.decoded_len;
     memcpy(before, p->st.samples, sizeof(before));
-    ingest(p, d, &rq);
+    deferred = ingest(p, d, &rq, req->peer ? req->peer : "?");
     ad_daemon_flush(d); /* the families' deferred steps, one batch each */
     ad_rw_request_free(&rq);
+    if (deferred < 0) {
+        p->st.requests[AD_PRW_NOMEM]++;
+        respond_msg(conn, 500, "out of memory");
+        return;
+    }
+    if (deferred > 0) {
+        defer(p, conn, deferred, req->peer ? req->peer : "?");
+        return;
+    }
     if (!refused(before, p->st.samples)) {
         p->st.requests[AD_PRW_OK]++;
         ad_http_respond(conn, 204, NULL, NULL, NULL, 0);
@@ -495,8 +630,8 @@ void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
     p->st.requests[res]++;
     snprintf(msg, sizeof(msg),
              "samples refused (the others were taken): %llu out of order, %llu of unusable "
-             "series, %llu of series whose key is too long, %llu of new counters with the "
-             "rate table full",
+             "series, %llu of series whose key is too long, %llu of new series with "
+             "max_series reached",
              (unsigned long long)(p->st.samples[AD_PRW_OUT_OF_ORDER] - before[AD_PRW_OUT_OF_ORDER]),
              (unsigned long long)(p->st.samples[AD_PRW_BAD_SERIES] - before[AD_PRW_BAD_SERIES]),
              (unsigned long long)(p->st.samples[AD_PRW_KEY_TOO_LONG] - before[AD_PRW_KEY_TOO_LONG]),

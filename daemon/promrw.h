@@ -7,6 +7,11 @@
  * series:
  *   - unusable series (remote_write.h's reasons) and keys over AD_KEY_MAX are dropped
  *     and counted (the answer is then 400: Prometheus does not retry it);
+ *   - anomalyd's own output written back (metrics.h's ad_metrics_own_family: anomalyd_*,
+ *     anomaly_score, anomalous, anomaly_value, anomaly_predicted) is dropped, counted,
+ *     unless prometheus.exclude_own is false: a Prometheus that scrapes anomalyd and
+ *     remote-writes everything would otherwise make each of them a new series, whose
+ *     output comes back as more new series, without end;
  *   - prometheus.include / exclude (relabel.h) drop series, counted;
  *   - the key is Prometheus' text form name{a="1",b="2"};
  *   - samples go in timestamp order: the staleness marker ends the series' current
@@ -26,6 +31,15 @@
  *     the request's receipt.
  * The rest of a request is always taken, whatever one series did. The answer is 204, or
  * 400 with a JSON message saying how many samples were refused and why.
+ *
+ * One request creates at most AD_PRW_NEW_SERIES new series (their detectors' memory,
+ * tens of KB each, is what makes creating a series cost: thousands at once would hold
+ * the loop for seconds). A request that brings more is taken in two passes: the first
+ * creates that many of its new series (without samples) and stops; the answer is 503
+ * with Retry-After and nothing else of the request is taken or counted but its
+ * requests_total{result="deferred"}. Prometheus retries a 5xx with the same samples,
+ * so each retry creates the next share, and the one that finds every series in place is
+ * taken whole. New series beyond max_series are refused (series_table_full, 400).
  *
  * The state (counters for /metrics, the compiled patterns, per series its last timestamp,
  * rate or raw and the counter's last value, the metadata types by family) lives in an
@@ -54,6 +68,7 @@ enum ad_promrw_result {
     AD_PRW_PROTOBUF,          /* 400 */
     AD_PRW_TOO_LARGE,         /* 413: decodes to more than prometheus.max_decoded */
     AD_PRW_NOMEM,             /* 500 */
+    AD_PRW_DEFERRED,          /* 503: more new series than one request may create */
     AD_PRW_NRESULTS
 };
 
@@ -70,14 +85,18 @@ enum ad_promrw_outcome {
     AD_PRW_RESET,             /* a counter went down: a reset, primes again */
     AD_PRW_BAD_SERIES,        /* the series is unusable (remote_write.h's reasons) */
     AD_PRW_KEY_TOO_LONG,      /* the key passes AD_KEY_MAX */
-    AD_PRW_STATE_FULL,        /* a new series and the state table is full (max_series) */
+    AD_PRW_STATE_FULL,        /* a new series and max_series reached (the daemon's table
+                                 or this module's state table) */
+    AD_PRW_OWN_OUTPUT,        /* anomalyd's own output (prometheus.exclude_own) */
     AD_PRW_NOUTCOMES
 };
+
+#define AD_PRW_NEW_SERIES 1000 /* new series one request may create (above) */
 
 typedef struct ad_promrw_stats {
     uint64_t requests[AD_PRW_NRESULTS];
     uint64_t samples[AD_PRW_NOUTCOMES];
-    uint64_t series_dropped[3];   /* series: excluded, unusable, key too long */
+    uint64_t series_dropped[4];   /* series: excluded, unusable, key too long, own output */
     uint64_t decoded_bytes;       /* protobuf bytes decoded */
     uint64_t metadata;            /* metadata entries received */
     size_t series;                /* series in the state table now */
@@ -96,6 +115,9 @@ const ad_promrw_stats *ad_promrw_get_stats(const ad_promrw *p);
  * "unknown" out of range. */
 const char *ad_promrw_result_name(int r);
 const char *ad_promrw_outcome_name(int o);
+
+/* Bytes its tables hold (entries, keys, buckets); 0 for NULL. */
+size_t ad_promrw_bytes(const ad_promrw *p);
 
 /* Frees the state (NULL is fine). */
 void ad_promrw_free(ad_promrw *p);

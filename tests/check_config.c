@@ -176,6 +176,7 @@ static void same_config(const ad_config *a, const ad_config *b)
         ck_assert_str_eq(a->prom_include.v[i], b->prom_include.v[i]);
     for (int i = 0; i < a->prom_exclude.n; i++)
         ck_assert_str_eq(a->prom_exclude.v[i], b->prom_exclude.v[i]);
+    EQ_INT(prom_exclude_own);
     EQ_INT(prom_max_decoded);
     same_detector(&a->defaults, &b->defaults);
     EQ_INT(nrules);
@@ -349,7 +350,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 4 + 6 + 45 + 48);
+    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 5 + 6 + 45 + 48);
 }
 END_TEST
 
@@ -1008,10 +1009,12 @@ START_TEST(test_prometheus)
     ck_assert_int_eq(c.prom_rate.n, 1);
     ck_assert_str_eq(c.prom_rate.v[0], "*");
     ck_assert_uint_eq(c.prom_max_decoded, 33554432);
+    ck_assert_int_eq(c.prom_exclude_own, 1);
     ad_config_free(&c);
     ck_assert_ptr_null(c.prom_rate.v);
     c = ok("prometheus:\n  include: [node_*, 'job=node', '{job=\"a,b\"}']\n"
-           "  exclude: ['go_*']\n  rate: []\n  max_decoded: 1024\n");
+           "  exclude: ['go_*']\n  rate: []\n  max_decoded: 1024\n  exclude_own: false\n");
+    ck_assert_int_eq(c.prom_exclude_own, 0);
     ck_assert_int_eq(c.prom_include.n, 3);
     ck_assert_str_eq(c.prom_include.v[0], "node_*");
     ck_assert_str_eq(c.prom_include.v[1], "job=node");

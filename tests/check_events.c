@@ -204,6 +204,42 @@ START_TEST(test_slow_subscriber_drops_oldest)
 }
 END_TEST
 
+/* A descriptor budget with room for one subscriber: the second is closed at once and
+ * counted by the budget; once the first goes, its descriptor is given back. */
+START_TEST(test_fd_budget)
+{
+    uv_loop_t loop;
+    ad_events *ev;
+    ad_fdbudget b;
+    ad_config c;
+    char err[256], byte;
+    int t, u;
+
+    base_config(&c);
+    uv_loop_init(&loop);
+    ck_assert_msg(ad_events_start(&loop, &c, -1, &ev, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(ad_fdbudget_init(&b, 0), 0);
+    ad_fdbudget_measure(&b, b.base + AD_FD_KEEP + AD_FD_KEEP_HTTP + 1);
+    ad_events_set_fdbudget(ev, &b);
+    t = tcp_client(ad_events_port(ev));
+    spin(&loop, 20);
+    ck_assert_uint_eq(ad_events_get_stats(ev)->subscribers, 1);
+    u = tcp_client(ad_events_port(ev));
+    spin(&loop, 20);
+    ck_assert_int_eq(recv(u, &byte, 1, 0), 0); /* refused: the end */
+    ck_assert_uint_eq(b.refused[AD_FD_SUBSCRIBER], 1);
+    ck_assert_uint_eq(ad_events_get_stats(ev)->subscribers, 1);
+    ck_assert_uint_eq(ad_events_get_stats(ev)->subscribers_total, 1);
+    close(u);
+    close(t);
+    spin(&loop, 20);
+    ck_assert_uint_eq(ad_events_get_stats(ev)->subscribers, 0);
+    ck_assert_uint_eq(b.used, 0);
+    finish(&loop, ev);
+    ad_fdbudget_close(&b);
+}
+END_TEST
+
 static int count_lines(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -294,6 +330,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_subscribers_in_order);
     tcase_add_test(tc, test_slow_subscriber_drops_oldest);
+    tcase_add_test(tc, test_fd_budget);
     tcase_add_test(tc, test_bind_failure);
     suite_add_tcase(s, tc);
     tc = tcase_create("file");

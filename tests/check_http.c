@@ -42,6 +42,11 @@ typedef struct fixture {
 
 static fixture fx;
 
+/* A descriptor budget for the next server started, with room for next_room connections
+ * beyond what the process has open (set before the loop thread starts). */
+static ad_fdbudget *next_budget;
+static size_t next_room;
+
 static void handler(void *ctx, const ad_http_req *req, ad_http_conn *conn)
 {
     fixture *f = ctx;
@@ -115,6 +120,11 @@ static void srv_start_idle(size_t max_body, size_t max_conns, uint64_t idle_ms)
                      0);
     if (idle_ms)
         ad_http_test_set_idle_ms(fx.srv, idle_ms);
+    if (next_budget) {
+        ad_fdbudget_measure(next_budget, (size_t)ad_fdlimit_open_count() + AD_FD_KEEP + next_room);
+        ad_http_server_set_fdbudget(fx.srv, next_budget);
+        next_budget = NULL;
+    }
     fx.port = ad_http_server_port(fx.srv);
     ck_assert_int_gt(fx.port, 0);
     ck_assert_int_eq(uv_async_init(&fx.loop, &fx.stop, on_stop), 0);
@@ -695,6 +705,56 @@ START_TEST(test_max_conns)
 }
 END_TEST
 
+/* A descriptor budget with room for two connections: a third is closed at once and
+ * counted by the budget (not as over max_conns); a connection that goes gives its
+ * descriptor back. */
+START_TEST(test_fd_budget)
+{
+    client a, b, extra;
+    ad_fdbudget budget;
+    resp r;
+    int ok = 0;
+
+    ck_assert_int_eq(ad_fdbudget_init(&budget, 0), 0);
+    next_budget = &budget;
+    next_room = 2;
+    srv_start(1024, 100);
+    cl_open(&a);
+    cl_open(&b);
+    cl_sends(&a, "GET /a HTTP/1.1\r\n\r\n");
+    ck_assert_int_eq(cl_read(&a, &r), 0);
+    resp_free(&r);
+    cl_sends(&b, "GET /b HTTP/1.1\r\n\r\n");
+    ck_assert_int_eq(cl_read(&b, &r), 0);
+    resp_free(&r);
+    cl_open(&extra);
+    cl_expect_eof(&extra);
+    cl_close(&extra);
+    cl_close(&b);
+    for (int i = 0; i < 200 && !ok; i++) {
+        client c;
+        static const char get_c[] = "GET /c HTTP/1.1\r\n\r\n";
+
+        cl_open(&c);
+        if (send(c.fd, get_c, sizeof(get_c) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(get_c) - 1 &&
+            cl_read(&c, &r) == 0) {
+            ok = 1;
+            resp_free(&r);
+        } else {
+            sleep_ms(10);
+        }
+        cl_close(&c);
+    }
+    ck_assert(ok);
+    cl_close(&a);
+    srv_stop();
+    ck_assert_uint_eq(fx.last.refused, 0);
+    ck_assert_uint_ge(budget.refused[AD_FD_HTTP], 1);
+    ck_assert_uint_eq(budget.used, 0);
+    ad_fdbudget_close(&budget);
+}
+END_TEST
+
 /* A client that sends half a request and vanishes; one that vanishes mid-response. */
 START_TEST(test_client_vanishes)
 {
@@ -982,6 +1042,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, test_pipelined);
     tcase_add_test(tc, test_pipelined_many);
     tcase_add_test(tc, test_max_conns);
+    tcase_add_test(tc, test_fd_budget);
     tcase_add_test(tc, test_client_vanishes);
     tcase_add_test(tc, test_close_with_open_conns);
     tcase_add_test(tc, test_idle_timeout);
