@@ -26,6 +26,11 @@ uint64_t ad_persist_fingerprint(const ad_detector_config *c)
 
     ad_wbuf_init(&w, buf, sizeof(buf));
     ad_detector_config_write(&w, c);
+    /* forget_bias came last (blob version 7). At its default it is left out, so settings
+     * saved before it existed keep their fingerprint (an upgrade restores them); any other
+     * value still counts as different settings (those series start afresh). */
+    if (c->forget_bias == 1.0f && w.len >= 4)
+        w.len -= 4;
     /* Two CRCs (forwards, and seeded) make a 64-bit fingerprint; the config is small
      * and fixed-size, so a collision between settings one would really use is not a
      * concern. */
