@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "blob.h"
+#include "half.h"
 #include "inputs.h"
 #include "seq2seq.h"
 #include "optim.h"
@@ -34,6 +35,8 @@
                                  its time */
 #define SEASONAL_MAX  8       /* seasonal_periods at most */
 #define ALERT_HORIZON 2000.0  /* alert_penalty: samples over which alerts are counted */
+#define RAW_MEAN      3       /* raw_k: the raw signal scores the mean of this many |errors| */
+#define RAW_KEEP      65504.0f /* |errors| kept for it are clipped to the largest half */
 
 /*
  * Layout: one allocation (detector_new), cache-line aligned, carved in this order:
@@ -84,6 +87,7 @@ struct ad_detector {
                              training; 1 before it and for a family member) */
     int trained;
     int shared_net; /* net is a family's (ad_detector_create_member): not owned, not saved */
+    uint16_t raw_prev[RAW_MEAN - 1]; /* raw_k: the previous |errors|, newest first (fp16) */
     /* normaliser (from the last training) */
     double center, scale;
     double last_ts;
@@ -667,6 +671,23 @@ static float seasonal_score(ad_detector *d, double ts, double value)
     return (float)s;
 }
 
+/* raw_k: the mean of |e| and the RAW_MEAN - 1 previous |errors| in prev (fp16, newest
+ * first, clipped to RAW_KEEP); with push, e joins prev. */
+static float raw_mean(uint16_t *prev, float e, int push)
+{
+    float a = fabsf(e);
+    a = a < RAW_KEEP ? a : RAW_KEEP;
+    float sum = a;
+    for (int i = 0; i < RAW_MEAN - 1; i++)
+        sum += ad_half_to_float(prev[i]);
+    if (push) {
+        for (int i = RAW_MEAN - 2; i > 0; i--)
+            prev[i] = prev[i - 1];
+        prev[0] = ad_half_from_float(a);
+    }
+    return sum / RAW_MEAN;
+}
+
 /* The network's input for the pending step (ad_detector_observe_defer). */
 static void pending_input(const ad_detector *d, float *x)
 {
@@ -718,9 +739,10 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
         raw = lraw > raw ? lraw : raw;
     }
     /* raw_k: a series the network predicts well also has its raw error scored against
-     * the network's own validation errors: |e| / (|e| + raw_q), 0.5 at raw_q */
+     * the network's own validation errors: the mean a of the last RAW_MEAN |errors|,
+     * a / (a + raw_q), 0.5 at raw_q */
     if (d->raw_q > 0.0f && has_pred) {
-        const float a = fabsf((float)error), r = a / (a + d->raw_q);
+        const float a = raw_mean(d->raw_prev, (float)error, 1), r = a / (a + d->raw_q);
         raw = r > raw ? r : raw;
     }
     /* the seasonal-naive signal: the larger of the two raw scores */
@@ -1148,12 +1170,13 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
     if (c->raw_k > 0.0f && nval > 0) {
         float q = 0.0f, yy;
         double ss = 0.0;
+        uint16_t prev[RAW_MEAN - 1] = {0};
         ad_state_reset(st);
         for (int i = 0; i < steps; i++) {
             ad_net_step(job->net, st, x + (size_t)D * i, &yy);
-            const float e = fabsf(yy - y[i]);
+            const float e = yy - y[i], m = raw_mean(prev, e, 1);
             if (i >= ntr) {
-                q = e > q ? e : q;
+                q = m > q ? m : q;
                 ss += (double)e * e;
             }
         }
@@ -1263,6 +1286,7 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
     d->scale = job->scale;
     d->time_on = (uint8_t)job->time_on;
     d->raw_q = job->raw_q;
+    memset(d->raw_prev, 0, sizeof(d->raw_prev)); /* the old network's errors: not these */
     d->trained = 1;
     d->since_train = 0;
     d->stats.trainings++;
@@ -1324,6 +1348,8 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_u64(w, d->since_hit);
     ad_put_u32(w, d->time_on); /* version 7 on */
     ad_put_f32(w, d->raw_q);
+    for (int i = 0; i < RAW_MEAN - 1; i++)
+        ad_put_u16(w, d->raw_prev[i]);
     ad_put_f64(w, d->vmin);
     ad_put_f64(w, d->vmax);
     for (int i = 0; i < RANGE_BLOCKS; i++) {
@@ -1508,6 +1534,12 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     uint32_t time_on = version >= 7 ? ad_get_u32(&r) : 1; /* before: always fed */
     d->time_on = (uint8_t)(time_on != 0);
     d->raw_q = version >= 7 ? ad_get_f32(&r) : 0.0f; /* before: no raw signal */
+    int raw_bad = 0;
+    for (int i = 0; version >= 7 && i < RAW_MEAN - 1; i++) {
+        d->raw_prev[i] = ad_get_u16(&r);
+        const float p = ad_half_to_float(d->raw_prev[i]);
+        raw_bad |= !(p >= 0.0f && p <= RAW_KEEP);
+    }
     d->vmin = ad_get_f64(&r);
     d->vmax = ad_get_f64(&r);
     int rb_bad = 0;
@@ -1566,7 +1598,7 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
         !(d->scale > 0.0 && isfinite(d->scale)) || !isfinite(d->center) ||
         !isfinite(d->pred_norm) || !isfinite(d->w_mean) || !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) ||
         !isfinite(d->nv_last) || !(d->nv_ms >= 0.0 && isfinite(d->nv_ms)) ||
-        !finite_state(d) || rb_bad || ts_bad || time_on > 1 || !(d->raw_q >= 0.0f && isfinite(d->raw_q)) || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
+        !finite_state(d) || rb_bad || ts_bad || time_on > 1 || !(d->raw_q >= 0.0f && isfinite(d->raw_q)) || raw_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
         !(d->alert_rate >= 0.0 && d->alert_rate <= 1.0)) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;

@@ -1729,7 +1729,8 @@ END_TEST
  * 10 samples, under the deviation floor); against the network's own validation errors
  * it is many times the largest. With raw_k 2 it is a hit; without, not. Either way no
  * other sample after the training is (but for the step's echo in the next 20). A save
- * and load keeps the raw signal's scale. With raw_rms 0.001, below the network's
+ * and load keeps the raw signal's scale. The raw score is a / (a + q) with a the mean of
+ * the last 3 |errors| (one q for the step and the two samples after it). With raw_rms 0.001, below the network's
  * validation RMS here, the series does not qualify and the step is not a hit.
  */
 START_TEST(test_raw_signal)
@@ -1747,6 +1748,7 @@ START_TEST(test_raw_signal)
     ad_rng r;
     ad_rng_seed(&r, 33);
     int at_step = 0, others = 0;
+    double abs_err[900], raw[900];
     for (int t = 0; t < 900; t++) {
         double v = sin(2.0 * M_PI * t / 50.0) + 0.002 * ad_rng_normal(&r);
         if (t == 700)
@@ -1759,6 +1761,8 @@ START_TEST(test_raw_signal)
             free(buf);
         }
         ad_result res = observe(d, t, v);
+        abs_err[t] = fabs(res.error);
+        raw[t] = res.raw_score;
         if (t == 700)
             at_step = res.hit;
         else if (t >= 500 && (t < 700 || t >= 720)) /* the step's echo aside */
@@ -1769,6 +1773,18 @@ START_TEST(test_raw_signal)
             (double)c.raw_rms, at_step, others);
     ck_assert_int_eq(at_step, with && !strict);
     ck_assert_int_eq(others, 0);
+    if (with && !strict) {
+        /* the raw score is a / (a + q), a the mean of the last 3 |errors|: the step and
+         * the next two samples (the raw signal the larger score there) give one q */
+        double q[3];
+        for (int k = 0; k < 3; k++) {
+            const int t = 700 + k;
+            const double a = (abs_err[t] + abs_err[t - 1] + abs_err[t - 2]) / 3.0;
+            q[k] = a * (1.0 - raw[t]) / raw[t];
+        }
+        fprintf(stderr, "raw_k: q %g %g %g\n", q[0], q[1], q[2]);
+        ck_assert(fabs(q[1] - q[0]) < 2e-3 * q[0] && fabs(q[2] - q[0]) < 2e-3 * q[0]);
+    }
     ad_detector_free(d);
 }
 END_TEST
