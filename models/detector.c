@@ -37,6 +37,9 @@
 #define ALERT_HORIZON 2000.0  /* alert_penalty: samples over which alerts are counted */
 #define RAW_MEAN      3       /* raw_k: the raw signal scores the mean of this many |errors| */
 #define RAW_KEEP      65504.0f /* |errors| kept for it are clipped to the largest half */
+#define RAW_MIN_VAL   250     /* raw_k: validation values needed to trust their largest
+                                 error (a short tail misses the phases where the network
+                                 errs most: a history of 256 holds 51) */
 
 /*
  * Layout: one allocation (detector_new), cache-line aligned, carved in this order:
@@ -1166,7 +1169,8 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
     /* raw_k: the trained network's errors on the validation tail, run from the start as
      * the evaluation does; the raw signal only for a series it predicts to within raw_rms
      * of the normaliser's scale, and a scale that is the MAD's (a fallback's, for values
-     * mostly equal, makes the errors the network's own wobble) */
+     * mostly equal, makes the errors the network's own wobble), over a tail of at least
+     * RAW_MIN_VAL values */
     if (c->raw_k > 0.0f && nval > 0) {
         float q = 0.0f, yy;
         double ss = 0.0;
@@ -1182,7 +1186,7 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
         }
         job->val_max = q;
         job->val_rms = (float)sqrt(ss / nval);
-        if (job->robust && job->val_rms < c->raw_rms && q > 0.0f)
+        if (job->robust && job->val_rms < c->raw_rms && q > 0.0f && nval >= RAW_MIN_VAL)
             job->raw_q = c->raw_k * q;
     }
     job->val_loss = (float)best_val;

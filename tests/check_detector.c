@@ -1724,36 +1724,42 @@ END_TEST
 
 /*
  * raw_k: a sine the network predicts to within a few hundredths of its scale (amplitude 1,
- * period 50, noise 0.002) takes a step of +0.4 at t 700 where it crosses 0, inside the
+ * period 50, noise 0.002) takes a step of +0.4 at t 1500 where it crosses 0, inside the
  * range seen. Bounded and averaged, the likelihood sees it as nothing (0.4 / 3.4 over
  * 10 samples, under the deviation floor); against the network's own validation errors
  * it is many times the largest. With raw_k 2 it is a hit; without, not. Either way no
  * other sample after the training is (but for the step's echo in the next 20). A save
  * and load keeps the raw signal's scale. The raw score is a / (a + q) with a the mean of
- * the last 3 |errors| (one q for the step and the two samples after it). With raw_rms 0.001, below the network's
- * validation RMS here, the series does not qualify and the step is not a hit.
+ * the last 3 |errors| (one q for the step and the two samples after it). The series does
+ * not qualify, and the step is not a hit, with raw_rms 0.001 (below the network's
+ * validation RMS here), nor when the first training comes after 500 values (a validation
+ * tail of 99, under RAW_MIN_VAL).
  */
 START_TEST(test_raw_signal)
 {
-    const int with = _i & 1, strict = _i >> 1;
+    static const struct {
+        float k, rms;
+        int after, hit;
+    } cases[] = {{0.0f, 0.05f, 1300, 0}, {2.0f, 0.05f, 1300, 1}, {2.0f, 0.001f, 1300, 0},
+                 {2.0f, 0.05f, 500, 0}};
     ad_detector_config c;
     plain_defaults(&c);
-    c.train_after = 500;
+    c.train_after = cases[_i].after; /* 1300: a validation tail of 259 */
     c.train_every = 0;
-    c.raw_k = with ? 2.0f : 0.0f;
-    c.raw_rms = strict ? 0.001f : 0.05f;
+    c.raw_k = cases[_i].k;
+    c.raw_rms = cases[_i].rms;
     c.scorer.error_bound = 3.0f; /* the likelihood as the defaults have it */
     c.scorer.min_sd = 0.0173f;
     ad_detector *d = make(&c);
     ad_rng r;
     ad_rng_seed(&r, 33);
     int at_step = 0, others = 0;
-    double abs_err[900], raw[900];
-    for (int t = 0; t < 900; t++) {
+    double abs_err[1700], raw[1700];
+    for (int t = 0; t < 1700; t++) {
         double v = sin(2.0 * M_PI * t / 50.0) + 0.002 * ad_rng_normal(&r);
-        if (t == 700)
+        if (t == 1500)
             v += 0.4;
-        if (t == 650) { /* a round trip keeps raw_q */
+        if (t == 1450) { /* a round trip keeps raw_q */
             size_t n;
             uint8_t *buf = save(d, &n);
             ad_detector_free(d);
@@ -1763,22 +1769,22 @@ START_TEST(test_raw_signal)
         ad_result res = observe(d, t, v);
         abs_err[t] = fabs(res.error);
         raw[t] = res.raw_score;
-        if (t == 700)
+        if (t == 1500)
             at_step = res.hit;
-        else if (t >= 500 && (t < 700 || t >= 720)) /* the step's echo aside */
+        else if (t >= c.train_after && (t < 1500 || t >= 1520)) /* the step's echo aside */
             others += res.hit;
     }
     ck_assert_uint_eq(ad_detector_get_stats(d)->trainings, 1);
-    fprintf(stderr, "raw_k %g, raw_rms %g: step a hit %d, %d other hits\n", (double)c.raw_k,
-            (double)c.raw_rms, at_step, others);
-    ck_assert_int_eq(at_step, with && !strict);
+    fprintf(stderr, "raw_k %g, raw_rms %g, training after %d: step a hit %d, %d other hits\n",
+            (double)c.raw_k, (double)c.raw_rms, c.train_after, at_step, others);
+    ck_assert_int_eq(at_step, cases[_i].hit);
     ck_assert_int_eq(others, 0);
-    if (with && !strict) {
+    if (cases[_i].hit) {
         /* the raw score is a / (a + q), a the mean of the last 3 |errors|: the step and
          * the next two samples (the raw signal the larger score there) give one q */
         double q[3];
         for (int k = 0; k < 3; k++) {
-            const int t = 700 + k;
+            const int t = 1500 + k;
             const double a = (abs_err[t] + abs_err[t - 1] + abs_err[t - 2]) / 3.0;
             q[k] = a * (1.0 - raw[t]) / raw[t];
         }
