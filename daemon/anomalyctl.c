@@ -125,8 +125,8 @@ static void usage(FILE *f)
             "  --k X               static: error scoring 0.5 (%g)\n"
             "  --min-sd X          likelihood: floor on the averaged errors' deviation (%g)\n"
             "  --error-bound X     likelihood: bound each |error| a to a/(a+X), 0 = off (%g)\n"
-            "  --raw-k X           a well-predicted series' raw error against X times the\n"
-            "                      largest validation error (0.5 there), 0 = off (%g)\n"
+            "  --raw-k X           a well-predicted series' raw error (mean of the last 3)\n"
+            "                      against X times the largest on validation, 0 = off (%g)\n"
             "  --raw-rms X         raw-k applies below this validation RMS (%g)\n"
             "  --alpha X           dynamic: EWMA smoothing (%g)\n"
             "  --quiet             no progress or per-row messages on stderr\n",

@@ -89,13 +89,15 @@ typedef struct ad_detector_config {
                           shapes stay): a history of seconds makes the time of day a slow
                           ramp the network reads as a level (0 = always fed) */
     float raw_k;       /* >= 0: a series the network predicts well (below) also has its raw
-                          |error| e scored, against q = the largest |error| of the trained
-                          network on the validation tail: e / (e + raw_k q), 0.5 at raw_k q;
+                          error e (the mean of the last 3 |errors|) scored, against q = the
+                          largest such mean of the trained network on the validation tail:
+                          e / (e + raw_k q), 0.5 at raw_k q;
                           the raw score is the larger (0 = off). The likelihood's averaged,
                           floored errors lose what a good predictor's single errors show */
     float raw_rms;     /* raw_k applies when the validation errors' RMS is below this (in
-                          the normaliser's units: a fraction of the series' robust scale)
-                          and the scale is the MAD's, decided at each training */
+                          the normaliser's units: a fraction of the series' robust scale),
+                          the scale is the MAD's and the validation tail holds at least 250
+                          values, decided at each training */
 } ad_detector_config;
 
 /* The defaults: the one table the daemon (`defaults:` and every rule start from it) and
