@@ -77,12 +77,14 @@ static void usage(FILE *f)
             "  --hidden N          hidden size (%d)\n"
             "  --layers N          stacked layers (%d)\n"
             "  --features LIST     comma list of tod,dow,gap, or none (%s)\n"
+            "  --feature-span S    feed tod,dow only when the history at a training spans\n"
+            "                      S seconds, 0 = always (%d)\n"
             "  --seed N            initialisation and shuffling seed (%llu)\n"
             "  --weights W         float32 float16 int8: how the network keeps its weights\n"
             "                      (the daemon's `weights`; float32)\n",
             d.model == AD_MODEL_SEQ2SEQ ? "seq2seq" : "predict", d.s2s_window,
             ad_cell_name(d.kind), d.hidden, d.layers, features_text(d.features, feat, sizeof(feat)),
-            (unsigned long long)d.seed);
+            d.feature_span, (unsigned long long)d.seed);
     fprintf(f,
             "training:\n"
             "  --history N         samples kept for retraining (%d)\n"
@@ -124,11 +126,15 @@ static void usage(FILE *f)
             "  --k X               static: error scoring 0.5 (%g)\n"
             "  --min-sd X          likelihood: floor on the averaged errors' deviation (%g)\n"
             "  --error-bound X     likelihood: bound each |error| a to a/(a+X), 0 = off (%g)\n"
+            "  --raw-k X           a well-predicted series' raw error (mean of the last 3)\n"
+            "                      against X times the largest on validation, 0 = off (%g)\n"
+            "  --raw-rms X         raw-k applies below this validation RMS (%g)\n"
             "  --alpha X           dynamic: EWMA smoothing (%g)\n"
             "  --quiet             no progress or per-row messages on stderr\n",
             ad_scorer_name(d.scorer.kind), (double)d.scorer.threshold, d.scorer.window,
             d.scorer.short_window, d.long_window, d.scorer.min_samples, (double)d.scorer.k,
-            (double)d.scorer.min_sd, (double)d.scorer.error_bound, (double)d.scorer.ewma_alpha);
+            (double)d.scorer.min_sd, (double)d.scorer.error_bound, (double)d.raw_k,
+            (double)d.raw_rms, (double)d.scorer.ewma_alpha);
 }
 
 static int parse_features(const char *s, unsigned *out)
@@ -169,7 +175,7 @@ enum {
     O_TRAIN_EVERY, O_WINDOW, O_BATCH, O_EPOCHS, O_PATIENCE, O_LR, O_VAL_FRAC, O_INPUT_CLIP,
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
     O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND,
-    O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY, O_LONG_WINDOW, O_QUIET,
+    O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY, O_LONG_WINDOW, O_FEATURE_SPAN, O_RAW_K, O_RAW_RMS, O_QUIET,
     O_WEIGHTS, O_CONFIG, O_SERIES, O_HELP
 };
 
@@ -193,6 +199,7 @@ static const struct option long_opts[] = {
     {"seasonal-period", 1, 0, O_SEASONAL_PERIOD}, {"seasonal-periods", 1, 0, O_SEASONAL_PERIODS},
     {"seasonal-weight", 1, 0, O_SEASONAL_WEIGHT}, {"warmup-naive", 1, 0, O_WARMUP_NAIVE},
     {"alert-penalty", 1, 0, O_ALERT_PENALTY}, {"long-window", 1, 0, O_LONG_WINDOW},
+    {"feature-span", 1, 0, O_FEATURE_SPAN}, {"raw-k", 1, 0, O_RAW_K}, {"raw-rms", 1, 0, O_RAW_RMS},
     {"quiet", 0, 0, O_QUIET},         {"weights", 1, 0, O_WEIGHTS},
     {"config", 1, 0, O_CONFIG},       {"series", 1, 0, O_SERIES},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
@@ -279,6 +286,9 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_WARMUP_NAIVE: c->warmup_naive = (int)num(name, arg); return 0;
     case O_ALERT_PENALTY: c->alert_penalty = (float)num(name, arg); return 0;
     case O_LONG_WINDOW: c->long_window = (int)num(name, arg); return 0;
+    case O_FEATURE_SPAN: c->feature_span = (int)num(name, arg); return 0;
+    case O_RAW_K: c->raw_k = (float)num(name, arg); return 0;
+    case O_RAW_RMS: c->raw_rms = (float)num(name, arg); return 0;
     case O_ERROR_BOUND: s->error_bound = (float)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
     case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;

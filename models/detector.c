@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "blob.h"
+#include "half.h"
 #include "inputs.h"
 #include "seq2seq.h"
 #include "optim.h"
@@ -20,9 +21,11 @@
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   7 /* 7: forget_bias at the config's end (AD_DETECTOR_V_FORGET_BIAS);
-                             6: the anomalous state (since_hit); 5: compact history
-                             (fixed-point timestamps, flag bits) */
+#define DET_VERSION   8 /* 8: feature_span, raw_k, raw_rms (AD_DETECTOR_V_RAW); whether
+                             the time features are fed (time_on), the raw signal's scale
+                             (raw_q); 7: forget_bias at the config's end; 6: the anomalous
+                             state (since_hit); 5: compact history (fixed-point timestamps,
+                             flag bits) */
 #define DET_VERSION_OLDEST 4 /* 4: timestamps as doubles, flags as bytes: still loaded */
 #define MAX_MAGNITUDE 1e30
 #define WARM_MIN      16      /* values before the warm-up fallback scores */
@@ -34,6 +37,11 @@
                                  its time */
 #define SEASONAL_MAX  8       /* seasonal_periods at most */
 #define ALERT_HORIZON 2000.0  /* alert_penalty: samples over which alerts are counted */
+#define RAW_MEAN      3       /* raw_k: the raw signal scores the mean of this many |errors| */
+#define RAW_KEEP      65504.0f /* |errors| kept for it are clipped to the largest half */
+#define RAW_MIN_VAL   250     /* raw_k: validation values needed to trust their largest
+                                 error (a short tail misses the phases where the network
+                                 errs most: a history of 256 holds 51) */
 
 /*
  * Layout: one allocation (detector_new), cache-line aligned, carved in this order:
@@ -80,8 +88,11 @@ struct ad_detector {
     uint8_t pend, pend_has_prev;
     uint8_t seasonal_hit; /* the last observe found a seasonal reference (so the next one
                              likely will: ad_detector_prefetch fetches ssc only then) */
+    uint8_t time_on;      /* the time features are fed (feature_span, decided at the last
+                             training; 1 before it and for a family member) */
     int trained;
     int shared_net; /* net is a family's (ad_detector_create_member): not owned, not saved */
+    uint16_t raw_prev[RAW_MEAN - 1]; /* raw_k: the previous |errors|, newest first (fp16) */
     /* normaliser (from the last training) */
     double center, scale;
     double last_ts;
@@ -103,6 +114,8 @@ struct ad_detector {
     /* ad_detector_prefetch: the lines of the scorers' blocks a sample reads first, and
      * where each window ring's next write is (noted after every change) */
     uint32_t hot_bytes[3];
+    float raw_q;           /* > 0: the raw error signal's scale (raw_k times the largest
+                              validation error at the last training; 0: off, see raw_rms) */
     const void *next_write[3];
     const void *weights;   /* the network's step weights (packed block or floats), their */
     uint32_t weight_bytes; /* bytes of them to prefetch (own network only: 0 for a family), */
@@ -115,14 +128,15 @@ struct ad_detector {
     double rb_wmin, rb_wmax;
     double rb_cmin, rb_cmax;
     int rb_n, rb_pos, rb_fill;
+    int win_n;       /* SEQ2SEQ: inputs in the window (below; here, where it packs) */
     ad_detector_stats stats;
     ad_state st_mem;
     /* SEQ2SEQ: the model, its one-window scorer, the window of the last L inputs
-     * (D, L) oldest first with win_n of them filled, and the reconstruction buffer */
+     * (D, L) oldest first with win_n (above) of them filled, and the reconstruction
+     * buffer */
     ad_s2s *s2s;
     ad_s2s_scorer *s2sc;
     float *win, *recon;
-    int win_n;
     /* cold: not read by a sample's observe (ad_detector_prefetch_struct stops here) */
     size_t block_bytes; /* of the one allocation */
     double rb_min[RANGE_BLOCKS], rb_max[RANGE_BLOCKS];
@@ -136,6 +150,11 @@ struct ad_train_job {
     ad_net *net;   /* starts as the detector's network (or fresh), ends trained */
     ad_s2s *s2s;   /* SEQ2SEQ: the same for the encoder-decoder (net is then unused) */
     double center, scale;
+    int time_on; /* the history spans feature_span: the time features are fed */
+    float raw_q; /* raw_k times the largest |error| on the validation tail, when the series
+                    qualifies (raw_rms), else 0 */
+    float val_max, val_rms; /* the trained network's |errors| on the validation tail */
+    int robust;  /* the normaliser's scale is the MAD's */
     int ran, epochs;
     float train_loss, val_loss;
 };
@@ -253,6 +272,7 @@ static int detector_new(const ad_detector_config *c, ad_net *shared, ad_detector
     d->scale = 1.0;
     d->since_alert = UINT64_MAX / 2;
     d->since_hit = UINT64_MAX / 2;
+    d->time_on = 1;
 
     ad_net_config nc = {c->kind, c->layers, D, c->hidden, 1};
     if (shared) {
@@ -439,7 +459,7 @@ static void s2s_push(ad_detector *d, double value, double ts, double prev_ts, in
 {
     const int D = d->D, L = d->cfg.s2s_window;
     memmove(d->win, d->win + D, (size_t)D * (L - 1) * sizeof(*d->win));
-    ad_make_input(&d->cfg, d->center, d->scale, value, ts, prev_ts, has_prev,
+    ad_make_input(&d->cfg, d->center, d->scale, value, ts, prev_ts, has_prev, d->time_on,
                   d->win + (size_t)D * (L - 1));
     if (d->win_n < L)
         d->win_n++;
@@ -661,11 +681,28 @@ static float seasonal_score(ad_detector *d, double ts, double value)
     return (float)s;
 }
 
+/* raw_k: the mean of |e| and the RAW_MEAN - 1 previous |errors| in prev (fp16, newest
+ * first, clipped to RAW_KEEP); with push, e joins prev. */
+static float raw_mean(uint16_t *prev, float e, int push)
+{
+    float a = fabsf(e);
+    a = a < RAW_KEEP ? a : RAW_KEEP;
+    float sum = a;
+    for (int i = 0; i < RAW_MEAN - 1; i++)
+        sum += ad_half_to_float(prev[i]);
+    if (push) {
+        for (int i = RAW_MEAN - 2; i > 0; i--)
+            prev[i] = prev[i - 1];
+        prev[0] = ad_half_from_float(a);
+    }
+    return sum / RAW_MEAN;
+}
+
 /* The network's input for the pending step (ad_detector_observe_defer). */
 static void pending_input(const ad_detector *d, float *x)
 {
     ad_make_input(&d->cfg, d->center, d->scale, d->pend_value, d->last_ts, d->pend_prev_ts,
-                  d->pend_has_prev, x);
+                  d->pend_has_prev, d->time_on, x);
 }
 
 /* Runs the pending step, if any, on its own: what ad_detector_observe would have done. */
@@ -710,6 +747,13 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
     if (has_pred && d->lsc) { /* long_window: the larger of the two */
         float lraw = ad_scorer_score(d->lsc, (float)error);
         raw = lraw > raw ? lraw : raw;
+    }
+    /* raw_k: a series the network predicts well also has its raw error scored against
+     * the network's own validation errors: the mean a of the last RAW_MEAN |errors|,
+     * a / (a + raw_q), 0.5 at raw_q */
+    if (d->raw_q > 0.0f && has_pred) {
+        const float a = raw_mean(d->raw_prev, (float)error, 1), r = a / (a + d->raw_q);
+        raw = r > raw ? r : raw;
     }
     /* the seasonal-naive signal: the larger of the two raw scores */
     float sraw = seasonal_score(d, ts, value);
@@ -781,7 +825,7 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
         d->pend_has_prev = (uint8_t)d->has_ts;
         pending = 1;
     } else if (d->trained && !d->s2s) {
-        ad_make_input(c, d->center, d->scale, value, ts, d->last_ts, d->has_ts, x);
+        ad_make_input(c, d->center, d->scale, value, ts, d->last_ts, d->has_ts, d->time_on, x);
         ad_net_step(d->net, d->st, x, &y);
         d->pred_norm = y;
         d->has_pred = 1;
@@ -1005,7 +1049,7 @@ static int s2s_job_run(ad_train_job *job, char *err, size_t errlen)
         goto out_nomem;
     for (int i = 0; i < n; i++) {
         double ts = job->ts ? job->ts[i] : 0.0, prev = job->ts && i ? job->ts[i - 1] : 0.0;
-        ad_make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0,
+        ad_make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0, job->time_on,
                       x + (size_t)D * i);
     }
     rc = ad_s2s_ws_create(m, c->batch, &ws, err, errlen);
@@ -1055,8 +1099,16 @@ out_free:
     return rc;
 }
 
+/* feature_span: whether the job's history spans long enough for the time features. */
+static int job_time_on(const ad_train_job *job)
+{
+    const int span = job->cfg.feature_span;
+    return span == 0 || (job->ts && job->n > 1 && job->ts[job->n - 1] - job->ts[0] >= span);
+}
+
 int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
 {
+    job->time_on = job_time_on(job);
     if (job->s2s)
         return s2s_job_run(job, err, errlen);
     const ad_detector_config *c = &job->cfg;
@@ -1070,7 +1122,7 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
     double best_val = INFINITY;
     int rc, since_best = 0;
 
-    rc = ad_norm_fit(job->values, n, &job->center, &job->scale);
+    rc = ad_norm_fit_robust(job->values, n, &job->center, &job->scale, &job->robust);
     if (rc)
         goto out_nomem;
     x = malloc((size_t)D * steps * sizeof(*x));
@@ -1082,7 +1134,7 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
         goto out_nomem;
     for (int i = 0; i < steps; i++) {
         double ts = job->ts ? job->ts[i] : 0.0, prev = job->ts && i ? job->ts[i - 1] : 0.0;
-        ad_make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0,
+        ad_make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0, job->time_on,
                       x + (size_t)D * i);
         y[i] =
             ad_clipf(ad_norm_value(c, job->values[i + 1], job->center, job->scale), c->input_clip);
@@ -1120,6 +1172,30 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
             break;
     }
     memcpy(job->net->params, best, job->net->nparams * sizeof(*best));
+    ad_net_refresh(job->net);
+    /* raw_k: the trained network's errors on the validation tail, run from the start as
+     * the evaluation does; the raw signal only for a series it predicts to within raw_rms
+     * of the normaliser's scale, and a scale that is the MAD's (a fallback's, for values
+     * mostly equal, makes the errors the network's own wobble), over a tail of at least
+     * RAW_MIN_VAL values */
+    if (c->raw_k > 0.0f && nval > 0) {
+        float q = 0.0f, yy;
+        double ss = 0.0;
+        uint16_t prev[RAW_MEAN - 1] = {0};
+        ad_state_reset(st);
+        for (int i = 0; i < steps; i++) {
+            ad_net_step(job->net, st, x + (size_t)D * i, &yy);
+            const float e = yy - y[i], m = raw_mean(prev, e, 1);
+            if (i >= ntr) {
+                q = m > q ? m : q;
+                ss += (double)e * e;
+            }
+        }
+        job->val_max = q;
+        job->val_rms = (float)sqrt(ss / nval);
+        if (job->robust && job->val_rms < c->raw_rms && q > 0.0f && nval >= RAW_MIN_VAL)
+            job->raw_q = c->raw_k * q;
+    }
     job->val_loss = (float)best_val;
     job->ran = 1;
     rc = 0;
@@ -1196,7 +1272,7 @@ static void reprime(ad_detector *d, int refill)
         }
         double ts = d->hts ? hts_get(d, k) : 0.0;
         double prev = d->hts && i > 0 ? hts_get(d, hist_index(d, i - 1)) : 0.0;
-        ad_make_input(c, d->center, d->scale, v, ts, prev, i > 0, x);
+        ad_make_input(c, d->center, d->scale, v, ts, prev, i > 0, d->time_on, x);
         ad_net_step(d->net, d->st, x, &y);
         d->has_pred = 1;
     }
@@ -1219,6 +1295,9 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
     int first = !d->trained;
     d->center = job->center;
     d->scale = job->scale;
+    d->time_on = (uint8_t)job->time_on;
+    d->raw_q = job->raw_q;
+    memset(d->raw_prev, 0, sizeof(d->raw_prev)); /* the old network's errors: not these */
     d->trained = 1;
     d->since_train = 0;
     d->stats.trainings++;
@@ -1278,6 +1357,10 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_u64(w, d->since_alert);
     ad_put_f64(w, d->alert_rate);
     ad_put_u64(w, d->since_hit);
+    ad_put_u32(w, d->time_on); /* version 7 on */
+    ad_put_f32(w, d->raw_q);
+    for (int i = 0; i < RAW_MEAN - 1; i++)
+        ad_put_u16(w, d->raw_prev[i]);
     ad_put_f64(w, d->vmin);
     ad_put_f64(w, d->vmax);
     for (int i = 0; i < RANGE_BLOCKS; i++) {
@@ -1459,6 +1542,15 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     d->since_alert = ad_get_u64(&r);
     d->alert_rate = ad_get_f64(&r);
     d->since_hit = version >= 6 ? ad_get_u64(&r) : UINT64_MAX / 2; /* 5: the state off */
+    uint32_t time_on = version >= AD_DETECTOR_V_RAW ? ad_get_u32(&r) : 1; /* before: always fed */
+    d->time_on = (uint8_t)(time_on != 0);
+    d->raw_q = version >= AD_DETECTOR_V_RAW ? ad_get_f32(&r) : 0.0f; /* before: no raw signal */
+    int raw_bad = 0;
+    for (int i = 0; version >= AD_DETECTOR_V_RAW && i < RAW_MEAN - 1; i++) {
+        d->raw_prev[i] = ad_get_u16(&r);
+        const float p = ad_half_to_float(d->raw_prev[i]);
+        raw_bad |= !(p >= 0.0f && p <= RAW_KEEP);
+    }
     d->vmin = ad_get_f64(&r);
     d->vmax = ad_get_f64(&r);
     int rb_bad = 0;
@@ -1517,7 +1609,7 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
         !(d->scale > 0.0 && isfinite(d->scale)) || !isfinite(d->center) ||
         !isfinite(d->pred_norm) || !isfinite(d->w_mean) || !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) ||
         !isfinite(d->nv_last) || !(d->nv_ms >= 0.0 && isfinite(d->nv_ms)) ||
-        !finite_state(d) || rb_bad || ts_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
+        !finite_state(d) || rb_bad || ts_bad || time_on > 1 || !(d->raw_q >= 0.0f && isfinite(d->raw_q)) || raw_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
         !(d->alert_rate >= 0.0 && d->alert_rate <= 1.0)) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;
@@ -1575,6 +1667,7 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
         ERR("detector blob's scorer: %s", why);
         goto out_format;
     }
+
     if (ad_rbuf_left(&r) != 0) {
         ERR("detector blob has %zu unexpected bytes before its checksum", ad_rbuf_left(&r));
         goto out_format;

@@ -22,7 +22,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->history = 1500;
     c->train_after = 750;
     c->train_every = 2000;
-    c->window = 32;
+    c->window = 64;
     c->batch = 16;
     c->epochs = 30;
     c->patience = 4;
@@ -45,6 +45,9 @@ void ad_detector_defaults(ad_detector_config *c)
     c->alert_penalty = 0.2f;
     c->asinh = 0;
     c->seed = 1;
+    c->feature_span = 172800;
+    c->raw_k = 2.0f;
+    c->raw_rms = 0.05f;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
     c->scorer.error_bound = 3.0f;
     c->scorer.min_sd = 0.0173f;
@@ -100,6 +103,9 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(warmup_naive, 0, 1);
     RANGE(alert_penalty, 0.0, 100.0);
     RANGE(long_window, 0, 1000000);
+    RANGE(feature_span, 0, 1000000000);
+    RANGE(raw_k, 0.0, 1e6);
+    RANGE(raw_rms, 0.0, 1e6);
     if (c->long_window > 0 && c->scorer.kind == AD_SCORER_LIKELIHOOD &&
         c->long_window > c->scorer.window) {
         ERR("long_window must be 0..the scorer's window (%d), got %d", c->scorer.window,
@@ -162,6 +168,10 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_f32(w, s->min_sd);
     ad_put_f32(w, s->error_bound);
     ad_put_f32(w, c->forget_bias); /* AD_DETECTOR_V_FORGET_BIAS on */
+    /* AD_DETECTOR_V_RAW on */
+    ad_put_u32(w, (uint32_t)c->feature_span);
+    ad_put_f32(w, c->raw_k);
+    ad_put_f32(w, c->raw_rms);
 }
 
 void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version)
@@ -213,4 +223,7 @@ void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version
     s->min_sd = ad_get_f32(r);
     s->error_bound = ad_get_f32(r);
     c->forget_bias = version >= AD_DETECTOR_V_FORGET_BIAS ? ad_get_f32(r) : 1.0f;
+    c->feature_span = version >= AD_DETECTOR_V_RAW ? (int)ad_get_u32(r) : 0; /* before: always fed */
+    c->raw_k = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.0f;          /* before: no raw signal */
+    c->raw_rms = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.05f;
 }

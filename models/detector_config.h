@@ -86,15 +86,32 @@ typedef struct ad_detector_config {
                           (0 = off) */
     uint64_t seed;     /* initialisation and shuffling */
     ad_scorer_config scorer;
+    int feature_span;  /* >= 0 seconds: the time features (tod, dow) are fed only when the
+                          history at a training spans at least this long (decided at each
+                          training from its timestamps; otherwise their inputs are 0, the
+                          shapes stay): a history of seconds makes the time of day a slow
+                          ramp the network reads as a level (0 = always fed) */
+    float raw_k;       /* >= 0: a series the network predicts well (below) also has its raw
+                          error e (the mean of the last 3 |errors|) scored, against q = the
+                          largest such mean of the trained network on the validation tail:
+                          e / (e + raw_k q), 0.5 at raw_k q;
+                          the raw score is the larger (0 = off). The likelihood's averaged,
+                          floored errors lose what a good predictor's single errors show */
+    float raw_rms;     /* raw_k applies when the validation errors' RMS is below this (in
+                          the normaliser's units: a fraction of the series' robust scale),
+                          the scale is the MAD's and the validation tail holds at least 250
+                          values, decided at each training */
 } ad_detector_config;
 
 /* The defaults: the one table the daemon (`defaults:` and every rule start from it) and
  * `anomalyctl score` with no options both use. LSTM, 1 layer, H=16, time-of-day and
  * day-of-week inputs, history 1500, first training after 750 samples then every 2000,
- * T=32, B=16, 30 epochs, patience 4, val 0.2, lr 0.01, clip 1, input clip 8, prime 256,
+ * T=64, B=16, 30 epochs, patience 4, val 0.2, lr 0.01, clip 1, input clip 8, prime 256,
  * relearn 64, max_exclude 0.02, alert cooldown 30, range check at 2% of the range of the
  * last ~8000 values, seasonal-naive second signal (86400 s, 3 periods, weight 0.8), the
- * previous value as the warm-up prediction, a long window of 30, alert penalty 0.2, and
+ * previous value as the warm-up prediction, a long window of 30, alert penalty 0.2, time
+ * features only over a history spanning 2 days (feature_span 172800), the raw error
+ * signal for series predicted to within 5% of their scale (raw_k 2, raw_rms 0.05), and
  * the likelihood scorer with errors bounded to a/(a+3) and a deviation floor of 0.0173.
  * docs/DETECTOR.md says why, with the benchmark figures. */
 void ad_detector_defaults(ad_detector_config *c);
@@ -108,10 +125,13 @@ int ad_detector_input_size(unsigned features);
 /* The detector blob version (detector.c) that added forget_bias at the end of the
  * configuration. */
 #define AD_DETECTOR_V_FORGET_BIAS 7
+/* The version that added feature_span, raw_k and raw_rms after it. */
+#define AD_DETECTOR_V_RAW 8
 
 /* The configuration into a blob writer / from a reader (fields in a fixed order; fields
  * added later at the end). version is the detector blob's: a field the blob is too old
- * to hold gets its default (forget_bias 1 before AD_DETECTOR_V_FORGET_BIAS). The read
+ * to hold gets its default (forget_bias 1 before AD_DETECTOR_V_FORGET_BIAS; before
+ * AD_DETECTOR_V_RAW time features always fed and no raw signal). The read
  * configuration is not checked: call ad_detector_config_check. */
 void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c);
 void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version);

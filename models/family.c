@@ -88,7 +88,7 @@ int ad_family_snapshot(const ad_net *net, const ad_detector_config *c,
             for (int t = 0; t < T; t++) {
                 int i = base + t;
 
-                ad_make_input(c, center, scale, v[i], ts[i], i > 0 ? ts[i - 1] : 0.0, i > 0,
+                ad_make_input(c, center, scale, v[i], ts[i], i > 0 ? ts[i - 1] : 0.0, i > 0, 1,
                               xw + (size_t)D * t);
                 yw[t] = ad_clipf(ad_norm_value(c, v[i + 1], center, scale), c->input_clip);
             }

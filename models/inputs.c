@@ -63,12 +63,13 @@ static const float *time_features(double ts)
 
 /* The network input for a value v at time ts after a sample at prev_ts (has_prev). */
 void ad_make_input(const ad_detector_config *c, double center, double scale, double v, double ts,
-                   double prev_ts, int has_prev, float *x)
+                   double prev_ts, int has_prev, int time_on, float *x)
 {
+    static const float off[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     int k = 0;
     x[k++] = ad_clipf(ad_norm_value(c, v, center, scale), c->input_clip);
     if (c->features & (AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK)) {
-        const float *f = time_features(ts);
+        const float *f = time_on ? time_features(ts) : off;
 
         if (c->features & AD_FEAT_TIME_OF_DAY) {
             x[k++] = f[0];
@@ -94,6 +95,12 @@ static int cmp_double(const void *a, const void *b)
 /* Median and scale (1.4826 MAD, else the standard deviation, else a floor) of v (n). */
 int ad_norm_fit(const float *v, int n, double *center, double *scale)
 {
+    int robust;
+    return ad_norm_fit_robust(v, n, center, scale, &robust);
+}
+
+int ad_norm_fit_robust(const float *v, int n, double *center, double *scale, int *robust)
+{
     double *tmp = malloc((size_t)n * sizeof(*tmp));
     double mean = 0.0, m2 = 0.0;
     if (!tmp)
@@ -113,6 +120,7 @@ int ad_norm_fit(const float *v, int n, double *center, double *scale)
     double sd = n > 1 ? sqrt(m2 / (n - 1)) : 0.0;
     double floor = 1e-6 * fmax(1.0, fabs(med));
     double s = 1.4826 * mad;
+    *robust = s > floor;
     if (!(s > floor))
         s = sd;
     if (!(s > floor))

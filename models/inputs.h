@@ -23,14 +23,18 @@ double ad_norm_inverse(const ad_detector_config *c, double z, double center, dou
  * Returns 0 or -AD_ENOMEM (it sorts a copy).
  */
 int ad_norm_fit(const float *v, int n, double *center, double *scale);
+/* The same, and *robust = 1 when the scale is the MAD's (0: a fallback, the values mostly
+ * equal). */
+int ad_norm_fit_robust(const float *v, int n, double *center, double *scale, int *robust);
 
 /*
  * The network input (ad_detector_input_size(c->features) floats) for a value v at time
  * ts, after a sample at prev_ts if has_prev: the normalised value clipped to
  * +-c->input_clip, then sin/cos of the time of day, sin/cos of the position in the week
- * (UTC, Monday = 0), log1p(gap in seconds) / 10, as c->features asks.
+ * (UTC, Monday = 0), log1p(gap in seconds) / 10, as c->features asks; with time_on 0 the
+ * time of day's and the week's inputs are 0 (feature_span: the history is too short).
  */
 void ad_make_input(const ad_detector_config *c, double center, double scale, double v, double ts,
-                   double prev_ts, int has_prev, float *x);
+                   double prev_ts, int has_prev, int time_on, float *x);
 
 #endif

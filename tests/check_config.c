@@ -109,6 +109,9 @@ static void same_detector(const ad_detector_config *a, const ad_detector_config 
     EQ_INT(warmup_naive);
     EQ_FLT(alert_penalty);
     EQ_INT(long_window);
+    EQ_INT(feature_span);
+    EQ_FLT(raw_k);
+    EQ_FLT(raw_rms);
     EQ_FLT(range_tolerance);
     EQ_INT(range_window);
     EQ_INT(cooldown);
@@ -350,7 +353,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 5 + 6 + 45 + 48);
+    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 5 + 6 + 48 + 51);
 }
 END_TEST
 

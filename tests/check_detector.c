@@ -1019,7 +1019,7 @@ START_TEST(test_time_feature_values)
         const double day = fmod(floor(ts / 86400.0) + 3.0, 7.0);
         const double v = (double)i, prev = ts - 60.0 * (double)(i % 3);
 
-        ad_make_input(&c, 1.0, 2.0, v, ts, prev, 1, x);
+        ad_make_input(&c, 1.0, 2.0, v, ts, prev, 1, 1, x);
         ck_assert(x[0] == ad_clipf((v - 1.0) / 2.0, c.input_clip));
         ck_assert_msg(x[1] == (float)sin(2.0 * M_PI * tod) && x[2] == (float)cos(2.0 * M_PI * tod),
                       "ts %.3f (sample %zu): time of day %g %g", ts, i, (double)x[1], (double)x[2]);
@@ -1351,7 +1351,7 @@ static blob_layout find_layout(const ad_detector *d, const uint8_t *buf, size_t 
     o.window = c->window + 1; /* low byte differs */
     L.window = first_difference(c, &o);
     o = *c;
-    o.forget_bias = nextafterf(c->forget_bias, 1e9f); /* the config's last field */
+    o.raw_rms = nextafterf(c->raw_rms, 1e9f); /* the config's last field */
     L.stats = first_difference(c, &o) + 4;
     L.center = L.stats + 8 * (2 + AD_REFUSE_NREASONS + 1) + 4 * 3;
     L.scale = L.center + 8;
@@ -1415,7 +1415,7 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 8", "version", L.version, 0, 8},
+        {"version 9", "version", L.version, 0, 9},
         {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
@@ -1697,6 +1697,131 @@ START_TEST(test_seasonal_signal)
     ck_assert_int_le(other_anomalous, 2);
     ad_detector_free(e);
     ad_detector_free(d);
+}
+END_TEST
+
+/*
+ * raw_k: a sine the network predicts to within a few hundredths of its scale (amplitude 1,
+ * period 50, noise 0.002) takes a step of +0.4 at t 1500 where it crosses 0, inside the
+ * range seen. Bounded and averaged, the likelihood sees it as nothing (0.4 / 3.4 over
+ * 10 samples, under the deviation floor); against the network's own validation errors
+ * it is many times the largest. With raw_k 2 it is a hit; without, not. Either way no
+ * other sample after the training is (but for the step's echo in the next 20). A save
+ * and load keeps the raw signal's scale. The raw score is a / (a + q) with a the mean of
+ * the last 3 |errors| (one q for the step and the two samples after it). The series does
+ * not qualify, and the step is not a hit, with raw_rms 0.001 (below the network's
+ * validation RMS here), nor when the first training comes after 500 values (a validation
+ * tail of 99, under RAW_MIN_VAL).
+ */
+START_TEST(test_raw_signal)
+{
+    static const struct {
+        float k, rms;
+        int after, hit;
+    } cases[] = {{0.0f, 0.05f, 1300, 0}, {2.0f, 0.05f, 1300, 1}, {2.0f, 0.001f, 1300, 0},
+                 {2.0f, 0.05f, 500, 0}};
+    ad_detector_config c;
+    plain_defaults(&c);
+    c.train_after = cases[_i].after; /* 1300: a validation tail of 259 */
+    c.train_every = 0;
+    c.raw_k = cases[_i].k;
+    c.raw_rms = cases[_i].rms;
+    c.scorer.error_bound = 3.0f; /* the likelihood as the defaults have it */
+    c.scorer.min_sd = 0.0173f;
+    ad_detector *d = make(&c);
+    ad_rng r;
+    ad_rng_seed(&r, 33);
+    int at_step = 0, others = 0;
+    double abs_err[1700], raw[1700];
+    for (int t = 0; t < 1700; t++) {
+        double v = sin(2.0 * M_PI * t / 50.0) + 0.002 * ad_rng_normal(&r);
+        if (t == 1500)
+            v += 0.4;
+        if (t == 1450) { /* a round trip keeps raw_q */
+            size_t n;
+            uint8_t *buf = save(d, &n);
+            ad_detector_free(d);
+            d = load(buf, n);
+            free(buf);
+        }
+        ad_result res = observe(d, t, v);
+        abs_err[t] = fabs(res.error);
+        raw[t] = res.raw_score;
+        if (t == 1500)
+            at_step = res.hit;
+        else if (t >= c.train_after && (t < 1500 || t >= 1520)) /* the step's echo aside */
+            others += res.hit;
+    }
+    ck_assert_uint_eq(ad_detector_get_stats(d)->trainings, 1);
+    fprintf(stderr, "raw_k %g, raw_rms %g, training after %d: step a hit %d, %d other hits\n",
+            (double)c.raw_k, (double)c.raw_rms, c.train_after, at_step, others);
+    ck_assert_int_eq(at_step, cases[_i].hit);
+    ck_assert_int_eq(others, 0);
+    if (cases[_i].hit) {
+        /* the raw score is a / (a + q), a the mean of the last 3 |errors|: the step and
+         * the next two samples (the raw signal the larger score there) give one q */
+        double q[3];
+        for (int k = 0; k < 3; k++) {
+            const int t = 1500 + k;
+            const double a = (abs_err[t] + abs_err[t - 1] + abs_err[t - 2]) / 3.0;
+            q[k] = a * (1.0 - raw[t]) / raw[t];
+        }
+        fprintf(stderr, "raw_k: q %g %g %g\n", q[0], q[1], q[2]);
+        ck_assert(fabs(q[1] - q[0]) < 2e-3 * q[0] && fabs(q[2] - q[0]) < 2e-3 * q[0]);
+    }
+    ad_detector_free(d);
+}
+END_TEST
+
+/*
+ * feature_span: the time features are fed only when the history at a training spans
+ * feature_span seconds. The same noisy sine, sampled every second (history of 450 s) and
+ * every 10 minutes (3 days), seen by two detectors with time of day whose timestamps
+ * differ by 5 hours: where the features are fed the network's inputs differ and so do
+ * its predictions; where they are not (1-second steps, feature_span 2 days) the two run
+ * identically. feature_span 0 feeds them always (the 1-second pair differs). A save and
+ * load keeps the decision.
+ */
+START_TEST(test_feature_span)
+{
+    static const struct {
+        double step;
+        int span, same;
+    } cases[] = {{1.0, 172800, 1}, {600.0, 172800, 0}, {1.0, 0, 0}};
+    const double step = cases[_i].step;
+    ad_detector_config c;
+    plain_defaults(&c);
+    c.features = AD_FEAT_TIME_OF_DAY;
+    c.history = 450;
+    c.train_after = 450;
+    c.train_every = 0;
+    c.epochs = 3;
+    c.feature_span = cases[_i].span;
+    ad_detector *a = make(&c), *b = make(&c);
+    ad_rng r;
+    ad_rng_seed(&r, 21);
+    int differ = 0;
+    for (int t = 0; t < 600; t++) {
+        double v = sin(2.0 * M_PI * t / 50.0) + 0.05 * ad_rng_normal(&r);
+        ad_result ra = observe(a, 1e9 + t * step, v), rb = observe(b, 1e9 + 18000 + t * step, v);
+        if (t == 500) { /* a round trip keeps whether the features are fed */
+            size_t n;
+            uint8_t *buf = save(a, &n);
+            ad_detector_free(a);
+            a = load(buf, n);
+            free(buf);
+        }
+        differ += t > 0 && ra.predicted != rb.predicted; /* t 0: no prediction (NaN) */
+    }
+    ck_assert_uint_eq(ad_detector_get_stats(a)->trainings, 1);
+    fprintf(stderr, "feature_span %d, steps of %g s: %d predictions differ\n", c.feature_span,
+            step, differ);
+    if (cases[_i].same)
+        ck_assert_int_eq(differ, 0);
+    else
+        ck_assert_int_ge(differ, 100);
+    ad_detector_free(a);
+    ad_detector_free(b);
 }
 END_TEST
 
@@ -2003,7 +2128,11 @@ START_TEST(test_old_blob_v4)
     /* and it saves in the current version, which loads back to the same bytes */
     size_t len2, len3;
     uint8_t *b2 = save(d, &len2);
-    ck_assert_uint_eq(get_le(b2 + 4, 4), 7);
+    ck_assert_uint_eq(get_le(b2 + 4, 4), 8);
+    /* the fields added since version 4 hold what behaves as before them */
+    ck_assert(ad_detector_get_config(d)->forget_bias == 1.0f);
+    ck_assert_int_eq(ad_detector_get_config(d)->feature_span, 0);
+    ck_assert(ad_detector_get_config(d)->raw_k == 0.0f);
     ck_assert_uint_lt(len2, len); /* timestamps in 4 bytes, flags in bits */
     ad_detector *e = load(b2, len2);
     uint8_t *b3 = save(e, &len3);
@@ -2036,38 +2165,16 @@ START_TEST(test_forget_bias_blob)
     for (int l = 0; l < 2; l++)
         for (int k = 0; k < 4 * 4; k++)
             ck_assert(net->p.layer[l].b[k] == (k / 4 == 1 ? 3.0f : 0.0f));
-    size_t len, len2;
+    size_t len;
     uint8_t *buf = save(d, &len);
-    ck_assert_uint_eq(get_le(buf + 4, 4), 7);
+    ck_assert_uint_eq(get_le(buf + 4, 4), 8);
     ad_detector *e = load(buf, len);
     ck_assert(ad_detector_get_config(e)->forget_bias == 3.0f);
     ad_detector_free(e);
     ad_detector_free(d);
     free(buf);
 
-    /* a version-6 blob: forget_bias cut out of the default detector's blob */
-    small_config(&c, AD_SCORER_DYNAMIC, 0);
-    d = make(&c);
-    buf = save(d, &len);
-    const blob_layout L = find_layout(d, buf, len);
-    const size_t fb = L.stats - 4; /* the configuration's last field */
-    ck_assert(get_le(buf + fb, 4) == 0x3f800000u); /* 1.0f */
-    uint8_t *old = malloc(len - 4);
-    ck_assert_ptr_nonnull(old);
-    memcpy(old, buf, fb);
-    memcpy(old + fb, buf + fb + 4, len - fb - 4);
-    put_le(old + 4, 6, 4);
-    recrc(old, len - 4);
-    e = load(old, len - 4);
-    ck_assert(ad_detector_get_config(e)->forget_bias == 1.0f);
-    uint8_t *b2 = save(e, &len2);
-    ck_assert_uint_eq(len2, len);
-    ck_assert_mem_eq(b2, buf, len);
-    free(b2);
-    free(old);
-    free(buf);
-    ad_detector_free(e);
-    ad_detector_free(d);
+    /* a blob older than forget_bias loads with 1: test_old_blob_v4 (version 4) */
 }
 END_TEST
 
@@ -2490,6 +2597,8 @@ static Suite *detector_suite(void)
     tcase_add_loop_test(tc, test_warmup_naive, 0, 2);
     tcase_add_test(tc, test_alert_penalty);
     tcase_add_loop_test(tc, test_long_window, 0, 2);
+    tcase_add_loop_test(tc, test_feature_span, 0, 3);
+    tcase_add_loop_test(tc, test_raw_signal, 0, 4);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("seq2seq");

@@ -3,9 +3,11 @@
  * runs against the real daemon in test_service.py).
  *
  * The fingerprint is two CRC-32s of the settings as ad_detector_config_write lays them
- * out. forget_bias, added at the end in detector blob version 7, is left out at its
- * default 1, so a store written before it existed still matches (an upgrade restores its
- * series); any other value changes the fingerprint (the series start afresh).
+ * out. The fields appended since detector blob version 6 (forget_bias in 7; feature_span,
+ * raw_k, raw_rms in 8) are left out while they hold what behaves as before them
+ * (forget_bias 1, feature_span 0, raw_k 0), so a store written before they existed still
+ * matches (an upgrade restores its series); any other value changes the fingerprint (the
+ * series start afresh).
  */
 #include <check.h>
 #include <stdint.h>
@@ -15,7 +17,8 @@
 #include "detector_config.h"
 #include "persist.h"
 
-/* The fingerprint of the bytes before forget_bias: what stores held before version 7. */
+/* The fingerprint of the bytes before the appended fields: what stores held before
+ * version 7. */
 static uint64_t without_forget_bias(const ad_detector_config *c)
 {
     uint8_t buf[1024];
@@ -23,8 +26,8 @@ static uint64_t without_forget_bias(const ad_detector_config *c)
 
     ad_wbuf_init(&w, buf, sizeof(buf));
     ad_detector_config_write(&w, c);
-    ck_assert(!w.err && w.len > 4);
-    w.len -= 4;
+    ck_assert(!w.err && w.len > 16);
+    w.len -= 16;
     return ((uint64_t)ad_crc32(0, buf, w.len) << 32) | ad_crc32(0x9e3779b9u, buf, w.len);
 }
 
@@ -34,11 +37,21 @@ START_TEST(test_fingerprint_forget_bias)
 
     ad_detector_defaults(&c);
     ck_assert(c.forget_bias == 1.0f);
+    /* the defaults feed time features by span and score a raw signal: other settings */
+    ck_assert_uint_ne(ad_persist_fingerprint(&c), without_forget_bias(&c));
+    c.feature_span = 0;
+    c.raw_k = 0.0f;
     const uint64_t fp = ad_persist_fingerprint(&c);
     ck_assert_uint_eq(fp, without_forget_bias(&c));
     c.forget_bias = 3.0f;
     ck_assert_uint_ne(ad_persist_fingerprint(&c), fp);
     c.forget_bias = 1.0f;
+    c.raw_k = 2.0f; /* a raw signal: other settings */
+    ck_assert_uint_ne(ad_persist_fingerprint(&c), fp);
+    c.raw_k = 0.0f;
+    c.feature_span = 172800;
+    ck_assert_uint_ne(ad_persist_fingerprint(&c), fp);
+    c.feature_span = 0;
     c.hidden = 17; /* any other setting still counts */
     ck_assert_uint_ne(ad_persist_fingerprint(&c), fp);
 }

@@ -16,5 +16,8 @@ void plain_defaults(ad_detector_config *c)
     c->warmup_naive = 0;
     c->long_window = 0;
     c->alert_penalty = 0.0f;
+    c->window = 32;
+    c->feature_span = 0;
+    c->raw_k = 0.0f;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
 }
