@@ -680,7 +680,9 @@ int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_
         (unsigned long long)d->reload_failures);
 
     if (with_series)
-        series_families(&b, d);
+        series_families(&b, d); /* the remote-write counters among them, in their place */
+    else
+        remote_write_counters(&b, d);
     if (b.err) {
         free(b.p);
         return -AD_ENOMEM;

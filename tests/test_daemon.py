@@ -241,6 +241,8 @@ class Protocols(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn("anomalyd_samples_total", body.decode())
         self.assertNotIn("anomalyd_series_score{", body.decode())
+        # the daemon's own counters all stay, remote write's included
+        self.assertIn('anomalyd_remote_write_requests_total{result=', body.decode())
         p = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True)
         self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
 
