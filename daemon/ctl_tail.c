@@ -63,7 +63,8 @@ int ad_ctl_format_event(const char *json, char *out, size_t outlen)
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
     snprintf(out, outlen, "%s  %s  value %.6g  predicted %.6g  score %.3f >= %.3g  (%s, %s)",
-             when, ad_escape_str(key, sizeof(key), str(o, "series")), num(o, "value"), num(o, "predicted"), num(o, "score"),
+             when, ad_escape_str(key, sizeof(key), str(o, "series")), num(o, "value"),
+             num(o, "predicted"), num(o, "score"),
              num(o, "threshold"), str(o, "scorer"), str(o, "model"));
     cJSON_Delete(o);
     return 0;

@@ -410,8 +410,12 @@ static void series_lines(buf *fam, buf *scratch, const ad_series *s)
     if (s->proto != AD_PROTO_PROMETHEUS)
         return;
     scratch->len = 0;
-    if (put_rw_labels(scratch, s->key) < 0 || scratch->err)
+    if (put_rw_labels(scratch, s->key) < 0)
         return;
+    if (scratch->err) { /* out of memory: the scrape fails (500), not a partial 200 */
+        fam[NPER].err = 1;
+        return;
+    }
     for (size_t f = 0; f < NRW; f++) {
         buf *b = &fam[NPER + f];
 

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #include "remote_write.pb-c.h"
+#include "text.h"
 
 #define CHUNK_MIN 65536    /* bytes of an arena chunk, at least */
 #define ARENA_SLACK 65536  /* the cap's constant part */
@@ -129,40 +130,6 @@ int ad_rw_valid_label_name(const char *s)
     return 1;
 }
 
-/* Whether s is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
-static int valid_utf8(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-
-    while (*s) {
-        unsigned c = *s;
-        int n;
-        unsigned cp, min;
-
-        if (c < 0x80) {
-            s++;
-            continue;
-        }
-        if ((c & 0xe0) == 0xc0)
-            n = 1, cp = c & 0x1f, min = 0x80;
-        else if ((c & 0xf0) == 0xe0)
-            n = 2, cp = c & 0x0f, min = 0x800;
-        else if ((c & 0xf8) == 0xf0)
-            n = 3, cp = c & 0x07, min = 0x10000;
-        else
-            return 0;
-        for (int i = 1; i <= n; i++) {
-            if ((s[i] & 0xc0) != 0x80)
-                return 0; /* also stops at the NUL */
-            cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        s += n + 1;
-    }
-    return 1;
-}
-
 static const char *const err_names[] = {"none", "snappy", "protobuf", "too_large", "no_memory"};
 static const char *const bad_names[] = {"none", "no_name", "bad_name", "duplicate_label",
                                         "not_utf8"};
@@ -261,7 +228,7 @@ static int convert_series(arena *a, const Prometheus__TimeSeries *ts, ad_rw_seri
     for (size_t i = 0; i < ts->n_labels; i++) {
         const char *n = ts->labels[i]->name, *v = ts->labels[i]->value;
 
-        if (!valid_utf8(n) || !valid_utf8(v)) {
+        if (!ad_utf8_valid(n, strlen(n)) || !ad_utf8_valid(v, strlen(v))) {
             out->bad = out->bad ? out->bad : AD_RW_BAD_UTF8;
             continue;
         }

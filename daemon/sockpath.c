@@ -74,7 +74,9 @@ int ad_sockpath_prepare(const char *path, char *err, size_t errlen)
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: a listener with a full backlog answers EAGAIN at once instead of
+     * holding the caller (the loop thread, on a reload) until it accepts. */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         snprintf(err, errlen, "unix socket path %s: socket: %s", path, strerror(errno));
         return -AD_EIO;

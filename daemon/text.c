@@ -91,17 +91,6 @@ static int printable(uint32_t cp)
     return cp >= 0x20 && cp != 0x7F && cp != '\\' && (cp < 0x80 || cp > 0x9F);
 }
 
-int ad_text_safe(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    uint32_t cp;
-
-    for (size_t i = 0, k; i < len; i += k)
-        if (!(k = utf8_seq(p + i, len - i, &cp)) || !printable(cp))
-            return 0;
-    return 1;
-}
-
 size_t ad_escape(char *dst, size_t cap, const char *src, size_t len)
 {
     static const char hex[] = "0123456789abcdef";

@@ -31,7 +31,4 @@ size_t ad_escape(char *dst, size_t cap, const char *src, size_t len);
  * printf argument. */
 const char *ad_escape_str(char *dst, size_t cap, const char *s);
 
-/* The whole of s[0..len) needs no escape (ad_escape would copy it unchanged). */
-int ad_text_safe(const char *s, size_t len);
-
 #endif

@@ -1357,7 +1357,7 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_u64(w, d->since_alert);
     ad_put_f64(w, d->alert_rate);
     ad_put_u64(w, d->since_hit);
-    ad_put_u32(w, d->time_on); /* version 7 on */
+    ad_put_u32(w, d->time_on); /* version 8 on (AD_DETECTOR_V_RAW) */
     ad_put_f32(w, d->raw_q);
     for (int i = 0; i < RAW_MEAN - 1; i++)
         ad_put_u16(w, d->raw_prev[i]);
@@ -1609,7 +1609,9 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
         !(d->scale > 0.0 && isfinite(d->scale)) || !isfinite(d->center) ||
         !isfinite(d->pred_norm) || !isfinite(d->w_mean) || !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) ||
         !isfinite(d->nv_last) || !(d->nv_ms >= 0.0 && isfinite(d->nv_ms)) ||
-        !finite_state(d) || rb_bad || ts_bad || time_on > 1 || !(d->raw_q >= 0.0f && isfinite(d->raw_q)) || raw_bad || d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
+        !finite_state(d) || rb_bad || ts_bad || time_on > 1 ||
+        !(d->raw_q >= 0.0f && isfinite(d->raw_q)) || raw_bad || d->flag_run < 0 ||
+        !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
         !(d->alert_rate >= 0.0 && d->alert_rate <= 1.0)) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;
@@ -1667,7 +1669,6 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
         ERR("detector blob's scorer: %s", why);
         goto out_format;
     }
-
     if (ad_rbuf_left(&r) != 0) {
         ERR("detector blob has %zu unexpected bytes before its checksum", ad_rbuf_left(&r));
         goto out_format;

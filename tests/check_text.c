@@ -73,16 +73,6 @@ START_TEST(test_escape)
 }
 END_TEST
 
-START_TEST(test_text_safe)
-{
-    ck_assert_int_eq(ad_text_safe("cpu.load", 8), 1);
-    ck_assert_int_eq(ad_text_safe("caf\xc3\xa9", 5), 1);
-    ck_assert_int_eq(ad_text_safe("a\x1b", 2), 0);
-    ck_assert_int_eq(ad_text_safe("a\xff", 2), 0);
-    ck_assert_int_eq(ad_text_safe("a\\b", 3), 0);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("text");
@@ -92,7 +82,6 @@ int main(void)
 
     tcase_add_test(tc, test_utf8_valid);
     tcase_add_test(tc, test_escape);
-    tcase_add_test(tc, test_text_safe);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
