@@ -491,7 +491,6 @@ static long ingest(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq, const ch
         const char *f = rq->meta[i].family;
         entry *e;
 
-        p->st.metadata++;
         if (f[0] && (e = table_get(&p->families, f, strlen(f))))
             e->type = rq->meta[i].type;
     }
@@ -501,8 +500,10 @@ static long ingest(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq, const ch
         v[i] = (uint8_t)judge(p, d, &rq->series[i], &klen, &quota);
         deferred += v[i] == V_DEFER;
     }
-    if (!deferred)
+    if (!deferred) { /* a deferred request counts only as deferred (promrw.h) */
+        p->st.metadata += rq->nmeta;
         take(p, d, rq, v, peer);
+    }
     free(v);
     return deferred;
 }
@@ -548,6 +549,7 @@ void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
     ad_rw_request rq;
     char msg[512];
     long deferred;
+    size_t rq_decoded;
     double now;
     int r, res;
 
@@ -607,8 +609,8 @@ void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
         respond_msg(conn, map[e].status, map[e].msg);
         return;
     }
-    p->st.decoded_bytes += rq.decoded_len;
     memcpy(before, p->st.samples, sizeof(before));
+    rq_decoded = rq.decoded_len;
     deferred = ingest(p, d, &rq, req->peer ? req->peer : "?");
     ad_daemon_flush(d); /* the families' deferred steps, one batch each */
     ad_rw_request_free(&rq);
@@ -621,6 +623,7 @@ void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
         defer(p, conn, deferred, req->peer ? req->peer : "?");
         return;
     }
+    p->st.decoded_bytes += rq_decoded;
     if (!refused(before, p->st.samples)) {
         p->st.requests[AD_PRW_OK]++;
         ad_http_respond(conn, 204, NULL, NULL, NULL, 0);

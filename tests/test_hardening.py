@@ -370,12 +370,15 @@ class Flood(unittest.TestCase):
                 self.assertEqual(outcome(d, "ingested"), 0)
                 self.assertEqual(d.metric("anomalyd_remote_write_requests_total",
                                           result="deferred"), 1)
+                # a deferred request counts as deferred only (promrw.h)
+                self.assertEqual(d.metric("anomalyd_remote_write_decoded_bytes_total"), 0)
                 self.assertEqual(post(d, body)[0], 503)
                 self.assertEqual(d.metric("anomalyd_series"), 2000)
                 status, _, answer = post(d, body)
                 self.assertEqual(status, 204, answer)
                 self.assertEqual(d.metric("anomalyd_series"), 2500)
                 self.assertEqual(outcome(d, "ingested"), 2500 * 3)
+                self.assertGreater(d.metric("anomalyd_remote_write_decoded_bytes_total"), 0)
                 self.check_memory(d, 2500)
                 self.assertEqual(d.stop(), 0)
         finally:
