@@ -23,8 +23,8 @@
 #include <yaml.h>
 
 #include "net.h" /* enum ad_err */
-#include "proto_influx.h"
-#include "relabel.h"
+#include "ingest/proto_influx.h"
+#include "ingest/relabel.h"
 #include "sockpath.h"
 
 /* ---- names of the enums the file spells out ---- */

@@ -97,7 +97,7 @@
 
 #include "detector_config.h"
 #include "net.h" /* enum ad_err */
-#include "sample.h"
+#include "ingest/sample.h"
 
 enum ad_log_level { AD_LOG_ERROR = 0, AD_LOG_WARN = 1, AD_LOG_INFO = 2, AD_LOG_DEBUG = 3 };
 

@@ -16,16 +16,16 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "api.h"
+#include "http/api.h"
 #include "families.h"
 #include "fanout.h"
 #include "log.h"
 #include "text.h"
-#include "persist.h"
-#include "proto_graphite.h"
-#include "proto_influx.h"
-#include "proto_jsonl.h"
-#include "proto_statsd.h"
+#include "state/persist.h"
+#include "ingest/proto_graphite.h"
+#include "ingest/proto_influx.h"
+#include "ingest/proto_jsonl.h"
+#include "ingest/proto_statsd.h"
 
 #define ANOMALY_RING 1000 /* anomalies kept for GET /api/v1/anomalies */
 #define WARN_EVERY 60.0   /* seconds between repeated warnings of one kind */

@@ -24,13 +24,13 @@
 #include "config.h"
 #include "events.h"
 #include "fdlimit.h"
-#include "http.h"
-#include "listener.h"
-#include "promrw.h"
+#include "http/http.h"
+#include "ingest/listener.h"
+#include "ingest/promrw.h"
 #include "sd.h"
 #include "series.h"
-#include "statsd_agg.h"
-#include "store.h"
+#include "ingest/statsd_agg.h"
+#include "state/store.h"
 #include "trainer.h"
 
 #define AD_KEY_MAX 1024 /* longest canonical series key, bytes */

@@ -10,7 +10,7 @@
 
 #include "family.h"
 #include "log.h"
-#include "persist.h"
+#include "state/persist.h"
 #include "serial.h"
 
 #define PER_MEMBER 4      /* windows each member gives a family training, at most */

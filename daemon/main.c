@@ -16,7 +16,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
-#include "statelock.h"
+#include "state/statelock.h"
 
 static void usage(FILE *f)
 {

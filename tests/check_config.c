@@ -15,7 +15,7 @@
 
 #include "config.h"
 #include "net.h" /* ad_err */
-#include "proto_influx.h"
+#include "ingest/proto_influx.h"
 
 #define ERRLEN 4096
 

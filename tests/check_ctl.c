@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv.h"
-#include "ctl_gradflow.h"
-#include "ctl_http.h"
-#include "ctl_replay.h"
-#include "ctl_spark.h"
+#include "ctl/csv.h"
+#include "ctl/ctl_gradflow.h"
+#include "ctl/ctl_http.h"
+#include "ctl/ctl_replay.h"
+#include "ctl/ctl_spark.h"
 #include "net.h"
 
 START_TEST(test_spark_levels)

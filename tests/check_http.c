@@ -22,7 +22,7 @@
 
 #include <arpa/inet.h>
 
-#include "http.h"
+#include "http/http.h"
 #include "net.h"
 
 /* Not in http.h: http.c's hook to shorten the idle timeout. */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linebuf.h"
+#include "ingest/linebuf.h"
 #include "proto_harness.h"
 
 /* ---- helpers ---- */

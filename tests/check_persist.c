@@ -15,7 +15,7 @@
 
 #include "blob.h"
 #include "detector_config.h"
-#include "persist.h"
+#include "state/persist.h"
 
 /* The fingerprint of the bytes before the appended fields: what stores held before
  * version 7. */

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "net.h"
-#include "plot.h"
+#include "http/plot.h"
 
 #define T0 1700000000.0
 

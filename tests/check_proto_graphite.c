@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto_graphite.h"
+#include "ingest/proto_graphite.h"
 #include "proto_harness.h"
 
 /* ---- helpers ---- */

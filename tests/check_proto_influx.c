@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "proto_harness.h"
-#include "proto_influx.h"
+#include "ingest/proto_influx.h"
 
 /* ---- helpers ---- */
 

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "proto_harness.h"
-#include "proto_jsonl.h"
+#include "ingest/proto_jsonl.h"
 
 /* ---- helpers ---- */
 

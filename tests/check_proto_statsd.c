@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "proto_harness.h"
-#include "proto_statsd.h"
+#include "ingest/proto_statsd.h"
 
 /* ---- helpers ---- */
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "net.h"
-#include "relabel.h"
+#include "ingest/relabel.h"
 
 static const ad_label node_labels[] = {{"instance", "a:9100"}, {"job", "node"}, {"mode", "idle"}};
 

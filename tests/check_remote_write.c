@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "remote_write.h"
+#include "ingest/remote_write.h"
 
 /* ---- a protobuf writer ---- */
 

@@ -15,7 +15,7 @@
 
 #include "net.h"
 #include "sockpath.h"
-#include "statelock.h"
+#include "state/statelock.h"
 
 static char dir[64];
 

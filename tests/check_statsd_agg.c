@@ -13,8 +13,8 @@
 
 #include "net.h" /* ad_err */
 #include "proto_harness.h"
-#include "proto_statsd.h"
-#include "statsd_agg.h"
+#include "ingest/proto_statsd.h"
+#include "ingest/statsd_agg.h"
 
 /* ---- helpers ---- */
 

@@ -23,7 +23,7 @@
 #include <uv.h>
 
 #include "net.h"
-#include "store.h"
+#include "state/store.h"
 
 /* store.c's test-only hook: runs sql on the store's own connection. */
 int ad_store_test_exec(ad_store *s, const char *sql, char *err, size_t errlen);

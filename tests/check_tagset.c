@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tagset.h"
+#include "ingest/tagset.h"
 
 /* ---- helpers ---- */
 

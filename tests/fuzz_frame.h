@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linebuf.h"
-#include "sample.h"
+#include "ingest/linebuf.h"
+#include "ingest/sample.h"
 
 #define FZ_MAX  4096 /* the longest input looked at (scripts/fuzz: -max_len=4096) */
 #define FZ_HEAD 4    /* bytes of parameters before the stream */

@@ -5,7 +5,7 @@
  * timestamp), or a refused line touched the sample.
  */
 #include "fuzz_frame.h"
-#include "proto_graphite.h"
+#include "ingest/proto_graphite.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

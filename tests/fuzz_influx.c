@@ -8,7 +8,7 @@
 #include <math.h>
 
 #include "fuzz_frame.h"
-#include "proto_influx.h"
+#include "ingest/proto_influx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
  * LeakSanitizer.
  */
 #include "fuzz_frame.h"
-#include "proto_jsonl.h"
+#include "ingest/proto_jsonl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

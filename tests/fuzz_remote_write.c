@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "remote_write.h"
+#include "ingest/remote_write.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,8 +9,8 @@
 
 #include "fuzz_frame.h"
 #include "net.h" /* ad_err */
-#include "proto_statsd.h"
-#include "statsd_agg.h"
+#include "ingest/proto_statsd.h"
+#include "ingest/statsd_agg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

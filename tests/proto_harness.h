@@ -11,8 +11,8 @@
 
 #include <stddef.h>
 
-#include "linebuf.h"
-#include "sample.h"
+#include "ingest/linebuf.h"
+#include "ingest/sample.h"
 
 /* ---- framing ---- */
 
