@@ -22,7 +22,7 @@
 #include <strings.h>
 #include <yaml.h>
 
-#include "net.h" /* enum ad_err */
+#include "net.h" /* AD_MAX_LAYERS, weight types; ad_err */
 #include "ingest/proto_influx.h"
 #include "ingest/relabel.h"
 #include "sockpath.h"
@@ -44,7 +44,9 @@ const char *ad_log_level_name(int level)
 /* The protocols a socket listener speaks (prometheus comes over HTTP only). */
 static const char *listener_proto_name(int i)
 {
-    return i < AD_PROTO_PROMETHEUS ? ad_proto_name(i) : NULL;
+    const ad_proto_info *pi = ad_proto_info_of(i);
+
+    return pi && (pi->flags & AD_PROTO_F_LISTENER) ? pi->name : NULL;
 }
 
 static const char *transport_name(int i)
@@ -948,7 +950,8 @@ static int check_listener(walk *w, const yaml_node_t *m, int i, const char *path
         return fail_at(w, m, "%s: prometheus is not a socket protocol: Prometheus sends remote "
                        "write to the HTTP API (remote_write url http://<http.address>:<http.port>"
                        "/api/v1/write; see docs/PROMETHEUS.md)", path);
-    if (l->protocol != AD_PROTO_INFLUX && lookup(w, m, "precision", &k))
+    if (!(ad_proto_info_of(l->protocol)->flags & AD_PROTO_F_PRECISION) &&
+        lookup(w, m, "precision", &k))
         return fail_at(w, k, "%s: precision is for influx listeners (this one is %s)", path,
                        ad_proto_name(l->protocol));
     if (net && l->port < 0)

@@ -96,8 +96,8 @@
 #include <stddef.h>
 
 #include "detector_config.h"
-#include "net.h" /* enum ad_err */
-#include "ingest/sample.h"
+#include "net.h" /* AD_MAX_LAYERS, weight types; ad_err */
+#include "ingest/protocols.h"
 
 enum ad_log_level { AD_LOG_ERROR = 0, AD_LOG_WARN = 1, AD_LOG_INFO = 2, AD_LOG_DEBUG = 3 };
 

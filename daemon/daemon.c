@@ -22,21 +22,11 @@
 #include "log.h"
 #include "text.h"
 #include "state/persist.h"
-#include "ingest/proto_graphite.h"
 #include "ingest/proto_influx.h"
-#include "ingest/proto_jsonl.h"
 #include "ingest/proto_statsd.h"
 
 #define ANOMALY_RING 1000 /* anomalies kept for GET /api/v1/anomalies */
 #define WARN_EVERY 60.0   /* seconds between repeated warnings of one kind */
-
-double ad_wall_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static const char *model_name(const ad_detector_config *c)
 {
@@ -488,8 +478,8 @@ static void parse_error(ad_daemon *d, int proto, int reason, const char *line, s
 
 void ad_daemon_line(ad_daemon *d, int proto, int precision, const char *line, size_t len)
 {
+    const ad_proto_info *pi;
     ad_statsd_metric m;
-    ad_sample s;
     int r;
 
     d->cur_proto = proto;
@@ -497,18 +487,10 @@ void ad_daemon_line(ad_daemon *d, int proto, int precision, const char *line, si
         parse_error(d, proto, AD_PE_UTF8, line, len);
         return;
     }
-    switch (proto) {
-    case AD_PROTO_GRAPHITE:
-        r = ad_graphite_parse(line, len, d->keybuf, sizeof(d->keybuf), &s);
-        if (r == 0)
-            on_sample(d, proto, &s);
-        break;
-    case AD_PROTO_INFLUX:
-        r = ad_influx_parse(line, len, precision, d->keybuf, sizeof(d->keybuf), sample_cb, d);
-        if (r > 0)
-            r = 0;
-        break;
-    case AD_PROTO_STATSD:
+    pi = ad_proto_info_of(proto);
+    if (!pi)
+        return;
+    if (pi->flags & AD_PROTO_F_AGGREGATED) {
         r = ad_statsd_parse(line, len, d->keybuf, sizeof(d->keybuf), &m);
         if (r == 0) {
             r = ad_statsd_agg_add(d->statsd, &m);
@@ -521,14 +503,10 @@ void ad_daemon_line(ad_daemon *d, int proto, int precision, const char *line, si
                 r = 0; /* out of memory: nothing to blame the line for */
             }
         }
-        break;
-    case AD_PROTO_JSONL:
-        r = ad_jsonl_parse(line, len, d->keybuf, sizeof(d->keybuf), &s);
-        if (r == 0)
-            on_sample(d, proto, &s);
-        break;
-    default:
-        return;
+    } else if (pi->parse) {
+        r = pi->parse(line, len, precision, d->keybuf, sizeof(d->keybuf), sample_cb, d);
+    } else {
+        return; /* not line based (remote write comes through promrw.h) */
     }
     if (r < 0)
         parse_error(d, proto, -r, line, len);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "clock.h"
 #include "config.h"
 #include "events.h"
 #include "fdlimit.h"
@@ -206,8 +207,5 @@ void ad_daemon_stop(ad_daemon *d);
 
 /* Frees the daemon once the loop has ended. */
 void ad_daemon_free(ad_daemon *d);
-
-/* Wall clock, seconds since the epoch. */
-double ad_wall_now(void);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "net.h" /* ad_err */
+#include "err.h" /* ad_err */
 
 enum { POSTED = 1, TAKEN, CANCELLED };
 

@@ -16,7 +16,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
-#include "net.h" /* enum ad_err */
+#include "err.h" /* enum ad_err */
 
 #define STATUS_MAX 512 /* bytes of a STATUS= text, its NUL included */
 #define NFDS_MAX   ((int)(sizeof(((ad_sd_fds *)0)->fds) / sizeof(int)))

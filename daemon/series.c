@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 /* Open addressing with linear probing: each slot holds a series' hash beside its pointer,
  * so a lookup touches a series only when the full hash matches. A removed series leaves a
  * tombstone (so iteration and removal mix safely); tombstones go when the array is
@@ -25,17 +27,6 @@ struct ad_series_table {
     size_t tombs; /* tombstones */
     size_t max;
 };
-
-static uint64_t fnv1a(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 int ad_series_table_create(size_t max_series, ad_series_table **out)
 {
@@ -82,7 +73,7 @@ void ad_series_table_set_max(ad_series_table *t, size_t max_series)
 
 uint64_t ad_series_hash(const char *key, size_t len)
 {
-    return fnv1a(key, len);
+    return ad_hash_key(key, len);
 }
 
 void ad_series_table_prefetch(const ad_series_table *t, uint64_t h)
@@ -108,7 +99,7 @@ void ad_series_table_prefetch_series(const ad_series_table *t, uint64_t h)
 
 ad_series *ad_series_table_find(ad_series_table *t, const char *key, size_t len)
 {
-    return ad_series_table_find_hashed(t, key, len, fnv1a(key, len));
+    return ad_series_table_find_hashed(t, key, len, ad_hash_key(key, len));
 }
 
 ad_series *ad_series_table_find_hashed(ad_series_table *t, const char *key, size_t len, uint64_t h)
@@ -179,7 +170,7 @@ int ad_series_table_add(ad_series_table *t, const char *key, size_t len, int rec
     memcpy(s->key, key, len);
     s->key[len] = '\0';
     s->key_len = len;
-    s->hash = fnv1a(key, len);
+    s->hash = ad_hash_key(key, len);
     s->rule = -1;
     mask = t->cap - 1;
     for (i = s->hash & mask; t->slots[i].s && t->slots[i].s != TOMB; i = (i + 1) & mask)

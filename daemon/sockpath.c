@@ -11,7 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "net.h" /* enum ad_err */
+#include "err.h" /* enum ad_err */
 
 size_t ad_sockpath_max(void)
 {

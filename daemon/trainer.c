@@ -4,6 +4,8 @@
  */
 #include "trainer.h"
 
+#include "clock.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,22 +88,6 @@ double ad_trainer_bucket_le(int i)
     return bucket_le[i];
 }
 
-static double thread_cpu(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double wall_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int ad_trainer_create(uv_loop_t *loop, int threads, double cpu_budget, size_t queue_max,
                       ad_trainer_done_fn fn, void *ctx, ad_trainer **out)
 {
@@ -158,10 +144,10 @@ static void work_cb(uv_work_t *req)
     if (j->nice != thread_nice &&
         setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), j->nice) == 0)
         thread_nice = j->nice;
-    c0 = thread_cpu();
+    c0 = ad_thread_cpu_now();
 
     j->status = j->t->ops.run(j->tj, j->err, sizeof(j->err));
-    j->cpu_seconds = thread_cpu() - c0;
+    j->cpu_seconds = ad_thread_cpu_now() - c0;
 }
 
 static void dispatch(ad_trainer *t);
@@ -171,7 +157,7 @@ static void after_cb(uv_work_t *req, int status)
     job *j = req->data;
     ad_trainer *t = j->t;
     ad_series *s = j->s;
-    double wall = wall_now() - j->started;
+    double wall = ad_mono_now() - j->started;
     int i;
 
     t->st.running--;
@@ -267,7 +253,7 @@ static void dispatch(ad_trainer *t)
         j->req.data = j;
         r = t->ops.snapshot(t->ops_ctx, s, &j->tj, j->err, sizeof(j->err));
         if (r == 0) {
-            j->started = wall_now();
+            j->started = ad_mono_now();
             r = uv_queue_work(t->loop, &j->req, work_cb, after_cb);
             if (r < 0) {
                 snprintf(j->err, sizeof(j->err), "uv_queue_work: %s", uv_strerror(r));

@@ -37,22 +37,13 @@
 #include <stdint.h>
 
 #include "cell.h"
+#include "err.h"
 #include "kern.h"
 
 #define AD_MAX_LAYERS 4
 #define AD_MAX_INPUT  64 /* D */
 #define AD_MAX_OUTPUT 64 /* O */
 /* AD_MAX_HIDDEN (H) is in cell.h */
-
-/* Errors returned (negated) by the models library, and by the daemon's modules. */
-enum ad_err {
-    AD_OK = 0,
-    AD_EINVAL = 1,  /* bad argument or shape */
-    AD_ENOMEM = 2,  /* allocation failed */
-    AD_EFORMAT = 3, /* a blob is damaged, of another version or of another shape */
-    AD_EFULL = 4,   /* a bounded table or queue is full (daemon) */
-    AD_EIO = 5      /* a system call failed; errno or the message says why (daemon) */
-};
 
 typedef struct ad_net_config {
     ad_cell_kind kind;

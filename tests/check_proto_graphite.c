@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ingest/proto_graphite.h"
+#include "ingest/protocols.h"
 #include "proto_harness.h"
 
 /* ---- helpers ---- */
@@ -257,6 +258,58 @@ START_TEST(test_names)
 }
 END_TEST
 
+static int reg_count;
+static double reg_value;
+
+static int reg_cb(void *ctx, const ad_sample *smp)
+{
+    (void)ctx;
+    reg_count++;
+    reg_value = smp->value;
+    return 0;
+}
+
+/* The registry (protocols.h): every row named and round-tripping; the line parsers in
+ * its shape give a sample count, 0 for a line with nothing to do, -AD_PE_* for a refusal. */
+START_TEST(test_registry)
+{
+    char key[256];
+    const ad_proto_info *pi;
+
+    for (int p = 0; p < AD_PROTO_N; p++) {
+        ck_assert_ptr_nonnull(ad_proto_info_of(p));
+        ck_assert_int_eq(ad_proto_from_name(ad_proto_name(p)), p);
+    }
+    ck_assert_ptr_null(ad_proto_info_of(-1));
+    ck_assert_ptr_null(ad_proto_info_of(AD_PROTO_N));
+    ck_assert(ad_proto_info_of(AD_PROTO_STATSD)->flags & AD_PROTO_F_AGGREGATED);
+    ck_assert(ad_proto_info_of(AD_PROTO_INFLUX)->flags & AD_PROTO_F_PRECISION);
+    ck_assert(!(ad_proto_info_of(AD_PROTO_PROMETHEUS)->flags & AD_PROTO_F_LISTENER));
+    ck_assert_ptr_null(ad_proto_info_of(AD_PROTO_PROMETHEUS)->parse);
+
+    pi = ad_proto_info_of(AD_PROTO_GRAPHITE);
+    reg_count = 0;
+    ck_assert_int_eq(pi->parse("a.b 4.5 100", 11, 0, key, sizeof(key), reg_cb, NULL), 1);
+    ck_assert_int_eq(reg_count, 1);
+    ck_assert(reg_value == 4.5);
+    ck_assert_int_eq(pi->parse("", 0, 0, key, sizeof(key), reg_cb, NULL), 0);
+    ck_assert_int_eq(pi->parse("a.b x 100", 9, 0, key, sizeof(key), reg_cb, NULL), -AD_PE_VALUE);
+    ck_assert_int_eq(reg_count, 1);
+
+    pi = ad_proto_info_of(AD_PROTO_INFLUX);
+    ck_assert_int_eq(pi->parse("m a=1,b=2 1", 11, 3, key, sizeof(key), reg_cb, NULL), 2);
+    ck_assert_int_eq(reg_count, 3);
+
+    pi = ad_proto_info_of(AD_PROTO_JSONL);
+    {
+        const char *js = "{\"series\":\"x\",\"value\":7}";
+
+        ck_assert_int_eq(pi->parse(js, strlen(js), 0, key, sizeof(key), reg_cb, NULL), 1);
+    }
+    ck_assert(reg_value == 7);
+}
+END_TEST
+
 static Suite *graphite_suite(void)
 {
     Suite *s = suite_create("proto_graphite");
@@ -283,6 +336,7 @@ static Suite *graphite_suite(void)
 
     tc = tcase_create("names");
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_registry);
     suite_add_tcase(s, tc);
     return s;
 }

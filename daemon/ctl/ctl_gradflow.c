@@ -19,7 +19,7 @@
 
 #include "gradflow.h"
 #include "longdep.h"
-#include "net.h"
+#include "err.h"
 
 /* ---- the SVG ---- */
 

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net.h"
+#include "err.h"
 
 /* The request: Connection: close, so the answer ends where the connection does. */
 #define REQ_FMT                                                                          \

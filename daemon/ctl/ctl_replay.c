@@ -19,7 +19,7 @@
 
 #include "ctl/csv.h"
 #include "ctl/ctl_http.h"
-#include "net.h"
+#include "err.h"
 
 #define MAX_LINE 4096
 #define MAX_REPORTED 20

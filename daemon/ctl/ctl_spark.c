@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "net.h"
+#include "err.h"
 
 static const char *const blocks[8] = {"\u2581", "\u2582", "\u2583", "\u2584",
                                       "\u2585", "\u2586", "\u2587", "\u2588"};

@@ -19,7 +19,7 @@
 
 #include "ctl/ctl_http.h"
 #include "ctl/ctl_spark.h"
-#include "net.h"
+#include "err.h"
 #include "text.h"
 
 #define AD_KEY_TEXT 1024 /* a key's bytes (the daemon's AD_KEY_MAX); escaped: 4x */

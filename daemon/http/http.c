@@ -30,7 +30,7 @@
 
 #include <http_parser.h>
 
-#include "net.h"
+#include "err.h"
 
 #define AD_HTTP_MAX_HEAD   (16 * 1024) /* URL + header names and values, bytes */
 #define AD_HTTP_IDLE_MS    60000       /* an idle connection is closed after this */

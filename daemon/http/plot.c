@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "net.h"
+#include "err.h"
 
 #define W 800
 #define H 420

@@ -17,6 +17,7 @@
 #include "http/metrics.h"
 #include "ingest/relabel.h"
 #include "ingest/remote_write.h"
+#include "hash.h"
 
 #define MAX_FAMILIES 100000 /* metadata types remembered */
 #define SWEEP_EVERY 60.0    /* seconds between sweeps of idle series entries */
@@ -42,20 +43,9 @@ typedef struct table {
     size_t bytes;            /* of the entries and their keys */
 } table;
 
-static uint64_t fnv1a(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 static entry *table_find(const table *t, const char *key, size_t len)
 {
-    uint64_t h = fnv1a(key, len);
+    uint64_t h = ad_hash_key(key, len);
 
     if (!t->nb)
         return NULL;
@@ -103,7 +93,7 @@ static entry *table_get(table *t, const char *key, size_t len)
         return NULL;
     memcpy(e->key, key, len);
     t->bytes += sizeof(*e) + len + 1;
-    e->hash = fnv1a(key, len);
+    e->hash = ad_hash_key(key, len);
     e->next = t->b[e->hash & (t->nb - 1)];
     t->b[e->hash & (t->nb - 1)] = e;
     t->size++;

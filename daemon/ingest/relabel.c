@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net.h" /* enum ad_err */
+#include "err.h" /* enum ad_err */
 
 #define MAX_MATCHERS 32 /* per pattern */
 

@@ -122,19 +122,3 @@ int ad_parse_number(const char *p, size_t len, double *out)
     *out = v;
     return 0;
 }
-
-static const char *const proto_names[AD_PROTO_N] = {"graphite", "influx", "statsd", "jsonl",
-                                                    "prometheus"};
-
-const char *ad_proto_name(int proto)
-{
-    return proto >= 0 && proto < AD_PROTO_N ? proto_names[proto] : NULL;
-}
-
-int ad_proto_from_name(const char *name)
-{
-    for (int i = 0; i < AD_PROTO_N; i++)
-        if (!strcmp(name, proto_names[i]))
-            return i;
-    return -1;
-}

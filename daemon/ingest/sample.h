@@ -58,20 +58,4 @@ static inline int ad_is_blank(char c)
     return c == ' ' || c == '\t';
 }
 
-/* Which protocol a listener speaks (or, for prometheus, which HTTP route: remote write
- * comes only through POST /api/v1/write, never a socket listener; config.c refuses it). */
-typedef enum ad_proto {
-    AD_PROTO_GRAPHITE = 0,
-    AD_PROTO_INFLUX = 1,
-    AD_PROTO_STATSD = 2,
-    AD_PROTO_JSONL = 3,
-    AD_PROTO_PROMETHEUS = 4,
-    AD_PROTO_N = 5
-} ad_proto;
-
-/* "graphite", "influx", "statsd", "jsonl", "prometheus"; NULL if out of range. */
-const char *ad_proto_name(int proto);
-/* The protocol of a name, or -1. */
-int ad_proto_from_name(const char *name);
-
 #endif

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net.h" /* ad_err */
+#include "err.h" /* ad_err */
+#include "hash.h"
 
 #define AD_AGG_MIN_BUCKETS 64
 
@@ -33,16 +34,6 @@ struct ad_statsd_agg {
     size_t max_keys;  /* new keys beyond it are refused */
     int idle_flushes; /* quiet flushes before a key is forgotten */
 };
-
-static uint64_t hash(const char *p, size_t n)
-{
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
 
 int ad_statsd_agg_create(size_t max_keys, int idle_flushes, ad_statsd_agg **out)
 {
@@ -97,7 +88,7 @@ static void grow(ad_statsd_agg *a)
         entry *e = a->buckets[i];
         while (e) {
             entry *next = e->next;
-            size_t j = hash(e->key, e->key_len) & (nb - 1);
+            size_t j = ad_hash_key(e->key, e->key_len) & (nb - 1);
             e->next = b[j];
             b[j] = e;
             e = next;
@@ -110,7 +101,7 @@ static void grow(ad_statsd_agg *a)
 
 static entry *find(const ad_statsd_agg *a, const char *key, size_t len)
 {
-    entry *e = a->buckets[hash(key, len) & (a->nbuckets - 1)];
+    entry *e = a->buckets[ad_hash_key(key, len) & (a->nbuckets - 1)];
     for (; e; e = e->next)
         if (e->key_len == len && !memcmp(e->key, key, len))
             return e;
@@ -153,7 +144,7 @@ int ad_statsd_agg_add(ad_statsd_agg *a, const ad_statsd_metric *m)
         e->key[m->key_len] = '\0';
         e->key_len = m->key_len;
         e->type = m->type;
-        size_t b = hash(e->key, e->key_len) & (a->nbuckets - 1);
+        size_t b = ad_hash_key(e->key, e->key_len) & (a->nbuckets - 1);
         e->next = a->buckets[b];
         a->buckets[b] = e;
         if (++a->n > a->nbuckets)

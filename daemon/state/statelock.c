@@ -11,7 +11,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "net.h" /* enum ad_err */
+#include "err.h" /* enum ad_err */
 
 int ad_statelock_path(const char *dir, char *out, size_t cap)
 {

@@ -23,7 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net.h"
+#include "clock.h"
+#include "err.h"
 
 #define SCHEMA_VERSION  1
 #define BUSY_TIMEOUT_MS 5000
@@ -110,22 +111,6 @@ static int dberr(sqlite3 *db, int rc, char *err, size_t errlen, const char *what
     seterr(err, errlen, "%s: %s (%s)", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
            code_name(rc));
     return (rc & 0xff) == SQLITE_NOMEM ? -AD_ENOMEM : -AD_EIO;
-}
-
-static double mono_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double wall_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* --- opening ------------------------------------------------------------------------ */
@@ -721,7 +706,7 @@ static int bind_put(sqlite3_stmt *st, const ad_store_row *r, double saved)
 /* The transaction; touches neither the stats nor the busy flag. */
 static int write_batch(ad_store *s, const ad_store_batch *b, result *res, char *err, size_t errlen)
 {
-    double t0 = mono_now(), saved = wall_now();
+    double t0 = ad_mono_now(), saved = ad_wall_now();
     char what[160];
     size_t i;
     int rc, r;
@@ -759,7 +744,7 @@ static int write_batch(ad_store *s, const ad_store_batch *b, result *res, char *
         snprintf(what, sizeof(what), "COMMIT");
         goto out_rollback;
     }
-    res->seconds = mono_now() - t0;
+    res->seconds = ad_mono_now() - t0;
     return 0;
 out_rollback:
     r = dberr(s->db, rc, err, errlen, what);
