@@ -6,8 +6,8 @@
  * a retry succeeds; a garbage file, a damaged file and another schema version are moved
  * aside; rows with wrong column types are skipped and counted; integrity check; the
  * protocol stored by name, rows with the legacy numbers read back as the same protocols,
- * unknown names kept as -1; the async write on a real libuv loop; a 10 000-row batch. Tests run as root, so failures
- * are made through SQLite rather than file modes.
+ * unknown names kept as -1; the async write on a real libuv loop; a 10 000-row batch.
+ * Tests run as root, so failures are made through SQLite rather than file modes.
  */
 #define _XOPEN_SOURCE 700
 #include <check.h>

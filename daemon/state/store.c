@@ -71,7 +71,7 @@ static const char *code_name(int rc)
 int ad_store_dberr(sqlite3 *db, int rc, char *err, size_t errlen, const char *what)
 {
     ad_store_seterr(err, errlen, "%s: %s (%s)", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
-           code_name(rc));
+                    code_name(rc));
     return (rc & 0xff) == SQLITE_NOMEM ? -AD_ENOMEM : -AD_EIO;
 }
 
@@ -215,7 +215,8 @@ static int setup(ad_store *s, int fresh, char *err, size_t errlen)
     wal = mode && strcmp(mode, "wal") == 0;
     if (!wal) {
         if (rc == SQLITE_ROW)
-            ad_store_seterr(err, errlen, "journal_mode=WAL did not take (got %s)", mode ? mode : "(null)");
+            ad_store_seterr(err, errlen, "journal_mode=WAL did not take (got %s)",
+                            mode ? mode : "(null)");
         else
             ad_store_dberr(s->db, rc, err, errlen, "PRAGMA journal_mode");
         sqlite3_finalize(st);
@@ -232,7 +233,7 @@ static int setup(ad_store *s, int fresh, char *err, size_t errlen)
     do {                                                                                           \
         int rc_ = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &(stmt), NULL);    \
         if (rc_ != SQLITE_OK)                                                                      \
-            return ad_store_dberr(s->db, rc_, err, errlen, "preparing statements");                         \
+            return ad_store_dberr(s->db, rc_, err, errlen, "preparing statements");                \
     } while (0)
     PREP(s->put, put_sql);
     PREP(s->del, "DELETE FROM series WHERE key = ?1");
@@ -337,7 +338,8 @@ static int move_aside(const char *path, const char *why, char *dest, size_t dest
     }
     if ((r = move_file(path, dest, "")) < 0 || (r = move_file(path, dest, "-wal")) < 0 ||
         (r = move_file(path, dest, "-shm")) < 0) {
-        ad_store_seterr(err, errlen, "%s: %s; moving it aside to %s: %s", path, why, dest, strerror(-r));
+        ad_store_seterr(err, errlen, "%s: %s; moving it aside to %s: %s", path, why, dest,
+                        strerror(-r));
         return -AD_EIO;
     }
     return 0;
@@ -374,7 +376,8 @@ int ad_store_open(const char *path, ad_store **out, int *moved_aside, char *err,
             code = -AD_EIO; /* a fresh file is not usable either */
             goto out_free;
         }
-        ad_store_seterr(err, errlen, "%s: %s; moved aside to %s, starting a new database", path, why, dest);
+        ad_store_seterr(err, errlen, "%s: %s; moved aside to %s, starting a new database", path,
+                        why, dest);
     } else if (v == V_FAIL) {
         ad_store_seterr(err, errlen, "%s", why);
         goto out_free;
@@ -523,8 +526,8 @@ long ad_store_load(ad_store *s, int (*fn)(void *ctx, const ad_store_row *row), v
                                     ? (const char *)sqlite3_column_text(st, 0)
                                     : NULL;
 
-                ad_store_seterr(err, errlen, "skipped row %s%s%s: %s", k ? "\"" : "", k ? k : "(no key)",
-                       k ? "\"" : "", bad);
+                ad_store_seterr(err, errlen, "skipped row %s%s%s: %s", k ? "\"" : "",
+                                k ? k : "(no key)", k ? "\"" : "", bad);
             }
             continue;
         }
