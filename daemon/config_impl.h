@@ -2,7 +2,7 @@
  * config_impl.h - what the parts of the configuration loader share, for them only (other
  * modules include config.h):
  *
- *   config.c        the entry points (config.h), the built-in listeners, the paths that
+ *   config_load.c   the entry points (config.h), the built-in listeners, the paths that
  *                   follow state_dir
  *   config_keys.c   the key tables (one row per key) and setting a field from a scalar
  *   config_yaml.c   the walk over the libyaml document: maps, lists, sections, rules
@@ -144,7 +144,7 @@ int ad_cfg_check_state_paths(ad_cfg_walk *w, const yaml_node_t *root);
 /* Every Unix socket path (listeners, events.unix), once the paths are final. */
 int ad_cfg_check_socket_paths(ad_cfg_walk *w, const yaml_node_t *root);
 
-/* ---- state_dir (config.c) ---- */
+/* ---- state_dir (config_load.c) ---- */
 
 /* Sets the paths c->follow names to <dir>/name. Returns 0, or -AD_EINVAL with the
  * reason in msg when dir or one of them would not fit (c unchanged). dir may be

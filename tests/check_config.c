@@ -1,10 +1,11 @@
 /*
- * check_config.c - config.c: the built-in defaults; config/anomalyd.yaml equal to them
- * field by field and naming every key the loader knows; a file setting every key; each
- * class of error with its exact "file:line:column" prefix and c left freed; per-series
- * rules (inheritance from `defaults` wherever it is, first match, ignore, scorer reset);
- * the rule refusing an unauthenticated API beyond loopback; error paths that leak nothing
- * (the ASan build checks).
+ * check_config.c - the configuration (config.h, config_*.c): the built-in defaults;
+ * config/anomalyd.yaml equal to them field by field and naming every key the loader
+ * knows; a file setting every key; each class of error with its exact
+ * "file:line:column" prefix and c left freed; per-series rules (inheritance from
+ * `defaults` wherever it is, first match, ignore, scorer reset); the rule refusing an
+ * unauthenticated API beyond loopback; the listeners' protocols from the registry's
+ * flags; error paths that leak nothing (the ASan build checks).
  */
 #include <check.h>
 #include <errno.h>

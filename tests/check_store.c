@@ -1,13 +1,14 @@
 /*
- * check_store.c - store.c on real files in a temporary directory under /tmp: create and
- * reopen in WAL mode; rows round trip with exact bytes and fields; deletes; a later entry
- * for a key wins within a batch; a batch is atomic when it fails half way (disk full via
- * max_page_count, a database locked by another connection, a read-only connection) and
- * a retry succeeds; a garbage file, a damaged file and another schema version are moved
- * aside; rows with wrong column types are skipped and counted; integrity check; the
- * protocol stored by name, rows with the legacy numbers read back as the same protocols,
- * unknown names kept as -1; the async write on a real libuv loop; a 10 000-row batch.
- * Tests run as root, so failures are made through SQLite rather than file modes.
+ * check_store.c - the store (store_db.c, store_write.c) on real files in a temporary
+ * directory under /tmp: create and reopen in WAL mode; rows round trip with exact bytes
+ * and fields; deletes; a later entry for a key wins within a batch; a batch is atomic
+ * when it fails half way (disk full via max_page_count, a database locked by another
+ * connection, a read-only connection) and a retry succeeds; a garbage file, a damaged
+ * file and another schema version are moved aside; rows with wrong column types are
+ * skipped and counted; integrity check; the protocol stored by name, rows with the
+ * legacy numbers read back as the same protocols, unknown names kept as -1; the async
+ * write on a real libuv loop; a 10 000-row batch. Tests run as root, so failures are
+ * made through SQLite rather than file modes.
  */
 #define _XOPEN_SOURCE 700
 #include <check.h>
@@ -27,7 +28,7 @@
 #include "net.h"
 #include "state/store.h"
 
-/* store.c's test-only hook: runs sql on the store's own connection. */
+/* store_db.c's test-only hook: runs sql on the store's own connection. */
 int ad_store_test_exec(ad_store *s, const char *sql, char *err, size_t errlen);
 
 static char dir[96];
@@ -976,7 +977,7 @@ END_TEST
 /* --- the protocol column ------------------------------------------------------------ */
 
 /* The numbers today's rows hold, written out here once more so that this test, like
- * store.c's table, never follows the enum. */
+ * store_db.c's table, never follows the enum. */
 static const char *const legacy_names[] = {"graphite", "influx", "statsd", "jsonl",
                                            "prometheus"};
 

@@ -1,6 +1,6 @@
 /*
  * store_impl.h - what the two halves of the state store share, for them only (other
- * modules include state/store.h): store.c opens, checks, reads and closes the database;
+ * modules include state/store.h): store_db.c opens, checks, reads and closes the database;
  * store_write.c builds batches and writes them, blocking or on the thread pool.
  */
 #ifndef AD_STORE_IMPL_H

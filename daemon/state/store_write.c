@@ -1,7 +1,7 @@
 /*
  * store_write.c - the store's writes (store.h): a batch is a growable array of entries
  * that own copies of their keys and blobs, applied in order inside BEGIN IMMEDIATE ...
- * COMMIT with the statements store.c prepared, so a later entry for a key wins and a
+ * COMMIT with the statements store_db.c prepared, so a later entry for a key wins and a
  * failure anywhere rolls the whole batch back. The async write (one at a time, its
  * uv_work_t embedded in the store) runs the transaction on the thread pool and does its
  * bookkeeping (busy flag, stats) in the after-work callback on the loop thread.

@@ -1,7 +1,8 @@
 /*
- * store.c - the state store on SQLite: one connection (SQLITE_OPEN_FULLMUTEX) per store,
- * in WAL mode, with the upsert, delete and transaction statements prepared once; opening
- * (a damaged or foreign file moved aside), reading rows, checking, closing. Batches and
+ * store_db.c - the state store's database (store.h): one SQLite connection
+ * (SQLITE_OPEN_FULLMUTEX) per store, in WAL mode, with the upsert, delete and transaction
+ * statements prepared once; opening (a damaged or foreign file moved aside), reading
+ * rows, checking, closing. Batches and
  * their writes: store_write.c. A row's protocol is written as its name and read back
  * from a name or, in rows written before names, from the fixed legacy numbers.
  *

@@ -1,5 +1,5 @@
 /*
- * config.c - the daemon's configuration (config.h): the entry points, the built-in
+ * config_load.c - the daemon's configuration (config.h): the entry points, the built-in
  * listeners, and the paths that follow state_dir. The loader's parts (config_impl.h):
  * the key tables and scalars (config_keys.c), the walk over the libyaml document
  * (config_yaml.c), the rules that span keys (config_check.c). A file is applied over the
