@@ -93,6 +93,39 @@ void ad_train_job_result(const ad_train_job *job, int *epochs, float *train_loss
         *val_loss = job->val_loss;
 }
 
+/* A training job's fit, for its epochs (ad_early_stopping). */
+typedef struct job_fit {
+    ad_train_job *job;
+    ad_optim *opt;
+    ad_train_opts o;
+    const float *x;    /* (D, n) inputs (predict: (D, steps)) */
+    const float *y;    /* predict: (steps) targets */
+    int n, ntr, nval;  /* samples (predict: steps), the training part, the held-out tail */
+    ad_seq *ws;        /* predict: the BPTT workspace */
+    ad_state *st;      /* predict: the evaluation's state */
+    ad_s2s_ws *s2s_ws; /* SEQ2SEQ: the encoder-decoder's workspace */
+} job_fit;
+
+/* SEQ2SEQ: one epoch, then the reconstruction MSE of the tail's windows. */
+static int s2s_epoch(void *ctx, int e, float *loss, double *val, char *err, size_t errlen)
+{
+    job_fit *f = ctx;
+    ad_s2s *m = f->job->s2s;
+    const int D = f->job->D, L = f->job->cfg.s2s_window;
+    const int vlen = f->nval > L ? f->nval : L;
+    int rc;
+
+    f->o.seed = f->job->cfg.seed + (uint64_t)e;
+    rc = ad_s2s_train(m, f->opt, f->s2s_ws, f->x, (size_t)f->ntr, &f->o, loss, err, errlen);
+    if (rc)
+        return rc;
+    *val = *loss;
+    if (f->nval > 0)
+        rc = ad_s2s_eval(m, f->s2s_ws, f->x + (size_t)D * (f->n - vlen), (size_t)vlen,
+                         f->o.stride, val);
+    return rc;
+}
+
 /*
  * SEQ2SEQ training: windows of L inputs every L/4 samples of the first (1 - val_frac) of
  * the history, early stopping on the reconstruction MSE of the windows of the tail.
@@ -102,13 +135,12 @@ static int s2s_job_run(ad_train_job *job, char *err, size_t errlen)
     const ad_detector_config *c = &job->cfg;
     const int D = job->D, n = job->n, L = c->s2s_window;
     const int nval = (int)((float)n * c->val_frac);
-    const int ntr = n - nval, vlen = nval > L ? nval : L;
+    const int ntr = n - nval;
     ad_s2s *m = job->s2s;
     float *x = NULL, *best = NULL;
-    ad_s2s_ws *ws = NULL;
-    ad_optim *opt = NULL;
-    double best_val = INFINITY;
-    int rc, since_best = 0;
+    job_fit f = {.job = job, .n = n, .ntr = ntr, .nval = nval};
+    ad_fit_result res;
+    int rc;
 
     if (ntr < L) {
         ERR("%d training samples are fewer than one window of %d", ntr, L);
@@ -119,56 +151,40 @@ static int s2s_job_run(ad_train_job *job, char *err, size_t errlen)
         goto out_nomem;
     x = malloc((size_t)D * n * sizeof(*x));
     best = malloc(m->nparams * sizeof(*best));
-    opt = ad_optim_create(AD_OPTIM_ADAM, m->nparams, c->lr);
-    if (!x || !best || !opt)
+    f.opt = ad_optim_create(AD_OPTIM_ADAM, m->nparams, c->lr);
+    if (!x || !best || !f.opt)
         goto out_nomem;
     for (int i = 0; i < n; i++) {
         double ts = job->ts ? job->ts[i] : 0.0, prev = job->ts && i ? job->ts[i - 1] : 0.0;
         ad_make_input(c, job->center, job->scale, job->values[i], ts, prev, i > 0, job->time_on,
                       x + (size_t)D * i);
     }
-    rc = ad_s2s_ws_create(m, c->batch, &ws, err, errlen);
+    rc = ad_s2s_ws_create(m, c->batch, &f.s2s_ws, err, errlen);
     if (rc)
         goto out_free;
-    ad_train_opts o;
-    ad_train_defaults(&o);
-    o.window = L;
-    o.batch = c->batch;
-    o.stride = L / 4 > 0 ? L / 4 : 1;
-    o.epochs = 1;
-    o.clip = c->clip;
-    memcpy(best, m->params, m->nparams * sizeof(*best));
-    for (int e = 0; e < c->epochs; e++) {
-        float loss;
-        double val;
-        o.seed = c->seed + (uint64_t)e;
-        rc = ad_s2s_train(m, opt, ws, x, (size_t)ntr, &o, &loss, err, errlen);
-        if (rc)
-            goto out_free;
-        job->epochs = e + 1;
-        job->train_loss = loss;
-        val = loss;
-        if (nval > 0) {
-            rc = ad_s2s_eval(m, ws, x + (size_t)D * (n - vlen), (size_t)vlen, o.stride, &val);
-            if (rc)
-                goto out_free;
-        }
-        if (ad_early_stop(m->params, best, m->nparams, nval > 0, val, &best_val, &since_best,
-                       c->patience))
-            break;
-    }
-    memcpy(m->params, best, m->nparams * sizeof(*best));
-    job->val_loss = (float)best_val;
+    ad_train_defaults(&f.o);
+    f.o.window = L;
+    f.o.batch = c->batch;
+    f.o.stride = L / 4 > 0 ? L / 4 : 1;
+    f.o.epochs = 1;
+    f.o.clip = c->clip;
+    f.x = x;
+    rc = ad_early_stopping(m->params, best, m->nparams, c->epochs, c->patience, nval > 0,
+                           s2s_epoch, &f, &res, err, errlen);
+    job->epochs = res.epochs;
+    job->train_loss = res.train_loss;
+    if (rc)
+        goto out_free;
+    job->val_loss = (float)res.best_val;
     job->ran = 1;
-    rc = 0;
     goto out_free;
 
 out_nomem:
     ERR("out of memory for training");
     rc = -AD_ENOMEM;
 out_free:
-    ad_optim_free(opt);
-    ad_s2s_ws_free(ws);
+    ad_optim_free(f.opt);
+    ad_s2s_ws_free(f.s2s_ws);
     free(x);
     free(best);
     return rc;
@@ -181,6 +197,51 @@ static int job_time_on(const ad_train_job *job)
     return span == 0 || (job->ts && job->n > 1 && job->ts[job->n - 1] - job->ts[0] >= span);
 }
 
+/* Predict: one epoch of BPTT, then the validation: the network run over everything, the
+ * MSE measured on the held-out tail. */
+static int predict_epoch(void *ctx, int e, float *loss, double *val, char *err, size_t errlen)
+{
+    job_fit *f = ctx;
+    ad_net *net = f->job->net;
+    int rc;
+
+    f->o.seed = f->job->cfg.seed + (uint64_t)e;
+    rc = ad_train(net, f->opt, f->ws, f->x, f->y, (size_t)f->ntr, &f->o, loss, err, errlen);
+    if (rc)
+        return rc;
+    *val = f->nval > 0 ? ad_eval_mse(net, f->st, f->x, f->y, (size_t)f->n, (size_t)f->ntr) : *loss;
+    return 0;
+}
+
+/*
+ * raw_k: the trained network's errors on the validation tail, run from the start as the
+ * evaluation does; the raw signal only for a series it predicts to within raw_rms of the
+ * normaliser's scale, and a scale that is the MAD's (a fallback's, for values mostly
+ * equal, makes the errors the network's own wobble), over a tail of at least RAW_MIN_VAL
+ * values.
+ */
+static void raw_scale(ad_train_job *job, const job_fit *f)
+{
+    const ad_detector_config *c = &job->cfg;
+    float q = 0.0f, yy;
+    double ss = 0.0;
+    uint16_t prev[RAW_MEAN - 1] = {0};
+
+    ad_state_reset(f->st);
+    for (int i = 0; i < f->n; i++) {
+        ad_net_step(job->net, f->st, f->x + (size_t)job->D * i, &yy);
+        const float e = yy - f->y[i], m = ad_det_raw_mean(prev, e, 1);
+        if (i >= f->ntr) {
+            q = m > q ? m : q;
+            ss += (double)e * e;
+        }
+    }
+    job->val_max = q;
+    job->val_rms = (float)sqrt(ss / f->nval);
+    if (job->robust && job->val_rms < c->raw_rms && q > 0.0f && f->nval >= RAW_MIN_VAL)
+        job->raw_q = c->raw_k * q;
+}
+
 int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
 {
     job->time_on = job_time_on(job);
@@ -191,11 +252,9 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
     const int nval = (int)((float)steps * c->val_frac);
     const int ntr = steps - nval;
     float *x = NULL, *y = NULL, *best = NULL;
-    ad_seq *ws = NULL;
-    ad_optim *opt = NULL;
-    ad_state *st = NULL;
-    double best_val = INFINITY;
-    int rc, since_best = 0;
+    job_fit f = {.job = job, .n = steps, .ntr = ntr, .nval = nval};
+    ad_fit_result res;
+    int rc;
 
     rc = ad_norm_fit_robust(job->values, n, &job->center, &job->scale, &job->robust);
     if (rc)
@@ -203,9 +262,9 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
     x = malloc((size_t)D * steps * sizeof(*x));
     y = malloc((size_t)steps * sizeof(*y));
     best = malloc(job->net->nparams * sizeof(*best));
-    opt = ad_optim_create(AD_OPTIM_ADAM, job->net->nparams, c->lr);
-    st = ad_state_create(job->net);
-    if (!x || !y || !best || !opt || !st)
+    f.opt = ad_optim_create(AD_OPTIM_ADAM, job->net->nparams, c->lr);
+    f.st = ad_state_create(job->net);
+    if (!x || !y || !best || !f.opt || !f.st)
         goto out_nomem;
     for (int i = 0; i < steps; i++) {
         double ts = job->ts ? job->ts[i] : 0.0, prev = job->ts && i ? job->ts[i - 1] : 0.0;
@@ -219,70 +278,38 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
         rc = -AD_EINVAL;
         goto out_free;
     }
-    rc = ad_seq_create(job->net, c->window, c->batch, &ws, err, errlen);
+    rc = ad_seq_create(job->net, c->window, c->batch, &f.ws, err, errlen);
     if (rc)
         goto out_free;
 
-    ad_train_opts o;
-    ad_train_defaults(&o);
-    o.window = c->window;
-    o.batch = c->batch;
-    o.stride = c->window / 4 > 0 ? c->window / 4 : 1;
-    o.epochs = 1;
-    o.clip = c->clip;
-    memcpy(best, job->net->params, job->net->nparams * sizeof(*best));
-    job->epochs = 0;
-    for (int e = 0; e < c->epochs; e++) {
-        float loss;
-        o.seed = c->seed + (uint64_t)e;
-        rc = ad_train(job->net, opt, ws, x, y, (size_t)ntr, &o, &loss, err, errlen);
-        if (rc)
-            goto out_free;
-        job->epochs = e + 1;
-        job->train_loss = loss;
-        /* validation: run over everything, measure the held-out tail */
-        double val = nval > 0 ? ad_eval_mse(job->net, st, x, y, (size_t)steps, (size_t)ntr) : loss;
-        if (ad_early_stop(job->net->params, best, job->net->nparams, nval > 0, val, &best_val,
-                       &since_best, c->patience))
-            break;
-    }
-    memcpy(job->net->params, best, job->net->nparams * sizeof(*best));
+    ad_train_defaults(&f.o);
+    f.o.window = c->window;
+    f.o.batch = c->batch;
+    f.o.stride = c->window / 4 > 0 ? c->window / 4 : 1;
+    f.o.epochs = 1;
+    f.o.clip = c->clip;
+    f.x = x;
+    f.y = y;
+    rc = ad_early_stopping(job->net->params, best, job->net->nparams, c->epochs, c->patience,
+                           nval > 0, predict_epoch, &f, &res, err, errlen);
+    job->epochs = res.epochs;
+    job->train_loss = res.train_loss;
+    if (rc)
+        goto out_free;
     ad_net_refresh(job->net);
-    /* raw_k: the trained network's errors on the validation tail, run from the start as
-     * the evaluation does; the raw signal only for a series it predicts to within raw_rms
-     * of the normaliser's scale, and a scale that is the MAD's (a fallback's, for values
-     * mostly equal, makes the errors the network's own wobble), over a tail of at least
-     * RAW_MIN_VAL values */
-    if (c->raw_k > 0.0f && nval > 0) {
-        float q = 0.0f, yy;
-        double ss = 0.0;
-        uint16_t prev[RAW_MEAN - 1] = {0};
-        ad_state_reset(st);
-        for (int i = 0; i < steps; i++) {
-            ad_net_step(job->net, st, x + (size_t)D * i, &yy);
-            const float e = yy - y[i], m = ad_det_raw_mean(prev, e, 1);
-            if (i >= ntr) {
-                q = m > q ? m : q;
-                ss += (double)e * e;
-            }
-        }
-        job->val_max = q;
-        job->val_rms = (float)sqrt(ss / nval);
-        if (job->robust && job->val_rms < c->raw_rms && q > 0.0f && nval >= RAW_MIN_VAL)
-            job->raw_q = c->raw_k * q;
-    }
-    job->val_loss = (float)best_val;
+    if (c->raw_k > 0.0f && nval > 0)
+        raw_scale(job, &f);
+    job->val_loss = (float)res.best_val;
     job->ran = 1;
-    rc = 0;
     goto out_free;
 
 out_nomem:
     ERR("out of memory for training");
     rc = -AD_ENOMEM;
 out_free:
-    ad_state_free(st);
-    ad_optim_free(opt);
-    ad_seq_free(ws);
+    ad_state_free(f.st);
+    ad_optim_free(f.opt);
+    ad_seq_free(f.ws);
     free(x);
     free(y);
     free(best);
