@@ -164,6 +164,190 @@ static int finite_state(const ad_detector *d)
     return 1;
 }
 
+/* Magic, version range and checksum: the blob's version, or 0 with a message. */
+static uint32_t check_frame(const uint8_t *b, size_t len, char *err, size_t errlen)
+{
+    ad_rbuf r;
+
+    if (!b || len < 12) {
+        ERR("detector blob truncated: %zu bytes", b ? len : 0);
+        return 0;
+    }
+    if (memcmp(b, DET_MAGIC, 4) != 0) {
+        ERR("not a detector blob (bad magic)");
+        return 0;
+    }
+    ad_rbuf_init(&r, b + 4, len - 4);
+    uint32_t version = ad_get_u32(&r);
+    if (version < DET_VERSION_OLDEST || version > DET_VERSION) {
+        ERR("detector blob version %u, expected %u..%u", version, DET_VERSION_OLDEST,
+            DET_VERSION);
+        return 0;
+    }
+    uint32_t crc = (uint32_t)b[len - 4] | (uint32_t)b[len - 3] << 8 | (uint32_t)b[len - 2] << 16 |
+                   (uint32_t)b[len - 1] << 24;
+    if (ad_crc32(0, b, len - 4) != crc) {
+        ERR("detector blob fails its checksum (damaged or truncated)");
+        return 0;
+    }
+    return version;
+}
+
+/*
+ * Reads what write_body writes between the configuration and the history: counters,
+ * normaliser, warm-up statistics, pending prediction, alert state, the raw signal and
+ * the range check. Returns nonzero when a value is out of its domain.
+ */
+static int read_state(ad_rbuf *r, ad_detector *d, uint32_t version)
+{
+    ad_detector_stats *s = &d->stats;
+    int bad = 0;
+
+    s->samples = ad_get_u64(r);
+    s->flagged = ad_get_u64(r);
+    for (int i = 0; i < AD_REFUSE_NREASONS; i++)
+        s->refused[i] = ad_get_u64(r);
+    s->trainings = ad_get_u64(r);
+    s->train_loss = ad_get_f32(r);
+    s->val_loss = ad_get_f32(r);
+    s->epochs = (int)ad_get_u32(r);
+    d->center = ad_get_f64(r);
+    d->scale = ad_get_f64(r);
+    d->trained = (int)ad_get_u32(r);
+    d->w_mean = ad_get_f64(r);
+    d->w_m2 = ad_get_f64(r);
+    d->w_n = ad_get_u64(r);
+    d->nv_last = ad_get_f64(r);
+    d->nv_ms = ad_get_f64(r);
+    d->pred_norm = ad_get_f32(r);
+    d->has_pred = (int)ad_get_u32(r);
+    d->last_ts = ad_get_f64(r);
+    d->has_ts = (int)ad_get_u32(r);
+    d->since_train = ad_get_u64(r);
+    d->flag_run = (int)ad_get_u32(r);
+    d->excl_rate = ad_get_f32(r);
+    d->since_alert = ad_get_u64(r);
+    d->alert_rate = ad_get_f64(r);
+    d->since_hit = version >= 6 ? ad_get_u64(r) : UINT64_MAX / 2; /* 5: the state off */
+    uint32_t time_on = version >= AD_DETECTOR_V_RAW ? ad_get_u32(r) : 1; /* before: always fed */
+    d->time_on = (uint8_t)(time_on != 0);
+    d->raw_q = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.0f; /* before: no raw signal */
+    for (int i = 0; version >= AD_DETECTOR_V_RAW && i < RAW_MEAN - 1; i++) {
+        d->raw_prev[i] = ad_get_u16(r);
+        const float p = ad_half_to_float(d->raw_prev[i]);
+        bad |= !(p >= 0.0f && p <= RAW_KEEP);
+    }
+    d->vmin = ad_get_f64(r);
+    d->vmax = ad_get_f64(r);
+    int rb_bad = 0;
+    for (int i = 0; i < RANGE_BLOCKS; i++) {
+        d->rb_min[i] = ad_get_f64(r);
+        d->rb_max[i] = ad_get_f64(r);
+        rb_bad |= !isfinite(d->rb_min[i]) || !isfinite(d->rb_max[i]);
+    }
+    d->rb_cmin = ad_get_f64(r);
+    d->rb_cmax = ad_get_f64(r);
+    d->rb_n = (int)ad_get_u32(r);
+    d->rb_pos = (int)ad_get_u32(r);
+    d->rb_fill = (int)ad_get_u32(r);
+    rb_bad |= !isfinite(d->rb_cmin) || !isfinite(d->rb_cmax) || !isfinite(d->vmin) ||
+              !isfinite(d->vmax) || d->rb_n < 0 || d->rb_n > RANGE_BLOCKS - 1 ||
+              d->rb_pos < 0 || d->rb_pos >= RANGE_BLOCKS - 1 || d->rb_fill < 0 ||
+              d->rb_fill >= ad_det_range_block(d);
+    if (!rb_bad)
+        ad_det_range_blocks_span(d);
+    return bad || rb_bad || time_on > 1 || !(d->scale > 0.0 && isfinite(d->scale)) ||
+           !isfinite(d->center) || !isfinite(d->pred_norm) || !isfinite(d->w_mean) ||
+           !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) || !isfinite(d->nv_last) ||
+           !(d->nv_ms >= 0.0 && isfinite(d->nv_ms)) || !(d->raw_q >= 0.0f && isfinite(d->raw_q)) ||
+           d->flag_run < 0 || !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
+           !(d->alert_rate >= 0.0 && d->alert_rate <= 1.0);
+}
+
+/*
+ * Reads the history's values, flags and timestamps (version 4: flags as bytes and the
+ * timestamps as doubles into *ts4, allocated here, encoded once hn and hpos are known:
+ * encode_v4). Sets *bad when the timestamps are out of their domain. 0 or -AD_ENOMEM.
+ */
+static int read_history(ad_rbuf *r, ad_detector *d, uint32_t version, double **ts4, int *bad)
+{
+    ad_get_f32v(r, d->hv, (size_t)d->hcap);
+    if (version != 4) {
+        ad_get_bytes(r, d->hf, ((size_t)d->hcap + 7) / 8);
+        if (d->hts) {
+            d->hts_base = ad_get_f64(r);
+            d->hts_shift = (int32_t)ad_get_u32(r);
+            for (int i = 0; i < d->hcap; i++)
+                d->hts[i] = ad_get_u32(r);
+            *bad |= !isfinite(d->hts_base) || d->hts_shift < -1000 || d->hts_shift > 30;
+        }
+        return 0;
+    }
+    for (int i = 0; i < d->hcap; i++) {
+        uint8_t f = 0;
+        ad_get_bytes(r, &f, 1);
+        d->hf[i >> 3] |= (uint8_t)((f != 0) << (i & 7));
+    }
+    if (d->hts) {
+        *ts4 = malloc((size_t)d->hcap * sizeof(**ts4));
+        if (!*ts4)
+            return -AD_ENOMEM;
+        for (int i = 0; i < d->hcap; i++) {
+            (*ts4)[i] = ad_get_f64(r);
+            *bad |= !isfinite((*ts4)[i]);
+        }
+    }
+    return 0;
+}
+
+/* Version 4: the history's timestamps, doubles, encoded (whole seconds exactly). */
+static void encode_v4(ad_detector *d, const double *ts4)
+{
+    d->hts_base = ts4[hist_index(d, 0)];
+    d->hts_shift = ad_det_span_shift(ts4[hist_index(d, d->hn - 1)] - d->hts_base);
+    for (int i = 0; i < d->hn; i++)
+        d->hts[hist_index(d, i)] = ad_det_hts_encode(d, ts4[hist_index(d, i)]);
+}
+
+/* The network's blob (netlen bytes at r's position) into d's network; then the SEQ2SEQ
+ * model and its window. 0, or -AD_EFORMAT with a message. */
+static int read_models(ad_rbuf *r, ad_detector *d, uint64_t netlen, char *err, size_t errlen)
+{
+    char why[200];
+    ad_net *net = NULL;
+
+    if (netlen) {
+        ad_net_config expect = d->net->cfg;
+        int rc = ad_net_load(r->p + r->pos, (size_t)netlen, &expect, &net, NULL, why, sizeof(why));
+        if (rc) {
+            ERR("detector blob's network: %s", why);
+            return -AD_EFORMAT;
+        }
+        ad_net_copy_params(d->net, net);
+        ad_net_free(net);
+        r->pos += (size_t)netlen;
+    }
+    if (!d->s2s)
+        return 0;
+    const size_t nw = (size_t)d->D * d->cfg.s2s_window;
+    int bad = ad_get_u64(r) != (uint64_t)d->s2s->nparams;
+    if (!bad)
+        ad_get_f32v(r, d->s2s->params, d->s2s->nparams);
+    uint32_t wn = ad_get_u32(r);
+    if (!bad)
+        ad_get_f32v(r, d->win, nw);
+    for (size_t i = 0; !bad && i < d->s2s->nparams; i++)
+        bad = !isfinite(d->s2s->params[i]);
+    for (size_t i = 0; !bad && i < nw; i++)
+        bad = !isfinite(d->win[i]);
+    if (bad || r->err || wn > (uint32_t)d->cfg.s2s_window) {
+        ERR("detector blob's encoder-decoder is truncated or inconsistent");
+        return -AD_EFORMAT;
+    }
+    d->win_n = (int)wn;
+    return 0;
+}
+
 /* Loads a blob; member_net != NULL: a family member's, on that network. */
 static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detector **out,
                        char *err, size_t errlen)
@@ -171,36 +355,16 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     const uint8_t *b = buf;
     ad_detector_config c;
     ad_detector *d = NULL;
-    ad_net *net = NULL;
     double *ts4 = NULL; /* version 4: the history's timestamps as doubles */
-    int ts_bad = 0;
     char why[200];
     ad_rbuf r;
     int rc;
 
     *out = NULL;
-    if (!buf || len < 12) {
-        ERR("detector blob truncated: %zu bytes", buf ? len : 0);
+    const uint32_t version = check_frame(b, len, err, errlen);
+    if (!version)
         return -AD_EFORMAT;
-    }
-    if (memcmp(b, DET_MAGIC, 4) != 0) {
-        ERR("not a detector blob (bad magic)");
-        return -AD_EFORMAT;
-    }
-    ad_rbuf_init(&r, b + 4, len - 4);
-    uint32_t version = ad_get_u32(&r);
-    if (version < DET_VERSION_OLDEST || version > DET_VERSION) {
-        ERR("detector blob version %u, expected %u..%u", version, DET_VERSION_OLDEST,
-            DET_VERSION);
-        return -AD_EFORMAT;
-    }
-    uint32_t crc = (uint32_t)b[len - 4] | (uint32_t)b[len - 3] << 8 | (uint32_t)b[len - 2] << 16 |
-                   (uint32_t)b[len - 1] << 24;
-    if (ad_crc32(0, b, len - 4) != crc) {
-        ERR("detector blob fails its checksum (damaged or truncated)");
-        return -AD_EFORMAT;
-    }
-    r.len = len - 4 - 4; /* body only: the CRC is not part of it */
+    ad_rbuf_init(&r, b + 8, len - 8 - 4); /* body only: the CRC is not part of it */
     ad_detector_config_read(&r, &c, version);
     if (r.err || ad_detector_config_check(&c, why, sizeof(why)) != 0) {
         ERR("detector blob has an invalid configuration: %s", r.err ? "truncated" : why);
@@ -209,90 +373,12 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     rc = ad_det_new(&c, member_net, &d, err, errlen);
     if (rc)
         return rc;
-    ad_detector_stats *s = &d->stats;
-    s->samples = ad_get_u64(&r);
-    s->flagged = ad_get_u64(&r);
-    for (int i = 0; i < AD_REFUSE_NREASONS; i++)
-        s->refused[i] = ad_get_u64(&r);
-    s->trainings = ad_get_u64(&r);
-    s->train_loss = ad_get_f32(&r);
-    s->val_loss = ad_get_f32(&r);
-    s->epochs = (int)ad_get_u32(&r);
-    d->center = ad_get_f64(&r);
-    d->scale = ad_get_f64(&r);
-    d->trained = (int)ad_get_u32(&r);
-    d->w_mean = ad_get_f64(&r);
-    d->w_m2 = ad_get_f64(&r);
-    d->w_n = ad_get_u64(&r);
-    d->nv_last = ad_get_f64(&r);
-    d->nv_ms = ad_get_f64(&r);
-    d->pred_norm = ad_get_f32(&r);
-    d->has_pred = (int)ad_get_u32(&r);
-    d->last_ts = ad_get_f64(&r);
-    d->has_ts = (int)ad_get_u32(&r);
-    d->since_train = ad_get_u64(&r);
-    d->flag_run = (int)ad_get_u32(&r);
-    d->excl_rate = ad_get_f32(&r);
-    d->since_alert = ad_get_u64(&r);
-    d->alert_rate = ad_get_f64(&r);
-    d->since_hit = version >= 6 ? ad_get_u64(&r) : UINT64_MAX / 2; /* 5: the state off */
-    uint32_t time_on = version >= AD_DETECTOR_V_RAW ? ad_get_u32(&r) : 1; /* before: always fed */
-    d->time_on = (uint8_t)(time_on != 0);
-    d->raw_q = version >= AD_DETECTOR_V_RAW ? ad_get_f32(&r) : 0.0f; /* before: no raw signal */
-    int raw_bad = 0;
-    for (int i = 0; version >= AD_DETECTOR_V_RAW && i < RAW_MEAN - 1; i++) {
-        d->raw_prev[i] = ad_get_u16(&r);
-        const float p = ad_half_to_float(d->raw_prev[i]);
-        raw_bad |= !(p >= 0.0f && p <= RAW_KEEP);
-    }
-    d->vmin = ad_get_f64(&r);
-    d->vmax = ad_get_f64(&r);
-    int rb_bad = 0;
-    for (int i = 0; i < RANGE_BLOCKS; i++) {
-        d->rb_min[i] = ad_get_f64(&r);
-        d->rb_max[i] = ad_get_f64(&r);
-        rb_bad |= !isfinite(d->rb_min[i]) || !isfinite(d->rb_max[i]);
-    }
-    d->rb_cmin = ad_get_f64(&r);
-    d->rb_cmax = ad_get_f64(&r);
-    d->rb_n = (int)ad_get_u32(&r);
-    d->rb_pos = (int)ad_get_u32(&r);
-    d->rb_fill = (int)ad_get_u32(&r);
-    rb_bad |= !isfinite(d->rb_cmin) || !isfinite(d->rb_cmax) || !isfinite(d->vmin) ||
-              !isfinite(d->vmax) || d->rb_n < 0 || d->rb_n > RANGE_BLOCKS - 1 ||
-              d->rb_pos < 0 || d->rb_pos >= RANGE_BLOCKS - 1 || d->rb_fill < 0 ||
-              d->rb_fill >= ad_det_range_block(d);
-    if (!rb_bad)
-        ad_det_range_blocks_span(d);
+    int bad = read_state(&r, d, version);
     uint32_t hn = ad_get_u32(&r), hpos = ad_get_u32(&r);
-    ad_get_f32v(&r, d->hv, (size_t)d->hcap);
-    if (version == 4) { /* flags as bytes, timestamps as doubles (encoded below) */
-        for (int i = 0; i < d->hcap; i++) {
-            uint8_t f = 0;
-            ad_get_bytes(&r, &f, 1);
-            d->hf[i >> 3] |= (uint8_t)((f != 0) << (i & 7));
-        }
-        if (d->hts) {
-            ts4 = malloc((size_t)d->hcap * sizeof(*ts4));
-            if (!ts4) {
-                ERR("out of memory for a detector");
-                ad_detector_free(d);
-                return -AD_ENOMEM;
-            }
-            for (int i = 0; i < d->hcap; i++) {
-                ts4[i] = ad_get_f64(&r);
-                ts_bad |= !isfinite(ts4[i]);
-            }
-        }
-    } else {
-        ad_get_bytes(&r, d->hf, ((size_t)d->hcap + 7) / 8);
-        if (d->hts) {
-            d->hts_base = ad_get_f64(&r);
-            d->hts_shift = (int32_t)ad_get_u32(&r);
-            for (int i = 0; i < d->hcap; i++)
-                d->hts[i] = ad_get_u32(&r);
-            ts_bad = !isfinite(d->hts_base) || d->hts_shift < -1000 || d->hts_shift > 30;
-        }
+    if (read_history(&r, d, version, &ts4, &bad) != 0) {
+        ERR("out of memory for a detector");
+        ad_detector_free(d);
+        return -AD_ENOMEM;
     }
     const int L = d->st->layers, H = d->st->hidden;
     ad_get_f32v(&r, d->st->h, (size_t)L * H);
@@ -300,24 +386,14 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
         ad_get_f32v(&r, d->st->c, (size_t)L * H);
     uint64_t netlen = ad_get_u64(&r);
     if (r.err || hn > (uint32_t)d->hcap || hpos >= (uint32_t)d->hcap || netlen > ad_rbuf_left(&r) ||
-        !(d->scale > 0.0 && isfinite(d->scale)) || !isfinite(d->center) ||
-        !isfinite(d->pred_norm) || !isfinite(d->w_mean) || !(d->w_m2 >= 0.0 && isfinite(d->w_m2)) ||
-        !isfinite(d->nv_last) || !(d->nv_ms >= 0.0 && isfinite(d->nv_ms)) ||
-        !finite_state(d) || rb_bad || ts_bad || time_on > 1 ||
-        !(d->raw_q >= 0.0f && isfinite(d->raw_q)) || raw_bad || d->flag_run < 0 ||
-        !(d->excl_rate >= 0.0f && d->excl_rate <= 1.0f) ||
-        !(d->alert_rate >= 0.0 && d->alert_rate <= 1.0)) {
+        !finite_state(d) || bad) {
         ERR("detector blob is truncated or inconsistent");
         goto out_format;
     }
     d->hn = (int)hn;
     d->hpos = (int)hpos;
-    if (ts4 && d->hn) { /* version 4: encode the doubles (whole seconds exactly) */
-        d->hts_base = ts4[hist_index(d, 0)];
-        d->hts_shift = ad_det_span_shift(ts4[hist_index(d, d->hn - 1)] - d->hts_base);
-        for (int i = 0; i < d->hn; i++)
-            d->hts[hist_index(d, i)] = ad_det_hts_encode(d, ts4[hist_index(d, i)]);
-    }
+    if (ts4 && d->hn)
+        encode_v4(d, ts4);
     free(ts4);
     ts4 = NULL;
     if ((netlen == 0) != (member_net != NULL)) {
@@ -325,35 +401,8 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
                    : "detector blob is a family member's: load it with its family's network");
         goto out_format;
     }
-    if (netlen) {
-        ad_net_config expect = d->net->cfg;
-        rc = ad_net_load(r.p + r.pos, (size_t)netlen, &expect, &net, NULL, why, sizeof(why));
-        if (rc) {
-            ERR("detector blob's network: %s", why);
-            goto out_format;
-        }
-        ad_net_copy_params(d->net, net);
-        ad_net_free(net);
-        r.pos += (size_t)netlen;
-    }
-    if (d->s2s) {
-        const size_t nw = (size_t)d->D * d->cfg.s2s_window;
-        int bad = ad_get_u64(&r) != (uint64_t)d->s2s->nparams;
-        if (!bad)
-            ad_get_f32v(&r, d->s2s->params, d->s2s->nparams);
-        uint32_t wn = ad_get_u32(&r);
-        if (!bad)
-            ad_get_f32v(&r, d->win, nw);
-        for (size_t i = 0; !bad && i < d->s2s->nparams; i++)
-            bad = !isfinite(d->s2s->params[i]);
-        for (size_t i = 0; !bad && i < nw; i++)
-            bad = !isfinite(d->win[i]);
-        if (bad || r.err || wn > (uint32_t)d->cfg.s2s_window) {
-            ERR("detector blob's encoder-decoder is truncated or inconsistent");
-            goto out_format;
-        }
-        d->win_n = (int)wn;
-    }
+    if (read_models(&r, d, netlen, err, errlen) != 0)
+        goto out_format;
     rc = ad_scorer_load(d->sc, &r, why, sizeof(why));
     if (!rc && d->ssc)
         rc = ad_scorer_load(d->ssc, &r, why, sizeof(why));

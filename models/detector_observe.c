@@ -301,31 +301,16 @@ void ad_det_settle(ad_detector *d)
     d->pend = 0;
 }
 
-/* ad_detector_observe; with defer the network's step is left pending. Returns 1 when a
- * step was left pending, 0 when none, -AD_EINVAL when refused. */
-static int observe(ad_detector *d, double ts, double value, ad_result *res, int defer)
+/* The raw score of value at ts from every signal: the network's (or the warm-up
+ * fallback's) error through the scorer and the long window, the raw error (raw_k), the
+ * seasonal-naive error (its raw score in *sraw, -1 when it had no reference), the alert
+ * penalty, and the range check last. */
+static float raw_score(ad_detector *d, double ts, double value, double error, int has_pred,
+                       float *sraw)
 {
     const ad_detector_config *c = &d->cfg;
-    double pred, error;
-    int has_pred, pending = 0;
-    float x[AD_MAX_INPUT], y;
-
-    if (isnan(value))
-        return refuse(d, AD_REFUSE_NAN);
-    if (isinf(value))
-        return refuse(d, AD_REFUSE_INF);
-    if (fabs(value) > MAX_MAGNITUDE)
-        return refuse(d, AD_REFUSE_RANGE);
-    if (!isfinite(ts))
-        return refuse(d, AD_REFUSE_BADTIME);
-    if (d->has_ts && ts < d->last_ts)
-        return refuse(d, AD_REFUSE_BACKWARDS);
-    ad_det_settle(d); /* the previous value's step comes first */
-
-    if (d->s2s && d->trained)
-        ad_det_s2s_push(d, value, ts, d->last_ts, d->has_ts);
-    predict(d, value, &pred, &error, &has_pred);
     float raw = has_pred ? ad_scorer_score(d->sc, (float)error) : 0.0f;
+
     if (has_pred && d->lsc) { /* long_window: the larger of the two */
         float lraw = ad_scorer_score(d->lsc, (float)error);
         raw = lraw > raw ? lraw : raw;
@@ -338,15 +323,84 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
         raw = r > raw ? r : raw;
     }
     /* the seasonal-naive signal: the larger of the two raw scores */
-    float sraw = seasonal_score(d, ts, value);
-    if (has_pred && sraw > raw)
-        raw = sraw;
+    *sraw = seasonal_score(d, ts, value);
+    if (has_pred && *sraw > raw)
+        raw = *sraw;
     /* alert_penalty: the odds lose alert_penalty / 5 per recent alert */
     if (c->alert_penalty > 0.0f && d->trained && raw < 1.0f) {
         double odds = raw / (1.0 - raw) - c->alert_penalty / 5.0 * d->alert_rate * ALERT_HORIZON;
         raw = odds > 0.0 ? (float)(odds / (1.0 + odds)) : 0.0f;
     }
-    raw = range_check(d, value, raw);
+    return range_check(d, value, raw);
+}
+
+/* The warm-up fallback's statistics take a value in: Welford's running mean and
+ * variance; warmup_naive's last value and moving mean square of changes. */
+static void warmup_push(ad_detector *d, double value)
+{
+    if (d->w_n == 0) {
+        d->nv_ms = 0.0;
+    } else {
+        double ch = value - d->nv_last, rate = 1.0 / (double)(d->w_n + 1);
+        rate = rate > NAIVE_RATE ? rate : NAIVE_RATE;
+        d->nv_ms += (ch * ch - d->nv_ms) * rate;
+    }
+    d->nv_last = value;
+    d->w_n++;
+    double delta = value - d->w_mean;
+    d->w_mean += delta / (double)d->w_n;
+    d->w_m2 += delta * (value - d->w_mean);
+}
+
+/* The history takes the value kept for training, its flag and its time. */
+static void history_push(ad_detector *d, double kept, int anomalous, double ts)
+{
+    d->hv[d->hpos] = (float)kept;
+    if (anomalous)
+        d->hf[d->hpos >> 3] |= (uint8_t)(1u << (d->hpos & 7));
+    else
+        d->hf[d->hpos >> 3] &= (uint8_t)~(1u << (d->hpos & 7));
+    if (d->hts)
+        ad_det_hts_put(d, ts);
+    d->hpos = d->hpos + 1 == d->hcap ? 0 : d->hpos + 1;
+    if (d->hn < d->hcap)
+        d->hn++;
+}
+
+/* Why (ts, value) is refused (enum ad_refusal), or -1 when it is accepted. */
+static int refusal(const ad_detector *d, double ts, double value)
+{
+    if (isnan(value))
+        return AD_REFUSE_NAN;
+    if (isinf(value))
+        return AD_REFUSE_INF;
+    if (fabs(value) > MAX_MAGNITUDE)
+        return AD_REFUSE_RANGE;
+    if (!isfinite(ts))
+        return AD_REFUSE_BADTIME;
+    if (d->has_ts && ts < d->last_ts)
+        return AD_REFUSE_BACKWARDS;
+    return -1;
+}
+
+/* ad_detector_observe; with defer the network's step is left pending. Returns 1 when a
+ * step was left pending, 0 when none, -AD_EINVAL when refused. */
+static int observe(ad_detector *d, double ts, double value, ad_result *res, int defer)
+{
+    const ad_detector_config *c = &d->cfg;
+    double pred, error;
+    int has_pred, pending = 0;
+    float x[AD_MAX_INPUT], y, sraw;
+    const int why = refusal(d, ts, value);
+
+    if (why >= 0)
+        return refuse(d, why);
+    ad_det_settle(d); /* the previous value's step comes first */
+
+    if (d->s2s && d->trained)
+        ad_det_s2s_push(d, value, ts, d->last_ts, d->has_ts);
+    predict(d, value, &pred, &error, &has_pred);
+    const float raw = raw_score(d, ts, value, error, has_pred, &sraw);
     int anomalous = has_pred && raw >= c->scorer.threshold;
     /* alerts: within `cooldown` samples of the last one the score is damped, rising
      * linearly back to the raw score, so one incident raises one alert */
@@ -369,34 +423,9 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
         ad_scorer_commit(d->lsc, excluded);
     if (sraw >= 0.0f)
         ad_scorer_commit(d->ssc, excluded);
-    double kept = excluded ? pred : value;
-
-    if (!excluded) { /* Welford; warmup_naive's changes */
-        if (d->w_n == 0) {
-            d->nv_ms = 0.0;
-        } else {
-            double ch = value - d->nv_last, rate = 1.0 / (double)(d->w_n + 1);
-            rate = rate > NAIVE_RATE ? rate : NAIVE_RATE;
-            d->nv_ms += (ch * ch - d->nv_ms) * rate;
-        }
-        d->nv_last = value;
-        d->w_n++;
-        double delta = value - d->w_mean;
-        d->w_mean += delta / (double)d->w_n;
-        d->w_m2 += delta * (value - d->w_mean);
-    }
-
-    /* history */
-    d->hv[d->hpos] = (float)kept;
-    if (anomalous)
-        d->hf[d->hpos >> 3] |= (uint8_t)(1u << (d->hpos & 7));
-    else
-        d->hf[d->hpos >> 3] &= (uint8_t)~(1u << (d->hpos & 7));
-    if (d->hts)
-        ad_det_hts_put(d, ts);
-    d->hpos = d->hpos + 1 == d->hcap ? 0 : d->hpos + 1;
-    if (d->hn < d->hcap)
-        d->hn++;
+    if (!excluded)
+        warmup_push(d, value);
+    history_push(d, excluded ? pred : value, anomalous, ts);
 
     /* step the network on the value as it came (clipped), predicting t+1; feeding it its
      * own predictions instead would let it drift in closed loop through long runs */
