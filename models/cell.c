@@ -169,7 +169,9 @@ static AD_INLINE void gates_forward(ad_cell_kind kind, int H, int B, float *cons
         cell_update(n, NULL, gp[0], gp[1], cp, c);
         cell_out(n, gp[2], c, tc, h);
         break;
-    default:
+    case AD_CELL_GRU:       /* not gate kinds: gru_rz and gru_n */
+    case AD_CELL_GRU_TORCH:
+    case AD_CELL_NKINDS:
         break;
     }
 }
@@ -529,7 +531,9 @@ static AD_INLINE void gates_backward(ad_cell_kind kind, int H, int B, float *con
     case AD_CELL_CIFG:
         cifg_backward(n, gp[0], gp[1], gp[2], cp, tc, dh, dc, dp[0], dp[1], dp[2]);
         break;
-    default:
+    case AD_CELL_GRU:       /* not gate kinds: their own backward */
+    case AD_CELL_GRU_TORCH:
+    case AD_CELL_NKINDS:
         break;
     }
 }

@@ -208,7 +208,7 @@ void ad_net_refresh(ad_net *net)
 }
 
 /* The block type of a storage mode, and whether the mode keeps the float masters. */
-static ad_wtype mode_wtype(int mode)
+static ad_wtype mode_wtype(enum ad_net_storage mode)
 {
     switch (mode) {
     case AD_NET_FP16:
@@ -217,9 +217,10 @@ static ad_wtype mode_wtype(int mode)
     case AD_NET_INT8:
     case AD_NET_INT8_ONLY:
         return AD_W_I8;
-    default:
-        return AD_W_F32;
+    case AD_NET_FP32:
+        break;
     }
+    return AD_W_F32;
 }
 
 static int mode_floats(int mode)
@@ -229,13 +230,13 @@ static int mode_floats(int mode)
 
 int ad_net_set_storage(ad_net *net, int mode)
 {
-    const ad_wtype wt = mode_wtype(mode);
     float *params = NULL;
     char *base = NULL;
     size_t nb = 0;
 
     if (mode < AD_NET_FP32 || mode > AD_NET_INT8_ONLY)
         return -AD_EINVAL;
+    const ad_wtype wt = mode_wtype((enum ad_net_storage)mode);
     /* the floats, widened from the block: for the mode, or to pack them another way */
     if (!net->params && (mode_floats(mode) || net->pack_wt != wt)) {
         params = malloc(net->nparams * sizeof(*params));

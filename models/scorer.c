@@ -459,10 +459,11 @@ float ad_scorer_score(ad_scorer *s, float err)
     case AD_SCORER_DYNAMIC:
         return dynamic_score(s, a);
     case AD_SCORER_STATIC:
-    default:
-        s->pending = a;
-        return a / (a + cold(s)->cfg.k);
+    case AD_SCORER_NKINDS: /* not a kind: a checked configuration never holds it */
+        break;
     }
+    s->pending = a; /* STATIC */
+    return a / (a + cold(s)->cfg.k);
 }
 
 void ad_scorer_commit(ad_scorer *s, int flagged)
@@ -487,10 +488,10 @@ void ad_scorer_commit(ad_scorer *s, int flagged)
             cd->since_refit = 0;
         return;
     case AD_SCORER_STATIC:
-    default:
-        s->count += !flagged;
-        return;
+    case AD_SCORER_NKINDS: /* not a kind: a checked configuration never holds it */
+        break;
     }
+    s->count += !flagged; /* STATIC */
 }
 
 /* ---- serialisation ---- */
