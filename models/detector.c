@@ -9,8 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const refusal_names[AD_REFUSE_NREASONS] = {"nan", "inf", "out_of_range",
-                                                              "time_backwards", "bad_timestamp"};
+static const char *const refusal_names[AD_REFUSE_NREASONS] = {
+    [AD_REFUSE_NAN] = "nan",
+    [AD_REFUSE_INF] = "inf",
+    [AD_REFUSE_RANGE] = "out_of_range",
+    [AD_REFUSE_BACKWARDS] = "time_backwards",
+    [AD_REFUSE_BADTIME] = "bad_timestamp",
+};
 
 const char *ad_refusal_name(int reason)
 {

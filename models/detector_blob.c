@@ -20,6 +20,13 @@
                              flag bits) */
 #define DET_VERSION_OLDEST 4 /* 4: timestamps as doubles, flags as bytes: still loaded */
 
+/* The refusal counters as the blob holds them, in this order for good, whatever
+ * enum ad_refusal's (a reason added to it is not saved until a new blob version saves
+ * it). */
+static const enum ad_refusal blob_refusals[] = {AD_REFUSE_NAN, AD_REFUSE_INF, AD_REFUSE_RANGE,
+                                                AD_REFUSE_BACKWARDS, AD_REFUSE_BADTIME};
+#define NBLOB_REFUSALS ((int)(sizeof(blob_refusals) / sizeof(blob_refusals[0])))
+
 /* Everything after the header, through the scorer; the CRC follows. */
 static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
 {
@@ -27,8 +34,8 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_detector_config_write(w, &d->cfg);
     ad_put_u64(w, s->samples);
     ad_put_u64(w, s->flagged);
-    for (int i = 0; i < AD_REFUSE_NREASONS; i++)
-        ad_put_u64(w, s->refused[i]);
+    for (int i = 0; i < NBLOB_REFUSALS; i++)
+        ad_put_u64(w, s->refused[blob_refusals[i]]);
     ad_put_u64(w, s->trainings);
     ad_put_f32(w, s->train_loss);
     ad_put_f32(w, s->val_loss);
@@ -205,8 +212,8 @@ static int read_state(ad_rbuf *r, ad_detector *d, uint32_t version)
 
     s->samples = ad_get_u64(r);
     s->flagged = ad_get_u64(r);
-    for (int i = 0; i < AD_REFUSE_NREASONS; i++)
-        s->refused[i] = ad_get_u64(r);
+    for (int i = 0; i < NBLOB_REFUSALS; i++)
+        s->refused[blob_refusals[i]] = ad_get_u64(r);
     s->trainings = ad_get_u64(r);
     s->train_loss = ad_get_f32(r);
     s->val_loss = ad_get_f32(r);
@@ -365,8 +372,8 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     if (!version)
         return -AD_EFORMAT;
     ad_rbuf_init(&r, b + 8, len - 8 - 4); /* body only: the CRC is not part of it */
-    ad_detector_config_read(&r, &c, version);
-    if (r.err || ad_detector_config_check(&c, why, sizeof(why)) != 0) {
+    rc = ad_detector_config_read(&r, &c, version, why, sizeof(why));
+    if (r.err || rc || ad_detector_config_check(&c, why, sizeof(why)) != 0) {
         ERR("detector blob has an invalid configuration: %s", r.err ? "truncated" : why);
         return -AD_EFORMAT;
     }
