@@ -260,8 +260,9 @@ int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version,
     s->min_sd = ad_get_f32(r);
     s->error_bound = ad_get_f32(r);
     c->forget_bias = version >= AD_DETECTOR_V_FORGET_BIAS ? ad_get_f32(r) : 1.0f;
-    c->feature_span = version >= AD_DETECTOR_V_RAW ? (int)ad_get_u32(r) : 0; /* before: always fed */
-    c->raw_k = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.0f;          /* before: no raw signal */
+    /* before AD_DETECTOR_V_RAW: the time features always fed, no raw signal */
+    c->feature_span = version >= AD_DETECTOR_V_RAW ? (int)ad_get_u32(r) : 0;
+    c->raw_k = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.0f;
     c->raw_rms = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.05f;
     /* the kinds from their codes; an unknown code leaves an invalid kind, with the
      * message ad_detector_config_check would give for it */

@@ -131,7 +131,7 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
 /* Network input size for a feature set (1 + 2 + 2 + 1 at most). */
 int ad_detector_input_size(unsigned features);
 
-/* The detector blob version (detector.c) that added forget_bias at the end of the
+/* The detector blob version (detector_blob.c) that added forget_bias at the end of the
  * configuration. */
 #define AD_DETECTOR_V_FORGET_BIAS 7
 /* The version that added feature_span, raw_k and raw_rms after it. */

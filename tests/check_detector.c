@@ -1,11 +1,11 @@
 /*
- * check_detector.c - detector.c: configuration; refusal of bad values (counted, and
- * otherwise without effect, bit-exact against a twin); the warm-up fallback; the issue's
- * acceptance series (each anomaly flagged within 10 samples of its onset, the clean series
- * never); the snapshot/run/install split; flagged values kept out of training; relearning
- * after a permanent change; time features and huge magnitudes; and the detector blob
- * (exact continuation, refusal of every truncation and byte flip, of other versions and
- * of inconsistent contents).
+ * check_detector.c - the detector (detector.h, detector*.c): configuration; refusal of
+ * bad values (counted, and otherwise without effect, bit-exact against a twin); the
+ * warm-up fallback; the issue's acceptance series (each anomaly flagged within 10 samples
+ * of its onset, the clean series never); the snapshot/run/install split; flagged values
+ * kept out of training; relearning after a permanent change; time features and huge
+ * magnitudes; and the detector blob (exact continuation, refusal of every truncation and
+ * byte flip, of other versions and of inconsistent contents).
  */
 #include <check.h>
 #include <math.h>
@@ -1312,7 +1312,7 @@ static void recrc(uint8_t *b, size_t len)
 }
 
 /*
- * Where the fields of a detector blob are (detector.c's write_body), found rather than
+ * Where the fields of a detector blob are (detector_blob.c's write_body), found rather than
  * hard-coded so that fields added in the middle do not silently shift the tests: config
  * fields by saving two fresh detectors that differ in that field only; the normaliser
  * after the config and counters (checked: a fresh detector has centre 0, scale 1); the
