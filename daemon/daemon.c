@@ -74,6 +74,8 @@ int ad_daemon_line(ad_daemon *d, int proto, int precision, const char *line, siz
             } else if (r < 0) {
                 r = 0; /* out of memory: nothing to blame the line for */
             }
+        } else if (r == AD_PARSE_SKIP) {
+            r = 0; /* a blank line */
         }
     } else if (pi->parse) {
         r = pi->parse(line, len, precision, d->keybuf, sizeof(d->keybuf), sample_cb, d);

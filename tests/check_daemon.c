@@ -45,6 +45,7 @@ START_TEST(test_line_results)
     ck_assert_int_eq(ch_line(&h, AD_PROTO_JSONL, "{\"series\":\"j\",\"value\":3}"), 1);
     ck_assert_int_eq(ch_line(&h, AD_PROTO_GRAPHITE, ""), 0);         /* nothing to do */
     ck_assert_int_eq(ch_line(&h, AD_PROTO_STATSD, "req:1|c"), 0);    /* aggregated */
+    ck_assert_int_eq(ch_line(&h, AD_PROTO_STATSD, ""), 0);
     ck_assert_int_eq(ch_line(&h, AD_PROTO_GRAPHITE, "a.b"), -AD_PE_SYNTAX);
     ck_assert_int_eq(ch_line(&h, AD_PROTO_GRAPHITE, "a.b x 1700000000"), -AD_PE_VALUE);
     ck_assert_int_eq(ch_line(&h, AD_PROTO_GRAPHITE, "a\xff 1 1700000000"), -AD_PE_UTF8);
