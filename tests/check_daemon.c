@@ -239,6 +239,39 @@ START_TEST(test_remote_write_receipt)
 }
 END_TEST
 
+/* ---- an anomaly ---- */
+
+/* A spike after a steady wave, scored by the warm-up fallback: an alert counted by the
+ * series and the daemon, kept in the ring, published to the events file. */
+START_TEST(test_anomaly)
+{
+    ch_daemon h;
+    const ad_anomaly *a;
+    char line[96];
+    int i;
+
+    ch_start(&h, "defaults: {train_after: 100000, cooldown: 20}\n");
+    for (i = 0; i < 300; i++) {
+        snprintf(line, sizeof(line), "sig %.6f %d", sin(i * 0.2), 1700000000 + 10 * i);
+        ck_assert_int_eq(ch_line(&h, AD_PROTO_GRAPHITE, line), 1);
+    }
+    ck_assert_uint_eq(ad_daemon_get_stats(h.d)->anomalies_total, 0);
+    ck_assert_int_eq(ad_daemon_anomaly_count(h.d), 0);
+    snprintf(line, sizeof(line), "sig 100 %d", 1700000000 + 10 * i);
+    ck_assert_int_eq(ch_line(&h, AD_PROTO_GRAPHITE, line), 1);
+    ck_assert_uint_eq(ad_daemon_get_stats(h.d)->anomalies_total, 1);
+    ck_assert_uint_eq(series_of(&h, "sig")->anomalies, 1);
+    ck_assert(series_of(&h, "sig")->last.flagged);
+    ck_assert_int_eq(ad_daemon_anomaly_count(h.d), 1);
+    a = ad_daemon_anomaly(h.d, 0);
+    ck_assert_str_eq(a->series, "sig");
+    ck_assert(a->value == 100 && a->ts == 1700000000 + 10 * i);
+    ck_assert(a->score >= 0.5);
+    ck_assert_uint_eq(ad_events_get_stats(ad_daemon_events(h.d))->published, 1);
+    ch_stop(&h, 0);
+}
+END_TEST
+
 /* ---- the readers' doors ---- */
 
 START_TEST(test_readers)
@@ -341,6 +374,9 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_post_write);
     tcase_add_test(tc, test_remote_write_receipt);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("anomaly");
+    tcase_add_test(tc, test_anomaly);
     suite_add_tcase(s, tc);
     tc = tcase_create("readers");
     tcase_add_test(tc, test_readers);

@@ -28,14 +28,15 @@ void ch_start_in(ch_daemon *h, const char *dir, const char *extra)
 
     ad_log_init(AD_LOG_ERROR);
     snprintf(h->dir, sizeof(h->dir), "%s", dir);
+    if (!extra)
+        extra = "";
     snprintf(yaml, sizeof(yaml),
              "state_dir: %s\n"
              "listeners: []\n"
-             "http: {address: 127.0.0.1, port: 0}\n"
              "events: {address: \"\", unix: \"\", file: \"\"}\n"
-             "%s%s",
-             dir, extra ? extra : "", extra && strstr(extra, "store:") ? "" :
-             "store: {enabled: false}\n");
+             "%s%s%s",
+             dir, extra, strstr(extra, "http:") ? "" : "http: {address: 127.0.0.1, port: 0}\n",
+             strstr(extra, "store:") ? "" : "store: {enabled: false}\n");
     r = ad_config_parse(yaml, strlen(yaml), "test.yaml", &cfg, err, sizeof(err));
     ck_assert_msg(r == 0, "config: %s", err);
     ck_assert_int_eq(uv_loop_init(&h->loop), 0);
@@ -142,6 +143,12 @@ static void *client(void *arg)
 
 int ch_http(ch_daemon *h, const char *head, const void *body, size_t len, char **resp)
 {
+    return ch_http_full(h, head, body, len, NULL, resp);
+}
+
+int ch_http_full(ch_daemon *h, const char *head, const void *body, size_t len, char **rhead,
+                 char **resp)
+{
     exchange x = {.port = ch_port(h), .head = head, .body = body ? body : "", .len = len};
     pthread_t t;
     int status = 0;
@@ -156,10 +163,11 @@ int ch_http(ch_daemon *h, const char *head, const void *body, size_t len, char *
     pthread_join(t, NULL);
     ck_assert_ptr_nonnull(x.resp);
     ck_assert_msg(sscanf(x.resp, "HTTP/1.1 %d", &status) == 1, "no response: '%s'", x.resp);
-    if (resp) {
-        b = strstr(x.resp, "\r\n\r\n");
+    b = strstr(x.resp, "\r\n\r\n");
+    if (resp)
         *resp = strdup(b ? b + 4 : "");
-    }
+    if (rhead)
+        *rhead = strndup(x.resp, b ? (size_t)(b - x.resp) : x.resp_len);
     free(x.resp);
     return status;
 }

@@ -22,8 +22,8 @@ typedef struct ch_daemon {
 } ch_daemon;
 
 /* Starts a daemon on h->loop: state_dir a new temporary directory, no listeners, no event
- * sinks, HTTP on 127.0.0.1 at a free port, no store; then `extra` YAML (top-level keys
- * appended: later keys may not repeat these) . */
+ * sinks, then `extra` YAML (top-level keys, NULL for none), then, unless extra has its
+ * own, HTTP on 127.0.0.1 at a free port and no store. */
 void ch_start(ch_daemon *h, const char *extra);
 
 /* The same with a given state_dir (kept: for a restart on the same store). */
@@ -45,6 +45,11 @@ int ch_port(const ch_daemon *h);
  * close are added, then body (len bytes). Returns the status; the response body
  * (malloc'd, NUL-terminated) in *resp unless resp is NULL. */
 int ch_http(ch_daemon *h, const char *head, const void *body, size_t len, char **resp);
+
+/* The same, with the response's head too (status line and headers, malloc'd) in *rhead
+ * unless NULL. */
+int ch_http_full(ch_daemon *h, const char *head, const void *body, size_t len, char **rhead,
+                 char **resp);
 
 /* A remote-write request of one series name{label="value"} with n samples at ts_ms[i],
  * v[i], protobuf then snappy: malloc'd, *len bytes. */
