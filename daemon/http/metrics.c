@@ -311,8 +311,8 @@ static int label_name_char(char c, int first)
  * quantile (promtool: only histograms and summaries have them). */
 static int renamed(const char *name, size_t n)
 {
-    return (n == 13 && !strncmp(name, "source_metric", 13)) || (n == 2 && !strncmp(name, "le", 2)) ||
-           (n == 8 && !strncmp(name, "quantile", 8));
+    return (n == 13 && !strncmp(name, "source_metric", 13)) ||
+           (n == 2 && !strncmp(name, "le", 2)) || (n == 8 && !strncmp(name, "quantile", 8));
 }
 
 /*
