@@ -27,13 +27,19 @@
 /* Kernels' helpers are forced inline so each variant gets its own vector code. */
 #define AD_INLINE inline __attribute__((always_inline))
 
+/* One row per kind, by name: its code in blobs (fixed for good: a new kind takes a new
+ * code, whatever its place in the enum), its name, and its gates. */
 static const struct {
+    uint32_t code;
     const char *name;
     int gates, has_c, forget;
 } kinds[AD_CELL_NKINDS] = {
-    [AD_CELL_ELMAN] = {"elman", 1, 0, -1},      [AD_CELL_LSTM] = {"lstm", 4, 1, 1},
-    [AD_CELL_PEEPHOLE] = {"peephole", 4, 1, 1}, [AD_CELL_CIFG] = {"cifg", 3, 1, 0},
-    [AD_CELL_GRU] = {"gru", 3, 0, -1},          [AD_CELL_GRU_TORCH] = {"gru_torch", 3, 0, -1},
+    [AD_CELL_ELMAN] = {0, "elman", 1, 0, -1},
+    [AD_CELL_LSTM] = {1, "lstm", 4, 1, 1},
+    [AD_CELL_PEEPHOLE] = {2, "peephole", 4, 1, 1},
+    [AD_CELL_CIFG] = {3, "cifg", 3, 1, 0},
+    [AD_CELL_GRU] = {4, "gru", 3, 0, -1},
+    [AD_CELL_GRU_TORCH] = {5, "gru_torch", 3, 0, -1},
 };
 
 static int valid(ad_cell_kind kind)
@@ -74,6 +80,19 @@ int ad_cell_from_name(const char *name)
 {
     for (int k = 0; name && k < AD_CELL_NKINDS; k++)
         if (strcmp(name, kinds[k].name) == 0)
+            return k;
+    return -1;
+}
+
+uint32_t ad_cell_code(ad_cell_kind kind)
+{
+    return valid(kind) ? kinds[kind].code : UINT32_MAX;
+}
+
+int ad_cell_from_code(uint32_t code)
+{
+    for (int k = 0; k < AD_CELL_NKINDS; k++)
+        if (kinds[k].code == code)
             return k;
     return -1;
 }
@@ -169,7 +188,9 @@ static AD_INLINE void gates_forward(ad_cell_kind kind, int H, int B, float *cons
         cell_update(n, NULL, gp[0], gp[1], cp, c);
         cell_out(n, gp[2], c, tc, h);
         break;
-    default:
+    case AD_CELL_GRU:       /* not gate kinds: gru_rz and gru_n */
+    case AD_CELL_GRU_TORCH:
+    case AD_CELL_NKINDS:
         break;
     }
 }
@@ -529,7 +550,9 @@ static AD_INLINE void gates_backward(ad_cell_kind kind, int H, int B, float *con
     case AD_CELL_CIFG:
         cifg_backward(n, gp[0], gp[1], gp[2], cp, tc, dh, dc, dp[0], dp[1], dp[2]);
         break;
-    default:
+    case AD_CELL_GRU:       /* not gate kinds: their own backward */
+    case AD_CELL_GRU_TORCH:
+    case AD_CELL_NKINDS:
         break;
     }
 }

@@ -23,6 +23,7 @@
 #define AD_CELL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define AD_MAX_HIDDEN 512 /* largest hidden size H */
 
@@ -53,6 +54,14 @@ const char *ad_cell_name(ad_cell_kind kind);
 
 /* Kind for a name as returned by ad_cell_name; -1 if unknown. */
 int ad_cell_from_name(const char *name);
+
+/* The kind's code in blobs (serial.h's network blob, the detector's configuration): fixed
+ * by cell.c's table, never by the enum's order, so reordering the enum renumbers nothing
+ * stored (tests/check_serial.c pins them). UINT32_MAX for an unknown kind. */
+uint32_t ad_cell_code(ad_cell_kind kind);
+
+/* Kind of a stored code; -1 if no kind has it. */
+int ad_cell_from_code(uint32_t code);
 
 /* One layer's views into a flat parameter (or gradient) buffer (net.h lays it out). */
 typedef struct ad_layer_params {

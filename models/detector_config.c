@@ -3,12 +3,48 @@
  */
 #include "detector_config.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "net.h"
 
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
+
+/* One row per model: its code in blobs (fixed for good) and its name. */
+static const struct {
+    enum ad_model model;
+    uint32_t code;
+    const char *name;
+} models[] = {
+    {AD_MODEL_PREDICT, 0, "predict"},
+    {AD_MODEL_SEQ2SEQ, 1, "seq2seq"},
+};
+#define NMODELS (sizeof(models) / sizeof(models[0]))
+
+const char *ad_model_name(int model)
+{
+    for (size_t i = 0; i < NMODELS; i++)
+        if ((int)models[i].model == model)
+            return models[i].name;
+    return NULL;
+}
+
+uint32_t ad_model_code(int model)
+{
+    for (size_t i = 0; i < NMODELS; i++)
+        if ((int)models[i].model == model)
+            return models[i].code;
+    return UINT32_MAX;
+}
+
+int ad_model_from_code(uint32_t code)
+{
+    for (size_t i = 0; i < NMODELS; i++)
+        if (models[i].code == code)
+            return (int)models[i].model;
+    return -1;
+}
 
 void ad_detector_defaults(ad_detector_config *c)
 {
@@ -122,9 +158,9 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
 
 void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
 {
-    ad_put_u32(w, (uint32_t)c->model);
+    ad_put_u32(w, ad_model_code(c->model));
     ad_put_u32(w, (uint32_t)c->s2s_window);
-    ad_put_u32(w, (uint32_t)c->kind);
+    ad_put_u32(w, ad_cell_code(c->kind));
     ad_put_u32(w, (uint32_t)c->layers);
     ad_put_u32(w, (uint32_t)c->hidden);
     ad_put_u32(w, c->features);
@@ -154,7 +190,7 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_u32(w, (uint32_t)c->long_window);
     ad_put_u64(w, c->seed);
     const ad_scorer_config *s = &c->scorer;
-    ad_put_u32(w, (uint32_t)s->kind);
+    ad_put_u32(w, ad_scorer_code(s->kind));
     ad_put_f32(w, s->threshold);
     ad_put_u32(w, (uint32_t)s->window);
     ad_put_u32(w, (uint32_t)s->short_window);
@@ -174,12 +210,13 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_f32(w, c->raw_rms);
 }
 
-void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version)
+int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version, char *err,
+                            size_t errlen)
 {
     memset(c, 0, sizeof(*c));
-    c->model = (int)ad_get_u32(r);
+    const uint32_t model = ad_get_u32(r);
     c->s2s_window = (int)ad_get_u32(r);
-    c->kind = (ad_cell_kind)ad_get_u32(r);
+    const uint32_t kind = ad_get_u32(r);
     c->layers = (int)ad_get_u32(r);
     c->hidden = (int)ad_get_u32(r);
     c->features = ad_get_u32(r);
@@ -209,7 +246,7 @@ void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version
     c->long_window = (int)ad_get_u32(r);
     c->seed = ad_get_u64(r);
     ad_scorer_config *s = &c->scorer;
-    s->kind = (ad_scorer_kind)ad_get_u32(r);
+    const uint32_t scorer = ad_get_u32(r);
     s->threshold = ad_get_f32(r);
     s->window = (int)ad_get_u32(r);
     s->short_window = (int)ad_get_u32(r);
@@ -223,7 +260,28 @@ void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version
     s->min_sd = ad_get_f32(r);
     s->error_bound = ad_get_f32(r);
     c->forget_bias = version >= AD_DETECTOR_V_FORGET_BIAS ? ad_get_f32(r) : 1.0f;
-    c->feature_span = version >= AD_DETECTOR_V_RAW ? (int)ad_get_u32(r) : 0; /* before: always fed */
-    c->raw_k = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.0f;          /* before: no raw signal */
+    /* before AD_DETECTOR_V_RAW: the time features always fed, no raw signal */
+    c->feature_span = version >= AD_DETECTOR_V_RAW ? (int)ad_get_u32(r) : 0;
+    c->raw_k = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.0f;
     c->raw_rms = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.05f;
+    /* the kinds from their codes; an unknown code leaves an invalid kind, with the
+     * message ad_detector_config_check would give for it */
+    const int m = ad_model_from_code(model), k = ad_cell_from_code(kind),
+              sk = ad_scorer_from_code(scorer);
+    c->model = m >= 0 ? m : -1;
+    c->kind = k >= 0 ? (ad_cell_kind)k : AD_CELL_NKINDS;
+    s->kind = sk >= 0 ? (ad_scorer_kind)sk : AD_SCORER_NKINDS;
+    if (k < 0) {
+        ERR("unknown cell kind %" PRIu32, kind);
+        return -AD_EFORMAT;
+    }
+    if (m < 0) {
+        ERR("model must be 0..1, got %" PRIu32, model);
+        return -AD_EFORMAT;
+    }
+    if (sk < 0) {
+        ERR("unknown scorer kind %" PRIu32, scorer);
+        return -AD_EFORMAT;
+    }
+    return 0;
 }

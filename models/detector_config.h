@@ -27,6 +27,15 @@ enum ad_model {
                              the error is the newest value's reconstruction error */
 };
 
+/* "predict" or "seq2seq"; NULL for an unknown model. */
+const char *ad_model_name(int model);
+/* The model's code in blobs (the detector's configuration): fixed by detector_config.c's
+ * table, never by the enum's order (tests/check_serial.c pins them). UINT32_MAX for an
+ * unknown model. */
+uint32_t ad_model_code(int model);
+/* The model (enum ad_model) of a stored code; -1 if none has it. */
+int ad_model_from_code(uint32_t code);
+
 typedef struct ad_detector_config {
     int model;              /* enum ad_model */
     int s2s_window;         /* SEQ2SEQ: values per window L, 2..1024 */
@@ -122,18 +131,22 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
 /* Network input size for a feature set (1 + 2 + 2 + 1 at most). */
 int ad_detector_input_size(unsigned features);
 
-/* The detector blob version (detector.c) that added forget_bias at the end of the
+/* The detector blob version (detector_blob.c) that added forget_bias at the end of the
  * configuration. */
 #define AD_DETECTOR_V_FORGET_BIAS 7
 /* The version that added feature_span, raw_k and raw_rms after it. */
 #define AD_DETECTOR_V_RAW 8
 
 /* The configuration into a blob writer / from a reader (fields in a fixed order; fields
- * added later at the end). version is the detector blob's: a field the blob is too old
- * to hold gets its default (forget_bias 1 before AD_DETECTOR_V_FORGET_BIAS; before
- * AD_DETECTOR_V_RAW time features always fed and no raw signal). The read
- * configuration is not checked: call ad_detector_config_check. */
+ * added later at the end; the model, cell and scorer kinds as their codes: ad_model_code,
+ * ad_cell_code, ad_scorer_code). version is the detector blob's: a field the blob is too
+ * old to hold gets its default (forget_bias 1 before AD_DETECTOR_V_FORGET_BIAS; before
+ * AD_DETECTOR_V_RAW time features always fed and no raw signal). Reading returns
+ * -AD_EFORMAT with a message when a stored code names no kind (a truncated read is r's
+ * err, not this), else 0; the read configuration is not checked otherwise: call
+ * ad_detector_config_check. */
 void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c);
-void ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version);
+int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version, char *err,
+                            size_t errlen);
 
 #endif

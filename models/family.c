@@ -138,91 +138,110 @@ static double eval_windows(const ad_family_job *job, ad_state *st, int w0, int w
     return cnt ? sum / (double)cnt : 0.0;
 }
 
+/* The epochs' context (ad_early_stopping). */
+typedef struct family_fit {
+    ad_family_job *job;
+    ad_optim *opt;
+    ad_seq *ws;
+    ad_state *st;
+    ad_train_opts o;
+    int ntr, nval; /* training windows (first), held-out windows (last) */
+} family_fit;
+
+/* One epoch over the training windows, then the held-out windows' error. */
+static int family_epoch(void *ctx, int e, float *loss, double *val, char *err, size_t errlen)
+{
+    family_fit *f = ctx;
+    ad_family_job *job = f->job;
+    int rc;
+
+    f->o.seed = job->cfg.seed + (uint64_t)e;
+    rc = ad_train(job->net, f->opt, f->ws, job->x, job->y, (size_t)f->ntr * job->T, &f->o, loss,
+                  err, errlen);
+    if (rc)
+        return rc;
+    *val = f->nval > 0 ? eval_windows(job, f->st, f->ntr, job->nwin) : *loss;
+    return 0;
+}
+
+/* Reorders the pool: training windows first, the nval held-out windows (every k-th, so
+ * every member's recent past is in both) last. 0 or -AD_ENOMEM. */
+static int hold_out(ad_family_job *job, int ntr, int nval)
+{
+    const int T = job->T, stride = job->nwin / nval;
+    float *x2 = malloc((size_t)job->D * T * job->nwin * sizeof(*x2));
+    float *y2 = malloc((size_t)T * job->nwin * sizeof(*y2));
+    int vi = 0, ti = 0;
+
+    if (!x2 || !y2) {
+        free(x2);
+        free(y2);
+        return -AD_ENOMEM;
+    }
+    for (int w = 0; w < job->nwin; w++) {
+        /* every stride-th window, nval of them (nwin / stride >= nval) */
+        int isval = w % stride == stride - 1 && w / stride < nval;
+        int dst = isval ? ntr + vi++ : ti++;
+
+        memcpy(x2 + (size_t)job->D * T * dst, job->x + (size_t)job->D * T * w,
+               (size_t)job->D * T * sizeof(*x2));
+        memcpy(y2 + (size_t)T * dst, job->y + (size_t)T * w, (size_t)T * sizeof(*y2));
+    }
+    free(job->x);
+    free(job->y);
+    job->x = x2;
+    job->y = y2;
+    return 0;
+}
+
 int ad_family_job_run(ad_family_job *job, char *err, size_t errlen)
 {
     const ad_detector_config *c = &job->cfg;
     const int T = job->T;
-    int nval = (int)((float)job->nwin * c->val_frac), ntr, rc, since_best = 0;
+    int nval = (int)((float)job->nwin * c->val_frac), rc;
     float *best = NULL;
-    ad_optim *opt = NULL;
-    ad_state *st = NULL;
-    ad_seq *ws = NULL;
-    double best_val = INFINITY;
-    ad_train_opts o;
+    family_fit f = {.job = job};
+    ad_fit_result res;
 
     /* The held-out windows are every k-th, so every member's recent past is in both. */
     if (nval < 1 && job->nwin >= 4)
         nval = 1;
-    ntr = job->nwin - nval;
-    /* Reorder: training windows first, validation windows (every stride-th) last. */
-    if (nval > 0) {
-        int stride = job->nwin / nval, vi = 0, ti = 0;
-        float *x2 = malloc((size_t)job->D * T * job->nwin * sizeof(*x2));
-        float *y2 = malloc((size_t)T * job->nwin * sizeof(*y2));
-
-        if (!x2 || !y2) {
-            free(x2);
-            free(y2);
-            goto out_nomem;
-        }
-        for (int w = 0; w < job->nwin; w++) {
-            /* every stride-th window, nval of them (nwin / stride >= nval) */
-            int isval = w % stride == stride - 1 && w / stride < nval;
-            int dst = isval ? ntr + vi++ : ti++;
-
-            memcpy(x2 + (size_t)job->D * T * dst, job->x + (size_t)job->D * T * w,
-                   (size_t)job->D * T * sizeof(*x2));
-            memcpy(y2 + (size_t)T * dst, job->y + (size_t)T * w, (size_t)T * sizeof(*y2));
-        }
-        free(job->x);
-        free(job->y);
-        job->x = x2;
-        job->y = y2;
-    }
-    best = malloc(job->net->nparams * sizeof(*best));
-    opt = ad_optim_create(AD_OPTIM_ADAM, job->net->nparams, c->lr);
-    st = ad_state_create(job->net);
-    if (!best || !opt || !st)
+    f.nval = nval;
+    f.ntr = job->nwin - nval;
+    if (nval > 0 && hold_out(job, f.ntr, nval) != 0)
         goto out_nomem;
-    rc = ad_seq_create(job->net, T, c->batch, &ws, err, errlen);
+    best = malloc(job->net->nparams * sizeof(*best));
+    f.opt = ad_optim_create(AD_OPTIM_ADAM, job->net->nparams, c->lr);
+    f.st = ad_state_create(job->net);
+    if (!best || !f.opt || !f.st)
+        goto out_nomem;
+    rc = ad_seq_create(job->net, T, c->batch, &f.ws, err, errlen);
     if (rc)
         goto out_free;
-    ad_train_defaults(&o);
-    o.window = T;
-    o.batch = c->batch;
-    o.stride = T; /* windows tile the pool exactly: none crosses two series */
-    o.epochs = 1;
-    o.clip = c->clip;
-    memcpy(best, job->net->params, job->net->nparams * sizeof(*best));
-    for (int e = 0; e < c->epochs; e++) {
-        float loss;
-        double val;
-
-        o.seed = c->seed + (uint64_t)e;
-        rc = ad_train(job->net, opt, ws, job->x, job->y, (size_t)ntr * T, &o, &loss, err,
-                      errlen);
-        if (rc)
-            goto out_free;
-        job->epochs = e + 1;
-        job->train_loss = loss;
-        val = nval > 0 ? eval_windows(job, st, ntr, job->nwin) : loss;
-        if (ad_early_stop(job->net->params, best, job->net->nparams, 1, val, &best_val,
-                          &since_best, c->patience))
-            break;
-    }
-    memcpy(job->net->params, best, job->net->nparams * sizeof(*best));
-    job->val_loss = (float)best_val;
+    ad_train_defaults(&f.o);
+    f.o.window = T;
+    f.o.batch = c->batch;
+    f.o.stride = T; /* windows tile the pool exactly: none crosses two series */
+    f.o.epochs = 1;
+    f.o.clip = c->clip;
+    /* has_val 1 even when nothing is held out: the training loss then judges */
+    rc = ad_early_stopping(job->net->params, best, job->net->nparams, c->epochs, c->patience, 1,
+                           family_epoch, &f, &res, err, errlen);
+    job->epochs = res.epochs;
+    job->train_loss = res.train_loss;
+    if (rc)
+        goto out_free;
+    job->val_loss = (float)res.best_val;
     job->ran = 1;
-    rc = 0;
     goto out_free;
 
 out_nomem:
     ERR("out of memory for a family training");
     rc = -AD_ENOMEM;
 out_free:
-    ad_seq_free(ws);
-    ad_state_free(st);
-    ad_optim_free(opt);
+    ad_seq_free(f.ws);
+    ad_state_free(f.st);
+    ad_optim_free(f.opt);
     free(best);
     return rc;
 }

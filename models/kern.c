@@ -192,10 +192,14 @@ int ad_kern_isa_supported(ad_isa isa)
     }
     case AD_ISA_AVX512:
         return __builtin_cpu_supports("avx512f") && ad_kern_isa_supported(AD_ISA_AVX2);
+#else
+    case AD_ISA_AVX2: /* not built here */
+    case AD_ISA_AVX512:
 #endif
-    default:
-        return 0;
+    case AD_ISA_N:
+        break;
     }
+    return 0;
 }
 
 ad_isa ad_kern_best_isa(void)
@@ -240,11 +244,15 @@ void ad_kern_step(ad_isa isa, ad_cell_kind kind, int Din, int H, const ad_kern_l
     case AD_ISA_AVX2:
         step_avx2(kind, Din, H, L, x, h, c);
         return;
+#else
+    case AD_ISA_AVX512: /* not built here: the portable kernel */
+    case AD_ISA_AVX2:
 #endif
-    default:
-        step_c(kind, Din, H, L, x, h, c);
-        return;
+    case AD_ISA_C:
+    case AD_ISA_N:
+        break;
     }
+    step_c(kind, Din, H, L, x, h, c);
 }
 
 void ad_kern_gates(ad_isa isa, ad_cell_kind kind, int H, int n, const float *extra, const float *a,
@@ -258,11 +266,15 @@ void ad_kern_gates(ad_isa isa, ad_cell_kind kind, int H, int n, const float *ext
     case AD_ISA_AVX2:
         gates_n_avx2(kind, H, n, extra, a, h, c);
         return;
+#else
+    case AD_ISA_AVX512: /* not built here: the portable kernel */
+    case AD_ISA_AVX2:
 #endif
-    default:
-        gates_n_c(kind, H, n, extra, a, h, c);
-        return;
+    case AD_ISA_C:
+    case AD_ISA_N:
+        break;
     }
+    gates_n_c(kind, H, n, extra, a, h, c);
 }
 
 void ad_kern_widen(ad_isa isa, float *dst, const uint16_t *src, size_t n)
@@ -275,11 +287,15 @@ void ad_kern_widen(ad_isa isa, float *dst, const uint16_t *src, size_t n)
     case AD_ISA_AVX2:
         widen_avx2(dst, src, n);
         return;
+#else
+    case AD_ISA_AVX512: /* not built here: the portable kernel */
+    case AD_ISA_AVX2:
 #endif
-    default:
-        widen_c(dst, src, n);
-        return;
+    case AD_ISA_C:
+    case AD_ISA_N:
+        break;
     }
+    widen_c(dst, src, n);
 }
 
 void ad_kern_head(ad_isa isa, int O, int H, const float *wy, const float *by, const float *h,
@@ -293,11 +309,15 @@ void ad_kern_head(ad_isa isa, int O, int H, const float *wy, const float *by, co
     case AD_ISA_AVX2:
         head_avx2(O, H, wy, by, h, y);
         return;
+#else
+    case AD_ISA_AVX512: /* not built here: the portable kernel */
+    case AD_ISA_AVX2:
 #endif
-    default:
-        head_c(O, H, wy, by, h, y);
-        return;
+    case AD_ISA_C:
+    case AD_ISA_N:
+        break;
     }
+    head_c(O, H, wy, by, h, y);
 }
 
 void ad_kern_sigmoid(ad_isa isa, float *x, int n)
@@ -310,11 +330,15 @@ void ad_kern_sigmoid(ad_isa isa, float *x, int n)
     case AD_ISA_AVX2:
         sigmoid_v_avx2(x, n);
         return;
+#else
+    case AD_ISA_AVX512: /* not built here: the portable kernel */
+    case AD_ISA_AVX2:
 #endif
-    default:
-        sigmoid_v_c(x, n);
-        return;
+    case AD_ISA_C:
+    case AD_ISA_N:
+        break;
     }
+    sigmoid_v_c(x, n);
 }
 
 void ad_kern_tanh(ad_isa isa, float *x, int n)
@@ -327,9 +351,13 @@ void ad_kern_tanh(ad_isa isa, float *x, int n)
     case AD_ISA_AVX2:
         tanh_v_avx2(x, n);
         return;
+#else
+    case AD_ISA_AVX512: /* not built here: the portable kernel */
+    case AD_ISA_AVX2:
 #endif
-    default:
-        tanh_v_c(x, n);
-        return;
+    case AD_ISA_C:
+    case AD_ISA_N:
+        break;
     }
+    tanh_v_c(x, n);
 }

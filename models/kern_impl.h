@@ -173,15 +173,23 @@ KFN void SFX(mv8)(float *out, const float *init, const void *W, size_t w0, size_
     SFX(mv)(AD_W_I8, out, init, W, w0, ld, R, C, v, sc);
 }
 
+/* The LSTM kinds' end at the lanes m: c_t (cn) into c, h = o * tanh(c_t). */
+AINL void SFX(cell_store)(float *c, float *h, TM m, V cn, V o)
+{
+    vstorem(c, m, cn);
+    vstorem(h, m, vmul(o, SFX(vtanh)(cn)));
+}
+
 /* Elman and the LSTM kinds, from the pre-activations a (G*H) of one stream: h (H) out,
- * c (H) c_{t-1} in, c_t out (LSTM kinds; NULL for Elman); extra: the peepholes. */
+ * c (H) c_{t-1} in, c_t out (LSTM kinds; NULL for Elman); extra: the peepholes. The switch
+ * names every kind (a new one must be placed); a value outside the enum (shapes are
+ * checked: never) leaves h as it is. */
 AINL void SFX(gates)(ad_cell_kind kind, int H, const float *extra, const float *a, float *h,
                      float *c)
 {
     const V one = vset1(1.0f);
     for (int j = 0; j < H; j += VW) {
         const TM m = tmask(H - j < VW ? H - j : VW);
-        V cp, cn, o;
         switch (kind) {
         case AD_CELL_ELMAN:
             vstorem(h + j, m, SFX(vtanh)(vloadm(a + j, m)));
@@ -189,33 +197,35 @@ AINL void SFX(gates)(ad_cell_kind kind, int H, const float *extra, const float *
         case AD_CELL_LSTM: {
             const V i = SFX(vsig)(vloadm(a + j, m)), f = SFX(vsig)(vloadm(a + H + j, m));
             const V g = SFX(vtanh)(vloadm(a + 2 * H + j, m));
-            o = SFX(vsig)(vloadm(a + 3 * H + j, m));
-            cp = vloadm(c + j, m);
-            cn = vadd(vmul(f, cp), vmul(i, g));
-            break;
+            const V o = SFX(vsig)(vloadm(a + 3 * H + j, m));
+            const V cp = vloadm(c + j, m);
+            SFX(cell_store)(c + j, h + j, m, vadd(vmul(f, cp), vmul(i, g)), o);
+            continue;
         }
         case AD_CELL_PEEPHOLE: {
             const float *pe = extra;
-            cp = vloadm(c + j, m);
+            const V cp = vloadm(c + j, m);
             const V i = SFX(vsig)(vfma(vloadm(pe + j, m), cp, vloadm(a + j, m)));
             const V f = SFX(vsig)(vfma(vloadm(pe + H + j, m), cp, vloadm(a + H + j, m)));
             const V g = SFX(vtanh)(vloadm(a + 2 * H + j, m));
-            cn = vadd(vmul(f, cp), vmul(i, g));
-            o = SFX(vsig)(vfma(vloadm(pe + 2 * H + j, m), cn, vloadm(a + 3 * H + j, m)));
-            break;
+            const V cn = vadd(vmul(f, cp), vmul(i, g));
+            const V o = SFX(vsig)(vfma(vloadm(pe + 2 * H + j, m), cn, vloadm(a + 3 * H + j, m)));
+            SFX(cell_store)(c + j, h + j, m, cn, o);
+            continue;
         }
         case AD_CELL_CIFG: {
             const V f = SFX(vsig)(vloadm(a + j, m)), g = SFX(vtanh)(vloadm(a + H + j, m));
-            o = SFX(vsig)(vloadm(a + 2 * H + j, m));
-            cp = vloadm(c + j, m);
-            cn = vadd(vmul(f, cp), vmul(vsub(one, f), g));
-            break;
+            const V o = SFX(vsig)(vloadm(a + 2 * H + j, m));
+            const V cp = vloadm(c + j, m);
+            SFX(cell_store)(c + j, h + j, m, vadd(vmul(f, cp), vmul(vsub(one, f), g)), o);
+            continue;
         }
-        default:
+        case AD_CELL_GRU:       /* not gate kinds: the step runs the GRU kinds itself and */
+        case AD_CELL_GRU_TORCH: /* ad_kern_gates is not for them */
+        case AD_CELL_NKINDS:
             return;
         }
-        vstorem(c + j, m, cn);
-        vstorem(h + j, m, vmul(o, SFX(vtanh)(cn)));
+        return;
     }
 }
 

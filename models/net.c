@@ -18,74 +18,6 @@
 
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
-int ad_net_config_check(const ad_net_config *cfg, char *err, size_t errlen)
-{
-    if (!cfg) {
-        ERR("no network configuration");
-        return -AD_EINVAL;
-    }
-    if (!ad_cell_name(cfg->kind)) {
-        ERR("unknown cell kind %d", (int)cfg->kind);
-        return -AD_EINVAL;
-    }
-    if (cfg->layers < 1 || cfg->layers > AD_MAX_LAYERS) {
-        ERR("layers must be 1..%d, got %d", AD_MAX_LAYERS, cfg->layers);
-        return -AD_EINVAL;
-    }
-    if (cfg->input < 1 || cfg->input > AD_MAX_INPUT) {
-        ERR("input size must be 1..%d, got %d", AD_MAX_INPUT, cfg->input);
-        return -AD_EINVAL;
-    }
-    if (cfg->hidden < 1 || cfg->hidden > AD_MAX_HIDDEN) {
-        ERR("hidden size must be 1..%d, got %d", AD_MAX_HIDDEN, cfg->hidden);
-        return -AD_EINVAL;
-    }
-    if (cfg->output < 1 || cfg->output > AD_MAX_OUTPUT) {
-        ERR("output size must be 1..%d, got %d", AD_MAX_OUTPUT, cfg->output);
-        return -AD_EINVAL;
-    }
-    return 0;
-}
-
-/* Walks the size table: carves flat (if not NULL) and returns the total float count. */
-static size_t layout(const ad_net_config *cfg, float *flat, ad_params *out)
-{
-    const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
-    const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
-    size_t off = 0;
-
-    if (out)
-        memset(out, 0, sizeof(*out));
-    for (int l = 0; l < cfg->layers; l++) {
-        size_t din = l == 0 ? (size_t)cfg->input : H;
-        if (out) {
-            out->layer[l].wx = flat + off;
-            out->layer[l].wh = flat + off + GH * din;
-            out->layer[l].b = flat + off + GH * (din + H);
-            out->layer[l].extra = extra ? flat + off + GH * (din + H + 1) : NULL;
-        }
-        off += GH * (din + H + 1) + extra;
-    }
-    if (out) {
-        out->wy = flat + off;
-        out->by = flat + off + (size_t)cfg->output * H;
-    }
-    off += (size_t)cfg->output * (H + 1);
-    return off;
-}
-
-size_t ad_net_param_count(const ad_net_config *cfg)
-{
-    if (ad_net_config_check(cfg, NULL, 0) != 0)
-        return 0;
-    return layout(cfg, NULL, NULL);
-}
-
-void ad_net_views(const ad_net_config *cfg, float *flat, ad_params *out)
-{
-    layout(cfg, flat, out);
-}
-
 void ad_net_init_defaults(ad_net_init_opts *o)
 {
     o->scale = 1.0f;
@@ -174,11 +106,11 @@ int ad_net_create(const ad_net_config *cfg, uint64_t seed, ad_net **out, char *e
     if (!net)
         goto out_nomem;
     net->cfg = *cfg;
-    net->nparams = layout(cfg, NULL, NULL);
+    net->nparams = ad_net_param_count(cfg);
     net->params = malloc(net->nparams * sizeof(*net->params));
     if (!net->params)
         goto out_free_net;
-    layout(cfg, net->params, &net->p);
+    ad_net_views(cfg, net->params, &net->p);
     ad_net_init(net, seed);
     *out = net;
     return 0;
@@ -207,7 +139,7 @@ int ad_net_copy_params(ad_net *dst, const ad_net *src)
         ad_net_get_params(src, 0, src->nparams, dst->params);
         ad_net_refresh(dst);
     } else if (src->params) { /* packed only: src's floats packed */
-        ad_pack_narrow(dst, src->params);
+        ad_pack_narrow(&dst->cfg, dst->pl, dst->pwy, dst->pby, src->params);
     } else if (src->pack_wt == dst->pack_wt) { /* packed only from the same: one layout */
         memcpy(dst->pack, src->pack, dst->pack_bytes);
     } else { /* packed only from packed only of another type: through floats */
@@ -215,7 +147,7 @@ int ad_net_copy_params(ad_net *dst, const ad_net *src)
         if (!flat)
             return -AD_ENOMEM;
         ad_net_get_params(src, 0, src->nparams, flat);
-        ad_pack_narrow(dst, flat);
+        ad_pack_narrow(&dst->cfg, dst->pl, dst->pwy, dst->pby, flat);
         free(flat);
     }
     return 0;
@@ -252,7 +184,7 @@ void ad_net_get_params(const ad_net *net, size_t off, size_t n, float *out)
     if (net->params)
         memcpy(out, net->params + off, n * sizeof(float));
     else
-        ad_pack_get(net, off, n, out);
+        ad_pack_get(&net->cfg, net->pl, net->pwy, off, n, out);
 }
 
 int ad_net_params_finite(const ad_net *net)
@@ -272,11 +204,11 @@ int ad_net_params_finite(const ad_net *net)
 void ad_net_refresh(ad_net *net)
 {
     if (net->pack && net->params)
-        ad_pack_narrow(net, net->params);
+        ad_pack_narrow(&net->cfg, net->pl, net->pwy, net->pby, net->params);
 }
 
 /* The block type of a storage mode, and whether the mode keeps the float masters. */
-static ad_wtype mode_wtype(int mode)
+static ad_wtype mode_wtype(enum ad_net_storage mode)
 {
     switch (mode) {
     case AD_NET_FP16:
@@ -285,9 +217,10 @@ static ad_wtype mode_wtype(int mode)
     case AD_NET_INT8:
     case AD_NET_INT8_ONLY:
         return AD_W_I8;
-    default:
-        return AD_W_F32;
+    case AD_NET_FP32:
+        break;
     }
+    return AD_W_F32;
 }
 
 static int mode_floats(int mode)
@@ -297,13 +230,13 @@ static int mode_floats(int mode)
 
 int ad_net_set_storage(ad_net *net, int mode)
 {
-    const ad_wtype wt = mode_wtype(mode);
     float *params = NULL;
     char *base = NULL;
     size_t nb = 0;
 
     if (mode < AD_NET_FP32 || mode > AD_NET_INT8_ONLY)
         return -AD_EINVAL;
+    const ad_wtype wt = mode_wtype((enum ad_net_storage)mode);
     /* the floats, widened from the block: for the mode, or to pack them another way */
     if (!net->params && (mode_floats(mode) || net->pack_wt != wt)) {
         params = malloc(net->nparams * sizeof(*params));
@@ -312,7 +245,7 @@ int ad_net_set_storage(ad_net *net, int mode)
         ad_net_get_params(net, 0, net->nparams, params);
     }
     if (wt != AD_W_F32 && (!net->pack || net->pack_wt != wt)) { /* a new block */
-        nb = ad_pack_layout(net, wt, NULL);
+        nb = ad_pack_layout(&net->cfg, wt, NULL, NULL, NULL, NULL);
         base = aligned_alloc(AD_PACK_ALIGN, nb);
         if (!base) {
             free(params);
@@ -323,7 +256,7 @@ int ad_net_set_storage(ad_net *net, int mode)
     /* nothing fails from here on */
     if (params) {
         net->params = params;
-        layout(&net->cfg, params, &net->p);
+        ad_net_views(&net->cfg, params, &net->p);
     }
     if (base || wt == AD_W_F32) { /* the old block goes */
         free(net->pack);
@@ -337,7 +270,7 @@ int ad_net_set_storage(ad_net *net, int mode)
         net->pack = base;
         net->pack_bytes = nb;
         net->pack_wt = wt;
-        ad_pack_layout(net, wt, base);
+        ad_pack_layout(&net->cfg, wt, base, net->pl, &net->pwy, &net->pby);
     }
     ad_net_refresh(net); /* the block from the floats, if both are there */
     if (!mode_floats(mode)) {
@@ -736,7 +669,7 @@ void ad_net_step_batch(const ad_net *net, ad_state *const *st, const float *X, f
 
         if (net->pack) { /* the halves or int8 ad_net_step reads, widened (exactly) to
                           * float; b and extra the block's (the masters' values, if any) */
-            ad_pack_widen(net, l, isa, w);
+            ad_pack_widen(&net->cfg, net->pl, l, isa, w);
             p.wx = w;
             p.wh = w + (size_t)GH * din;
             p.b = (float *)(void *)net->pl[l].b;

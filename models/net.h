@@ -39,26 +39,7 @@
 #include "cell.h"
 #include "err.h"
 #include "kern.h"
-
-#define AD_MAX_LAYERS 4
-#define AD_MAX_INPUT  64 /* D */
-#define AD_MAX_OUTPUT 64 /* O */
-/* AD_MAX_HIDDEN (H) is in cell.h */
-
-typedef struct ad_net_config {
-    ad_cell_kind kind;
-    int layers; /* 1..AD_MAX_LAYERS */
-    int input;  /* D >= 1 */
-    int hidden; /* H >= 1 */
-    int output; /* O >= 1, usually 1 */
-} ad_net_config;
-
-/* Views of a whole network's parameters (or of a gradient buffer of the same shape). */
-typedef struct ad_params {
-    ad_layer_params layer[AD_MAX_LAYERS];
-    float *wy; /* (O, H) column-major */
-    float *by; /* (O) */
-} ad_params;
+#include "shape.h" /* ad_net_config, ad_params, the parameters' layout */
 
 typedef struct ad_net {
     /* A step reads these first (with a packed block, only these: ad_net_step_bytes) */
@@ -83,15 +64,6 @@ typedef struct ad_state {
     float *h; /* (layers, H) */
     float *c; /* (layers, H) for LSTM kinds, else NULL */
 } ad_state;
-
-/* Returns 0 if cfg is a valid shape, else -AD_EINVAL with a message in err. */
-int ad_net_config_check(const ad_net_config *cfg, char *err, size_t errlen);
-
-/* Number of parameters of a network of this shape (0 if the shape is invalid). */
-size_t ad_net_param_count(const ad_net_config *cfg);
-
-/* Carves a flat buffer laid out like a network of this shape into named views. */
-void ad_net_views(const ad_net_config *cfg, float *flat, ad_params *out);
 
 /*
  * Allocates a network and initialises it deterministically from seed: weights uniform in

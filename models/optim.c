@@ -7,6 +7,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One row per kind: its code in blobs (fixed for good) and its name. */
+static const struct {
+    ad_optim_kind kind;
+    uint32_t code;
+    const char *name;
+} kinds[] = {
+    {AD_OPTIM_SGD, 0, "sgd"},
+    {AD_OPTIM_ADAM, 1, "adam"},
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+const char *ad_optim_name(ad_optim_kind kind)
+{
+    for (size_t i = 0; i < NKINDS; i++)
+        if (kinds[i].kind == kind)
+            return kinds[i].name;
+    return NULL;
+}
+
+uint32_t ad_optim_code(ad_optim_kind kind)
+{
+    for (size_t i = 0; i < NKINDS; i++)
+        if (kinds[i].kind == kind)
+            return kinds[i].code;
+    return UINT32_MAX;
+}
+
+int ad_optim_from_code(uint32_t code)
+{
+    for (size_t i = 0; i < NKINDS; i++)
+        if (kinds[i].code == code)
+            return (int)kinds[i].kind;
+    return -1;
+}
+
 ad_optim *ad_optim_create(ad_optim_kind kind, size_t n, float lr)
 {
     ad_optim *o;

@@ -9,8 +9,17 @@
 #define AD_OPTIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum ad_optim_kind { AD_OPTIM_SGD = 0, AD_OPTIM_ADAM = 1 } ad_optim_kind;
+
+/* "sgd" or "adam"; NULL for an unknown kind. */
+const char *ad_optim_name(ad_optim_kind kind);
+/* The kind's code in blobs (serial.h): fixed by optim.c's table, never by the enum's
+ * order (tests/check_serial.c pins them). UINT32_MAX for an unknown kind. */
+uint32_t ad_optim_code(ad_optim_kind kind);
+/* Kind of a stored code; -1 if no kind has it. */
+int ad_optim_from_code(uint32_t code);
 
 typedef struct ad_optim {
     ad_optim_kind kind;

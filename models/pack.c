@@ -20,9 +20,9 @@ static size_t packed_matrix_bytes(ad_wtype wt, size_t n)
     return wt == AD_W_I8 ? n + AD_KERN_I8_SLACK : (n + AD_KERN_HALF_SLACK) * sizeof(uint16_t);
 }
 
-size_t ad_pack_layout(ad_net *net, ad_wtype wt, char *base)
+size_t ad_pack_layout(const ad_net_config *cfg, ad_wtype wt, char *base, ad_kern_layer *pl,
+                      const float **wy, const float **by)
 {
-    const ad_net_config *cfg = &net->cfg;
     const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
     const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
     const size_t nscale = wt == AD_W_I8 ? GH : 0;
@@ -32,7 +32,7 @@ size_t ad_pack_layout(ad_net *net, ad_wtype wt, char *base)
         const size_t din = l == 0 ? (size_t)cfg->input : H;
         const size_t wbytes = line_up(packed_matrix_bytes(wt, GH * (din + H)));
         if (base) {
-            ad_kern_layer *L = &net->pl[l];
+            ad_kern_layer *L = &pl[l];
             const float *fl = (const float *)(void *)(base + off + wbytes);
             L->w = base + off;
             L->ld = (int)GH;
@@ -44,16 +44,16 @@ size_t ad_pack_layout(ad_net *net, ad_wtype wt, char *base)
         off += wbytes + line_up((nscale + GH + extra) * sizeof(float));
     }
     if (base) {
-        net->pwy = (const float *)(void *)(base + off);
-        net->pby = net->pwy + (size_t)cfg->output * H;
+        *wy = (const float *)(void *)(base + off);
+        *by = *wy + (size_t)cfg->output * H;
     }
     off += line_up((size_t)cfg->output * (H + 1) * sizeof(float));
     return off;
 }
 
-void ad_pack_narrow(ad_net *net, const float *flat)
+void ad_pack_narrow(const ad_net_config *cfg, const ad_kern_layer *pl, const float *wy,
+                    const float *by, const float *flat)
 {
-    const ad_net_config *cfg = &net->cfg;
     const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
     const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
     ad_params p;
@@ -61,7 +61,7 @@ void ad_pack_narrow(ad_net *net, const float *flat)
     ad_net_views(cfg, (float *)(void *)flat, &p); /* views only: nothing is written */
     for (int l = 0; l < cfg->layers; l++) {
         const size_t din = l == 0 ? (size_t)cfg->input : H;
-        ad_kern_layer *L = &net->pl[l];
+        const ad_kern_layer *L = &pl[l];
         /* Wh follows Wx in the flat buffer: [Wx | Wh] is one run of GH*(din+H) floats */
         if (L->wt == AD_W_I8)
             ad_quant_rows((int8_t *)(void *)L->w, (float *)(void *)L->scale, p.layer[l].wx, GH,
@@ -72,8 +72,8 @@ void ad_pack_narrow(ad_net *net, const float *flat)
         if (extra)
             memcpy((float *)(void *)L->extra, p.layer[l].extra, extra * sizeof(float));
     }
-    memcpy((float *)(void *)net->pwy, p.wy, (size_t)cfg->output * H * sizeof(float));
-    memcpy((float *)(void *)net->pby, p.by, (size_t)cfg->output * sizeof(float));
+    memcpy((float *)(void *)wy, p.wy, (size_t)cfg->output * H * sizeof(float));
+    memcpy((float *)(void *)by, p.by, (size_t)cfg->output * sizeof(float));
 }
 
 /* The part of the run [pos, pos + len) of the flat vector inside [off, off + n), from src
@@ -96,9 +96,9 @@ static size_t run_get(size_t pos, size_t len, const void *src, const ad_kern_lay
     return pos + len;
 }
 
-void ad_pack_get(const ad_net *net, size_t off, size_t n, float *out)
+void ad_pack_get(const ad_net_config *cfg, const ad_kern_layer *pl, const float *wy, size_t off,
+                 size_t n, float *out)
 {
-    const ad_net_config *cfg = &net->cfg;
     const size_t H = (size_t)cfg->hidden, GH = (size_t)ad_cell_gates(cfg->kind) * H;
     const size_t extra = ad_cell_extra_size(cfg->kind, cfg->hidden);
     size_t pos = 0;
@@ -107,18 +107,17 @@ void ad_pack_get(const ad_net *net, size_t off, size_t n, float *out)
      * adjacent in the block too); then Wy and by (adjacent floats) */
     for (int l = 0; l < cfg->layers; l++) {
         const size_t din = l == 0 ? (size_t)cfg->input : H;
-        pos = run_get(pos, GH * (din + H), NULL, &net->pl[l], off, n, out);
-        pos = run_get(pos, GH + extra, net->pl[l].b, NULL, off, n, out);
+        pos = run_get(pos, GH * (din + H), NULL, &pl[l], off, n, out);
+        pos = run_get(pos, GH + extra, pl[l].b, NULL, off, n, out);
     }
-    run_get(pos, (size_t)cfg->output * (H + 1), net->pwy, NULL, off, n, out);
+    run_get(pos, (size_t)cfg->output * (H + 1), wy, NULL, off, n, out);
 }
 
-void ad_pack_widen(const ad_net *net, int l, ad_isa isa, float *w)
+void ad_pack_widen(const ad_net_config *cfg, const ad_kern_layer *pl, int l, ad_isa isa, float *w)
 {
-    const ad_kern_layer *L = &net->pl[l];
-    const size_t GH = (size_t)L->ld,
-                 din = l == 0 ? (size_t)net->cfg.input : (size_t)net->cfg.hidden;
-    const size_t n = GH * (din + (size_t)net->cfg.hidden);
+    const ad_kern_layer *L = &pl[l];
+    const size_t GH = (size_t)L->ld, din = l == 0 ? (size_t)cfg->input : (size_t)cfg->hidden;
+    const size_t n = GH * (din + (size_t)cfg->hidden);
 
     if (L->wt == AD_W_I8)
         ad_quant_get(w, (const int8_t *)L->w, L->scale, GH, 0, n);

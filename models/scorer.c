@@ -82,17 +82,38 @@ static float *win_v(const ad_scorer *s)
     return (float *)(void *)((char *)(uintptr_t)s + win_offset(s->shortr.cap));
 }
 
-static const char *const names[AD_SCORER_NKINDS] = {"likelihood", "dynamic", "static"};
+/* One row per kind, by name: its code in blobs (fixed for good) and its name. */
+static const struct {
+    uint32_t code;
+    const char *name;
+} kinds[AD_SCORER_NKINDS] = {
+    [AD_SCORER_LIKELIHOOD] = {0, "likelihood"},
+    [AD_SCORER_DYNAMIC] = {1, "dynamic"},
+    [AD_SCORER_STATIC] = {2, "static"},
+};
 
 const char *ad_scorer_name(ad_scorer_kind kind)
 {
-    return (int)kind >= 0 && kind < AD_SCORER_NKINDS ? names[kind] : NULL;
+    return (int)kind >= 0 && kind < AD_SCORER_NKINDS ? kinds[kind].name : NULL;
 }
 
 int ad_scorer_from_name(const char *name)
 {
     for (int k = 0; name && k < AD_SCORER_NKINDS; k++)
-        if (strcmp(name, names[k]) == 0)
+        if (strcmp(name, kinds[k].name) == 0)
+            return k;
+    return -1;
+}
+
+uint32_t ad_scorer_code(ad_scorer_kind kind)
+{
+    return (int)kind >= 0 && kind < AD_SCORER_NKINDS ? kinds[kind].code : UINT32_MAX;
+}
+
+int ad_scorer_from_code(uint32_t code)
+{
+    for (int k = 0; k < AD_SCORER_NKINDS; k++)
+        if (kinds[k].code == code)
             return k;
     return -1;
 }
@@ -459,10 +480,11 @@ float ad_scorer_score(ad_scorer *s, float err)
     case AD_SCORER_DYNAMIC:
         return dynamic_score(s, a);
     case AD_SCORER_STATIC:
-    default:
-        s->pending = a;
-        return a / (a + cold(s)->cfg.k);
+    case AD_SCORER_NKINDS: /* not a kind: a checked configuration never holds it */
+        break;
     }
+    s->pending = a; /* STATIC */
+    return a / (a + cold(s)->cfg.k);
 }
 
 void ad_scorer_commit(ad_scorer *s, int flagged)
@@ -487,10 +509,10 @@ void ad_scorer_commit(ad_scorer *s, int flagged)
             cd->since_refit = 0;
         return;
     case AD_SCORER_STATIC:
-    default:
-        s->count += !flagged;
-        return;
+    case AD_SCORER_NKINDS: /* not a kind: a checked configuration never holds it */
+        break;
     }
+    s->count += !flagged; /* STATIC */
 }
 
 /* ---- serialisation ---- */
@@ -528,7 +550,7 @@ void ad_scorer_save(const ad_scorer *s, ad_wbuf *w)
     struct cold *cd = cold(s);
     const ad_scorer_config *c = &cd->cfg;
     ad_put_u32(w, SCORER_MAGIC);
-    ad_put_u32(w, (uint32_t)c->kind);
+    ad_put_u32(w, ad_scorer_code(c->kind));
     ad_put_f32(w, c->threshold);
     ad_put_u32(w, (uint32_t)c->window);
     ad_put_u32(w, (uint32_t)c->short_window);
@@ -562,7 +584,8 @@ int ad_scorer_load(ad_scorer *s, ad_rbuf *r, char *err, size_t errlen)
         ERR("scorer state: bad magic");
         return -AD_EFORMAT;
     }
-    c.kind = (ad_scorer_kind)ad_get_u32(r);
+    const int kind = ad_scorer_from_code(ad_get_u32(r));
+    c.kind = kind >= 0 ? (ad_scorer_kind)kind : AD_SCORER_NKINDS; /* unknown: no match */
     c.threshold = ad_get_f32(r);
     c.window = (int)ad_get_u32(r);
     c.short_window = (int)ad_get_u32(r);

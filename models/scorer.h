@@ -130,4 +130,11 @@ int ad_scorer_load(ad_scorer *s, ad_rbuf *r, char *err, size_t errlen);
 const char *ad_scorer_name(ad_scorer_kind kind);
 int ad_scorer_from_name(const char *name);
 
+/* The kind's code in blobs (the scorer's state, the detector's configuration): fixed by
+ * scorer.c's table, never by the enum's order (tests/check_serial.c pins them).
+ * UINT32_MAX for an unknown kind. */
+uint32_t ad_scorer_code(ad_scorer_kind kind);
+/* Kind of a stored code; -1 if no kind has it. */
+int ad_scorer_from_code(uint32_t code);
+
 #endif

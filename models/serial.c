@@ -46,10 +46,6 @@ static size_t moments_per_param(ad_optim_kind kind)
     return kind == AD_OPTIM_ADAM ? 2 : 0;
 }
 
-static int optim_kind_valid(uint32_t kind)
-{
-    return kind == AD_OPTIM_SGD || kind == AD_OPTIM_ADAM;
-}
 
 /* Writes the whole blob; with a counting writer it only measures it. */
 static void write_blob(ad_wbuf *w, const ad_net *net, const ad_optim *opt)
@@ -58,7 +54,7 @@ static void write_blob(ad_wbuf *w, const ad_net *net, const ad_optim *opt)
     ad_put_bytes(w, AD_NET_BLOB_MAGIC, 4);
     ad_put_u16(w, AD_NET_BLOB_VERSION);
     ad_put_u16(w, opt ? FLAG_OPTIM : 0);
-    ad_put_u32(w, (uint32_t)c->kind);
+    ad_put_u32(w, ad_cell_code(c->kind));
     ad_put_u32(w, (uint32_t)c->layers);
     ad_put_u32(w, (uint32_t)c->input);
     ad_put_u32(w, (uint32_t)c->hidden);
@@ -75,7 +71,7 @@ static void write_blob(ad_wbuf *w, const ad_net *net, const ad_optim *opt)
         }
     }
     if (opt) {
-        ad_put_u32(w, (uint32_t)opt->kind);
+        ad_put_u32(w, ad_optim_code(opt->kind));
         ad_put_f32(w, opt->lr);
         ad_put_f32(w, opt->beta1);
         ad_put_f32(w, opt->beta2);
@@ -128,7 +124,7 @@ static int check_savable(const ad_net *net, const ad_optim *opt, char *err, size
     }
     if (!opt)
         return 0;
-    if (!optim_kind_valid((uint32_t)opt->kind)) {
+    if (!ad_optim_name(opt->kind)) {
         set_err(err, errlen, "cannot save: unknown optimiser kind %d", (int)opt->kind);
         return -AD_EINVAL;
     }
@@ -257,14 +253,15 @@ static int check_shape(const uint8_t *b, size_t len, blob_info *bi, char *err, s
     ad_rbuf r;
     ad_rbuf_init(&r, b, len);
     r.pos = 8;
-    uint32_t kind = ad_get_u32(&r);
-    bi->cfg.kind = kind < AD_CELL_NKINDS ? (ad_cell_kind)kind : AD_CELL_NKINDS;
+    uint32_t code = ad_get_u32(&r);
+    const int kind = ad_cell_from_code(code);
+    bi->cfg.kind = kind >= 0 ? (ad_cell_kind)kind : AD_CELL_NKINDS;
     bi->cfg.layers = shape_field(&r);
     bi->cfg.input = shape_field(&r);
     bi->cfg.hidden = shape_field(&r);
     bi->cfg.output = shape_field(&r);
-    if (kind >= AD_CELL_NKINDS) {
-        set_err(err, errlen, "blob has an invalid shape: unknown cell kind %" PRIu32, kind);
+    if (kind < 0) {
+        set_err(err, errlen, "blob has an invalid shape: unknown cell kind %" PRIu32, code);
         return -AD_EFORMAT;
     }
     char why[160];
@@ -343,7 +340,8 @@ static int check_frame(const uint8_t *b, size_t len, blob_info *bi, char *err, s
         }
         r.pos = need;
         uint32_t ok = ad_get_u32(&r);
-        if (!optim_kind_valid(ok)) {
+        const int okind = ad_optim_from_code(ok);
+        if (okind < 0) {
             /* The length cannot be known; a damaged blob is the likelier story. */
             int rc = check_crc(b, len, err, errlen);
             if (!rc) /* or the count of parameters before it is wrong */
@@ -354,7 +352,7 @@ static int check_frame(const uint8_t *b, size_t len, blob_info *bi, char *err, s
                     bi->nparams);
             return -AD_EFORMAT;
         }
-        bi->optim_kind = (ad_optim_kind)ok;
+        bi->optim_kind = (ad_optim_kind)okind;
         /* the moments: 4 bytes per float per parameter; np <= len / 4, but be exact */
         size_t moments = moments_per_param(bi->optim_kind);
         if (mul_size(4 * moments, bi->nparams, &extra) != 0 ||

@@ -9,6 +9,8 @@
  *   if flags & 1: u32 optim kind, f32 lr, beta1, beta2, eps, weight_decay, u64 t,
  *                 and for Adam f32 m[nparams], f32 v[nparams]
  *   u32 CRC-32 of every byte before it
+ * The kinds are stored as their codes (ad_cell_code, ad_optim_code: fixed tables, not the
+ * enums' order).
  * A blob that is truncated, has trailing bytes, fails its checksum, carries another magic
  * or version, an invalid or unexpected shape, or non-finite numbers is refused with a
  * message naming the fault; nothing is allocated or changed when it is.

@@ -3,6 +3,7 @@
  */
 #include "train.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,8 +131,10 @@ double ad_eval_mse(const ad_net *net, ad_state *st, const float *x, const float 
     return cnt ? ss / (double)cnt : 0.0;
 }
 
-int ad_early_stop(const float *params, float *best, size_t n, int has_val, double val,
-                  double *best_val, int *since_best, int patience)
+/* One epoch's early-stopping verdict: params kept in best when val beats *best_val (or
+ * always without has_val); 1 once patience epochs in a row did not. */
+static int early_stop(const float *params, float *best, size_t n, int has_val, double val,
+                      double *best_val, int *since_best, int patience)
 {
     if (!has_val || val < *best_val) {
         memcpy(best, params, n * sizeof(*best));
@@ -140,4 +143,28 @@ int ad_early_stop(const float *params, float *best, size_t n, int has_val, doubl
         return 0;
     }
     return ++*since_best >= patience;
+}
+
+int ad_early_stopping(float *params, float *best, size_t n, int epochs, int patience, int has_val,
+                      ad_epoch_fn epoch, void *ctx, ad_fit_result *res, char *err, size_t errlen)
+{
+    int since_best = 0;
+
+    res->epochs = 0;
+    res->train_loss = 0.0f;
+    res->best_val = INFINITY;
+    memcpy(best, params, n * sizeof(*best));
+    for (int e = 0; e < epochs; e++) {
+        float loss;
+        double val;
+        int rc = epoch(ctx, e, &loss, &val, err, errlen);
+        if (rc)
+            return rc;
+        res->epochs = e + 1;
+        res->train_loss = loss;
+        if (early_stop(params, best, n, has_val, val, &res->best_val, &since_best, patience))
+            break;
+    }
+    memcpy(params, best, n * sizeof(*best));
+    return 0;
 }

@@ -52,12 +52,33 @@ double ad_eval_mse(const ad_net *net, ad_state *st, const float *x, const float 
                    size_t skip);
 
 /*
- * One epoch's early-stopping step: with a validation loss (has_val) better than
- * *best_val, or without one, copies params (n floats) into best and resets
- * *since_best; otherwise counts the epoch. Returns 1 when patience epochs in a row
- * brought no improvement (stop), else 0.
+ * One epoch of an early-stopped fit (ad_early_stopping): trains one pass over the data,
+ * shuffled with the epoch's seed (the caller's seed + epoch), and gives its mean
+ * training loss in *loss and the loss early stopping judges in *val (the validation
+ * loss, or the training loss when nothing is held out). 0, or a negative ad_err with a
+ * message: the fit stops there.
  */
-int ad_early_stop(const float *params, float *best, size_t n, int has_val, double val,
-                  double *best_val, int *since_best, int patience);
+typedef int (*ad_epoch_fn)(void *ctx, int epoch, float *loss, double *val, char *err,
+                           size_t errlen);
+
+/* What an early-stopped fit did. */
+typedef struct ad_fit_result {
+    int epochs;       /* epochs run */
+    float train_loss; /* the last epoch's training loss */
+    double best_val;  /* the best *val seen (INFINITY when no epoch ran) */
+} ad_fit_result;
+
+/*
+ * The early-stopping epoch loop of every training (the detector's network, its seq2seq
+ * model, a family's network): up to `epochs` calls of epoch(ctx, e, ...), e = 0, 1, ...
+ * After each, params (n floats, what the epochs train) are copied into best (n floats,
+ * the caller's scratch) when the epoch's val is below the best so far, or always without
+ * has_val (then the last epoch's params are kept); once `patience` epochs in a row brought
+ * no improvement the loop stops. At the end params are the kept ones (best's), and *res
+ * says how it went. Returns 0, or the first epoch's error (params are then left as that
+ * epoch made them; *res holds the epochs completed before it).
+ */
+int ad_early_stopping(float *params, float *best, size_t n, int epochs, int patience, int has_val,
+                      ad_epoch_fn epoch, void *ctx, ad_fit_result *res, char *err, size_t errlen);
 
 #endif

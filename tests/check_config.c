@@ -1,10 +1,11 @@
 /*
- * check_config.c - config.c: the built-in defaults; config/anomalyd.yaml equal to them
- * field by field and naming every key the loader knows; a file setting every key; each
- * class of error with its exact "file:line:column" prefix and c left freed; per-series
- * rules (inheritance from `defaults` wherever it is, first match, ignore, scorer reset);
- * the rule refusing an unauthenticated API beyond loopback; error paths that leak nothing
- * (the ASan build checks).
+ * check_config.c - the configuration (config.h, config_*.c): the built-in defaults;
+ * config/anomalyd.yaml equal to them field by field and naming every key the loader
+ * knows; a file setting every key; each class of error with its exact
+ * "file:line:column" prefix and c left freed; per-series rules (inheritance from
+ * `defaults` wherever it is, first match, ignore, scorer reset); the rule refusing an
+ * unauthenticated API beyond loopback; the listeners' protocols from the registry's
+ * flags; error paths that leak nothing (the ASan build checks).
  */
 #include <check.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include "config.h"
 #include "net.h" /* ad_err */
 #include "ingest/proto_influx.h"
+#include "ingest/protocols.h"
 
 #define ERRLEN 4096
 
@@ -1038,6 +1040,41 @@ START_TEST(test_prometheus)
 }
 END_TEST
 
+/* The listeners' protocols come from the registry's flags (protocols.h), not from the
+ * order of the enum: every protocol a listener may speak is taken by name, the others
+ * are refused, and the "required" message lists exactly the listener ones. */
+START_TEST(test_listener_protocols_from_registry)
+{
+    char text[256], want[256] = "", err[ERRLEN];
+    size_t used = 0;
+
+    for (int p = 0; p < AD_PROTO_N; p++) {
+        const ad_proto_info *pi = ad_proto_info_of(p);
+        ad_config c;
+        int rc;
+
+        ck_assert_ptr_nonnull(pi);
+        ck_assert_int_eq(ad_proto_from_name(pi->name), p);
+        snprintf(text, sizeof(text), "listeners:\n  - {protocol: %s, transport: udp, port: 1}\n",
+                 pi->name);
+        rc = parse(text, &c, err);
+        if (pi->flags & AD_PROTO_F_LISTENER) {
+            ck_assert_msg(rc == 0, "%s: %s", pi->name, err);
+            ck_assert_int_eq(c.listeners[0].protocol, p);
+            ad_config_free(&c);
+            used += (size_t)snprintf(want + used, sizeof(want) - used, "%s%s", used ? " | " : "",
+                                     pi->name);
+        } else {
+            ck_assert_int_eq(rc, -AD_EINVAL);
+            ck_assert_msg(strstr(err, "is not a socket protocol"), "%s", err);
+        }
+    }
+    ck_assert_str_eq(want, "graphite | influx | statsd | jsonl");
+    snprintf(text, sizeof(text), "listeners[0]: protocol is required (%s)", want);
+    bad("listeners:\n  - {transport: tcp, port: 1}\n", "t.yaml:2:5: ", text);
+}
+END_TEST
+
 START_TEST(test_listeners_replace)
 {
     ad_config c = ok("listeners: []\n");
@@ -1247,6 +1284,7 @@ static Suite *config_suite(void)
     tc = tcase_create("listeners");
     tcase_add_test(tc, test_err_listeners);
     tcase_add_test(tc, test_listeners_replace);
+    tcase_add_test(tc, test_listener_protocols_from_registry);
     tcase_add_test(tc, test_prometheus);
     suite_add_tcase(s, tc);
 

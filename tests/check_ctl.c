@@ -1,14 +1,21 @@
 /*
  * check_ctl.c - anomalyctl's pure pieces: sparklines (ctl_spark.c), CSV rows (csv.c),
  * replay's protocol lines (ctl_replay.c), HOST:PORT, lists of them (a cluster's
- * instances) and URL escaping (ctl_http.c), gradflow's SVG (ctl_gradflow.c).
+ * instances), URL escaping, the JSON readers and the connect loop on loopback
+ * (ctl_http.c), gradflow's SVG (ctl_gradflow.c).
  * The commands themselves run against the real daemon in test_ctl.py.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "ctl/csv.h"
 #include "ctl/ctl_gradflow.h"
@@ -201,6 +208,57 @@ START_TEST(test_url_escape)
 }
 END_TEST
 
+/* The JSON readers the commands share: a number or NAN, a string or "?". */
+START_TEST(test_json_fields)
+{
+    cJSON *o = cJSON_Parse("{\"n\": 2.5, \"s\": \"x\", \"z\": null, \"t\": \"3\"}");
+
+    ck_assert_ptr_nonnull(o);
+    ck_assert(ad_ctl_num(o, "n") == 2.5);
+    ck_assert(isnan(ad_ctl_num(o, "s")));
+    ck_assert(isnan(ad_ctl_num(o, "z")));
+    ck_assert(isnan(ad_ctl_num(o, "missing")));
+    ck_assert(isnan(ad_ctl_num(NULL, "n")));
+    ck_assert_str_eq(ad_ctl_str(o, "s"), "x");
+    ck_assert_str_eq(ad_ctl_str(o, "t"), "3");
+    ck_assert_str_eq(ad_ctl_str(o, "n"), "?");
+    ck_assert_str_eq(ad_ctl_str(NULL, "s"), "?");
+    cJSON_Delete(o);
+}
+END_TEST
+
+/* The one connect loop: a listener on loopback is reached (non-blocking, then blocking
+ * again on request); a closed port says so with the hint; a bad address is a usage
+ * error naming the option. */
+START_TEST(test_connect)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    char address[64], err[512];
+    int l = socket(AF_INET, SOCK_STREAM, 0), fd;
+
+    ck_assert_int_ge(l, 0);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(l, 4), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    snprintf(address, sizeof(address), "127.0.0.1:%d", ntohs(sa.sin_port));
+    fd = ad_ctl_connect(address, "--to", SOCK_STREAM, 5, "the hint", err, sizeof(err));
+    ck_assert_msg(fd >= 0, "%s", err);
+    ck_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    ad_ctl_set_blocking(fd, 2);
+    ck_assert(!(fcntl(fd, F_GETFL) & O_NONBLOCK));
+    close(fd);
+    close(l); /* nobody listens there now */
+    fd = ad_ctl_connect(address, "--to", SOCK_STREAM, 5, "the hint", err, sizeof(err));
+    ck_assert_int_eq(fd, -AD_EIO);
+    ck_assert_ptr_nonnull(strstr(err, "cannot connect to 127.0.0.1:"));
+    ck_assert_ptr_nonnull(strstr(err, "(the hint)"));
+    fd = ad_ctl_connect("nocolon", "--address", SOCK_STREAM, 5, NULL, err, sizeof(err));
+    ck_assert_int_eq(fd, -AD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "--address takes HOST:PORT"));
+}
+END_TEST
+
 /* Occurrences of needle in hay. */
 static int count(const char *hay, const char *needle)
 {
@@ -269,6 +327,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_addresses);
     tcase_add_test(tc, test_url_escape);
     tcase_add_test(tc, test_address_lists);
+    tcase_add_test(tc, test_json_fields);
+    tcase_add_test(tc, test_connect);
     suite_add_tcase(s, tc);
     tc = tcase_create("gradflow");
     tcase_add_test(tc, test_gradflow_svg);

@@ -1,11 +1,11 @@
 /*
- * check_detector.c - detector.c: configuration; refusal of bad values (counted, and
- * otherwise without effect, bit-exact against a twin); the warm-up fallback; the issue's
- * acceptance series (each anomaly flagged within 10 samples of its onset, the clean series
- * never); the snapshot/run/install split; flagged values kept out of training; relearning
- * after a permanent change; time features and huge magnitudes; and the detector blob
- * (exact continuation, refusal of every truncation and byte flip, of other versions and
- * of inconsistent contents).
+ * check_detector.c - the detector (detector.h, detector*.c): configuration; refusal of
+ * bad values (counted, and otherwise without effect, bit-exact against a twin); the
+ * warm-up fallback; the issue's acceptance series (each anomaly flagged within 10 samples
+ * of its onset, the clean series never); the snapshot/run/install split; flagged values
+ * kept out of training; relearning after a permanent change; time features and huge
+ * magnitudes; and the detector blob (exact continuation, refusal of every truncation and
+ * byte flip, of other versions and of inconsistent contents).
  */
 #include <check.h>
 #include <math.h>
@@ -1312,7 +1312,7 @@ static void recrc(uint8_t *b, size_t len)
 }
 
 /*
- * Where the fields of a detector blob are (detector.c's write_body), found rather than
+ * Where the fields of a detector blob are (detector_blob.c's write_body), found rather than
  * hard-coded so that fields added in the middle do not silently shift the tests: config
  * fields by saving two fresh detectors that differ in that field only; the normaliser
  * after the config and counters (checked: a fresh detector has centre 0, scale 1); the
@@ -2539,6 +2539,52 @@ START_TEST(test_packed_retrain_no_drift)
 }
 END_TEST
 
+/* The refusal counters' place in the blob, pinned: after the header (8 bytes), the
+ * configuration and the samples and flagged counters, in the order nan, inf,
+ * out_of_range, time_backwards, bad_timestamp, whatever enum ad_refusal's. */
+START_TEST(test_refusal_counters_in_blob)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, 0);
+    ad_detector *d = make(&c), *e = NULL;
+    ad_result res;
+    ad_wbuf w;
+    char err[256] = "";
+    static const struct {
+        double ts, value;
+        int n;
+    } bad[] = {{2000.0, NAN, 1}, {2000.0, INFINITY, 2}, {2000.0, 2e30, 3}, {500.0, 1.0, 4},
+               {NAN, 1.0, 5}};
+    static const int order[] = {AD_REFUSE_NAN, AD_REFUSE_INF, AD_REFUSE_RANGE,
+                                AD_REFUSE_BACKWARDS, AD_REFUSE_BADTIME};
+
+    ck_assert_int_eq(ad_detector_observe(d, 1000.0, 1.0, &res), 0);
+    for (int i = 0; i < 5; i++)
+        for (int k = 0; k < bad[i].n; k++)
+            ck_assert_int_eq(ad_detector_observe(d, bad[i].ts, bad[i].value, &res), -AD_EINVAL);
+    for (int i = 0; i < 5; i++)
+        ck_assert_uint_eq(ad_detector_get_stats(d)->refused[order[i]], (uint64_t)bad[i].n);
+    size_t len = ad_detector_blob_size(d);
+    uint8_t *b = malloc(len);
+    ck_assert_int_eq(ad_detector_save(d, b, len, &len, err, sizeof(err)), 0);
+    ad_wbuf_init(&w, NULL, 0);
+    ad_detector_config_write(&w, &c);
+    const uint8_t *p = b + 8 + w.len + 16;
+    for (int i = 0; i < 5; i++) {
+        uint64_t v = 0;
+        for (int j = 0; j < 8; j++)
+            v |= (uint64_t)p[8 * i + j] << (8 * j);
+        ck_assert_uint_eq(v, (uint64_t)bad[i].n);
+    }
+    ck_assert_int_eq(ad_detector_load(b, len, &e, err, sizeof(err)), 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_uint_eq(ad_detector_get_stats(e)->refused[order[i]], (uint64_t)bad[i].n);
+    free(b);
+    ad_detector_free(e);
+    ad_detector_free(d);
+}
+END_TEST
+
 static Suite *detector_suite(void)
 {
     Suite *s = suite_create("detector");
@@ -2619,6 +2665,7 @@ static Suite *detector_suite(void)
     tcase_add_test(tc, test_rechecksummed_fuzz);
     tcase_add_test(tc, test_old_blob_v4);
     tcase_add_test(tc, test_forget_bias_blob);
+    tcase_add_test(tc, test_refusal_counters_in_blob);
     tcase_add_loop_test(tc, test_history_timestamps, 0, 5);
     tcase_add_loop_test(tc, test_history_bytes, 0, 2);
     tcase_add_loop_test(tc, test_prefetch, 0, AD_W_N);

@@ -1,7 +1,8 @@
 /*
  * check_serial.c - blob.c (little-endian writer/reader, CRC-32) and serial.c (networks and
  * optimiser state to and from blobs): exact round trips for every cell kind and optimiser,
- * and refusal, with the right message and nothing allocated, of every kind of damage.
+ * and refusal, with the right message and nothing allocated, of every kind of damage; the
+ * codes the kinds are stored as, pinned.
  */
 #include <check.h>
 #include <limits.h>
@@ -12,9 +13,11 @@
 #include <string.h>
 
 #include "blob.h"
+#include "detector_config.h"
 #include "net.h"
 #include "optim.h"
 #include "rng.h"
+#include "scorer.h"
 #include "serial.h"
 
 /* Offsets in a version-1 blob (serial.h). */
@@ -976,6 +979,171 @@ START_TEST(test_nparams_lying)
 }
 END_TEST
 
+/* ---- the kinds' codes in blobs: pinned ---- */
+
+/* The codes stored blobs hold. They never change: reordering an enum must not renumber
+ * them (a new kind takes a new code). */
+static const struct {
+    ad_cell_kind kind;
+    uint32_t code;
+    const char *name;
+} cell_codes[] = {
+    {AD_CELL_ELMAN, 0, "elman"}, {AD_CELL_LSTM, 1, "lstm"},
+    {AD_CELL_PEEPHOLE, 2, "peephole"}, {AD_CELL_CIFG, 3, "cifg"},
+    {AD_CELL_GRU, 4, "gru"},     {AD_CELL_GRU_TORCH, 5, "gru_torch"},
+};
+static const struct {
+    ad_optim_kind kind;
+    uint32_t code;
+    const char *name;
+} optim_codes[] = {{AD_OPTIM_SGD, 0, "sgd"}, {AD_OPTIM_ADAM, 1, "adam"}};
+static const struct {
+    ad_scorer_kind kind;
+    uint32_t code;
+    const char *name;
+} scorer_codes[] = {
+    {AD_SCORER_LIKELIHOOD, 0, "likelihood"},
+    {AD_SCORER_DYNAMIC, 1, "dynamic"},
+    {AD_SCORER_STATIC, 2, "static"},
+};
+static const struct {
+    enum ad_model model;
+    uint32_t code;
+    const char *name;
+} model_codes[] = {{AD_MODEL_PREDICT, 0, "predict"}, {AD_MODEL_SEQ2SEQ, 1, "seq2seq"}};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+START_TEST(test_codes_pinned)
+{
+    /* every kind has its pinned code and name, and back */
+    ck_assert_uint_eq(NELEM(cell_codes), AD_CELL_NKINDS);
+    for (size_t i = 0; i < NELEM(cell_codes); i++) {
+        ck_assert_uint_eq(ad_cell_code(cell_codes[i].kind), cell_codes[i].code);
+        ck_assert_int_eq(ad_cell_from_code(cell_codes[i].code), (int)cell_codes[i].kind);
+        ck_assert_str_eq(ad_cell_name(cell_codes[i].kind), cell_codes[i].name);
+    }
+    for (size_t i = 0; i < NELEM(optim_codes); i++) {
+        ck_assert_uint_eq(ad_optim_code(optim_codes[i].kind), optim_codes[i].code);
+        ck_assert_int_eq(ad_optim_from_code(optim_codes[i].code), (int)optim_codes[i].kind);
+        ck_assert_str_eq(ad_optim_name(optim_codes[i].kind), optim_codes[i].name);
+    }
+    ck_assert_uint_eq(NELEM(scorer_codes), AD_SCORER_NKINDS);
+    for (size_t i = 0; i < NELEM(scorer_codes); i++) {
+        ck_assert_uint_eq(ad_scorer_code(scorer_codes[i].kind), scorer_codes[i].code);
+        ck_assert_int_eq(ad_scorer_from_code(scorer_codes[i].code), (int)scorer_codes[i].kind);
+        ck_assert_str_eq(ad_scorer_name(scorer_codes[i].kind), scorer_codes[i].name);
+    }
+    for (size_t i = 0; i < NELEM(model_codes); i++) {
+        ck_assert_uint_eq(ad_model_code(model_codes[i].model), model_codes[i].code);
+        ck_assert_int_eq(ad_model_from_code(model_codes[i].code), (int)model_codes[i].model);
+        ck_assert_str_eq(ad_model_name(model_codes[i].model), model_codes[i].name);
+    }
+    /* every value of the enums has a name and a code of its own (a kind added without
+     * its table row would share code 0) */
+    for (int k = 0; k < AD_CELL_NKINDS; k++) {
+        ck_assert_ptr_nonnull(ad_cell_name((ad_cell_kind)k));
+        ck_assert_int_eq(ad_cell_from_code(ad_cell_code((ad_cell_kind)k)), k);
+    }
+    for (int k = 0; k < AD_SCORER_NKINDS; k++) {
+        ck_assert_ptr_nonnull(ad_scorer_name((ad_scorer_kind)k));
+        ck_assert_int_eq(ad_scorer_from_code(ad_scorer_code((ad_scorer_kind)k)), k);
+    }
+    /* codes that name nothing, kinds that are none */
+    ck_assert_int_eq(ad_cell_from_code(6), -1);
+    ck_assert_int_eq(ad_cell_from_code(UINT32_MAX), -1);
+    ck_assert_int_eq(ad_optim_from_code(2), -1);
+    ck_assert_int_eq(ad_scorer_from_code(3), -1);
+    ck_assert_int_eq(ad_model_from_code(2), -1);
+    ck_assert_uint_eq(ad_cell_code(AD_CELL_NKINDS), UINT32_MAX);
+    ck_assert_uint_eq(ad_optim_code((ad_optim_kind)7), UINT32_MAX);
+    ck_assert_uint_eq(ad_scorer_code(AD_SCORER_NKINDS), UINT32_MAX);
+    ck_assert_uint_eq(ad_model_code(2), UINT32_MAX);
+    ck_assert_ptr_null(ad_optim_name((ad_optim_kind)7));
+    ck_assert_ptr_null(ad_model_name(-1));
+}
+END_TEST
+
+START_TEST(test_codes_in_blobs)
+{
+    /* the network blob: the cell kind's code and the optimiser's */
+    for (size_t i = 0; i < NELEM(cell_codes); i++) {
+        ad_net *net = make_net(cell_codes[i].kind, 1, 1, 2, 1, 61);
+        ad_optim *opt = make_opt(net, OPT_SGD, 62);
+        size_t len;
+        uint8_t *b = save_new(net, opt, &len);
+        ck_assert_uint_eq(get_le(b + OFF_KIND, 4), cell_codes[i].code);
+        ck_assert_uint_eq(get_le(b + OFF_PARAMS + 4 * net->nparams, 4), 0); /* sgd */
+        free(b);
+        ad_optim_free(opt);
+        ad_net_free(net);
+    }
+    ad_net *net = make_net(AD_CELL_LSTM, 1, 1, 2, 1, 63);
+    ad_optim *opt = make_opt(net, OPT_ADAM, 64);
+    size_t len;
+    uint8_t *b = save_new(net, opt, &len);
+    ck_assert_uint_eq(get_le(b + OFF_PARAMS + 4 * net->nparams, 4), 1); /* adam */
+    free(b);
+    ad_optim_free(opt);
+    ad_net_free(net);
+
+    /* the detector's configuration: model at 0, cell kind at 8, scorer kind at 128 */
+    ad_detector_config c, back;
+    uint8_t buf[512];
+    ad_wbuf w;
+    ad_rbuf r;
+    char err[128] = "";
+    ad_detector_defaults(&c);
+    c.model = AD_MODEL_SEQ2SEQ;
+    c.kind = AD_CELL_GRU_TORCH;
+    ad_scorer_defaults(&c.scorer, AD_SCORER_STATIC);
+    ad_wbuf_init(&w, buf, sizeof(buf));
+    ad_detector_config_write(&w, &c);
+    ck_assert(!w.err);
+    ck_assert_uint_eq(get_le(buf, 4), 1);
+    ck_assert_uint_eq(get_le(buf + 8, 4), 5);
+    ck_assert_uint_eq(get_le(buf + 128, 4), 2);
+    ad_rbuf_init(&r, buf, w.len);
+    ck_assert_int_eq(ad_detector_config_read(&r, &back, 8, err, sizeof(err)), 0);
+    ck_assert(!r.err);
+    ck_assert_int_eq(back.model, AD_MODEL_SEQ2SEQ);
+    ck_assert_int_eq(back.kind, AD_CELL_GRU_TORCH);
+    ck_assert_int_eq(back.scorer.kind, AD_SCORER_STATIC);
+    /* a code that names nothing is refused by name */
+    static const struct {
+        size_t off;
+        const char *want;
+    } bad[] = {{8, "unknown cell kind 9"}, {0, "model must be 0..1, got 9"},
+               {128, "unknown scorer kind 9"}};
+    for (size_t i = 0; i < NELEM(bad); i++) {
+        uint8_t copy[512];
+        memcpy(copy, buf, w.len);
+        put_le(copy + bad[i].off, 9, 4);
+        ad_rbuf_init(&r, copy, w.len);
+        ck_assert_int_eq(ad_detector_config_read(&r, &back, 8, err, sizeof(err)), -AD_EFORMAT);
+        ck_assert_str_eq(err, bad[i].want);
+    }
+
+    /* the scorer's state: its kind's code after the magic */
+    for (size_t i = 0; i < NELEM(scorer_codes); i++) {
+        ad_scorer_config sc;
+        ad_scorer *s = NULL;
+        uint8_t *sb;
+        ad_scorer_defaults(&sc, scorer_codes[i].kind);
+        ck_assert_int_eq(ad_scorer_create(&sc, &s, NULL, 0), 0);
+        ad_wbuf_init(&w, NULL, 0);
+        ad_scorer_save(s, &w);
+        sb = malloc(w.len);
+        ad_wbuf_init(&w, sb, w.len);
+        ad_scorer_save(s, &w);
+        ck_assert(!w.err);
+        ck_assert_uint_eq(get_le(sb + 4, 4), scorer_codes[i].code);
+        free(sb);
+        ad_scorer_free(s);
+    }
+}
+END_TEST
+
 static Suite *serial_suite(void)
 {
     Suite *s = suite_create("serial");
@@ -996,6 +1164,11 @@ static Suite *serial_suite(void)
     tcase_add_loop_test(tc, test_loaded_step_bit_identical, 0, AD_CELL_NKINDS);
     tcase_add_test(tc, test_optim_optional);
     tcase_add_test(tc, test_layout_by_hand);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("codes");
+    tcase_add_test(tc, test_codes_pinned);
+    tcase_add_test(tc, test_codes_in_blobs);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("save");

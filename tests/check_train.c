@@ -1,6 +1,7 @@
 /*
  * check_train.c - learning: every cell kind learns a noisy sine's next value to a held-out
- * MSE at most half of the last-value predictor's; and the training loop's contracts.
+ * MSE at most half of the last-value predictor's; and the training loop's contracts, the
+ * early-stopping epoch loop's among them.
  */
 #include <check.h>
 #include <math.h>
@@ -172,6 +173,76 @@ START_TEST(test_train_refuses_bad_input)
 }
 END_TEST
 
+/* A scripted fit for ad_early_stopping: epoch e sets every parameter to e + 1 and reports
+ * vals[e] (fails with -AD_EINVAL at fail_at). */
+typedef struct scripted {
+    float *params;
+    size_t n;
+    const double *vals;
+    int fail_at, calls;
+} scripted;
+
+static int scripted_epoch(void *ctx, int e, float *loss, double *val, char *err, size_t errlen)
+{
+    scripted *s = ctx;
+    ck_assert_int_eq(e, s->calls++);
+    if (e == s->fail_at) {
+        snprintf(err, errlen, "epoch %d failed", e);
+        return -AD_EINVAL;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        s->params[i] = (float)(e + 1);
+    *loss = 10.0f * (float)(e + 1);
+    *val = s->vals[e];
+    return 0;
+}
+
+START_TEST(test_early_stopping)
+{
+    /* best at epoch 2 (0.5); epochs 3, 4, 5 no better: patience 3 stops after epoch 5 */
+    const double vals[] = {3.0, 1.0, 0.5, 0.5, 2.0, 0.7, 0.1, 0.1};
+    float params[4] = {0}, best[4];
+    scripted s = {params, 4, vals, -1, 0};
+    ad_fit_result res;
+    char err[64] = "";
+
+    ck_assert_int_eq(ad_early_stopping(params, best, 4, 8, 3, 1, scripted_epoch, &s, &res, err,
+                                       sizeof(err)),
+                     0);
+    ck_assert_int_eq(s.calls, 6);
+    ck_assert_int_eq(res.epochs, 6);
+    ck_assert_float_eq(res.train_loss, 60.0f);
+    ck_assert_double_eq(res.best_val, 0.5);
+    for (int i = 0; i < 4; i++)
+        ck_assert_float_eq(params[i], 3.0f); /* epoch 2's */
+
+    /* without a validation loss every epoch is kept: the last one's params */
+    memset(params, 0, sizeof(params));
+    s.calls = 0;
+    ck_assert_int_eq(ad_early_stopping(params, best, 4, 8, 3, 0, scripted_epoch, &s, &res, err,
+                                       sizeof(err)),
+                     0);
+    ck_assert_int_eq(res.epochs, 8);
+    ck_assert_double_eq(res.best_val, 0.1);
+    ck_assert_float_eq(params[0], 8.0f);
+
+    /* the epochs limit; an error stops the loop with it and leaves the epochs before */
+    s.calls = 0;
+    ck_assert_int_eq(ad_early_stopping(params, best, 4, 2, 3, 1, scripted_epoch, &s, &res, err,
+                                       sizeof(err)),
+                     0);
+    ck_assert_int_eq(res.epochs, 2);
+    ck_assert_float_eq(params[0], 2.0f);
+    s.calls = 0;
+    s.fail_at = 1;
+    ck_assert_int_eq(ad_early_stopping(params, best, 4, 8, 3, 1, scripted_epoch, &s, &res, err,
+                                       sizeof(err)),
+                     -AD_EINVAL);
+    ck_assert_int_eq(res.epochs, 1);
+    ck_assert_str_eq(err, "epoch 1 failed");
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -183,6 +254,7 @@ static Suite *train_suite(void)
     tc = tcase_create("contracts");
     tcase_add_test(tc, test_training_is_deterministic);
     tcase_add_test(tc, test_train_refuses_bad_input);
+    tcase_add_test(tc, test_early_stopping);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -365,24 +365,23 @@ static int prescan_config(int argc, char **argv, const char **file, const char *
     return 0;
 }
 
-static int cmd_score(int argc, char **argv)
-{
-    ad_detector_config cfg;
-    ad_detector *det = NULL;
-    const char *path = "-", *cfile = NULL, *ckey = NULL;
-    FILE *in = stdin;
-    char line[MAX_LINE], err[256];
-    int quiet = 0, o, rc = 1, weights = AD_W_F32;
-    unsigned long long lineno = 0, rows = 0, bad = 0, refused = 0, flagged = 0, reported = 0;
+/* What score counts for its summary line. */
+typedef struct score_counts {
+    unsigned long long rows, bad, refused, flagged;
+} score_counts;
 
-    ad_detector_defaults(&cfg);
-    /* One BLAS thread, as the daemon trains (main.c): the sums' order, so the trained
-     * weights and every score, are then the daemon's, whatever the machine's cores. */
-    ad_blas_set_threads(1);
+/* score's command line: the detector settings (the defaults, -c FILE's, the options over
+ * them), the weights, --quiet and the input path. Returns -1 to go on, else the exit
+ * status (0 after --help, 1 for a bad -c file, 2 on usage errors). */
+static int score_args(int argc, char **argv, ad_detector_config *cfg, int *weights, int *quiet,
+                      const char **path)
+{
+    const char *cfile = NULL, *ckey = NULL;
+    int o, rc;
+
     if ((rc = prescan_config(argc, argv, &cfile, &ckey)))
         return rc;
-    rc = 1;
-    if (cfile && config_detector(cfile, ckey, &cfg, &weights))
+    if (cfile && config_detector(cfile, ckey, cfg, weights))
         return 1;
     optind = 0;
     while ((o = getopt_long(argc, argv, "hc:", long_opts, NULL)) != -1) {
@@ -393,7 +392,7 @@ static int cmd_score(int argc, char **argv)
         if (o == 'c' || o == O_CONFIG || o == O_SERIES)
             continue; /* applied above */
         if (o == O_WEIGHTS) {
-            if ((weights = ad_wtype_from_name(optarg)) < 0) {
+            if ((*weights = ad_wtype_from_name(optarg)) < 0) {
                 fprintf(stderr,
                         "anomalyctl score: --weights takes float32, float16 or int8, got '%s'\n",
                         optarg);
@@ -401,17 +400,117 @@ static int cmd_score(int argc, char **argv)
             }
             continue;
         }
-        if (apply_option(o, optarg, &cfg, &quiet)) {
+        if (apply_option(o, optarg, cfg, quiet)) {
             usage(stderr);
             return 2;
         }
     }
     if (optind < argc)
-        path = argv[optind++];
+        *path = argv[optind++];
     if (optind < argc) {
         fprintf(stderr, "anomalyctl score: one input file at most\n");
         return 2;
     }
+    return -1;
+}
+
+/* Why a row cannot be scored (NULL: it can; *ts and *v then hold it); *ts_s and *v_s its
+ * fields as written. */
+static const char *score_parse(char *line, char **ts_s, char **v_s, double *ts, double *v)
+{
+    char *end;
+
+    if (ad_csv_split2(line, ts_s, v_s))
+        return "not two comma-separated fields";
+    if (ad_csv_parse_time(*ts_s, ts))
+        return "bad timestamp";
+    errno = 0;
+    *v = strtod(*v_s, &end);
+    if (end == *v_s || *end)
+        return "value is not a number";
+    return NULL;
+}
+
+/* Scores every row of in, one output row each (see the top of this file); progress and
+ * the rows refused on stderr unless quiet. */
+static void score_rows(ad_detector *det, FILE *in, const char *path, int quiet, score_counts *n)
+{
+    unsigned long long lineno = 0, reported = 0;
+    char line[MAX_LINE], err[256];
+
+    while (fgets(line, sizeof(line), in)) {
+        char *ts_s = (char *)"", *v_s = (char *)"";
+        double ts = 0, v = 0;
+        ad_result r;
+        const char *why = NULL;
+        size_t len = strlen(line);
+
+        lineno++;
+        if (len == sizeof(line) - 1 && line[len - 1] != '\n') { /* giant line: skip the rest */
+            int ch;
+            while ((ch = fgetc(in)) != EOF && ch != '\n')
+                ;
+            why = "line too long";
+        }
+        if (lineno == 1 && !why && ad_csv_is_header(line))
+            continue; /* header */
+        if (!why && (line[0] == '\n' || line[0] == '\r' || line[0] == '\0'))
+            continue; /* blank line */
+        if (!why)
+            why = score_parse(line, &ts_s, &v_s, &ts, &v);
+        n->rows++;
+        if (why) {
+            n->bad++;
+            if (!quiet && reported++ < MAX_REPORTED)
+                fprintf(stderr, "anomalyctl score: %s:%llu: %s\n", path, lineno, why);
+            printf("%s,,0,0,0,,,%d\n", ts_s, 0);
+            continue;
+        }
+        ad_detector_stats before = *ad_detector_get_stats(det);
+        if (ad_detector_observe(det, ts, v, &r) != 0) {
+            const ad_detector_stats *now = ad_detector_get_stats(det);
+            int reason = 0;
+            for (int i = 0; i < AD_REFUSE_NREASONS; i++)
+                if (now->refused[i] != before.refused[i])
+                    reason = i;
+            n->refused++;
+            if (!quiet && reported++ < MAX_REPORTED)
+                fprintf(stderr, "anomalyctl score: %s:%llu: value refused (%s)\n", path,
+                        lineno, ad_refusal_name(reason));
+            printf("%s,%s,0,0,0,,,%d\n", ts_s, v_s, now->trainings == 0);
+            continue;
+        }
+        n->flagged += (unsigned long long)r.flagged;
+        printf("%s,%s,%.9g,%d,%d,", ts_s, v_s, (double)r.score, r.flagged, r.anomalous);
+        print_num(stdout, r.predicted);
+        putchar(',');
+        print_num(stdout, r.error);
+        printf(",%d\n", r.warming_up);
+        if (r.train_due && ad_detector_train(det, err, sizeof(err)) != 0 && !quiet)
+            fprintf(stderr, "anomalyctl score: %s:%llu: training failed: %s\n", path, lineno,
+                    err);
+        if (!quiet && n->rows % 100000 == 0)
+            fprintf(stderr, "anomalyctl score: %s: %llu rows\n", path, n->rows);
+    }
+}
+
+static int cmd_score(int argc, char **argv)
+{
+    ad_detector_config cfg;
+    ad_detector *det = NULL;
+    const char *path = "-";
+    FILE *in = stdin;
+    char err[256];
+    int quiet = 0, rc, weights = AD_W_F32;
+    score_counts n = {0};
+
+    ad_detector_defaults(&cfg);
+    /* One BLAS thread, as the daemon trains (main.c): the sums' order, so the trained
+     * weights and every score, are then the daemon's, whatever the machine's cores. */
+    ad_blas_set_threads(1);
+    if ((rc = score_args(argc, argv, &cfg, &weights, &quiet, &path)) >= 0)
+        return rc;
+    rc = 1;
     if (ad_detector_create(&cfg, &det, err, sizeof(err))) {
         fprintf(stderr, "anomalyctl score: bad configuration: %s\n", err);
         return 1;
@@ -429,68 +528,7 @@ static int cmd_score(int argc, char **argv)
     }
 
     printf("timestamp,value,anomaly_score,flag,anomalous,predicted,error,warming_up\n");
-    while (fgets(line, sizeof(line), in)) {
-        char *ts_s = (char *)"", *v_s = (char *)"", *end;
-        double ts, v;
-        ad_result r;
-        const char *why = NULL;
-        size_t n = strlen(line);
-
-        lineno++;
-        if (n == sizeof(line) - 1 && line[n - 1] != '\n') { /* giant line: skip the rest */
-            int ch;
-            while ((ch = fgetc(in)) != EOF && ch != '\n')
-                ;
-            why = "line too long";
-        }
-        if (lineno == 1 && !why && ad_csv_is_header(line))
-            continue; /* header */
-        if (!why && (line[0] == '\n' || line[0] == '\r' || line[0] == '\0'))
-            continue; /* blank line */
-        if (!why && ad_csv_split2(line, &ts_s, &v_s))
-            why = "not two comma-separated fields";
-        if (!why && ad_csv_parse_time(ts_s, &ts))
-            why = "bad timestamp";
-        if (!why) {
-            errno = 0;
-            v = strtod(v_s, &end);
-            if (end == v_s || *end)
-                why = "value is not a number";
-        }
-        rows++;
-        if (why) {
-            bad++;
-            if (!quiet && reported++ < MAX_REPORTED)
-                fprintf(stderr, "anomalyctl score: %s:%llu: %s\n", path, lineno, why);
-            printf("%s,,0,0,0,,,%d\n", ts_s, 0);
-            continue;
-        }
-        ad_detector_stats before = *ad_detector_get_stats(det);
-        if (ad_detector_observe(det, ts, v, &r) != 0) {
-            const ad_detector_stats *now = ad_detector_get_stats(det);
-            int reason = 0;
-            for (int i = 0; i < AD_REFUSE_NREASONS; i++)
-                if (now->refused[i] != before.refused[i])
-                    reason = i;
-            refused++;
-            if (!quiet && reported++ < MAX_REPORTED)
-                fprintf(stderr, "anomalyctl score: %s:%llu: value refused (%s)\n", path,
-                        lineno, ad_refusal_name(reason));
-            printf("%s,%s,0,0,0,,,%d\n", ts_s, v_s, now->trainings == 0);
-            continue;
-        }
-        flagged += (unsigned long long)r.flagged;
-        printf("%s,%s,%.9g,%d,%d,", ts_s, v_s, (double)r.score, r.flagged, r.anomalous);
-        print_num(stdout, r.predicted);
-        putchar(',');
-        print_num(stdout, r.error);
-        printf(",%d\n", r.warming_up);
-        if (r.train_due && ad_detector_train(det, err, sizeof(err)) != 0 && !quiet)
-            fprintf(stderr, "anomalyctl score: %s:%llu: training failed: %s\n", path, lineno,
-                    err);
-        if (!quiet && rows % 100000 == 0)
-            fprintf(stderr, "anomalyctl score: %s: %llu rows\n", path, rows);
-    }
+    score_rows(det, in, path, quiet, &n);
     if (ferror(in)) {
         fprintf(stderr, "anomalyctl score: %s: read error: %s\n", path, strerror(errno));
         goto out;
@@ -504,7 +542,7 @@ static int cmd_score(int argc, char **argv)
         fprintf(stderr,
                 "anomalyctl score: %s: %llu rows, %llu flagged, %llu unparsable, %llu refused, "
                 "%llu trainings\n",
-                path, rows, flagged, bad, refused, (unsigned long long)s->trainings);
+                path, n.rows, n.flagged, n.bad, n.refused, (unsigned long long)s->trainings);
     }
     rc = 0;
 out:

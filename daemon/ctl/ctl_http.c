@@ -1,12 +1,14 @@
 /*
  * ctl_http.c - the blocking HTTP client of anomalyctl: sockets with a deadline (poll),
- * one GET per connection, the response parsed by http-parser into a malloc'd body.
+ * one GET per connection, the response parsed by http-parser into a malloc'd body; and
+ * what every command shares (addresses, the connect loop, reading the daemon's JSON).
  */
 #include "ctl/ctl_http.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <http_parser.h>
+#include <math.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,9 +16,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "err.h"
 
 /* The request: Connection: close, so the answer ends where the connection does. */
@@ -36,21 +39,13 @@ void ad_ctl_http_opts_init(ad_ctl_http_opts *o)
     o->token = t && t[0] ? t : NULL;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Waits until fd is ready for events or the deadline passes. 0, or -1 with errno
  * (ETIMEDOUT at the deadline). */
 static int wait_fd(int fd, short events, double deadline)
 {
     for (;;) {
         struct pollfd p = {.fd = fd, .events = events};
-        double left = deadline - now();
+        double left = deadline - ad_mono_now();
         int r;
 
         if (left <= 0) {
@@ -129,7 +124,7 @@ int ad_ctl_connect(const char *address, const char *what, int socktype, double t
 {
     char host[256], port[16];
     struct addrinfo hints = {.ai_socktype = socktype}, *res, *ai;
-    double deadline = now() + timeout;
+    double deadline = ad_mono_now() + timeout;
     int fd = -1, r, saved = ECONNREFUSED;
 
     r = ad_ctl_split_address(address, what, host, sizeof(host), port, sizeof(port), err,
@@ -158,6 +153,16 @@ int ad_ctl_connect(const char *address, const char *what, int socktype, double t
         return -AD_EIO;
     }
     return fd;
+}
+
+void ad_ctl_set_blocking(int fd, double send_timeout)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (send_timeout > 0) {
+        struct timeval tv = {(time_t)send_timeout, 0};
+
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
 }
 
 /* What the parser callbacks fill. */
@@ -297,7 +302,7 @@ static int read_response(int fd, const char *address, double deadline, parse_ctx
 int ad_ctl_http_get(const ad_ctl_http_opts *o, const char *path, ad_ctl_http_resp *out,
                     char *err, size_t errlen)
 {
-    double deadline = now() + AD_CTL_TIMEOUT;
+    double deadline = ad_mono_now() + AD_CTL_TIMEOUT;
     char host[256], port[16];
     parse_ctx c = {.resp = out};
     char *req = NULL;
@@ -393,6 +398,20 @@ out:
     cJSON_Delete(j);
     ad_ctl_http_resp_free(&resp);
     return r;
+}
+
+double ad_ctl_num(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+const char *ad_ctl_str(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    return cJSON_IsString(v) ? v->valuestring : "?";
 }
 
 int ad_ctl_url_escape(const char *s, char *out, size_t outcap)

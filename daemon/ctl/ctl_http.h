@@ -1,6 +1,7 @@
 /*
  * ctl_http.h - anomalyctl's tiny blocking HTTP/1.1 client, and what its commands share:
- * HOST:PORT addresses, connecting with a timeout, the common --http/--token settings.
+ * HOST:PORT addresses, connecting with a timeout, the common --http/--token settings,
+ * reading fields of the daemon's JSON.
  *
  * One request per connection ("Connection: close"): connect (getaddrinfo, every address
  * tried in turn), send a GET with an optional "Authorization: Bearer", read until the
@@ -64,10 +65,16 @@ int ad_ctl_split_address(const char *address, const char *what, char *host, size
                          char *port, size_t portcap, char *err, size_t errlen);
 
 /* Connects a socket of type socktype (SOCK_STREAM or SOCK_DGRAM) to address within
- * timeout seconds. `hint` ends the "cannot connect" message (e.g. "is anomalyd
- * running? ..."). Returns the descriptor, -AD_EINVAL (bad address) or -AD_EIO. */
+ * timeout seconds, every address it resolves to tried in turn: the one connect loop of
+ * anomalyctl (HTTP, replay, tail). `hint` ends the "cannot connect" message (e.g. "is
+ * anomalyd running? ..."). Returns the descriptor (non-blocking, close-on-exec),
+ * -AD_EINVAL (bad address) or -AD_EIO. */
 int ad_ctl_connect(const char *address, const char *what, int socktype, double timeout,
                    const char *hint, char *err, size_t errlen);
+
+/* Makes fd blocking again (after ad_ctl_connect) and, when send_timeout > 0, bounds each
+ * write by it (SO_SNDTIMEO, whole seconds). */
+void ad_ctl_set_blocking(int fd, double send_timeout);
 
 /* GET path (already percent-encoded) from address. On 0 the caller owns *out (free with
  * ad_ctl_http_resp_free) whatever its status; else a negative ad_err and a message. */
@@ -87,6 +94,11 @@ int ad_ctl_http_get_json(const ad_ctl_http_opts *o, const char *path, cJSON **ou
  * cluster query tells "not on this instance" (404) from "this instance is down". */
 int ad_ctl_http_get_json_status(const ad_ctl_http_opts *o, const char *path, cJSON **out,
                                 int *status, char *err, size_t errlen);
+
+/* The number o[name] (NAN when absent or not a number) and the string o[name] ("?" when
+ * absent or not a string): how the commands read the daemon's JSON. o may be NULL. */
+double ad_ctl_num(const cJSON *o, const char *name);
+const char *ad_ctl_str(const cJSON *o, const char *name);
 
 /* Percent-encodes s for a URL path segment or query value (unreserved bytes kept) into
  * out (outcap bytes). Returns 0 or -AD_EFULL. */

@@ -6,17 +6,16 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "ctl/csv.h"
 #include "ctl/ctl_http.h"
 #include "err.h"
@@ -36,14 +35,6 @@ typedef struct sender {
     unsigned long long queued;  /* lines in buf */
     unsigned long long sent;    /* lines written */
 } sender;
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Writes out what is buffered (one datagram with udp). 0, or -AD_EIO with a message. */
 static int flush(sender *s, char *err, size_t errlen)
@@ -83,7 +74,7 @@ static int queue(sender *s, const char *line, size_t len, char *err, size_t errl
 int ad_replay_format(enum ad_replay_proto proto, const char *name, double ts, double value,
                      double prec_per_s, char *out, size_t outcap)
 {
-    int n;
+    int n = -1;
 
     switch (proto) {
     case AD_REPLAY_GRAPHITE:
@@ -92,7 +83,7 @@ int ad_replay_format(enum ad_replay_proto proto, const char *name, double ts, do
     case AD_REPLAY_INFLUX:
         n = snprintf(out, outcap, "%s value=%.17g %.0f\n", name, value, round(ts * prec_per_s));
         break;
-    default:
+    case AD_REPLAY_JSONL:
         n = snprintf(out, outcap, "{\"series\":%s,\"value\":%.17g,\"ts\":%.15g}\n", name, value,
                      ts);
         break;
@@ -326,7 +317,7 @@ static void pace(double start, unsigned long long i, double rate)
 {
     double due = start + (double)i / rate, left;
 
-    while ((left = due - now()) > 0) {
+    while ((left = due - ad_mono_now()) > 0) {
         struct timespec ts = {(time_t)left, (long)((left - floor(left)) * 1e9)};
 
         nanosleep(&ts, NULL);
@@ -377,13 +368,8 @@ int ad_ctl_replay(int argc, char **argv)
     s->len = 0;
     s->queued = s->sent = 0;
     s->cap = a.udp ? DGRAM_MAX : sizeof(s->buf);
-    { /* blocking from here, with a deadline on each write */
-        struct timeval tv = {(time_t)AD_CTL_TIMEOUT, 0};
-
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    }
-    start = now();
+    ad_ctl_set_blocking(fd, AD_CTL_TIMEOUT); /* from here, with a deadline on each write */
+    start = ad_mono_now();
     while (fgets(line, sizeof(line), in)) {
         size_t n = strlen(line);
         const char *why = NULL;
@@ -409,7 +395,7 @@ int ad_ctl_replay(int argc, char **argv)
                         why);
             continue;
         }
-        if (a.rate > 0 && now() < start + (double)(s->sent + s->queued) / a.rate) {
+        if (a.rate > 0 && ad_mono_now() < start + (double)(s->sent + s->queued) / a.rate) {
             if (flush(s, err, sizeof(err)) < 0)
                 goto out_report;
             pace(start, s->sent, a.rate);
@@ -433,7 +419,7 @@ out_report:
         fprintf(stderr, "anomalyctl replay: %s: %llu bad rows in all\n", a.path, bad);
     printf("%s: %llu lines sent to %s (%s over %s) in %.2f s; %llu bad rows skipped\n",
            a.path, s->sent, a.to, proto_names[a.proto],
-           a.udp ? "udp" : "tcp", now() - start, bad);
+           a.udp ? "udp" : "tcp", ad_mono_now() - start, bad);
     close(fd);
     free(s);
 out_close_file:

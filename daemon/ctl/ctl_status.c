@@ -148,25 +148,11 @@ static int print_json(const cJSON *j)
     return 0;
 }
 
-static double num(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-static const char *str(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-    return cJSON_IsString(v) ? v->valuestring : "?";
-}
-
 /* A series key as terminal-safe text: control bytes escaped (text.h), so a key holding
  * an escape sequence prints as \x1b[31m, never as a live one. */
 static const char *key_text(const cJSON *o, char *buf, size_t cap)
 {
-    return ad_escape_str(buf, cap, str(o, "key"));
+    return ad_escape_str(buf, cap, ad_ctl_str(o, "key"));
 }
 
 static int truth(const cJSON *o, const char *name)
@@ -292,17 +278,17 @@ static int status_many(const args *a)
             continue;
         }
         tr = cJSON_GetObjectItemCaseSensitive(j, "training");
-        v[0] = num(j, "series");
+        v[0] = ad_ctl_num(j, "series");
         v[1] = sum_numbers(cJSON_GetObjectItemCaseSensitive(j, "samples"));
-        v[2] = num(j, "parse_errors");
-        v[3] = num(j, "anomalies");
-        v[4] = num(tr, "installed");
-        v[5] = num(tr, "failed");
-        v[6] = num(tr, "queued");
+        v[2] = ad_ctl_num(j, "parse_errors");
+        v[3] = ad_ctl_num(j, "anomalies");
+        v[4] = ad_ctl_num(tr, "installed");
+        v[5] = ad_ctl_num(tr, "failed");
+        v[6] = ad_ctl_num(tr, "queued");
         for (int k = 0; k < NSUMS; k++)
             total[k] += isfinite(v[k]) ? v[k] : 0;
-        printf("%-*s %-8s %-8s %8.0f %12.0f %8.0f %9.0f %9.0f %6.0f %6.0f\n", iw,
-               a->addrs.v[i], str(j, "version"), fmt_duration(num(j, "uptime"), b1, sizeof(b1)),
+        printf("%-*s %-8s %-8s %8.0f %12.0f %8.0f %9.0f %9.0f %6.0f %6.0f\n", iw, a->addrs.v[i],
+               ad_ctl_str(j, "version"), fmt_duration(ad_ctl_num(j, "uptime"), b1, sizeof(b1)),
                v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
     }
     snprintf(tot, sizeof(tot), "total %d/%d", answered, a->addrs.n);
@@ -333,9 +319,9 @@ static int status_one(const args *a)
         rc = print_json(j);
         goto out;
     }
-    printf("anomalyd %s at %s, up %s\n", str(j, "version"), a->addrs.v[0],
-           fmt_duration(num(j, "uptime"), b1, sizeof(b1)));
-    printf("  series        %.0f / %.0f\n", num(j, "series"), num(j, "max_series"));
+    printf("anomalyd %s at %s, up %s\n", ad_ctl_str(j, "version"), a->addrs.v[0],
+           fmt_duration(ad_ctl_num(j, "uptime"), b1, sizeof(b1)));
+    printf("  series        %.0f / %.0f\n", ad_ctl_num(j, "series"), ad_ctl_num(j, "max_series"));
     printf("  samples       ");
     samples = cJSON_GetObjectItemCaseSensitive(j, "samples");
     cJSON_ArrayForEach(p, samples) {
@@ -344,17 +330,19 @@ static int status_one(const args *a)
         total += cJSON_IsNumber(p) ? p->valuedouble : 0;
     }
     printf(" (total %.0f)\n", total);
-    printf("  parse errors  %.0f\n", num(j, "parse_errors"));
-    printf("  anomalies     %.0f\n", num(j, "anomalies"));
+    printf("  parse errors  %.0f\n", ad_ctl_num(j, "parse_errors"));
+    printf("  anomalies     %.0f\n", ad_ctl_num(j, "anomalies"));
     tr = cJSON_GetObjectItemCaseSensitive(j, "training");
     if (tr)
         printf("  training      queued %.0f, running %.0f, installed %.0f, failed %.0f, "
-               "cpu %s s\n", num(tr, "queued"), num(tr, "running"), num(tr, "installed"),
-               num(tr, "failed"), fmt_num(num(tr, "cpu_seconds"), b2, sizeof(b2)));
+               "cpu %s s\n",
+               ad_ctl_num(tr, "queued"), ad_ctl_num(tr, "running"), ad_ctl_num(tr, "installed"),
+               ad_ctl_num(tr, "failed"), fmt_num(ad_ctl_num(tr, "cpu_seconds"), b2, sizeof(b2)));
     ev = cJSON_GetObjectItemCaseSensitive(j, "events");
     if (ev)
         printf("  events        published %.0f, dropped %.0f, subscribers %.0f\n",
-               num(ev, "published"), num(ev, "dropped"), num(ev, "subscribers"));
+               ad_ctl_num(ev, "published"), ad_ctl_num(ev, "dropped"),
+               ad_ctl_num(ev, "subscribers"));
 out:
     cJSON_Delete(j);
     return rc;
@@ -403,16 +391,89 @@ typedef struct row {
 static int row_cmp(const void *x, const void *y)
 {
     const row *a = x, *b = y;
-    int c = strcmp(str(a->s, "key"), str(b->s, "key"));
+    int c = strcmp(ad_ctl_str(a->s, "key"), ad_ctl_str(b->s, "key"));
 
     return c ? c : a->inst - b->inst;
+}
+
+/* series --json with several instances: {"series": [... each with "instance"], "total",
+ * "instances": [{"address", "total" | "error"}]}. Returns the exit status. */
+static int series_json_many(const args *a, const row *rows, int nrows, cJSON *const *js,
+                            double total)
+{
+    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "series");
+    cJSON *ins = cJSON_AddArrayToObject(o, "instances");
+    int rc;
+
+    for (int r = 0; arr && r < nrows; r++) {
+        cJSON *c = cJSON_Duplicate(rows[r].s, 1);
+
+        if (c) {
+            cJSON_AddStringToObject(c, "instance", a->addrs.v[rows[r].inst]);
+            cJSON_AddItemToArray(arr, c);
+        }
+    }
+    cJSON_AddNumberToObject(o, "total", total);
+    for (int i = 0; ins && i < a->addrs.n; i++) {
+        cJSON *e = cJSON_CreateObject();
+
+        cJSON_AddItemToArray(ins, e);
+        cJSON_AddStringToObject(e, "address", a->addrs.v[i]);
+        if (js[i])
+            cJSON_AddNumberToObject(e, "total", ad_ctl_num(js[i], "total"));
+        else
+            cJSON_AddStringToObject(e, "error", "did not answer");
+    }
+    rc = print_json(o);
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* The merged table (an INSTANCE column iw wide with several instances) and what is
+ * missing from it: rows past --limit, instances that did not answer. */
+static void series_table(const args *a, const row *rows, int nrows, double total, int answered,
+                         int iw)
+{
+    char v[32], pr[32], sc[32], ek[4 * AD_KEY_TEXT];
+    int n = a->addrs.n, many = n > 1, kw = 3;
+
+    for (int r = 0; r < nrows; r++) {
+        int l = (int)strlen(key_text(rows[r].s, ek, sizeof(ek)));
+
+        kw = l > kw ? l : kw;
+    }
+    if (many)
+        printf("%-*s ", iw, "INSTANCE");
+    printf("%-*s %10s %9s %12s %12s %6s  %s\n", kw, "KEY", "SAMPLES", "ANOMALIES", "VALUE",
+           "PREDICTION", "SCORE", "STATE");
+    for (int r = 0; r < nrows; r++) {
+        const cJSON *s = rows[r].s;
+        double score = ad_ctl_num(s, "score");
+
+        if (isfinite(score))
+            snprintf(sc, sizeof(sc), "%.3f", score);
+        if (many)
+            printf("%-*s ", iw, a->addrs.v[rows[r].inst]);
+        printf("%-*s %10.0f %9.0f %12s %12s %6s  %s\n", kw, key_text(s, ek, sizeof(ek)),
+               ad_ctl_num(s, "samples"), ad_ctl_num(s, "anomalies"),
+               fmt_num(ad_ctl_num(s, "value"), v, sizeof(v)),
+               fmt_num(ad_ctl_num(s, "predicted"), pr, sizeof(pr)), isfinite(score) ? sc : "-",
+               truth(s, "warming_up") ? "warming" : "trained");
+    }
+    if (nrows < total)
+        printf("(%d of %.0f series; --limit shows more)\n", nrows, total);
+    else if (!nrows)
+        printf("(no series%s%s)\n", a->match ? " match " : "", a->match ? a->match : "");
+    if (answered < n)
+        printf("(%d of %d instances did not answer: their series are missing)\n",
+               n - answered, n);
 }
 
 /* series: each instance's table (the same --match and --limit), merged by key. */
 static int series_list(const args *a)
 {
-    char path[2048], esc[1536], v[32], pr[32], sc[32], ek[4 * AD_KEY_TEXT];
-    int n = a->addrs.n, many = n > 1, kw = 3, iw = 8, rc = 1, answered = 0, nrows = 0;
+    char path[2048], esc[1536];
+    int n = a->addrs.n, many = n > 1, iw = 8, rc = 1, answered = 0, nrows = 0;
     cJSON **js = calloc((size_t)n, sizeof(*js));
     row *rows = NULL;
     double total = 0;
@@ -443,7 +504,7 @@ static int series_list(const args *a)
         }
         answered++;
         nrows += cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(js[i], "series"));
-        total += isfinite(num(js[i], "total")) ? num(js[i], "total") : 0;
+        total += isfinite(ad_ctl_num(js[i], "total")) ? ad_ctl_num(js[i], "total") : 0;
         iw = (int)strlen(a->addrs.v[i]) > iw ? (int)strlen(a->addrs.v[i]) : iw;
     }
     if (!answered)
@@ -467,64 +528,12 @@ static int series_list(const args *a)
     qsort(rows, (size_t)nrows, sizeof(*rows), row_cmp);
     if (a->limit >= 0 && nrows > a->limit)
         nrows = (int)a->limit;
-    if (a->json) { /* several: {"series": [... with "instance"], "total", "instances"} */
-        cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "series");
-        cJSON *ins = cJSON_AddArrayToObject(o, "instances");
-
-        for (int r = 0; arr && r < nrows; r++) {
-            cJSON *c = cJSON_Duplicate(rows[r].s, 1);
-
-            if (c) {
-                cJSON_AddStringToObject(c, "instance", a->addrs.v[rows[r].inst]);
-                cJSON_AddItemToArray(arr, c);
-            }
-        }
-        cJSON_AddNumberToObject(o, "total", total);
-        for (int i = 0; ins && i < n; i++) {
-            cJSON *e = cJSON_CreateObject();
-
-            cJSON_AddItemToArray(ins, e);
-            cJSON_AddStringToObject(e, "address", a->addrs.v[i]);
-            if (js[i])
-                cJSON_AddNumberToObject(e, "total", num(js[i], "total"));
-            else
-                cJSON_AddStringToObject(e, "error", "did not answer");
-        }
-        rc = print_json(o);
-        cJSON_Delete(o);
-        goto out;
+    if (a->json) {
+        rc = series_json_many(a, rows, nrows, js, total);
+    } else {
+        series_table(a, rows, nrows, total, answered, iw);
+        rc = 0;
     }
-    for (int r = 0; r < nrows; r++) {
-        int l = (int)strlen(key_text(rows[r].s, ek, sizeof(ek)));
-
-        kw = l > kw ? l : kw;
-    }
-    if (many)
-        printf("%-*s ", iw, "INSTANCE");
-    printf("%-*s %10s %9s %12s %12s %6s  %s\n", kw, "KEY", "SAMPLES", "ANOMALIES", "VALUE",
-           "PREDICTION", "SCORE", "STATE");
-    for (int r = 0; r < nrows; r++) {
-        const cJSON *s = rows[r].s;
-
-        if (many)
-            printf("%-*s ", iw, a->addrs.v[rows[r].inst]);
-        printf("%-*s %10.0f %9.0f %12s %12s %6s  %s\n", kw, key_text(s, ek, sizeof(ek)),
-               num(s, "samples"),
-               num(s, "anomalies"), fmt_num(num(s, "value"), v, sizeof(v)),
-               fmt_num(num(s, "predicted"), pr, sizeof(pr)),
-               isfinite(num(s, "score")) ? (snprintf(sc, sizeof(sc), "%.3f", num(s, "score")),
-                                            sc)
-                                         : "-",
-               truth(s, "warming_up") ? "warming" : "trained");
-    }
-    if (nrows < total)
-        printf("(%d of %.0f series; --limit shows more)\n", nrows, total);
-    else if (!nrows)
-        printf("(no series%s%s)\n", a->match ? " match " : "", a->match ? a->match : "");
-    if (answered < n)
-        printf("(%d of %d instances did not answer: their series are missing)\n",
-               n - answered, n);
-    rc = 0;
 out:
     for (int i = 0; i < n; i++)
         cJSON_Delete(js[i]);
@@ -563,8 +572,8 @@ static void show_points(const cJSON *j, const args *a, double threshold)
         goto out_free;
     }
     cJSON_ArrayForEach(p, pts) {
-        val[i] = num(p, "value");
-        score[i] = num(p, "score");
+        val[i] = ad_ctl_num(p, "value");
+        score[i] = ad_ctl_num(p, "score");
         flag[i] = (unsigned char)truth(p, "flagged");
         nflag += flag[i];
         if (isfinite(val[i]))
@@ -576,8 +585,8 @@ static void show_points(const cJSON *j, const args *a, double threshold)
         goto out_free;
     }
     printf("recent  %d points, %s .. %s, %d flagged\n", n,
-           fmt_time(num(cJSON_GetArrayItem(pts, 0), "ts"), t1, sizeof(t1)),
-           fmt_time(num(cJSON_GetArrayItem(pts, n - 1), "ts"), t2, sizeof(t2)), nflag);
+           fmt_time(ad_ctl_num(cJSON_GetArrayItem(pts, 0), "ts"), t1, sizeof(t1)),
+           fmt_time(ad_ctl_num(cJSON_GetArrayItem(pts, n - 1), "ts"), t2, sizeof(t2)), nflag);
     snprintf(range, sizeof(range), "(min %s, max %s)", fmt_num(lo, b1, sizeof(b1)),
              fmt_num(hi, b2, sizeof(b2)));
     spark("values", val, flag, n, lo, hi, AD_SPARK_EXTREME, a, range);
@@ -616,7 +625,7 @@ static int find_series(const args *a, const char *key, const char *path, cJSON *
         }
         answered++;
         found++;
-        if (!*out || num(j, "last_seen") > num(*out, "last_seen")) {
+        if (!*out || ad_ctl_num(j, "last_seen") > ad_ctl_num(*out, "last_seen")) {
             if (*out)
                 fprintf(stderr, "anomalyctl series show: %s is also on %s (last seen earlier)\n",
                         key, a->addrs.v[*inst]);
@@ -666,25 +675,28 @@ static int series_show(const args *a, const char *key)
         goto out;
     }
     m = cJSON_GetObjectItemCaseSensitive(j, "model");
-    printf("%s  (%s, %s)\n", key_text(j, ek, sizeof(ek)), str(j, "protocol"),
+    printf("%s  (%s, %s)\n", key_text(j, ek, sizeof(ek)), ad_ctl_str(j, "protocol"),
            truth(j, "warming_up") ? "warming up" : "trained");
     if (inst >= 0)
         printf("  instance    %s\n", a->addrs.v[inst]);
     printf("  model       %s %s, hidden %.0f, layers %.0f; scorer %s, threshold %s\n",
-           str(m, "cell"), str(m, "model"), num(m, "hidden"), num(m, "layers"),
-           str(m, "scorer"), fmt_num(num(m, "threshold"), b1, sizeof(b1)));
+           ad_ctl_str(m, "cell"), ad_ctl_str(m, "model"), ad_ctl_num(m, "hidden"),
+           ad_ctl_num(m, "layers"), ad_ctl_str(m, "scorer"),
+           fmt_num(ad_ctl_num(m, "threshold"), b1, sizeof(b1)));
     printf("  training    after %.0f, every %.0f; trainings %.0f (%s), epochs %.0f, loss %s, "
-           "val loss %s\n", num(m, "train_after"), num(m, "train_every"),
-           num(j, "trainings"), truth(j, "training") ? "one running" : "none running",
-           num(m, "epochs"), fmt_num(num(m, "train_loss"), b2, sizeof(b2)),
-           fmt_num(num(m, "val_loss"), b3, sizeof(b3)));
+           "val loss %s\n", ad_ctl_num(m, "train_after"), ad_ctl_num(m, "train_every"),
+           ad_ctl_num(j, "trainings"), truth(j, "training") ? "one running" : "none running",
+           ad_ctl_num(m, "epochs"), fmt_num(ad_ctl_num(m, "train_loss"), b2, sizeof(b2)),
+           fmt_num(ad_ctl_num(m, "val_loss"), b3, sizeof(b3)));
     printf("  counters    samples %.0f, anomalies %.0f, bytes %.0f, rule %s\n",
-           num(j, "samples"), num(j, "anomalies"), num(j, "bytes"),
-           num(j, "rule") < 0 ? "defaults" : fmt_num(num(j, "rule"), b4, sizeof(b4)));
+           ad_ctl_num(j, "samples"), ad_ctl_num(j, "anomalies"), ad_ctl_num(j, "bytes"),
+           ad_ctl_num(j, "rule") < 0 ? "defaults" : fmt_num(ad_ctl_num(j, "rule"), b4, sizeof(b4)));
     printf("  last        value %s, predicted %s, score %s, seen %s\n",
-           fmt_num(num(j, "value"), b1, sizeof(b1)), fmt_num(num(j, "predicted"), b2, sizeof(b2)),
-           fmt_num(num(j, "score"), b3, sizeof(b3)), fmt_time(num(j, "last_seen"), b5, sizeof(b5)));
-    show_points(j, a, num(m, "threshold"));
+           fmt_num(ad_ctl_num(j, "value"), b1, sizeof(b1)),
+           fmt_num(ad_ctl_num(j, "predicted"), b2, sizeof(b2)),
+           fmt_num(ad_ctl_num(j, "score"), b3, sizeof(b3)),
+           fmt_time(ad_ctl_num(j, "last_seen"), b5, sizeof(b5)));
+    show_points(j, a, ad_ctl_num(m, "threshold"));
 out:
     cJSON_Delete(j);
     return rc;

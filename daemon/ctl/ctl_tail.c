@@ -1,5 +1,6 @@
 /*
- * ctl_tail.c - anomalyctl tail: a blocking client of the events socket.
+ * ctl_tail.c - anomalyctl tail: a blocking client of the events socket (TCP through
+ * ad_ctl_connect, ctl_http.h; or a Unix socket).
  */
 #include "ctl/ctl_tail.h"
 
@@ -7,7 +8,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl/ctl_http.h"
 #include "text.h"
+
+#define HINT_EVENTS                                                                        \
+    "is anomalyd running, with its events socket there? see events.address and "           \
+    "events.port in its config"
 
 static void usage(FILE *f)
 {
@@ -26,20 +31,6 @@ static void usage(FILE *f)
                "  --unix PATH          the events Unix socket instead (config events.unix)\n"
                "  --json               print the raw JSON lines\n"
                "  --count N            stop after N events\n");
-}
-
-static double num(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-static const char *str(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-    return cJSON_IsString(v) ? v->valuestring : "?";
 }
 
 int ad_ctl_format_event(const char *json, char *out, size_t outlen)
@@ -54,7 +45,7 @@ int ad_ctl_format_event(const char *json, char *out, size_t outlen)
         cJSON_Delete(o);
         return -1;
     }
-    ts = num(o, "ts");
+    ts = ad_ctl_num(o, "ts");
     if (isfinite(ts)) {
         time_t t = (time_t)ts;
         struct tm tm;
@@ -63,50 +54,11 @@ int ad_ctl_format_event(const char *json, char *out, size_t outlen)
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
     snprintf(out, outlen, "%s  %s  value %.6g  predicted %.6g  score %.3f >= %.3g  (%s, %s)",
-             when, ad_escape_str(key, sizeof(key), str(o, "series")), num(o, "value"),
-             num(o, "predicted"), num(o, "score"),
-             num(o, "threshold"), str(o, "scorer"), str(o, "model"));
+             when, ad_escape_str(key, sizeof(key), ad_ctl_str(o, "series")),
+             ad_ctl_num(o, "value"), ad_ctl_num(o, "predicted"), ad_ctl_num(o, "score"),
+             ad_ctl_num(o, "threshold"), ad_ctl_str(o, "scorer"), ad_ctl_str(o, "model"));
     cJSON_Delete(o);
     return 0;
-}
-
-static int connect_tcp(const char *address, char *err, size_t errlen)
-{
-    char host[256];
-    const char *colon = strrchr(address, ':');
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
-    int fd = -1, r, saved = 0;
-
-    if (!colon || colon == address || (size_t)(colon - address) >= sizeof(host) || !colon[1]) {
-        snprintf(err, errlen, "--address takes HOST:PORT, got '%s'", address);
-        return -1;
-    }
-    memcpy(host, address, (size_t)(colon - address));
-    host[colon - address] = '\0';
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:8096 */
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    r = getaddrinfo(host, colon + 1, &hints, &res);
-    if (r) {
-        snprintf(err, errlen, "%s: %s", address, gai_strerror(r));
-        return -1;
-    }
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-            break;
-        saved = errno;
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        snprintf(err, errlen, "cannot connect to %s: %s (is anomalyd running, with its events "
-                 "socket there? see events.address and events.port in its config)",
-                 address, strerror(saved));
-    return fd;
 }
 
 static int connect_unix(const char *path, char *err, size_t errlen)
@@ -173,11 +125,14 @@ int ad_ctl_tail(int argc, char **argv)
             return 2;
         }
     }
-    fd = unix_path ? connect_unix(unix_path, err, sizeof(err)) : connect_tcp(address, err, sizeof(err));
+    fd = unix_path ? connect_unix(unix_path, err, sizeof(err))
+                   : ad_ctl_connect(address, "--address", SOCK_STREAM, AD_CTL_TIMEOUT, HINT_EVENTS,
+                                    err, sizeof(err));
     if (fd < 0) {
         fprintf(stderr, "anomalyctl tail: %s\n", err);
         return 1;
     }
+    ad_ctl_set_blocking(fd, 0); /* events come when they come */
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (;;) {
         ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);

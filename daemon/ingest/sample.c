@@ -1,7 +1,7 @@
 /*
- * sample.c - names of parse errors and protocols, and the number syntax the parsers
- * share: short decimals on a fast path, everything else through strtod on a bounded copy
- * (hex floats and non-finite values refused).
+ * sample.c - the names of parse errors, and the number syntax the parsers share: short
+ * decimals on a fast path, everything else through strtod on a bounded copy (hex floats
+ * and non-finite values refused). The protocols themselves: protocols.h.
  */
 #include "ingest/sample.h"
 

@@ -20,6 +20,17 @@
  *   series(key TEXT PRIMARY KEY, blob BLOB NOT NULL, fingerprint INTEGER NOT NULL,
  *          protocol INTEGER NOT NULL, created REAL NOT NULL, last_seen REAL NOT NULL,
  *          anomalies INTEGER NOT NULL, saved REAL NOT NULL)
+ *
+ * The protocol is stored by name, as TEXT ("graphite", "influx", ... protocols.h), in
+ * the column declared INTEGER when the schema was made (SQLite keeps each value's own
+ * type; the declaration is left as it was, so files old and new have one schema): the
+ * enum's numbers never reach the file, and protocols may be added or reordered. Rows
+ * written before names hold an INTEGER, read through a fixed legacy table that never
+ * follows the enum: 0 graphite, 1 influx, 2 statsd, 3 jsonl, 4 prometheus. A name this
+ * build does not know, or a legacy number past the table, loads as protocol -1 (the row
+ * is kept: persist.c restores it as graphite, as it did an out-of-range number); a
+ * negative or huge number, or a value of another type, skips the row as before. A file
+ * written by this build is not readable by builds before names (they skip its rows).
  */
 #ifndef AD_STORE_H
 #define AD_STORE_H
@@ -36,7 +47,8 @@ typedef struct ad_store_row {
     const void *blob;     /* the detector blob */
     size_t blob_len;
     uint64_t fingerprint; /* of the series' settings when saved */
-    int protocol;         /* ad_proto of its first sample */
+    int protocol;         /* ad_proto of its first sample; from ad_store_load, -1 for a
+                             protocol this build does not know (see above) */
     double created;       /* wall clock, seconds */
     double last_seen;     /* wall clock, seconds */
     uint64_t anomalies;   /* alerts raised */
@@ -81,8 +93,8 @@ int ad_store_check(ad_store *s, char *err, size_t errlen);
 /* A batch of writes. */
 ad_store_batch *ad_store_batch_new(void);
 void ad_store_batch_free(ad_store_batch *b);
-/* Adds an upsert (key and blob copied). 0 or -AD_ENOMEM. A later put or delete of the
- * same key in one batch wins. */
+/* Adds an upsert (key and blob copied). 0, -AD_ENOMEM, or -AD_EINVAL when row->protocol
+ * is not an ad_proto. A later put or delete of the same key in one batch wins. */
 int ad_store_batch_put(ad_store_batch *b, const ad_store_row *row);
 /* Adds a delete of a key. 0 or -AD_ENOMEM. */
 int ad_store_batch_delete(ad_store_batch *b, const char *key, size_t key_len);

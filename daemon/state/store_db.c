@@ -1,9 +1,10 @@
 /*
- * store.c - the state store on SQLite: one connection (SQLITE_OPEN_FULLMUTEX) per store,
- * in WAL mode, with the upsert, delete and transaction statements prepared once. A batch
- * is a growable array of entries that own copies of their keys and blobs, applied in
- * order inside BEGIN IMMEDIATE ... COMMIT, so a later entry for a key wins and a failure
- * anywhere rolls the whole batch back.
+ * store_db.c - the state store's database (store.h): one SQLite connection
+ * (SQLITE_OPEN_FULLMUTEX) per store, in WAL mode, with the upsert, delete and transaction
+ * statements prepared once; opening (a damaged or foreign file moved aside), reading
+ * rows, checking, closing. Batches and
+ * their writes: store_write.c. A row's protocol is written as its name and read back
+ * from a name or, in rows written before names, from the fixed legacy numbers.
  *
  * Threads: ad_store_write runs on any thread, one caller at a time. The async write
  * (one at a time, its uv_work_t embedded in the store) runs the transaction on the
@@ -11,7 +12,7 @@
  * the loop thread, so the loop may read the stats at any time. load, count and check are
  * for the loop thread while no write is out.
  */
-#include "state/store.h"
+#include "state/store_impl.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -23,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "err.h"
+#include "ingest/protocols.h"
 
 #define SCHEMA_VERSION  1
 #define BUSY_TIMEOUT_MS 5000
@@ -33,44 +34,7 @@
  * store.h; tests/check_store.c declares it. */
 int ad_store_test_exec(ad_store *s, const char *sql, char *err, size_t errlen);
 
-typedef struct entry {
-    int is_put;
-    ad_store_row row; /* key and blob: copies owned by the batch */
-} entry;
-
-struct ad_store_batch {
-    entry *v; /* (cap) */
-    size_t n, cap;
-};
-
-/* What one transaction did, for the stats. */
-typedef struct result {
-    uint64_t put, deleted, bytes;
-    double seconds;
-} result;
-
-typedef struct wjob {
-    uv_work_t req; /* req.data = the store */
-    ad_store_batch *b;
-    ad_store_done_fn fn;
-    void *ctx;
-    int status;
-    result res;
-    char err[512];
-} wjob;
-
-struct ad_store {
-    sqlite3 *db;
-    sqlite3_stmt *put, *del, *begin, *commit, *rollback;
-    int busy; /* an async write is out (loop thread only) */
-    wjob job;
-    ad_store_stats st;
-};
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+void ad_store_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -105,11 +69,10 @@ static const char *code_name(int rc)
     return "SQLITE_?";
 }
 
-/* "<what>: <sqlite3_errmsg> (SQLITE_XXX)" into err; returns the ad_err for rc. */
-static int dberr(sqlite3 *db, int rc, char *err, size_t errlen, const char *what)
+int ad_store_dberr(sqlite3 *db, int rc, char *err, size_t errlen, const char *what)
 {
-    seterr(err, errlen, "%s: %s (%s)", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
-           code_name(rc));
+    ad_store_seterr(err, errlen, "%s: %s (%s)", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
+                    code_name(rc));
     return (rc & 0xff) == SQLITE_NOMEM ? -AD_ENOMEM : -AD_EIO;
 }
 
@@ -184,33 +147,33 @@ static enum verdict inspect(sqlite3 *db, int *fresh, char *err, size_t errlen)
     if (rc == SQLITE_OK)
         rc = query_int(db, "SELECT count(*) FROM sqlite_master", &tables);
     if (rc != SQLITE_OK) {
-        dberr(db, rc, err, errlen, "reading the header");
+        ad_store_dberr(db, rc, err, errlen, "reading the header");
         return is_damage(rc) ? V_BAD : V_FAIL;
     }
     rc = check_db(db, "PRAGMA quick_check(3)", problem, sizeof(problem));
     if (rc != SQLITE_OK) {
-        dberr(db, rc, err, errlen, "quick_check");
+        ad_store_dberr(db, rc, err, errlen, "quick_check");
         return is_damage(rc) ? V_BAD : V_FAIL;
     }
     if (problem[0]) {
-        seterr(err, errlen, "quick_check: %s", problem);
+        ad_store_seterr(err, errlen, "quick_check: %s", problem);
         return V_BAD;
     }
     *fresh = version == 0 && tables == 0;
     if (*fresh)
         return V_OK;
     if (version != SCHEMA_VERSION) {
-        seterr(err, errlen, "schema version %lld, not %d", version, SCHEMA_VERSION);
+        ad_store_seterr(err, errlen, "schema version %lld, not %d", version, SCHEMA_VERSION);
         return V_BAD;
     }
     rc = query_int(
         db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'series'", &series);
     if (rc != SQLITE_OK) {
-        dberr(db, rc, err, errlen, "reading the schema");
+        ad_store_dberr(db, rc, err, errlen, "reading the schema");
         return V_FAIL;
     }
     if (series != 1) {
-        seterr(err, errlen, "schema version %d without a series table", SCHEMA_VERSION);
+        ad_store_seterr(err, errlen, "schema version %d without a series table", SCHEMA_VERSION);
         return V_BAD;
     }
     return V_OK;
@@ -220,7 +183,7 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 
-    return rc == SQLITE_OK ? 0 : dberr(db, rc, err, errlen, sql);
+    return rc == SQLITE_OK ? 0 : ad_store_dberr(db, rc, err, errlen, sql);
 }
 
 /* WAL (verified), synchronous, the schema when fresh, the statements. 0 or ad_err. */
@@ -246,16 +209,17 @@ static int setup(ad_store *s, int fresh, char *err, size_t errlen)
 
     rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return dberr(s->db, rc, err, errlen, "PRAGMA journal_mode");
+        return ad_store_dberr(s->db, rc, err, errlen, "PRAGMA journal_mode");
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         mode = (const char *)sqlite3_column_text(st, 0);
     wal = mode && strcmp(mode, "wal") == 0;
     if (!wal) {
         if (rc == SQLITE_ROW)
-            seterr(err, errlen, "journal_mode=WAL did not take (got %s)", mode ? mode : "(null)");
+            ad_store_seterr(err, errlen, "journal_mode=WAL did not take (got %s)",
+                            mode ? mode : "(null)");
         else
-            dberr(s->db, rc, err, errlen, "PRAGMA journal_mode");
+            ad_store_dberr(s->db, rc, err, errlen, "PRAGMA journal_mode");
         sqlite3_finalize(st);
         return -AD_EIO;
     }
@@ -270,7 +234,7 @@ static int setup(ad_store *s, int fresh, char *err, size_t errlen)
     do {                                                                                           \
         int rc_ = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &(stmt), NULL);    \
         if (rc_ != SQLITE_OK)                                                                      \
-            return dberr(s->db, rc_, err, errlen, "preparing statements");                         \
+            return ad_store_dberr(s->db, rc_, err, errlen, "preparing statements");                \
     } while (0)
     PREP(s->put, put_sql);
     PREP(s->del, "DELETE FROM series WHERE key = ?1");
@@ -317,13 +281,13 @@ static enum verdict attempt(ad_store *s, const char *path, int *code, char *err,
 
     *code = -AD_EIO;
     if (foreign_header(path)) {
-        seterr(err, errlen, "not an SQLite database (SQLITE_NOTADB)");
+        ad_store_seterr(err, errlen, "not an SQLite database (SQLITE_NOTADB)");
         return V_BAD;
     }
     rc = sqlite3_open_v2(path, &s->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        dberr(s->db, rc, err, errlen, path);
+        ad_store_dberr(s->db, rc, err, errlen, path);
         v = V_FAIL;
         goto out_close;
     }
@@ -375,7 +339,8 @@ static int move_aside(const char *path, const char *why, char *dest, size_t dest
     }
     if ((r = move_file(path, dest, "")) < 0 || (r = move_file(path, dest, "-wal")) < 0 ||
         (r = move_file(path, dest, "-shm")) < 0) {
-        seterr(err, errlen, "%s: %s; moving it aside to %s: %s", path, why, dest, strerror(-r));
+        ad_store_seterr(err, errlen, "%s: %s; moving it aside to %s: %s", path, why, dest,
+                        strerror(-r));
         return -AD_EIO;
     }
     return 0;
@@ -390,15 +355,15 @@ int ad_store_open(const char *path, ad_store **out, int *moved_aside, char *err,
 
     if (moved_aside)
         *moved_aside = 0;
-    seterr(err, errlen, "%s", "");
+    ad_store_seterr(err, errlen, "%s", "");
     *out = NULL;
     if (!path || !*path) {
-        seterr(err, errlen, "no database path");
+        ad_store_seterr(err, errlen, "no database path");
         return -AD_EINVAL;
     }
     s = calloc(1, sizeof(*s));
     if (!s) {
-        seterr(err, errlen, "out of memory");
+        ad_store_seterr(err, errlen, "out of memory");
         return -AD_ENOMEM;
     }
     v = attempt(s, path, &code, why, sizeof(why));
@@ -412,9 +377,10 @@ int ad_store_open(const char *path, ad_store **out, int *moved_aside, char *err,
             code = -AD_EIO; /* a fresh file is not usable either */
             goto out_free;
         }
-        seterr(err, errlen, "%s: %s; moved aside to %s, starting a new database", path, why, dest);
+        ad_store_seterr(err, errlen, "%s: %s; moved aside to %s, starting a new database", path,
+                        why, dest);
     } else if (v == V_FAIL) {
-        seterr(err, errlen, "%s", why);
+        ad_store_seterr(err, errlen, "%s", why);
         goto out_free;
     }
     *out = s;
@@ -436,6 +402,18 @@ void ad_store_close(ad_store *s)
 
 /* --- reading ------------------------------------------------------------------------ */
 
+/* The numbers the protocol column held before the store wrote names (anomalyd up to the
+ * redesign of issue 18): fixed for ever, whatever the order of ad_proto. */
+static const char *const legacy_protocols[] = {"graphite", "influx", "statsd", "jsonl",
+                                               "prometheus"};
+#define NLEGACY ((sqlite3_int64)(sizeof(legacy_protocols) / sizeof(legacy_protocols[0])))
+
+const char *ad_store_protocol_text(int proto)
+{
+    return ad_proto_name(proto);
+}
+
+/* SQLite's name of a column type (SQLite's codes, not a kind of ours). */
 static const char *type_name(int t)
 {
     switch (t) {
@@ -447,9 +425,36 @@ static const char *type_name(int t)
         return "TEXT";
     case SQLITE_BLOB:
         return "BLOB";
-    default:
+    case SQLITE_NULL:
         return "NULL";
     }
+    return "NULL";
+}
+
+/* The protocol of a row (column 3, TEXT or INTEGER): a name, -1 when this build knows
+ * no such protocol; a legacy number through legacy_protocols, -1 past its end. NULL, or
+ * why the row is unusable (a negative or huge number, as before names). */
+static const char *read_protocol(sqlite3_stmt *st, int *proto, char *why, size_t whylen)
+{
+    if (sqlite3_column_type(st, 3) == SQLITE_TEXT) {
+        const char *name = (const char *)sqlite3_column_text(st, 3);
+
+        if (!name) {
+            snprintf(why, whylen, "out of memory reading the protocol");
+            return why;
+        }
+        *proto = strlen(name) == (size_t)sqlite3_column_bytes(st, 3) ? ad_proto_from_name(name)
+                                                                     : -1;
+        return NULL;
+    }
+    sqlite3_int64 v = sqlite3_column_int64(st, 3);
+
+    if (v < 0 || v > 0x7fffffff) {
+        snprintf(why, whylen, "protocol %lld out of range", (long long)v);
+        return why;
+    }
+    *proto = v < NLEGACY ? ad_proto_from_name(legacy_protocols[v]) : -1;
+    return NULL;
 }
 
 /* Fills row from the current result row; NULL, or why the row is unusable. */
@@ -457,30 +462,28 @@ static const char *read_row(sqlite3_stmt *st, ad_store_row *row, char *why, size
 {
     static const char *const col[] = {"key",     "blob",      "fingerprint", "protocol",
                                       "created", "last_seen", "anomalies"};
-    static const int want[] = {SQLITE_TEXT,  SQLITE_BLOB,  SQLITE_INTEGER, SQLITE_INTEGER,
+    static const int want[] = {SQLITE_TEXT,  SQLITE_BLOB,  SQLITE_INTEGER, SQLITE_TEXT,
                                SQLITE_FLOAT, SQLITE_FLOAT, SQLITE_INTEGER};
-    sqlite3_int64 proto;
-    int i;
+    static const int also[] = {-1, -1, -1, SQLITE_INTEGER, SQLITE_INTEGER, SQLITE_INTEGER, -1};
+    int i, proto;
 
     for (i = 0; i < 7; i++) {
         int t = sqlite3_column_type(st, i);
 
-        if (t == want[i] || (want[i] == SQLITE_FLOAT && t == SQLITE_INTEGER))
+        if (t == want[i] || t == also[i])
             continue;
-        snprintf(why, whylen, "column %s is %s, not %s", col[i], type_name(t), type_name(want[i]));
+        snprintf(why, whylen, "column %s is %s, not %s%s", col[i], type_name(t),
+                 type_name(want[i]), i == 3 ? " or INTEGER" : "");
         return why;
     }
-    proto = sqlite3_column_int64(st, 3);
-    if (proto < 0 || proto > 0x7fffffff) {
-        snprintf(why, whylen, "protocol %lld out of range", (long long)proto);
+    if (read_protocol(st, &proto, why, whylen))
         return why;
-    }
     row->key = (const char *)sqlite3_column_text(st, 0);
     row->key_len = (size_t)sqlite3_column_bytes(st, 0);
     row->blob = sqlite3_column_blob(st, 1);
     row->blob_len = (size_t)sqlite3_column_bytes(st, 1);
     row->fingerprint = (uint64_t)sqlite3_column_int64(st, 2);
-    row->protocol = (int)proto;
+    row->protocol = proto;
     row->created = sqlite3_column_double(st, 4);
     row->last_seen = sqlite3_column_double(st, 5);
     row->anomalies = (uint64_t)sqlite3_column_int64(st, 6);
@@ -501,11 +504,11 @@ long ad_store_load(ad_store *s, int (*fn)(void *ctx, const ad_store_row *row), v
     char why[256];
     int rc;
 
-    seterr(err, errlen, "%s", "");
+    ad_store_seterr(err, errlen, "%s", "");
     if (skipped)
         *skipped = 0;
     if (!s || !fn) {
-        seterr(err, errlen, "no store or no callback");
+        ad_store_seterr(err, errlen, "no store or no callback");
         return -AD_EINVAL;
     }
     rc = sqlite3_prepare_v2(s->db,
@@ -513,7 +516,7 @@ long ad_store_load(ad_store *s, int (*fn)(void *ctx, const ad_store_row *row), v
                             " anomalies FROM series ORDER BY key",
                             -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return dberr(s->db, rc, err, errlen, "load");
+        return ad_store_dberr(s->db, rc, err, errlen, "load");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         ad_store_row row;
         const char *bad = read_row(st, &row, why, sizeof(why));
@@ -524,8 +527,8 @@ long ad_store_load(ad_store *s, int (*fn)(void *ctx, const ad_store_row *row), v
                                     ? (const char *)sqlite3_column_text(st, 0)
                                     : NULL;
 
-                seterr(err, errlen, "skipped row %s%s%s: %s", k ? "\"" : "", k ? k : "(no key)",
-                       k ? "\"" : "", bad);
+                ad_store_seterr(err, errlen, "skipped row %s%s%s: %s", k ? "\"" : "",
+                                k ? k : "(no key)", k ? "\"" : "", bad);
             }
             continue;
         }
@@ -536,7 +539,7 @@ long ad_store_load(ad_store *s, int (*fn)(void *ctx, const ad_store_row *row), v
         }
     }
     if (rc != SQLITE_DONE) {
-        long r = dberr(s->db, rc, err, errlen, "load");
+        long r = ad_store_dberr(s->db, rc, err, errlen, "load");
 
         sqlite3_finalize(st);
         return r;
@@ -563,277 +566,20 @@ int ad_store_check(ad_store *s, char *err, size_t errlen)
     char problem[256];
     int rc;
 
-    seterr(err, errlen, "%s", "");
+    ad_store_seterr(err, errlen, "%s", "");
     if (!s)
         return -AD_EINVAL;
     rc = check_db(s->db, "PRAGMA integrity_check(3)", problem, sizeof(problem));
     if (rc != SQLITE_OK) {
-        int r = dberr(s->db, rc, err, errlen, "integrity_check");
+        int r = ad_store_dberr(s->db, rc, err, errlen, "integrity_check");
 
         return is_damage(rc) ? -AD_EFORMAT : r;
     }
     if (problem[0]) {
-        seterr(err, errlen, "integrity_check: %s", problem);
+        ad_store_seterr(err, errlen, "integrity_check: %s", problem);
         return -AD_EFORMAT;
     }
     return 0;
-}
-
-/* --- batches ------------------------------------------------------------------------ */
-
-ad_store_batch *ad_store_batch_new(void)
-{
-    return calloc(1, sizeof(ad_store_batch));
-}
-
-void ad_store_batch_free(ad_store_batch *b)
-{
-    size_t i;
-
-    if (!b)
-        return;
-    for (i = 0; i < b->n; i++) {
-        free((void *)b->v[i].row.key);
-        free((void *)b->v[i].row.blob);
-    }
-    free(b->v);
-    free(b);
-}
-
-/* Appends an entry with a copy of key (and of blob for a put). 0 or -AD_ENOMEM. */
-static int add(ad_store_batch *b, int is_put, const ad_store_row *row, const char *key,
-               size_t key_len)
-{
-    entry *e;
-    char *k;
-    void *blob = NULL;
-
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16;
-        entry *v = realloc(b->v, cap * sizeof(*v));
-
-        if (!v)
-            return -AD_ENOMEM;
-        b->v = v;
-        b->cap = cap;
-    }
-    k = malloc(key_len + 1);
-    if (!k)
-        return -AD_ENOMEM;
-    memcpy(k, key, key_len);
-    k[key_len] = '\0';
-    if (is_put) {
-        blob = malloc(row->blob_len ? row->blob_len : 1);
-        if (!blob) {
-            free(k);
-            return -AD_ENOMEM;
-        }
-        if (row->blob_len)
-            memcpy(blob, row->blob, row->blob_len);
-    }
-    e = &b->v[b->n++];
-    memset(e, 0, sizeof(*e));
-    if (is_put)
-        e->row = *row;
-    e->is_put = is_put;
-    e->row.key = k;
-    e->row.key_len = key_len;
-    e->row.blob = blob;
-    return 0;
-}
-
-int ad_store_batch_put(ad_store_batch *b, const ad_store_row *row)
-{
-    if (!b || !row || !row->key || (!row->blob && row->blob_len))
-        return -AD_EINVAL;
-    return add(b, 1, row, row->key, row->key_len);
-}
-
-int ad_store_batch_delete(ad_store_batch *b, const char *key, size_t key_len)
-{
-    if (!b || !key)
-        return -AD_EINVAL;
-    return add(b, 0, NULL, key, key_len);
-}
-
-size_t ad_store_batch_size(const ad_store_batch *b)
-{
-    return b ? b->n : 0;
-}
-
-const char *ad_store_batch_key(const ad_store_batch *b, size_t i, int *is_put)
-{
-    if (!b || i >= b->n)
-        return NULL;
-    if (is_put)
-        *is_put = b->v[i].is_put;
-    return b->v[i].row.key;
-}
-
-/* --- writing ------------------------------------------------------------------------ */
-
-/* Runs one prepared statement to completion; SQLITE_DONE or the error code. */
-static int run(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? SQLITE_DONE : rc;
-}
-
-static int bind_put(sqlite3_stmt *st, const ad_store_row *r, double saved)
-{
-    int rc = sqlite3_bind_text(st, 1, r->key, (int)r->key_len, SQLITE_STATIC);
-
-    if (rc == SQLITE_OK)
-        rc = r->blob_len ? sqlite3_bind_blob64(st, 2, r->blob, r->blob_len, SQLITE_STATIC)
-                         : sqlite3_bind_zeroblob(st, 2, 0);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)r->fingerprint);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int(st, 4, r->protocol);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_double(st, 5, r->created);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_double(st, 6, r->last_seen);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 7, (sqlite3_int64)r->anomalies);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_double(st, 8, saved);
-    return rc;
-}
-
-/* The transaction; touches neither the stats nor the busy flag. */
-static int write_batch(ad_store *s, const ad_store_batch *b, result *res, char *err, size_t errlen)
-{
-    double t0 = ad_mono_now(), saved = ad_wall_now();
-    char what[160];
-    size_t i;
-    int rc, r;
-
-    memset(res, 0, sizeof(*res));
-    if (!s || !b) {
-        seterr(err, errlen, "no store or no batch");
-        return -AD_EINVAL;
-    }
-    rc = run(s->begin);
-    if (rc != SQLITE_DONE)
-        return dberr(s->db, rc, err, errlen, "BEGIN IMMEDIATE");
-    for (i = 0; i < b->n; i++) {
-        const entry *e = &b->v[i];
-        sqlite3_stmt *st = e->is_put ? s->put : s->del;
-
-        rc = e->is_put ? bind_put(st, &e->row, saved)
-                       : sqlite3_bind_text(st, 1, e->row.key, (int)e->row.key_len, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-            rc = run(st);
-        sqlite3_clear_bindings(st); /* the batch's memory is not ours to keep */
-        if (rc != SQLITE_DONE) {
-            snprintf(what, sizeof(what), "%s \"%.100s\"", e->is_put ? "put" : "delete", e->row.key);
-            goto out_rollback;
-        }
-        if (e->is_put) {
-            res->put++;
-            res->bytes += e->row.blob_len;
-        } else {
-            res->deleted++;
-        }
-    }
-    rc = run(s->commit);
-    if (rc != SQLITE_DONE) {
-        snprintf(what, sizeof(what), "COMMIT");
-        goto out_rollback;
-    }
-    res->seconds = ad_mono_now() - t0;
-    return 0;
-out_rollback:
-    r = dberr(s->db, rc, err, errlen, what);
-    if (!sqlite3_get_autocommit(s->db)) /* SQLite may have rolled back already */
-        run(s->rollback);
-    memset(res, 0, sizeof(*res));
-    return r;
-}
-
-static void account(ad_store *s, int status, const result *res)
-{
-    if (status < 0) {
-        s->st.write_errors++;
-        return;
-    }
-    s->st.writes++;
-    s->st.rows_put += res->put;
-    s->st.rows_deleted += res->deleted;
-    s->st.bytes += res->bytes;
-    s->st.last_seconds = res->seconds;
-}
-
-int ad_store_write(ad_store *s, const ad_store_batch *b, char *err, size_t errlen)
-{
-    result res;
-    int r;
-
-    seterr(err, errlen, "%s", "");
-    r = write_batch(s, b, &res, err, errlen);
-    if (s)
-        account(s, r, &res);
-    return r;
-}
-
-static void work_cb(uv_work_t *req)
-{
-    ad_store *s = req->data;
-    wjob *j = &s->job;
-
-    j->status = write_batch(s, j->b, &j->res, j->err, sizeof(j->err));
-}
-
-static void after_cb(uv_work_t *req, int status)
-{
-    ad_store *s = req->data;
-    wjob *j = &s->job;
-    ad_store_batch *b = j->b;
-
-    if (status == UV_ECANCELED) {
-        j->status = -AD_EIO;
-        snprintf(j->err, sizeof(j->err), "write cancelled");
-    }
-    account(s, j->status, &j->res);
-    s->busy = 0; /* before fn: it may start the next write */
-    j->b = NULL;
-    j->fn(j->ctx, b, j->status, j->err);
-}
-
-int ad_store_write_async(uv_loop_t *loop, ad_store *s, ad_store_batch *b, ad_store_done_fn fn,
-                         void *ctx)
-{
-    wjob *j;
-    int r;
-
-    if (!loop || !s || !b || !fn)
-        return -AD_EINVAL;
-    if (s->busy)
-        return -AD_EFULL;
-    j = &s->job;
-    memset(j, 0, sizeof(*j));
-    j->req.data = s;
-    j->b = b;
-    j->fn = fn;
-    j->ctx = ctx;
-    r = uv_queue_work(loop, &j->req, work_cb, after_cb);
-    if (r < 0)
-        return -AD_EIO;
-    s->busy = 1;
-    return 0;
-}
-
-int ad_store_busy(const ad_store *s)
-{
-    return s && s->busy;
-}
-
-const ad_store_stats *ad_store_get_stats(const ad_store *s)
-{
-    return &s->st;
 }
 
 int ad_store_test_exec(ad_store *s, const char *sql, char *err, size_t errlen)
