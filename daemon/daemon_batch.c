@@ -198,14 +198,9 @@ static void take_result(ad_daemon *d, ad_pending *b, double sec)
     const ad_result *r = &b->r;
     const double ts = b->ts;
 
-    if (b->rc < 0) {
-        /* Refused (the detector counts it too). Parsers pass only finite values. */
-        if (!isfinite(ts))
-            d->st.refused[AD_REFUSE_BADTIME]++;
-        else if (fabs(b->value) > 1e30)
-            d->st.refused[AD_REFUSE_RANGE]++;
-        else
-            d->st.refused[AD_REFUSE_BACKWARDS]++;
+    if (b->rc < 0) { /* refused: the detector says why (and counts it too) */
+        if (r->refused >= 0 && r->refused < AD_REFUSE_NREASONS)
+            d->st.refused[r->refused]++;
         return;
     }
     if (b->rc == 1)

@@ -135,12 +135,27 @@ START_TEST(test_refused_by_reason)
     ck_assert_int_eq(ch_line(&h, AD_PROTO_GRAPHITE, "r 1 1700000010"), 1);
     ck_assert_int_eq(ch_line(&h, AD_PROTO_GRAPHITE, "r 1 1700000000"), 1); /* backwards */
     ck_assert_int_eq(ch_line(&h, AD_PROTO_GRAPHITE, "r 1e31 1700000020"), 1); /* range */
-    sample(&h, "r", INFINITY, 1);       /* a timestamp no parser gives */
+    /* what no parser gives, through the sample door: the detector's reason is counted */
+    sample(&h, "r", INFINITY, 1);
+    sample(&h, "r", 1700000030, NAN);
+    sample(&h, "r", 1700000030, -INFINITY);
     for (int i = 0; i < AD_REFUSE_NREASONS; i++)
-        ck_assert_uint_eq(st->refused[i], i == AD_REFUSE_BACKWARDS || i == AD_REFUSE_RANGE ||
-                                              i == AD_REFUSE_BADTIME);
+        ck_assert_msg(st->refused[i] == 1, "%s: %llu", ad_refusal_name(i),
+                      (unsigned long long)st->refused[i]);
     ck_assert_uint_eq(ad_detector_get_stats(series_of(&h, "r")->det)->samples, 1);
-    ck_assert_uint_eq(st->samples[AD_PROTO_GRAPHITE], 4);
+    ck_assert_uint_eq(st->samples[AD_PROTO_GRAPHITE], 6);
+    /* a series' samples in one batch, each refused for its own reason */
+    ad_daemon_received(h.d, uv_hrtime());
+    for (int i = 0; i < 3; i++) {
+        static const double v[] = {NAN, 1, 1e31};
+        ad_sample s = {"r", 1, i == 1 ? 1699999999 : 1700000040, v[i]};
+
+        ad_daemon_sample(h.d, AD_PROTO_GRAPHITE, &s);
+    }
+    ad_daemon_flush(h.d);
+    ck_assert_uint_eq(st->refused[AD_REFUSE_NAN], 2);
+    ck_assert_uint_eq(st->refused[AD_REFUSE_BACKWARDS], 2);
+    ck_assert_uint_eq(st->refused[AD_REFUSE_RANGE], 2);
     ch_stop(&h, 0);
 }
 END_TEST
