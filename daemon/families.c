@@ -9,27 +9,31 @@
 #include <string.h>
 
 #include "family.h"
+#include "fingerprint.h"
 #include "log.h"
-#include "state/persist.h"
 #include "serial.h"
 
 #define PER_MEMBER 4      /* windows each member gives a family training, at most */
 #define MAX_WINDOWS 4096  /* windows one family training pools, at most */
 
-uint64_t ad_fam_fingerprint(const ad_detector_config *c)
+void ad_fams_init(ad_fams *fs, const ad_config *cfg, ad_series_table *series,
+                  ad_trainer *trainer)
 {
-    return ad_persist_fingerprint(c) ^ 0x5348415245440001ull; /* "SHARED" */
+    fs->head = NULL;
+    fs->cfg = cfg;
+    fs->series = series;
+    fs->trainer = trainer;
 }
 
-static ad_fam *find(ad_daemon *d, const char *match, uint64_t fp)
+static ad_fam *find(ad_fams *fs, const char *match, uint64_t fp)
 {
-    for (ad_fam *f = d->families; f; f = f->next)
+    for (ad_fam *f = fs->head; f; f = f->next)
         if (f->fingerprint == fp && !strcmp(f->name + strlen(AD_FAMILY_PREFIX), match))
             return f;
     return NULL;
 }
 
-static ad_fam *fam_new(ad_daemon *d, const char *match, const ad_detector_config *det)
+static ad_fam *fam_new(ad_fams *fs, const char *match, const ad_detector_config *det)
 {
     ad_net_config nc = {det->kind, det->layers, ad_detector_input_size(det->features),
                         det->hidden, 1};
@@ -48,14 +52,14 @@ static ad_fam *fam_new(ad_daemon *d, const char *match, const ad_detector_config
     strcpy(f->name, AD_FAMILY_PREFIX);
     strcat(f->name, match);
     f->det = *det;
-    f->fingerprint = ad_fam_fingerprint(det);
-    ad_net_set_storage(f->net, ad_fam_storage(d->cfg.weights)); /* no memory: float */
+    f->fingerprint = ad_fingerprint(det, 1);
+    ad_net_set_storage(f->net, ad_fam_storage(fs->cfg->weights)); /* no memory: float */
     f->pseudo.key = f->name;
     f->pseudo.key_len = strlen(f->name);
     f->pseudo.family = f;
     f->pseudo.rule = -1;
-    f->next = d->families;
-    d->families = f;
+    f->next = fs->head;
+    fs->head = f;
     ad_log_info("family %s: %s H=%d, shared by the series its rule matches", f->name,
                 ad_cell_name(det->kind), det->hidden);
     return f;
@@ -66,12 +70,12 @@ int ad_fam_storage(int weights)
     return weights == AD_W_F32 ? AD_NET_FP32 : AD_NET_FP16;
 }
 
-ad_fam *ad_fam_get(ad_daemon *d, int rule)
+ad_fam *ad_fam_get(ad_fams *fs, int rule)
 {
-    const ad_series_rule *r = &d->cfg.rules[rule];
-    ad_fam *f = find(d, r->match, ad_fam_fingerprint(&r->det));
+    const ad_series_rule *r = &fs->cfg->rules[rule];
+    ad_fam *f = find(fs, r->match, ad_fingerprint(&r->det, 1));
 
-    return f ? f : fam_new(d, r->match, &r->det);
+    return f ? f : fam_new(fs, r->match, &r->det);
 }
 
 void ad_fam_defer(ad_fam *f, ad_detector *det)
@@ -96,9 +100,9 @@ void ad_fam_defer(ad_fam *f, ad_detector *det)
     }
 }
 
-void ad_fam_flush(ad_daemon *d)
+void ad_fam_flush(ad_fams *fs)
 {
-    for (ad_fam *f = d->families; f; f = f->next) {
+    for (ad_fam *f = fs->head; f; f = f->next) {
         if (!f->npending)
             continue;
         ad_detector_step_batch(f->pending, (int)f->npending, &f->batch);
@@ -116,7 +120,7 @@ static void join(ad_series *s)
         s->dirty = 1;
 }
 
-void ad_fam_observed(ad_daemon *d, ad_series *s, const ad_result *r)
+void ad_fam_observed(ad_fams *fs, ad_series *s, const ad_result *r)
 {
     ad_fam *f = s->family;
     const ad_detector_config *c = &f->det;
@@ -127,13 +131,13 @@ void ad_fam_observed(ad_daemon *d, ad_series *s, const ad_result *r)
             if (ad_detector_get_stats(s->det)->samples >= (uint64_t)(2 * c->window))
                 join(s);
         } else if (r->train_due && f->samples_since >= f->retry_at) {
-            ad_trainer_submit(d->trainer, &f->pseudo);
+            ad_trainer_submit(fs->trainer, &f->pseudo);
         }
         return;
     }
     if (c->train_every > 0 &&
         f->samples_since >= (uint64_t)c->train_every * (f->members ? f->members : 1))
-        ad_trainer_submit(d->trainer, &f->pseudo);
+        ad_trainer_submit(fs->trainer, &f->pseudo);
 }
 
 /* ---- the trainer's ops ---- */
@@ -145,7 +149,7 @@ typedef struct tjob {
 
 static int ops_snapshot(void *ctx, ad_series *s, void **out, char *err, size_t errlen)
 {
-    ad_daemon *d = ctx;
+    ad_fams *fs = ctx;
     tjob *t = calloc(1, sizeof(*t));
     int r;
 
@@ -165,7 +169,7 @@ static int ops_snapshot(void *ctx, ad_series *s, void **out, char *err, size_t e
             return -AD_ENOMEM;
         }
         ad_series_iter_start(&it);
-        while ((x = ad_series_iter_next(d->series, &it)) && (size_t)n < f->members)
+        while ((x = ad_series_iter_next(fs->series, &it)) && (size_t)n < f->members)
             if (x->family == f && x->det)
                 m[n++] = x->det;
         t->family = 1;
@@ -191,7 +195,7 @@ static int ops_run(void *job, char *err, size_t errlen)
 
 static int ops_install(void *ctx, ad_series *s, void *job, char *err, size_t errlen)
 {
-    ad_daemon *d = ctx;
+    ad_fams *fs = ctx;
     tjob *t = job;
     ad_fam *f = s->family;
     ad_series_iter it;
@@ -200,7 +204,7 @@ static int ops_install(void *ctx, ad_series *s, void *job, char *err, size_t err
 
     if (!t->family)
         return ad_detector_install(s->det, t->job, err, errlen);
-    ad_fam_flush(d); /* pending steps belong to the old weights */
+    ad_fam_flush(fs); /* pending steps belong to the old weights */
     r = ad_family_install(f->net, t->job, err, errlen);
     if (r < 0)
         return r;
@@ -211,7 +215,7 @@ static int ops_install(void *ctx, ad_series *s, void *job, char *err, size_t err
     f->dirty = 1;
     /* Every member re-primes on the new weights; those with enough history join. */
     ad_series_iter_start(&it);
-    while ((x = ad_series_iter_next(d->series, &it)))
+    while ((x = ad_series_iter_next(fs->series, &it)))
         if (x->family == f && x->det &&
             (ad_detector_trained(x->det) ||
              ad_detector_get_stats(x->det)->samples >= (uint64_t)(2 * f->det.window)))
@@ -257,20 +261,20 @@ void *ad_fam_save(const ad_fam *f, size_t *len)
     return buf;
 }
 
-int ad_fam_restore(ad_daemon *d, const char *key, uint64_t fingerprint, const void *blob,
+int ad_fam_restore(ad_fams *fs, const char *key, uint64_t fingerprint, const void *blob,
                    size_t len, char *err, size_t errlen)
 {
     const char *match = key + strlen(AD_FAMILY_PREFIX);
     ad_net *net = NULL;
     ad_fam *f;
 
-    for (int i = 0; i < d->cfg.nrules; i++) {
-        const ad_series_rule *r = &d->cfg.rules[i];
+    for (int i = 0; i < fs->cfg->nrules; i++) {
+        const ad_series_rule *r = &fs->cfg->rules[i];
 
         if (!r->shared || strcmp(r->match, match) ||
-            ad_fam_fingerprint(&r->det) != fingerprint)
+            ad_fingerprint(&r->det, 1) != fingerprint)
             continue;
-        if (!(f = ad_fam_get(d, i))) {
+        if (!(f = ad_fam_get(fs, i))) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
@@ -285,21 +289,28 @@ int ad_fam_restore(ad_daemon *d, const char *key, uint64_t fingerprint, const vo
     return -1;
 }
 
-size_t ad_fam_count(const ad_daemon *d)
+void ad_fams_set_weights(ad_fams *fs, int weights)
+{
+    ad_fam_flush(fs);
+    for (ad_fam *f = fs->head; f; f = f->next)
+        ad_net_set_storage(f->net, ad_fam_storage(weights));
+}
+
+size_t ad_fam_count(const ad_fams *fs)
 {
     size_t n = 0;
 
-    for (const ad_fam *f = d->families; f; f = f->next)
+    for (const ad_fam *f = fs->head; f; f = f->next)
         n++;
     return n;
 }
 
-void ad_fam_free_all(ad_daemon *d)
+void ad_fam_free_all(ad_fams *fs)
 {
-    while (d->families) {
-        ad_fam *f = d->families;
+    while (fs->head) {
+        ad_fam *f = fs->head;
 
-        d->families = f->next;
+        fs->head = f->next;
         ad_detector_batch_free(&f->batch);
         free(f->pending);
         ad_net_free(f->net);

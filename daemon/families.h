@@ -13,6 +13,10 @@
  *
  * The store keeps a family's network as a row keyed "@family/<glob>" (series keys that
  * start with "@family/" are refused), and members' blobs without the network.
+ *
+ * The families live in a registry (ad_fams) the daemon owns, beside what they work with:
+ * the running configuration (the shared rules, the weights), the series table (where the
+ * members are) and the trainer. Everything here runs on the loop thread.
  */
 #ifndef AD_FAMILIES_H
 #define AD_FAMILIES_H
@@ -20,7 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon.h"
+#include "config.h"
+#include "detector.h"
+#include "series.h"
+#include "trainer.h"
 
 #define AD_FAMILY_PREFIX "@family/"
 #define AD_FAM_BATCH_MAX 1024 /* members stepped in one batch, at most */
@@ -28,7 +35,7 @@
 typedef struct ad_fam {
     char *name;               /* "@family/<glob>": its key in the store and in /metrics */
     ad_detector_config det;   /* the rule's settings */
-    uint64_t fingerprint;     /* of those settings, shared (ad_fam_fingerprint) */
+    uint64_t fingerprint;     /* of those settings, shared (ad_fingerprint(det, 1)) */
     ad_net *net;              /* the shared network */
     int trained;              /* the network has been trained (or restored trained) */
     uint64_t samples_since;   /* member samples since the last training */
@@ -47,9 +54,18 @@ typedef struct ad_fam {
     struct ad_fam *next;
 } ad_fam;
 
-/* The fingerprint a member of a family with these settings carries (differs from an
- * own-weight series' with the same settings). */
-uint64_t ad_fam_fingerprint(const ad_detector_config *c);
+/* The daemon's families and what they work with. */
+typedef struct ad_fams {
+    ad_fam *head;             /* the families, newest first (f->next) */
+    const ad_config *cfg;     /* the running configuration: the owner's, at an address
+                                 that stays (a reload replaces what it holds) */
+    ad_series_table *series;  /* the series table, where the members are */
+    ad_trainer *trainer;      /* where family trainings go; NULL once stopping */
+} ad_fams;
+
+/* Sets up an empty registry over the owner's configuration, table and trainer. */
+void ad_fams_init(ad_fams *fs, const ad_config *cfg, ad_series_table *series,
+                  ad_trainer *trainer);
 
 /* The storage (net.h, enum ad_net_storage) of a family's shared network under the
  * configuration's `weights` (ad_wtype): float32 keeps floats; float16 and int8 both step
@@ -60,11 +76,11 @@ int ad_fam_storage(int weights);
 
 /* The family for shared rule `rule` of the running configuration, created (untrained)
  * when there is none yet. NULL on allocation failure. */
-ad_fam *ad_fam_get(ad_daemon *d, int rule);
+ad_fam *ad_fam_get(ad_fams *fs, int rule);
 
 /* A member's value was accepted (r is what it gave): joins it or asks for a family
  * training when due. */
-void ad_fam_observed(ad_daemon *d, ad_series *s, const ad_result *r);
+void ad_fam_observed(ad_fams *fs, ad_series *s, const ad_result *r);
 
 /* A member's value was observed with its network step deferred
  * (ad_detector_observe_defer returned 1): it joins its family's pending list; a full
@@ -75,14 +91,14 @@ void ad_fam_defer(ad_fam *f, ad_detector *det);
  * The daemon calls it after each read's lines, datagram, request body and StatsD flush,
  * and before anything else looks at or changes members (eviction, a family's install,
  * a reload): nothing else ever sees a step pending. Cheap when nothing is pending. */
-void ad_fam_flush(ad_daemon *d);
+void ad_fam_flush(ad_fams *fs);
 
 /* A family training failed (too little history yet, out of memory): the next request
  * waits until every member has had another value. */
 void ad_fam_failed(ad_fam *f);
 
-/* The trainer's ops for the daemon: a family's entry trains the family, any other
- * series its own detector. */
+/* The trainer's ops for the daemon (their ctx: the ad_fams): a family's entry trains the
+ * family, any other series its own detector. */
 extern const ad_trainer_ops ad_fam_trainer_ops;
 
 /* The network as a blob (malloc'd) for the store, or NULL. */
@@ -90,10 +106,15 @@ void *ad_fam_save(const ad_fam *f, size_t *len);
 /* Restores a family from a store row (pass 1 of the restore). 0 when restored; -1 when
  * no shared rule of the running configuration has that glob and fingerprint, or the blob
  * is refused (err says why). */
-int ad_fam_restore(ad_daemon *d, const char *key, uint64_t fingerprint, const void *blob,
+int ad_fam_restore(ad_fams *fs, const char *key, uint64_t fingerprint, const void *blob,
                    size_t len, char *err, size_t errlen);
 
-size_t ad_fam_count(const ad_daemon *d);
-void ad_fam_free_all(ad_daemon *d);
+/* Every family's network to the storage the configuration's `weights` (ad_wtype) gives
+ * (ad_fam_storage): a reload that changes them. Flushes pending steps first. */
+void ad_fams_set_weights(ad_fams *fs, int weights);
+
+size_t ad_fam_count(const ad_fams *fs);
+/* Frees every family (after their members, which use the families' networks). */
+void ad_fam_free_all(ad_fams *fs);
 
 #endif

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "http/api.h"
 #include "state/statelock.h"
 
 static void usage(FILE *f)
@@ -89,9 +90,18 @@ static void walk_close(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+typedef struct opts {
+    const char *config_path;  /* -c, or NULL: the built-in defaults */
+    const char *check_path;   /* --check-config, or NULL */
+    int level;                /* -l's level, or -1 */
+} opts;
+
+/* Reads the options into o. Returns -1 to go on, else the exit code (--help, --version,
+ * a usage error). */
+static int parse_options(int argc, char **argv, opts *o)
 {
-    static const struct option opts[] = {
+    static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", required_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'l'},
@@ -100,21 +110,17 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL, *check_path = NULL, *level_name = NULL;
-    char err[1024];
-    int locks[2] = {-1, -1}; /* held until exit (statelock.h) */
-    ad_config cfg;
-    ad_daemon *d = NULL;
-    uv_loop_t loop;
-    int o, r, level = -1, code;
+    const char *level_name = NULL;
+    int c;
 
-    while ((o = getopt_long(argc, argv, "c:l:fhV", opts, NULL)) != -1) {
-        switch (o) {
+    *o = (opts){NULL, NULL, -1};
+    while ((c = getopt_long(argc, argv, "c:l:fhV", longopts, NULL)) != -1) {
+        switch (c) {
         case 'c':
-            config_path = optarg;
+            o->config_path = optarg;
             break;
         case 'C':
-            check_path = optarg;
+            o->check_path = optarg;
             break;
         case 'l':
             level_name = optarg;
@@ -139,22 +145,48 @@ int main(int argc, char **argv)
     if (level_name) {
         for (int i = AD_LOG_ERROR; i <= AD_LOG_DEBUG; i++)
             if (!strcmp(level_name, ad_log_level_name(i)))
-                level = i;
-        if (level < 0) {
+                o->level = i;
+        if (o->level < 0) {
             fprintf(stderr, "anomalyd: --log-level takes error, warn, info or debug, got '%s'\n",
                     level_name);
             return 2;
         }
     }
-    if (check_path) {
-        if (ad_config_load(check_path, &cfg, err, sizeof(err)) < 0) {
-            fprintf(stderr, "%s\n", err);
-            return 1;
-        }
-        ad_config_free(&cfg);
-        printf("%s: ok\n", check_path);
-        return 0;
+    return -1;
+}
+
+/* --check-config: the exit code. */
+static int check_config(const char *path)
+{
+    char err[1024];
+    ad_config cfg;
+
+    if (ad_config_load(path, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
     }
+    ad_config_free(&cfg);
+    printf("%s: ok\n", path);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path;
+    char err[1024];
+    int locks[2] = {-1, -1}; /* held until exit (statelock.h) */
+    ad_config cfg;
+    ad_daemon *d = NULL;
+    uv_loop_t loop;
+    opts op;
+    int r, level, code;
+
+    if ((code = parse_options(argc, argv, &op)) >= 0)
+        return code;
+    if (op.check_path)
+        return check_config(op.check_path);
+    config_path = op.config_path;
+    level = op.level;
     if (config_path) {
         r = ad_config_load(config_path, &cfg, err, sizeof(err));
     } else {
@@ -194,7 +226,7 @@ int main(int argc, char **argv)
     }
 
     uv_loop_init(&loop);
-    r = ad_daemon_start(&loop, &cfg, config_path, &d, err, sizeof(err));
+    r = ad_daemon_start(&loop, &cfg, config_path, ad_api_handle, &d, err, sizeof(err));
     if (r < 0) {
         ad_log_error("cannot start: %s", err);
         if (d)

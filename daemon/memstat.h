@@ -13,7 +13,9 @@
 
 #include <stddef.h>
 
-struct ad_daemon;
+#include "families.h"
+#include "ingest/promrw.h"
+#include "series.h"
 
 typedef struct ad_memstat {
     size_t rss;          /* resident set size, bytes (0: unknown) */
@@ -25,8 +27,10 @@ typedef struct ad_memstat {
     size_t nseries;      /* series in the table */
 } ad_memstat;
 
-/* Fills m (one pass over the series). */
-void ad_memstat_take(const struct ad_daemon *d, ad_memstat *m);
+/* Fills m from the daemon's parts: its series table (one pass over the series, read
+ * only), its families and its remote-write state (NULL: none yet). */
+void ad_memstat_take(ad_series_table *series, const ad_fams *fams, const ad_promrw *promrw,
+                     ad_memstat *m);
 
 /* The process' resident set in bytes (/proc/self/statm), or 0. */
 size_t ad_memstat_rss(void);

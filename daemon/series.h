@@ -17,6 +17,8 @@
 
 #include "detector.h"
 
+#define AD_KEY_MAX 1024 /* longest canonical series key, bytes */
+
 /* One point kept for the API. */
 typedef struct ad_point {
     double ts;        /* the sample's timestamp */

@@ -92,6 +92,8 @@ typedef struct ad_result {
                          dips shorter than the averaging */
     int warming_up;   /* scored by the statistical fallback (no training yet) */
     int train_due;    /* a training is due: snapshot, train, install */
+    int refused;      /* -1: the value was taken; else why it was refused (ad_refusal),
+                         the only field a refusal writes */
 } ad_result;
 
 typedef struct ad_detector_stats {
@@ -117,9 +119,9 @@ const ad_net *ad_detector_net(const ad_detector *d);
 
 /*
  * Observes one value at time ts (seconds since the epoch; any monotone clock works when
- * no time features are used). Returns 0 and fills *res, or -AD_EINVAL if the value is
- * refused (the reason is counted and nothing else changes; *res is untouched).
- * No allocation.
+ * no time features are used). Returns 0 and fills *res (res->refused -1), or -AD_EINVAL
+ * if the value is refused: the reason is counted and written to res->refused, and
+ * nothing else changes (the rest of *res is untouched). No allocation.
  */
 int ad_detector_observe(ad_detector *d, double ts, double value, ad_result *res);
 

@@ -77,9 +77,10 @@ void ad_detector_prefetch(const ad_detector *d)
         __builtin_prefetch((const char *)d->weights + o, 0);
 }
 
-static int refuse(ad_detector *d, int reason)
+static int refuse(ad_detector *d, int reason, ad_result *res)
 {
     d->stats.refused[reason]++;
+    res->refused = reason;
     return -AD_EINVAL;
 }
 
@@ -394,7 +395,7 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
     const int why = refusal(d, ts, value);
 
     if (why >= 0)
-        return refuse(d, why);
+        return refuse(d, why, res);
     ad_det_settle(d); /* the previous value's step comes first */
 
     if (d->s2s && d->trained)
@@ -459,6 +460,7 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
     res->anomalous = state;
     res->warming_up = !d->trained;
     res->train_due = training_due(d);
+    res->refused = -1;
     return pending;
 }
 

@@ -6,7 +6,7 @@
  * value each per round, round after round, in an order shuffled once (the daemon's
  * buckets visit series in hash order, not in the order of their memory, so no hardware
  * prefetcher streams from one detector into the next), through the pipeline its pass 2
- * runs (daemon.c: the detector's struct prefetched PIPE_D samples before what it points
+ * runs (daemon_batch.c: the detector's struct prefetched PIPE_D samples before what it points
  * to, which is prefetched PIPE_D samples before its observe). No training runs while it
  * is measured. The detector configuration is the daemon's default one (daemon/config.c's
  * daemon_detector_defaults: the likelihood scorer with error_bound 3, long_window 30,
@@ -39,7 +39,7 @@
 #include "net.h"
 #include "rng.h"
 
-#define PIPE_D 2 /* as daemon.c's */
+#define PIPE_D 2 /* as daemon_batch.c's */
 
 static double now(void)
 {

@@ -50,6 +50,7 @@ static ad_result observe(ad_detector *d, double ts, double v)
     ad_result res;
     int rc = ad_detector_observe(d, ts, v, &res);
     ck_assert_msg(rc == 0, "observe(%g, %g) refused: %d", ts, v, rc);
+    ck_assert_int_eq(res.refused, -1);
     ck_assert_msg(isfinite(res.score) && res.score >= 0.0f && res.score <= 1.0f,
                   "observe(%g, %g): score %g", ts, v, (double)res.score);
     if (res.train_due)
@@ -324,6 +325,9 @@ START_TEST(test_refusals_leave_no_trace)
             memcpy(&untouched, &res, sizeof(res));
             uint64_t samples = ad_detector_get_stats(a)->samples;
             ck_assert_int_eq(ad_detector_observe(a, bts, bv->value, &res), -AD_EINVAL);
+            ck_assert_msg(res.refused == bv->reason, "refused %d, want %s", res.refused,
+                          ad_refusal_name(bv->reason));
+            res.refused = untouched.refused; /* the reason is all a refusal writes */
             ck_assert_msg(memcmp(&res, &untouched, sizeof(res)) == 0, "result written");
             want[bv->reason]++;
             const ad_detector_stats *s = ad_detector_get_stats(a);

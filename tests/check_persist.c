@@ -15,7 +15,7 @@
 
 #include "blob.h"
 #include "detector_config.h"
-#include "state/persist.h"
+#include "fingerprint.h"
 
 /* The fingerprint of the bytes before the appended fields: what stores held before
  * version 7. */
@@ -38,22 +38,22 @@ START_TEST(test_fingerprint_forget_bias)
     ad_detector_defaults(&c);
     ck_assert(c.forget_bias == 1.0f);
     /* the defaults feed time features by span and score a raw signal: other settings */
-    ck_assert_uint_ne(ad_persist_fingerprint(&c), without_forget_bias(&c));
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), without_forget_bias(&c));
     c.feature_span = 0;
     c.raw_k = 0.0f;
-    const uint64_t fp = ad_persist_fingerprint(&c);
+    const uint64_t fp = ad_fingerprint(&c, 0);
     ck_assert_uint_eq(fp, without_forget_bias(&c));
     c.forget_bias = 3.0f;
-    ck_assert_uint_ne(ad_persist_fingerprint(&c), fp);
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
     c.forget_bias = 1.0f;
     c.raw_k = 2.0f; /* a raw signal: other settings */
-    ck_assert_uint_ne(ad_persist_fingerprint(&c), fp);
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
     c.raw_k = 0.0f;
     c.feature_span = 172800;
-    ck_assert_uint_ne(ad_persist_fingerprint(&c), fp);
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
     c.feature_span = 0;
     c.hidden = 17; /* any other setting still counts */
-    ck_assert_uint_ne(ad_persist_fingerprint(&c), fp);
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
 }
 END_TEST
 

@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "clock.h"
+#include "ingest_sink.h"
 #include "log.h"
-#include "memstat.h"
+#include "stats.h"
 #include "http/metrics.h"
 #include "http/plot.h"
 #include "ingest/promrw.h"
@@ -53,7 +54,7 @@ static void add_num(cJSON *o, const char *name, double v)
 
 static int authorised(const ad_daemon *d, const ad_http_req *req)
 {
-    const char *tok = d->cfg.http_token;
+    const char *tok = ad_daemon_config(d)->http_token;
     const char *h = req->authorization;
     size_t n = strlen(tok);
     unsigned diff = 0;
@@ -85,12 +86,13 @@ static void get_metrics(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn
 static void get_healthz(ad_daemon *d, ad_http_conn *conn)
 {
     cJSON *o = cJSON_CreateObject();
+    int stopping = ad_daemon_stopping(d);
 
     if (o) {
-        cJSON_AddStringToObject(o, "status", d->stopping ? "stopping" : "ok");
-        cJSON_AddNumberToObject(o, "series", (double)ad_series_table_size(d->series));
+        cJSON_AddStringToObject(o, "status", stopping ? "stopping" : "ok");
+        cJSON_AddNumberToObject(o, "series", (double)ad_series_table_size(ad_daemon_series(d)));
     }
-    respond_json(conn, d->stopping ? 503 : 200, o);
+    respond_json(conn, stopping ? 503 : 200, o);
 }
 
 /* "memory": the resident set and what the daemon's parts hold (memstat.h), and their
@@ -102,7 +104,7 @@ static void add_memory(cJSON *o, const ad_daemon *d)
 
     if (!m)
         return;
-    ad_memstat_take(d, &ms);
+    ad_daemon_memstat(d, &ms);
     cJSON_AddNumberToObject(m, "rss", (double)ms.rss);
     cJSON_AddNumberToObject(m, "detectors", (double)ms.detectors);
     cJSON_AddNumberToObject(m, "recent", (double)ms.recent);
@@ -114,11 +116,31 @@ static void add_memory(cJSON *o, const ad_daemon *d)
                             ms.nseries ? (double)ms.rss / (double)ms.nseries : 0);
 }
 
+/* "series_warming_up" and "series_bytes": one pass over the series. */
+static void add_series_totals(cJSON *o, ad_series_table *t)
+{
+    ad_series_iter it;
+    ad_series *s;
+    double warming = 0, bytes = 0;
+
+    ad_series_iter_start(&it);
+    while ((s = ad_series_iter_next(t, &it))) {
+        warming += ad_detector_get_stats(s->det)->trainings == 0;
+        bytes += (double)ad_series_bytes(s);
+    }
+    cJSON_AddNumberToObject(o, "series_warming_up", warming);
+    cJSON_AddNumberToObject(o, "series_bytes", bytes);
+}
+
 static void get_status(ad_daemon *d, ad_http_conn *conn)
 {
     cJSON *o = cJSON_CreateObject(), *samples, *train, *ev;
-    const ad_trainer_stats *ts = d->trainer ? ad_trainer_get_stats(d->trainer) : NULL;
-    const ad_events_stats *es = d->events ? ad_events_get_stats(d->events) : NULL;
+    const ad_daemon_stats *st = ad_daemon_get_stats(d);
+    const ad_trainer *tr = ad_daemon_trainer(d);
+    const ad_events *evs = ad_daemon_events(d);
+    const ad_trainer_stats *ts = tr ? ad_trainer_get_stats(tr) : NULL;
+    const ad_events_stats *es = evs ? ad_events_get_stats(evs) : NULL;
+    ad_series_table *t = ad_daemon_series(d);
     uint64_t errors = 0;
 
     if (!o) {
@@ -126,31 +148,19 @@ static void get_status(ad_daemon *d, ad_http_conn *conn)
         return;
     }
     cJSON_AddStringToObject(o, "version", AD_VERSION);
-    cJSON_AddNumberToObject(o, "uptime", ad_wall_now() - d->started);
-    cJSON_AddNumberToObject(o, "series", (double)ad_series_table_size(d->series));
-    cJSON_AddNumberToObject(o, "max_series", (double)ad_series_table_max(d->series));
-    {
-        ad_series_iter it;
-        ad_series *s;
-        double warming = 0, bytes = 0;
-
-        ad_series_iter_start(&it);
-        while ((s = ad_series_iter_next(d->series, &it))) {
-            warming += ad_detector_get_stats(s->det)->trainings == 0;
-            bytes += (double)ad_series_bytes(s);
-        }
-        cJSON_AddNumberToObject(o, "series_warming_up", warming);
-        cJSON_AddNumberToObject(o, "series_bytes", bytes);
-    }
+    cJSON_AddNumberToObject(o, "uptime", ad_wall_now() - st->started);
+    cJSON_AddNumberToObject(o, "series", (double)ad_series_table_size(t));
+    cJSON_AddNumberToObject(o, "max_series", (double)ad_series_table_max(t));
+    add_series_totals(o, t);
     add_memory(o, d);
     samples = cJSON_AddObjectToObject(o, "samples");
     for (int p = 0; p < AD_PROTO_N; p++) {
-        cJSON_AddNumberToObject(samples, ad_proto_name(p), (double)d->samples[p]);
+        cJSON_AddNumberToObject(samples, ad_proto_name(p), (double)st->samples[p]);
         for (int r = 0; r < AD_PE_NREASONS; r++)
-            errors += d->parse_errors[p][r];
+            errors += st->parse_errors[p][r];
     }
     cJSON_AddNumberToObject(o, "parse_errors", (double)errors);
-    cJSON_AddNumberToObject(o, "anomalies", (double)d->anomalies_total);
+    cJSON_AddNumberToObject(o, "anomalies", (double)st->anomalies_total);
     if (ts) {
         train = cJSON_AddObjectToObject(o, "training");
         cJSON_AddNumberToObject(train, "queued", (double)ts->queued);
@@ -239,7 +249,7 @@ static size_t smallest_keys(ad_daemon *d, const char *match, ad_series **h, size
 
     *total = 0;
     ad_series_iter_start(&it);
-    while ((s = ad_series_iter_next(d->series, &it))) {
+    while ((s = ad_series_iter_next(ad_daemon_series(d), &it))) {
         if (fnmatch(match, s->key, 0) != 0)
             continue;
         ++*total;
@@ -274,7 +284,7 @@ static void get_series_list(ad_daemon *d, const ad_http_req *req, ad_http_conn *
             return;
         }
     }
-    k = ad_series_table_size(d->series);
+    k = ad_series_table_size(ad_daemon_series(d));
     if ((unsigned long)limit < k)
         k = (size_t)limit;
     if (!(v = malloc((k ? k : 1) * sizeof(*v)))) {
@@ -295,7 +305,7 @@ static void get_series_list(ad_daemon *d, const ad_http_req *req, ad_http_conn *
 
 static void get_series_one(ad_daemon *d, const char *key, ad_http_conn *conn)
 {
-    ad_series *s = ad_series_table_find(d->series, key, strlen(key));
+    ad_series *s = ad_series_table_find(ad_daemon_series(d), key, strlen(key));
     const ad_detector_config *c;
     cJSON *o, *m, *pts;
 
@@ -377,14 +387,15 @@ static void get_series_path(ad_daemon *d, const char *rest, ad_http_conn *conn)
 {
     static const char suffix[] = "/plot.svg";
     size_t n = strlen(rest), sn = sizeof(suffix) - 1;
+    ad_series_table *t = ad_daemon_series(d);
     ad_series *s;
 
-    if (ad_series_table_find(d->series, rest, n)) {
+    if (ad_series_table_find(t, rest, n)) {
         get_series_one(d, rest, conn);
         return;
     }
     if (n > sn && !strcmp(rest + n - sn, suffix) &&
-        (s = ad_series_table_find(d->series, rest, n - sn))) {
+        (s = ad_series_table_find(t, rest, n - sn))) {
         get_series_plot(s, conn);
         return;
     }
@@ -418,8 +429,8 @@ static void get_anomalies(ad_daemon *d, const ad_http_req *req, ad_http_conn *co
     }
     o = cJSON_CreateObject();
     arr = o ? cJSON_AddArrayToObject(o, "anomalies") : NULL;
-    for (int i = 0, n = 0; arr && i < d->anomaly_len && n < limit; i++) {
-        const ad_anomaly *a = &d->anomalies[(d->anomaly_head + i) % d->anomaly_cap];
+    for (int i = 0, n = 0; arr && i < ad_daemon_anomaly_count(d) && n < limit; i++) {
+        const ad_anomaly *a = ad_daemon_anomaly(d, i);
         cJSON *q;
 
         if (!(a->ts > since) || !(q = cJSON_CreateObject()))
@@ -435,21 +446,12 @@ static void get_anomalies(ad_daemon *d, const ad_http_req *req, ad_http_conn *co
     respond_json(conn, 200, o);
 }
 
-static uint64_t influx_errors(const ad_daemon *d)
-{
-    uint64_t n = 0;
-
-    for (int r = 0; r < AD_PE_NREASONS; r++)
-        n += d->parse_errors[AD_PROTO_INFLUX][r];
-    return n;
-}
-
 /* POST /write: the body's lines through the Influx parser, as a listener would. */
 static void post_write(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
 {
     char prec_s[16], msg[256];
     int prec = AD_PREC_NS;
-    uint64_t before, after = 0;
+    unsigned long long refused = 0;
     const char *p = req->body, *end = req->body + req->body_len;
     long lineno = 0, bad_line = 0;
 
@@ -462,29 +464,22 @@ static void post_write(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
         respond_error(conn, 400, "precision must be one of ns, u, us, ms, s");
         return;
     }
-    before = after = influx_errors(d);
-    d->recv_hr = uv_hrtime();
-    d->recv_wall = ad_wall_now();
+    ad_daemon_received(d, uv_hrtime());
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        uint64_t errs;
 
         lineno++;
         if (len && p[len - 1] == '\r')
             len--;
-        after = influx_errors(d);
-        ad_daemon_line(d, AD_PROTO_INFLUX, prec, p, len);
-        errs = influx_errors(d);
-        if (errs > after && !bad_line)
+        if (ad_daemon_line(d, AD_PROTO_INFLUX, prec, p, len) < 0 && !refused++)
             bad_line = lineno;
-        after = errs;
         p = nl ? nl + 1 : end;
     }
     ad_daemon_flush(d);
-    if (after > before) {
+    if (refused) {
         snprintf(msg, sizeof(msg), "%llu line(s) refused, the first at line %ld (the others "
-                 "were taken)", (unsigned long long)(after - before), bad_line);
+                 "were taken)", refused, bad_line);
         respond_error(conn, 400, msg);
         return;
     }
@@ -519,10 +514,14 @@ void ad_api_handle(void *ctx, const ad_http_req *req, ad_http_conn *conn)
         return;
     }
     if (!strcmp(path, "/api/v1/write")) { /* Prometheus remote write (promrw.h) */
+        ad_promrw *prw;
+
         if (strcmp(req->method, "POST"))
             respond_error(conn, 405, "method not allowed");
+        else if (!(prw = ad_daemon_promrw_open(d)))
+            ad_http_respond(conn, 500, JSON, NULL, "{\"error\":\"out of memory\"}", 25);
         else
-            ad_promrw_handle(d, req, conn);
+            ad_promrw_handle(prw, req, conn);
         return;
     }
     if (!strcmp(path, "/write")) {

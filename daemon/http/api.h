@@ -23,7 +23,8 @@
 
 #include "http/http.h"
 
-/* The HTTP server's handler; ctx is the ad_daemon. */
+/* The HTTP server's handler; ctx is the ad_daemon (it reads the daemon through stats.h
+ * and feeds it through ingest_sink.h). main.c hands it to ad_daemon_start. */
 void ad_api_handle(void *ctx, const ad_http_req *req, ad_http_conn *conn);
 
 #endif

@@ -3,14 +3,13 @@
  */
 #include "http/metrics.h"
 
-#include "families.h"
-#include "memstat.h"
-
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "clock.h"
 
 typedef struct buf {
     char *p;
@@ -237,8 +236,10 @@ static const series_family per_series[] = {
 /* The descriptor budget's refusals of one class (fdlimit.h), by reason. */
 static void fd_refusals(buf *b, const ad_daemon *d, const char *name, int cls)
 {
-    put(b, "%s{reason=\"fd_limit\"} %llu\n", name, (unsigned long long)d->fdb.refused[cls]);
-    put(b, "%s{reason=\"fd_exhausted\"} %llu\n", name, (unsigned long long)d->fdb.shed[cls]);
+    const ad_fdbudget *fdb = ad_daemon_fdbudget(d);
+
+    put(b, "%s{reason=\"fd_limit\"} %llu\n", name, (unsigned long long)fdb->refused[cls]);
+    put(b, "%s{reason=\"fd_exhausted\"} %llu\n", name, (unsigned long long)fdb->shed[cls]);
 }
 
 /* anomalyd_memory_bytes{part}: the resident set, and with the per-series families (one
@@ -258,7 +259,7 @@ static void memory(buf *b, const ad_daemon *d, int with_series)
         put(b, "anomalyd_memory_bytes{part=\"rss\"} %zu\n", ad_memstat_rss());
         return;
     }
-    ad_memstat_take(d, &m);
+    ad_daemon_memstat(d, &m);
     put(b, "anomalyd_memory_bytes{part=\"rss\"} %zu\n", m.rss);
     v[0] = m.detectors;
     v[1] = m.recent;
@@ -276,7 +277,7 @@ static void remote_write_counters(buf *b, const ad_daemon *d)
 {
     static const char *const dropped[4] = {"excluded", "bad_series", "key_too_long",
                                            "own_output"};
-    const ad_promrw_stats *st = ad_promrw_get_stats(d->promrw);
+    const ad_promrw_stats *st = ad_promrw_get_stats(ad_daemon_promrw(d));
 
     family(b, "anomalyd_remote_write_requests_total", "counter",
            "Prometheus remote-write requests (POST /api/v1/write), by result.");
@@ -310,8 +311,8 @@ static int label_name_char(char c, int first)
  * quantile (promtool: only histograms and summaries have them). */
 static int renamed(const char *name, size_t n)
 {
-    return (n == 13 && !strncmp(name, "source_metric", 13)) || (n == 2 && !strncmp(name, "le", 2)) ||
-           (n == 8 && !strncmp(name, "quantile", 8));
+    return (n == 13 && !strncmp(name, "source_metric", 13)) ||
+           (n == 2 && !strncmp(name, "le", 2)) || (n == 8 && !strncmp(name, "quantile", 8));
 }
 
 /*
@@ -366,33 +367,23 @@ out_bad:
 
 
 static const series_family rw_series[] = {
-    {"anomaly_score", "gauge",
+    {AD_PRW_FAMILY_SCORE, "gauge",
      "Anomaly score of the last value of a series Prometheus remote-wrote, [0, 1], with its "
      "labels and source_metric (its metric name).",
      sv_score},
-    {"anomalous", "gauge",
+    {AD_PRW_FAMILY_ANOMALOUS, "gauge",
      "1 while a remote-written series behaves abnormally (the state: from an anomalous value "
      "until the scores have been below the threshold for the scorer's short window; alerts "
      "are anomalyd_series_anomalies_total).",
      sv_anomalous},
-    {"anomaly_value", "gauge",
+    {AD_PRW_FAMILY_VALUE, "gauge",
      "The last value anomalyd modelled for a remote-written series (a counter's per-second "
      "rate when prometheus.rate says so).",
      sv_value},
-    {"anomaly_predicted", "gauge", "What the model predicted for that value.", sv_predicted},
+    {AD_PRW_FAMILY_PREDICTED, "gauge", "What the model predicted for that value.", sv_predicted},
 };
 
 #define NRW (sizeof(rw_series) / sizeof(rw_series[0]))
-
-int ad_metrics_own_family(const char *name)
-{
-    if (!strncmp(name, "anomalyd_", 9))
-        return 1;
-    for (size_t i = 0; i < NRW; i++)
-        if (!strcmp(name, rw_series[i].name))
-            return 1;
-    return 0;
-}
 
 /* One series' samples: its line in each per-series family's buffer, and (a remote-written
  * series) in each remote-write family's, its labels turned once (into scratch). */
@@ -431,7 +422,8 @@ static void series_lines(buf *fam, buf *scratch, const ad_series *s)
  * each series' struct, key and detector fourteen times, a cache miss each). */
 static void series_families(buf *b, const ad_daemon *d)
 {
-    const size_t n = ad_series_table_size(d->series);
+    ad_series_table *t = ad_daemon_series(d);
+    const size_t n = ad_series_table_size(t);
     buf fam[NPER + NRW] = {{0}}, scratch = {0};
     ad_series_iter it;
     ad_series *s;
@@ -440,7 +432,7 @@ static void series_families(buf *b, const ad_daemon *d)
     for (size_t f = 0; f < NPER; f++) /* a guess at first (a key of 40 bytes): fewer copies */
         reserve(&fam[f], n * (strlen(per_series[f].name) + 70));
     ad_series_iter_start(&it);
-    while ((s = ad_series_iter_next(d->series, &it)))
+    while ((s = ad_series_iter_next(t, &it)))
         series_lines(fam, &scratch, s);
     for (size_t f = 0; f < NPER + NRW; f++)
         all += fam[f].len;
@@ -460,6 +452,256 @@ static void series_families(buf *b, const ad_daemon *d)
     free(scratch.p);
 }
 
+/* Samples, parse errors, the detectors' threads and refusals. */
+static void ingest_counters(buf *b, const ad_daemon_stats *st)
+{
+    int p, r;
+
+    family(b, "anomalyd_samples_total", "counter", "Samples parsed, by protocol.");
+    for (p = 0; p < AD_PROTO_N; p++)
+        put(b, "anomalyd_samples_total{protocol=\"%s\"} %llu\n", ad_proto_name(p),
+            (unsigned long long)st->samples[p]);
+    family(b, "anomalyd_parse_errors_total", "counter",
+           "Lines refused by the protocol parsers, by protocol and reason.");
+    for (p = 0; p < AD_PROTO_N; p++)
+        for (r = 1; r < AD_PE_NREASONS; r++)
+            put(b, "anomalyd_parse_errors_total{protocol=\"%s\",reason=\"%s\"} %llu\n",
+                ad_proto_name(p), ad_parse_error_name(r),
+                (unsigned long long)st->parse_errors[p][r]);
+    family(b, "anomalyd_scored_samples_total", "counter",
+           "Samples whose detector ran on the loop thread or on the score helper thread "
+           "(score_threads: 2; it takes what it can of each batch).");
+    put(b, "anomalyd_scored_samples_total{thread=\"loop\"} %llu\n",
+        (unsigned long long)st->scored[0]);
+    put(b, "anomalyd_scored_samples_total{thread=\"helper\"} %llu\n",
+        (unsigned long long)st->scored[1]);
+    family(b, "anomalyd_values_refused_total", "counter",
+           "Values the detectors refused, by reason.");
+    for (r = 0; r < AD_REFUSE_NREASONS; r++)
+        put(b, "anomalyd_values_refused_total{reason=\"%s\"} %llu\n", ad_refusal_name(r),
+            (unsigned long long)st->refused[r]);
+}
+
+/* The listeners: bytes, connections, truncated lines. */
+static void listener_counters(buf *b, const ad_daemon *d, const ad_listener_stats *ls)
+{
+    family(b, "anomalyd_received_bytes_total", "counter",
+           "Bytes received by the listeners, by protocol.");
+    for (int p = 0; p < AD_PROTO_N; p++)
+        put(b, "anomalyd_received_bytes_total{protocol=\"%s\"} %llu\n", ad_proto_name(p),
+            (unsigned long long)ls->bytes[p]);
+    scalar(b, "anomalyd_connections_open", "gauge", "Stream connections open.",
+           (double)ls->open);
+    scalar(b, "anomalyd_connections_total", "counter", "Stream connections accepted.",
+           (double)ls->accepted);
+    family(b, "anomalyd_connections_refused_total", "counter",
+           "Stream connections refused: over max_connections, over the file descriptor "
+           "budget (fd_limit), or shed when none was left (fd_exhausted).");
+    put(b, "anomalyd_connections_refused_total{reason=\"max_connections\"} %llu\n",
+        (unsigned long long)ls->refused);
+    fd_refusals(b, d, "anomalyd_connections_refused_total", AD_FD_STREAM);
+    scalar(b, "anomalyd_lines_truncated_total", "counter",
+           "Partial lines lost to connections that failed mid-line.", (double)ls->truncated);
+}
+
+/* The series table's counters. */
+static void series_counters(buf *b, const ad_daemon *d, const ad_daemon_stats *st)
+{
+    scalar(b, "anomalyd_series", "gauge", "Series in the table.",
+           (double)ad_series_table_size(ad_daemon_series(d)));
+    scalar(b, "anomalyd_series_max", "gauge", "The max_series limit.",
+           (double)ad_series_table_max(ad_daemon_series(d)));
+    scalar(b, "anomalyd_series_created_total", "counter", "Series created.",
+           (double)st->series_created);
+    scalar(b, "anomalyd_series_evicted_total", "counter", "Series evicted after series_ttl.",
+           (double)st->series_evicted);
+    scalar(b, "anomalyd_series_refused_total", "counter",
+           "Samples of new series refused: max_series reached.", (double)st->series_refused);
+    scalar(b, "anomalyd_ignored_samples_total", "counter",
+           "Samples of series an ignore rule matches.", (double)st->ignored);
+    scalar(b, "anomalyd_statsd_refused_total", "counter",
+           "StatsD metrics refused: the aggregator is full.", (double)st->statsd_full);
+    scalar(b, "anomalyd_anomalies_total", "counter", "Anomalies flagged, all series.",
+           (double)st->anomalies_total);
+}
+
+/* A histogram's buckets (cumulative counts), sum and count. */
+static void histogram(buf *b, const char *name, int n, double (*le_of)(int),
+                      const uint64_t *cum, double sum)
+{
+    for (int i = 0; i < n; i++) {
+        double le = le_of(i);
+
+        if (isinf(le))
+            put(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum[i]);
+        else
+            put(b, "%s_bucket{le=\"%g\"} %llu\n", name, le, (unsigned long long)cum[i]);
+    }
+    put(b, "%s_sum %.9g\n", name, sum);
+    put(b, "%s_count %llu\n", name, (unsigned long long)cum[n - 1]);
+}
+
+static void training(buf *b, const ad_trainer_stats *ts)
+{
+    scalar(b, "anomalyd_training_queue_depth", "gauge", "Series waiting for training.",
+           (double)ts->queued);
+    scalar(b, "anomalyd_training_running", "gauge", "Training jobs running.",
+           (double)ts->running);
+    family(b, "anomalyd_training_jobs_total", "counter", "Training jobs, by result.");
+    put(b, "anomalyd_training_jobs_total{result=\"installed\"} %llu\n",
+        (unsigned long long)ts->done);
+    put(b, "anomalyd_training_jobs_total{result=\"failed\"} %llu\n",
+        (unsigned long long)ts->failed);
+    scalar(b, "anomalyd_training_dropped_total", "counter",
+           "Trainings not queued: the queue was full.", (double)ts->dropped);
+    scalar(b, "anomalyd_training_cpu_seconds_total", "counter",
+           "Thread CPU seconds spent training.", ts->cpu_seconds);
+    scalar(b, "anomalyd_training_deferred_total", "counter",
+           "Times a training waited for the CPU budget.", (double)ts->deferred);
+    family(b, "anomalyd_training_duration_seconds", "histogram",
+           "Wall time of training jobs, from snapshot to install.");
+    histogram(b, "anomalyd_training_duration_seconds", AD_TRAIN_BUCKETS, ad_trainer_bucket_le,
+              ts->wall_hist, ts->wall_sum);
+}
+
+static void events(buf *b, const ad_daemon *d, const ad_events_stats *es)
+{
+    scalar(b, "anomalyd_events_total", "counter", "Anomaly events published.",
+           (double)es->published);
+    scalar(b, "anomalyd_events_dropped_total", "counter",
+           "Events dropped from slow subscribers' buffers.", (double)es->dropped);
+    scalar(b, "anomalyd_event_subscribers", "gauge", "Event subscribers connected.",
+           (double)es->subscribers);
+    scalar(b, "anomalyd_events_file_errors_total", "counter",
+           "Events the events file could not take.", (double)es->file_errors);
+    family(b, "anomalyd_event_subscribers_refused_total", "counter",
+           "Event subscribers refused: over the file descriptor budget (fd_limit), or "
+           "shed when none was left (fd_exhausted).");
+    fd_refusals(b, d, "anomalyd_event_subscribers_refused_total", AD_FD_SUBSCRIBER);
+}
+
+static void http_server(buf *b, const ad_daemon *d, const ad_http_stats *hs)
+{
+    family(b, "anomalyd_http_connections_refused_total", "counter",
+           "HTTP connections refused: over max_connections, over the file descriptor "
+           "budget (fd_limit), or shed when none was left (fd_exhausted).");
+    put(b, "anomalyd_http_connections_refused_total{reason=\"max_connections\"} %llu\n",
+        (unsigned long long)hs->refused);
+    fd_refusals(b, d, "anomalyd_http_connections_refused_total", AD_FD_HTTP);
+    scalar(b, "anomalyd_http_requests_total", "counter", "HTTP requests handled.",
+           (double)hs->requests);
+    scalar(b, "anomalyd_http_bad_requests_total", "counter",
+           "HTTP requests refused as malformed or too large.", (double)hs->bad_requests);
+}
+
+static uint64_t fam_members(const ad_fam *f)
+{
+    return f->members;
+}
+static uint64_t fam_trainings(const ad_fam *f)
+{
+    return f->trainings;
+}
+static uint64_t fam_batches(const ad_fam *f)
+{
+    return f->batches;
+}
+static uint64_t fam_batched(const ad_fam *f)
+{
+    return f->batched;
+}
+static uint64_t fam_bytes(const ad_fam *f)
+{
+    return ad_net_bytes(f->net);
+}
+
+/* The shared families, one sample per family in each. */
+static void families(buf *b, const ad_fams *fs)
+{
+    static const struct {
+        const char *name, *type, *help;
+        uint64_t (*fn)(const ad_fam *f);
+    } rows[] = {
+        {"anomalyd_family_members", "gauge", "Series in a shared family.", fam_members},
+        {"anomalyd_family_trainings_total", "counter",
+         "Trainings of a shared family's network installed.", fam_trainings},
+        {"anomalyd_family_batched_steps_total", "counter",
+         "Batched network steps of a shared family's members (one matrix-matrix product "
+         "per layer each).",
+         fam_batches},
+        {"anomalyd_family_batched_members_total", "counter",
+         "Member steps run in a shared family's batched steps (divided by "
+         "anomalyd_family_batched_steps_total: the mean batch size).",
+         fam_batched},
+        {"anomalyd_family_bytes", "gauge", "Bytes of a shared family's network.", fam_bytes},
+    };
+
+    scalar(b, "anomalyd_families", "gauge", "Shared families (rules with shared: true in use).",
+           (double)ad_fam_count(fs));
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        family(b, rows[i].name, rows[i].type, rows[i].help);
+        for (const ad_fam *f = fs->head; f; f = f->next)
+            per_family(b, rows[i].name, f, rows[i].fn(f));
+    }
+}
+
+static void latency(buf *b, const ad_daemon_stats *st)
+{
+    uint64_t cum[AD_LAT_BUCKETS], c = 0;
+
+    family(b, "anomalyd_ingest_latency_seconds", "histogram",
+           "Time from a sample's receipt (its read, datagram, request or StatsD flush) to "
+           "its score.");
+    for (int i = 0; i < AD_LAT_BUCKETS; i++)
+        cum[i] = c += st->lat_hist[i];
+    histogram(b, "anomalyd_ingest_latency_seconds", AD_LAT_BUCKETS, ad_latency_le, cum,
+              st->lat_sum);
+}
+
+/* The store's checkpoints (when there is one), the restore's figures, the reloads. */
+static void store(buf *b, const ad_daemon *d, const ad_daemon_stats *st)
+{
+    const ad_persist *ps = ad_daemon_persist(d);
+    const ad_persist_stats *pst = ad_persist_get_stats(ps);
+    const ad_store_stats *ss = ad_persist_store_stats(ps);
+
+    if (ss) {
+        family(b, "anomalyd_store_checkpoints_total", "counter",
+               "Checkpoints to the state store, by result.");
+        put(b, "anomalyd_store_checkpoints_total{result=\"written\"} %llu\n",
+            (unsigned long long)ss->writes);
+        put(b, "anomalyd_store_checkpoints_total{result=\"failed\"} %llu\n",
+            (unsigned long long)ss->write_errors);
+        scalar(b, "anomalyd_store_checkpoints_skipped_total", "counter",
+               "Checkpoints due while the previous one was still being written.",
+               (double)pst->checkpoints_skipped);
+        scalar(b, "anomalyd_store_rows_written_total", "counter",
+               "Series states written to the store.", (double)ss->rows_put);
+        scalar(b, "anomalyd_store_rows_deleted_total", "counter",
+               "Evicted series deleted from the store.", (double)ss->rows_deleted);
+        scalar(b, "anomalyd_store_bytes_written_total", "counter",
+               "Detector blob bytes written to the store.", (double)ss->bytes);
+        scalar(b, "anomalyd_store_last_checkpoint_seconds", "gauge",
+               "Wall time the last successful checkpoint took.", ss->last_seconds);
+    }
+    scalar(b, "anomalyd_store_restored_series", "gauge",
+           "Series restored from the store at start.", (double)pst->restored);
+    family(b, "anomalyd_store_restore_skipped", "gauge",
+           "Saved series not restored at start, by reason.");
+    put(b, "anomalyd_store_restore_skipped{reason=\"damaged\"} %llu\n",
+        (unsigned long long)pst->restore_skipped[AD_SKIP_DAMAGED]);
+    put(b, "anomalyd_store_restore_skipped{reason=\"settings_changed\"} %llu\n",
+        (unsigned long long)pst->restore_skipped[AD_SKIP_SETTINGS]);
+    put(b, "anomalyd_store_restore_skipped{reason=\"ignored_or_full\"} %llu\n",
+        (unsigned long long)pst->restore_skipped[AD_SKIP_NO_ROOM]);
+    put(b, "anomalyd_store_restore_skipped{reason=\"invalid_key\"} %llu\n",
+        (unsigned long long)pst->restore_skipped[AD_SKIP_BAD_KEY]);
+    family(b, "anomalyd_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
+    put(b, "anomalyd_reloads_total{result=\"applied\"} %llu\n", (unsigned long long)st->reloads);
+    put(b, "anomalyd_reloads_total{result=\"refused\"} %llu\n",
+        (unsigned long long)st->reload_failures);
+}
+
 int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
 {
     return ad_metrics_render_opt(d, 1, out, len);
@@ -468,221 +710,35 @@ int ad_metrics_render(const ad_daemon *d, char **out, size_t *len)
 int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_t *len)
 {
     buf b = {0};
-    const ad_trainer_stats *ts = d->trainer ? ad_trainer_get_stats(d->trainer) : NULL;
-    const ad_events_stats *es = d->events ? ad_events_get_stats(d->events) : NULL;
-    const ad_listener_stats *ls = d->listeners ? ad_listeners_get_stats(d->listeners) : NULL;
-    const ad_http_stats *hs = d->http ? ad_http_server_stats(d->http) : NULL;
-    int p, r;
+    const ad_daemon_stats *st = ad_daemon_get_stats(d);
+    const ad_trainer *tr = ad_daemon_trainer(d);
+    const ad_events *ev = ad_daemon_events(d);
+    const ad_listeners *ls = ad_daemon_listeners(d);
+    const ad_http_server *hs = ad_daemon_http(d);
 
     family(&b, "anomalyd_build_info", "gauge", "Version of the running anomalyd.");
     put(&b, "anomalyd_build_info{version=\"%s\"} 1\n", AD_VERSION);
     scalar(&b, "anomalyd_uptime_seconds", "gauge", "Seconds since the daemon started.",
-           ad_wall_now() - d->started);
-
-    family(&b, "anomalyd_samples_total", "counter", "Samples parsed, by protocol.");
-    for (p = 0; p < AD_PROTO_N; p++)
-        put(&b, "anomalyd_samples_total{protocol=\"%s\"} %llu\n", ad_proto_name(p),
-            (unsigned long long)d->samples[p]);
-    family(&b, "anomalyd_parse_errors_total", "counter",
-           "Lines refused by the protocol parsers, by protocol and reason.");
-    for (p = 0; p < AD_PROTO_N; p++)
-        for (r = 1; r < AD_PE_NREASONS; r++)
-            put(&b, "anomalyd_parse_errors_total{protocol=\"%s\",reason=\"%s\"} %llu\n",
-                ad_proto_name(p), ad_parse_error_name(r),
-                (unsigned long long)d->parse_errors[p][r]);
-    family(&b, "anomalyd_scored_samples_total", "counter",
-           "Samples whose detector ran on the loop thread or on the score helper thread "
-           "(score_threads: 2; it takes what it can of each batch).");
-    put(&b, "anomalyd_scored_samples_total{thread=\"loop\"} %llu\n",
-        (unsigned long long)d->scored[0]);
-    put(&b, "anomalyd_scored_samples_total{thread=\"helper\"} %llu\n",
-        (unsigned long long)d->scored[1]);
-    family(&b, "anomalyd_values_refused_total", "counter",
-           "Values the detectors refused, by reason.");
-    for (r = 0; r < AD_REFUSE_NREASONS; r++)
-        put(&b, "anomalyd_values_refused_total{reason=\"%s\"} %llu\n", ad_refusal_name(r),
-            (unsigned long long)d->refused[r]);
-    if (ls) {
-        family(&b, "anomalyd_received_bytes_total", "counter",
-               "Bytes received by the listeners, by protocol.");
-        for (p = 0; p < AD_PROTO_N; p++)
-            put(&b, "anomalyd_received_bytes_total{protocol=\"%s\"} %llu\n", ad_proto_name(p),
-                (unsigned long long)ls->bytes[p]);
-        scalar(&b, "anomalyd_connections_open", "gauge", "Stream connections open.",
-               (double)ls->open);
-        scalar(&b, "anomalyd_connections_total", "counter", "Stream connections accepted.",
-               (double)ls->accepted);
-        family(&b, "anomalyd_connections_refused_total", "counter",
-               "Stream connections refused: over max_connections, over the file descriptor "
-               "budget (fd_limit), or shed when none was left (fd_exhausted).");
-        put(&b, "anomalyd_connections_refused_total{reason=\"max_connections\"} %llu\n",
-            (unsigned long long)ls->refused);
-        fd_refusals(&b, d, "anomalyd_connections_refused_total", AD_FD_STREAM);
-        scalar(&b, "anomalyd_lines_truncated_total", "counter",
-               "Partial lines lost to connections that failed mid-line.",
-               (double)ls->truncated);
-    }
-    scalar(&b, "anomalyd_series", "gauge", "Series in the table.",
-           (double)ad_series_table_size(d->series));
-    scalar(&b, "anomalyd_series_max", "gauge", "The max_series limit.",
-           (double)ad_series_table_max(d->series));
-    scalar(&b, "anomalyd_series_created_total", "counter", "Series created.",
-           (double)d->series_created);
-    scalar(&b, "anomalyd_series_evicted_total", "counter", "Series evicted after series_ttl.",
-           (double)d->series_evicted);
-    scalar(&b, "anomalyd_series_refused_total", "counter",
-           "Samples of new series refused: max_series reached.", (double)d->series_refused);
-    scalar(&b, "anomalyd_ignored_samples_total", "counter",
-           "Samples of series an ignore rule matches.", (double)d->ignored);
-    scalar(&b, "anomalyd_statsd_refused_total", "counter",
-           "StatsD metrics refused: the aggregator is full.", (double)d->statsd_full);
-    scalar(&b, "anomalyd_anomalies_total", "counter", "Anomalies flagged, all series.",
-           (double)d->anomalies_total);
-    if (ts) {
-        scalar(&b, "anomalyd_training_queue_depth", "gauge", "Series waiting for training.",
-               (double)ts->queued);
-        scalar(&b, "anomalyd_training_running", "gauge", "Training jobs running.",
-               (double)ts->running);
-        family(&b, "anomalyd_training_jobs_total", "counter", "Training jobs, by result.");
-        put(&b, "anomalyd_training_jobs_total{result=\"installed\"} %llu\n",
-            (unsigned long long)ts->done);
-        put(&b, "anomalyd_training_jobs_total{result=\"failed\"} %llu\n",
-            (unsigned long long)ts->failed);
-        scalar(&b, "anomalyd_training_dropped_total", "counter",
-               "Trainings not queued: the queue was full.", (double)ts->dropped);
-        scalar(&b, "anomalyd_training_cpu_seconds_total", "counter",
-               "Thread CPU seconds spent training.", ts->cpu_seconds);
-        scalar(&b, "anomalyd_training_deferred_total", "counter",
-               "Times a training waited for the CPU budget.", (double)ts->deferred);
-        family(&b, "anomalyd_training_duration_seconds", "histogram",
-               "Wall time of training jobs, from snapshot to install.");
-        for (int i = 0; i < AD_TRAIN_BUCKETS; i++) {
-            double le = ad_trainer_bucket_le(i);
-
-            if (isinf(le))
-                put(&b, "anomalyd_training_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-                    (unsigned long long)ts->wall_hist[i]);
-            else
-                put(&b, "anomalyd_training_duration_seconds_bucket{le=\"%g\"} %llu\n", le,
-                    (unsigned long long)ts->wall_hist[i]);
-        }
-        put(&b, "anomalyd_training_duration_seconds_sum %.9g\n", ts->wall_sum);
-        put(&b, "anomalyd_training_duration_seconds_count %llu\n",
-            (unsigned long long)ts->wall_hist[AD_TRAIN_BUCKETS - 1]);
-    }
-    if (es) {
-        scalar(&b, "anomalyd_events_total", "counter", "Anomaly events published.",
-               (double)es->published);
-        scalar(&b, "anomalyd_events_dropped_total", "counter",
-               "Events dropped from slow subscribers' buffers.", (double)es->dropped);
-        scalar(&b, "anomalyd_event_subscribers", "gauge", "Event subscribers connected.",
-               (double)es->subscribers);
-        scalar(&b, "anomalyd_events_file_errors_total", "counter",
-               "Events the events file could not take.", (double)es->file_errors);
-        family(&b, "anomalyd_event_subscribers_refused_total", "counter",
-               "Event subscribers refused: over the file descriptor budget (fd_limit), or "
-               "shed when none was left (fd_exhausted).");
-        fd_refusals(&b, d, "anomalyd_event_subscribers_refused_total", AD_FD_SUBSCRIBER);
-    }
+           ad_wall_now() - st->started);
+    ingest_counters(&b, st);
+    if (ls)
+        listener_counters(&b, d, ad_listeners_get_stats(ls));
+    series_counters(&b, d, st);
+    if (tr)
+        training(&b, ad_trainer_get_stats(tr));
+    if (ev)
+        events(&b, d, ad_events_get_stats(ev));
     memory(&b, d, with_series);
     scalar(&b, "anomalyd_fds_open", "gauge", "File descriptors the process has open.",
            (double)ad_fdlimit_open_count());
     scalar(&b, "anomalyd_fds_limit", "gauge",
            "RLIMIT_NOFILE's soft limit (after anomalyd raised it; 0: unknown).",
-           (double)d->fdb.limit);
-    if (hs) {
-        family(&b, "anomalyd_http_connections_refused_total", "counter",
-               "HTTP connections refused: over max_connections, over the file descriptor "
-               "budget (fd_limit), or shed when none was left (fd_exhausted).");
-        put(&b, "anomalyd_http_connections_refused_total{reason=\"max_connections\"} %llu\n",
-            (unsigned long long)hs->refused);
-        fd_refusals(&b, d, "anomalyd_http_connections_refused_total", AD_FD_HTTP);
-        scalar(&b, "anomalyd_http_requests_total", "counter", "HTTP requests handled.",
-               (double)hs->requests);
-        scalar(&b, "anomalyd_http_bad_requests_total", "counter",
-               "HTTP requests refused as malformed or too large.", (double)hs->bad_requests);
-    }
-
-    scalar(&b, "anomalyd_families", "gauge", "Shared families (rules with shared: true in use).",
-           (double)ad_fam_count(d));
-    family(&b, "anomalyd_family_members", "gauge", "Series in a shared family.");
-    for (const ad_fam *f = d->families; f; f = f->next)
-        per_family(&b, "anomalyd_family_members", f, f->members);
-    family(&b, "anomalyd_family_trainings_total", "counter",
-           "Trainings of a shared family's network installed.");
-    for (const ad_fam *f = d->families; f; f = f->next)
-        per_family(&b, "anomalyd_family_trainings_total", f, f->trainings);
-    family(&b, "anomalyd_family_batched_steps_total", "counter",
-           "Batched network steps of a shared family's members (one matrix-matrix product "
-           "per layer each).");
-    for (const ad_fam *f = d->families; f; f = f->next)
-        per_family(&b, "anomalyd_family_batched_steps_total", f, f->batches);
-    family(&b, "anomalyd_family_batched_members_total", "counter",
-           "Member steps run in a shared family's batched steps (divided by "
-           "anomalyd_family_batched_steps_total: the mean batch size).");
-    for (const ad_fam *f = d->families; f; f = f->next)
-        per_family(&b, "anomalyd_family_batched_members_total", f, f->batched);
-    family(&b, "anomalyd_family_bytes", "gauge", "Bytes of a shared family's network.");
-    for (const ad_fam *f = d->families; f; f = f->next)
-        per_family(&b, "anomalyd_family_bytes", f, ad_net_bytes(f->net));
-    family(&b, "anomalyd_ingest_latency_seconds", "histogram",
-           "Time from a sample's receipt (its read, datagram, request or StatsD flush) to "
-           "its score.");
-    {
-        uint64_t cum = 0;
-
-        for (int i = 0; i < AD_LAT_BUCKETS; i++) {
-            double le = ad_latency_le(i);
-
-            cum += d->lat_hist[i];
-            if (isinf(le))
-                put(&b, "anomalyd_ingest_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
-                    (unsigned long long)cum);
-            else
-                put(&b, "anomalyd_ingest_latency_seconds_bucket{le=\"%g\"} %llu\n", le,
-                    (unsigned long long)cum);
-        }
-        put(&b, "anomalyd_ingest_latency_seconds_sum %.9g\n", d->lat_sum);
-        put(&b, "anomalyd_ingest_latency_seconds_count %llu\n", (unsigned long long)cum);
-    }
-    if (d->store) {
-        const ad_store_stats *ss = ad_store_get_stats(d->store);
-
-        family(&b, "anomalyd_store_checkpoints_total", "counter",
-               "Checkpoints to the state store, by result.");
-        put(&b, "anomalyd_store_checkpoints_total{result=\"written\"} %llu\n",
-            (unsigned long long)ss->writes);
-        put(&b, "anomalyd_store_checkpoints_total{result=\"failed\"} %llu\n",
-            (unsigned long long)ss->write_errors);
-        scalar(&b, "anomalyd_store_checkpoints_skipped_total", "counter",
-               "Checkpoints due while the previous one was still being written.",
-               (double)d->checkpoints_skipped);
-        scalar(&b, "anomalyd_store_rows_written_total", "counter",
-               "Series states written to the store.", (double)ss->rows_put);
-        scalar(&b, "anomalyd_store_rows_deleted_total", "counter",
-               "Evicted series deleted from the store.", (double)ss->rows_deleted);
-        scalar(&b, "anomalyd_store_bytes_written_total", "counter",
-               "Detector blob bytes written to the store.", (double)ss->bytes);
-        scalar(&b, "anomalyd_store_last_checkpoint_seconds", "gauge",
-               "Wall time the last successful checkpoint took.", ss->last_seconds);
-    }
-    scalar(&b, "anomalyd_store_restored_series", "gauge",
-           "Series restored from the store at start.", (double)d->restored);
-    family(&b, "anomalyd_store_restore_skipped", "gauge",
-           "Saved series not restored at start, by reason.");
-    put(&b, "anomalyd_store_restore_skipped{reason=\"damaged\"} %llu\n",
-        (unsigned long long)d->restore_skipped[0]);
-    put(&b, "anomalyd_store_restore_skipped{reason=\"settings_changed\"} %llu\n",
-        (unsigned long long)d->restore_skipped[1]);
-    put(&b, "anomalyd_store_restore_skipped{reason=\"ignored_or_full\"} %llu\n",
-        (unsigned long long)d->restore_skipped[2]);
-    put(&b, "anomalyd_store_restore_skipped{reason=\"invalid_key\"} %llu\n",
-        (unsigned long long)d->restore_skipped[3]);
-    family(&b, "anomalyd_reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
-    put(&b, "anomalyd_reloads_total{result=\"applied\"} %llu\n", (unsigned long long)d->reloads);
-    put(&b, "anomalyd_reloads_total{result=\"refused\"} %llu\n",
-        (unsigned long long)d->reload_failures);
-
+           (double)ad_daemon_fdbudget(d)->limit);
+    if (hs)
+        http_server(&b, d, ad_http_server_stats(hs));
+    families(&b, ad_daemon_families(d));
+    latency(&b, st);
+    store(&b, d, st);
     if (with_series)
         series_families(&b, d); /* the remote-write counters among them, in their place */
     else

@@ -12,14 +12,15 @@
  * result, series dropped; per remote-written series anomaly_score, anomalous,
  * anomaly_value and anomaly_predicted with the series' own labels plus
  * source_metric="<name>" (docs/PROMETHEUS.md). Counters end in _total; every family has HELP and
- * TYPE lines, so `promtool check metrics` accepts it.
+ * TYPE lines, so `promtool check metrics` accepts it. It reads the daemon through
+ * stats.h only.
  */
 #ifndef AD_METRICS_H
 #define AD_METRICS_H
 
 #include <stddef.h>
 
-#include "daemon.h"
+#include "stats.h"
 
 /* Renders the exposition into a malloc'd buffer (*out, *len). Returns 0 or
  * -AD_ENOMEM. */
@@ -29,11 +30,5 @@ int ad_metrics_render(const ad_daemon *d, char **out, size_t *len);
  * remote-written series' anomaly_*): the daemon's own figures only, cheap at millions of
  * series (GET /metrics?series=0). */
 int ad_metrics_render_opt(const ad_daemon *d, int with_series, char **out, size_t *len);
-
-/* Whether a metric name is one of the families this exposition writes: anomalyd_*, and
- * the remote-written series' anomaly_score, anomalous, anomaly_value, anomaly_predicted
- * (a Prometheus that scrapes anomalyd and remote-writes everything sends them back:
- * promrw.h's prometheus.exclude_own). */
-int ad_metrics_own_family(const char *name);
 
 #endif

@@ -12,12 +12,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon.h"
+#include "clock.h"
+#include "hash.h"
 #include "log.h"
-#include "http/metrics.h"
 #include "ingest/relabel.h"
 #include "ingest/remote_write.h"
-#include "hash.h"
 
 #define MAX_FAMILIES 100000 /* metadata types remembered */
 #define SWEEP_EVERY 60.0    /* seconds between sweeps of idle series entries */
@@ -133,9 +132,11 @@ static void table_free(table *t)
 
 struct ad_promrw {
     ad_promrw_stats st;
-    ad_relabel *include, *exclude, *rate; /* compiled from d->cfg */
-    uint64_t compiled_at;   /* d->reloads when they were compiled */
-    int compiled;
+    const ad_config *cfg;   /* the owner's running configuration */
+    ad_series_table *dseries; /* the owner's series table (read only) */
+    ad_promrw_sink sink;    /* where the samples go */
+    ad_relabel *include, *exclude, *rate; /* compiled from cfg */
+    int compiled;           /* they are (and cfg has not changed since) */
     table series;           /* series key -> its state */
     table families;         /* family name -> metadata type */
     double last_sweep;
@@ -186,6 +187,20 @@ static void free_patterns(ad_promrw *p)
     p->compiled = 0;
 }
 
+int ad_promrw_create(const ad_config *cfg, ad_series_table *series,
+                     const ad_promrw_sink *sink, ad_promrw **out)
+{
+    ad_promrw *p = calloc(1, sizeof(*p));
+
+    *out = p;
+    if (!p)
+        return -AD_ENOMEM;
+    p->cfg = cfg;
+    p->dseries = series;
+    p->sink = *sink;
+    return 0;
+}
+
 void ad_promrw_free(ad_promrw *p)
 {
     if (!p)
@@ -196,14 +211,19 @@ void ad_promrw_free(ad_promrw *p)
     free(p);
 }
 
-/* The patterns of the running configuration (compiled again after a reload). */
-static int compile(ad_promrw *p, const ad_daemon *d)
+void ad_promrw_reconfigure(ad_promrw *p)
 {
-    const ad_config *c = &d->cfg;
+    p->compiled = 0;
+}
+
+/* The patterns of the running configuration (compiled again after a reload). */
+static int compile(ad_promrw *p)
+{
+    const ad_config *c = p->cfg;
     char err[512];
     int r;
 
-    if (p->compiled && p->compiled_at == d->reloads)
+    if (p->compiled)
         return 0;
     free_patterns(p);
     /* config.c checked each pattern: only memory can fail here */
@@ -217,9 +237,21 @@ static int compile(ad_promrw *p, const ad_daemon *d)
         return r;
     }
     p->compiled = 1;
-    p->compiled_at = d->reloads;
     p->series.max = c->max_series;
     p->families.max = MAX_FAMILIES;
+    return 0;
+}
+
+int ad_promrw_own_family(const char *name)
+{
+    static const char *const own[] = {AD_PRW_FAMILY_SCORE, AD_PRW_FAMILY_ANOMALOUS,
+                                       AD_PRW_FAMILY_VALUE, AD_PRW_FAMILY_PREDICTED};
+
+    if (!strncmp(name, "anomalyd_", 9))
+        return 1;
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (!strcmp(name, own[i]))
+            return 1;
     return 0;
 }
 
@@ -305,8 +337,7 @@ static int content_type_ok(const char *ct)
 }
 
 /* Samples of one series, e its state. */
-static void ingest_series(ad_promrw *p, ad_daemon *d, const ad_rw_series *s, size_t klen,
-                          entry *e)
+static void ingest_series(ad_promrw *p, const ad_rw_series *s, size_t klen, entry *e)
 {
     uint64_t *n = p->st.samples;
 
@@ -354,17 +385,16 @@ static void ingest_series(ad_promrw *p, ad_daemon *d, const ad_rw_series *s, siz
         smp.key_len = klen;
         smp.ts = ts;
         smp.value = v;
-        ad_daemon_sample(d, AD_PROTO_PROMETHEUS, &smp);
+        p->sink.sample(p->sink.ctx, AD_PROTO_PROMETHEUS, &smp);
         n[AD_PRW_INGESTED]++;
     }
 }
 
 /* The state of a series first seen now: rate or raw is settled here; the last
  * timestamp is the daemon's (a series restored from the store) if it has one. */
-static void new_series(ad_promrw *p, ad_daemon *d, const ad_rw_series *s, size_t klen,
-                       entry *e)
+static void new_series(ad_promrw *p, const ad_rw_series *s, size_t klen, entry *e)
 {
-    ad_series *ds = ad_series_table_find(d->series, p->key, klen);
+    ad_series *ds = ad_series_table_find(p->dseries, p->key, klen);
 
     e->is_rate = is_rate(p, s);
     e->last_ts = ds && ds->recent_len ? ad_series_point(ds, ds->recent_len - 1).ts : -INFINITY;
@@ -383,14 +413,13 @@ static int will_sample(const ad_promrw *p, const ad_rw_series *s, const entry *e
 /* The first pass's verdict on one series (its key in p->key, *klen, from V_TAKE on):
  * a new series whose samples reach the daemon has its series created while *quota
  * lasts, and is deferred after. */
-static int judge(ad_promrw *p, ad_daemon *d, const ad_rw_series *s, size_t *klen,
-                 size_t *quota)
+static int judge(ad_promrw *p, const ad_rw_series *s, size_t *klen, size_t *quota)
 {
     int r;
 
     if (s->bad)
         return V_BAD;
-    if (d->cfg.prom_exclude_own && ad_metrics_own_family(s->name))
+    if (p->cfg->prom_exclude_own && ad_promrw_own_family(s->name))
         return V_OWN;
     if ((ad_relabel_count(p->include) &&
          !ad_relabel_match(p->include, s->name, s->labels, s->nlabels)) ||
@@ -400,7 +429,7 @@ static int judge(ad_promrw *p, ad_daemon *d, const ad_rw_series *s, size_t *klen
         return V_KEY_TOO_LONG;
     if (!s->nsamples || !will_sample(p, s, table_find(&p->series, p->key, *klen)))
         return V_TAKE;
-    r = ad_daemon_prepare_series(d, AD_PROTO_PROMETHEUS, p->key, *klen, *quota > 0);
+    r = p->sink.prepare_series(p->sink.ctx, AD_PROTO_PROMETHEUS, p->key, *klen, *quota > 0);
     if (r == -AD_EFULL)
         return V_FULL;
     if (r == 1 && !*quota)
@@ -427,8 +456,7 @@ static void warn_own(ad_promrw *p, const ad_rw_series *s, const char *peer)
 }
 
 /* The second pass: every series as the first judged it. */
-static void take(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq, const uint8_t *v,
-                 const char *peer)
+static void take(ad_promrw *p, const ad_rw_request *rq, const uint8_t *v, const char *peer)
 {
     static const int dropped[] = {[V_BAD] = 1, [V_OWN] = 3, [V_EXCLUDED] = 0,
                                   [V_KEY_TOO_LONG] = 2};
@@ -459,9 +487,9 @@ static void take(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq, const uint
                 n[AD_PRW_STATE_FULL] += s->nsamples;
                 continue;
             }
-            new_series(p, d, s, klen, e);
+            new_series(p, s, klen, e);
         }
-        ingest_series(p, d, s, klen, e);
+        ingest_series(p, s, klen, e);
     }
     p->st.series = p->series.size;
 }
@@ -469,7 +497,7 @@ static void take(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq, const uint
 /* Every series of a decoded request: its metadata, then the first pass; when it
  * deferred no series, the second. Returns the series deferred (nothing was taken then),
  * or -AD_ENOMEM. */
-static long ingest(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq, const char *peer)
+static long ingest(ad_promrw *p, const ad_rw_request *rq, const char *peer)
 {
     uint8_t *v = malloc(rq->nseries ? rq->nseries : 1);
     size_t quota = AD_PRW_NEW_SERIES;
@@ -487,12 +515,12 @@ static long ingest(ad_promrw *p, ad_daemon *d, const ad_rw_request *rq, const ch
     for (size_t i = 0; i < rq->nseries; i++) {
         size_t klen;
 
-        v[i] = (uint8_t)judge(p, d, &rq->series[i], &klen, &quota);
+        v[i] = (uint8_t)judge(p, &rq->series[i], &klen, &quota);
         deferred += v[i] == V_DEFER;
     }
     if (!deferred) { /* a deferred request counts only as deferred (promrw.h) */
         p->st.metadata += rq->nmeta;
-        take(p, d, rq, v, peer);
+        take(p, rq, v, peer);
     }
     free(v);
     return deferred;
@@ -532,9 +560,9 @@ static void defer(ad_promrw *p, ad_http_conn *conn, long deferred, const char *p
     respond_with(conn, 503, "Retry-After: 1\r\n", msg);
 }
 
-void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
+void ad_promrw_handle(ad_promrw *p, const ad_http_req *req, ad_http_conn *conn)
 {
-    ad_promrw *p = d->promrw;
+    const ad_config *cfg = p->cfg;
     uint64_t before[AD_PRW_NOUTCOMES];
     ad_rw_request rq;
     char msg[512];
@@ -543,22 +571,17 @@ void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
     double now;
     int r, res;
 
-    d->recv_hr = uv_hrtime();
-    if (!p && !(p = d->promrw = calloc(1, sizeof(*p)))) {
-        ad_http_respond(conn, 500, "application/json", NULL, "{\"error\":\"out of memory\"}",
-                        25);
-        return;
-    }
-    if (compile(p, d) < 0) {
+    p->sink.received(p->sink.ctx, uv_hrtime());
+    if (compile(p) < 0) {
         p->st.requests[AD_PRW_NOMEM]++;
         respond_msg(conn, 500, "out of memory");
         return;
     }
     now = ad_wall_now();
     if (now - p->last_sweep >= SWEEP_EVERY) {
-        if (d->cfg.series_ttl > 0)
-            table_sweep(&p->series, now - d->cfg.series_ttl);
-        p->series.max = d->cfg.max_series;
+        if (cfg->series_ttl > 0)
+            table_sweep(&p->series, now - cfg->series_ttl);
+        p->series.max = cfg->max_series;
         p->last_sweep = now;
     }
     if (!req->content_encoding || strcasecmp(req->content_encoding, "snappy")) {
@@ -573,7 +596,7 @@ void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
                                "1.0, prometheus.WriteRequest)");
         return;
     }
-    r = ad_rw_decode(req->body, req->body_len, d->cfg.prom_max_decoded, &rq);
+    r = ad_rw_decode(req->body, req->body_len, cfg->prom_max_decoded, &rq);
     if (r < 0) {
         static const struct {
             int res, status;
@@ -601,8 +624,8 @@ void ad_promrw_handle(ad_daemon *d, const ad_http_req *req, ad_http_conn *conn)
     }
     memcpy(before, p->st.samples, sizeof(before));
     rq_decoded = rq.decoded_len;
-    deferred = ingest(p, d, &rq, req->peer ? req->peer : "?");
-    ad_daemon_flush(d); /* the families' deferred steps, one batch each */
+    deferred = ingest(p, &rq, req->peer ? req->peer : "?");
+    p->sink.flush(p->sink.ctx); /* the families' deferred steps, one batch each */
     ad_rw_request_free(&rq);
     if (deferred < 0) {
         p->st.requests[AD_PRW_NOMEM]++;

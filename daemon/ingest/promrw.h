@@ -7,7 +7,7 @@
  * series:
  *   - unusable series (remote_write.h's reasons) and keys over AD_KEY_MAX are dropped
  *     and counted (the answer is then 400: Prometheus does not retry it);
- *   - anomalyd's own output written back (metrics.h's ad_metrics_own_family: anomalyd_*,
+ *   - anomalyd's own output written back (ad_promrw_own_family: anomalyd_*,
  *     anomaly_score, anomalous, anomaly_value, anomaly_predicted) is dropped, counted,
  *     unless prometheus.exclude_own is false: a Prometheus that scrapes anomalyd and
  *     remote-writes everything would otherwise make each of them a new series, whose
@@ -27,8 +27,8 @@
  *     reset and primes again (neither is scored); whether a series is a rate is settled
  *     when it is first seen (metadata arriving later counts for series seen afterwards;
  *     a reload's new rate patterns for series new to the table);
- *   - each value goes to ad_daemon_sample (protocol prometheus), with d->recv_hr set at
- *     the request's receipt.
+ *   - each value goes to the sink's sample (the daemon's ad_daemon_sample, protocol
+ *     prometheus), after the sink's received stamped the request's receipt.
  * The rest of a request is always taken, whatever one series did. The answer is 204, or
  * 400 with a JSON message saying how many samples were refused and why.
  *
@@ -43,10 +43,15 @@
  *
  * The state (counters for /metrics, the compiled patterns, per series its last timestamp,
  * rate or raw and the counter's last value, the metadata types by family) lives in an
- * ad_promrw the daemon owns (d->promrw, created at the first request). The series table
- * holds at most max_series entries and forgets those idle for series_ttl (a series new
- * to it takes its last timestamp from the daemon's series, restored from the store);
- * the family table at most 100000.
+ * ad_promrw the daemon owns (created at the first request: ingest_sink.h's
+ * ad_daemon_promrw_open), which reaches the daemon only through its sink. Its series
+ * table is not a second index of the daemon's series: it holds what the daemon's series
+ * do not, for series the daemon may not have (yet): the last timestamp (out of order and
+ * duplicates, also for series an ignore rule drops or max_series refuses), and for a
+ * rate its base (a counter's first sample primes it without reaching the daemon). It
+ * holds at most max_series entries and forgets those idle for series_ttl (an entry new
+ * to it takes its last timestamp from the daemon's series, restored from the store); the
+ * family table at most 100000.
  */
 #ifndef AD_PROMRW_H
 #define AD_PROMRW_H
@@ -54,9 +59,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "http/http.h"
-
-struct ad_daemon;
+#include "ingest/sample.h"
+#include "series.h"
 
 /* Requests by result. */
 enum ad_promrw_result {
@@ -104,9 +110,40 @@ typedef struct ad_promrw_stats {
 
 typedef struct ad_promrw ad_promrw;
 
-/* Answers one POST /api/v1/write (the route checked method and auth). Creates
- * d->promrw first if need be (500 when that fails). */
-void ad_promrw_handle(struct ad_daemon *d, const ad_http_req *req, ad_http_conn *conn);
+/* Where the samples go (the daemon's ingest door, ingest_sink.h), ctx first. */
+typedef struct ad_promrw_sink {
+    void (*received)(void *ctx, uint64_t ns); /* a request arrived at uv_hrtime() ns */
+    void (*sample)(void *ctx, int proto, const ad_sample *s); /* one value, queued */
+    /* makes sure a key has its series (ad_daemon_prepare_series) */
+    int (*prepare_series)(void *ctx, int proto, const char *key, size_t len, int create);
+    void (*flush)(void *ctx);                 /* every value queued is taken */
+    void *ctx;
+} ad_promrw_sink;
+
+/* The per-series families /metrics writes for remote-written series (metrics.c). */
+#define AD_PRW_FAMILY_SCORE     "anomaly_score"
+#define AD_PRW_FAMILY_ANOMALOUS "anomalous"
+#define AD_PRW_FAMILY_VALUE     "anomaly_value"
+#define AD_PRW_FAMILY_PREDICTED "anomaly_predicted"
+
+/* A receiver over the owner's running configuration (at an address that stays; its
+ * patterns are compiled at the first request and again after ad_promrw_reconfigure) and
+ * series table (read: a series' last timestamp), feeding `sink` (copied). Returns 0 or
+ * -AD_ENOMEM. */
+int ad_promrw_create(const ad_config *cfg, ad_series_table *series,
+                     const ad_promrw_sink *sink, ad_promrw **out);
+
+/* The configuration changed (a reload): the patterns are compiled again at the next
+ * request. */
+void ad_promrw_reconfigure(ad_promrw *p);
+
+/* Answers one POST /api/v1/write (the route checked method and auth). */
+void ad_promrw_handle(ad_promrw *p, const ad_http_req *req, ad_http_conn *conn);
+
+/* Whether a metric name is anomalyd's own output: anomalyd_* (every family of the
+ * exposition) and the AD_PRW_FAMILY_* above (a Prometheus that scrapes anomalyd and
+ * remote-writes everything sends them back: prometheus.exclude_own). */
+int ad_promrw_own_family(const char *name);
 
 /* The counters; all zero for NULL. */
 const ad_promrw_stats *ad_promrw_get_stats(const ad_promrw *p);

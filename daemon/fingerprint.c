@@ -1,0 +1,34 @@
+/*
+ * fingerprint.c - the fingerprint of a series' detector settings (fingerprint.h).
+ */
+#include "fingerprint.h"
+
+#include "blob.h"
+
+#define SHARED_SALT 0x5348415245440001ull /* "SHARED": a family member's */
+
+uint64_t ad_fingerprint(const ad_detector_config *c, int shared)
+{
+    uint8_t buf[1024];
+    ad_wbuf w;
+    uint64_t fp;
+
+    ad_wbuf_init(&w, buf, sizeof(buf));
+    ad_detector_config_write(&w, c);
+    /* Fields appended to the configuration since blob version 6 are left out while they
+     * hold the value that behaves as before them, so settings saved before them keep
+     * their fingerprint (an upgrade restores those series); any other value counts as
+     * other settings (those series start afresh). They drop from the end: version 8's
+     * feature_span, raw_k, raw_rms (12 bytes) with the time features always fed and no
+     * raw signal, then version 7's forget_bias (4) at 1. */
+    if (c->feature_span == 0 && c->raw_k == 0.0f && w.len >= 16) {
+        w.len -= 12;
+        if (c->forget_bias == 1.0f)
+            w.len -= 4;
+    }
+    /* Two CRCs (forwards, and seeded) make a 64-bit fingerprint; the config is small
+     * and fixed-size, so a collision between settings one would really use is not a
+     * concern. */
+    fp = ((uint64_t)ad_crc32(0, buf, w.len) << 32) | ad_crc32(0x9e3779b9u, buf, w.len);
+    return shared ? fp ^ SHARED_SALT : fp;
+}
