@@ -96,8 +96,13 @@ def resolve(path, name, dirs=INCLUDE_DIRS):
 
 
 def module_of(path):
-    """daemon/series.c and daemon/series.h -> daemon/series."""
-    return os.path.splitext(path)[0]
+    """daemon/series.c and daemon/series.h -> daemon/series. A module's private header
+    (<module>_impl.h: what the files of a split module share, included by them only) is
+    part of the module: models/detector_impl.h -> models/detector."""
+    base = os.path.splitext(path)[0]
+    if path.endswith("_impl.h"):
+        base = base[: -len("_impl")]
+    return base
 
 
 def functions(lines):
@@ -296,6 +301,11 @@ class Helpers(unittest.TestCase):
         self.assertIn("a -> b -> c -> a", text)
         self.assertIn("c -> a (c.c:7)", text)
         self.assertEqual(cycles({"a": {"b": ("a.c", 1)}, "b": {}}), [])
+
+    def test_private_header_is_its_modules(self):
+        self.assertEqual(module_of("models/detector_impl.h"), "models/detector")
+        self.assertEqual(module_of("models/detector_observe.c"), "models/detector_observe")
+        self.assertEqual(module_of("daemon/series.h"), "daemon/series")
 
     def test_line_count(self):
         self.assertEqual(line_count("a\nb\n".split("\n")), 2)
