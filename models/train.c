@@ -47,12 +47,11 @@ static void gather(float *dst, const float *src, int rows, const size_t *starts,
 /* One batch of bn windows of T steps, gathered time-major in xb, yb: forward (from the
  * state batches h0, c0, or zero when h0 is NULL), MSE, backward, clipping, one optimiser
  * step. Returns the batch's loss, or -1 when the workspace is too small. */
-static double train_batch(ad_net *net, ad_optim *opt, ad_seq *ws, const float *xb,
-                          const float *yb, float *dy, int T, int bn, const float *h0,
-                          const float *c0, float clip)
+static double train_batch(ad_net *net, ad_optim *opt, ad_seq *ws, const float *xb, const float *yb,
+                          float *dy, int T, int bn, const float *h0, const float *c0, float clip)
 {
-    const float *yh = h0 ? ad_seq_forward_init(net, ws, xb, T, bn, h0, c0)
-                         : ad_seq_forward(net, ws, xb, T, bn);
+    const float *yh =
+        h0 ? ad_seq_forward_init(net, ws, xb, T, bn, h0, c0) : ad_seq_forward(net, ws, xb, T, bn);
     double loss;
 
     if (!yh)
@@ -74,8 +73,8 @@ typedef struct train_buf {
 
 /* Stateful: the S streams' windows starting at t0 of each, len steps (stream b is
  * [off + b L, off + (b+1) L) of the data), into time-major (rows, S, len) blocks. */
-static void gather_streams(float *dst, const float *src, int rows, size_t off, size_t L,
-                           size_t t0, int S, int len)
+static void gather_streams(float *dst, const float *src, int rows, size_t off, size_t L, size_t t0,
+                           int S, int len)
 {
     for (int t = 0; t < len; t++)
         for (int b = 0; b < S; b++)
@@ -102,8 +101,7 @@ static int epoch_stateful(ad_net *net, ad_optim *opt, ad_seq *ws, const float *x
         const int len = L - t0 < (size_t)T ? (int)(L - t0) : T;
         gather_streams(tb->xb, x, D, off, L, t0, S, len);
         gather_streams(tb->yb, y, O, off, L, t0, S, len);
-        double l = train_batch(net, opt, ws, tb->xb, tb->yb, tb->dy, len, S, tb->h, tb->c,
-                               o->clip);
+        double l = train_batch(net, opt, ws, tb->xb, tb->yb, tb->dy, len, S, tb->h, tb->c, o->clip);
         if (l < 0.0)
             return -1;
         ad_seq_final_states(ws, tb->h, tb->c);

@@ -5,8 +5,8 @@
  * The fingerprint is two CRC-32s of the settings as ad_detector_config_write lays them
  * out. The fields appended since detector blob version 6 (forget_bias in 7; feature_span,
  * raw_k, raw_rms in 8; stateful in 9) are left out while they hold what behaves as before
- * them (forget_bias 1, feature_span 0, raw_k 0, stateful 0), so a store written before they existed still
- * matches (an upgrade restores its series); any other value changes the fingerprint (the
+ * them (forget_bias 1, feature_span 0, raw_k 0, stateful 0), so a store written before they existed
+ * still matches (an upgrade restores its series); any other value changes the fingerprint (the
  * series start afresh).
  */
 #include <check.h>

@@ -256,8 +256,8 @@ static void ref_batch(ad_net *net, ad_optim *opt, ad_seq *ws, const float *xb, c
                       int T, int B, const float *h0, const float *c0, float clip)
 {
     static float dy[4096];
-    const float *yh = h0 ? ad_seq_forward_init(net, ws, xb, T, B, h0, c0)
-                         : ad_seq_forward(net, ws, xb, T, B);
+    const float *yh =
+        h0 ? ad_seq_forward_init(net, ws, xb, T, B, h0, c0) : ad_seq_forward(net, ws, xb, T, B);
     ck_assert_ptr_nonnull(yh);
     ad_mse(yh, yb, (size_t)B * T, dy);
     ad_seq_zero_grad(ws);
@@ -301,8 +301,7 @@ static void ref_train(ad_net *net, ad_optim *opt, ad_seq *ws, const float *x, co
                     xb[b + S * t] = x[off + (size_t)b * L + t0 + t];
                     yb[b + S * t] = y[off + (size_t)b * L + t0 + t];
                 }
-            ref_batch(net, opt, ws, xb, yb, len, S, carry ? h : NULL, carry ? c : NULL,
-                      o->clip);
+            ref_batch(net, opt, ws, xb, yb, len, S, carry ? h : NULL, carry ? c : NULL, o->clip);
             if (carry)
                 ad_seq_final_states(ws, h, c);
         }
@@ -337,7 +336,6 @@ static void train_copy(const ad_train_opts *o, size_t n, int stateful, int ref, 
     ad_seq_free(ws);
     ad_net_free(net);
 }
-
 
 /* stateful 0 (the default) is the shuffled windows from zero, bit for bit. */
 START_TEST(test_shuffled_windows_by_default)
