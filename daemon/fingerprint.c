@@ -18,13 +18,17 @@ uint64_t ad_fingerprint(const ad_detector_config *c, int shared)
     /* Fields appended to the configuration since blob version 6 are left out while they
      * hold the value that behaves as before them, so settings saved before them keep
      * their fingerprint (an upgrade restores those series); any other value counts as
-     * other settings (those series start afresh). They drop from the end: version 8's
-     * feature_span, raw_k, raw_rms (12 bytes) with the time features always fed and no
-     * raw signal, then version 7's forget_bias (4) at 1. */
-    if (c->feature_span == 0 && c->raw_k == 0.0f && w.len >= 16) {
-        w.len -= 12;
-        if (c->forget_bias == 1.0f)
-            w.len -= 4;
+     * other settings (those series start afresh). They drop from the end: version 9's
+     * stateful (4 bytes) at 0, then version 8's feature_span, raw_k, raw_rms (12) with
+     * the time features always fed and no raw signal, then version 7's forget_bias (4)
+     * at 1. */
+    if (c->stateful == 0 && w.len >= 20) {
+        w.len -= 4;
+        if (c->feature_span == 0 && c->raw_k == 0.0f) {
+            w.len -= 12;
+            if (c->forget_bias == 1.0f)
+                w.len -= 4;
+        }
     }
     /* Two CRCs (forwards, and seeded) make a 64-bit fingerprint; the config is small
      * and fixed-size, so a collision between settings one would really use is not a

@@ -13,7 +13,8 @@
 #include "serial.h"
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   8 /* 8: feature_span, raw_k, raw_rms (AD_DETECTOR_V_RAW); whether
+#define DET_VERSION   9 /* 9: stateful at the config's end (AD_DETECTOR_V_STATEFUL);
+                             8: feature_span, raw_k, raw_rms (AD_DETECTOR_V_RAW); whether
                              the time features are fed (time_on), the raw signal's scale
                              (raw_q); 7: forget_bias at the config's end; 6: the anomalous
                              state (since_hit); 5: compact history (fixed-point timestamps,

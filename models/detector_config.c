@@ -84,6 +84,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->feature_span = 172800;
     c->raw_k = 2.0f;
     c->raw_rms = 0.05f;
+    c->stateful = 0;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
     c->scorer.error_bound = 3.0f;
     c->scorer.min_sd = 0.0173f;
@@ -142,6 +143,7 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(feature_span, 0, 1000000000);
     RANGE(raw_k, 0.0, 1e6);
     RANGE(raw_rms, 0.0, 1e6);
+    RANGE(stateful, 0, 1);
     if (c->long_window > 0 && c->scorer.kind == AD_SCORER_LIKELIHOOD &&
         c->long_window > c->scorer.window) {
         ERR("long_window must be 0..the scorer's window (%d), got %d", c->scorer.window,
@@ -208,6 +210,7 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_u32(w, (uint32_t)c->feature_span);
     ad_put_f32(w, c->raw_k);
     ad_put_f32(w, c->raw_rms);
+    ad_put_u32(w, (uint32_t)c->stateful); /* AD_DETECTOR_V_STATEFUL on */
 }
 
 int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version, char *err,
@@ -264,6 +267,7 @@ int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version,
     c->feature_span = version >= AD_DETECTOR_V_RAW ? (int)ad_get_u32(r) : 0;
     c->raw_k = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.0f;
     c->raw_rms = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.05f;
+    c->stateful = version >= AD_DETECTOR_V_STATEFUL ? (int)ad_get_u32(r) : 0;
     /* the kinds from their codes; an unknown code leaves an invalid kind, with the
      * message ad_detector_config_check would give for it */
     const int m = ad_model_from_code(model), k = ad_cell_from_code(kind),

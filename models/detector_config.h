@@ -110,6 +110,14 @@ typedef struct ad_detector_config {
                           the normaliser's units: a fraction of the series' robust scale),
                           the scale is the MAD's and the validation tail holds at least 250
                           values, decided at each training */
+    int stateful;      /* 1: stateful truncated BPTT (train.h): the training part of the
+                          history cut into `batch` contiguous streams (fewer when a stream
+                          would hold less than one window), each walked in consecutive
+                          windows that start from the state the previous one ended with;
+                          and every install warms the rolling state over the whole history
+                          (not the last `prime` values). 0: shuffled windows every
+                          window/4 values, each from a zero state. The predict model's own
+                          network only (not seq2seq, not a family's) */
 } ad_detector_config;
 
 /* The defaults: the one table the daemon (`defaults:` and every rule start from it) and
@@ -136,12 +144,15 @@ int ad_detector_input_size(unsigned features);
 #define AD_DETECTOR_V_FORGET_BIAS 7
 /* The version that added feature_span, raw_k and raw_rms after it. */
 #define AD_DETECTOR_V_RAW 8
+/* The version that added stateful after them. */
+#define AD_DETECTOR_V_STATEFUL 9
 
 /* The configuration into a blob writer / from a reader (fields in a fixed order; fields
  * added later at the end; the model, cell and scorer kinds as their codes: ad_model_code,
  * ad_cell_code, ad_scorer_code). version is the detector blob's: a field the blob is too
  * old to hold gets its default (forget_bias 1 before AD_DETECTOR_V_FORGET_BIAS; before
- * AD_DETECTOR_V_RAW time features always fed and no raw signal). Reading returns
+ * AD_DETECTOR_V_RAW time features always fed and no raw signal; before AD_DETECTOR_V_STATEFUL
+ * stateful 0). Reading returns
  * -AD_EFORMAT with a message when a stored code names no kind (a truncated read is r's
  * err, not this), else 0; the read configuration is not checked otherwise: call
  * ad_detector_config_check. */

@@ -288,6 +288,7 @@ int ad_train_job_run(ad_train_job *job, char *err, size_t errlen)
     f.o.stride = c->window / 4 > 0 ? c->window / 4 : 1;
     f.o.epochs = 1;
     f.o.clip = c->clip;
+    f.o.stateful = c->stateful;
     f.x = x;
     f.y = y;
     rc = ad_early_stopping(job->net->params, best, job->net->nparams, c->epochs, c->patience,
@@ -343,7 +344,9 @@ static void reprime_s2s(ad_detector *d, int refill, int P)
  * the errors were the warm-up fallback's) it also rebuilds the scorer's statistics from
  * the new network's errors there. A retraining keeps the scorer's statistics: they hold
  * out-of-sample errors, where errors on the history just trained on would be too small
- * and make the scorer jumpy.
+ * and make the scorer jumpy. With `stateful` the state is warmed over the whole history
+ * (the network was trained on states carried that far); the scorer is refilled from the
+ * same newest samples as without.
  */
 static void reprime(ad_detector *d, int refill)
 {
@@ -364,7 +367,7 @@ static void reprime(ad_detector *d, int refill)
         reprime_s2s(d, refill, P > c->s2s_window ? P : c->s2s_window);
         return;
     }
-    for (int i = d->hn - P; i < d->hn; i++) {
+    for (int i = c->stateful ? 0 : d->hn - P; i < d->hn; i++) {
         int k = hist_index(d, i);
         double v = d->hv[k];
         if (refill && d->has_pred && i - (d->hn - P) >= burn) {

@@ -44,13 +44,106 @@ static void gather(float *dst, const float *src, int rows, const size_t *starts,
                    (size_t)rows * sizeof(float));
 }
 
+/* One batch of bn windows of T steps, gathered time-major in xb, yb: forward (from the
+ * state batches h0, c0, or zero when h0 is NULL), MSE, backward, clipping, one optimiser
+ * step. Returns the batch's loss, or -1 when the workspace is too small. */
+static double train_batch(ad_net *net, ad_optim *opt, ad_seq *ws, const float *xb, const float *yb,
+                          float *dy, int T, int bn, const float *h0, const float *c0, float clip)
+{
+    const float *yh =
+        h0 ? ad_seq_forward_init(net, ws, xb, T, bn, h0, c0) : ad_seq_forward(net, ws, xb, T, bn);
+    double loss;
+
+    if (!yh)
+        return -1.0;
+    loss = ad_mse(yh, yb, (size_t)net->cfg.output * bn * T, dy);
+    ad_seq_zero_grad(ws);
+    ad_seq_backward(net, ws, dy, NULL);
+    ad_clip_grad_norm(ad_seq_grad(ws), net->nparams, clip);
+    ad_optim_step(opt, net->params, ad_seq_grad(ws));
+    return loss;
+}
+
+/* Scratch of one ad_train. */
+typedef struct train_buf {
+    float *xb, *yb, *dy; /* (D|O, B, T) batches and the loss gradient */
+    size_t *starts;      /* shuffled: (nwin) window starts */
+    float *h, *c;        /* stateful: (H, S, layers) state batches carried over */
+} train_buf;
+
+/* Stateful: the S streams' windows starting at t0 of each, len steps (stream b is
+ * [off + b L, off + (b+1) L) of the data), into time-major (rows, S, len) blocks. */
+static void gather_streams(float *dst, const float *src, int rows, size_t off, size_t L, size_t t0,
+                           int S, int len)
+{
+    for (int t = 0; t < len; t++)
+        for (int b = 0; b < S; b++)
+            memcpy(dst + (size_t)rows * (b + (size_t)S * t),
+                   src + (size_t)rows * (off + (size_t)b * L + t0 + t),
+                   (size_t)rows * sizeof(float));
+}
+
+/* One stateful epoch (ad_train_opts.stateful): S streams walked in consecutive windows,
+ * each from the previous one's final state; *loss the mean over its batches. */
+static int epoch_stateful(ad_net *net, ad_optim *opt, ad_seq *ws, const float *x, const float *y,
+                          size_t n, const ad_train_opts *o, train_buf *tb, double *loss)
+{
+    const int D = net->cfg.input, O = net->cfg.output, T = o->window;
+    const int S = n / (size_t)T < (size_t)o->batch ? (int)(n / (size_t)T) : o->batch;
+    const size_t L = n / (size_t)S, off = n - (size_t)S * L;
+    const size_t sb = (size_t)net->cfg.hidden * S * net->cfg.layers;
+    size_t batches = 0;
+
+    memset(tb->h, 0, sb * sizeof(*tb->h));
+    memset(tb->c, 0, sb * sizeof(*tb->c));
+    *loss = 0.0;
+    for (size_t t0 = 0; t0 < L; t0 += (size_t)T) {
+        const int len = L - t0 < (size_t)T ? (int)(L - t0) : T;
+        gather_streams(tb->xb, x, D, off, L, t0, S, len);
+        gather_streams(tb->yb, y, O, off, L, t0, S, len);
+        double l = train_batch(net, opt, ws, tb->xb, tb->yb, tb->dy, len, S, tb->h, tb->c, o->clip);
+        if (l < 0.0)
+            return -1;
+        ad_seq_final_states(ws, tb->h, tb->c);
+        *loss += l;
+        batches++;
+    }
+    *loss /= (double)batches;
+    return 0;
+}
+
+/* One epoch over shuffled windows every stride samples, each from zero. */
+static int epoch_shuffled(ad_net *net, ad_optim *opt, ad_seq *ws, const float *x, const float *y,
+                          size_t nwin, size_t stride, const ad_train_opts *o, ad_rng *rng,
+                          train_buf *tb, double *loss)
+{
+    const int D = net->cfg.input, O = net->cfg.output, T = o->window, B = o->batch;
+    size_t batches = 0;
+
+    ad_shuffled_starts(tb->starts, nwin, stride, rng);
+    *loss = 0.0;
+    for (size_t i = 0; i < nwin; i += (size_t)B) {
+        int bn = nwin - i < (size_t)B ? (int)(nwin - i) : B;
+        gather(tb->xb, x, D, tb->starts + i, bn, T);
+        gather(tb->yb, y, O, tb->starts + i, bn, T);
+        double l = train_batch(net, opt, ws, tb->xb, tb->yb, tb->dy, T, bn, NULL, NULL, o->clip);
+        if (l < 0.0)
+            return -1;
+        *loss += l;
+        batches++;
+    }
+    *loss /= (double)(batches ? batches : 1);
+    return 0;
+}
+
 int ad_train(ad_net *net, ad_optim *opt, ad_seq *ws, const float *x, const float *y, size_t n,
              const ad_train_opts *o, float *loss, char *err, size_t errlen)
 {
     const int D = net->cfg.input, O = net->cfg.output, T = o->window, B = o->batch;
     const size_t stride = o->stride > 0 ? (size_t)o->stride : (size_t)(T > 1 ? T / 2 : 1);
-    size_t nwin, *starts = NULL;
-    float *xb = NULL, *yb = NULL, *dy = NULL;
+    const size_t sb = (size_t)net->cfg.hidden * B * net->cfg.layers;
+    train_buf tb = {0};
+    size_t nwin = 0;
     double epoch_loss = 0.0;
     int rc = 0;
     ad_rng rng;
@@ -63,49 +156,43 @@ int ad_train(ad_net *net, ad_optim *opt, ad_seq *ws, const float *x, const float
         ERR("optimiser is for %zu parameters, network has %zu", opt->n, net->nparams);
         return -AD_EINVAL;
     }
-    nwin = (n - (size_t)T) / stride + 1;
-    starts = malloc(nwin * sizeof(*starts));
-    xb = malloc((size_t)D * B * T * sizeof(*xb));
-    yb = malloc((size_t)O * B * T * sizeof(*yb));
-    dy = malloc((size_t)O * B * T * sizeof(*dy));
-    if (!starts || !xb || !yb || !dy) {
+    tb.xb = malloc((size_t)D * B * T * sizeof(*tb.xb));
+    tb.yb = malloc((size_t)O * B * T * sizeof(*tb.yb));
+    tb.dy = malloc((size_t)O * B * T * sizeof(*tb.dy));
+    if (o->stateful) {
+        tb.h = malloc(sb * sizeof(*tb.h));
+        tb.c = malloc(sb * sizeof(*tb.c));
+    } else {
+        nwin = (n - (size_t)T) / stride + 1;
+        tb.starts = malloc(nwin * sizeof(*tb.starts));
+    }
+    if (!tb.xb || !tb.yb || !tb.dy || (o->stateful ? !tb.h || !tb.c : !tb.starts)) {
         ERR("out of memory for training buffers");
         rc = -AD_ENOMEM;
         goto out_free;
     }
     ad_rng_seed(&rng, o->seed);
     for (int e = 0; e < o->epochs; e++) {
-        size_t batches = 0;
-        ad_shuffled_starts(starts, nwin, stride, &rng);
-        epoch_loss = 0.0;
-        for (size_t i = 0; i < nwin; i += (size_t)B) {
-            int bn = nwin - i < (size_t)B ? (int)(nwin - i) : B;
-            const float *yh;
-            gather(xb, x, D, starts + i, bn, T);
-            gather(yb, y, O, starts + i, bn, T);
-            yh = ad_seq_forward(net, ws, xb, T, bn);
-            if (!yh) {
-                ERR("workspace is smaller than window %d x batch %d", T, bn);
-                rc = -AD_EINVAL;
-                goto out_free;
-            }
-            epoch_loss += ad_mse(yh, yb, (size_t)O * bn * T, dy);
-            ad_seq_zero_grad(ws);
-            ad_seq_backward(net, ws, dy, NULL);
-            ad_clip_grad_norm(ad_seq_grad(ws), net->nparams, o->clip);
-            ad_optim_step(opt, net->params, ad_seq_grad(ws));
-            batches++;
+        if (o->stateful)
+            rc = epoch_stateful(net, opt, ws, x, y, n, o, &tb, &epoch_loss);
+        else
+            rc = epoch_shuffled(net, opt, ws, x, y, nwin, stride, o, &rng, &tb, &epoch_loss);
+        if (rc) {
+            ERR("workspace is smaller than window %d x batch %d", T, B);
+            rc = -AD_EINVAL;
+            goto out_free;
         }
-        epoch_loss /= (double)(batches ? batches : 1);
     }
     if (loss)
         *loss = (float)epoch_loss;
 
 out_free:
-    free(starts);
-    free(xb);
-    free(yb);
-    free(dy);
+    free(tb.starts);
+    free(tb.xb);
+    free(tb.yb);
+    free(tb.dy);
+    free(tb.h);
+    free(tb.c);
     return rc;
 }
 

@@ -7,7 +7,16 @@
  * x[:, t] should be y[:, t] (for next-value prediction pass y = x shifted by one).
  * Each epoch cuts windows of T steps starting every `stride` samples, shuffles them
  * (deterministically from the seed), and runs them in batches of at most B windows:
- * forward, MSE, backward, gradient-norm clipping, one optimiser step per batch.
+ * forward, MSE, backward, gradient-norm clipping, one optimiser step per batch. Each
+ * window starts from a zero state.
+ *
+ * Stateful truncated BPTT (`stateful` 1), as language models batch text: the data is cut
+ * into S = min(B, n / T) contiguous streams of L = n / S samples (the oldest n - S*L
+ * dropped), and each epoch walks them side by side in consecutive windows of T steps
+ * (the last one L mod T steps when that is not 0), one batch of S windows per step in
+ * time, each window starting from the state the previous window of its stream ended
+ * with (no gradient through the boundary), the first from zero. Every sample is seen
+ * once per epoch; the order is fixed (seed and stride play no part).
  */
 #ifndef AD_TRAIN_H
 #define AD_TRAIN_H
@@ -26,6 +35,7 @@ typedef struct ad_train_opts {
     int epochs;    /* passes over the windows */
     float clip;    /* max gradient L2 norm (0 = no clipping) */
     uint64_t seed; /* shuffling */
+    int stateful;  /* 1: stateful truncated BPTT instead of shuffled windows (below) */
 } ad_train_opts;
 
 /* The window starts 0, stride, 2*stride, ... (nwin of them) in an order shuffled by rng:

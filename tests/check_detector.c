@@ -1355,7 +1355,7 @@ static blob_layout find_layout(const ad_detector *d, const uint8_t *buf, size_t 
     o.window = c->window + 1; /* low byte differs */
     L.window = first_difference(c, &o);
     o = *c;
-    o.raw_rms = nextafterf(c->raw_rms, 1e9f); /* the config's last field */
+    o.stateful = !c->stateful; /* the config's last field */
     L.stats = first_difference(c, &o) + 4;
     L.center = L.stats + 8 * (2 + AD_REFUSE_NREASONS + 1) + 4 * 3;
     L.scale = L.center + 8;
@@ -1419,7 +1419,7 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 9", "version", L.version, 0, 9},
+        {"version 10", "version", L.version, 0, 10},
         {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
@@ -1829,6 +1829,79 @@ START_TEST(test_feature_span)
 }
 END_TEST
 
+/* The prediction the detector's network makes for the next value after stepping from a
+ * zero state over the newest `last` values of its history (no features). */
+static double pred_over(const ad_detector *d, int last)
+{
+    const ad_detector_config *c = ad_detector_get_config(d);
+    const ad_net *net = ad_detector_net(d);
+    static float v[4096];
+    float x[AD_MAX_INPUT], y = 0.0f;
+    double center, scale;
+    const int n = ad_detector_history(d, v, NULL, 4096);
+    ad_state *st = ad_state_create(net);
+
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_le(last, n);
+    ad_detector_normaliser(d, &center, &scale);
+    for (int i = n - last; i < n; i++) {
+        ad_make_input(c, center, scale, v[i], 0.0, 0.0, i > 0, 1, x);
+        ad_net_step(net, st, x, &y);
+    }
+    ad_state_free(st);
+    return ad_norm_inverse(c, y, center, scale);
+}
+
+/*
+ * stateful (_i 0 or 1): trained with stateful truncated BPTT (train.h; its walk is
+ * checked in check_train.c), and after every install the rolling state is warmed over
+ * the whole history, so the next prediction is the network's over all of it; with
+ * stateful 0 over the newest `prime` values (8 here; the static scorer has no refill
+ * window). The
+ * setting survives a blob round trip (version 9), and the two settings train different
+ * networks.
+ */
+START_TEST(test_stateful)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_STATIC, 0);
+    c.train_every = 150;
+    c.prime = 8; /* a state this short still differs from the whole history's */
+    c.stateful = _i;
+    ad_detector *d = make(&c);
+    ad_rng r;
+    ad_rng_seed(&r, 8);
+    int t = 0, checked = 0;
+
+    for (; t < 520; t++) {
+        ad_result res = observe(d, t, noisy_sine(t, &r)); /* trains when due */
+        if (t == 300) { /* a round trip keeps the setting */
+            size_t n;
+            uint8_t *buf = save(d, &n);
+            ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_STATEFUL);
+            ad_detector_free(d);
+            d = load(buf, n);
+            free(buf);
+            ck_assert_int_eq(ad_detector_get_config(d)->stateful, _i);
+        }
+        if (res.train_due) {
+            /* just installed: the next prediction is the network's over... */
+            float h[4096];
+            const int hn = ad_detector_history(d, h, NULL, 4096);
+            const double all = pred_over(d, hn), newest = pred_over(d, c.prime);
+            const double v = noisy_sine(t + 1, &r);
+            ad_result next = observe(d, ++t, v);
+            ck_assert(all != newest);
+            ck_assert_double_eq(next.predicted, _i ? all : newest);
+            checked++;
+        }
+    }
+    ck_assert_uint_eq(ad_detector_get_stats(d)->trainings, 3);
+    ck_assert_int_eq(checked, 3);
+    ad_detector_free(d);
+}
+END_TEST
+
 /*
  * Warm-up on a smooth, wide sine (amplitude 10, period 200) with a spike of 6 at t 300
  * (where the sine crosses 0): against the running mean and deviation (about 7) it is
@@ -2132,7 +2205,7 @@ START_TEST(test_old_blob_v4)
     /* and it saves in the current version, which loads back to the same bytes */
     size_t len2, len3;
     uint8_t *b2 = save(d, &len2);
-    ck_assert_uint_eq(get_le(b2 + 4, 4), 8);
+    ck_assert_uint_eq(get_le(b2 + 4, 4), AD_DETECTOR_V_STATEFUL);
     /* the fields added since version 4 hold what behaves as before them */
     ck_assert(ad_detector_get_config(d)->forget_bias == 1.0f);
     ck_assert_int_eq(ad_detector_get_config(d)->feature_span, 0);
@@ -2171,7 +2244,7 @@ START_TEST(test_forget_bias_blob)
             ck_assert(net->p.layer[l].b[k] == (k / 4 == 1 ? 3.0f : 0.0f));
     size_t len;
     uint8_t *buf = save(d, &len);
-    ck_assert_uint_eq(get_le(buf + 4, 4), 8);
+    ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_STATEFUL);
     ad_detector *e = load(buf, len);
     ck_assert(ad_detector_get_config(e)->forget_bias == 3.0f);
     ad_detector_free(e);
@@ -2648,6 +2721,7 @@ static Suite *detector_suite(void)
     tcase_add_test(tc, test_alert_penalty);
     tcase_add_loop_test(tc, test_long_window, 0, 2);
     tcase_add_loop_test(tc, test_feature_span, 0, 3);
+    tcase_add_loop_test(tc, test_stateful, 0, 2);
     tcase_add_loop_test(tc, test_raw_signal, 0, 4);
     suite_add_tcase(s, tc);
 

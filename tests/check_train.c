@@ -243,6 +243,155 @@ START_TEST(test_early_stopping)
 }
 END_TEST
 
+/*
+ * The training loop written out, for the walks' tests: one batch (forward from the state
+ * batches h0/c0 or zero, MSE, backward, clip, one optimiser step), then the two walks of
+ * an epoch: shuffled windows every stride samples, each from zero (ad_train's stateful 0),
+ * or S = min(B, n / T) contiguous streams of L = n / S samples (the oldest n - S*L
+ * dropped) walked in consecutive windows, each window from the final state of the
+ * previous one of its stream when carry is set (ad_train's stateful 1), else from zero.
+ * x and y are one value per step (D = O = 1).
+ */
+static void ref_batch(ad_net *net, ad_optim *opt, ad_seq *ws, const float *xb, const float *yb,
+                      int T, int B, const float *h0, const float *c0, float clip)
+{
+    static float dy[4096];
+    const float *yh =
+        h0 ? ad_seq_forward_init(net, ws, xb, T, B, h0, c0) : ad_seq_forward(net, ws, xb, T, B);
+    ck_assert_ptr_nonnull(yh);
+    ad_mse(yh, yb, (size_t)B * T, dy);
+    ad_seq_zero_grad(ws);
+    ad_seq_backward(net, ws, dy, NULL);
+    ad_clip_grad_norm(ad_seq_grad(ws), net->nparams, clip);
+    ad_optim_step(opt, net->params, ad_seq_grad(ws));
+}
+
+static void ref_train(ad_net *net, ad_optim *opt, ad_seq *ws, const float *x, const float *y,
+                      size_t n, const ad_train_opts *o, int stateful, int carry)
+{
+    static float xb[4096], yb[4096], h[4096], c[4096];
+    static size_t starts[4096];
+    const int T = o->window, B = o->batch, stride = o->stride;
+    ad_rng rng;
+
+    ad_rng_seed(&rng, o->seed);
+    for (int e = 0; e < o->epochs; e++) {
+        if (!stateful) {
+            size_t nwin = (n - (size_t)T) / (size_t)stride + 1;
+            ad_shuffled_starts(starts, nwin, (size_t)stride, &rng);
+            for (size_t i = 0; i < nwin; i += (size_t)B) {
+                int bn = nwin - i < (size_t)B ? (int)(nwin - i) : B;
+                for (int t = 0; t < T; t++)
+                    for (int b = 0; b < bn; b++) {
+                        xb[b + bn * t] = x[starts[i + b] + t];
+                        yb[b + bn * t] = y[starts[i + b] + t];
+                    }
+                ref_batch(net, opt, ws, xb, yb, T, bn, NULL, NULL, o->clip);
+            }
+            continue;
+        }
+        const int S = (int)(n / (size_t)T) < B ? (int)(n / (size_t)T) : B;
+        const size_t L = n / (size_t)S, off = n - (size_t)S * L;
+        memset(h, 0, sizeof(h));
+        memset(c, 0, sizeof(c));
+        for (size_t t0 = 0; t0 < L; t0 += (size_t)T) {
+            int len = L - t0 < (size_t)T ? (int)(L - t0) : T;
+            for (int t = 0; t < len; t++)
+                for (int b = 0; b < S; b++) {
+                    xb[b + S * t] = x[off + (size_t)b * L + t0 + t];
+                    yb[b + S * t] = y[off + (size_t)b * L + t0 + t];
+                }
+            ref_batch(net, opt, ws, xb, yb, len, S, carry ? h : NULL, carry ? c : NULL, o->clip);
+            if (carry)
+                ad_seq_final_states(ws, h, c);
+        }
+    }
+}
+
+#define NPAR_LSTM8 (4 * 8 * (1 + 8 + 1) + 8 + 1) /* Wx, Wh, b, head: 329 */
+
+/* Trains a fresh copy of one LSTM on the noisy sine with o, by ad_train or (ref >= 0)
+ * ref_train(stateful, carry = ref), into params. */
+static void train_copy(const ad_train_opts *o, size_t n, int stateful, int ref, float *params)
+{
+    static float s[1200];
+    ad_net_config cfg = {AD_CELL_LSTM, 1, 1, 8, 1};
+    ad_net *net;
+    ad_seq *ws;
+    char err[128];
+
+    ck_assert_uint_le(n + 1, 1200);
+    noisy_sine(s, n + 1, 9);
+    ck_assert_int_eq(ad_net_create(&cfg, 5, &net, err, sizeof(err)), 0);
+    ck_assert_uint_eq(net->nparams, NPAR_LSTM8);
+    ck_assert_int_eq(ad_seq_create(net, o->window, o->batch, &ws, err, sizeof(err)), 0);
+    ad_optim *opt = ad_optim_create(AD_OPTIM_ADAM, net->nparams, 0.01f);
+    ck_assert_ptr_nonnull(opt);
+    if (ref < 0)
+        ck_assert_int_eq(ad_train(net, opt, ws, s, s + 1, n, o, NULL, err, sizeof(err)), 0);
+    else
+        ref_train(net, opt, ws, s, s + 1, n, o, stateful, ref);
+    memcpy(params, net->params, net->nparams * sizeof(float));
+    ad_optim_free(opt);
+    ad_seq_free(ws);
+    ad_net_free(net);
+}
+
+/* stateful 0 (the default) is the shuffled windows from zero, bit for bit. */
+START_TEST(test_shuffled_windows_by_default)
+{
+    float a[NPAR_LSTM8], b[NPAR_LSTM8];
+    ad_train_opts o;
+
+    ad_train_defaults(&o);
+    ck_assert_int_eq(o.stateful, 0);
+    o.window = 16;
+    o.batch = 4;
+    o.stride = 4;
+    o.epochs = 3;
+    o.seed = 3;
+    train_copy(&o, 303, 0, -1, a);
+    train_copy(&o, 303, 0, 0, b);
+    ck_assert_mem_eq(a, b, sizeof(a));
+}
+END_TEST
+
+/*
+ * stateful 1: min(B, n / T) contiguous streams (4 of 75 here, the 3 oldest samples
+ * dropped), consecutive windows (4 of 16 and one of 11 per stream), each starting from
+ * the state the previous window of its stream ended with: bit for bit the reference that
+ * carries the state, and not the same walk started from zero every window. The seed and
+ * the stride play no part.
+ */
+START_TEST(test_stateful_windows_carry_the_state)
+{
+    float a[NPAR_LSTM8], b[NPAR_LSTM8], z[NPAR_LSTM8];
+    ad_train_opts o;
+
+    ad_train_defaults(&o);
+    o.window = 16;
+    o.batch = 4;
+    o.stride = 4;
+    o.epochs = 3;
+    o.stateful = 1;
+    train_copy(&o, 303, 1, -1, a);
+    train_copy(&o, 303, 1, 1, b);
+    ck_assert_mem_eq(a, b, sizeof(a));
+    train_copy(&o, 303, 1, 0, z);
+    ck_assert_mem_ne(a, z, sizeof(a));
+    o.seed = 77;
+    o.stride = 1;
+    train_copy(&o, 303, 1, -1, b);
+    ck_assert_mem_eq(a, b, sizeof(a));
+    /* fewer than B whole windows: n / T streams (2 of 40: windows of 16, 16, 8) */
+    o.window = 16;
+    o.batch = 4;
+    train_copy(&o, 80, 1, -1, a);
+    train_copy(&o, 80, 1, 1, b);
+    ck_assert_mem_eq(a, b, sizeof(a));
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -255,6 +404,8 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_training_is_deterministic);
     tcase_add_test(tc, test_train_refuses_bad_input);
     tcase_add_test(tc, test_early_stopping);
+    tcase_add_test(tc, test_shuffled_windows_by_default);
+    tcase_add_test(tc, test_stateful_windows_carry_the_state);
     suite_add_tcase(s, tc);
     return s;
 }

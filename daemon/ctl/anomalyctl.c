@@ -91,13 +91,16 @@ static void usage(FILE *f)
             "  --train-after N     first training after N samples (%d)\n"
             "  --train-every N     then every N samples, 0 = never (%d)\n"
             "  --window N          BPTT window (%d)     --batch N    windows per batch (%d)\n"
+            "  --stateful 0|1      stateful BPTT: batch streams in consecutive windows\n"
+            "                      carrying the state, warmed over the history (%d)\n"
             "  --epochs N          at most N epochs (%d) --patience N early stopping (%d)\n"
             "  --lr X              Adam learning rate (%g)\n"
             "  --val-frac X        validation tail fraction (%g)\n"
             "  --input-clip X      clip normalised inputs to +-X (%g)\n"
             "  --relearn N         flags in a row before values count as normal (%d)\n"
             "  --max-exclude X     exclude flagged values only below this recent rate (%g)\n",
-            d.history, d.train_after, d.train_every, d.window, d.batch, d.epochs, d.patience,
+            d.history, d.train_after, d.train_every, d.window, d.batch, d.stateful, d.epochs,
+            d.patience,
             (double)d.lr, (double)d.val_frac, (double)d.input_clip, d.relearn,
             (double)d.max_exclude);
     fprintf(f,
@@ -176,7 +179,7 @@ enum {
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
     O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND,
     O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY,
-    O_LONG_WINDOW, O_FEATURE_SPAN, O_RAW_K, O_RAW_RMS, O_QUIET,
+    O_LONG_WINDOW, O_FEATURE_SPAN, O_RAW_K, O_RAW_RMS, O_STATEFUL, O_QUIET,
     O_WEIGHTS, O_CONFIG, O_SERIES, O_HELP
 };
 
@@ -201,6 +204,7 @@ static const struct option long_opts[] = {
     {"seasonal-weight", 1, 0, O_SEASONAL_WEIGHT}, {"warmup-naive", 1, 0, O_WARMUP_NAIVE},
     {"alert-penalty", 1, 0, O_ALERT_PENALTY}, {"long-window", 1, 0, O_LONG_WINDOW},
     {"feature-span", 1, 0, O_FEATURE_SPAN}, {"raw-k", 1, 0, O_RAW_K}, {"raw-rms", 1, 0, O_RAW_RMS},
+    {"stateful", 1, 0, O_STATEFUL},
     {"quiet", 0, 0, O_QUIET},         {"weights", 1, 0, O_WEIGHTS},
     {"config", 1, 0, O_CONFIG},       {"series", 1, 0, O_SERIES},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
@@ -290,6 +294,7 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_FEATURE_SPAN: c->feature_span = (int)num(name, arg); return 0;
     case O_RAW_K: c->raw_k = (float)num(name, arg); return 0;
     case O_RAW_RMS: c->raw_rms = (float)num(name, arg); return 0;
+    case O_STATEFUL: c->stateful = (int)num(name, arg); return 0;
     case O_ERROR_BOUND: s->error_bound = (float)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
     case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;
