@@ -14,97 +14,12 @@
 #include <string.h>
 
 #include "ingest/remote_write.h"
-
-/* ---- a protobuf writer ---- */
-
-typedef struct pb {
-    unsigned char *b;
-    size_t n, cap;
-} pb;
-
-static void pb_put(pb *p, const void *d, size_t n)
-{
-    if (p->n + n > p->cap) {
-        p->cap = (p->n + n) * 2 + 64;
-        p->b = realloc(p->b, p->cap);
-        ck_assert_ptr_nonnull(p->b);
-    }
-    memcpy(p->b + p->n, d, n);
-    p->n += n;
-}
-
-static void pb_varint(pb *p, uint64_t v)
-{
-    unsigned char c;
-
-    do {
-        c = (unsigned char)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            c |= 0x80;
-        pb_put(p, &c, 1);
-    } while (v);
-}
-
-static void pb_bytes(pb *p, int field, const void *d, size_t n)
-{
-    pb_varint(p, (uint64_t)field << 3 | 2);
-    pb_varint(p, n);
-    pb_put(p, d, n);
-}
-
-static void pb_str(pb *p, int field, const char *s)
-{
-    pb_bytes(p, field, s, strlen(s));
-}
-
-static void pb_sub(pb *p, int field, pb *sub)
-{
-    pb_bytes(p, field, sub->b, sub->n);
-    free(sub->b);
-    memset(sub, 0, sizeof(*sub));
-}
-
-static void add_label(pb *ts, const char *name, const char *value)
-{
-    pb l = {0};
-
-    pb_str(&l, 1, name);
-    pb_str(&l, 2, value);
-    pb_sub(ts, 1, &l);
-}
-
-static void add_sample(pb *ts, int64_t t, double v)
-{
-    pb s = {0};
-
-    pb_varint(&s, 1 << 3 | 1);
-    pb_put(&s, &v, 8); /* little-endian host */
-    pb_varint(&s, 2 << 3 | 0);
-    pb_varint(&s, (uint64_t)t);
-    pb_sub(ts, 2, &s);
-}
-
-/* Compresses p (freed) into a snappy block; *len gets its length. */
-static char *snap(pb *p, size_t *len)
-{
-    size_t cap = snappy_max_compressed_length(p->n);
-    char *out = malloc(cap ? cap : 1);
-
-    ck_assert_ptr_nonnull(out);
-    ck_assert_int_eq(snappy_compress((const char *)(p->b ? p->b : (unsigned char *)""), p->n,
-                                     out, &cap),
-                     SNAPPY_OK);
-    free(p->b);
-    memset(p, 0, sizeof(*p));
-    *len = cap;
-    return out;
-}
+#include "pbwrite.h"
 
 static int decode_pb(pb *req, ad_rw_request *out)
 {
     size_t len;
-    char *body = snap(req, &len);
+    char *body = pb_snappy(req, &len);
     int r = ad_rw_decode(body, len, 1 << 20, out);
 
     free(body);
@@ -129,15 +44,15 @@ START_TEST(test_valid)
     char key[256];
     size_t klen;
 
-    add_label(&ts, "job", "node");
-    add_label(&ts, "__name__", "node_load1");
-    add_label(&ts, "instance", "a:9100");
-    add_label(&ts, "empty", "");
-    add_sample(&ts, 3000, 3.0);
-    add_sample(&ts, 1000, 1.0);
-    add_sample(&ts, 2000, 2.0);
+    pb_label(&ts, "job", "node");
+    pb_label(&ts, "__name__", "node_load1");
+    pb_label(&ts, "instance", "a:9100");
+    pb_label(&ts, "empty", "");
+    pb_sample(&ts, 3000, 3.0);
+    pb_sample(&ts, 1000, 1.0);
+    pb_sample(&ts, 2000, 2.0);
     pb_sub(&req, 1, &ts);
-    add_label(&ts, "__name__", "up");
+    pb_label(&ts, "__name__", "up");
     pb_sub(&req, 1, &ts); /* a series without samples */
     pb_varint(&md, 1 << 3 | 0);
     pb_varint(&md, AD_RW_COUNTER);
@@ -191,8 +106,8 @@ START_TEST(test_unknown_fields_skipped)
     pb req = {0}, ts = {0}, ex = {0};
     ad_rw_request r;
 
-    add_label(&ts, "__name__", "m");
-    add_sample(&ts, 5, 1.5);
+    pb_label(&ts, "__name__", "m");
+    pb_sample(&ts, 5, 1.5);
     pb_str(&ex, 1, "exemplar-ish");
     pb_sub(&ts, 3, &ex); /* exemplars: not in our subset */
     pb_sub(&req, 1, &ts);
@@ -213,10 +128,10 @@ static int bad_of(const char *n1, const char *v1, const char *n2, const char *v2
     ad_rw_request r;
     int bad;
 
-    add_label(&ts, n1, v1);
+    pb_label(&ts, n1, v1);
     if (n2)
-        add_label(&ts, n2, v2);
-    add_sample(&ts, 1, 1);
+        pb_label(&ts, n2, v2);
+    pb_sample(&ts, 1, 1);
     pb_sub(&req, 1, &ts);
     ck_assert_int_eq(decode_pb(&req, &r), 0);
     ck_assert_uint_eq(r.nseries, 1);
@@ -243,9 +158,9 @@ START_TEST(test_bad_series)
         pb req = {0}, ts = {0};
         ad_rw_request r;
 
-        add_label(&ts, "__name__", "m");
-        add_label(&ts, "a", "1");
-        add_label(&ts, "a", "2");
+        pb_label(&ts, "__name__", "m");
+        pb_label(&ts, "a", "1");
+        pb_label(&ts, "a", "2");
         pb_sub(&req, 1, &ts);
         ck_assert_int_eq(decode_pb(&req, &r), 0);
         ck_assert_int_eq(r.series[0].bad, AD_RW_BAD_DUPLICATE);
@@ -265,11 +180,11 @@ START_TEST(test_staleness_nan)
     pb req = {0}, ts = {0};
     ad_rw_request r;
 
-    add_label(&ts, "__name__", "m");
-    add_sample(&ts, 1, 1.0);
-    add_sample(&ts, 2, stale_nan());
-    add_sample(&ts, 3, NAN);
-    add_sample(&ts, 4, INFINITY);
+    pb_label(&ts, "__name__", "m");
+    pb_sample(&ts, 1, 1.0);
+    pb_sample(&ts, 2, stale_nan());
+    pb_sample(&ts, 3, NAN);
+    pb_sample(&ts, 4, INFINITY);
     pb_sub(&req, 1, &ts);
     ck_assert_int_eq(decode_pb(&req, &r), 0);
     ck_assert(!ad_rw_is_stale(r.series[0].samples[0].value));
@@ -296,10 +211,10 @@ START_TEST(test_bad_snappy)
     ck_assert_int_eq(ad_rw_decode("", 0, 1 << 20, &r), -AD_RW_ESNAPPY);
     ck_assert_ptr_null(r.priv);
     /* a valid block cut short: the header promises more than follows */
-    add_label(&ts, "__name__", "some_metric_name_that_is_long_enough");
-    add_sample(&ts, 1, 1);
+    pb_label(&ts, "__name__", "some_metric_name_that_is_long_enough");
+    pb_sample(&ts, 1, 1);
     pb_sub(&req, 1, &ts);
-    body = snap(&req, &len);
+    body = pb_snappy(&req, &len);
     ck_assert_int_eq(ad_rw_decode(body, len - 5, 1 << 20, &r), -AD_RW_ESNAPPY);
     /* plain protobuf, not compressed (a client forgetting snappy) */
     ck_assert_int_lt(ad_rw_decode("\x0a\x05\x0a\x03\x0a\x01\x61", 7, 1 << 20, &r), 0);
@@ -313,8 +228,8 @@ START_TEST(test_bad_protobuf)
     pb req = {0}, ts = {0}, copy = {0};
     ad_rw_request r;
 
-    add_label(&ts, "__name__", "m");
-    add_sample(&ts, 1, 1);
+    pb_label(&ts, "__name__", "m");
+    pb_sample(&ts, 1, 1);
     pb_sub(&req, 1, &ts);
     /* truncated: every proper prefix that cuts into the series is refused */
     for (size_t cut = 1; cut < req.n; cut++) {
@@ -343,11 +258,11 @@ START_TEST(test_max_decoded)
     size_t len, n;
     char *body;
 
-    add_label(&ts, "__name__", "m");
-    add_sample(&ts, 1, 1);
+    pb_label(&ts, "__name__", "m");
+    pb_sample(&ts, 1, 1);
     pb_sub(&req, 1, &ts);
     n = req.n;
-    body = snap(&req, &len);
+    body = pb_snappy(&req, &len);
     ck_assert_int_eq(ad_rw_decode(body, len, n, &r), 0); /* exactly at the limit */
     ck_assert_uint_eq(r.decoded_len, n);
     ad_rw_request_free(&r);
@@ -370,14 +285,14 @@ START_TEST(test_arena_cap)
     for (int i = 0; i < 150000; i++)
         pb_put(&ts, "\x0a\x00", 2);
     pb_sub(&req, 1, &ts);
-    body = snap(&req, &len);
+    body = pb_snappy(&req, &len);
     ck_assert_int_eq(ad_rw_decode(body, len, 1 << 24, &r), -AD_RW_ETOO_LARGE);
     free(body);
     /* the same count of ordinary labels fits */
     for (int i = 0; i < 20000; i++)
-        add_label(&ts, "label_name", "some value");
+        pb_label(&ts, "label_name", "some value");
     pb_sub(&req, 1, &ts);
-    body = snap(&req, &len);
+    body = pb_snappy(&req, &len);
     ck_assert_int_eq(ad_rw_decode(body, len, 1 << 24, &r), 0);
     ck_assert_int_eq(r.series[0].bad, AD_RW_BAD_DUPLICATE); /* (and no name) */
     ck_assert_uint_le(r.arena_bytes, r.decoded_len * AD_RW_AMPLIFY + 65536);

@@ -7,7 +7,6 @@
 #include <check.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <snappy-c.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "http/api.h"
+#include "pbwrite.h"
 
 void ch_start_in(ch_daemon *h, const char *dir, const char *extra)
 {
@@ -174,84 +174,16 @@ int ch_http_full(ch_daemon *h, const char *head, const void *body, size_t len, c
 
 /* ---- remote write ---- */
 
-typedef struct pb {
-    unsigned char *b;
-    size_t n, cap;
-} pb;
-
-static void pb_put(pb *p, const void *d, size_t n)
-{
-    if (p->n + n > p->cap) {
-        p->cap = (p->n + n) * 2 + 64;
-        p->b = realloc(p->b, p->cap);
-        ck_assert_ptr_nonnull(p->b);
-    }
-    memcpy(p->b + p->n, d, n);
-    p->n += n;
-}
-
-static void pb_varint(pb *p, uint64_t v)
-{
-    unsigned char c;
-
-    do {
-        c = (unsigned char)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            c |= 0x80;
-        pb_put(p, &c, 1);
-    } while (v);
-}
-
-static void pb_bytes(pb *p, int field, const void *d, size_t n)
-{
-    pb_varint(p, (uint64_t)field << 3 | 2);
-    pb_varint(p, n);
-    pb_put(p, d, n);
-}
-
-static void pb_sub(pb *p, int field, pb *sub)
-{
-    pb_bytes(p, field, sub->b, sub->n);
-    free(sub->b);
-    memset(sub, 0, sizeof(*sub));
-}
-
-static void pb_label(pb *ts, const char *name, const char *value)
-{
-    pb l = {0};
-
-    pb_bytes(&l, 1, name, strlen(name));
-    pb_bytes(&l, 2, value, strlen(value));
-    pb_sub(ts, 1, &l);
-}
-
 char *ch_remote_write(const char *name, const char *label, const char *value,
                       const int64_t *ts_ms, const double *v, int n, size_t *len)
 {
     pb req = {0}, ts = {0};
-    size_t cap;
-    char *out;
 
     pb_label(&ts, "__name__", name);
     if (label)
         pb_label(&ts, label, value);
-    for (int i = 0; i < n; i++) {
-        pb s = {0};
-        unsigned char tag = 1 << 3 | 1; /* field 1, 64-bit: the value */
-
-        pb_put(&s, &tag, 1);
-        pb_put(&s, &v[i], 8);
-        pb_varint(&s, 2 << 3 | 0); /* field 2, varint: the timestamp */
-        pb_varint(&s, (uint64_t)ts_ms[i]);
-        pb_sub(&ts, 2, &s);
-    }
+    for (int i = 0; i < n; i++)
+        pb_sample(&ts, ts_ms[i], v[i]);
     pb_sub(&req, 1, &ts);
-    cap = snappy_max_compressed_length(req.n);
-    out = malloc(cap);
-    ck_assert_ptr_nonnull(out);
-    ck_assert_int_eq(snappy_compress((const char *)req.b, req.n, out, &cap), SNAPPY_OK);
-    free(req.b);
-    *len = cap;
-    return out;
+    return pb_snappy(&req, len);
 }
