@@ -119,7 +119,7 @@ int ad_statsd_agg_add(ad_statsd_agg *a, const ad_statsd_metric *m)
 
     /* the new sums first: a metric that would make them infinite is refused whole */
     double sum = 0, weight = 0, gauge = 0;
-    switch (m->type) {
+    switch ((ad_statsd_type)m->type) { /* in range: checked above */
     case AD_STATSD_COUNTER:
         sum = (e ? e->sum : 0) + m->value / m->rate;
         break;
@@ -127,7 +127,7 @@ int ad_statsd_agg_add(ad_statsd_agg *a, const ad_statsd_metric *m)
         sum = (e ? e->sum : 0) + m->value / m->rate;
         weight = (e ? e->weight : 0) + 1 / m->rate;
         break;
-    default:
+    case AD_STATSD_GAUGE:
         gauge = m->delta ? (e ? e->gauge : 0) + m->value : m->value;
         break;
     }
