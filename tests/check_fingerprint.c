@@ -1,6 +1,7 @@
 /*
- * check_persist.c - persist.c's fingerprint of a series' settings (the rest of persist.c
- * runs against the real daemon in test_service.py).
+ * check_fingerprint.c - daemon/fingerprint.c: the fingerprint of a series' settings that
+ * the store keeps beside its blob (persist.c restores a series only when it still matches;
+ * persist.c itself is check_persist.c).
  *
  * The fingerprint is two CRC-32s of the settings as ad_detector_config_write lays them
  * out. The fields appended since detector blob version 6 (forget_bias in 7; feature_span,
@@ -84,7 +85,7 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("persist");
+    Suite *s = suite_create("fingerprint");
     TCase *tc = tcase_create("fingerprint");
     tcase_add_test(tc, test_fingerprint_forget_bias);
     tcase_add_test(tc, test_fingerprint_stateful);
