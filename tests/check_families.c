@@ -6,7 +6,8 @@
  * failed training; then through a real daemon (core_harness.h): members counted as they
  * arrive, one family training when a member is due, every member with enough history
  * joining after it, a late member joining on its own history without a training, members'
- * steps run in batches. models/family.c (the shared network's training) is check_family.c.
+ * steps run in batches; a joined member restored only with its family's network.
+ * models/family.c (the shared network's training) is check_family.c.
  */
 #include <check.h>
 #include <math.h>
@@ -19,21 +20,23 @@
 #include "config.h"
 #include "core_harness.h"
 #include "log.h"
+#include "state/persist.h"
+#include "state/store.h"
 #include "families.h"
 #include "fingerprint.h"
 
-#define RULES                                                                              \
-    "series:\n"                                                                            \
-    "  - {match: \"fam.*\", shared: true, hidden: 8}\n"                                    \
-    "  - {match: \"other.*\", shared: true, hidden: 4}\n"                                  \
+#define RULES                                                                                      \
+    "series:\n"                                                                                    \
+    "  - {match: \"fam.*\", shared: true, hidden: 8}\n"                                            \
+    "  - {match: \"other.*\", shared: true, hidden: 4}\n"                                          \
     "  - {match: \"own.*\", hidden: 8}\n"
 
 static void parse(ad_config *cfg, const char *yaml)
 {
     char err[512];
 
-    ck_assert_msg(ad_config_parse(yaml, strlen(yaml), "t.yaml", cfg, err, sizeof(err)) == 0,
-                  "%s", err);
+    ck_assert_msg(ad_config_parse(yaml, strlen(yaml), "t.yaml", cfg, err, sizeof(err)) == 0, "%s",
+                  err);
 }
 
 /* ---- the registry ---- */
@@ -145,26 +148,22 @@ START_TEST(test_save_restore)
 
     ad_fams_init(&back, &cfg, NULL, NULL);
     /* another glob, other settings, a damaged blob: refused, nothing made trained */
-    ck_assert_int_eq(ad_fam_restore(&back, AD_FAMILY_PREFIX "nope.*", fp, blob, len, err,
-                                    sizeof(err)),
-                     -1);
+    ck_assert_int_eq(
+        ad_fam_restore(&back, AD_FAMILY_PREFIX "nope.*", fp, blob, len, err, sizeof(err)), -1);
     ck_assert_msg(strstr(err, "no shared rule"), "%s", err);
-    ck_assert_int_eq(ad_fam_restore(&back, AD_FAMILY_PREFIX "fam.*", fp ^ 1, blob, len, err,
-                                    sizeof(err)),
-                     -1);
+    ck_assert_int_eq(
+        ad_fam_restore(&back, AD_FAMILY_PREFIX "fam.*", fp ^ 1, blob, len, err, sizeof(err)), -1);
     ck_assert_int_eq(ad_fam_restore(&back, AD_FAMILY_PREFIX "own.*",
                                     ad_fingerprint(&cfg.rules[2].det, 1), blob, len, err,
                                     sizeof(err)),
                      -1); /* not a shared rule */
     ck_assert_uint_eq(ad_fam_count(&back), 0);
-    ck_assert_int_eq(ad_fam_restore(&back, AD_FAMILY_PREFIX "fam.*", fp, blob, len / 2, err,
-                                    sizeof(err)),
-                     -1);
+    ck_assert_int_eq(
+        ad_fam_restore(&back, AD_FAMILY_PREFIX "fam.*", fp, blob, len / 2, err, sizeof(err)), -1);
     ck_assert(!back.head || !back.head->trained);
     /* the same glob and settings: restored trained, the network as saved */
-    ck_assert_int_eq(ad_fam_restore(&back, AD_FAMILY_PREFIX "fam.*", fp, blob, len, err,
-                                    sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        ad_fam_restore(&back, AD_FAMILY_PREFIX "fam.*", fp, blob, len, err, sizeof(err)), 0);
     ck_assert_uint_eq(ad_fam_count(&back), 1);
     ck_assert_int_eq(back.head->trained, 1);
     ck_assert_str_eq(back.head->name, AD_FAMILY_PREFIX "fam.*");
@@ -181,9 +180,9 @@ END_TEST
 
 /* ---- through the daemon ---- */
 
-#define FAM_RULE                                                                           \
-    "series:\n"                                                                            \
-    "  - {match: \"fam.*\", shared: true, history: 64, train_after: 64, train_every: 0,"   \
+#define FAM_RULE                                                                                   \
+    "series:\n"                                                                                    \
+    "  - {match: \"fam.*\", shared: true, history: 64, train_after: 64, train_every: 0,"           \
     " prime: 32, window: 16, hidden: 8, epochs: 5}\n"
 
 static const ad_series *series_of(ch_daemon *h, const char *key)
@@ -276,6 +275,66 @@ START_TEST(test_members_train_join)
 }
 END_TEST
 
+/* Members' rounds t0..t1-1 (fam.0 .. fam.3), each value a line. */
+static void rounds(ch_daemon *h, int t0, int t1)
+{
+    char line[96];
+
+    for (int t = t0; t < t1; t++)
+        for (int i = 0; i < 4; i++) {
+            snprintf(line, sizeof(line), "fam.%d %.6f %d", i, wave(t, i), 1700000000 + t);
+            ck_assert_int_eq(ch_line(h, AD_PROTO_GRAPHITE, line), 1);
+        }
+}
+
+/* A joined member's saved state needs its family's network: restored with it, skipped
+ * (settings) without it; an unjoined member needs none. */
+START_TEST(test_member_restore)
+{
+    char dir[] = "/tmp/check_core.XXXXXX", extra[512], path[320], err[256];
+    const ad_persist_stats *ps;
+    ad_store_batch *b;
+    ad_store *st;
+    ch_daemon h;
+    int moved;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(extra, sizeof(extra), "store: {enabled: true, path: %s/a.db}\n" FAM_RULE, dir);
+    ch_start_in(&h, dir, extra);
+    rounds(&h, 0, 80);
+    wait_trainings(&h, ad_daemon_families(h.d)->head, 1);
+    ch_line(&h, AD_PROTO_GRAPHITE, "fam.new 1 1700000000"); /* not joined */
+    ch_stop(&h, 1);
+
+    ch_start_in(&h, dir, extra);
+    ps = ad_persist_get_stats(ad_daemon_persist(h.d));
+    ck_assert_uint_eq(ps->restored, 5);
+    ck_assert_uint_eq(ad_fam_count(ad_daemon_families(h.d)), 1);
+    ck_assert_int_eq(ad_daemon_families(h.d)->head->trained, 1);
+    ck_assert_uint_eq(ad_daemon_families(h.d)->head->members, 5);
+    ck_assert(ad_detector_trained(series_of(&h, "fam.1")->det));
+    ck_assert_ptr_eq(series_of(&h, "fam.1")->family, ad_daemon_families(h.d)->head);
+    ch_stop(&h, 1);
+
+    /* the family's row gone: the joined members cannot go on */
+    snprintf(path, sizeof(path), "%s/a.db", dir);
+    ck_assert_int_eq(ad_store_open(path, &st, &moved, err, sizeof(err)), 0);
+    b = ad_store_batch_new();
+    ad_store_batch_delete(b, AD_FAMILY_PREFIX "fam.*", strlen(AD_FAMILY_PREFIX "fam.*"));
+    ck_assert_int_eq(ad_store_write(st, b, err, sizeof(err)), 0);
+    ad_store_batch_free(b);
+    ad_store_close(st);
+    ch_start_in(&h, dir, extra);
+    ps = ad_persist_get_stats(ad_daemon_persist(h.d));
+    ck_assert_uint_eq(ps->restored, 1);
+    ck_assert_uint_eq(ps->restore_skipped[AD_SKIP_SETTINGS], 4);
+    ck_assert_ptr_nonnull(series_of(&h, "fam.new"));
+    ck_assert_ptr_null(series_of(&h, "fam.1"));
+    ck_assert_int_eq(ad_daemon_families(h.d)->head->trained, 0);
+    ch_stop(&h, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("families");
@@ -293,6 +352,7 @@ static Suite *suite(void)
     tc = tcase_create("daemon");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_members_train_join);
+    tcase_add_test(tc, test_member_restore);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,13 +5,14 @@
  * table, a key that is not UTF-8, a family no rule makes any more) and the rows it drops
  * from the store for it; what a restored series keeps from its row; checkpoints of the
  * changed series in batches of store.batch_bytes, one out at a time, deletes of evicted
- * series; persistence without a store. Rows are planted with the store's own door
- * (store.h); the restore runs through the daemon (core_harness.h), the checkpoints
+ * series, a failed write retried whole; persistence without a store. Rows are planted with the
+ * store's own door (store.h); the restore runs through the daemon (core_harness.h), the checkpoints
  * through persist.h on a loop of the test's. A plain restart is check_daemon.c's
  * test_store_restart.
  */
 #include <check.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,8 +141,8 @@ START_TEST(test_restore_skipped)
     make_store(dir, keys, 4);
     s = open_store(dir);
     get_row(s, "a", &a);
-    put_as(s, &a.row, "bad\xff", 0);            /* not UTF-8 */
-    put_as(s, &a.row, "dmg", a.row.blob_len / 2); /* a damaged blob */
+    put_as(s, &a.row, "bad\xff", 0);                /* not UTF-8 */
+    put_as(s, &a.row, "dmg", a.row.blob_len / 2);   /* a damaged blob */
     put_as(s, &a.row, AD_FAMILY_PREFIX "gone*", 0); /* no rule makes this family now */
     ck_assert_int_eq(ad_store_count(s), 7);
     ad_store_close(s);
@@ -187,8 +188,7 @@ START_TEST(test_restore_no_room)
 
     ck_assert_ptr_nonnull(mkdtemp(dir));
     make_store(dir, keys, 3);
-    snprintf(extra, sizeof(extra), "max_series: 1\nstore: {enabled: true, path: %s/a.db}\n",
-             dir);
+    snprintf(extra, sizeof(extra), "max_series: 1\nstore: {enabled: true, path: %s/a.db}\n", dir);
     ch_start_in(&h, dir, extra);
     ps = ad_persist_get_stats(ad_daemon_persist(h.d));
     ck_assert_uint_eq(ps->restored, 1);
@@ -385,6 +385,57 @@ START_TEST(test_when_idle_and_forget)
 }
 END_TEST
 
+/* A failed write (the file locked by another writer past the busy timeout): its series
+ * stay changed and its deletes stay queued, so the next checkpoint writes them. */
+START_TEST(test_failed_write)
+{
+    static const char *const keys[] = {"a", "b", "c"};
+    char dir[] = "/tmp/check_persist.XXXXXX", path[320];
+    const ad_store_stats *ss;
+    sqlite3 *other;
+    ad_series *c;
+    ad_store *s;
+    world w;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    make_store(dir, keys, 3);
+    open_world(&w, dir, "");
+    ss = ad_persist_store_stats(w.p);
+    mark_all_dirty(&w);
+    c = ad_series_table_find(w.series, "c", 1);
+    ad_series_table_remove(w.series, c);
+    ad_series_free(c);
+    ad_persist_forget(w.p, "c");
+
+    snprintf(path, sizeof(path), "%s/a.db", dir);
+    ck_assert_int_eq(sqlite3_open(path, &other), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(ad_persist_checkpoint(w.p, on_done, &w), 0);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(w.done, 1);
+    ck_assert_uint_eq(ss->write_errors, 1);
+    ck_assert_uint_eq(ss->writes, 0);
+    ck_assert_int_eq(ad_series_table_find(w.series, "a", 1)->dirty, 1);
+    ck_assert_int_eq(ad_series_table_find(w.series, "b", 1)->dirty, 1);
+    ck_assert_int_eq(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+
+    ck_assert_int_eq(ad_persist_checkpoint(w.p, on_done, &w), 0);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(w.done, 2);
+    ck_assert_uint_eq(ss->writes, 1);
+    ck_assert_uint_eq(ss->rows_put, 2);
+    ck_assert_uint_eq(ss->rows_deleted, 1);
+    ck_assert_int_eq(ad_series_table_find(w.series, "a", 1)->dirty, 0);
+    close_world(&w);
+    s = open_store(dir);
+    ck_assert_int_eq(ad_store_count(s), 2);
+    ck_assert(!has_row(s, "c"));
+    ad_store_close(s);
+    rm_dir(dir);
+}
+END_TEST
+
 /* ---- without a store ---- */
 
 START_TEST(test_no_store)
@@ -429,6 +480,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_checkpoint_batches);
     tcase_add_test(tc, test_when_idle_and_forget);
+    tcase_add_test(tc, test_failed_write);
     tcase_add_test(tc, test_no_store);
     suite_add_tcase(s, tc);
     return s;

@@ -20,10 +20,10 @@
 #include "ingest/remote_write.h"
 #include "pbwrite.h"
 
-#define WRITE "POST /api/v1/write HTTP/1.1\r\nHost: x\r\n"
-#define SNAPPY "Content-Encoding: snappy\r\n"
+#define WRITE    "POST /api/v1/write HTTP/1.1\r\nHost: x\r\n"
+#define SNAPPY   "Content-Encoding: snappy\r\n"
 #define PROTOBUF "Content-Type: application/x-protobuf\r\n"
-#define T0 1700000000000LL /* ms */
+#define T0       1700000000000LL /* ms */
 
 /* Prometheus' staleness marker: a NaN with this payload. */
 static double stale_nan_bits(void)
@@ -37,8 +37,8 @@ static double stale_nan_bits(void)
 
 /* One series into the request: name (NULL: no __name__), an optional label, n samples at
  * T0 + ts_s[i] seconds. */
-static void series(pb *req, const char *name, const char *label, const char *value,
-                   const int *ts_s, const double *v, int n)
+static void series(pb *req, const char *name, const char *label, const char *value, const int *ts_s,
+                   const double *v, int n)
 {
     pb ts = {0};
 
@@ -133,13 +133,12 @@ START_TEST(test_headers)
                      415);
     ck_assert_uint_eq(stats(&h)->requests[AD_PRW_ENCODING], 2);
     one(&req, "g", 0, 1);
-    ck_assert_int_eq(send_as(&h, WRITE SNAPPY "Content-Type: application/json\r\n", &req, NULL,
-                             NULL),
-                     415);
+    ck_assert_int_eq(
+        send_as(&h, WRITE SNAPPY "Content-Type: application/json\r\n", &req, NULL, NULL), 415);
     one(&req, "g", 0, 1);
-    ck_assert_int_eq(send_as(&h, WRITE SNAPPY "Content-Type: application/x-protobufx\r\n", &req,
-                             NULL, NULL),
-                     415);
+    ck_assert_int_eq(
+        send_as(&h, WRITE SNAPPY "Content-Type: application/x-protobufx\r\n", &req, NULL, NULL),
+        415);
     /* remote write 2.0's message is not spoken */
     one(&req, "g", 0, 1);
     ck_assert_int_eq(send_as(&h,
@@ -341,8 +340,7 @@ START_TEST(test_counter_kinds)
 {
     static const int ts[] = {10, 20};
     static const double v[] = {100, 120};
-    static const char *const rates[] = {"hits", "lat_bucket", "lat_count", "sum_sum",
-                                        "late_after"};
+    static const char *const rates[] = {"hits", "lat_bucket", "lat_count", "sum_sum", "late_after"};
     static const char *const raws[] = {"lat_other", "temp", "sum_bucket", "temp_sum", "b_total"};
     ch_daemon h;
     pb req = {0};
@@ -409,7 +407,7 @@ START_TEST(test_exclude_own)
     one(&req, "anomaly_value", 10, 1);
     one(&req, "anomaly_predicted", 10, 1);
     one(&req, "anomalyd_series", 10, 3);
-    one(&req, "anomaly_scores", 10, 3); /* not one of them */
+    one(&req, "anomaly_scores", 10, 3);    /* not one of them */
     ck_assert_int_eq(post(&h, &req), 204); /* not an error */
     ck_assert_uint_eq(stats(&h)->samples[AD_PRW_OWN_OUTPUT], 5);
     ck_assert_uint_eq(stats(&h)->series_dropped[3], 5);
@@ -467,12 +465,12 @@ START_TEST(test_refused_series)
     memset(long_value, 'v', sizeof(long_value) - 1);
     long_value[sizeof(long_value) - 1] = '\0';
     ch_start(&h, "max_series: 2\n");
-    series(&req, NULL, "job", "x", ts, v, 2);              /* no __name__ */
-    series(&req, "bad-name", NULL, NULL, ts, v, 2);        /* not a metric name */
-    series(&req, "long", "l", long_value, ts, v, 2);       /* key over AD_KEY_MAX */
+    series(&req, NULL, "job", "x", ts, v, 2);        /* no __name__ */
+    series(&req, "bad-name", NULL, NULL, ts, v, 2);  /* not a metric name */
+    series(&req, "long", "l", long_value, ts, v, 2); /* key over AD_KEY_MAX */
     series(&req, "s1", NULL, NULL, ts, v, 2);
     series(&req, "s2", NULL, NULL, ts, v, 2);
-    series(&req, "s3", NULL, NULL, ts, v, 2);              /* over max_series */
+    series(&req, "s3", NULL, NULL, ts, v, 2); /* over max_series */
     ck_assert_int_eq(send_as(&h, WRITE SNAPPY PROTOBUF, &req, NULL, &resp), 400);
     ck_assert_msg(strstr(resp, "0 out of order, 4 of unusable series, 2 of series whose key is "
                                "too long, 2 of new series with max_series reached"),
