@@ -1,0 +1,98 @@
+/*
+ * check_fingerprint.c - daemon/fingerprint.c: the fingerprint of a series' settings that
+ * the store keeps beside its blob (persist.c restores a series only when it still matches;
+ * persist.c itself is check_persist.c).
+ *
+ * The fingerprint is two CRC-32s of the settings as ad_detector_config_write lays them
+ * out. The fields appended since detector blob version 6 (forget_bias in 7; feature_span,
+ * raw_k, raw_rms in 8; stateful in 9) are left out while they hold what behaves as before
+ * them (forget_bias 1, feature_span 0, raw_k 0, stateful 0), so a store written before they existed
+ * still matches (an upgrade restores its series); any other value changes the fingerprint (the
+ * series start afresh).
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "blob.h"
+#include "detector_config.h"
+#include "fingerprint.h"
+
+/* The fingerprint of the bytes before the last `drop` bytes of the configuration. */
+static uint64_t without_last(const ad_detector_config *c, size_t drop)
+{
+    uint8_t buf[1024];
+    ad_wbuf w;
+
+    ad_wbuf_init(&w, buf, sizeof(buf));
+    ad_detector_config_write(&w, c);
+    ck_assert(!w.err && w.len > drop);
+    w.len -= drop;
+    return ((uint64_t)ad_crc32(0, buf, w.len) << 32) | ad_crc32(0x9e3779b9u, buf, w.len);
+}
+
+/* What stores held before version 7: the bytes before forget_bias (4), version 8's fields
+ * (12) and version 9's stateful (4). */
+static uint64_t without_forget_bias(const ad_detector_config *c)
+{
+    return without_last(c, 20);
+}
+
+START_TEST(test_fingerprint_forget_bias)
+{
+    ad_detector_config c;
+
+    ad_detector_defaults(&c);
+    ck_assert(c.forget_bias == 1.0f);
+    /* the defaults feed time features by span and score a raw signal: other settings */
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), without_forget_bias(&c));
+    c.feature_span = 0;
+    c.raw_k = 0.0f;
+    const uint64_t fp = ad_fingerprint(&c, 0);
+    ck_assert_uint_eq(fp, without_forget_bias(&c));
+    c.forget_bias = 3.0f;
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
+    c.forget_bias = 1.0f;
+    c.raw_k = 2.0f; /* a raw signal: other settings */
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
+    c.raw_k = 0.0f;
+    c.feature_span = 172800;
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
+    c.feature_span = 0;
+    c.hidden = 17; /* any other setting still counts */
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
+}
+END_TEST
+
+/* stateful 0 (the default) leaves version 8's fingerprints as they were (the settings
+ * without the last 4 bytes); stateful 1 is other settings. */
+START_TEST(test_fingerprint_stateful)
+{
+    ad_detector_config c;
+
+    ad_detector_defaults(&c);
+    ck_assert_int_eq(c.stateful, 0);
+    const uint64_t fp = ad_fingerprint(&c, 0);
+    ck_assert_uint_eq(fp, without_last(&c, 4));
+    c.stateful = 1;
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), without_last(&c, 4));
+    c.feature_span = 0; /* and it keeps the other appended fields in */
+    c.raw_k = 0.0f;
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), without_forget_bias(&c));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("fingerprint");
+    TCase *tc = tcase_create("fingerprint");
+    tcase_add_test(tc, test_fingerprint_forget_bias);
+    tcase_add_test(tc, test_fingerprint_stateful);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
