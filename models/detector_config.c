@@ -60,8 +60,8 @@ void ad_detector_defaults(ad_detector_config *c)
     c->train_every = 2000;
     c->window = 64;
     c->batch = 16;
-    c->epochs = 60;  /* with patience 8: MGAB F1 0.546 -> 0.648, NAB and SKAB as before */
-    c->patience = 8;
+    c->epochs = 30;
+    c->patience = 4;
     c->val_frac = 0.2f;
     c->lr = 0.01f;
     c->clip = 1.0f;

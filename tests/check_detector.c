@@ -127,23 +127,6 @@ static void small_config(ad_detector_config *c, ad_scorer_kind scorer, unsigned 
 
 /* ---- config ---- */
 
-/* The defaults table itself (what the daemon and anomalyctl score run): the figures in
- * docs/BENCHMARKS.md were measured with these. */
-START_TEST(test_table_defaults)
-{
-    ad_detector_config c;
-    char err[256] = "";
-
-    ad_detector_defaults(&c);
-    ck_assert_msg(ad_detector_config_check(&c, err, sizeof(err)) == 0, "%s", err);
-    ck_assert_int_eq(c.window, 64);
-    ck_assert_int_eq(c.epochs, 60);
-    ck_assert_int_eq(c.patience, 8);
-    ck_assert_int_eq(c.feature_span, 172800);
-    ck_assert_int_eq(c.stateful, 0);
-}
-END_TEST
-
 START_TEST(test_defaults)
 {
     ad_detector_config c;
@@ -2684,7 +2667,6 @@ static Suite *detector_suite(void)
     Suite *s = suite_create("detector");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, test_defaults);
-    tcase_add_test(tc, test_table_defaults);
     tcase_add_loop_test(tc, test_config_refusals, 0,
                         (int)(sizeof(bad_fields) / sizeof(bad_fields[0])));
     tcase_add_test(tc, test_input_size);

@@ -17,8 +17,6 @@ void plain_defaults(ad_detector_config *c)
     c->long_window = 0;
     c->alert_penalty = 0.0f;
     c->window = 32;
-    c->epochs = 30;
-    c->patience = 4;
     c->feature_span = 0;
     c->raw_k = 0.0f;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
