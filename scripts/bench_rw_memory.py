@@ -13,8 +13,8 @@ import json
 import os
 import re
 import signal
-import struct
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -23,41 +23,10 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("AD_BUILD_DIR", os.path.join(ROOT, "build", "release"))
 ANOMALYD = os.path.join(BUILD, "daemon", "anomalyd")
-HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
-           "X-Prometheus-Remote-Write-Version": "0.1.0"}
 T0 = 1700000000000
 
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if not n:
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
-
-
-def field(num, payload, wire=2):
-    if wire == 2:
-        return varint(num << 3 | 2) + varint(len(payload)) + payload
-    return varint(num << 3 | wire) + payload
-
-
-def timeseries(labels, samples):
-    parts = [field(1, field(1, k.encode()) + field(2, v.encode())) for k, v in labels.items()]
-    parts += [field(2, field(1, struct.pack("<d", v), 1) + field(2, varint(ts), 0))
-              for ts, v in samples]
-    return field(1, b"".join(parts))
-
-
-def snappy_literals(data):
-    out = [varint(len(data))]
-    for i in range(0, len(data), 60):
-        out.append(bytes([(len(data[i:i + 60]) - 1) << 2]))
-        out.append(data[i:i + 60])
-    return b"".join(out)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from rwbody import HEADERS, snappy, timeseries  # noqa: E402
 
 
 def rss(pid):
@@ -111,7 +80,7 @@ events: {{address: "", unix: "", file: ""}}
     t0 = time.time()
     deferred = 0
     for k in range(0, args.series, 1000):
-        body = snappy_literals(b"".join(
+        body = snappy(b"".join(
             timeseries({"__name__": "node_cpu_utilisation", "cpu": str(i % 64),
                         "instance": "host-%d:9100" % (i // 64), "job": "node", "mode": "idle"},
                        [(T0 + 15000 * j, 0.5 + 0.01 * ((i + j) % 7)) for j in range(args.samples)])

@@ -35,7 +35,6 @@ import os
 import shutil
 import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 import daemon_harness  # noqa: E402
+from rwbody import HEADERS as RW_HEADERS, timeseries, write_request  # noqa: E402
 
 T0 = 1700000000  # seconds
 N = 400          # points per trained series (train_after 300 in the defaults)
@@ -109,43 +109,12 @@ def sine(t, phase=0.0):
     return 10 + 5 * math.sin(2 * math.pi * t / 50 + phase)
 
 
-# ---- Prometheus remote write, by hand (as tests/test_prometheus.py) ----
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def field(num, payload, wire=2):
-    if wire == 2:
-        return varint(num << 3 | 2) + varint(len(payload)) + payload
-    return varint(num << 3 | wire) + payload
-
-
-def remote_write_body(labels, samples):
-    """A snappy-framed (literals only) WriteRequest of one series; samples [(ts_ms, v)]."""
-    ts = b""
-    for k, v in labels:
-        ts += field(1, field(1, k.encode()) + field(2, v.encode()))
-    for t, v in samples:
-        ts += field(2, field(1, struct.pack("<d", v), 1) + field(2, varint(t), 0))
-    data = field(1, ts)
-    out = varint(len(data))
-    for i in range(0, len(data), 60):
-        chunk = data[i:i + 60]
-        out += bytes([(len(chunk) - 1) << 2]) + chunk
-    return out
+def write_request_of(labels, samples):
+    """A remote-write body of one series: labels [(name, value)], samples [(ts_ms, v)]."""
+    return write_request(timeseries(dict(labels), samples))
 
 
 PROM_LABELS = [("__name__", "fx_rw_gauge"), ("job", "fx")]
-RW_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
-              "X-Prometheus-Remote-Write-Version": "0.1.0"}
 
 
 # ---- sending, by the manifest's "via" ----
@@ -181,7 +150,7 @@ def feed(d):
                                          "ts": T0 + t}) + "\n"
                              for t in range(120) for i, k in enumerate(FAMILY_KEYS)))
     for i in range(0, N, 100):
-        body = remote_write_body(PROM_LABELS, [(1000 * (T0 + t), sine(t, 3.0))
+        body = write_request_of(PROM_LABELS, [(1000 * (T0 + t), sine(t, 3.0))
                                                for t in range(i, i + 100)])
         send(d, "prometheus", body.hex())
     for t in range(24):  # a few flushes' worth: the StatsD series stays warming up
@@ -213,7 +182,7 @@ def next_values():
                                               "value": round(sine(120, 0.5), 6),
                                               "ts": T0 + 120}) + "\n"),
         STATSD_KEY: ("statsd", "fx.statsd.g:12|g\n"),
-        PROM_KEY: ("prometheus", remote_write_body(PROM_LABELS, [(1000 * (T0 + N),
+        PROM_KEY: ("prometheus", write_request_of(PROM_LABELS, [(1000 * (T0 + N),
                                                                   sine(N, 3.0))]).hex()),
     }
 

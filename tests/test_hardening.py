@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import socket
-import struct
 import subprocess
 import tempfile
 import threading
@@ -32,11 +31,10 @@ import urllib.request
 
 import daemon_harness
 from daemon_harness import Daemon, config_text
+from rwbody import HEADERS, timeseries, write_request
 
 PROMETHEUS = os.environ.get("PROMETHEUS") or "/usr/bin/prometheus"
 T0 = 1700000000000  # ms
-HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
-           "X-Prometheus-Remote-Write-Version": "0.1.0"}
 
 PRLIMIT = shutil.which("prlimit") or "/usr/bin/prlimit"
 
@@ -163,46 +161,6 @@ class Descriptors(unittest.TestCase):
             shutil.rmtree(tmp)
 
 
-# ---- remote-write bodies (as test_prometheus.py builds them, joined once: these bodies
-# are megabytes) ----
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if not n:
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
-
-
-def field(num, payload, wire=2):
-    if wire == 2:
-        return varint(num << 3 | 2) + varint(len(payload)) + payload
-    return varint(num << 3 | wire) + payload
-
-
-def timeseries(labels, samples):
-    """labels: dict (with __name__); samples: [(ts_ms, value)]."""
-    parts = [field(1, field(1, k.encode()) + field(2, v.encode())) for k, v in labels.items()]
-    parts += [field(2, field(1, struct.pack("<d", v), 1) + field(2, varint(ts), 0))
-              for ts, v in samples]
-    return field(1, b"".join(parts))
-
-
-def write_request(series):
-    """A snappy block of literals (any decoder reads it) around the WriteRequest."""
-    data = b"".join(series)
-    out = [varint(len(data))]
-    for i in range(0, len(data), 60):
-        chunk = data[i:i + 60]
-        out.append(bytes([(len(chunk) - 1) << 2]))
-        out.append(chunk)
-    return b"".join(out)
-
-
 def post(d, body):
     return d.http("/api/v1/write", method="POST", body=body, headers=dict(HEADERS))
 
@@ -241,7 +199,7 @@ class OwnOutput(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
         try:
             with Daemon(config_text(tmp), tmp=tmp) as d:
-                body = write_request([timeseries(l, [(T0, v)]) for l, v in OWN] +
+                body = write_request(*[timeseries(l, [(T0, v)]) for l, v in OWN] +
                                      [timeseries({"__name__": "anomaly_detector_up",
                                                   "job": "x"}, [(T0, 1)])])
                 status, _, answer = post(d, body)
@@ -265,7 +223,7 @@ class OwnOutput(unittest.TestCase):
             cfg = config_text(tmp, extra="prometheus:\n  exclude_own: false\n")
             with Daemon(cfg, tmp=tmp) as d:
                 status, _, answer = post(d, write_request(
-                    [timeseries(l, [(T0, v)]) for l, v in OWN]))
+                    *[timeseries(l, [(T0, v)]) for l, v in OWN]))
                 self.assertEqual(status, 204, answer)
                 self.assertEqual(outcome(d, "own_output"), 0)
                 self.assertIsNotNone(d.series(
@@ -362,7 +320,7 @@ class Flood(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="anomalyd-test-")
         try:
             with Daemon(config_text(tmp, defaults=SMALL), tmp=tmp) as d:
-                body = write_request([node_series(i, 3) for i in range(2500)])
+                body = write_request(*[node_series(i, 3) for i in range(2500)])
                 status, headers, answer = post(d, body)
                 self.assertEqual(status, 503, answer)
                 self.assertIn("Retry-After", headers)
@@ -410,7 +368,7 @@ class Flood(unittest.TestCase):
             # no store: its final checkpoint of 32000 detectors is not what this measures
             cfg = config_text(tmp, extra="store:\n  enabled: false\n", defaults="  seed: 1\n")
             with Daemon(cfg, tmp=tmp) as d:
-                bodies = [write_request([node_series(i) for i in range(k, k + 16000)])
+                bodies = [write_request(*[node_series(i) for i in range(k, k + 16000)])
                           for k in (0, 16000)]
                 lat, errors, results = [], [], []
                 done = threading.Event()
@@ -479,7 +437,7 @@ class Flood(unittest.TestCase):
         try:
             with Daemon(config_text(tmp, defaults=SMALL, top="max_series: 50\n"),
                         tmp=tmp) as d:
-                status, _, answer = post(d, write_request([node_series(i) for i in range(80)]))
+                status, _, answer = post(d, write_request(*[node_series(i) for i in range(80)]))
                 self.assertEqual(status, 400, answer)
                 self.assertIn(b"30 of new series with max_series reached", answer)
                 self.assertEqual(d.metric("anomalyd_series"), 50)

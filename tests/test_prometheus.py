@@ -21,6 +21,8 @@ import subprocess
 import tempfile
 import time
 import unittest
+
+from rwbody import HEADERS, metadata, snappy, timeseries, write_request
 import urllib.parse
 import urllib.request
 
@@ -33,56 +35,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG_DIR = os.path.join(os.path.dirname(HERE), "config", "prometheus")
 STALE = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 T0 = 1700000000000  # ms
-
-HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
-           "X-Prometheus-Remote-Write-Version": "0.1.0"}
-
-# ---- protobuf and snappy, by hand ----
-
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def field(num, payload, wire=2):
-    if wire == 2:
-        return varint(num << 3 | 2) + varint(len(payload)) + payload
-    return varint(num << 3 | wire) + payload
-
-
-def timeseries(labels, samples):
-    """labels: dict (with __name__); samples: [(ts_ms, value)]."""
-    body = b""
-    for k, v in labels.items():
-        body += field(1, field(1, k.encode()) + field(2, v.encode()))
-    for ts, v in samples:
-        body += field(2, field(1, struct.pack("<d", v), 1) + field(2, varint(ts & (2**64 - 1)), 0))
-    return field(1, body)
-
-
-def metadata(family, mtype):
-    return field(3, field(1, varint(mtype), 0) + field(2, family.encode()))
-
-
-def snappy(data):
-    """A valid snappy block made of literals only (no compression, but any decoder reads
-    it)."""
-    out = varint(len(data))
-    for i in range(0, len(data), 60):
-        chunk = data[i:i + 60]
-        out += bytes([(len(chunk) - 1) << 2]) + chunk
-    return out
-
-
-def write_request(*series):
-    return snappy(b"".join(series))
 
 
 def free_port():
