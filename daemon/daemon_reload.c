@@ -46,6 +46,8 @@ static void reapply_rules(ad_daemon *d, const ad_config *nc)
             changed++;
         } else {
             s->rule = rule;
+            if (s->det)
+                ad_detector_set_incident(s->det, det->incident_z, det->incident_ref);
         }
     }
     if (changed || ignored)

@@ -15,6 +15,11 @@ uint64_t ad_fingerprint(const ad_detector_config *c, int shared)
 
     ad_wbuf_init(&w, buf, sizeof(buf));
     ad_detector_config_write(&w, c);
+    /* Version 10's incident_z and incident_ref (8 bytes, the last) only say how long the
+     * anomalous state lasts: they are never part of it. A series restored or kept on
+     * reload takes the configuration's (ad_detector_set_incident). */
+    if (w.len >= 8)
+        w.len -= 8;
     /* Fields appended to the configuration since blob version 6 are left out while they
      * hold the value that behaves as before them, so settings saved before them keep
      * their fingerprint (an upgrade restores those series); any other value counts as

@@ -215,6 +215,20 @@ void ad_detector_normaliser(const ad_detector *d, double *center, double *scale)
     *scale = d->scale;
 }
 
+int ad_detector_set_incident(ad_detector *d, float incident_z, int incident_ref)
+{
+    ad_detector_config c = d->cfg;
+    c.incident_z = incident_z;
+    c.incident_ref = incident_ref;
+    if (ad_detector_config_check(&c, NULL, 0) != 0)
+        return -AD_EINVAL;
+    d->cfg.incident_z = incident_z;
+    d->cfg.incident_ref = incident_ref;
+    if (!(incident_z > 0.0f))
+        d->incident = 0;
+    return 0;
+}
+
 int ad_detector_set_weights(ad_detector *d, int wt)
 {
     static const int mode[AD_W_N] = {AD_NET_FP32, AD_NET_FP16_ONLY, AD_NET_INT8_ONLY};

@@ -88,8 +88,10 @@ typedef struct ad_result {
     int anomalous;    /* the state: the series is behaving abnormally now. On from a hit
                          until the scorer's short_window samples in a row have scored
                          below the threshold (the errors it averages have then left the
-                         anomaly), so it lasts as long as the anomaly does and bridges
-                         dips shorter than the averaging */
+                         anomaly), bridging dips shorter than the averaging; and with
+                         incident_z > 0 through the incident the hit opened, while the
+                         values' moving mean stays away from what they were before it
+                         (detector_config.h), so it lasts as long as the anomaly does */
     int warming_up;   /* scored by the statistical fallback (no training yet) */
     int train_due;    /* a training is due: snapshot, train, install */
     int refused;      /* -1: the value was taken; else why it was refused (ad_refusal),
@@ -225,6 +227,16 @@ const char *ad_refusal_name(int reason);
  * 0, -AD_EINVAL for an unknown value, or -AD_ENOMEM (then unchanged).
  */
 int ad_detector_set_weights(ad_detector *d, int wt);
+
+/*
+ * Sets how long the anomalous state lasts (incident_z, incident_ref: detector_config.h).
+ * They decide the state from what the detector sees and change nothing else (scores,
+ * alerts, the network, the history), so a loaded detector can take a configuration's
+ * values: the daemon applies them after restoring a series and on reload. An open
+ * incident goes on against its reference and the new incident_z; incident_z 0 closes
+ * it. 0, or -AD_EINVAL (with nothing changed) for a value out of its bounds.
+ */
+int ad_detector_set_incident(ad_detector *d, float incident_z, int incident_ref);
 
 /*
  * Family members (shared models, family.h): a detector whose network is a family's,

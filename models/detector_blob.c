@@ -13,7 +13,9 @@
 #include "serial.h"
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   9 /* 9: stateful at the config's end (AD_DETECTOR_V_STATEFUL);
+#define DET_VERSION   10 /* 10: incident_z, incident_ref at the config's end
+                             (AD_DETECTOR_V_INCIDENT); the values' moving mean and the
+                             open incident with its reference; 9: stateful at the config's end (AD_DETECTOR_V_STATEFUL);
                              8: feature_span, raw_k, raw_rms (AD_DETECTOR_V_RAW); whether
                              the time features are fed (time_on), the raw signal's scale
                              (raw_q); 7: forget_bias at the config's end; 6: the anomalous
@@ -63,6 +65,10 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_f32(w, d->raw_q);
     for (int i = 0; i < RAW_MEAN - 1; i++)
         ad_put_u16(w, d->raw_prev[i]);
+    ad_put_f64(w, d->inc_mean); /* AD_DETECTOR_V_INCIDENT on */
+    ad_put_f64(w, d->inc_center);
+    ad_put_f64(w, d->inc_spread);
+    ad_put_u32(w, d->incident);
     ad_put_f64(w, d->vmin);
     ad_put_f64(w, d->vmax);
     for (int i = 0; i < RANGE_BLOCKS; i++) {
@@ -245,6 +251,15 @@ static int read_state(ad_rbuf *r, ad_detector *d, uint32_t version)
         const float p = ad_half_to_float(d->raw_prev[i]);
         bad |= !(p >= 0.0f && p <= RAW_KEEP);
     }
+    if (version >= AD_DETECTOR_V_INCIDENT) {
+        d->inc_mean = ad_get_f64(r);
+        d->inc_center = ad_get_f64(r);
+        d->inc_spread = ad_get_f64(r);
+        const uint32_t open = ad_get_u32(r);
+        d->incident = (uint8_t)(open != 0);
+        bad |= open > 1 || !isfinite(d->inc_mean) || !isfinite(d->inc_center) ||
+               !(d->inc_spread >= 0.0 && isfinite(d->inc_spread));
+    } /* before: no incident open; the mean starts at the newest value kept (load) */
     d->vmin = ad_get_f64(r);
     d->vmax = ad_get_f64(r);
     int rb_bad = 0;
@@ -400,6 +415,8 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     }
     d->hn = (int)hn;
     d->hpos = (int)hpos;
+    if (version < AD_DETECTOR_V_INCIDENT && d->hn)
+        d->inc_mean = d->hv[hist_index(d, d->hn - 1)];
     if (ts4 && d->hn)
         encode_v4(d, ts4);
     free(ts4);

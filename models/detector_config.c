@@ -9,6 +9,9 @@
 
 #include "net.h"
 
+/* the default incident_z (docs/DETECTOR.md says why) */
+#define INCIDENT_Z 12.0f
+
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
 /* One row per model: its code in blobs (fixed for good) and its name. */
@@ -85,6 +88,8 @@ void ad_detector_defaults(ad_detector_config *c)
     c->raw_k = 2.0f;
     c->raw_rms = 0.05f;
     c->stateful = 0;
+    c->incident_z = INCIDENT_Z;
+    c->incident_ref = 400;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
     c->scorer.error_bound = 3.0f;
     c->scorer.min_sd = 0.0173f;
@@ -144,6 +149,8 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(raw_k, 0.0, 1e6);
     RANGE(raw_rms, 0.0, 1e6);
     RANGE(stateful, 0, 1);
+    RANGE(incident_z, 0.0, 1e6);
+    RANGE(incident_ref, 16, 4096);
     if (c->long_window > 0 && c->scorer.kind == AD_SCORER_LIKELIHOOD &&
         c->long_window > c->scorer.window) {
         ERR("long_window must be 0..the scorer's window (%d), got %d", c->scorer.window,
@@ -211,6 +218,8 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_f32(w, c->raw_k);
     ad_put_f32(w, c->raw_rms);
     ad_put_u32(w, (uint32_t)c->stateful); /* AD_DETECTOR_V_STATEFUL on */
+    ad_put_f32(w, c->incident_z); /* AD_DETECTOR_V_INCIDENT on */
+    ad_put_u32(w, (uint32_t)c->incident_ref);
 }
 
 int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version, char *err,
@@ -268,6 +277,8 @@ int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version,
     c->raw_k = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.0f;
     c->raw_rms = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.05f;
     c->stateful = version >= AD_DETECTOR_V_STATEFUL ? (int)ad_get_u32(r) : 0;
+    c->incident_z = version >= AD_DETECTOR_V_INCIDENT ? ad_get_f32(r) : 0.0f;
+    c->incident_ref = version >= AD_DETECTOR_V_INCIDENT ? (int)ad_get_u32(r) : 400;
     /* the kinds from their codes; an unknown code leaves an invalid kind, with the
      * message ad_detector_config_check would give for it */
     const int m = ad_model_from_code(model), k = ad_cell_from_code(kind),

@@ -118,6 +118,18 @@ typedef struct ad_detector_config {
                           (not the last `prime` values). 0: shuffled windows every
                           window/4 values, each from a zero state. The predict model's own
                           network only (not seq2seq, not a family's) */
+    float incident_z;  /* > 0: the anomalous state (ad_result) also lasts through an
+                          incident: from a hit, while the moving mean of the values
+                          (over ~short_window) stays at least incident_z reference
+                          spreads from the reference median, the median of the
+                          incident_ref values kept before the hit (spread: the larger of
+                          1.4826 MAD and half their standard deviation); it ends when the
+                          values are back, or at the next install (the new network has
+                          learnt what it saw). 0 = off: the state is the short_window
+                          samples after a hit */
+    int incident_ref;  /* values before an incident's first hit its reference is made
+                          of, 16..4096 (fewer while the history holds fewer; none below
+                          16) */
 } ad_detector_config;
 
 /* The defaults: the one table the daemon (`defaults:` and every rule start from it) and
@@ -146,13 +158,16 @@ int ad_detector_input_size(unsigned features);
 #define AD_DETECTOR_V_RAW 8
 /* The version that added stateful after them. */
 #define AD_DETECTOR_V_STATEFUL 9
+/* The version that added incident_z and incident_ref after it, and the incident's state
+ * to the detector. */
+#define AD_DETECTOR_V_INCIDENT 10
 
 /* The configuration into a blob writer / from a reader (fields in a fixed order; fields
  * added later at the end; the model, cell and scorer kinds as their codes: ad_model_code,
  * ad_cell_code, ad_scorer_code). version is the detector blob's: a field the blob is too
  * old to hold gets its default (forget_bias 1 before AD_DETECTOR_V_FORGET_BIAS; before
  * AD_DETECTOR_V_RAW time features always fed and no raw signal; before AD_DETECTOR_V_STATEFUL
- * stateful 0). Reading returns
+ * stateful 0; before AD_DETECTOR_V_INCIDENT incident_z 0, incident_ref 400). Reading returns
  * -AD_EFORMAT with a message when a stored code names no kind (a truncated read is r's
  * err, not this), else 0; the read configuration is not checked otherwise: call
  * ad_detector_config_check. */

@@ -1,9 +1,54 @@
 /*
  * detector_history.c - a detector's history ring (detector_impl.h): values as kept for
  * training, flags, and timestamps in fixed point; the lookup by time the seasonal signal
- * uses; ad_detector_history.
+ * uses; an incident's reference (incident_z); ad_detector_history.
  */
 #include "detector_impl.h"
+
+#include <stdlib.h>
+
+#define INCIDENT_MIN 16      /* values an incident's reference needs at least */
+#define INCIDENT_MAX 4096    /* and takes at most (incident_ref's bound) */
+
+static int cmp_f64(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (sorted here). */
+static double median_sorted(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_f64);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void ad_det_incident_open(ad_detector *d)
+{
+    double v[INCIDENT_MAX], sum = 0.0, ss = 0.0;
+    int n = d->hn < d->cfg.incident_ref ? d->hn : d->cfg.incident_ref;
+
+    if (n > INCIDENT_MAX)
+        n = INCIDENT_MAX;
+    if (n < INCIDENT_MIN)
+        return;
+    for (int i = 0; i < n; i++) {
+        v[i] = d->hv[hist_index(d, d->hn - n + i)];
+        sum += v[i];
+    }
+    const double mean = sum / n;
+    for (int i = 0; i < n; i++)
+        ss += (v[i] - mean) * (v[i] - mean);
+    const double med = median_sorted(v, n);
+    for (int i = 0; i < n; i++)
+        v[i] = fabs(v[i] - med);
+    double spread = 1.4826 * median_sorted(v, n);
+    const double sd = sqrt(ss / n), floor = 1e-6 * fmax(1.0, fabs(med));
+    spread = fmax(spread, fmax(sd, floor));
+    d->inc_center = med;
+    d->inc_spread = spread;
+    d->incident = 1;
+}
 
 /* The shift for a span of seconds: the largest, at most 30, with span * 2^shift < 2^30
  * (a quarter of the range). */

@@ -86,6 +86,10 @@ struct ad_detector {
     uint64_t since_hit;   /* samples since the last hit (raw score at the threshold): the
                              anomalous state (ad_result) */
     double alert_rate;    /* moving average of the alert indicator (ALERT_HORIZON) */
+    /* incident_z > 0: the moving mean of the accepted values (over ~short_window), and
+     * while an incident is open (incident) its reference median and spread */
+    double inc_mean, inc_center, inc_spread;
+    uint8_t incident;
     float excl_rate;      /* moving average of the excluded indicator (EXCL_HORIZON) */
     int D;                /* network input size */
     /* warm-up fallback: running mean and variance of accepted values (Welford); with
@@ -156,6 +160,9 @@ void ad_det_note_prefetch(ad_detector *d);
 void ad_det_settle(ad_detector *d);
 /* SEQ2SEQ: slides a value into the window and reconstructs it once full. */
 void ad_det_s2s_push(ad_detector *d, double value, double ts, double prev_ts, int has_prev);
+/* incident_z: a hit opens an incident when none is open and the history holds enough
+ * values for its reference (taken before the hit's value joins the history). */
+void ad_det_incident_open(ad_detector *d);
 /* raw_k: the mean of |e| and the RAW_MEAN - 1 previous |errors| in prev; with push, e
  * joins prev. */
 float ad_det_raw_mean(uint16_t *prev, float e, int push);

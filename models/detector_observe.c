@@ -368,6 +368,25 @@ static void history_push(ad_detector *d, double kept, int anomalous, double ts)
         d->hn++;
 }
 
+/* incident_z: moves the values' mean on, opens an incident at a hit when none is open,
+ * closes it once the hits have stopped (short_window samples) and the mean is back within
+ * incident_z spreads of the reference. Whether an incident is open. */
+static int incident(ad_detector *d, double value, int hit)
+{
+    const ad_detector_config *c = &d->cfg;
+    const uint64_t sw = (uint64_t)c->scorer.short_window;
+
+    if (!(c->incident_z > 0.0f))
+        return 0;
+    d->inc_mean = d->stats.samples ? d->inc_mean + (value - d->inc_mean) / (double)sw : value;
+    if (hit && !d->incident)
+        ad_det_incident_open(d);
+    if (d->incident && d->since_hit >= sw &&
+        fabs(d->inc_mean - d->inc_center) < c->incident_z * d->inc_spread)
+        d->incident = 0;
+    return d->incident;
+}
+
 /* Why (ts, value) is refused (enum ad_refusal), or -1 when it is accepted. */
 static int refusal(const ad_detector *d, double ts, double value)
 {
@@ -413,7 +432,8 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
     d->alert_rate += ((double)flagged - d->alert_rate) / ALERT_HORIZON;
     d->flag_run = anomalous ? d->flag_run + 1 : 0;
     d->since_hit = anomalous ? 0 : d->since_hit + 1;
-    int state = has_pred && d->since_hit < (uint64_t)c->scorer.short_window;
+    const int open = incident(d, value, anomalous);
+    int state = has_pred && (d->since_hit < (uint64_t)c->scorer.short_window || open);
     /* excluded: kept out of statistics, training and the rolling state */
     int excluded = anomalous && (c->relearn == 0 || d->flag_run <= c->relearn) &&
                    d->excl_rate < c->max_exclude;

@@ -403,6 +403,7 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
     d->time_on = (uint8_t)job->time_on;
     d->raw_q = job->raw_q;
     memset(d->raw_prev, 0, sizeof(d->raw_prev)); /* the old network's errors: not these */
+    d->incident = 0; /* the new network has learnt what the incident showed */
     d->trained = 1;
     d->since_train = 0;
     d->stats.trainings++;
@@ -458,12 +459,14 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
         }
         d->trained = 1;
         d->since_train = 0;
+        d->incident = 0;
         d->stats.trainings++;
         reprime(d, 1);
         ad_det_note_slots(d, 1);
         return 0;
     }
     /* The family's network changed: rebuild the rolling state on it. */
+    d->incident = 0;
     d->stats.trainings++;
     reprime(d, 0);
     ad_det_note_slots(d, 1);

@@ -1355,7 +1355,7 @@ static blob_layout find_layout(const ad_detector *d, const uint8_t *buf, size_t 
     o.window = c->window + 1; /* low byte differs */
     L.window = first_difference(c, &o);
     o = *c;
-    o.stateful = !c->stateful; /* the config's last field */
+    o.incident_ref = c->incident_ref + 1; /* the config's last field */
     L.stats = first_difference(c, &o) + 4;
     L.center = L.stats + 8 * (2 + AD_REFUSE_NREASONS + 1) + 4 * 3;
     L.scale = L.center + 8;
@@ -1419,7 +1419,7 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 10", "version", L.version, 0, 10},
+        {"version 11", "version", L.version, 0, 11},
         {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
@@ -1434,6 +1434,11 @@ START_TEST(test_inconsistent_blob_refused)
         /* after scale: trained (4), w_mean, w_m2, w_n (8 each), then warmup_naive's */
         {"last value NaN", "inconsistent", L.scale + 36, 1, NAN},
         {"changes' square -1", "inconsistent", L.scale + 44, 1, -1.0},
+        /* then to the raw signal's (L.scale + 120, 4 bytes), then the incident's (v10) */
+        {"incident mean NaN", "inconsistent", L.scale + 124, 1, NAN},
+        {"incident centre Inf", "inconsistent", L.scale + 132, 1, INFINITY},
+        {"incident spread -1", "inconsistent", L.scale + 140, 1, -1.0},
+        {"incident open 2", "inconsistent", L.scale + 148, 0, 2},
         {"net length", NULL, L.netlen, 2, (double)(len * 2)},
         {"net length short", NULL, L.netlen, 2, (double)(netlen - 4)},
         {"net magic", "network", L.net, 0, 0},
@@ -1878,7 +1883,7 @@ START_TEST(test_stateful)
         if (t == 300) { /* a round trip keeps the setting */
             size_t n;
             uint8_t *buf = save(d, &n);
-            ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_STATEFUL);
+            ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_INCIDENT);
             ad_detector_free(d);
             d = load(buf, n);
             free(buf);
@@ -1899,6 +1904,64 @@ START_TEST(test_stateful)
     ck_assert_uint_eq(ad_detector_get_stats(d)->trainings, 3);
     ck_assert_int_eq(checked, 3);
     ad_detector_free(d);
+}
+END_TEST
+
+/*
+ * The anomalous state through an incident (incident_z; _i 0: off, 1: the default 12): a
+ * noisy sine that steps up by 20 (some 28 of its spreads) for samples 600..799, then comes
+ * back. With the incident the state is on through the step and off once the values are
+ * back; without, only the short_window samples after each hit. A blob round trip in the middle of the step
+ * goes on identically (version 10 holds the open incident); incident_z set to 0 there
+ * closes it (ad_detector_set_incident, which refuses a value out of bounds).
+ */
+START_TEST(test_incident)
+{
+    ad_detector_config c;
+    plain_defaults(&c);
+    c.hidden = 8;
+    c.train_every = 0;
+    if (!_i)
+        c.incident_z = 0.0f;
+    ck_assert(!_i || c.incident_z == 12.0f);
+    ad_detector *d = make(&c), *copy = NULL, *off = NULL;
+    ad_rng r;
+    ad_rng_seed(&r, 31);
+    int on_step = 0, on_after = 0;
+
+    for (int t = 0; t < 1000; t++) {
+            double v = noisy_sine(t, &r) + (t >= 600 && t < 800 ? 20.0 : 0.0);
+        ad_result res = observe(d, t, v);
+        if (copy) {
+            ad_result rc = observe(copy, t, v), ro = observe(off, t, v);
+            assert_same_result(&res, &rc, "after a round trip in the incident", t);
+            if (t >= 700 + c.scorer.short_window && t < 800)
+                ck_assert_msg(!ro.anomalous, "incident_z 0 left the state on at %d", t);
+        }
+        if (t == 700) {
+            size_t n;
+            uint8_t *buf = save(d, &n);
+            copy = load(buf, n);
+            off = load(buf, n);
+            free(buf);
+            ck_assert_int_eq(ad_detector_set_incident(off, -1.0f, 400), -AD_EINVAL);
+            ck_assert_int_eq(ad_detector_set_incident(off, 0.0f, 15), -AD_EINVAL);
+            ck_assert(ad_detector_get_config(off)->incident_z == c.incident_z);
+            ck_assert_int_eq(ad_detector_set_incident(off, 0.0f, 400), 0);
+        }
+        on_step += t >= 600 && t < 800 && res.anomalous;
+        on_after += t >= 850 && res.anomalous;
+    }
+    fprintf(stderr, "incident_z %g: anomalous on %d of the step's 200, %d of the 150 from 50 "
+            "after it\n", (double)c.incident_z, on_step, on_after);
+    if (_i)
+        ck_assert_int_ge(on_step, 195);
+    else
+        ck_assert_int_lt(on_step, 100);
+    ck_assert_int_eq(on_after, 0);
+    ad_detector_free(d);
+    ad_detector_free(copy);
+    ad_detector_free(off);
 }
 END_TEST
 
@@ -2205,11 +2268,12 @@ START_TEST(test_old_blob_v4)
     /* and it saves in the current version, which loads back to the same bytes */
     size_t len2, len3;
     uint8_t *b2 = save(d, &len2);
-    ck_assert_uint_eq(get_le(b2 + 4, 4), AD_DETECTOR_V_STATEFUL);
+    ck_assert_uint_eq(get_le(b2 + 4, 4), AD_DETECTOR_V_INCIDENT);
     /* the fields added since version 4 hold what behaves as before them */
     ck_assert(ad_detector_get_config(d)->forget_bias == 1.0f);
     ck_assert_int_eq(ad_detector_get_config(d)->feature_span, 0);
     ck_assert(ad_detector_get_config(d)->raw_k == 0.0f);
+    ck_assert(ad_detector_get_config(d)->incident_z == 0.0f);
     ck_assert_uint_lt(len2, len); /* timestamps in 4 bytes, flags in bits */
     ad_detector *e = load(b2, len2);
     uint8_t *b3 = save(e, &len3);
@@ -2244,7 +2308,7 @@ START_TEST(test_forget_bias_blob)
             ck_assert(net->p.layer[l].b[k] == (k / 4 == 1 ? 3.0f : 0.0f));
     size_t len;
     uint8_t *buf = save(d, &len);
-    ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_STATEFUL);
+    ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_INCIDENT);
     ad_detector *e = load(buf, len);
     ck_assert(ad_detector_get_config(e)->forget_bias == 3.0f);
     ad_detector_free(e);
@@ -2722,6 +2786,7 @@ static Suite *detector_suite(void)
     tcase_add_loop_test(tc, test_long_window, 0, 2);
     tcase_add_loop_test(tc, test_feature_span, 0, 3);
     tcase_add_loop_test(tc, test_stateful, 0, 2);
+    tcase_add_loop_test(tc, test_incident, 0, 2);
     tcase_add_loop_test(tc, test_raw_signal, 0, 4);
     suite_add_tcase(s, tc);
 

@@ -8,7 +8,8 @@
  * raw_k, raw_rms in 8; stateful in 9) are left out while they hold what behaves as before
  * them (forget_bias 1, feature_span 0, raw_k 0, stateful 0), so a store written before they existed
  * still matches (an upgrade restores its series); any other value changes the fingerprint (the
- * series start afresh).
+ * series start afresh). Version 10's incident_z and incident_ref are always left out: they only
+ * say how long the anomalous state lasts, and a restored series takes the configuration's.
  */
 #include <check.h>
 #include <stdint.h>
@@ -31,11 +32,14 @@ static uint64_t without_last(const ad_detector_config *c, size_t drop)
     return ((uint64_t)ad_crc32(0, buf, w.len) << 32) | ad_crc32(0x9e3779b9u, buf, w.len);
 }
 
+/* Version 10's incident_z and incident_ref: the configuration's last 8 bytes. */
+#define INCIDENT_BYTES 8
+
 /* What stores held before version 7: the bytes before forget_bias (4), version 8's fields
- * (12) and version 9's stateful (4). */
+ * (12), version 9's stateful (4) and version 10's incident fields. */
 static uint64_t without_forget_bias(const ad_detector_config *c)
 {
-    return without_last(c, 20);
+    return without_last(c, 20 + INCIDENT_BYTES);
 }
 
 START_TEST(test_fingerprint_forget_bias)
@@ -73,13 +77,35 @@ START_TEST(test_fingerprint_stateful)
     ad_detector_defaults(&c);
     ck_assert_int_eq(c.stateful, 0);
     const uint64_t fp = ad_fingerprint(&c, 0);
-    ck_assert_uint_eq(fp, without_last(&c, 4));
+    ck_assert_uint_eq(fp, without_last(&c, 4 + INCIDENT_BYTES));
     c.stateful = 1;
     ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
-    ck_assert_uint_ne(ad_fingerprint(&c, 0), without_last(&c, 4));
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), without_last(&c, 4 + INCIDENT_BYTES));
     c.feature_span = 0; /* and it keeps the other appended fields in */
     c.raw_k = 0.0f;
     ck_assert_uint_ne(ad_fingerprint(&c, 0), without_forget_bias(&c));
+}
+END_TEST
+
+/* incident_z and incident_ref never change the fingerprint: version 9's stay as they were
+ * (at the defaults: the settings without the last 8 bytes and stateful's 4), whatever
+ * they hold; the field before them does. */
+START_TEST(test_fingerprint_incident)
+{
+    ad_detector_config c;
+
+    ad_detector_defaults(&c);
+    ck_assert(c.incident_z > 0.0f);
+    const uint64_t fp = ad_fingerprint(&c, 0);
+    ck_assert_uint_eq(fp, without_last(&c, 4 + INCIDENT_BYTES));
+    c.incident_z = 0.0f;
+    ck_assert_uint_eq(ad_fingerprint(&c, 0), fp);
+    c.incident_z = 3.5f;
+    c.incident_ref = 17;
+    ck_assert_uint_eq(ad_fingerprint(&c, 0), fp);
+    ck_assert_uint_eq(ad_fingerprint(&c, 1), ad_fingerprint(&c, 0) ^ 0x5348415245440001ull);
+    c.stateful = 1;
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
 }
 END_TEST
 
@@ -89,6 +115,7 @@ int main(void)
     TCase *tc = tcase_create("fingerprint");
     tcase_add_test(tc, test_fingerprint_forget_bias);
     tcase_add_test(tc, test_fingerprint_stateful);
+    tcase_add_test(tc, test_fingerprint_incident);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -243,6 +243,35 @@ START_TEST(test_restore_fields)
 }
 END_TEST
 
+/* incident_z and incident_ref are not part of the settings' fingerprint: a series saved
+ * with other values restores, and takes the configuration's (ad_detector_set_incident). */
+START_TEST(test_restore_takes_incident)
+{
+    static const char *const keys[] = {"a"};
+    char dir[] = "/tmp/check_persist.XXXXXX", extra[512];
+    const ad_detector_config *c;
+    ch_daemon h;
+    const ad_series *x;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    make_store(dir, keys, 1);
+    snprintf(extra, sizeof(extra),
+             "store: {enabled: true, path: %s/a.db}\n"
+             "series:\n  - {match: \"a\", incident_z: 2.5, incident_ref: 50}\n",
+             dir);
+    ch_start_in(&h, dir, extra);
+    ck_assert_uint_eq(ad_persist_get_stats(ad_daemon_persist(h.d))->restored, 1);
+    x = series_of(&h, "a");
+    ck_assert_ptr_nonnull(x);
+    ck_assert_uint_eq(ad_detector_get_stats(x->det)->samples, 20);
+    c = ad_detector_get_config(x->det);
+    ck_assert(c->incident_z == 2.5f);
+    ck_assert_int_eq(c->incident_ref, 50);
+    ch_stop(&h, 0);
+    rm_dir(dir);
+}
+END_TEST
+
 /* ---- checkpoints, through persist.h ---- */
 
 typedef struct world {
@@ -475,6 +504,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_restore_skipped);
     tcase_add_test(tc, test_restore_no_room);
     tcase_add_test(tc, test_restore_fields);
+    tcase_add_test(tc, test_restore_takes_incident);
     suite_add_tcase(s, tc);
     tc = tcase_create("checkpoint");
     tcase_set_timeout(tc, 60);

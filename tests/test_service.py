@@ -368,6 +368,10 @@ class Reload(Tmp):
             new = cfg.replace("  - {protocol: graphite, transport: udp, address: 127.0.0.1, port: 0}\n",
                               "  - {protocol: jsonl, transport: unix, path: %s/new.sock}\n" % self.tmp)
             new += "series:\n  - match: 'other.*'\n    hidden: 4\n"
+            # The anomalous state's incident_z only says how long the state lasts: a series
+            # keeps its state and takes the new value.
+            self.assertEqual(d.series("rl.a")["model"]["incident_z"], 12)
+            new = new.replace("defaults:\n", "defaults:\n  incident_z: 3\n")
             with open(d.config_path, "w") as f:
                 f.write(new)
             d.proc.send_signal(signal.SIGHUP)
@@ -377,6 +381,7 @@ class Reload(Tmp):
             d.send_unix(os.path.join(self.tmp, "new.sock"), '{"series":"rl.u","value":1}\n')
             d.wait(lambda: d.series("rl.u"), what="the new listener serves")
             self.assertGreaterEqual(d.series("rl.a")["trainings"], 1, "state lost on reload")
+            self.assertEqual(d.series("rl.a")["model"]["incident_z"], 3)
             s = socket.create_connection(("127.0.0.1", old_graphite))  # unchanged: same port
             s.close()
             # A bad file is refused and the running configuration stays.

@@ -133,11 +133,16 @@ static void usage(FILE *f)
             "                      against X times the largest on validation, 0 = off (%g)\n"
             "  --raw-rms X         raw-k applies below this validation RMS (%g)\n"
             "  --alpha X           dynamic: EWMA smoothing (%g)\n"
+            "  --incident-z X      the anomalous state lasts while the values' moving mean\n"
+            "                      stays X spreads from the reference before the first hit,\n"
+            "                      0 = only short-window samples after a hit (%g)\n"
+            "  --incident-ref N    values before the hit forming the reference (%d)\n"
             "  --quiet             no progress or per-row messages on stderr\n",
             ad_scorer_name(d.scorer.kind), (double)d.scorer.threshold, d.scorer.window,
             d.scorer.short_window, d.long_window, d.scorer.min_samples, (double)d.scorer.k,
             (double)d.scorer.min_sd, (double)d.scorer.error_bound, (double)d.raw_k,
-            (double)d.raw_rms, (double)d.scorer.ewma_alpha);
+            (double)d.raw_rms, (double)d.scorer.ewma_alpha, (double)d.incident_z,
+            d.incident_ref);
 }
 
 static int parse_features(const char *s, unsigned *out)
@@ -179,7 +184,7 @@ enum {
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
     O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND,
     O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY,
-    O_LONG_WINDOW, O_FEATURE_SPAN, O_RAW_K, O_RAW_RMS, O_STATEFUL, O_QUIET,
+    O_LONG_WINDOW, O_FEATURE_SPAN, O_RAW_K, O_RAW_RMS, O_STATEFUL, O_INCIDENT_Z, O_INCIDENT_REF, O_QUIET,
     O_WEIGHTS, O_CONFIG, O_SERIES, O_HELP
 };
 
@@ -204,7 +209,8 @@ static const struct option long_opts[] = {
     {"seasonal-weight", 1, 0, O_SEASONAL_WEIGHT}, {"warmup-naive", 1, 0, O_WARMUP_NAIVE},
     {"alert-penalty", 1, 0, O_ALERT_PENALTY}, {"long-window", 1, 0, O_LONG_WINDOW},
     {"feature-span", 1, 0, O_FEATURE_SPAN}, {"raw-k", 1, 0, O_RAW_K}, {"raw-rms", 1, 0, O_RAW_RMS},
-    {"stateful", 1, 0, O_STATEFUL},
+    {"stateful", 1, 0, O_STATEFUL}, {"incident-z", 1, 0, O_INCIDENT_Z},
+    {"incident-ref", 1, 0, O_INCIDENT_REF},
     {"quiet", 0, 0, O_QUIET},         {"weights", 1, 0, O_WEIGHTS},
     {"config", 1, 0, O_CONFIG},       {"series", 1, 0, O_SERIES},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
@@ -295,6 +301,8 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_RAW_K: c->raw_k = (float)num(name, arg); return 0;
     case O_RAW_RMS: c->raw_rms = (float)num(name, arg); return 0;
     case O_STATEFUL: c->stateful = (int)num(name, arg); return 0;
+    case O_INCIDENT_Z: c->incident_z = (float)num(name, arg); return 0;
+    case O_INCIDENT_REF: c->incident_ref = (int)num(name, arg); return 0;
     case O_ERROR_BOUND: s->error_bound = (float)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
     case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;

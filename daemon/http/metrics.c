@@ -215,7 +215,8 @@ static const series_family per_series[] = {
      sv_error},
     {"anomalyd_series_anomalous", "gauge",
      "1 while the series behaves abnormally: from an anomalous value until the scores have "
-     "been below the threshold for the scorer's short window.",
+     "been below the threshold for the scorer's short window and the values are back "
+     "where they were before it (incident_z).",
      sv_anomalous},
     {"anomalyd_series_anomalies_total", "counter", "Anomalies flagged in the series.",
      sv_anomalies},
