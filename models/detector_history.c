@@ -5,22 +5,48 @@
  */
 #include "detector_impl.h"
 
-#include <stdlib.h>
-
 #define INCIDENT_MIN 16      /* values an incident's reference needs at least */
 #define INCIDENT_MAX 4096    /* and takes at most (incident_ref's bound) */
 
-static int cmp_f64(const void *a, const void *b)
+/* The k-th smallest of v[0..n) (Hoare's selection; v reordered, v[0..k) <= it). */
+static double select_kth(double *v, int n, int k)
 {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    int lo = 0, hi = n - 1;
+
+    while (lo < hi) {
+        const double pivot = v[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                const double t = v[i];
+                v[i++] = v[j];
+                v[j--] = t;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return v[k];
 }
 
-/* The median of v[0..n) (sorted here). */
-static double median_sorted(double *v, int n)
+/* The median of v[0..n) (v reordered). */
+static double median(double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof(*v), cmp_f64);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    const double hi = select_kth(v, n, n / 2);
+    if (n % 2)
+        return hi;
+    double lo = v[0];
+    for (int i = 1; i < n / 2; i++)
+        lo = v[i] > lo ? v[i] : lo;
+    return 0.5 * (lo + hi);
 }
 
 void ad_det_incident_open(ad_detector *d)
@@ -39,10 +65,10 @@ void ad_det_incident_open(ad_detector *d)
     const double mean = sum / n;
     for (int i = 0; i < n; i++)
         ss += (v[i] - mean) * (v[i] - mean);
-    const double med = median_sorted(v, n);
+    const double med = median(v, n);
     for (int i = 0; i < n; i++)
         v[i] = fabs(v[i] - med);
-    double spread = 1.4826 * median_sorted(v, n);
+    double spread = 1.4826 * median(v, n);
     const double sd = sqrt(ss / n), floor = 1e-6 * fmax(1.0, fabs(med));
     spread = fmax(spread, fmax(sd, floor));
     d->inc_center = med;
