@@ -56,7 +56,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->s2s_window = 32;
     c->kind = AD_CELL_LSTM;
     c->layers = 1;
-    c->hidden = 16;
+    c->hidden = 32;
     c->features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK;
     c->history = 1500;
     c->train_after = 750;
