@@ -66,7 +66,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->epochs = 30;
     c->patience = 4;
     c->val_frac = 0.2f;
-    c->lr = 0.01f;
+    c->lr = 0.005f;
     c->clip = 1.0f;
     c->forget_bias = 1.0f;
     c->input_clip = 8.0f;
