@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import os
+import re
 import subprocess
 import tempfile
 import unittest
@@ -134,6 +135,29 @@ class ScoreCLI(unittest.TestCase):
         rc, _, err = run(["score", "--weights", "int4", "-"], "")
         self.assertEqual(rc, 2)
         self.assertIn("--weights takes float32, float16 or int8, got 'int4'", err)
+
+    def test_every_detector_key_has_an_option(self):
+        """Each detector key a daemon configuration takes (the valid keys anomalyctl's own
+        -c reading lists) is an option of `anomalyctl score` with the same name (dashes for
+        underscores; the key `cell` is --kind), so what -c can set the command line can."""
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write("defaults: {zzzzzz: 1}\n")
+            path = f.name
+        try:
+            rc, _, err = run(["score", "-c", path, "-"], "")
+        finally:
+            os.unlink(path)
+        self.assertEqual(rc, 1, err)
+        m = re.search(r"valid keys: ([a-z0-9_, ]+)\)", err)
+        self.assertIsNotNone(m, err)
+        keys = [k.strip() for k in m.group(1).split(",")]
+        self.assertIn("incident_z", keys)
+        rc, out, err = run(["score", "--help"])
+        text = out + err
+        alias = {"cell": "kind"}
+        missing = [k for k in keys
+                   if not re.search(r"--%s\b" % re.escape(alias.get(k, k).replace("_", "-")), text)]
+        self.assertEqual(missing, [])
 
     def test_config_file_and_series_rule(self):
         """-c applies a daemon configuration: its defaults:, and with --series the rule

@@ -97,11 +97,15 @@ static void usage(FILE *f)
             "  --lr X              Adam learning rate (%g)\n"
             "  --val-frac X        validation tail fraction (%g)\n"
             "  --input-clip X      clip normalised inputs to +-X (%g)\n"
+            "  --clip X            gradient-norm clip in training, 0 = off (%g)\n"
+            "  --forget-bias X     LSTM kinds' initial forget-gate bias (%g)\n"
+            "  --prime N           samples re-read after a new network (%d)\n"
             "  --relearn N         flags in a row before values count as normal (%d)\n"
             "  --max-exclude X     exclude flagged values only below this recent rate (%g)\n",
             d.history, d.train_after, d.train_every, d.window, d.batch, d.stateful, d.epochs,
             d.patience,
-            (double)d.lr, (double)d.val_frac, (double)d.input_clip, d.relearn,
+            (double)d.lr, (double)d.val_frac, (double)d.input_clip, (double)d.clip,
+            (double)d.forget_bias, d.prime, d.relearn,
             (double)d.max_exclude);
     fprintf(f,
             "  --cooldown N        damp the score for N samples after an alert (%d)\n"
@@ -133,6 +137,9 @@ static void usage(FILE *f)
             "                      against X times the largest on validation, 0 = off (%g)\n"
             "  --raw-rms X         raw-k applies below this validation RMS (%g)\n"
             "  --alpha X           dynamic: EWMA smoothing (%g)\n"
+            "  --z-min X, --z-max X dynamic: smallest and largest z tried (%g, %g)\n"
+            "  --prune X           dynamic: least excess over the largest normal error (%g)\n"
+            "  --refit N           dynamic: samples between threshold re-fits (%d)\n"
             "  --incident-z X      the anomalous state lasts while the values' moving mean\n"
             "                      stays X spreads from the reference before the first hit,\n"
             "                      0 = only short-window samples after a hit (%g)\n"
@@ -141,8 +148,9 @@ static void usage(FILE *f)
             ad_scorer_name(d.scorer.kind), (double)d.scorer.threshold, d.scorer.window,
             d.scorer.short_window, d.long_window, d.scorer.min_samples, (double)d.scorer.k,
             (double)d.scorer.min_sd, (double)d.scorer.error_bound, (double)d.raw_k,
-            (double)d.raw_rms, (double)d.scorer.ewma_alpha, (double)d.incident_z,
-            d.incident_ref);
+            (double)d.raw_rms, (double)d.scorer.ewma_alpha, (double)d.scorer.z_min,
+            (double)d.scorer.z_max, (double)d.scorer.prune, d.scorer.refit,
+            (double)d.incident_z, d.incident_ref);
 }
 
 static int parse_features(const char *s, unsigned *out)
@@ -184,7 +192,8 @@ enum {
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
     O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND,
     O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY,
-    O_LONG_WINDOW, O_FEATURE_SPAN, O_RAW_K, O_RAW_RMS, O_STATEFUL, O_INCIDENT_Z, O_INCIDENT_REF, O_QUIET,
+    O_LONG_WINDOW, O_FEATURE_SPAN, O_RAW_K, O_RAW_RMS, O_STATEFUL, O_INCIDENT_Z, O_INCIDENT_REF, O_CLIP, O_FORGET_BIAS, O_PRIME,
+    O_Z_MIN, O_Z_MAX, O_PRUNE, O_REFIT, O_QUIET,
     O_WEIGHTS, O_CONFIG, O_SERIES, O_HELP
 };
 
@@ -210,7 +219,10 @@ static const struct option long_opts[] = {
     {"alert-penalty", 1, 0, O_ALERT_PENALTY}, {"long-window", 1, 0, O_LONG_WINDOW},
     {"feature-span", 1, 0, O_FEATURE_SPAN}, {"raw-k", 1, 0, O_RAW_K}, {"raw-rms", 1, 0, O_RAW_RMS},
     {"stateful", 1, 0, O_STATEFUL}, {"incident-z", 1, 0, O_INCIDENT_Z},
-    {"incident-ref", 1, 0, O_INCIDENT_REF},
+    {"incident-ref", 1, 0, O_INCIDENT_REF}, {"clip", 1, 0, O_CLIP},
+    {"forget-bias", 1, 0, O_FORGET_BIAS}, {"prime", 1, 0, O_PRIME},
+    {"z-min", 1, 0, O_Z_MIN},         {"z-max", 1, 0, O_Z_MAX},
+    {"prune", 1, 0, O_PRUNE},         {"refit", 1, 0, O_REFIT},
     {"quiet", 0, 0, O_QUIET},         {"weights", 1, 0, O_WEIGHTS},
     {"config", 1, 0, O_CONFIG},       {"series", 1, 0, O_SERIES},
     {"help", 0, 0, O_HELP},           {0, 0, 0, 0}};
@@ -310,6 +322,13 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_MIN_SAMPLES: s->min_samples = (int)num(name, arg); return 0;
     case O_K: s->k = (float)num(name, arg); return 0;
     case O_ALPHA: s->ewma_alpha = (float)num(name, arg); return 0;
+    case O_CLIP: c->clip = (float)num(name, arg); return 0;
+    case O_FORGET_BIAS: c->forget_bias = (float)num(name, arg); return 0;
+    case O_PRIME: c->prime = (int)num(name, arg); return 0;
+    case O_Z_MIN: s->z_min = (float)num(name, arg); return 0;
+    case O_Z_MAX: s->z_max = (float)num(name, arg); return 0;
+    case O_PRUNE: s->prune = (float)num(name, arg); return 0;
+    case O_REFIT: s->refit = (int)num(name, arg); return 0;
     default:
         return -1;
     }
