@@ -15,7 +15,8 @@
 #define DET_MAGIC     "ADDT"
 #define DET_VERSION   10 /* 10: incident_z, incident_ref at the config's end
                              (AD_DETECTOR_V_INCIDENT); the values' moving mean and the
-                             open incident with its reference; 9: stateful at the config's end (AD_DETECTOR_V_STATEFUL);
+                             open incident with its reference; 9: stateful at the
+                             config's end (AD_DETECTOR_V_STATEFUL);
                              8: feature_span, raw_k, raw_rms (AD_DETECTOR_V_RAW); whether
                              the time features are fed (time_on), the raw signal's scale
                              (raw_q); 7: forget_bias at the config's end; 6: the anomalous

@@ -123,7 +123,7 @@ typedef struct ad_detector_config {
                           (over ~short_window) stays at least incident_z reference
                           spreads from the reference median, the median of the
                           incident_ref values kept before the hit (spread: the larger of
-                          1.4826 MAD and half their standard deviation); it ends when the
+                          1.4826 MAD and their standard deviation); it ends when the
                           values are back, or at the next install (the new network has
                           learnt what it saw). 0 = off: the state is the short_window
                           samples after a hit */

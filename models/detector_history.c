@@ -5,74 +5,25 @@
  */
 #include "detector_impl.h"
 
+#include "inputs.h"
+
 #define INCIDENT_MIN 16      /* values an incident's reference needs at least */
 #define INCIDENT_MAX 4096    /* and takes at most (incident_ref's bound) */
 
-/* The k-th smallest of v[0..n) (Hoare's selection; v reordered, v[0..k) <= it). */
-static double select_kth(double *v, int n, int k)
-{
-    int lo = 0, hi = n - 1;
-
-    while (lo < hi) {
-        const double pivot = v[lo + (hi - lo) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot)
-                i++;
-            while (v[j] > pivot)
-                j--;
-            if (i <= j) {
-                const double t = v[i];
-                v[i++] = v[j];
-                v[j--] = t;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            break;
-    }
-    return v[k];
-}
-
-/* The median of v[0..n) (v reordered). */
-static double median(double *v, int n)
-{
-    const double hi = select_kth(v, n, n / 2);
-    if (n % 2)
-        return hi;
-    double lo = v[0];
-    for (int i = 1; i < n / 2; i++)
-        lo = v[i] > lo ? v[i] : lo;
-    return 0.5 * (lo + hi);
-}
-
 void ad_det_incident_open(ad_detector *d)
 {
-    double v[INCIDENT_MAX], sum = 0.0, ss = 0.0;
+    double v[INCIDENT_MAX], med, mad_scale, sd;
     int n = d->hn < d->cfg.incident_ref ? d->hn : d->cfg.incident_ref;
 
     if (n > INCIDENT_MAX)
         n = INCIDENT_MAX;
     if (n < INCIDENT_MIN)
         return;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         v[i] = d->hv[hist_index(d, d->hn - n + i)];
-        sum += v[i];
-    }
-    const double mean = sum / n;
-    for (int i = 0; i < n; i++)
-        ss += (v[i] - mean) * (v[i] - mean);
-    const double med = median(v, n);
-    for (int i = 0; i < n; i++)
-        v[i] = fabs(v[i] - med);
-    double spread = 1.4826 * median(v, n);
-    const double sd = sqrt(ss / n), floor = 1e-6 * fmax(1.0, fabs(med));
-    spread = fmax(spread, fmax(sd, floor));
+    ad_robust_stats(v, n, &med, &mad_scale, &sd); /* no allocation: a sample's path */
     d->inc_center = med;
-    d->inc_spread = spread;
+    d->inc_spread = fmax(mad_scale, fmax(sd, 1e-6 * fmax(1.0, fabs(med))));
     d->incident = 1;
 }
 

@@ -86,10 +86,60 @@ void ad_make_input(const ad_detector_config *c, double center, double scale, dou
     }
 }
 
-static int cmp_double(const void *a, const void *b)
+/* The k-th smallest of v[0..n) (Hoare's selection; v reordered, v[0..k) <= it). */
+static double select_kth(double *v, int n, int k)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    int lo = 0, hi = n - 1;
+
+    while (lo < hi) {
+        const double pivot = v[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                const double t = v[i];
+                v[i++] = v[j];
+                v[j--] = t;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return v[k];
+}
+
+/* The median of v[0..n) (v reordered): the middle value, or the mean of the two. */
+static double median(double *v, int n)
+{
+    const double hi = select_kth(v, n, n / 2);
+    if (n % 2)
+        return hi;
+    double lo = v[0];
+    for (int i = 1; i < n / 2; i++)
+        lo = v[i] > lo ? v[i] : lo;
+    return 0.5 * (lo + hi);
+}
+
+void ad_robust_stats(double *v, int n, double *med, double *mad_scale, double *sd)
+{
+    double mean = 0.0, m2 = 0.0;
+    for (int i = 0; i < n; i++) {
+        const double delta = v[i] - mean;
+        mean += delta / (i + 1);
+        m2 += delta * (v[i] - mean);
+    }
+    *sd = n > 1 ? sqrt(m2 / (n - 1)) : 0.0;
+    *med = median(v, n);
+    for (int i = 0; i < n; i++)
+        v[i] = fabs(v[i] - *med);
+    *mad_scale = 1.4826 * median(v, n);
 }
 
 /* Median and scale (1.4826 MAD, else the standard deviation, else a floor) of v (n). */
@@ -102,30 +152,19 @@ int ad_norm_fit(const float *v, int n, double *center, double *scale)
 int ad_norm_fit_robust(const float *v, int n, double *center, double *scale, int *robust)
 {
     double *tmp = malloc((size_t)n * sizeof(*tmp));
-    double mean = 0.0, m2 = 0.0;
+    double med, s, sd;
     if (!tmp)
         return -AD_ENOMEM;
-    for (int i = 0; i < n; i++) {
-        tmp[i] = v[i];
-        double delta = v[i] - mean;
-        mean += delta / (i + 1);
-        m2 += delta * (v[i] - mean);
-    }
-    qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
-    double med = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
     for (int i = 0; i < n; i++)
-        tmp[i] = fabs(tmp[i] - med);
-    qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
-    double mad = n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
-    double sd = n > 1 ? sqrt(m2 / (n - 1)) : 0.0;
-    double floor = 1e-6 * fmax(1.0, fabs(med));
-    double s = 1.4826 * mad;
+        tmp[i] = v[i];
+    ad_robust_stats(tmp, n, &med, &s, &sd);
+    free(tmp);
+    const double floor = 1e-6 * fmax(1.0, fabs(med));
     *robust = s > floor;
     if (!(s > floor))
         s = sd;
     if (!(s > floor))
         s = floor;
-    free(tmp);
     *center = med;
     *scale = s;
     return 0;

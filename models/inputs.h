@@ -18,6 +18,12 @@ double ad_norm_value(const ad_detector_config *c, double v, double center, doubl
 double ad_norm_inverse(const ad_detector_config *c, double z, double center, double scale);
 
 /*
+ * The median, 1.4826 * MAD and standard deviation (over n - 1) of v[0..n) (n > 0), in
+ * place and without allocating: v is left reordered and overwritten (|v - median|).
+ */
+void ad_robust_stats(double *v, int n, double *median, double *mad_scale, double *sd);
+
+/*
  * Fits the normaliser on v (n > 0): center = median, scale = 1.4826 * MAD, falling back
  * to the standard deviation and then to 1e-6 * max(1, |median|) (constant series).
  * Returns 0 or -AD_ENOMEM (it sorts a copy).
