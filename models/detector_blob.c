@@ -13,7 +13,9 @@
 #include "serial.h"
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   10 /* 10: incident_z, incident_ref at the config's end
+#define DET_VERSION   11 /* 11: the raw signal's moving mean of the signed errors
+                             (AD_DETECTOR_V_RAW_MEAN) where 8-10 kept the last two |errors|;
+                             10: incident_z, incident_ref at the config's end
                              (AD_DETECTOR_V_INCIDENT); the values' moving mean and the
                              open incident with its reference; 9: stateful at the
                              config's end (AD_DETECTOR_V_STATEFUL);
@@ -64,8 +66,7 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_u64(w, d->since_hit);
     ad_put_u32(w, d->time_on); /* version 8 on (AD_DETECTOR_V_RAW) */
     ad_put_f32(w, d->raw_q);
-    for (int i = 0; i < RAW_MEAN - 1; i++)
-        ad_put_u16(w, d->raw_prev[i]);
+    ad_put_f32(w, d->raw_mean); /* AD_DETECTOR_V_RAW_MEAN on (8-10: two fp16 |errors|) */
     ad_put_f64(w, d->inc_mean); /* AD_DETECTOR_V_INCIDENT on */
     ad_put_f64(w, d->inc_center);
     ad_put_f64(w, d->inc_spread);
@@ -247,10 +248,18 @@ static int read_state(ad_rbuf *r, ad_detector *d, uint32_t version)
     uint32_t time_on = version >= AD_DETECTOR_V_RAW ? ad_get_u32(r) : 1; /* before: always fed */
     d->time_on = (uint8_t)(time_on != 0);
     d->raw_q = version >= AD_DETECTOR_V_RAW ? ad_get_f32(r) : 0.0f; /* before: no raw signal */
-    for (int i = 0; version >= AD_DETECTOR_V_RAW && i < RAW_MEAN - 1; i++) {
-        d->raw_prev[i] = ad_get_u16(r);
-        const float p = ad_half_to_float(d->raw_prev[i]);
-        bad |= !(p >= 0.0f && p <= RAW_KEEP);
+    if (version >= AD_DETECTOR_V_RAW_MEAN) {
+        d->raw_mean = ad_get_f32(r);
+        bad |= !(d->raw_mean >= -RAW_KEEP && d->raw_mean <= RAW_KEEP);
+    } else if (version >= AD_DETECTOR_V_RAW) {
+        /* 8-10: the last two |errors| (fp16), and raw_q the old signal's scale (raw_k
+         * times their mean's largest on the validation tail): the raw signal stays off
+         * until the next training sets the moving mean's */
+        for (int i = 0; i < 2; i++) {
+            const float p = ad_half_to_float(ad_get_u16(r));
+            bad |= !(p >= 0.0f && p <= RAW_KEEP);
+        }
+        d->raw_q = 0.0f;
     }
     if (version >= AD_DETECTOR_V_INCIDENT) {
         d->inc_mean = ad_get_f64(r);

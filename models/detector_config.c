@@ -85,7 +85,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->asinh = 0;
     c->seed = 1;
     c->feature_span = 172800;
-    c->raw_k = 2.0f;
+    c->raw_k = 6.0f;
     c->raw_rms = 0.05f;
     c->stateful = 0;
     c->incident_z = INCIDENT_Z;

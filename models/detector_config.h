@@ -101,11 +101,11 @@ typedef struct ad_detector_config {
                           shapes stay): a history of seconds makes the time of day a slow
                           ramp the network reads as a level (0 = always fed) */
     float raw_k;       /* >= 0: a series the network predicts well (below) also has its raw
-                          error e (the mean of the last 3 |errors|) scored, against q = the
-                          largest such mean of the trained network on the validation tail:
-                          e / (e + raw_k q), 0.5 at raw_k q;
+                          error scored: a = |m|, m the moving mean (rate 1/5) of the signed
+                          errors, against q = the RMS of m of the trained network on the
+                          validation tail: a / (a + raw_k q), 0.5 at raw_k q;
                           the raw score is the larger (0 = off). The likelihood's averaged,
-                          floored errors lose what a good predictor's single errors show */
+                          floored errors lose what a good predictor's errors show */
     float raw_rms;     /* raw_k applies when the validation errors' RMS is below this (in
                           the normaliser's units: a fraction of the series' robust scale),
                           the scale is the MAD's and the validation tail holds at least 250
@@ -140,7 +140,7 @@ typedef struct ad_detector_config {
  * last ~8000 values, seasonal-naive second signal (86400 s, 3 periods, weight 0.8), the
  * previous value as the warm-up prediction, a long window of 30, alert penalty 0.2, time
  * features only over a history spanning 2 days (feature_span 172800), the raw error
- * signal for series predicted to within 5% of their scale (raw_k 2, raw_rms 0.05), and
+ * signal for series predicted to within 5% of their scale (raw_k 6, raw_rms 0.05), and
  * the likelihood scorer with errors bounded to a/(a+3) and a deviation floor of 0.0173.
  * docs/DETECTOR.md says why, with the benchmark figures. */
 void ad_detector_defaults(ad_detector_config *c);
@@ -161,6 +161,10 @@ int ad_detector_input_size(unsigned features);
 /* The version that added incident_z and incident_ref after it, and the incident's state
  * to the detector. */
 #define AD_DETECTOR_V_INCIDENT 10
+/* The version whose raw signal scores a moving mean of the signed errors (8-10: the mean
+ * of the last 3 |errors|, another scale: such a blob loads with the raw signal off until
+ * the next training). */
+#define AD_DETECTOR_V_RAW_MEAN 11
 
 /* The configuration into a blob writer / from a reader (fields in a fixed order; fields
  * added later at the end; the model, cell and scorer kinds as their codes: ad_model_code,

@@ -22,8 +22,8 @@
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
 #define RANGE_BLOCKS  16       /* blocks of the range check's sliding window */
-#define RAW_MEAN      3        /* raw_k: the raw signal scores the mean of this many |errors| */
-#define RAW_KEEP      65504.0f /* |errors| kept for it are clipped to the largest half */
+#define RAW_RATE      0.2f     /* raw_k: the rate of the moving mean of the signed errors */
+#define RAW_KEEP      65504.0f /* errors it takes are clipped to +-this */
 #define LINE          64       /* cache line: the block's parts start on one */
 
 /*
@@ -75,7 +75,7 @@ struct ad_detector {
                              training; 1 before it and for a family member) */
     int trained;
     int shared_net; /* net is a family's (ad_detector_create_member): not owned, not saved */
-    uint16_t raw_prev[RAW_MEAN - 1]; /* raw_k: the previous |errors|, newest first (fp16) */
+    float raw_mean; /* raw_k: the moving mean of the signed errors since the last install */
     /* normaliser (from the last training) */
     double center, scale;
     double last_ts;
@@ -163,9 +163,9 @@ void ad_det_s2s_push(ad_detector *d, double value, double ts, double prev_ts, in
 /* incident_z: a hit opens an incident when none is open and the history holds enough
  * values for its reference (taken before the hit's value joins the history). */
 void ad_det_incident_open(ad_detector *d);
-/* raw_k: the mean of |e| and the RAW_MEAN - 1 previous |errors| in prev; with push, e
- * joins prev. */
-float ad_det_raw_mean(uint16_t *prev, float e, int push);
+/* raw_k: takes the error e (clipped to +-RAW_KEEP) into the moving mean *m (rate
+ * RAW_RATE) and returns |*m|. */
+float ad_det_raw_mean(float *m, float e);
 /* Size of one block of the range check's sliding window. */
 int ad_det_range_block(const ad_detector *d);
 /* The span of the full blocks held into rb_wmin, rb_wmax (after a block joins, a load). */

@@ -264,21 +264,12 @@ static float seasonal_score(ad_detector *d, double ts, double value)
     return (float)s;
 }
 
-/* raw_k: the mean of |e| and the RAW_MEAN - 1 previous |errors| in prev (fp16, newest
- * first, clipped to RAW_KEEP); with push, e joins prev. */
-float ad_det_raw_mean(uint16_t *prev, float e, int push)
+/* raw_k: takes e (clipped to +-RAW_KEEP) into the moving mean *m; returns |*m|. */
+float ad_det_raw_mean(float *m, float e)
 {
-    float a = fabsf(e);
-    a = a < RAW_KEEP ? a : RAW_KEEP;
-    float sum = a;
-    for (int i = 0; i < RAW_MEAN - 1; i++)
-        sum += ad_half_to_float(prev[i]);
-    if (push) {
-        for (int i = RAW_MEAN - 2; i > 0; i--)
-            prev[i] = prev[i - 1];
-        prev[0] = ad_half_from_float(a);
-    }
-    return sum / RAW_MEAN;
+    const float x = e < -RAW_KEEP ? -RAW_KEEP : e > RAW_KEEP ? RAW_KEEP : e;
+    *m += RAW_RATE * (x - *m);
+    return fabsf(*m);
 }
 
 /* The network's input for the pending step (ad_detector_observe_defer). */
@@ -317,10 +308,11 @@ static float raw_score(ad_detector *d, double ts, double value, double error, in
         raw = lraw > raw ? lraw : raw;
     }
     /* raw_k: a series the network predicts well also has its raw error scored against
-     * the network's own validation errors: the mean a of the last RAW_MEAN |errors|,
+     * the network's own validation errors: a = |moving mean of the signed errors| (a
+     * wrong continuation errs the same way for several steps, the noise does not),
      * a / (a + raw_q), 0.5 at raw_q */
     if (d->raw_q > 0.0f && has_pred) {
-        const float a = ad_det_raw_mean(d->raw_prev, (float)error, 1), r = a / (a + d->raw_q);
+        const float a = ad_det_raw_mean(&d->raw_mean, (float)error), r = a / (a + d->raw_q);
         raw = r > raw ? r : raw;
     }
     /* the seasonal-naive signal: the larger of the two raw scores */

@@ -13,7 +13,7 @@
 #include "optim.h"
 #include "train.h"
 
-#define RAW_MIN_VAL 250 /* raw_k: validation values needed to trust their largest error (a
+#define RAW_MIN_VAL 250 /* raw_k: validation values needed to trust their errors' spread (a
                            short tail misses the phases where the network errs most: a
                            history of 256 holds 51) */
 
@@ -26,9 +26,9 @@ struct ad_train_job {
     ad_s2s *s2s;   /* SEQ2SEQ: the same for the encoder-decoder (net is then unused) */
     double center, scale;
     int time_on; /* the history spans feature_span: the time features are fed */
-    float raw_q; /* raw_k times the largest |error| on the validation tail, when the series
-                    qualifies (raw_rms), else 0 */
-    float val_max, val_rms; /* the trained network's |errors| on the validation tail */
+    float raw_q; /* raw_k times the RMS of the errors' moving mean on the validation tail,
+                    when the series qualifies (raw_rms), else 0 */
+    float val_rms; /* the RMS of the trained network's errors on the validation tail */
     int robust;  /* the normaliser's scale is the MAD's */
     int ran, epochs;
     float train_loss, val_loss;
@@ -223,20 +223,19 @@ static int predict_epoch(void *ctx, int e, float *loss, double *val, char *err, 
 static void raw_scale(ad_train_job *job, const job_fit *f)
 {
     const ad_detector_config *c = &job->cfg;
-    float q = 0.0f, yy;
-    double ss = 0.0;
-    uint16_t prev[RAW_MEAN - 1] = {0};
+    float yy, mean = 0.0f;
+    double ss = 0.0, ms = 0.0;
 
     ad_state_reset(f->st);
     for (int i = 0; i < f->n; i++) {
         ad_net_step(job->net, f->st, f->x + (size_t)job->D * i, &yy);
-        const float e = yy - f->y[i], m = ad_det_raw_mean(prev, e, 1);
+        const float e = yy - f->y[i], m = ad_det_raw_mean(&mean, e);
         if (i >= f->ntr) {
-            q = m > q ? m : q;
+            ms += (double)m * m;
             ss += (double)e * e;
         }
     }
-    job->val_max = q;
+    const float q = (float)sqrt(ms / f->nval);
     job->val_rms = (float)sqrt(ss / f->nval);
     if (job->robust && job->val_rms < c->raw_rms && q > 0.0f && f->nval >= RAW_MIN_VAL)
         job->raw_q = c->raw_k * q;
@@ -402,7 +401,7 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
     d->scale = job->scale;
     d->time_on = (uint8_t)job->time_on;
     d->raw_q = job->raw_q;
-    memset(d->raw_prev, 0, sizeof(d->raw_prev)); /* the old network's errors: not these */
+    d->raw_mean = 0.0f; /* the old network's errors: not these */
     d->incident = 0; /* the new network has learnt what the incident showed */
     d->trained = 1;
     d->since_train = 0;

@@ -1419,7 +1419,7 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 11", "version", L.version, 0, 11},
+        {"version 12", "version", L.version, 0, 12},
         {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
@@ -1434,7 +1434,10 @@ START_TEST(test_inconsistent_blob_refused)
         /* after scale: trained (4), w_mean, w_m2, w_n (8 each), then warmup_naive's */
         {"last value NaN", "inconsistent", L.scale + 36, 1, NAN},
         {"changes' square -1", "inconsistent", L.scale + 44, 1, -1.0},
-        /* then to the raw signal's (L.scale + 120, 4 bytes), then the incident's (v10) */
+        /* then the raw signal's moving mean (v11, f32), then the incident's (v10) */
+        {"raw mean NaN", "inconsistent", L.scale + 120, 0, 0x7fc00000},
+        {"raw mean Inf", "inconsistent", L.scale + 120, 0, 0x7f800000},
+        {"raw mean 1e30", "inconsistent", L.scale + 120, 0, 0x7149f2ca},
         {"incident mean NaN", "inconsistent", L.scale + 124, 1, NAN},
         {"incident centre Inf", "inconsistent", L.scale + 132, 1, INFINITY},
         {"incident spread -1", "inconsistent", L.scale + 140, 1, -1.0},
@@ -1714,21 +1717,23 @@ END_TEST
  * period 50, noise 0.002) takes a step of +0.4 at t 1500 where it crosses 0, inside the
  * range seen. Bounded and averaged, the likelihood sees it as nothing (0.4 / 3.4 over
  * 10 samples, under the deviation floor); against the network's own validation errors
- * it is many times the largest. With raw_k 2 it is a hit; without, not. Either way no
+ * it is many times their spread. With raw_k 6 it is a hit; without, not. Either way no
  * other sample after the training is (but for the step's echo in the next 20). A save
- * and load keeps the raw signal's scale. The raw score is a / (a + q) with a the mean of
- * the last 3 |errors| (one q for the step and the two samples after it). The series does
- * not qualify, and the step is not a hit, with raw_rms 0.001 (below the network's
+ * and load keeps the raw signal's scale and its moving mean. The raw score is
+ * a / (a + q) with a = |m|, m the moving mean of the signed errors (m += (e - m) / 5,
+ * from 0 at the training): one q for the step and the two samples after it. The series
+ * does not qualify, and the step is not a hit, with raw_rms 0.001 (below the network's
  * validation RMS here), nor when the first training comes after 500 values (a validation
- * tail of 99, under RAW_MIN_VAL).
+ * tail of 99, under RAW_MIN_VAL), nor when the blob is loaded as a version 10 (whose
+ * raw_q was another signal's scale: off until the next training).
  */
 START_TEST(test_raw_signal)
 {
     static const struct {
         float k, rms;
-        int after, hit;
-    } cases[] = {{0.0f, 0.05f, 1300, 0}, {2.0f, 0.05f, 1300, 1}, {2.0f, 0.001f, 1300, 0},
-                 {2.0f, 0.05f, 500, 0}};
+        int after, hit, v10;
+    } cases[] = {{0.0f, 0.05f, 1300, 0, 0}, {6.0f, 0.05f, 1300, 1, 0}, {6.0f, 0.001f, 1300, 0, 0},
+                 {6.0f, 0.05f, 500, 0, 0},  {6.0f, 0.05f, 1300, 0, 1}};
     ad_detector_config c;
     plain_defaults(&c);
     c.train_after = cases[_i].after; /* 1300: a validation tail of 259 */
@@ -1741,20 +1746,26 @@ START_TEST(test_raw_signal)
     ad_rng r;
     ad_rng_seed(&r, 33);
     int at_step = 0, others = 0;
-    double abs_err[1700], raw[1700];
+    double err[1700], raw[1700];
     for (int t = 0; t < 1700; t++) {
         double v = sin(2.0 * M_PI * t / 50.0) + 0.002 * ad_rng_normal(&r);
         if (t == 1500)
             v += 0.4;
-        if (t == 1450) { /* a round trip keeps raw_q */
+        if (t == 1450) { /* a round trip keeps raw_q and the moving mean */
             size_t n;
             uint8_t *buf = save(d, &n);
+            if (cases[_i].v10) { /* the same bytes as a version 10 with last errors 0 */
+                const blob_layout L = find_layout(d, buf, n);
+                put_le(buf + L.version, 10, 4);
+                put_le(buf + L.scale + 120, 0, 4);
+                recrc(buf, n);
+            }
             ad_detector_free(d);
             d = load(buf, n);
             free(buf);
         }
         ad_result res = observe(d, t, v);
-        abs_err[t] = fabs(res.error);
+        err[t] = res.error;
         raw[t] = res.raw_score;
         if (t == 1500)
             at_step = res.hit;
@@ -1767,13 +1778,16 @@ START_TEST(test_raw_signal)
     ck_assert_int_eq(at_step, cases[_i].hit);
     ck_assert_int_eq(others, 0);
     if (cases[_i].hit) {
-        /* the raw score is a / (a + q), a the mean of the last 3 |errors|: the step and
-         * the next two samples (the raw signal the larger score there) give one q */
-        double q[3];
+        /* the raw score is a / (a + q), a = |m|, m the moving mean of the signed errors
+         * since the training (the step and the next two samples, where the raw signal is
+         * the larger score, give one q) */
+        double q[3], m = 0.0;
+        for (int t = c.train_after; t < 1500; t++)
+            m += 0.2 * (err[t] - m);
         for (int k = 0; k < 3; k++) {
             const int t = 1500 + k;
-            const double a = (abs_err[t] + abs_err[t - 1] + abs_err[t - 2]) / 3.0;
-            q[k] = a * (1.0 - raw[t]) / raw[t];
+            m += 0.2 * (err[t] - m);
+            q[k] = fabs(m) * (1.0 - raw[t]) / raw[t];
         }
         fprintf(stderr, "raw_k: q %g %g %g\n", q[0], q[1], q[2]);
         ck_assert(fabs(q[1] - q[0]) < 2e-3 * q[0] && fabs(q[2] - q[0]) < 2e-3 * q[0]);
@@ -1883,7 +1897,7 @@ START_TEST(test_stateful)
         if (t == 300) { /* a round trip keeps the setting */
             size_t n;
             uint8_t *buf = save(d, &n);
-            ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_INCIDENT);
+            ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_RAW_MEAN);
             ad_detector_free(d);
             d = load(buf, n);
             free(buf);
@@ -2268,7 +2282,7 @@ START_TEST(test_old_blob_v4)
     /* and it saves in the current version, which loads back to the same bytes */
     size_t len2, len3;
     uint8_t *b2 = save(d, &len2);
-    ck_assert_uint_eq(get_le(b2 + 4, 4), AD_DETECTOR_V_INCIDENT);
+    ck_assert_uint_eq(get_le(b2 + 4, 4), AD_DETECTOR_V_RAW_MEAN);
     /* the fields added since version 4 hold what behaves as before them */
     ck_assert(ad_detector_get_config(d)->forget_bias == 1.0f);
     ck_assert_int_eq(ad_detector_get_config(d)->feature_span, 0);
@@ -2308,7 +2322,7 @@ START_TEST(test_forget_bias_blob)
             ck_assert(net->p.layer[l].b[k] == (k / 4 == 1 ? 3.0f : 0.0f));
     size_t len;
     uint8_t *buf = save(d, &len);
-    ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_INCIDENT);
+    ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_RAW_MEAN);
     ad_detector *e = load(buf, len);
     ck_assert(ad_detector_get_config(e)->forget_bias == 3.0f);
     ad_detector_free(e);
@@ -2787,7 +2801,7 @@ static Suite *detector_suite(void)
     tcase_add_loop_test(tc, test_feature_span, 0, 3);
     tcase_add_loop_test(tc, test_stateful, 0, 2);
     tcase_add_loop_test(tc, test_incident, 0, 2);
-    tcase_add_loop_test(tc, test_raw_signal, 0, 4);
+    tcase_add_loop_test(tc, test_raw_signal, 0, 5);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("seq2seq");
