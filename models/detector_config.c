@@ -58,7 +58,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->layers = 1;
     c->hidden = 32;
     c->features = AD_FEAT_TIME_OF_DAY | AD_FEAT_DAY_OF_WEEK;
-    c->history = 1500;
+    c->history = 2500;
     c->train_after = 750;
     c->train_every = 2000;
     c->window = 64;

@@ -880,7 +880,7 @@ START_TEST(test_err_detector_check)
     /* per key fine, together not: reported at the map with the models' message */
     bad("log_level: info\ndefaults:\n  window: 100\n  history: 150\n",
         "t.yaml:3:3: ", "defaults: history must be 200..1e+07, got 150");
-    bad("series:\n  - match: a\n  - match: b\n    window: 1000\n",
+    bad("series:\n  - match: a\n  - match: b\n    window: 1300\n",
         "t.yaml:3:5: ", "series[1]: history must be");
     bad("defaults:\n  scorer_window: 100\n  min_samples: 101\n",
         "t.yaml:2:3: ", "scorer min_samples must be 1..window (100), got 101");
