@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "half.h"
 #include "inputs.h"
 
 #define MAX_MAGNITUDE 1e30
