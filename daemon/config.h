@@ -71,8 +71,8 @@
  *   defaults:                  # detector settings for every series (models/)
  *     model: predict           # predict | seq2seq (an encoder-decoder)
  *     cell: lstm               # elman lstm peephole cifg gru gru_torch
- *     hidden: 16  layers: 1  features: [tod, dow]  history: 1500  train_after: 750
- *     train_every: 2000  window: 32  batch: 16  epochs: 30  patience: 4  lr: 0.01
+ *     hidden: 32  layers: 1  features: [tod, dow]  history: 2500  train_after: 750
+ *     train_every: 2000  window: 64  batch: 16  epochs: 60  patience: 8  lr: 0.005
  *     scorer: likelihood  threshold: 0.5  cooldown: 30  range_tolerance: 0.02 ...
  *   series:                    # per-series overrides, first match wins
  *     - match: "cpu.*"         # glob (fnmatch(3), no special meaning for '/' or '.')

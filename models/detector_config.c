@@ -63,8 +63,8 @@ void ad_detector_defaults(ad_detector_config *c)
     c->train_every = 2000;
     c->window = 64;
     c->batch = 16;
-    c->epochs = 30;
-    c->patience = 4;
+    c->epochs = 60;
+    c->patience = 8;
     c->val_frac = 0.2f;
     c->lr = 0.005f;
     c->clip = 1.0f;

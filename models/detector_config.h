@@ -135,7 +135,7 @@ typedef struct ad_detector_config {
 /* The defaults: the one table the daemon (`defaults:` and every rule start from it) and
  * `anomalyctl score` with no options both use. LSTM, 1 layer, H=32, time-of-day and
  * day-of-week inputs, history 2500, first training after 750 samples then every 2000,
- * T=64, B=16, 30 epochs, patience 4, val 0.2, lr 0.005, clip 1, input clip 8, prime 256,
+ * T=64, B=16, 60 epochs, patience 8, val 0.2, lr 0.005, clip 1, input clip 8, prime 256,
  * relearn 64, max_exclude 0.02, alert cooldown 30, range check at 2% of the range of the
  * last ~8000 values, seasonal-naive second signal (86400 s, 3 periods, weight 0.8), the
  * previous value as the warm-up prediction, a long window of 30, alert penalty 0.2, time

@@ -54,7 +54,7 @@ BENCH_DEFAULTS = f"""\
 """
 STATED = (f"defaults: cell lstm, hidden 32, train_after {TRAIN_AFTER} (default 750), "
           f"history {HISTORY} (default 2500); all else default: features [tod, dow] (D=5), "
-          f"train_every 2000, window 64, batch 16, epochs 30, patience 4, likelihood scorer, "
+          f"train_every 2000, window 64, batch 16, epochs 60, patience 8, likelihood scorer, "
           f"recent 256; training.threads 1, training.cpu_budget 1.0, training.nice 10, training.queue 10000 "
           f"(defaults); store disabled; events to a file")
 

@@ -144,6 +144,12 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.batch, 16);
     ck_assert_int_eq(c.epochs, 30);
     ck_assert_int_eq(c.patience, 4);
+    /* The suites pin the training length above; the defaults train up to 60 epochs with
+     * patience 8 (docs/BENCHMARKS.md "Epochs 60, patience 8"). */
+    ad_detector_config real;
+    ad_detector_defaults(&real);
+    ck_assert_int_eq(real.epochs, 60);
+    ck_assert_int_eq(real.patience, 8);
     ck_assert_float_eq(c.val_frac, 0.2f);
     ck_assert_float_eq(c.lr, 0.01f);
     ck_assert_float_eq(c.clip, 1.0f);
