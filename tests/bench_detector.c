@@ -11,7 +11,7 @@
  * is measured. The detector configuration is the daemon's default one (daemon/config.c's
  * daemon_detector_defaults: the likelihood scorer with error_bound 3, long_window 30,
  * the seasonal signal, range_window 8000, cooldown, alert penalty, time features) with
- * scripts/bench_ingest's LSTM H=32 and history 256. One line:
+ * scripts/bench_ingest's LSTM H=32 and history 256 (--history: another). One line:
  *
  *   ad detector series=N weights=W observe_ns=.. sps=.. bytes=..
  *
@@ -20,8 +20,8 @@
  *  - bytes: one detector's (ad_detector_bytes).
  *
  * Usage: bench_detector [--series N (10000)] [--weights float32|float16|int8 (int8)]
- *                       [--seconds S (3)] [--bucket K] [--no-prefetch] [--no-long]
- *                       [--no-seasonal] [--no-range] [--in-order]
+ *                       [--seconds S (3)] [--history N (256)] [--bucket K] [--no-prefetch]
+ *                       [--no-long] [--no-seasonal] [--no-range] [--in-order]
  * --in-order: the detectors in the order they were allocated (faster than the daemon
  * sees them: 735 against 1250 ns per sample at 10k int8 when it came in). --bucket K:
  * the pipeline restarts every K detectors (the daemon's runs one per bucket of a batch:
@@ -59,7 +59,7 @@ static double value(int i, long t, ad_rng *r)
 int main(int argc, char **argv)
 {
     int n = 10000, wt = AD_W_I8, pf = 1, bucket = 0, shuffle = 1, no_long = 0, no_seas = 0,
-        no_range = 0;
+        no_range = 0, history = 256;
     double seconds = 3.0;
     char err[256];
 
@@ -71,6 +71,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
             if ((wt = ad_wtype_from_name(argv[++i])) < 0)
                 break;
+        } else if (!strcmp(argv[i], "--history") && i + 1 < argc) {
+            history = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--bucket") && i + 1 < argc) {
             bucket = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--in-order")) {
@@ -88,10 +90,10 @@ int main(int argc, char **argv)
             break;
         }
     }
-    if (n < 1 || wt < 0 || !(seconds > 0.0)) {
+    if (n < 1 || wt < 0 || !(seconds > 0.0) || history < 256) {
         fprintf(stderr, "usage: bench_detector [--series N] [--weights float32|float16|int8] "
-                        "[--seconds S] [--bucket K] [--no-prefetch] [--no-long] [--no-seasonal] "
-                        "[--no-range] [--in-order]\n");
+                        "[--seconds S] [--history N (>= 256)] [--bucket K] [--no-prefetch] "
+                        "[--no-long] [--no-seasonal] [--no-range] [--in-order]\n");
         return 2;
     }
 
@@ -99,7 +101,7 @@ int main(int argc, char **argv)
     ad_detector_defaults(&c);
     c.kind = AD_CELL_LSTM;
     c.hidden = 32;
-    c.history = 256;
+    c.history = history;
     c.train_after = 128;
     c.train_every = 2000;
     c.cooldown = 30;
