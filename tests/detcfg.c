@@ -6,10 +6,12 @@
 void plain_defaults(ad_detector_config *c)
 {
     ad_detector_defaults(c);
-    c->hidden = 16; /* the suites were written for the defaults before H=32, lr 0.005 */
-    c->lr = 0.01f;  /* and history 2500, */
+    /* the suites were written for the defaults before H=32, lr 0.005, history 2500 and
+     * training of up to 60 epochs with patience 8 */
+    c->hidden = 16;
+    c->lr = 0.01f;
     c->history = 1500;
-    c->epochs = 30; /* and up to 60 epochs, patience 8 */
+    c->epochs = 30;
     c->patience = 4;
     c->features = 0;
     c->train_after = 400;
