@@ -206,6 +206,7 @@ const ad_key ad_cfg_detector_keys[] = {
     FLT("seasonal_weight", D, seasonal_weight, 0, 1, F_LO_OPEN, NULL),
     BOOL("warmup_naive", D, warmup_naive, NULL),
     FLT("alert_penalty", D, alert_penalty, 0, 100, 0, NULL),
+    INT("alert_horizon", D, alert_horizon, 100, 100000000, NULL),
     INT("feature_span", D, feature_span, 0, 1000000000, NULL),
     FLT("raw_k", D, raw_k, 0, 1e6, 0, NULL),
     FLT("raw_rms", D, raw_rms, 0, 1e6, 0, NULL),

@@ -13,7 +13,8 @@
 #include "serial.h"
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   11 /* 11: the raw signal's moving mean of the signed errors
+#define DET_VERSION   12 /* 12: alert_horizon at the config's end (AD_DETECTOR_V_HORIZON);
+                             11: the raw signal's moving mean of the signed errors
                              (AD_DETECTOR_V_RAW_MEAN) where 8-10 kept the last two |errors|;
                              10: incident_z, incident_ref at the config's end
                              (AD_DETECTOR_V_INCIDENT); the values' moving mean and the

@@ -82,6 +82,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->warmup_naive = 1;
     c->long_window = 30;
     c->alert_penalty = 0.2f;
+    c->alert_horizon = 50000;
     c->asinh = 0;
     c->seed = 1;
     c->feature_span = 172800;
@@ -144,6 +145,7 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(seasonal_periods, 1, 8);
     RANGE(warmup_naive, 0, 1);
     RANGE(alert_penalty, 0.0, 100.0);
+    RANGE(alert_horizon, 100, 100000000);
     RANGE(long_window, 0, 1000000);
     RANGE(feature_span, 0, 1000000000);
     RANGE(raw_k, 0.0, 1e6);
@@ -220,6 +222,7 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_u32(w, (uint32_t)c->stateful); /* AD_DETECTOR_V_STATEFUL on */
     ad_put_f32(w, c->incident_z); /* AD_DETECTOR_V_INCIDENT on */
     ad_put_u32(w, (uint32_t)c->incident_ref);
+    ad_put_u32(w, (uint32_t)c->alert_horizon); /* AD_DETECTOR_V_HORIZON on */
 }
 
 int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version, char *err,
@@ -279,6 +282,7 @@ int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version,
     c->stateful = version >= AD_DETECTOR_V_STATEFUL ? (int)ad_get_u32(r) : 0;
     c->incident_z = version >= AD_DETECTOR_V_INCIDENT ? ad_get_f32(r) : 0.0f;
     c->incident_ref = version >= AD_DETECTOR_V_INCIDENT ? (int)ad_get_u32(r) : 400;
+    c->alert_horizon = version >= AD_DETECTOR_V_HORIZON ? (int)ad_get_u32(r) : 2000;
     /* the kinds from their codes; an unknown code leaves an invalid kind, with the
      * message ad_detector_config_check would give for it */
     const int m = ad_model_from_code(model), k = ad_cell_from_code(kind),

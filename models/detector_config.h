@@ -86,10 +86,14 @@ typedef struct ad_detector_config {
                           sustained surprise; the raw score is the larger (0 = off;
                           at most the scorer's window) */
     float alert_penalty; /* >= 0: once trained, a series that alerted recently must be
-                            more surprising to be anomalous: the score's odds s/(1-s)
-                            lose alert_penalty/5 per alert of roughly the last 2000
-                            samples (likelihood: its -log10 tail loses alert_penalty),
-                            before the range check (0 = off) */
+                            more surprising to be anomalous: the odds s/(1-s) of the
+                            likelihood and seasonal scores lose alert_penalty/5 per alert
+                            of roughly the last alert_horizon samples (likelihood: its
+                            -log10 tail loses alert_penalty); the raw signal and the range
+                            check are not penalised (0 = off) */
+    int alert_horizon; /* >= 100 samples: alert_penalty counts the alerts of roughly this
+                          many samples (a moving average of the alert indicator of rate
+                          1/alert_horizon, times alert_horizon) */
     int cooldown;      /* after an alert, the score is damped for this many samples
                           (rising linearly back), so one incident raises one alert
                           (0 = off) */
@@ -138,7 +142,8 @@ typedef struct ad_detector_config {
  * T=64, B=16, 60 epochs, patience 8, val 0.2, lr 0.005, clip 1, input clip 8, prime 256,
  * relearn 64, max_exclude 0.02, alert cooldown 30, range check at 2% of the range of the
  * last ~8000 values, seasonal-naive second signal (86400 s, 3 periods, weight 0.8), the
- * previous value as the warm-up prediction, a long window of 30, alert penalty 0.2, time
+ * previous value as the warm-up prediction, a long window of 30, alert penalty 0.2 over
+ * the alerts of the last ~50000 samples, time
  * features only over a history spanning 2 days (feature_span 172800), the raw error
  * signal for series predicted to within 5% of their scale (raw_k 6, raw_rms 0.05), and
  * the likelihood scorer with errors bounded to a/(a+3) and a deviation floor of 0.0173.
@@ -165,13 +170,17 @@ int ad_detector_input_size(unsigned features);
  * of the last 3 |errors|, another scale: such a blob loads with the raw signal off until
  * the next training). */
 #define AD_DETECTOR_V_RAW_MEAN 11
+/* The version that added alert_horizon at the configuration's end (before it the
+ * horizon was 2000 samples). */
+#define AD_DETECTOR_V_HORIZON 12
 
 /* The configuration into a blob writer / from a reader (fields in a fixed order; fields
  * added later at the end; the model, cell and scorer kinds as their codes: ad_model_code,
  * ad_cell_code, ad_scorer_code). version is the detector blob's: a field the blob is too
  * old to hold gets its default (forget_bias 1 before AD_DETECTOR_V_FORGET_BIAS; before
  * AD_DETECTOR_V_RAW time features always fed and no raw signal; before AD_DETECTOR_V_STATEFUL
- * stateful 0; before AD_DETECTOR_V_INCIDENT incident_z 0, incident_ref 400). Reading returns
+ * stateful 0; before AD_DETECTOR_V_INCIDENT incident_z 0, incident_ref 400; before
+ * AD_DETECTOR_V_HORIZON alert_horizon 2000). Reading returns
  * -AD_EFORMAT with a message when a stored code names no kind (a truncated read is r's
  * err, not this), else 0; the read configuration is not checked otherwise: call
  * ad_detector_config_check. */

@@ -85,7 +85,7 @@ struct ad_detector {
     uint64_t since_alert; /* samples since the last alert */
     uint64_t since_hit;   /* samples since the last hit (raw score at the threshold): the
                              anomalous state (ad_result) */
-    double alert_rate;    /* moving average of the alert indicator (ALERT_HORIZON) */
+    double alert_rate;    /* moving average of the alert indicator (rate 1 / alert_horizon) */
     /* incident_z > 0: the moving mean of the accepted values (over ~short_window), and
      * while an incident is open (incident) its reference median and spread */
     double inc_mean, inc_center, inc_spread;

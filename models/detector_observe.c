@@ -20,7 +20,6 @@
 #define SEASONAL_TOL  0.01    /* seasonal: a reference lies within this many periods of
                                  its time */
 #define SEASONAL_MAX  8       /* seasonal_periods at most */
-#define ALERT_HORIZON 2000.0  /* alert_penalty: samples over which alerts are counted */
 
 /* Where the window rings will write next, for ad_detector_prefetch (after every change);
  * the seasonal scorer's only with seasonal set (after a sample it did not score, its slot
@@ -293,9 +292,9 @@ void ad_det_settle(ad_detector *d)
 }
 
 /* The raw score of value at ts from every signal: the network's (or the warm-up
- * fallback's) error through the scorer and the long window, the raw error (raw_k), the
- * seasonal-naive error (its raw score in *sraw, -1 when it had no reference), the alert
- * penalty, and the range check last. */
+ * fallback's) error through the scorer and the long window, the seasonal-naive error (its
+ * raw score in *sraw, -1 when it had no reference), the alert penalty on those, the raw
+ * error (raw_k), and the range check last. */
 static float raw_score(ad_detector *d, double ts, double value, double error, int has_pred,
                        float *sraw)
 {
@@ -310,19 +309,24 @@ static float raw_score(ad_detector *d, double ts, double value, double error, in
      * the network's own validation errors: a = |moving mean of the signed errors| (a
      * wrong continuation errs the same way for several steps, the noise does not),
      * a / (a + raw_q), 0.5 at raw_q */
+    float rsig = 0.0f;
     if (d->raw_q > 0.0f && has_pred) {
-        const float a = ad_det_raw_mean(&d->raw_mean, (float)error), r = a / (a + d->raw_q);
-        raw = r > raw ? r : raw;
+        const float a = ad_det_raw_mean(&d->raw_mean, (float)error);
+        rsig = a / (a + d->raw_q);
     }
     /* the seasonal-naive signal: the larger of the two raw scores */
     *sraw = seasonal_score(d, ts, value);
     if (has_pred && *sraw > raw)
         raw = *sraw;
-    /* alert_penalty: the odds lose alert_penalty / 5 per recent alert */
+    /* alert_penalty: the odds lose alert_penalty / 5 per recent alert. The likelihood's
+     * Gaussian tail is what a bursty series' normal bursts fool, again and again; the raw
+     * signal is scaled by the network's own validation errors, so it is not penalised */
     if (c->alert_penalty > 0.0f && d->trained && raw < 1.0f) {
-        double odds = raw / (1.0 - raw) - c->alert_penalty / 5.0 * d->alert_rate * ALERT_HORIZON;
+        double odds = raw / (1.0 - raw) -
+                      c->alert_penalty / 5.0 * d->alert_rate * (double)c->alert_horizon;
         raw = odds > 0.0 ? (float)(odds / (1.0 + odds)) : 0.0f;
     }
+    raw = rsig > raw ? rsig : raw;
     return range_check(d, value, raw);
 }
 
@@ -420,7 +424,7 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
         score = raw * (float)d->since_alert / (float)c->cooldown;
     int flagged = has_pred && score >= c->scorer.threshold;
     d->since_alert = flagged ? 0 : d->since_alert + 1;
-    d->alert_rate += ((double)flagged - d->alert_rate) / ALERT_HORIZON;
+    d->alert_rate += ((double)flagged - d->alert_rate) / (double)c->alert_horizon;
     d->flag_run = anomalous ? d->flag_run + 1 : 0;
     d->since_hit = anomalous ? 0 : d->since_hit + 1;
     const int open = incident(d, value, anomalous);

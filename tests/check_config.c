@@ -110,6 +110,7 @@ static void same_detector(const ad_detector_config *a, const ad_detector_config 
     EQ_FLT(seasonal_weight);
     EQ_INT(warmup_naive);
     EQ_FLT(alert_penalty);
+    EQ_INT(alert_horizon);
     EQ_INT(long_window);
     EQ_INT(feature_span);
     EQ_FLT(raw_k);
@@ -355,7 +356,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 5 + 6 + 51 + 54);
+    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 5 + 6 + 52 + 55);
 }
 END_TEST
 
@@ -926,6 +927,7 @@ START_TEST(test_detector_bounds_agree_with_models)
         {"seasonal_periods", ""},
         {"seasonal_weight", ""},
         {"alert_penalty", ""},
+        {"alert_horizon", ""},
         {"threshold", ""},
         {"scorer_window", "min_samples: 1, short_window: 1, long_window: 0"},
         {"short_window", "scorer_window: 1000000, min_samples: 1"},

@@ -207,6 +207,7 @@ static void sweight_nan(ad_detector_config *c) { c->seasonal_weight = NAN; }
 static void naive_2(ad_detector_config *c) { c->warmup_naive = 2; }
 static void penalty_neg(ad_detector_config *c) { c->alert_penalty = -1.0f; }
 static void penalty_nan(ad_detector_config *c) { c->alert_penalty = NAN; }
+static void horizon_small(ad_detector_config *c) { c->alert_horizon = 99; }
 static void longwin_neg(ad_detector_config *c) { c->long_window = -1; }
 static void longwin_big(ad_detector_config *c) { c->long_window = c->scorer.window + 1; }
 /* clang-format on */
@@ -245,6 +246,7 @@ static const bad_field bad_fields[] = {
     {"warmup_naive", naive_2},
     {"alert_penalty", penalty_neg},
     {"alert_penalty", penalty_nan},
+    {"alert_horizon", horizon_small},
     {"long_window", longwin_neg},
     {"long_window", longwin_big},
 };
@@ -1361,7 +1363,7 @@ static blob_layout find_layout(const ad_detector *d, const uint8_t *buf, size_t 
     o.window = c->window + 1; /* low byte differs */
     L.window = first_difference(c, &o);
     o = *c;
-    o.incident_ref = c->incident_ref + 1; /* the config's last field */
+    o.alert_horizon = c->alert_horizon + 1; /* the config's last field */
     L.stats = first_difference(c, &o) + 4;
     L.center = L.stats + 8 * (2 + AD_REFUSE_NREASONS + 1) + 4 * 3;
     L.scale = L.center + 8;
@@ -1425,7 +1427,7 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 12", "version", L.version, 0, 12},
+        {"version 13", "version", L.version, 0, 13},
         {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
@@ -1764,11 +1766,17 @@ START_TEST(test_raw_signal)
                 const blob_layout L = find_layout(d, buf, n);
                 put_le(buf + L.version, 10, 4);
                 put_le(buf + L.scale + 120, 0, 4);
+                /* and without version 12's alert_horizon, the config's last 4 bytes */
+                memmove(buf + L.stats - 4, buf + L.stats, n - L.stats);
+                n -= 4;
                 recrc(buf, n);
             }
             ad_detector_free(d);
             d = load(buf, n);
             free(buf);
+            /* a version 10 runs with the horizon before version 12 */
+            ck_assert_int_eq(ad_detector_get_config(d)->alert_horizon,
+                             cases[_i].v10 ? 2000 : 50000);
         }
         ad_result res = observe(d, t, v);
         err[t] = res.error;
@@ -1903,7 +1911,7 @@ START_TEST(test_stateful)
         if (t == 300) { /* a round trip keeps the setting */
             size_t n;
             uint8_t *buf = save(d, &n);
-            ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_RAW_MEAN);
+            ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_HORIZON);
             ad_detector_free(d);
             d = load(buf, n);
             free(buf);
@@ -2061,6 +2069,101 @@ START_TEST(test_alert_penalty)
                       la);
     }
     ck_assert_int_ge(first, 400);
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
+/*
+ * alert_horizon: how long an alert weighs. Two detectors, without and with a small penalty
+ * (0.01, so that the penalised scores never cross the threshold where the other's do
+ * not, and the two stay in step), see a noisy sine with a burst of 10 (a level shift of 3,
+ * 30 noise deviations) and a cooldown of 200, one alert. 2000 samples after
+ * it the penalised -log10 tail is lower by 0.01 times the alert's remaining
+ * weight, (1 - 1/horizon)^2000: 0.961 with the default horizon of 50000 samples, 0.368
+ * with 2000 (the horizon before issue #16's session 12).
+ */
+START_TEST(test_alert_horizon)
+{
+    ad_detector_config c;
+    small_config(&c, AD_SCORER_LIKELIHOOD, 0);
+    c.train_every = 0;
+    c.cooldown = 200; /* one alert for the burst */
+    ad_detector_config dflt;
+    ad_detector_defaults(&dflt);
+    c.alert_horizon = _i ? 2000 : dflt.alert_horizon;
+    ad_detector *a = make(&c);
+    c.alert_penalty = 0.01f;
+    ad_detector *b = make(&c);
+    ad_rng r;
+    int first = -1, alerts = 0;
+    double weight = -1.0;
+
+    ad_rng_seed(&r, 98);
+    for (int t = 0; t < 4000 && weight < 0.0; t++) {
+        double v = noisy_sine(t, &r) + (t >= 500 && t < 510 ? 3.0 : 0.0);
+        ad_result ra = observe(a, t, v), rb = observe(b, t, v);
+        ck_assert_int_eq(ra.hit, rb.hit);
+        ck_assert_int_eq(ra.flagged, rb.flagged);
+        alerts += ra.flagged && t >= c.train_after;
+        if (ra.flagged && first < 0 && t >= c.train_after)
+            first = t;
+        if (first >= 0 && t >= first + 2000 && ra.raw_score > 0.1f) {
+            double la = 5.0 * ra.raw_score / (1.0 - ra.raw_score);
+            double lb = 5.0 * rb.raw_score / (1.0 - rb.raw_score);
+            weight = (la - lb) / 0.01 / pow(1.0 - 1.0 / c.alert_horizon, t - first - 2000);
+        }
+    }
+    double want = pow(1.0 - 1.0 / c.alert_horizon, 2000);
+    fprintf(stderr, "alert horizon %d: first alert at %d, %d alerts, weight after 2000 %.4f "
+                    "(expected %.4f)\n", c.alert_horizon, first, alerts, weight, want);
+    ck_assert(first >= 500 && first < 510);
+    ck_assert_int_eq(alerts, 1);
+    ck_assert_msg(fabs(weight - want) < 0.01, "weight %g, expected %g", weight, want);
+    ad_detector_free(a);
+    ad_detector_free(b);
+}
+END_TEST
+
+/*
+ * The alert penalty spares the raw signal (raw_k): it corrects the likelihood's
+ * calibration on bursty series, while the raw signal is scaled by the network's own
+ * validation errors. test_raw_signal's series (a sine predicted to a fraction of a percent,
+ * a step of 0.4 at 1500 that only the raw signal finds) with a spike at 1400 before it:
+ * with alert penalty 50 the spike's alert takes 10 from every penalised score's odds, and
+ * the step is still a hit, its raw score the same as without a penalty.
+ */
+START_TEST(test_alert_penalty_spares_raw)
+{
+    ad_detector_config c;
+    plain_defaults(&c);
+    c.train_after = 1300;
+    c.train_every = 0;
+    c.raw_k = 6.0f;
+    c.scorer.error_bound = 3.0f;
+    c.scorer.min_sd = 0.0173f;
+    ad_detector *a = make(&c);
+    c.alert_penalty = 50.0f;
+    ad_detector *b = make(&c);
+    ad_rng r;
+    ad_rng_seed(&r, 33);
+    ad_result ra = {0}, rb = {0};
+    int spike = 0;
+    for (int t = 0; t <= 1500; t++) {
+        double v = sin(2.0 * M_PI * t / 50.0) + 0.002 * ad_rng_normal(&r);
+        v += t == 1400 ? 1.0 : t == 1500 ? 0.4 : 0.0;
+        ra = observe(a, t, v);
+        rb = observe(b, t, v);
+        if (t == 1400)
+            spike = ra.flagged && rb.flagged;
+    }
+    fprintf(stderr, "alert penalty and the raw signal: spike alerted %d; step raw score %.4f "
+                    "without a penalty, %.4f with\n", spike, (double)ra.raw_score,
+            (double)rb.raw_score);
+    ck_assert_int_eq(spike, 1);
+    ck_assert_int_eq(ra.hit, 1);
+    ck_assert_int_eq(rb.hit, 1);
+    ck_assert_float_eq(ra.raw_score, rb.raw_score);
     ad_detector_free(a);
     ad_detector_free(b);
 }
@@ -2288,12 +2391,13 @@ START_TEST(test_old_blob_v4)
     /* and it saves in the current version, which loads back to the same bytes */
     size_t len2, len3;
     uint8_t *b2 = save(d, &len2);
-    ck_assert_uint_eq(get_le(b2 + 4, 4), AD_DETECTOR_V_RAW_MEAN);
+    ck_assert_uint_eq(get_le(b2 + 4, 4), AD_DETECTOR_V_HORIZON);
     /* the fields added since version 4 hold what behaves as before them */
     ck_assert(ad_detector_get_config(d)->forget_bias == 1.0f);
     ck_assert_int_eq(ad_detector_get_config(d)->feature_span, 0);
     ck_assert(ad_detector_get_config(d)->raw_k == 0.0f);
     ck_assert(ad_detector_get_config(d)->incident_z == 0.0f);
+    ck_assert_int_eq(ad_detector_get_config(d)->alert_horizon, 2000);
     ck_assert_uint_lt(len2, len); /* timestamps in 4 bytes, flags in bits */
     ad_detector *e = load(b2, len2);
     uint8_t *b3 = save(e, &len3);
@@ -2328,7 +2432,7 @@ START_TEST(test_forget_bias_blob)
             ck_assert(net->p.layer[l].b[k] == (k / 4 == 1 ? 3.0f : 0.0f));
     size_t len;
     uint8_t *buf = save(d, &len);
-    ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_RAW_MEAN);
+    ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_HORIZON);
     ad_detector *e = load(buf, len);
     ck_assert(ad_detector_get_config(e)->forget_bias == 3.0f);
     ad_detector_free(e);
@@ -2803,6 +2907,8 @@ static Suite *detector_suite(void)
     tcase_add_loop_test(tc, test_seasonal_signal, 0, 2);
     tcase_add_loop_test(tc, test_warmup_naive, 0, 2);
     tcase_add_test(tc, test_alert_penalty);
+    tcase_add_loop_test(tc, test_alert_horizon, 0, 2);
+    tcase_add_test(tc, test_alert_penalty_spares_raw);
     tcase_add_loop_test(tc, test_long_window, 0, 2);
     tcase_add_loop_test(tc, test_feature_span, 0, 3);
     tcase_add_loop_test(tc, test_stateful, 0, 2);

@@ -10,10 +10,13 @@
  * still matches (an upgrade restores its series); any other value changes the fingerprint (the
  * series start afresh). Version 10's incident_z and incident_ref are always left out: they only
  * say how long the anomalous state lasts, and a restored series takes the configuration's.
+ * Version 12's alert_horizon (the last field) is left out at 2000, the horizon before it;
+ * any other value goes in after the fields before the incident's.
  */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "blob.h"
 #include "detector_config.h"
@@ -32,8 +35,16 @@ static uint64_t without_last(const ad_detector_config *c, size_t drop)
     return ((uint64_t)ad_crc32(0, buf, w.len) << 32) | ad_crc32(0x9e3779b9u, buf, w.len);
 }
 
-/* Version 10's incident_z and incident_ref: the configuration's last 8 bytes. */
-#define INCIDENT_BYTES 8
+/* Version 10's incident_z and incident_ref and version 12's alert_horizon: the
+ * configuration's last 12 bytes. */
+#define INCIDENT_BYTES 12
+
+/* The defaults with version 11's alert horizon, 2000 samples. */
+static void defaults_v11(ad_detector_config *c)
+{
+    ad_detector_defaults(c);
+    c->alert_horizon = 2000;
+}
 
 /* What stores held before version 7: the bytes before forget_bias (4), version 8's fields
  * (12), version 9's stateful (4) and version 10's incident fields. */
@@ -46,7 +57,7 @@ START_TEST(test_fingerprint_forget_bias)
 {
     ad_detector_config c;
 
-    ad_detector_defaults(&c);
+    defaults_v11(&c);
     ck_assert(c.forget_bias == 1.0f);
     /* the defaults feed time features by span and score a raw signal: other settings */
     ck_assert_uint_ne(ad_fingerprint(&c, 0), without_forget_bias(&c));
@@ -74,7 +85,7 @@ START_TEST(test_fingerprint_stateful)
 {
     ad_detector_config c;
 
-    ad_detector_defaults(&c);
+    defaults_v11(&c);
     ck_assert_int_eq(c.stateful, 0);
     const uint64_t fp = ad_fingerprint(&c, 0);
     ck_assert_uint_eq(fp, without_last(&c, 4 + INCIDENT_BYTES));
@@ -94,7 +105,7 @@ START_TEST(test_fingerprint_incident)
 {
     ad_detector_config c;
 
-    ad_detector_defaults(&c);
+    defaults_v11(&c);
     ck_assert(c.incident_z > 0.0f);
     const uint64_t fp = ad_fingerprint(&c, 0);
     ck_assert_uint_eq(fp, without_last(&c, 4 + INCIDENT_BYTES));
@@ -109,6 +120,36 @@ START_TEST(test_fingerprint_incident)
 }
 END_TEST
 
+/* alert_horizon: at 2000 (version 11's) the fingerprint is version 11's (above); the
+ * default 50000, or any other value, is other settings: the settings before the incident's
+ * fields with the horizon after them, the incident's fields still left out. */
+START_TEST(test_fingerprint_horizon)
+{
+    ad_detector_config c;
+    uint8_t buf[1024];
+    ad_wbuf w;
+
+    ad_detector_defaults(&c);
+    ck_assert_int_eq(c.alert_horizon, 50000);
+    const uint64_t fp = ad_fingerprint(&c, 0);
+    ad_wbuf_init(&w, buf, sizeof(buf));
+    ad_detector_config_write(&w, &c);
+    ck_assert(!w.err && w.len > INCIDENT_BYTES);
+    memmove(buf + w.len - INCIDENT_BYTES, buf + w.len - 4, 4); /* the horizon */
+    w.len -= INCIDENT_BYTES - 4;
+    ck_assert_uint_eq(fp, ((uint64_t)ad_crc32(0, buf, w.len) << 32) |
+                              ad_crc32(0x9e3779b9u, buf, w.len));
+    c.incident_z = 3.0f; /* still left out */
+    c.incident_ref = 99;
+    ck_assert_uint_eq(ad_fingerprint(&c, 0), fp);
+    c.alert_horizon = 5000;
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
+    c.alert_horizon = 2000;
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp);
+    ck_assert_uint_eq(ad_fingerprint(&c, 0), without_last(&c, 4 + INCIDENT_BYTES));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fingerprint");
@@ -116,6 +157,7 @@ int main(void)
     tcase_add_test(tc, test_fingerprint_forget_bias);
     tcase_add_test(tc, test_fingerprint_stateful);
     tcase_add_test(tc, test_fingerprint_incident);
+    tcase_add_test(tc, test_fingerprint_horizon);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -31,7 +31,7 @@ FIXTURE = os.environ.get("STORE_FIXTURE") or os.path.join(HERE, "fixtures",
 # The built-in defaults the fixture was written with (3c3eb2e) where they have changed
 # since and its configuration leaves them to the defaults: an operator who keeps a store's
 # series across such an upgrade states them (a changed setting starts a series afresh).
-DEFAULTS_THEN = "  lr: 0.01\n  raw_k: 2\n"
+DEFAULTS_THEN = "  lr: 0.01\n  raw_k: 2\n  alert_horizon: 2000\n"
 RW_HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
               "X-Prometheus-Remote-Write-Version": "0.1.0"}
 SERIES_FIELDS = ("key", "protocol", "samples", "anomalies", "warming_up", "trainings")

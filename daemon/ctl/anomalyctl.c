@@ -117,11 +117,12 @@ static void usage(FILE *f)
             "  --seasonal-periods P periods looked back, 1..8 (%d)\n"
             "  --seasonal-weight X the seasonal score's odds times X, (0, 1] (%g)\n"
             "  --warmup-naive 0|1  before the first training predict the previous value (%d)\n"
-            "  --alert-penalty X   the score's odds lose X/5 per alert of the last ~2000\n"
-            "                      samples (likelihood: -log10 tail loses X), 0 = off (%g)\n",
+            "  --alert-penalty X   the likelihood and seasonal scores' odds lose X/5 per\n"
+            "                      recent alert (likelihood: -log10 tail loses X), 0 = off (%g)\n"
+            "  --alert-horizon N   recent: the alerts of roughly the last N samples (%d)\n",
             d.cooldown, (double)d.range_tolerance, d.range_window, d.asinh, d.seasonal_period,
             d.seasonal_periods, (double)d.seasonal_weight, d.warmup_naive,
-            (double)d.alert_penalty);
+            (double)d.alert_penalty, d.alert_horizon);
     fprintf(f,
             "scoring:\n"
             "  --scorer S          likelihood dynamic static (%s)\n"
@@ -192,6 +193,7 @@ enum {
     O_RELEARN, O_SCORER, O_THRESHOLD, O_SCORER_WINDOW, O_SHORT_WINDOW, O_MIN_SAMPLES, O_K,
     O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND,
     O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY,
+    O_ALERT_HORIZON,
     O_LONG_WINDOW, O_FEATURE_SPAN, O_RAW_K, O_RAW_RMS, O_STATEFUL, O_INCIDENT_Z, O_INCIDENT_REF, O_CLIP, O_FORGET_BIAS, O_PRIME,
     O_Z_MIN, O_Z_MAX, O_PRUNE, O_REFIT, O_QUIET,
     O_WEIGHTS, O_CONFIG, O_SERIES, O_HELP
@@ -216,7 +218,8 @@ static const struct option long_opts[] = {
     {"range-window", 1, 0, O_RANGE_WINDOW}, {"error-bound", 1, 0, O_ERROR_BOUND},
     {"seasonal-period", 1, 0, O_SEASONAL_PERIOD}, {"seasonal-periods", 1, 0, O_SEASONAL_PERIODS},
     {"seasonal-weight", 1, 0, O_SEASONAL_WEIGHT}, {"warmup-naive", 1, 0, O_WARMUP_NAIVE},
-    {"alert-penalty", 1, 0, O_ALERT_PENALTY}, {"long-window", 1, 0, O_LONG_WINDOW},
+    {"alert-penalty", 1, 0, O_ALERT_PENALTY}, {"alert-horizon", 1, 0, O_ALERT_HORIZON},
+    {"long-window", 1, 0, O_LONG_WINDOW},
     {"feature-span", 1, 0, O_FEATURE_SPAN}, {"raw-k", 1, 0, O_RAW_K}, {"raw-rms", 1, 0, O_RAW_RMS},
     {"stateful", 1, 0, O_STATEFUL}, {"incident-z", 1, 0, O_INCIDENT_Z},
     {"incident-ref", 1, 0, O_INCIDENT_REF}, {"clip", 1, 0, O_CLIP},
@@ -308,6 +311,7 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_SEASONAL_WEIGHT: c->seasonal_weight = (float)num(name, arg); return 0;
     case O_WARMUP_NAIVE: c->warmup_naive = (int)num(name, arg); return 0;
     case O_ALERT_PENALTY: c->alert_penalty = (float)num(name, arg); return 0;
+    case O_ALERT_HORIZON: c->alert_horizon = (int)num(name, arg); return 0;
     case O_LONG_WINDOW: c->long_window = (int)num(name, arg); return 0;
     case O_FEATURE_SPAN: c->feature_span = (int)num(name, arg); return 0;
     case O_RAW_K: c->raw_k = (float)num(name, arg); return 0;
