@@ -15,8 +15,9 @@
  *      `seasonal_period`, once trained, the larger of it and the weighted score of the
  *      seasonal-naive error against the median of the values 1..seasonal_periods periods
  *      ago, from a second scorer; with `long_window`, the larger of it and a likelihood
- *      averaging long_window errors; with `alert_penalty`, once trained, its odds lose
- *      alert_penalty/5 per alert of roughly the last 2000 samples); a value whose
+ *      averaging long_window errors; with `alert_penalty`, once trained, the odds of these
+ *      lose alert_penalty/5 per alert of roughly the last `alert_horizon` samples; with
+ *      `raw_k`, a well-predicted series' raw error too, never penalised); a value whose
  *      raw score reaches the threshold is anomalous and is excluded: kept out of the
  *      scorer's statistics and replaced by its prediction in the history used for
  *      training (so neither learns the anomaly), until `relearn` anomalies in a row say

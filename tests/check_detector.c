@@ -2105,10 +2105,11 @@ START_TEST(test_alert_horizon)
         ad_result ra = observe(a, t, v), rb = observe(b, t, v);
         ck_assert_int_eq(ra.hit, rb.hit);
         ck_assert_int_eq(ra.flagged, rb.flagged);
-        alerts += ra.flagged && t >= c.train_after;
-        if (ra.flagged && first < 0 && t >= c.train_after)
+        alerts += ra.flagged; /* any alert, warm-up too, counts in the penalty's rate */
+        if (ra.flagged && first < 0)
             first = t;
-        if (first >= 0 && t >= first + 2000 && ra.raw_score > 0.1f) {
+        /* a score well inside (0, 1), where 5 s / (1 - s) is not swamped by rounding */
+        if (first >= 0 && t >= first + 2000 && ra.raw_score > 0.1f && ra.raw_score < 0.9f) {
             double la = 5.0 * ra.raw_score / (1.0 - ra.raw_score);
             double lb = 5.0 * rb.raw_score / (1.0 - rb.raw_score);
             weight = (la - lb) / 0.01 / pow(1.0 - 1.0 / c.alert_horizon, t - first - 2000);
@@ -2148,7 +2149,7 @@ START_TEST(test_alert_penalty_spares_raw)
     ad_rng r;
     ad_rng_seed(&r, 33);
     ad_result ra = {0}, rb = {0};
-    int spike = 0;
+    int spike = 0, penalised = 0;
     for (int t = 0; t <= 1500; t++) {
         double v = sin(2.0 * M_PI * t / 50.0) + 0.002 * ad_rng_normal(&r);
         v += t == 1400 ? 1.0 : t == 1500 ? 0.4 : 0.0;
@@ -2156,11 +2157,14 @@ START_TEST(test_alert_penalty_spares_raw)
         rb = observe(b, t, v);
         if (t == 1400)
             spike = ra.flagged && rb.flagged;
+        else if (t > 1400 && t < 1500) /* the penalty does act on this series' other scores */
+            penalised += rb.raw_score < ra.raw_score;
     }
-    fprintf(stderr, "alert penalty and the raw signal: spike alerted %d; step raw score %.4f "
-                    "without a penalty, %.4f with\n", spike, (double)ra.raw_score,
-            (double)rb.raw_score);
+    fprintf(stderr, "alert penalty and the raw signal: spike alerted %d, %d scores lower after "
+                    "it; step raw score %.4f without a penalty, %.4f with\n", spike, penalised,
+            (double)ra.raw_score, (double)rb.raw_score);
     ck_assert_int_eq(spike, 1);
+    ck_assert_int_gt(penalised, 0);
     ck_assert_int_eq(ra.hit, 1);
     ck_assert_int_eq(rb.hit, 1);
     ck_assert_float_eq(ra.raw_score, rb.raw_score);
