@@ -1735,6 +1735,24 @@ END_TEST
  * tail of 99, under RAW_MIN_VAL), nor when the blob is loaded as a version 10 (whose
  * raw_q was another signal's scale: off until the next training).
  */
+/* The raw signal's tests: a sine of period 50 with noise 0.002, which the network predicts
+ * to a fraction of a percent; trained once after 1300 values (a validation tail of 259),
+ * raw_k 6, the likelihood as the defaults have it. */
+static void raw_config(ad_detector_config *c)
+{
+    plain_defaults(c);
+    c->train_after = 1300;
+    c->train_every = 0;
+    c->raw_k = 6.0f;
+    c->scorer.error_bound = 3.0f;
+    c->scorer.min_sd = 0.0173f;
+}
+
+static double raw_series(int t, ad_rng *r)
+{
+    return sin(2.0 * M_PI * t / 50.0) + 0.002 * ad_rng_normal(r);
+}
+
 START_TEST(test_raw_signal)
 {
     static const struct {
@@ -1743,20 +1761,17 @@ START_TEST(test_raw_signal)
     } cases[] = {{0.0f, 0.05f, 1300, 0, 0}, {6.0f, 0.05f, 1300, 1, 0}, {6.0f, 0.001f, 1300, 0, 0},
                  {6.0f, 0.05f, 500, 0, 0},  {6.0f, 0.05f, 1300, 0, 1}};
     ad_detector_config c;
-    plain_defaults(&c);
-    c.train_after = cases[_i].after; /* 1300: a validation tail of 259 */
-    c.train_every = 0;
+    raw_config(&c);
+    c.train_after = cases[_i].after;
     c.raw_k = cases[_i].k;
     c.raw_rms = cases[_i].rms;
-    c.scorer.error_bound = 3.0f; /* the likelihood as the defaults have it */
-    c.scorer.min_sd = 0.0173f;
     ad_detector *d = make(&c);
     ad_rng r;
     ad_rng_seed(&r, 33);
     int at_step = 0, others = 0;
     double err[1700], raw[1700];
     for (int t = 0; t < 1700; t++) {
-        double v = sin(2.0 * M_PI * t / 50.0) + 0.002 * ad_rng_normal(&r);
+        double v = raw_series(t, &r);
         if (t == 1500)
             v += 0.4;
         if (t == 1450) { /* a round trip keeps raw_q and the moving mean */
@@ -2137,12 +2152,7 @@ END_TEST
 START_TEST(test_alert_penalty_spares_raw)
 {
     ad_detector_config c;
-    plain_defaults(&c);
-    c.train_after = 1300;
-    c.train_every = 0;
-    c.raw_k = 6.0f;
-    c.scorer.error_bound = 3.0f;
-    c.scorer.min_sd = 0.0173f;
+    raw_config(&c);
     ad_detector *a = make(&c);
     c.alert_penalty = 50.0f;
     ad_detector *b = make(&c);
@@ -2151,8 +2161,7 @@ START_TEST(test_alert_penalty_spares_raw)
     ad_result ra = {0}, rb = {0};
     int spike = 0, penalised = 0;
     for (int t = 0; t <= 1500; t++) {
-        double v = sin(2.0 * M_PI * t / 50.0) + 0.002 * ad_rng_normal(&r);
-        v += t == 1400 ? 1.0 : t == 1500 ? 0.4 : 0.0;
+        double v = raw_series(t, &r) + (t == 1400 ? 1.0 : t == 1500 ? 0.4 : 0.0);
         ra = observe(a, t, v);
         rb = observe(b, t, v);
         if (t == 1400)
