@@ -230,6 +230,16 @@ class ScoreCLI(unittest.TestCase):
         rc, _, err = run(["score", "--hidden", "0", "-"], "")
         self.assertEqual(rc, 1)
         self.assertIn("bad configuration: hidden size", err)
+        # an integer option takes integers only, within range (not cut or wrapped)
+        for opt, bad in (("--hidden", "2.5"), ("--hidden", "1e12"),
+                         ("--alert-horizon", "3e9"), ("--cooldown", "-1e10"),
+                         ("--seed", "-1"), ("--seed", "1.5"), ("--seed", "1e30")):
+            rc, _, err = run(["score", opt, bad, "-"], "")
+            self.assertEqual(rc, 2, (opt, bad, err))
+            self.assertIn("%s needs an integer" % opt, err)
+        rc, out, err = run(["score", "--quiet", "--seed", "18446744073709551615",
+                            "--alert-horizon", "1e4", "-"], "1,1\n")
+        self.assertEqual(rc, 0, err)
         rc, _, err = run(["score", "--window", "64", "--history", "100", "-"], "")
         self.assertEqual(rc, 1)
         self.assertIn("history", err)

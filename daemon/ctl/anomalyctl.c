@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,32 @@ static double num(const char *opt, const char *s)
     return v;
 }
 
+/* An integer option's value: a number (as num) that is a whole number within int's range;
+ * anything else is a usage error (not cut to an integer or wrapped). */
+static int inum(const char *opt, const char *s)
+{
+    const double v = num(opt, s);
+    if (v != floor(v) || v < (double)INT_MIN || v > (double)INT_MAX) {
+        fprintf(stderr, "anomalyctl score: --%s needs an integer, got '%s'\n", opt, s);
+        exit(2);
+    }
+    return (int)v;
+}
+
+/* The seed: a whole number 0..2^64-1, read exactly (a double would round above 2^53). */
+static uint64_t seed_num(const char *opt, const char *s)
+{
+    char *end;
+    errno = 0;
+    const unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || errno || strchr(s, '-')) {
+        fprintf(stderr, "anomalyctl score: --%s needs an integer 0..18446744073709551615, "
+                        "got '%s'\n", opt, s);
+        exit(2);
+    }
+    return (uint64_t)v;
+}
+
 enum {
     O_KIND = 256, O_HIDDEN, O_LAYERS, O_FEATURES, O_SEED, O_HISTORY, O_TRAIN_AFTER,
     O_TRAIN_EVERY, O_WINDOW, O_BATCH, O_EPOCHS, O_PATIENCE, O_LR, O_VAL_FRAC, O_INPUT_CLIP,
@@ -285,54 +312,54 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_QUIET:
         *quiet = 1;
         return 0;
-    case O_HIDDEN: c->hidden = (int)num(name, arg); return 0;
-    case O_LAYERS: c->layers = (int)num(name, arg); return 0;
-    case O_SEED: c->seed = (uint64_t)num(name, arg); return 0;
-    case O_HISTORY: c->history = (int)num(name, arg); return 0;
-    case O_TRAIN_AFTER: c->train_after = (int)num(name, arg); return 0;
-    case O_TRAIN_EVERY: c->train_every = (int)num(name, arg); return 0;
-    case O_WINDOW: c->window = (int)num(name, arg); return 0;
-    case O_BATCH: c->batch = (int)num(name, arg); return 0;
-    case O_EPOCHS: c->epochs = (int)num(name, arg); return 0;
-    case O_PATIENCE: c->patience = (int)num(name, arg); return 0;
+    case O_HIDDEN: c->hidden = inum(name, arg); return 0;
+    case O_LAYERS: c->layers = inum(name, arg); return 0;
+    case O_SEED: c->seed = seed_num(name, arg); return 0;
+    case O_HISTORY: c->history = inum(name, arg); return 0;
+    case O_TRAIN_AFTER: c->train_after = inum(name, arg); return 0;
+    case O_TRAIN_EVERY: c->train_every = inum(name, arg); return 0;
+    case O_WINDOW: c->window = inum(name, arg); return 0;
+    case O_BATCH: c->batch = inum(name, arg); return 0;
+    case O_EPOCHS: c->epochs = inum(name, arg); return 0;
+    case O_PATIENCE: c->patience = inum(name, arg); return 0;
     case O_LR: c->lr = (float)num(name, arg); return 0;
     case O_VAL_FRAC: c->val_frac = (float)num(name, arg); return 0;
     case O_INPUT_CLIP: c->input_clip = (float)num(name, arg); return 0;
-    case O_RELEARN: c->relearn = (int)num(name, arg); return 0;
+    case O_RELEARN: c->relearn = inum(name, arg); return 0;
     case O_MAX_EXCLUDE: c->max_exclude = (float)num(name, arg); return 0;
-    case O_COOLDOWN: c->cooldown = (int)num(name, arg); return 0;
-    case O_ASINH: c->asinh = (int)num(name, arg); return 0;
+    case O_COOLDOWN: c->cooldown = inum(name, arg); return 0;
+    case O_ASINH: c->asinh = inum(name, arg); return 0;
     case O_MIN_SD: s->min_sd = (float)num(name, arg); return 0;
-    case O_S2S_WINDOW: c->s2s_window = (int)num(name, arg); return 0;
+    case O_S2S_WINDOW: c->s2s_window = inum(name, arg); return 0;
     case O_RANGE: c->range_tolerance = (float)num(name, arg); return 0;
-    case O_RANGE_WINDOW: c->range_window = (int)num(name, arg); return 0;
-    case O_SEASONAL_PERIOD: c->seasonal_period = (int)num(name, arg); return 0;
-    case O_SEASONAL_PERIODS: c->seasonal_periods = (int)num(name, arg); return 0;
+    case O_RANGE_WINDOW: c->range_window = inum(name, arg); return 0;
+    case O_SEASONAL_PERIOD: c->seasonal_period = inum(name, arg); return 0;
+    case O_SEASONAL_PERIODS: c->seasonal_periods = inum(name, arg); return 0;
     case O_SEASONAL_WEIGHT: c->seasonal_weight = (float)num(name, arg); return 0;
-    case O_WARMUP_NAIVE: c->warmup_naive = (int)num(name, arg); return 0;
+    case O_WARMUP_NAIVE: c->warmup_naive = inum(name, arg); return 0;
     case O_ALERT_PENALTY: c->alert_penalty = (float)num(name, arg); return 0;
-    case O_ALERT_HORIZON: c->alert_horizon = (int)num(name, arg); return 0;
-    case O_LONG_WINDOW: c->long_window = (int)num(name, arg); return 0;
-    case O_FEATURE_SPAN: c->feature_span = (int)num(name, arg); return 0;
+    case O_ALERT_HORIZON: c->alert_horizon = inum(name, arg); return 0;
+    case O_LONG_WINDOW: c->long_window = inum(name, arg); return 0;
+    case O_FEATURE_SPAN: c->feature_span = inum(name, arg); return 0;
     case O_RAW_K: c->raw_k = (float)num(name, arg); return 0;
     case O_RAW_RMS: c->raw_rms = (float)num(name, arg); return 0;
-    case O_STATEFUL: c->stateful = (int)num(name, arg); return 0;
+    case O_STATEFUL: c->stateful = inum(name, arg); return 0;
     case O_INCIDENT_Z: c->incident_z = (float)num(name, arg); return 0;
-    case O_INCIDENT_REF: c->incident_ref = (int)num(name, arg); return 0;
+    case O_INCIDENT_REF: c->incident_ref = inum(name, arg); return 0;
     case O_ERROR_BOUND: s->error_bound = (float)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
-    case O_SCORER_WINDOW: s->window = (int)num(name, arg); return 0;
-    case O_SHORT_WINDOW: s->short_window = (int)num(name, arg); return 0;
-    case O_MIN_SAMPLES: s->min_samples = (int)num(name, arg); return 0;
+    case O_SCORER_WINDOW: s->window = inum(name, arg); return 0;
+    case O_SHORT_WINDOW: s->short_window = inum(name, arg); return 0;
+    case O_MIN_SAMPLES: s->min_samples = inum(name, arg); return 0;
     case O_K: s->k = (float)num(name, arg); return 0;
     case O_ALPHA: s->ewma_alpha = (float)num(name, arg); return 0;
     case O_CLIP: c->clip = (float)num(name, arg); return 0;
     case O_FORGET_BIAS: c->forget_bias = (float)num(name, arg); return 0;
-    case O_PRIME: c->prime = (int)num(name, arg); return 0;
+    case O_PRIME: c->prime = inum(name, arg); return 0;
     case O_Z_MIN: s->z_min = (float)num(name, arg); return 0;
     case O_Z_MAX: s->z_max = (float)num(name, arg); return 0;
     case O_PRUNE: s->prune = (float)num(name, arg); return 0;
-    case O_REFIT: s->refit = (int)num(name, arg); return 0;
+    case O_REFIT: s->refit = inum(name, arg); return 0;
     default:
         return -1;
     }
