@@ -229,6 +229,11 @@ void ad_config_free(ad_config *c);
 int ad_config_match(const ad_config *c, const char *key, const ad_detector_config **det,
                     int *ignore);
 
+/* s as an unsigned 64-bit decimal integer, 0..UINT64_MAX: digits only, no sign (strtoull
+ * would wrap "-1"), nothing after them. Returns 0 with *v set, or -AD_EINVAL. The
+ * configuration's U64 keys (seed) and anomalyctl's --seed read it so. */
+int ad_config_parse_u64(const char *s, uint64_t *v);
+
 /* "error", "warn", "info", "debug"; NULL if out of range. */
 const char *ad_log_level_name(int level);
 

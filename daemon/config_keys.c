@@ -331,18 +331,25 @@ static int set_integer(const ad_key *k, char *p, const char *s, char *msg, size_
     return 0;
 }
 
-/* K_U64: any unsigned 64-bit integer. */
-static int set_u64(char *p, const char *s, char *msg, size_t msglen)
+int ad_config_parse_u64(const char *s, uint64_t *v)
 {
     char *end;
 
     errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end || errno == ERANGE || s[0] == '-') {
+    unsigned long long x = strtoull(s, &end, 10);
+    if (end == s || *end || errno == ERANGE || strchr(s, '-'))
+        return -AD_EINVAL;
+    *v = (uint64_t)x;
+    return 0;
+}
+
+/* K_U64: any unsigned 64-bit integer. */
+static int set_u64(char *p, const char *s, char *msg, size_t msglen)
+{
+    if (ad_config_parse_u64(s, (uint64_t *)p) < 0) {
         snprintf(msg, msglen, "'%s' is not an integer 0..%llu", s, (unsigned long long)UINT64_MAX);
         return -AD_EINVAL;
     }
-    *(uint64_t *)p = (uint64_t)v;
     return 0;
 }
 

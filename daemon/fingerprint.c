@@ -34,7 +34,7 @@ uint64_t ad_fingerprint(const ad_detector_config *c, int shared)
      * stateful (4 bytes) at 0, then version 8's feature_span, raw_k, raw_rms (12) with
      * the time features always fed and no raw signal, then version 7's forget_bias (4)
      * at 1. */
-    if (c->alert_horizon != 2000) {
+    if (c->alert_horizon != AD_ALERT_HORIZON_V11) {
         memcpy(buf + w.len, horizon, 4);
         w.len += 4;
     } else if (c->stateful == 0 && w.len >= 20) {

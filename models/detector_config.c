@@ -282,7 +282,8 @@ int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version,
     c->stateful = version >= AD_DETECTOR_V_STATEFUL ? (int)ad_get_u32(r) : 0;
     c->incident_z = version >= AD_DETECTOR_V_INCIDENT ? ad_get_f32(r) : 0.0f;
     c->incident_ref = version >= AD_DETECTOR_V_INCIDENT ? (int)ad_get_u32(r) : 400;
-    c->alert_horizon = version >= AD_DETECTOR_V_HORIZON ? (int)ad_get_u32(r) : 2000;
+    c->alert_horizon =
+        version >= AD_DETECTOR_V_HORIZON ? (int)ad_get_u32(r) : AD_ALERT_HORIZON_V11;
     /* the kinds from their codes; an unknown code leaves an invalid kind, with the
      * message ad_detector_config_check would give for it */
     const int m = ad_model_from_code(model), k = ad_cell_from_code(kind),

@@ -170,9 +170,11 @@ int ad_detector_input_size(unsigned features);
  * of the last 3 |errors|, another scale: such a blob loads with the raw signal off until
  * the next training). */
 #define AD_DETECTOR_V_RAW_MEAN 11
-/* The version that added alert_horizon at the configuration's end (before it the
- * horizon was 2000 samples). */
+/* The version that added alert_horizon at the configuration's end; before it the horizon
+ * was AD_ALERT_HORIZON_V11 samples (what an older blob loads with, and the value the
+ * daemon's settings fingerprint leaves out). */
 #define AD_DETECTOR_V_HORIZON 12
+#define AD_ALERT_HORIZON_V11  2000
 
 /* The configuration into a blob writer / from a reader (fields in a fixed order; fields
  * added later at the end; the model, cell and scorer kinds as their codes: ad_model_code,

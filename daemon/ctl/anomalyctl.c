@@ -200,18 +200,17 @@ static int inum(const char *opt, const char *s)
     return (int)v;
 }
 
-/* The seed: a whole number 0..2^64-1, read exactly (a double would round above 2^53). */
+/* The seed: a whole number 0..2^64-1, read exactly (a double would round above 2^53), as
+ * the configuration's seed is. */
 static uint64_t seed_num(const char *opt, const char *s)
 {
-    char *end;
-    errno = 0;
-    const unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end || errno || strchr(s, '-')) {
-        fprintf(stderr, "anomalyctl score: --%s needs an integer 0..18446744073709551615, "
-                        "got '%s'\n", opt, s);
+    uint64_t v;
+    if (ad_config_parse_u64(s, &v) < 0) {
+        fprintf(stderr, "anomalyctl score: --%s needs an integer 0..%llu, got '%s'\n", opt,
+                (unsigned long long)UINT64_MAX, s);
         exit(2);
     }
-    return (uint64_t)v;
+    return v;
 }
 
 enum {
