@@ -213,6 +213,7 @@ const ad_key ad_cfg_detector_keys[] = {
     BOOL("stateful", D, stateful, NULL),
     FLT("incident_z", D, incident_z, 0, 1e6, 0, NULL),
     INT("incident_ref", D, incident_ref, 16, 4096, NULL),
+    FLT("departure", D, departure, 0, 1e6, 0, NULL),
     {"scorer", K_SCORER, OFF(D, scorer, ad_scorer_config), 0, 0, 0, F_EARLY, scorer_name, NULL,
      NULL},
     FLT("threshold", D, scorer.threshold, 0, 1, F_LO_OPEN, NULL),

@@ -47,7 +47,8 @@ static void reapply_rules(ad_daemon *d, const ad_config *nc)
         } else {
             s->rule = rule;
             if (s->det)
-                ad_detector_set_incident(s->det, det->incident_z, det->incident_ref);
+                ad_detector_set_incident(s->det, det->incident_z, det->incident_ref,
+                                         det->departure);
         }
     }
     if (changed || ignored)

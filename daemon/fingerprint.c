@@ -17,12 +17,13 @@ uint64_t ad_fingerprint(const ad_detector_config *c, int shared)
 
     ad_wbuf_init(&w, buf, sizeof(buf));
     ad_detector_config_write(&w, c);
-    /* Version 12's alert_horizon (the last 4 bytes) is set aside; before it, version 10's
-     * incident_z and incident_ref (8 bytes) only say how long the anomalous state lasts:
-     * they are never part of it. A series restored or kept on reload takes the
-     * configuration's (ad_detector_set_incident). */
+    /* Version 13's departure (the last 4 bytes), and version 10's incident_z and
+     * incident_ref (8 bytes before version 12's alert_horizon, which is set aside) only
+     * say how long the anomalous state lasts: they are never part of it. A series
+     * restored or kept on reload takes the configuration's (ad_detector_set_incident). */
     uint8_t horizon[4] = {0};
-    if (w.len >= 12) {
+    if (w.len >= 16) {
+        w.len -= 4;
         memcpy(horizon, buf + w.len - 4, 4);
         w.len -= 12;
     }

@@ -215,15 +215,18 @@ void ad_detector_normaliser(const ad_detector *d, double *center, double *scale)
     *scale = d->scale;
 }
 
-int ad_detector_set_incident(ad_detector *d, float incident_z, int incident_ref)
+int ad_detector_set_incident(ad_detector *d, float incident_z, int incident_ref,
+                             float departure)
 {
     ad_detector_config c = d->cfg;
     c.incident_z = incident_z;
     c.incident_ref = incident_ref;
+    c.departure = departure;
     if (ad_detector_config_check(&c, NULL, 0) != 0)
         return -AD_EINVAL;
     d->cfg.incident_z = incident_z;
     d->cfg.incident_ref = incident_ref;
+    d->cfg.departure = departure;
     if (!(incident_z > 0.0f))
         d->incident = 0;
     return 0;

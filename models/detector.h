@@ -92,7 +92,9 @@ typedef struct ad_result {
                          anomaly), bridging dips shorter than the averaging; and with
                          incident_z > 0 through the incident the hit opened, while the
                          values' moving mean stays away from what they were before it
-                         (detector_config.h), so it lasts as long as the anomaly does */
+                         (detector_config.h), so it lasts as long as the anomaly does;
+                         and with departure > 0 while that moving mean is far from the
+                         values the network was last trained on */
     int warming_up;   /* scored by the statistical fallback (no training yet) */
     int train_due;    /* a training is due: snapshot, train, install */
     int refused;      /* -1: the value was taken; else why it was refused (ad_refusal),
@@ -230,14 +232,17 @@ const char *ad_refusal_name(int reason);
 int ad_detector_set_weights(ad_detector *d, int wt);
 
 /*
- * Sets how long the anomalous state lasts (incident_z, incident_ref: detector_config.h).
- * They decide the state from what the detector sees and change nothing else (scores,
- * alerts, the network, the history), so a loaded detector can take a configuration's
- * values: the daemon applies them after restoring a series and on reload. An open
- * incident goes on against its reference and the new incident_z; incident_z 0 closes
- * it. 0, or -AD_EINVAL (with nothing changed) for a value out of its bounds.
+ * Sets how long the anomalous state lasts (incident_z, incident_ref, departure:
+ * detector_config.h). They decide the state from what the detector sees and change
+ * nothing else (scores, alerts, the network, the history), so a loaded detector can take
+ * a configuration's values: the daemon applies them after restoring a series and on
+ * reload. An open incident goes on against its reference and the new incident_z;
+ * incident_z 0 closes it. The departure reference is the last training's whatever
+ * departure was then (it is always taken), so turning departure on acts at once. 0, or
+ * -AD_EINVAL (with nothing changed) for a value out of its bounds.
  */
-int ad_detector_set_incident(ad_detector *d, float incident_z, int incident_ref);
+int ad_detector_set_incident(ad_detector *d, float incident_z, int incident_ref,
+                             float departure);
 
 /*
  * Family members (shared models, family.h): a detector whose network is a family's,

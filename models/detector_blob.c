@@ -13,7 +13,9 @@
 #include "serial.h"
 
 #define DET_MAGIC     "ADDT"
-#define DET_VERSION   12 /* 12: alert_horizon at the config's end (AD_DETECTOR_V_HORIZON);
+#define DET_VERSION   13 /* 13: departure at the config's end, and the departure
+                             reference (AD_DETECTOR_V_DEPARTURE);
+                             12: alert_horizon at the config's end (AD_DETECTOR_V_HORIZON);
                              11: the raw signal's moving mean of the signed errors
                              (AD_DETECTOR_V_RAW_MEAN) where 8-10 kept the last two |errors|;
                              10: incident_z, incident_ref at the config's end
@@ -72,6 +74,8 @@ static void write_body(ad_wbuf *w, const ad_detector *d, size_t netlen)
     ad_put_f64(w, d->inc_center);
     ad_put_f64(w, d->inc_spread);
     ad_put_u32(w, d->incident);
+    ad_put_f64(w, d->dep_center); /* AD_DETECTOR_V_DEPARTURE on */
+    ad_put_f64(w, d->dep_scale);
     ad_put_f64(w, d->vmin);
     ad_put_f64(w, d->vmax);
     for (int i = 0; i < RANGE_BLOCKS; i++) {
@@ -271,6 +275,11 @@ static int read_state(ad_rbuf *r, ad_detector *d, uint32_t version)
         bad |= open > 1 || !isfinite(d->inc_mean) || !isfinite(d->inc_center) ||
                !(d->inc_spread >= 0.0 && isfinite(d->inc_spread));
     } /* before: no incident open; the mean starts at the newest value kept (load) */
+    if (version >= AD_DETECTOR_V_DEPARTURE) {
+        d->dep_center = ad_get_f64(r);
+        d->dep_scale = ad_get_f64(r);
+        bad |= !isfinite(d->dep_center) || !(d->dep_scale >= 0.0 && isfinite(d->dep_scale));
+    } /* before: taken from the history once it is read (load) */
     d->vmin = ad_get_f64(r);
     d->vmax = ad_get_f64(r);
     int rb_bad = 0;
@@ -428,6 +437,8 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     d->hpos = (int)hpos;
     if (version < AD_DETECTOR_V_INCIDENT && d->hn)
         d->inc_mean = d->hv[hist_index(d, d->hn - 1)];
+    if (version < AD_DETECTOR_V_DEPARTURE && d->trained)
+        ad_det_departure_ref(d); /* the values held now, not those the training took */
     if (ts4 && d->hn)
         encode_v4(d, ts4);
     free(ts4);

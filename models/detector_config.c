@@ -91,6 +91,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->stateful = 0;
     c->incident_z = INCIDENT_Z;
     c->incident_ref = 400;
+    c->departure = 0.0f;
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
     c->scorer.error_bound = 3.0f;
     c->scorer.min_sd = 0.0173f;
@@ -153,6 +154,7 @@ int ad_detector_config_check(const ad_detector_config *c, char *err, size_t errl
     RANGE(stateful, 0, 1);
     RANGE(incident_z, 0.0, 1e6);
     RANGE(incident_ref, 16, 4096);
+    RANGE(departure, 0.0, 1e6);
     if (c->long_window > 0 && c->scorer.kind == AD_SCORER_LIKELIHOOD &&
         c->long_window > c->scorer.window) {
         ERR("long_window must be 0..the scorer's window (%d), got %d", c->scorer.window,
@@ -223,6 +225,7 @@ void ad_detector_config_write(ad_wbuf *w, const ad_detector_config *c)
     ad_put_f32(w, c->incident_z); /* AD_DETECTOR_V_INCIDENT on */
     ad_put_u32(w, (uint32_t)c->incident_ref);
     ad_put_u32(w, (uint32_t)c->alert_horizon); /* AD_DETECTOR_V_HORIZON on */
+    ad_put_f32(w, c->departure);               /* AD_DETECTOR_V_DEPARTURE on */
 }
 
 int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version, char *err,
@@ -284,6 +287,7 @@ int ad_detector_config_read(ad_rbuf *r, ad_detector_config *c, uint32_t version,
     c->incident_ref = version >= AD_DETECTOR_V_INCIDENT ? (int)ad_get_u32(r) : 400;
     c->alert_horizon =
         version >= AD_DETECTOR_V_HORIZON ? (int)ad_get_u32(r) : AD_ALERT_HORIZON_V11;
+    c->departure = version >= AD_DETECTOR_V_DEPARTURE ? ad_get_f32(r) : 0.0f;
     /* the kinds from their codes; an unknown code leaves an invalid kind, with the
      * message ad_detector_config_check would give for it */
     const int m = ad_model_from_code(model), k = ad_cell_from_code(kind),

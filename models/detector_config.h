@@ -133,7 +133,16 @@ typedef struct ad_detector_config {
                           samples after a hit */
     int incident_ref;  /* values before an incident's first hit its reference is made
                           of, 16..4096 (fewer while the history holds fewer; none below
-                          16) */
+                          16); also the values a training's departure reference is made of */
+    float departure;   /* > 0: the anomalous state is also on while the values' moving
+                          mean (over ~short_window) is more than `departure` times as far
+                          from its departure reference as it went over those values: the
+                          mean of the newest incident_ref values when the network was last
+                          trained (or joined its family's), and the 99th percentile of the
+                          moving mean's distance from it, replayed over them. The state
+                          then lasts while the series stays away from what its network
+                          was trained on, whether or not the errors still say so. 0 = off
+                          (the default) */
 } ad_detector_config;
 
 /* The defaults: the one table the daemon (`defaults:` and every rule start from it) and
@@ -175,6 +184,9 @@ int ad_detector_input_size(unsigned features);
  * daemon's settings fingerprint leaves out). */
 #define AD_DETECTOR_V_HORIZON 12
 #define AD_ALERT_HORIZON_V11  2000
+/* The version that added departure at the configuration's end, and the departure
+ * reference to the detector. */
+#define AD_DETECTOR_V_DEPARTURE 13
 
 /* The configuration into a blob writer / from a reader (fields in a fixed order; fields
  * added later at the end; the model, cell and scorer kinds as their codes: ad_model_code,
@@ -182,7 +194,7 @@ int ad_detector_input_size(unsigned features);
  * old to hold gets its default (forget_bias 1 before AD_DETECTOR_V_FORGET_BIAS; before
  * AD_DETECTOR_V_RAW time features always fed and no raw signal; before AD_DETECTOR_V_STATEFUL
  * stateful 0; before AD_DETECTOR_V_INCIDENT incident_z 0, incident_ref 400; before
- * AD_DETECTOR_V_HORIZON alert_horizon 2000). Reading returns
+ * AD_DETECTOR_V_HORIZON alert_horizon 2000; before AD_DETECTOR_V_DEPARTURE departure 0). Reading returns
  * -AD_EFORMAT with a message when a stored code names no kind (a truncated read is r's
  * err, not this), else 0; the read configuration is not checked otherwise: call
  * ad_detector_config_check. */

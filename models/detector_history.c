@@ -1,9 +1,12 @@
 /*
  * detector_history.c - a detector's history ring (detector_impl.h): values as kept for
  * training, flags, and timestamps in fixed point; the lookup by time the seasonal signal
- * uses; an incident's reference (incident_z); ad_detector_history.
+ * uses; an incident's reference (incident_z); the departure reference (departure);
+ * ad_detector_history.
  */
 #include "detector_impl.h"
+
+#include <stdlib.h>
 
 #include "inputs.h"
 
@@ -25,6 +28,44 @@ void ad_det_incident_open(ad_detector *d)
     d->inc_center = med;
     d->inc_spread = fmax(mad_scale, fmax(sd, 1e-6 * fmax(1.0, fabs(med))));
     d->incident = 1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void ad_det_departure_ref(ad_detector *d)
+{
+    double v[INCIDENT_MAX], sum = 0.0;
+    const int sw = d->cfg.scorer.short_window, skip = 3 * sw;
+    int n = d->hn < d->cfg.incident_ref ? d->hn : d->cfg.incident_ref;
+
+    d->dep_scale = 0.0;
+    if (n > INCIDENT_MAX)
+        n = INCIDENT_MAX;
+    if (sw < 1 || n < INCIDENT_MIN + skip)
+        return;
+    for (int i = 0; i < n; i++) {
+        v[i] = d->hv[hist_index(d, d->hn - n + i)];
+        sum += v[i];
+    }
+    const double center = sum / n;
+    /* the moving mean as the sample path keeps it, replayed from the first value; its
+     * distances from the center once it has settled (3 short_windows in) */
+    double m = v[0];
+    for (int i = 0; i < n; i++) {
+        m += (v[i] - m) / (double)sw;
+        v[i] = fabs(m - center);
+    }
+    const int k = n - skip;
+    qsort(v + skip, (size_t)k, sizeof(*v), cmp_double); /* an install's, not a sample's */
+    const double pos = 0.99 * (k - 1), lo = floor(pos);
+    const double *q = v + skip + (int)lo;
+    const double p99 = lo + 1 < k ? q[0] + (pos - lo) * (q[1] - q[0]) : q[0];
+    d->dep_center = center;
+    d->dep_scale = fmax(p99, 1e-6 * fmax(1.0, fabs(center)));
 }
 
 /* The shift for a span of seconds: the largest, at most 30, with span * 2^shift < 2^30

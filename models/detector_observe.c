@@ -363,7 +363,8 @@ static void history_push(ad_detector *d, double kept, int anomalous, double ts)
         d->hn++;
 }
 
-/* incident_z: moves the values' mean on, opens an incident at a hit when none is open,
+/* Moves the values' mean on (always: departure reads it too); with incident_z, opens an
+ * incident at a hit when none is open,
  * closes it once the hits have stopped (short_window samples) and the mean is back within
  * incident_z spreads of the reference. Whether an incident is open. */
 static int incident(ad_detector *d, double value, int hit)
@@ -371,15 +372,23 @@ static int incident(ad_detector *d, double value, int hit)
     const ad_detector_config *c = &d->cfg;
     const uint64_t sw = (uint64_t)c->scorer.short_window;
 
+    d->inc_mean = d->stats.samples ? d->inc_mean + (value - d->inc_mean) / (double)sw : value;
     if (!(c->incident_z > 0.0f))
         return 0;
-    d->inc_mean = d->stats.samples ? d->inc_mean + (value - d->inc_mean) / (double)sw : value;
     if (hit && !d->incident)
         ad_det_incident_open(d);
     if (d->incident && d->since_hit >= sw &&
         fabs(d->inc_mean - d->inc_center) < c->incident_z * d->inc_spread)
         d->incident = 0;
     return d->incident;
+}
+
+/* departure: the values' moving mean is further from the departure reference than
+ * `departure` times the distance it kept within over the reference's values. */
+static int departed(const ad_detector *d)
+{
+    return d->cfg.departure > 0.0f && d->dep_scale > 0.0 &&
+           fabs(d->inc_mean - d->dep_center) > (double)d->cfg.departure * d->dep_scale;
 }
 
 /* Why (ts, value) is refused (enum ad_refusal), or -1 when it is accepted. */
@@ -428,7 +437,8 @@ static int observe(ad_detector *d, double ts, double value, ad_result *res, int 
     d->flag_run = anomalous ? d->flag_run + 1 : 0;
     d->since_hit = anomalous ? 0 : d->since_hit + 1;
     const int open = incident(d, value, anomalous);
-    int state = has_pred && (d->since_hit < (uint64_t)c->scorer.short_window || open);
+    int state = has_pred && (d->since_hit < (uint64_t)c->scorer.short_window || open ||
+                             departed(d));
     /* excluded: kept out of statistics, training and the rolling state */
     int excluded = anomalous && (c->relearn == 0 || d->flag_run <= c->relearn) &&
                    d->excl_rate < c->max_exclude;

@@ -403,6 +403,7 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
     d->raw_q = job->raw_q;
     d->raw_mean = 0.0f; /* the old network's errors: not these */
     d->incident = 0; /* the new network has learnt what the incident showed */
+    ad_det_departure_ref(d); /* and what it was trained on is the new reference */
     d->trained = 1;
     d->since_train = 0;
     d->stats.trainings++;
@@ -459,6 +460,7 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
         d->trained = 1;
         d->since_train = 0;
         d->incident = 0;
+        ad_det_departure_ref(d);
         d->stats.trainings++;
         reprime(d, 1);
         ad_det_note_slots(d, 1);
@@ -466,6 +468,7 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
     }
     /* The family's network changed: rebuild the rolling state on it. */
     d->incident = 0;
+    ad_det_departure_ref(d);
     d->stats.trainings++;
     reprime(d, 0);
     ad_det_note_slots(d, 1);

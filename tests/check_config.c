@@ -356,7 +356,7 @@ START_TEST(test_file_documents_every_key)
             nkeys++;
         }
     }
-    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 5 + 6 + 52 + 55);
+    ck_assert_int_eq(nkeys, 19 + 2 + 6 + 5 + 4 + 4 + 5 + 6 + 53 + 56);
 }
 END_TEST
 

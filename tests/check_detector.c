@@ -1363,8 +1363,8 @@ static blob_layout find_layout(const ad_detector *d, const uint8_t *buf, size_t 
     o.window = c->window + 1; /* low byte differs */
     L.window = first_difference(c, &o);
     o = *c;
-    o.alert_horizon = c->alert_horizon + 1; /* the config's last field */
-    L.stats = first_difference(c, &o) + 4;
+    o.alert_horizon = c->alert_horizon + 1; /* low byte; then departure, the last field */
+    L.stats = first_difference(c, &o) + 4 + 4;
     L.center = L.stats + 8 * (2 + AD_REFUSE_NREASONS + 1) + 4 * 3;
     L.scale = L.center + 8;
     {
@@ -1427,7 +1427,7 @@ START_TEST(test_inconsistent_blob_refused)
         int kind; /* 0: u32, 1: f64, 2: u64 */
         double value;
     } cases[] = {
-        {"version 13", "version", L.version, 0, 13},
+        {"version 14", "version", L.version, 0, 14},
         {"version 3", "version", L.version, 0, 3},
         {"version 2", "version", L.version, 0, 2},
         {"version 0", "version", L.version, 0, 0},
@@ -1450,6 +1450,10 @@ START_TEST(test_inconsistent_blob_refused)
         {"incident centre Inf", "inconsistent", L.scale + 132, 1, INFINITY},
         {"incident spread -1", "inconsistent", L.scale + 140, 1, -1.0},
         {"incident open 2", "inconsistent", L.scale + 148, 0, 2},
+        /* then the departure reference (v13) */
+        {"departure centre NaN", "inconsistent", L.scale + 152, 1, NAN},
+        {"departure scale -1", "inconsistent", L.scale + 160, 1, -1.0},
+        {"departure scale Inf", "inconsistent", L.scale + 160, 1, INFINITY},
         {"net length", NULL, L.netlen, 2, (double)(len * 2)},
         {"net length short", NULL, L.netlen, 2, (double)(netlen - 4)},
         {"net magic", "network", L.net, 0, 0},
@@ -1781,9 +1785,14 @@ START_TEST(test_raw_signal)
                 const blob_layout L = find_layout(d, buf, n);
                 put_le(buf + L.version, 10, 4);
                 put_le(buf + L.scale + 120, 0, 4);
-                /* and without version 12's alert_horizon, the config's last 4 bytes */
-                memmove(buf + L.stats - 4, buf + L.stats, n - L.stats);
-                n -= 4;
+                /* without version 13's departure reference after the incident's */
+                const size_t dep = L.scale + 152;
+                memmove(buf + dep, buf + dep + 16, n - dep - 16);
+                n -= 16;
+                /* and without version 12's alert_horizon and 13's departure, the config's
+                 * last 8 bytes */
+                memmove(buf + L.stats - 8, buf + L.stats, n - L.stats);
+                n -= 8;
                 recrc(buf, n);
             }
             ad_detector_free(d);
@@ -1926,7 +1935,7 @@ START_TEST(test_stateful)
         if (t == 300) { /* a round trip keeps the setting */
             size_t n;
             uint8_t *buf = save(d, &n);
-            ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_HORIZON);
+            ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_DEPARTURE);
             ad_detector_free(d);
             d = load(buf, n);
             free(buf);
@@ -1987,10 +1996,10 @@ START_TEST(test_incident)
             copy = load(buf, n);
             off = load(buf, n);
             free(buf);
-            ck_assert_int_eq(ad_detector_set_incident(off, -1.0f, 400), -AD_EINVAL);
-            ck_assert_int_eq(ad_detector_set_incident(off, 0.0f, 15), -AD_EINVAL);
+            ck_assert_int_eq(ad_detector_set_incident(off, -1.0f, 400, 0.0f), -AD_EINVAL);
+            ck_assert_int_eq(ad_detector_set_incident(off, 0.0f, 15, 0.0f), -AD_EINVAL);
             ck_assert(ad_detector_get_config(off)->incident_z == c.incident_z);
-            ck_assert_int_eq(ad_detector_set_incident(off, 0.0f, 400), 0);
+            ck_assert_int_eq(ad_detector_set_incident(off, 0.0f, 400, 0.0f), 0);
         }
         on_step += t >= 600 && t < 800 && res.anomalous;
         on_after += t >= 850 && res.anomalous;
@@ -2005,6 +2014,74 @@ START_TEST(test_incident)
     ad_detector_free(d);
     ad_detector_free(copy);
     ad_detector_free(off);
+}
+END_TEST
+
+/*
+ * The anomalous state while the values are away from what the network was trained on
+ * (departure; _i 0: off, 1: 2). Trained once on a noisy sine (amplitude 1), whose moving
+ * mean over short_window (10) keeps within about 0.64 of the mean; samples 900..1099 step
+ * up by 3, which the network soon follows (its errors settle), and then come back. With
+ * incident_z 0, so that only departure can hold the state: with departure 2 it is on
+ * through the step once the moving mean has got there (~10 samples) and off again soon
+ * after the values are back; without, it ends within the step. A blob round trip in the
+ * step goes on identically (version 13 holds the reference); departure set after the
+ * load acts at once (the reference is always taken), and 0 turns it off;
+ * ad_detector_set_incident refuses a negative one.
+ */
+START_TEST(test_departure)
+{
+    ad_detector_config c;
+    plain_defaults(&c);
+    c.hidden = 8;
+    c.train_every = 0;
+    c.incident_z = 0.0f;
+    c.departure = _i ? 2.0f : 0.0f;
+    ck_assert_int_eq(c.scorer.short_window, 10);
+    ad_detector *d = make(&c), *copy = NULL, *flip = NULL;
+    ad_rng r;
+    ad_rng_seed(&r, 43);
+    int on_step = 0, on_late = 0, on_after = 0, flip_late = 0;
+
+    for (int t = 0; t < 1300; t++) {
+        const double v = noisy_sine(t, &r) + (t >= 900 && t < 1100 ? 3.0 : 0.0);
+        ad_result res = observe(d, t, v);
+        if (copy) {
+            ad_result rc = observe(copy, t, v), rf = observe(flip, t, v);
+            assert_same_result(&res, &rc, "after a round trip in the step", t);
+            flip_late += t >= 1050 && t < 1100 && rf.anomalous;
+        }
+        if (t == 1000) {
+            size_t n;
+            uint8_t *buf = save(d, &n);
+            ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_DEPARTURE);
+            copy = load(buf, n);
+            flip = load(buf, n);
+            free(buf);
+            ck_assert(ad_detector_get_config(copy)->departure == c.departure);
+            ck_assert_int_eq(ad_detector_set_incident(flip, 0.0f, 400, -1.0f), -AD_EINVAL);
+            ck_assert(ad_detector_get_config(flip)->departure == c.departure);
+            ck_assert_int_eq(ad_detector_set_incident(flip, 0.0f, 400, _i ? 0.0f : 2.0f), 0);
+        }
+        on_step += t >= 915 && t < 1100 && res.anomalous;
+        on_late += t >= 1050 && t < 1100 && res.anomalous;
+        on_after += t >= 1150 && res.anomalous;
+    }
+    fprintf(stderr, "departure %g: anomalous on %d of the step's 185 from its 15th, %d of its "
+            "last 50, %d of the 150 from 50 after it; flipped %d of the last 50\n",
+            (double)c.departure, on_step, on_late, on_after, flip_late);
+    ck_assert_uint_eq(ad_detector_get_stats(d)->trainings, 1);
+    if (_i) {
+        ck_assert_int_eq(on_step, 185);
+        ck_assert_int_eq(flip_late, 0);
+    } else {
+        ck_assert_int_eq(on_late, 0);
+        ck_assert_int_eq(flip_late, 50);
+    }
+    ck_assert_int_eq(on_after, 0);
+    ad_detector_free(d);
+    ad_detector_free(copy);
+    ad_detector_free(flip);
 }
 END_TEST
 
@@ -2404,13 +2481,14 @@ START_TEST(test_old_blob_v4)
     /* and it saves in the current version, which loads back to the same bytes */
     size_t len2, len3;
     uint8_t *b2 = save(d, &len2);
-    ck_assert_uint_eq(get_le(b2 + 4, 4), AD_DETECTOR_V_HORIZON);
+    ck_assert_uint_eq(get_le(b2 + 4, 4), AD_DETECTOR_V_DEPARTURE);
     /* the fields added since version 4 hold what behaves as before them */
     ck_assert(ad_detector_get_config(d)->forget_bias == 1.0f);
     ck_assert_int_eq(ad_detector_get_config(d)->feature_span, 0);
     ck_assert(ad_detector_get_config(d)->raw_k == 0.0f);
     ck_assert(ad_detector_get_config(d)->incident_z == 0.0f);
     ck_assert_int_eq(ad_detector_get_config(d)->alert_horizon, 2000);
+    ck_assert(ad_detector_get_config(d)->departure == 0.0f);
     ck_assert_uint_lt(len2, len); /* timestamps in 4 bytes, flags in bits */
     ad_detector *e = load(b2, len2);
     uint8_t *b3 = save(e, &len3);
@@ -2445,7 +2523,7 @@ START_TEST(test_forget_bias_blob)
             ck_assert(net->p.layer[l].b[k] == (k / 4 == 1 ? 3.0f : 0.0f));
     size_t len;
     uint8_t *buf = save(d, &len);
-    ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_HORIZON);
+    ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_DEPARTURE);
     ad_detector *e = load(buf, len);
     ck_assert(ad_detector_get_config(e)->forget_bias == 3.0f);
     ad_detector_free(e);
@@ -2926,6 +3004,7 @@ static Suite *detector_suite(void)
     tcase_add_loop_test(tc, test_feature_span, 0, 3);
     tcase_add_loop_test(tc, test_stateful, 0, 2);
     tcase_add_loop_test(tc, test_incident, 0, 2);
+    tcase_add_loop_test(tc, test_departure, 0, 2);
     tcase_add_loop_test(tc, test_raw_signal, 0, 5);
     suite_add_tcase(s, tc);
 

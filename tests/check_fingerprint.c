@@ -10,8 +10,9 @@
  * still matches (an upgrade restores its series); any other value changes the fingerprint (the
  * series start afresh). Version 10's incident_z and incident_ref are always left out: they only
  * say how long the anomalous state lasts, and a restored series takes the configuration's.
- * Version 12's alert_horizon (the last field) is left out at 2000, the horizon before it;
- * any other value goes in after the fields before the incident's.
+ * Version 12's alert_horizon is left out at 2000, the horizon before it; any other value
+ * goes in after the fields before the incident's. Version 13's departure (the last field)
+ * is always left out, like the incident's fields: it too only says how long the state lasts.
  */
 #include <check.h>
 #include <stdint.h>
@@ -35,9 +36,9 @@ static uint64_t without_last(const ad_detector_config *c, size_t drop)
     return ((uint64_t)ad_crc32(0, buf, w.len) << 32) | ad_crc32(0x9e3779b9u, buf, w.len);
 }
 
-/* Version 10's incident_z and incident_ref and version 12's alert_horizon: the
- * configuration's last 12 bytes. */
-#define INCIDENT_BYTES 12
+/* Version 10's incident_z and incident_ref, version 12's alert_horizon and version 13's
+ * departure: the configuration's last 16 bytes. */
+#define INCIDENT_BYTES 16
 
 /* The defaults with version 11's alert horizon, 2000 samples. */
 static void defaults_v11(ad_detector_config *c)
@@ -135,7 +136,7 @@ START_TEST(test_fingerprint_horizon)
     ad_wbuf_init(&w, buf, sizeof(buf));
     ad_detector_config_write(&w, &c);
     ck_assert(!w.err && w.len > INCIDENT_BYTES);
-    memmove(buf + w.len - INCIDENT_BYTES, buf + w.len - 4, 4); /* the horizon */
+    memmove(buf + w.len - INCIDENT_BYTES, buf + w.len - 8, 4); /* the horizon */
     w.len -= INCIDENT_BYTES - 4;
     ck_assert_uint_eq(fp, ((uint64_t)ad_crc32(0, buf, w.len) << 32) |
                               ad_crc32(0x9e3779b9u, buf, w.len));
@@ -150,6 +151,28 @@ START_TEST(test_fingerprint_horizon)
 }
 END_TEST
 
+/* departure never changes the fingerprint, at the defaults (0) or not, with the
+ * horizon at 2000 or not; the settings before it still do. */
+START_TEST(test_fingerprint_departure)
+{
+    ad_detector_config c;
+
+    ad_detector_defaults(&c);
+    ck_assert(c.departure == 0.0f);
+    const uint64_t fp = ad_fingerprint(&c, 0);
+    c.departure = 2.5f;
+    ck_assert_uint_eq(ad_fingerprint(&c, 0), fp);
+    c.alert_horizon = 2000;
+    const uint64_t fp11 = ad_fingerprint(&c, 0);
+    ck_assert_uint_ne(fp11, fp);
+    c.departure = 0.0f;
+    ck_assert_uint_eq(ad_fingerprint(&c, 0), fp11);
+    ck_assert_uint_eq(fp11, without_last(&c, 4 + INCIDENT_BYTES));
+    c.hidden = 17;
+    ck_assert_uint_ne(ad_fingerprint(&c, 0), fp11);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fingerprint");
@@ -158,6 +181,7 @@ int main(void)
     tcase_add_test(tc, test_fingerprint_stateful);
     tcase_add_test(tc, test_fingerprint_incident);
     tcase_add_test(tc, test_fingerprint_horizon);
+    tcase_add_test(tc, test_fingerprint_departure);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -243,8 +243,9 @@ START_TEST(test_restore_fields)
 }
 END_TEST
 
-/* incident_z and incident_ref are not part of the settings' fingerprint: a series saved
- * with other values restores, and takes the configuration's (ad_detector_set_incident). */
+/* incident_z, incident_ref and departure are not part of the settings' fingerprint: a
+ * series saved with other values restores, and takes the configuration's
+ * (ad_detector_set_incident). */
 START_TEST(test_restore_takes_incident)
 {
     static const char *const keys[] = {"a"};
@@ -257,7 +258,7 @@ START_TEST(test_restore_takes_incident)
     make_store(dir, keys, 1);
     snprintf(extra, sizeof(extra),
              "store: {enabled: true, path: %s/a.db}\n"
-             "series:\n  - {match: \"a\", incident_z: 2.5, incident_ref: 50}\n",
+             "series:\n  - {match: \"a\", incident_z: 2.5, incident_ref: 50, departure: 3}\n",
              dir);
     ch_start_in(&h, dir, extra);
     ck_assert_uint_eq(ad_persist_get_stats(ad_daemon_persist(h.d))->restored, 1);
@@ -267,6 +268,7 @@ START_TEST(test_restore_takes_incident)
     c = ad_detector_get_config(x->det);
     ck_assert(c->incident_z == 2.5f);
     ck_assert_int_eq(c->incident_ref, 50);
+    ck_assert(c->departure == 3.0f);
     ch_stop(&h, 0);
     rm_dir(dir);
 }

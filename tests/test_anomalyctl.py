@@ -152,6 +152,7 @@ class ScoreCLI(unittest.TestCase):
         self.assertIsNotNone(m, err)
         keys = [k.strip() for k in m.group(1).split(",")]
         self.assertIn("incident_z", keys)
+        self.assertIn("departure", keys)
         rc, out, err = run(["score", "--help"])
         text = out + err
         alias = {"cell": "kind"}
@@ -240,6 +241,9 @@ class ScoreCLI(unittest.TestCase):
         rc, out, err = run(["score", "--quiet", "--seed", "18446744073709551615",
                             "--alert-horizon", "1e4", "-"], "1,1\n")
         self.assertEqual(rc, 0, err)
+        rc, _, err = run(["score", "--departure", "-1", "-"], "")
+        self.assertEqual(rc, 1)
+        self.assertIn("departure must be 0..1e+06, got -1", err)
         rc, _, err = run(["score", "--window", "64", "--history", "100", "-"], "")
         self.assertEqual(rc, 1)
         self.assertIn("history", err)

@@ -146,13 +146,17 @@ static void usage(FILE *f)
             "                      stays X spreads from the reference before the first hit,\n"
             "                      0 = only short-window samples after a hit (%g)\n"
             "  --incident-ref N    values before the hit forming the reference (%d)\n"
+            "  --departure X       the anomalous state is also on while the values' moving\n"
+            "                      mean is X times further from the mean of the incident-ref\n"
+            "                      values the network was trained on than it went over\n"
+            "                      them (99th percentile), 0 = off (%g)\n"
             "  --quiet             no progress or per-row messages on stderr\n",
             ad_scorer_name(d.scorer.kind), (double)d.scorer.threshold, d.scorer.window,
             d.scorer.short_window, d.long_window, d.scorer.min_samples, (double)d.scorer.k,
             (double)d.scorer.min_sd, (double)d.scorer.error_bound, (double)d.raw_k,
             (double)d.raw_rms, (double)d.scorer.ewma_alpha, (double)d.scorer.z_min,
             (double)d.scorer.z_max, (double)d.scorer.prune, d.scorer.refit,
-            (double)d.incident_z, d.incident_ref);
+            (double)d.incident_z, d.incident_ref, (double)d.departure);
 }
 
 static int parse_features(const char *s, unsigned *out)
@@ -220,7 +224,7 @@ enum {
     O_ALPHA, O_MAX_EXCLUDE, O_COOLDOWN, O_ASINH, O_MIN_SD, O_MODEL, O_S2S_WINDOW, O_RANGE, O_RANGE_WINDOW, O_ERROR_BOUND,
     O_SEASONAL_PERIOD, O_SEASONAL_PERIODS, O_SEASONAL_WEIGHT, O_WARMUP_NAIVE, O_ALERT_PENALTY,
     O_ALERT_HORIZON,
-    O_LONG_WINDOW, O_FEATURE_SPAN, O_RAW_K, O_RAW_RMS, O_STATEFUL, O_INCIDENT_Z, O_INCIDENT_REF, O_CLIP, O_FORGET_BIAS, O_PRIME,
+    O_LONG_WINDOW, O_FEATURE_SPAN, O_RAW_K, O_RAW_RMS, O_STATEFUL, O_INCIDENT_Z, O_INCIDENT_REF, O_DEPARTURE, O_CLIP, O_FORGET_BIAS, O_PRIME,
     O_Z_MIN, O_Z_MAX, O_PRUNE, O_REFIT, O_QUIET,
     O_WEIGHTS, O_CONFIG, O_SERIES, O_HELP
 };
@@ -248,7 +252,8 @@ static const struct option long_opts[] = {
     {"long-window", 1, 0, O_LONG_WINDOW},
     {"feature-span", 1, 0, O_FEATURE_SPAN}, {"raw-k", 1, 0, O_RAW_K}, {"raw-rms", 1, 0, O_RAW_RMS},
     {"stateful", 1, 0, O_STATEFUL}, {"incident-z", 1, 0, O_INCIDENT_Z},
-    {"incident-ref", 1, 0, O_INCIDENT_REF}, {"clip", 1, 0, O_CLIP},
+    {"incident-ref", 1, 0, O_INCIDENT_REF}, {"departure", 1, 0, O_DEPARTURE},
+    {"clip", 1, 0, O_CLIP},
     {"forget-bias", 1, 0, O_FORGET_BIAS}, {"prime", 1, 0, O_PRIME},
     {"z-min", 1, 0, O_Z_MIN},         {"z-max", 1, 0, O_Z_MAX},
     {"prune", 1, 0, O_PRUNE},         {"refit", 1, 0, O_REFIT},
@@ -345,6 +350,7 @@ static int apply_option(int o, const char *arg, ad_detector_config *c, int *quie
     case O_STATEFUL: c->stateful = inum(name, arg); return 0;
     case O_INCIDENT_Z: c->incident_z = (float)num(name, arg); return 0;
     case O_INCIDENT_REF: c->incident_ref = inum(name, arg); return 0;
+    case O_DEPARTURE: c->departure = (float)num(name, arg); return 0;
     case O_ERROR_BOUND: s->error_bound = (float)num(name, arg); return 0;
     case O_THRESHOLD: s->threshold = (float)num(name, arg); return 0;
     case O_SCORER_WINDOW: s->window = inum(name, arg); return 0;

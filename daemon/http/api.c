@@ -330,6 +330,7 @@ static void get_series_one(ad_daemon *d, const char *key, ad_http_conn *conn)
     cJSON_AddStringToObject(m, "scorer", ad_scorer_name(c->scorer.kind));
     cJSON_AddNumberToObject(m, "threshold", c->scorer.threshold);
     cJSON_AddNumberToObject(m, "incident_z", c->incident_z);
+    cJSON_AddNumberToObject(m, "departure", c->departure);
     cJSON_AddNumberToObject(m, "train_after", c->train_after);
     cJSON_AddNumberToObject(m, "train_every", c->train_every);
     {

@@ -121,7 +121,7 @@ static int restore_row(void *ctx, const ad_store_row *row)
     if (cfg->weights != AD_W_F32)
         ad_detector_set_weights(dt, cfg->weights);
     /* left out of the fingerprint: the configuration's apply (checked when loaded) */
-    ad_detector_set_incident(dt, det->incident_z, det->incident_ref);
+    ad_detector_set_incident(dt, det->incident_z, det->incident_ref, det->departure);
     s->family = fam;
     if (fam)
         fam->members++;
