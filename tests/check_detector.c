@@ -1973,6 +1973,7 @@ START_TEST(test_incident)
     plain_defaults(&c);
     c.hidden = 8;
     c.train_every = 0;
+    c.departure = 0.0f; /* test_departure's */
     if (!_i)
         c.incident_z = 0.0f;
     ck_assert(!_i || c.incident_z == 12.0f);
@@ -2019,10 +2020,10 @@ END_TEST
 
 /*
  * The anomalous state while the values are away from what the network was trained on
- * (departure; _i 0: off, 1: 2). Trained once on a noisy sine (amplitude 1), whose moving
- * mean over short_window (10) keeps within about 0.64 of the mean; samples 900..1099 step
- * up by 3, which the network soon follows (its errors settle), and then come back. With
- * incident_z 0, so that only departure can hold the state: with departure 2 it is on
+ * (departure; _i 0: off, 1: the default 6). Trained once on a noisy sine (amplitude 1),
+ * whose moving mean over short_window (10) keeps within about 0.64 of the mean; samples
+ * 900..1099 step up by 6, which the network soon follows (its errors settle), and then
+ * come back. With incident_z 0, so that only departure can hold the state: with it on it is on
  * through the step once the moving mean has got there (~10 samples) and off again soon
  * after the values are back; without, it ends within the step. A blob round trip in the
  * step goes on identically (version 13 holds the reference); departure set after the
@@ -2036,7 +2037,9 @@ START_TEST(test_departure)
     c.hidden = 8;
     c.train_every = 0;
     c.incident_z = 0.0f;
-    c.departure = _i ? 2.0f : 0.0f;
+    if (!_i)
+        c.departure = 0.0f;
+    ck_assert(!_i || c.departure == 6.0f);
     ck_assert_int_eq(c.scorer.short_window, 10);
     ad_detector *d = make(&c), *copy = NULL, *flip = NULL;
     ad_rng r;
@@ -2044,7 +2047,7 @@ START_TEST(test_departure)
     int on_step = 0, on_late = 0, on_after = 0, flip_late = 0;
 
     for (int t = 0; t < 1300; t++) {
-        const double v = noisy_sine(t, &r) + (t >= 900 && t < 1100 ? 3.0 : 0.0);
+        const double v = noisy_sine(t, &r) + (t >= 900 && t < 1100 ? 6.0 : 0.0);
         ad_result res = observe(d, t, v);
         if (copy) {
             ad_result rc = observe(copy, t, v), rf = observe(flip, t, v);
@@ -2061,7 +2064,7 @@ START_TEST(test_departure)
             ck_assert(ad_detector_get_config(copy)->departure == c.departure);
             ck_assert_int_eq(ad_detector_set_incident(flip, 0.0f, 400, -1.0f), -AD_EINVAL);
             ck_assert(ad_detector_get_config(flip)->departure == c.departure);
-            ck_assert_int_eq(ad_detector_set_incident(flip, 0.0f, 400, _i ? 0.0f : 2.0f), 0);
+            ck_assert_int_eq(ad_detector_set_incident(flip, 0.0f, 400, _i ? 0.0f : 6.0f), 0);
         }
         on_step += t >= 915 && t < 1100 && res.anomalous;
         on_late += t >= 1050 && t < 1100 && res.anomalous;
