@@ -237,8 +237,8 @@ int ad_detector_set_weights(ad_detector *d, int wt);
  * nothing else (scores, alerts, the network, the history), so a loaded detector can take
  * a configuration's values: the daemon applies them after restoring a series and on
  * reload. An open incident goes on against its reference and the new incident_z;
- * incident_z 0 closes it. The departure reference is the last training's whatever
- * departure was then (it is always taken), so turning departure on acts at once. 0, or
+ * incident_z 0 closes it. The departure reference is taken at every training whatever
+ * departure is, so turning departure on acts at once. 0, or
  * -AD_EINVAL (with nothing changed) for a value out of its bounds.
  */
 int ad_detector_set_incident(ad_detector *d, float incident_z, int incident_ref,

@@ -9,9 +9,8 @@
 
 #include "net.h"
 
-/* the default incident_z and departure (docs/DETECTOR.md says why) */
+/* the default incident_z (docs/DETECTOR.md says why) */
 #define INCIDENT_Z 12.0f
-#define DEPARTURE  6.0f
 
 #define ERR(...) ((err && errlen) ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
@@ -92,7 +91,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->stateful = 0;
     c->incident_z = INCIDENT_Z;
     c->incident_ref = 400;
-    c->departure = DEPARTURE;
+    c->departure = 0.0f; /* off: docs/DETECTOR.md says why */
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
     c->scorer.error_bound = 3.0f;
     c->scorer.min_sd = 0.0173f;

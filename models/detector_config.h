@@ -141,8 +141,9 @@ typedef struct ad_detector_config {
                           trained (or joined its family's), and the 99th percentile of the
                           moving mean's distance from it, replayed over them. The state
                           then lasts while the series stays away from what its network
-                          was trained on, whether or not the errors still say so. 0 = off;
-                          default 6 */
+                          was trained on, whether or not the errors still say so; for a
+                          feed with a fixed operating point (a trend or a cycle longer
+                          than the reference departs too). 0 = off, the default */
 } ad_detector_config;
 
 /* The defaults: the one table the daemon (`defaults:` and every rule start from it) and
@@ -156,7 +157,7 @@ typedef struct ad_detector_config {
  * features only over a history spanning 2 days (feature_span 172800), the raw error
  * signal for series predicted to within 5% of their scale (raw_k 6, raw_rms 0.05), and
  * the likelihood scorer with errors bounded to a/(a+3) and a deviation floor of 0.0173;
- * the anomalous state through incidents (incident_z 12) and departures (departure 6).
+ * the anomalous state through incidents (incident_z 12), not departures (departure 0).
  * docs/DETECTOR.md says why, with the benchmark figures. */
 void ad_detector_defaults(ad_detector_config *c);
 

@@ -39,14 +39,16 @@ static int cmp_double(const void *a, const void *b)
 void ad_det_departure_ref(ad_detector *d)
 {
     double v[INCIDENT_MAX], sum = 0.0;
-    const int sw = d->cfg.scorer.short_window, skip = 3 * sw;
+    const int sw = d->cfg.scorer.short_window;
     int n = d->hn < d->cfg.incident_ref ? d->hn : d->cfg.incident_ref;
 
     d->dep_scale = 0.0;
     if (n > INCIDENT_MAX)
         n = INCIDENT_MAX;
-    if (sw < 1 || n < INCIDENT_MIN + skip)
+    /* (short_window is bounded for the likelihood scorer only: no 3 * sw overflow) */
+    if (sw < 1 || n < INCIDENT_MIN || sw > (n - INCIDENT_MIN) / 3)
         return;
+    const int skip = 3 * sw;
     for (int i = 0; i < n; i++) {
         v[i] = d->hv[hist_index(d, d->hn - n + i)];
         sum += v[i];

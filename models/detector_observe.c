@@ -371,8 +371,10 @@ static int incident(ad_detector *d, double value, int hit)
 {
     const ad_detector_config *c = &d->cfg;
     const uint64_t sw = (uint64_t)c->scorer.short_window;
+    /* at least 1: short_window is bounded for the likelihood scorer only */
+    const double span = sw > 1 ? (double)sw : 1.0;
 
-    d->inc_mean = d->stats.samples ? d->inc_mean + (value - d->inc_mean) / (double)sw : value;
+    d->inc_mean = d->stats.samples ? d->inc_mean + (value - d->inc_mean) / span : value;
     if (!(c->incident_z > 0.0f))
         return 0;
     if (hit && !d->incident)

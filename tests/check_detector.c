@@ -1973,7 +1973,6 @@ START_TEST(test_incident)
     plain_defaults(&c);
     c.hidden = 8;
     c.train_every = 0;
-    c.departure = 0.0f; /* test_departure's */
     if (!_i)
         c.incident_z = 0.0f;
     ck_assert(!_i || c.incident_z == 12.0f);
@@ -2020,15 +2019,20 @@ END_TEST
 
 /*
  * The anomalous state while the values are away from what the network was trained on
- * (departure; _i 0: off, 1: the default 6). Trained once on a noisy sine (amplitude 1),
- * whose moving mean over short_window (10) keeps within about 0.64 of the mean; samples
- * 900..1099 step up by 6, which the network soon follows (its errors settle), and then
- * come back. With incident_z 0, so that only departure can hold the state: with it on it is on
- * through the step once the moving mean has got there (~10 samples) and off again soon
- * after the values are back; without, it ends within the step. A blob round trip in the
- * step goes on identically (version 13 holds the reference); departure set after the
- * load acts at once (the reference is always taken), and 0 turns it off;
- * ad_detector_set_incident refuses a negative one.
+ * (departure; _i 0: off, the default, 1: 6). Trained once on a noisy sine of amplitude 1
+ * around 100, whose moving mean over short_window (10) keeps within about 0.64 of its
+ * mean; samples 900..1099 step up by 6, which the network soon follows (its errors
+ * settle), and then come back. With incident_z 0, so that only departure can hold the
+ * state: with departure 6 it is on through the step once the moving mean has got there
+ * (~10 samples) and off again soon after the values are back; without, it ends within
+ * the step. A blob round trip in the step goes on identically (version 13 holds the
+ * reference); departure set after the load acts at once (the reference is always taken),
+ * 0 turns it off, 12 (a step of 6 is less than 12 times 0.64) leaves it off: the scale
+ * is the moving mean's, not the values'; ad_detector_set_incident refuses a negative
+ * one. The same blob made a version 12 before the step (no departure, no reference, and
+ * the moving mean left at 0 as version 12 kept it with incident_z 0) loads with a
+ * reference from the history and the moving mean at the newest value: with departure 6
+ * set, off before the step and on through it.
  */
 START_TEST(test_departure)
 {
@@ -2037,22 +2041,47 @@ START_TEST(test_departure)
     c.hidden = 8;
     c.train_every = 0;
     c.incident_z = 0.0f;
-    if (!_i)
-        c.departure = 0.0f;
-    ck_assert(!_i || c.departure == 6.0f);
+    ck_assert(c.departure == 0.0f);
+    if (_i)
+        c.departure = 6.0f;
     ck_assert_int_eq(c.scorer.short_window, 10);
-    ad_detector *d = make(&c), *copy = NULL, *flip = NULL;
+    ad_detector *d = make(&c), *copy = NULL, *flip = NULL, *wide = NULL, *v12 = NULL;
     ad_rng r;
     ad_rng_seed(&r, 43);
-    int on_step = 0, on_late = 0, on_after = 0, flip_late = 0;
+    int on_step = 0, on_late = 0, on_after = 0, flip_late = 0, wide_on = 0;
+    int v12_before = 0, v12_step = 0;
 
     for (int t = 0; t < 1300; t++) {
-        const double v = noisy_sine(t, &r) + (t >= 900 && t < 1100 ? 6.0 : 0.0);
+        const double v = 100.0 + noisy_sine(t, &r) + (t >= 900 && t < 1100 ? 6.0 : 0.0);
         ad_result res = observe(d, t, v);
         if (copy) {
             ad_result rc = observe(copy, t, v), rf = observe(flip, t, v);
+            ad_result rw = observe(wide, t, v);
             assert_same_result(&res, &rc, "after a round trip in the step", t);
             flip_late += t >= 1050 && t < 1100 && rf.anomalous;
+            wide_on += rw.anomalous;
+        }
+        if (v12) {
+            ad_result r12 = observe(v12, t, v);
+            v12_before += t < 900 && r12.anomalous;
+            v12_step += t >= 915 && t < 1100 && r12.anomalous;
+        }
+        if (t == 850) { /* a version 12 of this detector */
+            size_t n;
+            uint8_t *buf = save(d, &n);
+            const blob_layout L = find_layout(d, buf, n);
+            put_le(buf + L.version, 12, 4);
+            put_f64(buf + L.scale + 124, 0.0); /* the moving mean, as 12 left it */
+            const size_t dep = L.scale + 152;  /* the reference: none */
+            memmove(buf + dep, buf + dep + 16, n - dep - 16);
+            n -= 16;
+            memmove(buf + L.stats - 4, buf + L.stats, n - L.stats); /* departure: none */
+            n -= 4;
+            recrc(buf, n);
+            v12 = load(buf, n);
+            free(buf);
+            ck_assert(ad_detector_get_config(v12)->departure == 0.0f);
+            ck_assert_int_eq(ad_detector_set_incident(v12, 0.0f, 400, 6.0f), 0);
         }
         if (t == 1000) {
             size_t n;
@@ -2060,19 +2089,23 @@ START_TEST(test_departure)
             ck_assert_uint_eq(get_le(buf + 4, 4), AD_DETECTOR_V_DEPARTURE);
             copy = load(buf, n);
             flip = load(buf, n);
+            wide = load(buf, n);
             free(buf);
             ck_assert(ad_detector_get_config(copy)->departure == c.departure);
             ck_assert_int_eq(ad_detector_set_incident(flip, 0.0f, 400, -1.0f), -AD_EINVAL);
             ck_assert(ad_detector_get_config(flip)->departure == c.departure);
             ck_assert_int_eq(ad_detector_set_incident(flip, 0.0f, 400, _i ? 0.0f : 6.0f), 0);
+            ck_assert_int_eq(ad_detector_set_incident(wide, 0.0f, 400, 12.0f), 0);
         }
         on_step += t >= 915 && t < 1100 && res.anomalous;
         on_late += t >= 1050 && t < 1100 && res.anomalous;
         on_after += t >= 1150 && res.anomalous;
     }
     fprintf(stderr, "departure %g: anomalous on %d of the step's 185 from its 15th, %d of its "
-            "last 50, %d of the 150 from 50 after it; flipped %d of the last 50\n",
-            (double)c.departure, on_step, on_late, on_after, flip_late);
+            "last 50, %d of the 150 from 50 after it; flipped %d of the last 50; at 12 %d; "
+            "version 12 at 6: %d before the step, %d of its 185\n",
+            (double)c.departure, on_step, on_late, on_after, flip_late, wide_on, v12_before,
+            v12_step);
     ck_assert_uint_eq(ad_detector_get_stats(d)->trainings, 1);
     if (_i) {
         ck_assert_int_eq(on_step, 185);
@@ -2081,10 +2114,15 @@ START_TEST(test_departure)
         ck_assert_int_eq(on_late, 0);
         ck_assert_int_eq(flip_late, 50);
     }
+    ck_assert_int_le(wide_on, 12); /* the hits' short states only */
+    ck_assert_int_eq(v12_before, 0);
+    ck_assert_int_eq(v12_step, 185);
     ck_assert_int_eq(on_after, 0);
     ad_detector_free(d);
     ad_detector_free(copy);
     ad_detector_free(flip);
+    ad_detector_free(wide);
+    ad_detector_free(v12);
 }
 END_TEST
 

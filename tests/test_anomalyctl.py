@@ -241,6 +241,14 @@ class ScoreCLI(unittest.TestCase):
         rc, out, err = run(["score", "--quiet", "--seed", "18446744073709551615",
                             "--alert-horizon", "1e4", "-"], "1,1\n")
         self.assertEqual(rc, 0, err)
+        # a short window beyond 3 x int (bounded for the likelihood scorer only) once
+        # crashed the departure reference at the first training
+        rows = "".join("%d,%g\n" % (t, (t * 7) % 11) for t in range(300))
+        rc, out, err = run(["score", "--quiet", "--scorer", "static", "--short-window",
+                            "800000000", "--hidden", "4", "--epochs", "2", "--train-after",
+                            "200", "--history", "300", "--window", "16", "-"], rows)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(out.splitlines()), 301)
         rc, _, err = run(["score", "--departure", "-1", "-"], "")
         self.assertEqual(rc, 1)
         self.assertIn("departure must be 0..1e+06, got -1", err)

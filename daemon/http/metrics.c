@@ -216,8 +216,8 @@ static const series_family per_series[] = {
     {"anomalyd_series_anomalous", "gauge",
      "1 while the series behaves abnormally: from an anomalous value until the scores have "
      "been below the threshold for the scorer's short window and the values are back "
-     "where they were before it (incident_z); with departure, also while the values are "
-     "far from those the model was trained on.",
+     "where they were before it (incident_z); with departure set, also while the values "
+     "are far from those the model was trained on.",
      sv_anomalous},
     {"anomalyd_series_anomalies_total", "counter", "Anomalies flagged in the series.",
      sv_anomalies},
@@ -375,8 +375,8 @@ static const series_family rw_series[] = {
      sv_score},
     {AD_PRW_FAMILY_ANOMALOUS, "gauge",
      "1 while a remote-written series behaves abnormally (the state: from an anomalous value "
-     "until the scores have been below the threshold for the scorer's short window; alerts "
-     "are anomalyd_series_anomalies_total).",
+     "until the scores have been below the threshold for the scorer's short window and the "
+     "values are back (incident_z, departure); alerts are anomalyd_series_anomalies_total).",
      sv_anomalous},
     {AD_PRW_FAMILY_VALUE, "gauge",
      "The last value anomalyd modelled for a remote-written series (a counter's per-second "
