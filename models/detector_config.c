@@ -91,7 +91,7 @@ void ad_detector_defaults(ad_detector_config *c)
     c->stateful = 0;
     c->incident_z = INCIDENT_Z;
     c->incident_ref = 400;
-    c->departure = 0.0f; /* off: docs/DETECTOR.md says why */
+    c->departure = 6.0f; /* docs/DETECTOR.md says why */
     ad_scorer_defaults(&c->scorer, AD_SCORER_LIKELIHOOD);
     c->scorer.error_bound = 3.0f;
     c->scorer.min_sd = 0.0173f;

@@ -133,17 +133,16 @@ typedef struct ad_detector_config {
                           samples after a hit */
     int incident_ref;  /* values before an incident's first hit its reference is made
                           of, 16..4096 (fewer while the history holds fewer; none below
-                          16); also the values a training's departure reference is made of */
+                          16) */
     float departure;   /* > 0: the anomalous state is also on while the values' moving
                           mean (over ~short_window) is more than `departure` times as far
                           from its departure reference as it went over those values: the
-                          mean of the newest incident_ref values when the network was last
-                          trained (or joined its family's), and the 99th percentile of the
-                          moving mean's distance from it, replayed over them. The state
-                          then lasts while the series stays away from what its network
-                          was trained on, whether or not the errors still say so; for a
-                          feed with a fixed operating point (a trend or a cycle longer
-                          than the reference departs too). 0 = off, the default */
+                          mean of the history's values (the newest 4096 at most) when the
+                          network was last installed (or joined its family's), and the
+                          99th percentile of the moving mean's distance from it, replayed
+                          over them. The state then lasts while the series stays away
+                          from what its network was trained on, whether or not the errors
+                          still say so. 0 = off; default 6 */
 } ad_detector_config;
 
 /* The defaults: the one table the daemon (`defaults:` and every rule start from it) and
@@ -157,7 +156,7 @@ typedef struct ad_detector_config {
  * features only over a history spanning 2 days (feature_span 172800), the raw error
  * signal for series predicted to within 5% of their scale (raw_k 6, raw_rms 0.05), and
  * the likelihood scorer with errors bounded to a/(a+3) and a deviation floor of 0.0173;
- * the anomalous state through incidents (incident_z 12), not departures (departure 0).
+ * the anomalous state through incidents (incident_z 12) and departures (departure 6).
  * docs/DETECTOR.md says why, with the benchmark figures. */
 void ad_detector_defaults(ad_detector_config *c);
 

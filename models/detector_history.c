@@ -40,7 +40,7 @@ void ad_det_departure_ref(ad_detector *d)
 {
     double v[INCIDENT_MAX], sum = 0.0;
     const int sw = d->cfg.scorer.short_window;
-    int n = d->hn < d->cfg.incident_ref ? d->hn : d->cfg.incident_ref;
+    int n = d->hn; /* the values the network was trained on (the newest 4096 at most) */
 
     d->dep_scale = 0.0;
     if (n > INCIDENT_MAX)

@@ -90,9 +90,9 @@ struct ad_detector {
      * and while an incident is open (incident) its reference median and spread */
     double inc_mean, inc_center, inc_spread;
     uint8_t incident;
-    /* the departure reference (departure): the mean of the values the last training took
-     * its reference from, and the 99th percentile of the moving mean's distance from it
-     * over them; dep_scale 0: none (not trained, or too few values) */
+    /* the departure reference (departure): the mean of the history's values at the last
+     * install, and the 99th percentile of the moving mean's distance from it over them;
+     * dep_scale 0: none (not trained, or too few values) */
     double dep_center, dep_scale;
     float excl_rate;      /* moving average of the excluded indicator (EXCL_HORIZON) */
     int D;                /* network input size */
@@ -167,9 +167,9 @@ void ad_det_s2s_push(ad_detector *d, double value, double ts, double prev_ts, in
 /* incident_z: a hit opens an incident when none is open and the history holds enough
  * values for its reference (taken before the hit's value joins the history). */
 void ad_det_incident_open(ad_detector *d);
-/* Takes the departure reference (dep_center, dep_scale) from the newest incident_ref
- * values the history holds (none below 16 + 3 short_windows): at each install or join,
- * and on loading a blob older than AD_DETECTOR_V_DEPARTURE. */
+/* Takes the departure reference (dep_center, dep_scale) from the values the history
+ * holds, the newest 4096 at most (none below 16 + 3 short_windows): at each install or
+ * join, and on loading a blob older than AD_DETECTOR_V_DEPARTURE. */
 void ad_det_departure_ref(ad_detector *d);
 /* raw_k: takes the error e (clipped to +-RAW_KEEP) into the moving mean *m (rate
  * RAW_RATE) and returns |*m|. */

@@ -1973,6 +1973,7 @@ START_TEST(test_incident)
     plain_defaults(&c);
     c.hidden = 8;
     c.train_every = 0;
+    c.departure = 0.0f; /* test_departure's */
     if (!_i)
         c.incident_z = 0.0f;
     ck_assert(!_i || c.incident_z == 12.0f);
@@ -2019,7 +2020,7 @@ END_TEST
 
 /*
  * The anomalous state while the values are away from what the network was trained on
- * (departure; _i 0: off, the default, 1: 6). Trained once on a noisy sine of amplitude 1
+ * (departure; _i 0: off, 1: the default 6). Trained once on a noisy sine of amplitude 1
  * around 100, whose moving mean over short_window (10) keeps within about 0.64 of its
  * mean; samples 900..1099 step up by 6, which the network soon follows (its errors
  * settle), and then come back. With incident_z 0, so that only departure can hold the
@@ -2041,9 +2042,9 @@ START_TEST(test_departure)
     c.hidden = 8;
     c.train_every = 0;
     c.incident_z = 0.0f;
-    ck_assert(c.departure == 0.0f);
-    if (_i)
-        c.departure = 6.0f;
+    ck_assert(c.departure == 6.0f);
+    if (!_i)
+        c.departure = 0.0f;
     ck_assert_int_eq(c.scorer.short_window, 10);
     ad_detector *d = make(&c), *copy = NULL, *flip = NULL, *wide = NULL, *v12 = NULL;
     ad_rng r;
@@ -2123,6 +2124,43 @@ START_TEST(test_departure)
     ad_detector_free(flip);
     ad_detector_free(wide);
     ad_detector_free(v12);
+}
+END_TEST
+
+/*
+ * departure's reference is the values the network was trained on, the whole history
+ * (up to 4096), not the newest few hundred: a trend (0.01 a sample, N(0, 0.1^2) noise)
+ * trained on once at 750 samples has its moving mean within 0.01 x 375 of their mean,
+ * so with departure 3 it departs only once the trend has gone on past about sample
+ * 1490; a reference of the newest 400 values (half the spread, a later centre) would
+ * depart from about 1145. The state stays off from 900 (the new network's first
+ * errors, just after its training, are hits on this series) through 1450.
+ */
+START_TEST(test_departure_trend)
+{
+    ad_detector_config c;
+    plain_defaults(&c);
+    c.hidden = 8;
+    c.train_every = 0;
+    c.incident_z = 0.0f;
+    c.departure = 3.0f;
+    c.train_after = 750;
+    ck_assert_int_ge(c.history, 750);
+    ad_detector *d = make(&c);
+    ad_rng r;
+    ad_rng_seed(&r, 47);
+    int on = 0, on_late = 0;
+    for (int t = 0; t < 1700; t++) {
+        ad_result res = observe(d, t, 0.01 * t + 0.1 * ad_rng_normal(&r));
+        on += t >= 900 && t <= 1450 && res.anomalous;
+        on_late += t >= 1600 && res.anomalous;
+    }
+    fprintf(stderr, "departure 3 on a trend: anomalous %d of samples 900..1450, %d of the "
+            "last 100\n", on, on_late);
+    ck_assert_uint_eq(ad_detector_get_stats(d)->trainings, 1);
+    ck_assert_int_le(on, 20);
+    ck_assert_int_eq(on_late, 100); /* it does depart once the trend has gone far enough */
+    ad_detector_free(d);
 }
 END_TEST
 
@@ -3046,6 +3084,7 @@ static Suite *detector_suite(void)
     tcase_add_loop_test(tc, test_stateful, 0, 2);
     tcase_add_loop_test(tc, test_incident, 0, 2);
     tcase_add_loop_test(tc, test_departure, 0, 2);
+    tcase_add_test(tc, test_departure_trend);
     tcase_add_loop_test(tc, test_raw_signal, 0, 5);
     suite_add_tcase(s, tc);
 

@@ -151,14 +151,14 @@ START_TEST(test_fingerprint_horizon)
 }
 END_TEST
 
-/* departure never changes the fingerprint, at the default (0) or not, with the horizon
+/* departure never changes the fingerprint, at the default (6) or not, with the horizon
  * at 2000 or not; the settings before it still do. */
 START_TEST(test_fingerprint_departure)
 {
     ad_detector_config c;
 
     ad_detector_defaults(&c);
-    ck_assert(c.departure == 0.0f);
+    ck_assert(c.departure == 6.0f);
     const uint64_t fp = ad_fingerprint(&c, 0);
     c.departure = 2.5f;
     ck_assert_uint_eq(ad_fingerprint(&c, 0), fp);

@@ -216,8 +216,8 @@ static const series_family per_series[] = {
     {"anomalyd_series_anomalous", "gauge",
      "1 while the series behaves abnormally: from an anomalous value until the scores have "
      "been below the threshold for the scorer's short window and the values are back "
-     "where they were before it (incident_z); with departure set, also while the values "
-     "are far from those the model was trained on.",
+     "where they were before it (incident_z); and while the values are far from those the "
+     "model was trained on (departure).",
      sv_anomalous},
     {"anomalyd_series_anomalies_total", "counter", "Anomalies flagged in the series.",
      sv_anomalies},
