@@ -2018,6 +2018,16 @@ START_TEST(test_incident)
 }
 END_TEST
 
+/* The departure tests' detector: small, trained once, and with incident_z 0 so that
+ * only departure can hold the state past the hits' short states. */
+static void departure_config(ad_detector_config *c)
+{
+    plain_defaults(c);
+    c->hidden = 8;
+    c->train_every = 0;
+    c->incident_z = 0.0f;
+}
+
 /*
  * The anomalous state while the values are away from what the network was trained on
  * (departure; _i 0: off, 1: the default 6). Trained once on a noisy sine of amplitude 1
@@ -2038,10 +2048,7 @@ END_TEST
 START_TEST(test_departure)
 {
     ad_detector_config c;
-    plain_defaults(&c);
-    c.hidden = 8;
-    c.train_every = 0;
-    c.incident_z = 0.0f;
+    departure_config(&c);
     ck_assert(c.departure == 6.0f);
     if (!_i)
         c.departure = 0.0f;
@@ -2139,10 +2146,7 @@ END_TEST
 START_TEST(test_departure_trend)
 {
     ad_detector_config c;
-    plain_defaults(&c);
-    c.hidden = 8;
-    c.train_every = 0;
-    c.incident_z = 0.0f;
+    departure_config(&c);
     c.departure = 3.0f;
     c.train_after = 750;
     ck_assert_int_ge(c.history, 750);
