@@ -435,10 +435,11 @@ static int load_common(const void *buf, size_t len, ad_net *member_net, ad_detec
     }
     d->hn = (int)hn;
     d->hpos = (int)hpos;
-    if (version < AD_DETECTOR_V_INCIDENT && d->hn)
+    /* the values' moving mean: none before version 10, and 10-12 kept it only with
+     * incident_z; it starts at the newest value held */
+    if (d->hn && (version < AD_DETECTOR_V_INCIDENT ||
+                  (version < AD_DETECTOR_V_DEPARTURE && !(d->cfg.incident_z > 0.0f))))
         d->inc_mean = d->hv[hist_index(d, d->hn - 1)];
-    if (version < AD_DETECTOR_V_DEPARTURE && !(d->cfg.incident_z > 0.0f) && d->hn)
-        d->inc_mean = d->hv[hist_index(d, d->hn - 1)]; /* was kept only with incident_z */
     if (version < AD_DETECTOR_V_DEPARTURE && d->trained)
         ad_det_departure_ref(d); /* the values held now, not those the training took */
     if (ts4 && d->hn)

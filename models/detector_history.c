@@ -6,47 +6,45 @@
  */
 #include "detector_impl.h"
 
-#include <stdlib.h>
-
 #include "inputs.h"
 
-#define INCIDENT_MIN 16      /* values an incident's reference needs at least */
-#define INCIDENT_MAX 4096    /* and takes at most (incident_ref's bound) */
+#define REF_MIN 16   /* values an incident's or departure's reference needs at least */
+#define REF_MAX 4096 /* and takes at most (incident_ref's bound) */
+
+/* A spread or scale of values around center, kept above 0 for a constant stretch. */
+static double spread_floor(double s, double center)
+{
+    return fmax(s, 1e-6 * fmax(1.0, fabs(center)));
+}
 
 void ad_det_incident_open(ad_detector *d)
 {
-    double v[INCIDENT_MAX], med, mad_scale, sd;
+    double v[REF_MAX], med, mad_scale, sd;
     int n = d->hn < d->cfg.incident_ref ? d->hn : d->cfg.incident_ref;
 
-    if (n > INCIDENT_MAX)
-        n = INCIDENT_MAX;
-    if (n < INCIDENT_MIN)
+    if (n > REF_MAX)
+        n = REF_MAX;
+    if (n < REF_MIN)
         return;
     for (int i = 0; i < n; i++)
         v[i] = d->hv[hist_index(d, d->hn - n + i)];
     ad_robust_stats(v, n, &med, &mad_scale, &sd); /* no allocation: a sample's path */
     d->inc_center = med;
-    d->inc_spread = fmax(mad_scale, fmax(sd, 1e-6 * fmax(1.0, fabs(med))));
+    d->inc_spread = spread_floor(fmax(mad_scale, sd), med);
     d->incident = 1;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 void ad_det_departure_ref(ad_detector *d)
 {
-    double v[INCIDENT_MAX], sum = 0.0;
+    double v[REF_MAX], sum = 0.0;
     const int sw = d->cfg.scorer.short_window;
     int n = d->hn; /* the values the network was trained on (the newest 4096 at most) */
 
     d->dep_scale = 0.0;
-    if (n > INCIDENT_MAX)
-        n = INCIDENT_MAX;
+    if (n > REF_MAX)
+        n = REF_MAX;
     /* (short_window is bounded for the likelihood scorer only: no 3 * sw overflow) */
-    if (sw < 1 || n < INCIDENT_MIN || sw > (n - INCIDENT_MIN) / 3)
+    if (sw < 1 || n < REF_MIN || sw > (n - REF_MIN) / 3)
         return;
     const int skip = 3 * sw;
     for (int i = 0; i < n; i++) {
@@ -61,13 +59,8 @@ void ad_det_departure_ref(ad_detector *d)
         m += (v[i] - m) / (double)sw;
         v[i] = fabs(m - center);
     }
-    const int k = n - skip;
-    qsort(v + skip, (size_t)k, sizeof(*v), cmp_double); /* an install's, not a sample's */
-    const double pos = 0.99 * (k - 1), lo = floor(pos);
-    const double *q = v + skip + (int)lo;
-    const double p99 = lo + 1 < k ? q[0] + (pos - lo) * (q[1] - q[0]) : q[0];
     d->dep_center = center;
-    d->dep_scale = fmax(p99, 1e-6 * fmax(1.0, fabs(center)));
+    d->dep_scale = spread_floor(ad_quantile(v + skip, n - skip, 0.99), center);
 }
 
 /* The shift for a span of seconds: the largest, at most 30, with span * 2^shift < 2^30

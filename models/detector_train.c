@@ -383,6 +383,15 @@ static void reprime(ad_detector *d, int refill)
     d->pred_norm = y;
 }
 
+/* A network installed or joined: it has learnt what an open incident showed, and what it
+ * was trained on (the history) is the new departure reference. */
+static void new_network(ad_detector *d)
+{
+    d->incident = 0;
+    ad_det_departure_ref(d);
+    d->stats.trainings++;
+}
+
 int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size_t errlen)
 {
     if (!job->ran) {
@@ -402,11 +411,9 @@ int ad_detector_install(ad_detector *d, const ad_train_job *job, char *err, size
     d->time_on = (uint8_t)job->time_on;
     d->raw_q = job->raw_q;
     d->raw_mean = 0.0f; /* the old network's errors: not these */
-    d->incident = 0; /* the new network has learnt what the incident showed */
-    ad_det_departure_ref(d); /* and what it was trained on is the new reference */
     d->trained = 1;
     d->since_train = 0;
-    d->stats.trainings++;
+    new_network(d);
     d->stats.epochs = job->epochs;
     d->stats.train_loss = job->train_loss;
     d->stats.val_loss = job->val_loss;
@@ -459,17 +466,13 @@ int ad_detector_join(ad_detector *d, char *err, size_t errlen)
         }
         d->trained = 1;
         d->since_train = 0;
-        d->incident = 0;
-        ad_det_departure_ref(d);
-        d->stats.trainings++;
+        new_network(d);
         reprime(d, 1);
         ad_det_note_slots(d, 1);
         return 0;
     }
     /* The family's network changed: rebuild the rolling state on it. */
-    d->incident = 0;
-    ad_det_departure_ref(d);
-    d->stats.trainings++;
+    new_network(d);
     reprime(d, 0);
     ad_det_note_slots(d, 1);
     return 0;

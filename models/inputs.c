@@ -115,6 +115,19 @@ static double select_kth(double *v, int n, int k)
     return v[k];
 }
 
+double ad_quantile(double *v, int n, double p)
+{
+    const double pos = p * (n - 1);
+    const int lo = (int)pos;
+    const double a = select_kth(v, n, lo);
+    if (lo + 1 >= n)
+        return a;
+    double b = v[lo + 1]; /* the next smallest: the least of v[lo+1..n) */
+    for (int i = lo + 2; i < n; i++)
+        b = v[i] < b ? v[i] : b;
+    return a + (pos - lo) * (b - a);
+}
+
 /* The median of v[0..n) (v reordered): the middle value, or the mean of the two. */
 static double median(double *v, int n)
 {

@@ -24,6 +24,13 @@ double ad_norm_inverse(const ad_detector_config *c, double z, double center, dou
 void ad_robust_stats(double *v, int n, double *median, double *mad_scale, double *sd);
 
 /*
+ * The p-quantile (0 <= p <= 1) of v[0..n) (n > 0), interpolated linearly between the
+ * order statistics around p * (n - 1) (numpy's default), in place and without
+ * allocating: v is left reordered.
+ */
+double ad_quantile(double *v, int n, double p);
+
+/*
  * Fits the normaliser on v (n > 0): center = median, scale = 1.4826 * MAD, falling back
  * to the standard deviation and then to 1e-6 * max(1, |median|) (constant series).
  * Returns 0 or -AD_ENOMEM (it sorts a copy).

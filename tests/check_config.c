@@ -761,6 +761,8 @@ START_TEST(test_err_range)
         "defaults.incident_ref: 15 is out of range 16..4096");
     bad("series: [{match: a, incident_z: -1}]\n", "t.yaml:1:33: ",
         "series[0].incident_z: -1 is out of range 0..1000000");
+    bad("defaults: {departure: -0.5}\n", "t.yaml:1:23: ",
+        "defaults.departure: -0.5 is out of range 0..1000000");
     bad("series: [{match: a, hidden: 0}]\n",
         "t.yaml:1:29: ", "series[0].hidden: 0 is out of range 1..512");
     char text[400];

@@ -147,9 +147,9 @@ static void usage(FILE *f)
             "                      0 = only short-window samples after a hit (%g)\n"
             "  --incident-ref N    values before the hit forming the reference (%d)\n"
             "  --departure X       the anomalous state is also on while the values' moving\n"
-            "                      mean is X times further from the mean of the incident-ref\n"
-            "                      values the network was trained on than it went over\n"
-            "                      them (99th percentile), 0 = off (%g)\n"
+            "                      mean is X times further from the mean of the values the\n"
+            "                      network was trained on than it went over them (99th\n"
+            "                      percentile), 0 = off (%g)\n"
             "  --quiet             no progress or per-row messages on stderr\n",
             ad_scorer_name(d.scorer.kind), (double)d.scorer.threshold, d.scorer.window,
             d.scorer.short_window, d.long_window, d.scorer.min_samples, (double)d.scorer.k,
